@@ -1,0 +1,43 @@
+// rill-convert: Hugging Face checkpoint -> rill model file. Converting is where time and memory are
+// spent, never at run time: every tensor is checked against the config, transformed into the
+// runtime's layout (e.g. A = -exp(A_log), conv weights [K, E]) and written aligned for zero copy.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace rill {
+namespace convert {
+
+struct Options {
+  std::string input_dir;
+  std::string output;
+  std::string dtype = "f32";       // f32 | f16: dtype of the large matrices; sensitive tensors stay f32
+  std::string tokenizer = "auto";  // auto | bytes | none
+  bool force = false;              // overwrite an existing output
+  bool allow_unknown_config = false;
+  bool quiet = false;
+  std::string command_line;        // recorded in provenance
+};
+
+struct TensorReport {
+  std::string name, source, dtype;
+  std::vector<uint64_t> shape;
+  uint64_t bytes;
+};
+
+struct Report {
+  std::string arch, source_format;
+  uint64_t params = 0, weight_bytes = 0, state_bytes = 0, file_bytes = 0;
+  std::vector<TensorReport> tensors;
+};
+
+// Converts; throws ConvertError (safetensors.h) with a message naming the cause. The output is
+// written to a temporary file beside it and renamed, so a failure never leaves a partial model and
+// never replaces an existing file.
+Report run(const Options& opts);
+
+}  // namespace convert
+}  // namespace rill

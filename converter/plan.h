@@ -1,0 +1,64 @@
+// The converter's plan: what the output file holds, produced per architecture, written by writer.cc.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "rill/convert.hpp"
+
+#include "rill_generated.h"
+#include "safetensors.h"
+
+namespace rill {
+namespace convert {
+
+struct PlanTensor {
+  std::string name;    // rill name: "embedding", or "in_proj" inside layer `layer`
+  int layer = -1;      // -1: model-level
+  fb::DType dtype = fb::DType::F32;
+  std::vector<uint64_t> shape;
+  std::string source;  // checkpoint name(s)
+  std::function<std::vector<float>()> values;  // f32 values in rill layout, row-major
+  uint64_t offset = 0, size = 0;               // filled by the writer
+};
+
+struct PlanState {
+  std::string name;
+  int layer;
+  std::vector<uint64_t> shape;
+};
+
+struct Plan {
+  fb::Arch arch = fb::Arch::Unknown;
+  std::string source_format;
+  // Hyper-parameters, written by the architecture (one of the union members).
+  std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)> params;
+  fb::ArchParams params_type = fb::ArchParams::NONE;
+  uint32_t n_layer = 0;
+  fb::LayerKind layer_kind = fb::LayerKind::Mamba1Mixer;
+  std::vector<PlanTensor> tensors;
+  std::vector<PlanState> state;
+  fb::TokenizerKind tokenizer = fb::TokenizerKind::None;
+  int32_t bos_id = -1, eos_id = -1;
+};
+
+struct ArchInput {
+  const Checkpoint& ck;
+  const std::string& config_text;
+  const std::string& dir;
+  fb::DType matrix_dtype;
+  bool allow_unknown_config;
+};
+
+// Architectures: inspect the config/tensors and return a complete, checked plan.
+bool mamba1_matches(const ArchInput& in);
+Plan mamba1_plan(const ArchInput& in);
+
+// Writes the plan (temporary file + rename). Returns the file size.
+uint64_t write_model(const Plan& plan, const Options& opts, const Checkpoint& ck, const std::string& config_text,
+                     Report* report);
+
+}  // namespace convert
+}  // namespace rill

@@ -1,0 +1,217 @@
+// Writes a Plan as a rill file: size-prefixed FlatBuffer header, then 64-byte-aligned tensor data.
+// The file is written to OUTPUT.tmp-PID and renamed into place only when complete.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "plan.h"
+#include "sha256.h"
+
+namespace rill {
+namespace convert {
+
+namespace {
+
+constexpr uint64_t kAlignment = 64;
+uint64_t align64(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
+
+uint64_t dtype_bytes(fb::DType dt, uint64_t count) {
+  switch (dt) {
+    case fb::DType::F32: return count * 4;
+    case fb::DType::F16:
+    case fb::DType::BF16: return count * 2;
+    default: throw ConvertError("writer: dtype not supported yet");
+  }
+}
+
+std::vector<uint8_t> encode(const std::vector<float>& v, fb::DType dt) {
+  std::vector<uint8_t> out(dtype_bytes(dt, v.size()));
+  if (dt == fb::DType::F32) {
+    std::memcpy(out.data(), v.data(), out.size());
+  } else {
+    for (size_t i = 0; i < v.size(); ++i) {
+      const uint16_t h = kernels::f32_to_f16(v[i]);
+      std::memcpy(out.data() + 2 * i, &h, 2);
+    }
+  }
+  return out;
+}
+
+class TmpFile {
+ public:
+  explicit TmpFile(const std::string& final_path) : final_(final_path) {
+    path_ = final_path + ".tmp-" + std::to_string(getpid());
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw ConvertError("cannot create " + path_ + ": " + std::strerror(errno));
+  }
+  ~TmpFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  void write_at(uint64_t off, const void* p, size_t n) {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    while (n > 0) {
+      const ssize_t w = ::pwrite(fd_, b, n, static_cast<off_t>(off));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw ConvertError("write to " + path_ + " failed: " + std::strerror(errno));
+      }
+      b += w, off += static_cast<uint64_t>(w), n -= static_cast<size_t>(w);
+    }
+  }
+  void commit(uint64_t size) {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0 || ::fsync(fd_) != 0)
+      throw ConvertError("cannot finish " + path_ + ": " + std::strerror(errno));
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(path_.c_str(), final_.c_str()) != 0)
+      throw ConvertError("cannot rename " + path_ + " to " + final_ + ": " + std::strerror(errno));
+    committed_ = true;
+  }
+
+ private:
+  std::string final_, path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+std::string sha256_file(const SrcFile& f) {
+  const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ConvertError("cannot read " + f.path);
+  Sha256 h;
+  std::vector<uint8_t> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return h.hex();
+}
+
+}  // namespace
+
+uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint& ck, const std::string& config_text,
+                     Report* report) {
+  Plan plan = plan_in;
+  // Data layout: every tensor 64-byte aligned, relative to data_offset (itself 64-aligned).
+  uint64_t cursor = 0;
+  for (PlanTensor& t : plan.tensors) {
+    uint64_t count = 1;
+    for (uint64_t s : t.shape) count *= s;
+    t.size = dtype_bytes(t.dtype, count);
+    t.offset = cursor;
+    cursor = align64(cursor + t.size);
+  }
+  const uint64_t data_size = cursor;
+
+  // State layout: each tensor 64-byte aligned inside the state block.
+  std::vector<std::pair<uint64_t, uint64_t>> state_off;
+  uint64_t scur = 0;
+  for (const PlanState& s : plan.state) {
+    uint64_t count = 1;
+    for (uint64_t v : s.shape) count *= v;
+    state_off.emplace_back(scur, count * 4);
+    scur = align64(scur + count * 4);
+  }
+  const uint64_t state_bytes = scur;
+
+  struct Src {
+    std::string name, sha;
+    uint64_t size;
+  };
+  std::vector<Src> srcs;
+  {
+    SrcFile cfg{opts.input_dir + "/config.json", "config.json", config_text.size()};
+    srcs.push_back(Src{cfg.name, sha256_file(cfg), cfg.size});
+    for (const SrcFile& f : ck.files()) srcs.push_back(Src{f.name, sha256_file(f), f.size});
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+
+  // Two passes: the header's size does not depend on the data_offset value (scalars are forced),
+  // so build once to measure, then again with the final offsets.
+  auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size) {
+    b.ForceDefaults(true);
+    auto make_tensor = [&](const PlanTensor& t) {
+      return fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.offset, t.size, 0, t.source.c_str());
+    };
+    std::vector<flatbuffers::Offset<fb::Tensor>> top;
+    for (const PlanTensor& t : plan.tensors)
+      if (t.layer < 0) top.push_back(make_tensor(t));
+    std::vector<flatbuffers::Offset<fb::Layer>> layers;
+    for (uint32_t i = 0; i < plan.n_layer; ++i) {
+      std::vector<flatbuffers::Offset<fb::Tensor>> lt;
+      for (const PlanTensor& t : plan.tensors)
+        if (t.layer == static_cast<int>(i)) lt.push_back(make_tensor(t));
+      layers.push_back(fb::CreateLayerDirect(b, plan.layer_kind, &lt));
+    }
+    std::vector<flatbuffers::Offset<fb::StateTensor>> st;
+    for (size_t i = 0; i < plan.state.size(); ++i)
+      st.push_back(fb::CreateStateTensorDirect(b, plan.state[i].name.c_str(), plan.state[i].layer, fb::DType::F32,
+                                               &plan.state[i].shape, state_off[i].first, state_off[i].second));
+    auto state = fb::CreateStateLayoutDirect(b, state_bytes, 64, &st);
+    auto tok = fb::CreateTokenizer(b, plan.tokenizer, plan.bos_id, plan.eos_id);
+    std::vector<flatbuffers::Offset<fb::SourceFile>> sf;
+    for (const Src& s : srcs) sf.push_back(fb::CreateSourceFileDirect(b, s.name.c_str(), s.size, s.sha.c_str()));
+    const std::string conv = std::string("rill-convert ") + RILL_VERSION_STRING;
+    auto prov = fb::CreateProvenanceDirect(b, conv.c_str(), now, opts.input_dir.c_str(), plan.source_format.c_str(),
+                                           &sf, opts.command_line.c_str(), config_text.c_str());
+    auto params = plan.params(b);
+    auto model = fb::CreateModelDirect(b, 1, 0, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
+                                       64, data_offset, data_size, file_size);
+    fb::FinishSizePrefixedModelBuffer(b, model);
+  };
+  flatbuffers::FlatBufferBuilder probe;
+  build(probe, 0, 0);
+  const uint64_t data_offset = align64(probe.GetSize());
+  const uint64_t file_size = data_offset + data_size;
+  flatbuffers::FlatBufferBuilder fbb;
+  build(fbb, data_offset, file_size);
+  if (fbb.GetSize() != probe.GetSize()) throw ConvertError("writer: header size changed between passes");
+
+  struct stat st;
+  if (::stat(opts.output.c_str(), &st) == 0 && !opts.force)
+    throw ConvertError(opts.output + " exists (use --force to overwrite)");
+
+  TmpFile out(opts.output);
+  out.write_at(0, fbb.GetBufferPointer(), fbb.GetSize());
+  const bool tty = isatty(2) && !opts.quiet;
+  uint64_t done = 0, params = 0;
+  const size_t n = plan.tensors.size();
+  for (size_t i = 0; i < n; ++i) {
+    const PlanTensor& t = plan.tensors[i];
+    const std::string full = t.layer < 0 ? t.name : "layers." + std::to_string(t.layer) + "." + t.name;
+    const std::vector<float> v = t.values();
+    const std::vector<uint8_t> bytes = encode(v, t.dtype);
+    out.write_at(data_offset + t.offset, bytes.data(), bytes.size());
+    done += t.size;
+    params += v.size();
+    if (tty) {
+      std::fprintf(stderr, "\r  [%3zu/%zu] %5.1f%% %-40s", i + 1, n, 100.0 * done / (data_size ? data_size : 1),
+                   full.c_str());
+      std::fflush(stderr);
+    } else if (!opts.quiet && data_size > (256ull << 20) && (i + 1) % (n / 10 + 1) == 0) {
+      std::fprintf(stderr, "  %5.1f%% (%zu/%zu tensors)\n", 100.0 * done / data_size, i + 1, n);
+    }
+    report->tensors.push_back(TensorReport{full, t.source, t.dtype == fb::DType::F32 ? "f32" : "f16", t.shape, t.size});
+  }
+  if (tty) std::fprintf(stderr, "\r%-80s\r", "");
+  out.commit(file_size);
+  report->params = params;
+  report->weight_bytes = data_size;
+  report->state_bytes = state_bytes;
+  report->file_bytes = file_size;
+  report->source_format = plan.source_format;
+  return file_size;
+}
+
+}  // namespace convert
+}  // namespace rill

@@ -1,0 +1,94 @@
+// Allocating helpers: file mapping and owned buffers.
+#include "rill/extension.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "core/model_impl.h"
+
+namespace rill {
+
+MappedFile::~MappedFile() {
+  if (data_) munmap(data_, size_);
+}
+MappedFile::MappedFile(MappedFile&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  std::swap(data_, o.data_);
+  std::swap(size_, o.size_);
+  return *this;
+}
+
+Status MappedFile::open(const char* path, MappedFile* out, Error* err) {
+  if (!path || !out) return fail(err, Status::kInvalidArgument, "path or out is null");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(err, Status::kIo, "cannot open %s: %s", path, std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(err, Status::kIo, "%s is not a regular file", path);
+  }
+  if (st.st_size == 0) {
+    ::close(fd);
+    return fail(err, Status::kTruncated, "%s is empty", path);
+  }
+  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return fail(err, Status::kIo, "cannot map %s: %s", path, std::strerror(errno));
+  MappedFile m;
+  m.data_ = p;
+  m.size_ = static_cast<size_t>(st.st_size);
+  *out = std::move(m);
+  return Status::kOk;
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+AlignedBuffer::AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+  o.data_ = nullptr, o.size_ = 0;
+}
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
+  std::swap(data_, o.data_);
+  std::swap(size_, o.size_);
+  return *this;
+}
+
+Status AlignedBuffer::allocate(size_t bytes, AlignedBuffer* out) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kAlign, bytes ? align_up(bytes, kAlign) : kAlign) != 0) return Status::kArenaTooSmall;
+  std::memset(p, 0, bytes);
+  AlignedBuffer b;
+  b.data_ = p;
+  b.size_ = bytes;
+  *out = std::move(b);
+  return Status::kOk;
+}
+
+Status LoadedModel::open(const char* path, const ModelOptions& opts, LoadedModel* out, Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  Status s = MappedFile::open(path, &out->file_, err);
+  if (s != Status::kOk) return s;
+  size_t bytes = 0;
+  if ((s = Model::footprint(out->file_.data(), out->file_.size(), &bytes, err)) != Status::kOk) return s;
+  if ((s = AlignedBuffer::allocate(bytes, &out->mem_)) != Status::kOk)
+    return fail(err, s, "cannot allocate %zu bytes of model memory", bytes);
+  return Model::init(out->file_.data(), out->file_.size(), opts, out->mem_.data(), out->mem_.size(), &out->model_,
+                     err);
+}
+
+Status OwnedSession::create(const Model& model, const SessionOptions& opts, OwnedSession* out, Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  size_t bytes = 0;
+  Status s = Session::footprint(model, opts, &bytes);
+  if (s != Status::kOk) return fail(err, s, "model is not initialised");
+  if ((s = AlignedBuffer::allocate(bytes, &out->arena_)) != Status::kOk)
+    return fail(err, s, "cannot allocate a %zu-byte session arena", bytes);
+  return Session::init(model, opts, out->arena_.data(), out->arena_.size(), &out->session_, err);
+}
+
+}  // namespace rill

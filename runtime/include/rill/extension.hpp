@@ -1,0 +1,73 @@
+// Allocating helpers around the core API: mapping a file, owning model memory and session arenas.
+// These are the only rill calls that allocate or do I/O. Use them at load time, never in a loop
+// that must not allocate.
+#pragma once
+
+#include "rill/rill.hpp"
+
+namespace rill {
+
+// A read-only mapping of a whole file (page-aligned, so kAlign-aligned).
+class MappedFile {
+ public:
+  MappedFile() = default;
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  static Status open(const char* path, MappedFile* out, Error* err = nullptr);
+  const void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// kAlign-aligned heap block.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  ~AlignedBuffer();
+  AlignedBuffer(AlignedBuffer&& o) noexcept;
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+
+  static Status allocate(size_t bytes, AlignedBuffer* out);
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A model opened from a file: owns the mapping and the model memory.
+class LoadedModel {
+ public:
+  static Status open(const char* path, const ModelOptions& opts, LoadedModel* out, Error* err = nullptr);
+  const Model& model() const { return model_; }
+  const MappedFile& file() const { return file_; }
+
+ private:
+  MappedFile file_;
+  AlignedBuffer mem_;
+  Model model_;
+};
+
+// A session that owns its arena.
+class OwnedSession {
+ public:
+  static Status create(const Model& model, const SessionOptions& opts, OwnedSession* out, Error* err = nullptr);
+  Session& session() { return session_; }
+  size_t arena_bytes() const { return arena_.size(); }
+
+ private:
+  AlignedBuffer arena_;
+  Session session_;
+};
+
+}  // namespace rill

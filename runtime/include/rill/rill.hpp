@@ -1,0 +1,166 @@
+// rill: a runtime for recurrent sequence models (Mamba, Mamba-2, RWKV, SSMs) with a fixed-size state.
+//
+// Data flow: model file bytes (mapped or caller buffer, used in place)
+//            -> Model::init   verifies everything once, binds zero-copy weight views (caller memory)
+//            -> Session::init places state + scratch in a caller arena
+//            -> Session::step token -> logits, with no allocation, exception, lock or I/O.
+//
+// Nothing in this header allocates. The only allocating helpers are in rill/extension.hpp.
+// A Model is immutable after init and may be shared by many sessions and threads. A Session is used
+// by one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rill {
+
+// Status codes. Values never change once released. Ranges: 1-19 misuse, 20-39 model file,
+// 40-59 memory, 60-79 backend, 80-99 caller input.
+enum class Status : int32_t {
+  kOk = 0,
+  kInvalidArgument = 1,   // a null pointer, a wrong buffer size, an option out of range
+  kBadState = 2,          // the object was not initialised
+  kBadMagic = 20,         // not a rill model file
+  kVersion = 21,          // the file's format major version is newer than this reader
+  kCorrupt = 22,          // the file failed verification (bounds, shapes, hyper-parameters)
+  kUnsupported = 23,      // an architecture, dtype or feature this build does not support
+  kTruncated = 24,        // the file is shorter than it declares
+  kIo = 25,               // a file could not be opened, mapped or read (extension helpers only)
+  kArenaTooSmall = 40,    // the caller's memory is smaller than the footprint
+  kAlignment = 41,        // a caller buffer is not aligned as required
+  kNoBackend = 60,        // the requested backend is not compiled in
+  kTokenRange = 80,       // a token id outside [0, vocab)
+  kNonFinite = 81,        // NaN or Inf in caller input
+};
+
+const char* status_str(Status s);
+
+// Detail for a failed call: the code and a message naming the object and the cause.
+struct Error {
+  Status status = Status::kOk;
+  char message[256] = {0};
+};
+
+// Alignment required of model data and arenas.
+inline constexpr size_t kAlign = 64;
+
+// Compute backends. The model format and the session API are the same for all.
+enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
+
+enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3 };
+const char* arch_name(Arch a);
+
+enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1 };
+
+struct ModelOptions {
+  Backend backend = Backend::kCpu;
+  bool verify = true;  // run the FlatBuffers verifier (leave on unless the image is trusted)
+};
+
+struct ModelInfo {
+  Arch arch = Arch::kUnknown;
+  uint32_t d_model = 0, n_layer = 0, vocab_size = 0;
+  uint64_t weight_bytes = 0;  // bytes of tensor data in the file
+  uint64_t state_bytes = 0;   // persistent state of one session
+  uint64_t file_bytes = 0;
+  TokenizerKind tokenizer = TokenizerKind::kNone;
+  int32_t bos_id = -1, eos_id = -1;
+};
+
+struct ModelImpl;
+
+// A verified model. `data` (the file bytes) and `mem` must outlive the Model; nothing is copied.
+class Model {
+ public:
+  // Bytes of caller memory `init` needs for this file (per-layer weight views). Parses only the
+  // size-prefixed header after a bounds check; full verification happens in init.
+  static Status footprint(const void* data, size_t size, size_t* bytes, Error* err = nullptr);
+
+  // Verifies the file and binds weight views. `data` must be aligned to kAlign (a mapped file is).
+  // `mem` (kAlign-aligned, >= footprint) receives the views.
+  static Status init(const void* data, size_t size, const ModelOptions& opts, void* mem,
+                     size_t mem_size, Model* out, Error* err = nullptr);
+
+  bool ok() const { return impl_ != nullptr; }
+  ModelInfo info() const;
+  const ModelImpl* impl() const { return impl_; }
+
+ private:
+  const ModelImpl* impl_ = nullptr;
+};
+
+struct SessionOptions {
+  bool check_finite = false;  // reject NaN/Inf in input vectors (costs a pass over the input)
+};
+
+// A stream's state and scratch, placed in a caller arena. Copyable as bytes via state_copy_*.
+class Session {
+ public:
+  // Bytes of arena a session of `model` needs: state + scratch + alignment slack.
+  static Status footprint(const Model& model, const SessionOptions& opts, size_t* bytes);
+
+  // Places the session in `arena` (kAlign-aligned). The state starts zeroed (reset).
+  static Status init(const Model& model, const SessionOptions& opts, void* arena, size_t arena_size,
+                     Session* out, Error* err = nullptr);
+
+  // One token: advances the state and writes `vocab` logits (n_logits must equal vocab_size), or
+  // skips the head when logits is null. No allocation. On error the state is unchanged.
+  Status step(int32_t token, float* logits, size_t n_logits);
+
+  // A run of tokens: leaves the same state as stepping them one by one; writes the last token's
+  // logits if `logits` is not null. All token ids are checked before the state is touched.
+  Status prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits);
+
+  // Back to the empty state (zeros).
+  void reset();
+
+  // The persistent state as bytes (state_bytes long), for saving, restoring, branching.
+  size_t state_size() const;
+  Status state_copy_out(void* dst, size_t size) const;
+  Status state_copy_in(const void* src, size_t size);
+  // Direct access to one named state tensor ("layers.0.ssm"); null if no such tensor.
+  const float* state_tensor(const char* name, size_t* n_floats) const;
+
+  const Model* model() const { return model_; }
+  bool ok() const { return model_ != nullptr; }
+
+ private:
+  const Model* model_ = nullptr;
+  unsigned char* state_ = nullptr;    // [state_bytes]
+  unsigned char* scratch_ = nullptr;  // [scratch_bytes]
+  SessionOptions opts_{};
+};
+
+// Sampling without allocation. `scratch` holds vocab_size candidates (see scratch_count).
+struct SamplerParams {
+  float temperature = 0.8f;  // 0 = greedy
+  int32_t top_k = 40;        // 0 = off
+  float top_p = 0.95f;       // 1 = off
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  struct Candidate {
+    float logit;
+    int32_t id;
+  };
+  static size_t scratch_count(size_t vocab) { return vocab; }
+  // `scratch` must hold scratch_count(vocab) candidates and outlive the sampler.
+  Status init(const SamplerParams& p, Candidate* scratch, size_t scratch_count);
+  // Picks a token from `logits[0, n)`; ids >= n_valid (padding rows) are never picked.
+  int32_t sample(const float* logits, size_t n, size_t n_valid);
+  void reseed(uint64_t seed);
+
+ private:
+  float next_uniform();
+  SamplerParams p_{};
+  Candidate* cand_ = nullptr;
+  size_t cap_ = 0;
+  uint64_t rng_[2] = {0, 0};
+};
+
+const char* version_string();
+
+}  // namespace rill

@@ -1,0 +1,75 @@
+// Picks the kernel table once from the CPU's features, and the dtype dispatch for weight views.
+#include <cstring>
+
+#include "core/model_impl.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/kernels_ref.h"
+
+namespace rill {
+namespace kernels {
+
+#if defined(RILL_HAVE_AVX2)
+void matvec_f32__avx2(const float* W, const float* x, float* y, size_t rows, size_t cols);
+void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+#endif
+
+namespace {
+const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref};
+#if defined(RILL_HAVE_AVX2)
+const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2};
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
+
+const Table* choose() {
+#if defined(RILL_HAVE_AVX2)
+  if (cpu_has_avx2()) return &kAvx2;
+#endif
+  return &kRef;
+}
+}  // namespace
+
+const Table& reference() { return kRef; }
+
+const Table& active() {
+  static const Table* t = choose();  // first call happens in Model::init, not in step
+  return *t;
+}
+
+size_t available(const Table** out, size_t max) {
+  size_t n = 0;
+  if (n < max) out[n++] = &kRef;
+#if defined(RILL_HAVE_AVX2)
+  if (cpu_has_avx2() && n < max) out[n++] = &kAvx2;
+#endif
+  return n;
+}
+
+void matvec(const TensorView& W, const float* x, float* y) {
+  const Table& t = active();
+  switch (W.dtype) {
+    case DType::kF32:
+      t.matvec_f32(static_cast<const float*>(W.data), x, y, W.rows(), W.cols());
+      break;
+    case DType::kF16:
+      t.matvec_f16(static_cast<const uint16_t*>(W.data), x, y, W.rows(), W.cols());
+      break;
+    default:
+      break;  // unreachable: init refuses other dtypes for matrices
+  }
+}
+
+void embedding_row(const TensorView& W, uint64_t r, float* out) {
+  const uint64_t d = W.cols();
+  if (W.dtype == DType::kF32) {
+    std::memcpy(out, static_cast<const float*>(W.data) + r * d, d * sizeof(float));
+  } else {
+    const uint16_t* p = static_cast<const uint16_t*>(W.data) + r * d;
+    for (uint64_t i = 0; i < d; ++i) out[i] = f16_to_f32(p[i]);
+  }
+}
+
+}  // namespace kernels
+}  // namespace rill

@@ -1,0 +1,60 @@
+// CPU kernels of rill, one level below the architecture step files.
+//
+// Every op has a scalar reference (`*__ref`, kernels/ref/) that the fast versions are tested against.
+// The fast versions (kernels/cpu/<isa>/) are chosen once, at the first Model::init, from the CPU's
+// features. Kernels never allocate and never fail: shapes were proven at init.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rill {
+struct TensorView;
+namespace kernels {
+
+// y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
+using MatvecF32Fn = void (*)(const float* W, const float* x, float* y, size_t rows, size_t cols);
+using MatvecF16Fn = void (*)(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+
+struct Table {
+  const char* isa;
+  MatvecF32Fn matvec_f32;
+  MatvecF16Fn matvec_f16;
+};
+
+// The table for this CPU (chosen once). `reference()` is the scalar oracle.
+const Table& active();
+const Table& reference();
+// All tables this build and CPU can run, for parity tests. Returns the count.
+size_t available(const Table** out, size_t max);
+
+// y = W x for any supported weight dtype (f32, f16). W.cols() == len(x), W.rows() == len(y).
+void matvec(const TensorView& W, const float* x, float* y);
+// out[i] = f32(row `r` of W) for an embedding table [V, d].
+void embedding_row(const TensorView& W, uint64_t r, float* out);
+
+// out = x / sqrt(mean(x^2) + eps) * w
+void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps);
+
+// Depthwise causal conv step with SiLU, one new sample per channel.
+//   hist [K-1, E] oldest first (persistent), w [K, E] (w[K-1] hits the newest sample), b [E] or null.
+//   out[c] = silu(b[c] + sum_{k<K-1} w[k][c] * hist[k][c] + w[K-1][c] * x[c]); then hist shifts in x.
+void conv1d_step_silu(float* hist, const float* w, const float* b, const float* x, float* out, size_t E,
+                      size_t K);
+
+// Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
+//   s [E, N] persistent; A [E, N]; dt, x, D, z [E]; B, C [N]; y [E] out.
+void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B,
+                      const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
+
+// softplus with PyTorch's threshold: x > 20 -> x.
+float softplus(float x);
+float silu(float x);
+
+// IEEE binary16 <-> binary32 (round to nearest even).
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t h);
+
+}  // namespace kernels
+}  // namespace rill

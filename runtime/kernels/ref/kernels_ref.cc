@@ -1,0 +1,134 @@
+// Scalar reference kernels: the oracle the fast kernels are tested against, and the fallback on CPUs
+// without a faster path. Written for clarity, not speed.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/ref/kernels_ref.h"
+
+namespace rill {
+namespace kernels {
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3FFu;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7FFFFFFFu;
+  if (absx >= 0x7F800000u) return static_cast<uint16_t>(sign | 0x7C00u | (absx > 0x7F800000u ? 0x200u : 0));
+  if (absx >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // rounds to >= 65520: inf
+  if (absx < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+    if (absx < 0x33000000u) return static_cast<uint16_t>(sign);  // < 2^-25 rounds to 0
+    // value = m * 2^(e-150); in units of the half subnormal step 2^-24 that is m >> (126 - e)
+    const uint32_t e = absx >> 23;
+    const uint32_t m = (absx & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126 - e;  // in [14, 24]
+    uint32_t q = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) ++q;  // round to nearest even
+    return static_cast<uint16_t>(sign | q);
+  }
+  uint32_t r = absx - 0x38000000u;  // rebias exponent 127 -> 15 (<< 23)
+  const uint32_t lsb = (r >> 13) & 1u;
+  r += 0xFFFu + lsb;  // round to nearest even
+  return static_cast<uint16_t>(sign | (r >> 13));
+}
+
+float bf16_to_f32(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
+float silu(float x) { return x / (1.f + std::exp(-x)); }
+
+void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* w = W + r * cols;
+    double acc = 0.0;
+    for (size_t c = 0; c < cols; ++c) acc += static_cast<double>(w[c]) * x[c];
+    y[r] = static_cast<float>(acc);
+  }
+}
+
+void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols) {
+  for (size_t r = 0; r < rows; ++r) {
+    const uint16_t* w = W + r * cols;
+    double acc = 0.0;
+    for (size_t c = 0; c < cols; ++c) acc += static_cast<double>(f16_to_f32(w[c])) * x[c];
+    y[r] = static_cast<float>(acc);
+  }
+}
+
+void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps) {
+  float ss = 0.f;
+  for (size_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float inv = 1.f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (size_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+void conv1d_step_silu(float* hist, const float* w, const float* b, const float* x, float* out, size_t E,
+                      size_t K) {
+  // out = b + sum_k w[k] * window[k], window = hist[0..K-2], x
+  for (size_t c = 0; c < E; ++c) out[c] = (b ? b[c] : 0.f) + w[(K - 1) * E + c] * x[c];
+  for (size_t k = 0; k + 1 < K; ++k) {
+    const float* wk = w + k * E;
+    const float* hk = hist + k * E;
+    for (size_t c = 0; c < E; ++c) out[c] += wk[c] * hk[c];
+  }
+  for (size_t c = 0; c < E; ++c) out[c] = out[c] / (1.f + std::exp(-out[c]));
+  if (K >= 2) {
+    std::memmove(hist, hist + E, (K - 2) * E * sizeof(float));
+    std::memcpy(hist + (K - 2) * E, x, E * sizeof(float));
+  }
+}
+
+void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B,
+                      const float* C, const float* D, const float* z, float* y, size_t E, size_t N) {
+  for (size_t c = 0; c < E; ++c) {
+    float* sc = s + c * N;
+    const float* Ac = A + c * N;
+    const float dtc = dt[c];
+    const float dtx = dtc * x[c];
+    float acc = 0.f;
+    for (size_t n = 0; n < N; ++n) {
+      const float v = std::exp(dtc * Ac[n]) * sc[n] + dtx * B[n];
+      sc[n] = v;
+      acc += v * C[n];
+    }
+    acc += D[c] * x[c];
+    y[c] = acc * silu(z[c]);
+  }
+}
+
+}  // namespace kernels
+}  // namespace rill

@@ -1,0 +1,11 @@
+// Scalar reference versions of the dispatched kernels.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace rill {
+namespace kernels {
+void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols);
+void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+}  // namespace kernels
+}  // namespace rill

@@ -1,0 +1,80 @@
+// Internal model representation: zero-copy views into the file, built once by Model::init.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdarg>
+
+#include "rill/rill.hpp"
+
+namespace rill {
+
+enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kI8 = 3, kI4 = 4 };
+
+// A weight tensor used in place. Matrices are [rows = out, cols = in], row-major.
+struct TensorView {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  uint32_t ndim = 0;
+  uint64_t shape[4] = {0, 0, 0, 0};
+  uint64_t rows() const { return ndim ? shape[0] : 0; }
+  uint64_t cols() const { return ndim >= 2 ? shape[ndim - 1] : 1; }
+  const float* f32() const { return static_cast<const float*>(data); }
+  explicit operator bool() const { return data != nullptr; }
+};
+
+struct Mamba1Hyper {
+  uint32_t d_model, n_layer, vocab, d_inner, d_state, d_conv, dt_rank;
+  float norm_eps;
+};
+
+// Per-layer weights of a Mamba-1 block (architectures.md section 1). Shapes in rill's layout.
+struct Mamba1Layer {
+  TensorView norm;        // [d] f32
+  TensorView in_proj;     // [2E, d]   rows 0..E-1 = x, E..2E-1 = z
+  TensorView in_proj_b;   // [2E] f32, optional
+  TensorView conv_w;      // [K, E] f32 (transposed from the checkpoint's [E, 1, K])
+  TensorView conv_b;      // [E] f32, optional
+  TensorView x_proj;      // [R + 2N, E] rows: dt_low, B, C
+  TensorView dt_proj;     // [E, R]
+  TensorView dt_b;        // [E] f32
+  TensorView A;           // [E, N] f32, = -exp(A_log), precomputed by the converter
+  TensorView D;           // [E] f32
+  TensorView out_proj;    // [d, E]
+  TensorView out_proj_b;  // [d] f32, optional
+};
+
+// Where one state tensor lives inside the session's state block.
+struct StateSlot {
+  const char* name;  // points into the file
+  uint64_t offset, floats;
+};
+
+struct ModelImpl {
+  Arch arch = Arch::kUnknown;
+  ModelInfo info{};
+  const unsigned char* file = nullptr;
+  const void* fb_model = nullptr;  // const fb::Model*
+  // Architecture-specific views, in the caller's model memory.
+  Mamba1Hyper m1{};
+  TensorView embed;   // [V, d]
+  TensorView norm_f;  // [d] f32
+  TensorView head;    // [V, d] (the embedding when tied)
+  Mamba1Layer* m1_layers = nullptr;
+  StateSlot* state_slots = nullptr;
+  uint32_t n_state_slots = 0;
+  uint64_t state_bytes = 0;
+  uint64_t scratch_bytes = 0;
+};
+
+// Formats into err (if not null) and returns code. Used at init time only, never in step.
+Status fail(Error* err, Status code, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+}  // namespace rill

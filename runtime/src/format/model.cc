@@ -1,0 +1,319 @@
+// Model::init: verifies a rill file completely and binds zero-copy views. Everything that can be
+// proven about the file is proven here, so the step path checks only caller input.
+#include <cstdarg>
+#include <cstring>
+
+#include "arch/arch.h"
+#include "format/views.h"
+#include "kernels/kernels.h"
+
+namespace rill {
+
+Status fail(Error* err, Status code, const char* fmt, ...) {
+  if (err) {
+    err->status = code;
+#if defined(RILL_STRIP_ERROR_STRINGS)
+    (void)fmt;
+    err->message[0] = '\0';
+#else
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+#endif
+  }
+  return code;
+}
+
+const char* status_str(Status s) {
+  switch (s) {
+    case Status::kOk: return "ok";
+    case Status::kInvalidArgument: return "invalid argument";
+    case Status::kBadState: return "object not initialised";
+    case Status::kBadMagic: return "not a rill model file";
+    case Status::kVersion: return "unsupported format version";
+    case Status::kCorrupt: return "corrupt model file";
+    case Status::kUnsupported: return "unsupported feature";
+    case Status::kTruncated: return "truncated model file";
+    case Status::kIo: return "I/O error";
+    case Status::kArenaTooSmall: return "arena too small";
+    case Status::kAlignment: return "misaligned buffer";
+    case Status::kNoBackend: return "backend not compiled in";
+    case Status::kTokenRange: return "token id out of range";
+    case Status::kNonFinite: return "non-finite input";
+  }
+  return "unknown status";
+}
+
+const char* arch_name(Arch a) {
+  switch (a) {
+    case Arch::kMamba1: return "mamba1";
+    case Arch::kMamba2: return "mamba2";
+    case Arch::kRwkv7: return "rwkv7";
+    default: return "unknown";
+  }
+}
+
+const char* version_string() { return RILL_VERSION_STRING; }
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::kF32: return "f32";
+    case DType::kF16: return "f16";
+    case DType::kBF16: return "bf16";
+    case DType::kI8: return "i8";
+    case DType::kI4: return "i4";
+  }
+  return "?";
+}
+
+size_t dtype_bits(DType d) {
+  switch (d) {
+    case DType::kF32: return 32;
+    case DType::kF16:
+    case DType::kBF16: return 16;
+    case DType::kI8: return 8;
+    case DType::kI4: return 4;
+  }
+  return 0;
+}
+
+const ArchOps* find_arch(Arch a) {
+  if (a == Arch::kMamba1) return &kMamba1Ops;
+  return nullptr;
+}
+
+const fb::Tensor* find_tensor(const flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>* v, const char* name) {
+  if (!v) return nullptr;
+  for (const fb::Tensor* t : *v) {
+    if (t && t->name() && std::strcmp(t->name()->c_str(), name) == 0) return t;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// a * b with overflow detection.
+bool mul_ok(uint64_t a, uint64_t b, uint64_t* out) {
+  if (a != 0 && b > UINT64_MAX / a) return false;
+  *out = a * b;
+  return true;
+}
+
+void shape_str(const uint64_t* s, size_t n, char* buf, size_t cap) {
+  size_t pos = 0;
+  pos += std::snprintf(buf + pos, cap - pos, "[");
+  for (size_t i = 0; i < n && pos < cap; ++i)
+    pos += std::snprintf(buf + pos, cap - pos, i ? ", %llu" : "%llu", static_cast<unsigned long long>(s[i]));
+  if (pos < cap) std::snprintf(buf + pos, cap - pos, "]");
+}
+
+// Reads the size prefix and checks identifier and bounds; returns the FlatBuffer span.
+Status read_header(const void* data, size_t size, const unsigned char** fb, size_t* fb_size, Error* err) {
+  if (!data) return fail(err, Status::kInvalidArgument, "model data is null");
+  if (size < 16) return fail(err, Status::kTruncated, "model file is %zu bytes, too short for a header", size);
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  if (std::memcmp(p + 8, fb::ModelIdentifier(), 4) != 0)
+    return fail(err, Status::kBadMagic, "not a rill model file (identifier \"%.4s\" expected at byte 8)",
+                fb::ModelIdentifier());
+  uint32_t n;
+  std::memcpy(&n, p, 4);
+  if (static_cast<uint64_t>(n) + 4 > size)
+    return fail(err, Status::kTruncated, "header declares %u bytes but the file has %zu", n, size);
+  *fb = p;
+  *fb_size = static_cast<size_t>(n) + 4;
+  return Status::kOk;
+}
+
+}  // namespace
+
+Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std::initializer_list<uint64_t> shape,
+                   std::initializer_list<DType> dtypes, TensorView* out, Error* err, bool optional) {
+  *out = TensorView{};
+  if (!t) {
+    if (optional) return Status::kOk;
+    return fail(err, Status::kCorrupt, "tensor %s is missing", what);
+  }
+  const DType dt = static_cast<DType>(t->dtype());
+  bool dt_ok = false;
+  for (DType d : dtypes) dt_ok |= (d == dt);
+  if (!dt_ok) return fail(err, Status::kUnsupported, "tensor %s: dtype %s not supported here", what, dtype_name(dt));
+  const auto* s = t->shape();
+  uint64_t exp[4];
+  size_t ne = 0;
+  for (uint64_t v : shape) exp[ne++] = v;
+  bool same = s->size() == ne;
+  for (size_t i = 0; same && i < ne; ++i) same = s->Get(static_cast<flatbuffers::uoffset_t>(i)) == exp[i];
+  if (!same) {
+    char a[96], b[96];
+    uint64_t got[8];
+    const size_t ng = s->size() < 8 ? s->size() : 8;
+    for (size_t i = 0; i < ng; ++i) got[i] = s->Get(static_cast<flatbuffers::uoffset_t>(i));
+    shape_str(exp, ne, a, sizeof a);
+    shape_str(got, ng, b, sizeof b);
+    return fail(err, Status::kCorrupt, "tensor %s: expected shape %s, got %s", what, a, b);
+  }
+  uint64_t count = 1;
+  for (size_t i = 0; i < ne; ++i)
+    if (!mul_ok(count, exp[i], &count)) return fail(err, Status::kCorrupt, "tensor %s: shape overflows", what);
+  uint64_t bits;
+  if (!mul_ok(count, dtype_bits(dt), &bits)) return fail(err, Status::kCorrupt, "tensor %s: size overflows", what);
+  const uint64_t bytes = (bits + 7) / 8;
+  if (t->quant() && t->quant()->scheme() != fb::QuantScheme::None)
+    return fail(err, Status::kUnsupported, "tensor %s: quantized tensors are not supported by this build", what);
+  if (t->size() != bytes)
+    return fail(err, Status::kCorrupt, "tensor %s: size field %llu, shape and dtype need %llu", what,
+                static_cast<unsigned long long>(t->size()), static_cast<unsigned long long>(bytes));
+  if (t->offset() > f.data_size || bytes > f.data_size - t->offset())
+    return fail(err, Status::kCorrupt, "tensor %s: bytes [%llu, +%llu) lie outside the data region (%llu bytes)",
+                what, static_cast<unsigned long long>(t->offset()), static_cast<unsigned long long>(bytes),
+                static_cast<unsigned long long>(f.data_size));
+  if ((f.data_offset + t->offset()) % kAlign != 0)
+    return fail(err, Status::kCorrupt, "tensor %s: offset %llu is not %zu-byte aligned", what,
+                static_cast<unsigned long long>(f.data_offset + t->offset()), kAlign);
+  out->data = f.base + f.data_offset + t->offset();
+  out->dtype = dt;
+  out->ndim = static_cast<uint32_t>(ne);
+  for (size_t i = 0; i < ne; ++i) out->shape[i] = exp[i];
+  return Status::kOk;
+}
+
+Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl* impl, StateSlot* slots,
+                  Error* err) {
+  const fb::StateLayout* sl = f.model->state();
+  if (!sl || !sl->tensors()) return fail(err, Status::kCorrupt, "state layout is missing");
+  if (sl->tensors()->size() != n)
+    return fail(err, Status::kCorrupt, "state layout has %u tensors, the architecture needs %u",
+                sl->tensors()->size(), n);
+  const uint64_t total = sl->state_bytes();
+  if (total > (uint64_t(1) << 40)) return fail(err, Status::kCorrupt, "state_bytes %llu is not sane",
+                                               static_cast<unsigned long long>(total));
+  for (uint32_t i = 0; i < n; ++i) {
+    ExpectedState e;
+    expect(*impl, i, &e);
+    const fb::StateTensor* t = nullptr;
+    for (const fb::StateTensor* c : *sl->tensors())
+      if (c && std::strcmp(c->name()->c_str(), e.name) == 0) t = c;
+    if (!t) return fail(err, Status::kCorrupt, "state tensor %s is missing", e.name);
+    bool same = t->shape()->size() == e.ndim;
+    uint64_t floats = 1;
+    for (uint32_t k = 0; same && k < e.ndim; ++k) {
+      same = t->shape()->Get(k) == e.shape[k];
+      floats *= e.shape[k];  // bounded: hyper-parameters were checked by the caller
+    }
+    if (!same) return fail(err, Status::kCorrupt, "state tensor %s: shape differs from the hyper-parameters", e.name);
+    if (t->dtype() != fb::DType::F32) return fail(err, Status::kCorrupt, "state tensor %s must be f32", e.name);
+    if (t->size() != floats * 4 || t->offset() % kAlign != 0 || t->offset() > total || t->size() > total - t->offset())
+      return fail(err, Status::kCorrupt, "state tensor %s: offset %llu size %llu do not fit a %llu-byte state", e.name,
+                  static_cast<unsigned long long>(t->offset()), static_cast<unsigned long long>(t->size()),
+                  static_cast<unsigned long long>(total));
+    slots[i] = StateSlot{t->name()->c_str(), t->offset(), floats};
+  }
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t j = i + 1; j < n; ++j) {
+      const uint64_t a0 = slots[i].offset, a1 = a0 + slots[i].floats * 4;
+      const uint64_t b0 = slots[j].offset, b1 = b0 + slots[j].floats * 4;
+      if (a0 < b1 && b0 < a1)
+        return fail(err, Status::kCorrupt, "state tensors %s and %s overlap", slots[i].name, slots[j].name);
+    }
+  impl->state_slots = slots;
+  impl->n_state_slots = n;
+  impl->state_bytes = total;
+  return Status::kOk;
+}
+
+namespace {
+
+Status open_view(const void* data, size_t size, bool verify, FileView* fv, Error* err) {
+  const unsigned char* fbp = nullptr;
+  size_t fb_size = 0;
+  Status s = read_header(data, size, &fbp, &fb_size, err);
+  if (s != Status::kOk) return s;
+  if (verify) {
+    flatbuffers::Verifier v(fbp, fb_size, /*max_depth=*/64, /*max_tables=*/1u << 20);
+    if (!fb::VerifySizePrefixedModelBuffer(v))
+      return fail(err, Status::kCorrupt, "model header failed FlatBuffers verification");
+  }
+  const fb::Model* m = fb::GetSizePrefixedModel(fbp);
+  if (m->format_major() > kFormatMajor)
+    return fail(err, Status::kVersion, "file format %u.%u is newer than this reader (%u.%u): upgrade rill",
+                m->format_major(), m->format_minor(), kFormatMajor, kFormatMinor);
+  if (m->format_major() == 0) return fail(err, Status::kCorrupt, "format_major is 0");
+  if (m->file_size() != size) {
+    if (m->file_size() > size)
+      return fail(err, Status::kTruncated, "file is %zu bytes, header declares %llu: truncated", size,
+                  static_cast<unsigned long long>(m->file_size()));
+    return fail(err, Status::kCorrupt, "file is %zu bytes, header declares %llu", size,
+                static_cast<unsigned long long>(m->file_size()));
+  }
+  if (m->alignment() != kAlign) return fail(err, Status::kCorrupt, "alignment %u, expected %zu", m->alignment(), kAlign);
+  if (m->data_offset() < fb_size || m->data_offset() > size || m->data_size() > size - m->data_offset() ||
+      m->data_offset() % kAlign != 0)
+    return fail(err, Status::kCorrupt, "data region [%llu, +%llu) is not inside the file",
+                static_cast<unsigned long long>(m->data_offset()), static_cast<unsigned long long>(m->data_size()));
+  *fv = FileView{fbp, m, m->data_offset(), m->data_size()};
+  return Status::kOk;
+}
+
+}  // namespace
+
+Status Model::footprint(const void* data, size_t size, size_t* bytes, Error* err) {
+  if (!bytes) return fail(err, Status::kInvalidArgument, "bytes is null");
+  FileView fv;
+  Status s = open_view(data, size, /*verify=*/true, &fv, err);
+  if (s != Status::kOk) return s;
+  const ArchOps* ops = find_arch(static_cast<Arch>(fv.model->arch()));
+  if (!ops)
+    return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
+                static_cast<unsigned>(fv.model->arch()));
+  *bytes = align_up(sizeof(ModelImpl), kAlign) + ops->view_bytes(fv);
+  return Status::kOk;
+}
+
+Status Model::init(const void* data, size_t size, const ModelOptions& opts, void* mem, size_t mem_size, Model* out,
+                   Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  out->impl_ = nullptr;
+  if (opts.backend != Backend::kCpu)
+    return fail(err, Status::kNoBackend, "backend %d is not compiled into this build", static_cast<int>(opts.backend));
+  if (reinterpret_cast<uintptr_t>(data) % kAlign != 0)
+    return fail(err, Status::kAlignment, "model data must be %zu-byte aligned (a mapped file is)", kAlign);
+  FileView fv;
+  Status s = open_view(data, size, opts.verify, &fv, err);
+  if (s != Status::kOk) return s;
+  const ArchOps* ops = find_arch(static_cast<Arch>(fv.model->arch()));
+  if (!ops)
+    return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
+                static_cast<unsigned>(fv.model->arch()));
+  const size_t need = align_up(sizeof(ModelImpl), kAlign) + ops->view_bytes(fv);
+  if (!mem || reinterpret_cast<uintptr_t>(mem) % kAlign != 0)
+    return fail(err, Status::kAlignment, "model memory must be non-null and %zu-byte aligned", kAlign);
+  if (mem_size < need)
+    return fail(err, Status::kArenaTooSmall, "model memory is %zu bytes, %zu needed", mem_size, need);
+  (void)kernels::active();  // choose kernels now, not on the first step
+  auto* impl = new (mem) ModelImpl();
+  impl->arch = ops->arch;
+  impl->file = static_cast<const unsigned char*>(data);
+  impl->fb_model = fv.model;
+  s = ops->bind(fv, impl, static_cast<unsigned char*>(mem) + align_up(sizeof(ModelImpl), kAlign), err);
+  if (s != Status::kOk) return s;
+  impl->info.arch = ops->arch;
+  impl->info.weight_bytes = fv.data_size;
+  impl->info.state_bytes = impl->state_bytes;
+  impl->info.file_bytes = size;
+  if (const fb::Tokenizer* tk = fv.model->tokenizer()) {
+    impl->info.tokenizer = static_cast<TokenizerKind>(tk->kind());
+    if (tk->kind() != fb::TokenizerKind::None && tk->kind() != fb::TokenizerKind::Bytes)
+      return fail(err, Status::kUnsupported, "tokenizer kind %u not supported", static_cast<unsigned>(tk->kind()));
+    if (tk->kind() == fb::TokenizerKind::Bytes && impl->info.vocab_size < 256)
+      return fail(err, Status::kCorrupt, "byte tokenizer needs vocab >= 256, model has %u", impl->info.vocab_size);
+    impl->info.bos_id = tk->bos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->bos_id() : -1;
+    impl->info.eos_id = tk->eos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->eos_id() : -1;
+  }
+  out->impl_ = impl;
+  return Status::kOk;
+}
+
+ModelInfo Model::info() const { return impl_ ? impl_->info : ModelInfo{}; }
+
+}  // namespace rill

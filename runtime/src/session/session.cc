@@ -1,0 +1,91 @@
+// Session: a stream's persistent state and scratch, placed in caller memory. The step path below
+// checks only caller input, never allocates, throws, locks or does I/O.
+#include <cmath>
+#include <cstring>
+
+#include "arch/arch.h"
+
+namespace rill {
+
+Status Session::footprint(const Model& model, const SessionOptions&, size_t* bytes) {
+  if (!model.ok() || !bytes) return Status::kInvalidArgument;
+  const ModelImpl& m = *model.impl();
+  *bytes = align_up(m.state_bytes, kAlign) + align_up(m.scratch_bytes, kAlign);
+  return Status::kOk;
+}
+
+Status Session::init(const Model& model, const SessionOptions& opts, void* arena, size_t arena_size, Session* out,
+                     Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  *out = Session{};
+  if (!model.ok()) return fail(err, Status::kBadState, "model is not initialised");
+  size_t need = 0;
+  (void)footprint(model, opts, &need);
+  if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
+    return fail(err, Status::kAlignment, "session arena must be non-null and %zu-byte aligned", kAlign);
+  if (arena_size < need)
+    return fail(err, Status::kArenaTooSmall, "session arena is %zu bytes, %zu needed", arena_size, need);
+  out->model_ = &model;
+  out->state_ = static_cast<unsigned char*>(arena);
+  out->scratch_ = out->state_ + align_up(model.impl()->state_bytes, kAlign);
+  out->opts_ = opts;
+  out->reset();
+  return Status::kOk;
+}
+
+void Session::reset() {
+  if (model_) std::memset(state_, 0, model_->impl()->state_bytes);
+}
+
+Status Session::step(int32_t token, float* logits, size_t n_logits) {
+  if (!model_) return Status::kBadState;
+  const ModelImpl& m = *model_->impl();
+  if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
+  if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
+  find_arch(m.arch)->step(m, state_, scratch_, token, logits);
+  return Status::kOk;
+}
+
+Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits) {
+  if (!model_) return Status::kBadState;
+  const ModelImpl& m = *model_->impl();
+  if (n_tokens > 0 && !tokens) return Status::kInvalidArgument;
+  if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
+  for (size_t i = 0; i < n_tokens; ++i)
+    if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
+  // Token by token for now: the state after prefill is, by construction, the stepped state.
+  const ArchOps* ops = find_arch(m.arch);
+  for (size_t i = 0; i < n_tokens; ++i)
+    ops->step(m, state_, scratch_, tokens[i], (i + 1 == n_tokens) ? logits : nullptr);
+  return Status::kOk;
+}
+
+size_t Session::state_size() const { return model_ ? model_->impl()->state_bytes : 0; }
+
+Status Session::state_copy_out(void* dst, size_t size) const {
+  if (!model_) return Status::kBadState;
+  if (!dst || size != state_size()) return Status::kInvalidArgument;
+  std::memcpy(dst, state_, size);
+  return Status::kOk;
+}
+
+Status Session::state_copy_in(const void* src, size_t size) {
+  if (!model_) return Status::kBadState;
+  if (!src || size != state_size()) return Status::kInvalidArgument;
+  std::memcpy(state_, src, size);
+  return Status::kOk;
+}
+
+const float* Session::state_tensor(const char* name, size_t* n_floats) const {
+  if (!model_ || !name) return nullptr;
+  const ModelImpl& m = *model_->impl();
+  for (uint32_t i = 0; i < m.n_state_slots; ++i) {
+    if (std::strcmp(m.state_slots[i].name, name) == 0) {
+      if (n_floats) *n_floats = m.state_slots[i].floats;
+      return reinterpret_cast<const float*>(state_ + m.state_slots[i].offset);
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace rill

@@ -1,0 +1,473 @@
+// rill: one command-line entry with subcommands (convert, inspect, run, logits, eval).
+// Text goes to stdout, flushed per token; logs, progress and closing figures go to stderr.
+// Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (partial output kept).
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "rill/convert.hpp"
+#include "rill/extension.hpp"
+#include "rill/rill.hpp"
+#include "rill_generated.h"
+#include "safetensors.h"
+
+using namespace rill;
+using cli::Args;
+using cli::Opt;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) { g_interrupted = true; }
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int report(const Error& e, const char* what) {
+  std::fprintf(stderr, "rill: %s: %s (%s)\n", what, e.message, status_str(e.status));
+  return 1;
+}
+
+std::string human_bytes(uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
+  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / double(1ull << 20));
+  else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+  return buf;
+}
+
+// Opens the model named by the first positional argument (or -m).
+int open_model(Args& a, LoadedModel* lm) {
+  std::string path = a.find("--model") ? a.get("--model") : "";
+  if (path.empty() && !a.positional.empty()) path = a.positional[0];
+  if (path.empty()) {
+    std::fprintf(stderr, "rill %s: no model given\nexample: %s\n", a.cmd, a.example);
+    return 2;
+  }
+  Error e;
+  if (LoadedModel::open(path.c_str(), ModelOptions{}, lm, &e) != Status::kOk) return report(e, path.c_str());
+  return 0;
+}
+
+Opt model_opt() { return {"-m", "--model", "FILE", "model file (or give it as the first argument)", "", "RILL_MODEL"}; }
+
+// ---- convert -------------------------------------------------------------------------------
+int cmd_convert(int argc, char** argv) {
+  Args a{"convert", "CHECKPOINT_DIR -o MODEL.rill [options]",
+         "Convert a Hugging Face checkpoint folder (config.json + model.safetensors, or sharded\n"
+         "model-*.safetensors with model.safetensors.index.json; f32/f16/bf16) into a rill model file.\n"
+         "Every tensor name and shape is checked against config.json before anything is written; the\n"
+         "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming).",
+         "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
+         {{"-o", "--output", "FILE", "output model file", ""},
+          {nullptr, "--dtype", "TYPE", "dtype of the large matrices: f32 | f16 (norms, A, D, conv stay f32)", "f32"},
+          {nullptr, "--tokenizer", "KIND", "auto | bytes | none (auto: what the folder declares)", "auto"},
+          {"-f", "--force", nullptr, "overwrite an existing output file", ""},
+          {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
+          {"-q", "--quiet", nullptr, "no progress or summary", ""}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  if (a.positional.size() != 1 || a.get("--output").empty()) {
+    std::fprintf(stderr, "rill convert: need one checkpoint folder and -o FILE\nexample: %s\n", a.example);
+    return 2;
+  }
+  convert::Options o;
+  o.input_dir = a.positional[0];
+  while (o.input_dir.size() > 1 && o.input_dir.back() == '/') o.input_dir.pop_back();
+  o.output = a.get("--output");
+  o.dtype = a.get("--dtype");
+  o.tokenizer = a.get("--tokenizer");
+  o.force = a.flag("--force");
+  o.allow_unknown_config = a.flag("--allow-unknown-config");
+  o.quiet = a.flag("--quiet");
+  o.command_line = "--dtype " + o.dtype + " --tokenizer " + o.tokenizer;
+  const double t0 = now_s();
+  convert::Report r;
+  try {
+    r = convert::run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rill convert: %s\n", e.what());
+    return 1;
+  }
+  if (!o.quiet) {
+    uint64_t f32b = 0, f16b = 0;
+    for (auto& t : r.tensors) (t.dtype == "f32" ? f32b : f16b) += t.bytes;
+    std::fprintf(stderr,
+                 "converted %s (%s) -> %s in %.1f s\n  %.2f M parameters, %zu tensors: f32 %s, f16 %s\n"
+                 "  file %s, state %s per session\n",
+                 o.input_dir.c_str(), r.source_format.c_str(), o.output.c_str(), now_s() - t0, r.params / 1e6,
+                 r.tensors.size(), human_bytes(f32b).c_str(), human_bytes(f16b).c_str(),
+                 human_bytes(r.file_bytes).c_str(), human_bytes(r.state_bytes).c_str());
+  }
+  return 0;
+}
+
+// ---- inspect -------------------------------------------------------------------------------
+int cmd_inspect(int argc, char** argv) {
+  Args a{"inspect", "MODEL.rill [options]",
+         "Show a model file: architecture, hyper-parameters, tensors (dtype, shape, bytes), weight bytes,\n"
+         "state bytes per session, session arena bytes and provenance. The file is fully verified first.",
+         "rill inspect demo.rill", {model_opt(), {nullptr, "--tensors", nullptr, "list every tensor", ""}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  LoadedModel lm;
+  if (int r = open_model(a, &lm)) return r;
+  const ModelInfo in = lm.model().info();
+  const fb::Model* m = fb::GetSizePrefixedModel(lm.file().data());
+  size_t arena = 0, model_mem = 0;
+  (void)Session::footprint(lm.model(), SessionOptions{}, &arena);
+  (void)Model::footprint(lm.file().data(), lm.file().size(), &model_mem);
+  std::printf("format        rill %u.%u\n", m->format_major(), m->format_minor());
+  std::printf("architecture  %s\n", arch_name(in.arch));
+  if (const auto* p = m->params_as_Mamba1Params())
+    std::printf("hyper         d_model=%u n_layer=%u vocab=%u d_inner=%u d_state=%u d_conv=%u dt_rank=%u eps=%g"
+                " tied_head=%d\n",
+                p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->d_state(), p->d_conv(), p->dt_rank(),
+                static_cast<double>(p->norm_eps()), p->tied_head());
+  std::printf("tokenizer     %s\n", in.tokenizer == TokenizerKind::kBytes ? "bytes" : "none");
+  uint64_t by_dtype[5] = {0}, n_params = 0;
+  size_t n_tensors = 0;
+  auto visit = [&](const fb::Tensor* t, const std::string& prefix, bool print) {
+    uint64_t c = 1;
+    for (uint64_t s : *t->shape()) c *= s;
+    n_params += c;
+    ++n_tensors;
+    by_dtype[static_cast<int>(t->dtype()) % 5] += t->size();
+    if (print) {
+      std::string shape;
+      for (uint64_t s : *t->shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(s);
+      std::printf("  %-28s %-5s [%s] %s\n", (prefix + t->name()->str()).c_str(), fb::EnumNameDType(t->dtype()),
+                  shape.c_str(), human_bytes(t->size()).c_str());
+    }
+  };
+  const bool all = a.flag("--tensors");
+  if (all) std::printf("tensors\n");
+  for (const fb::Tensor* t : *m->tensors()) visit(t, "", all);
+  for (uint32_t i = 0; i < m->layers()->size(); ++i)
+    for (const fb::Tensor* t : *m->layers()->Get(i)->tensors()) visit(t, "layers." + std::to_string(i) + ".", all);
+  std::printf("parameters    %.3f M in %zu tensors\n", n_params / 1e6, n_tensors);
+  std::printf("weights       %s (", human_bytes(in.weight_bytes).c_str());
+  bool first = true;
+  for (int d = 0; d < 5; ++d)
+    if (by_dtype[d]) {
+      std::printf("%s%s %s", first ? "" : ", ", fb::EnumNameDType(static_cast<fb::DType>(d)), human_bytes(by_dtype[d]).c_str());
+      first = false;
+    }
+  std::printf(")\nfile          %s\n", human_bytes(in.file_bytes).c_str());
+  std::printf("state         %" PRIu64 " bytes per session (%s)\n", in.state_bytes, human_bytes(in.state_bytes).c_str());
+  for (const fb::StateTensor* s : *m->state()->tensors())
+    if (s->layer() == 0) {
+      std::string shape;
+      for (uint64_t v : *s->shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(v);
+      std::printf("  %-20s [%s] f32 (per layer)\n", s->name()->c_str(), shape.c_str());
+    }
+  std::printf("arena         %zu bytes per session (state + scratch)\n", arena);
+  std::printf("model memory  %zu bytes (weight views; weights are used in place)\n", model_mem);
+  if (const fb::Provenance* p = m->provenance()) {
+    std::printf("provenance    %s, %s, options: %s\n", p->converter() ? p->converter()->c_str() : "?",
+                p->source_format() ? p->source_format()->c_str() : "?", p->options() ? p->options()->c_str() : "");
+    if (p->source_dir()) std::printf("  source      %s\n", p->source_dir()->c_str());
+    if (p->source_files())
+      for (const fb::SourceFile* f : *p->source_files())
+        std::printf("  %-28s %12" PRIu64 " B sha256 %s\n", f->name()->c_str(), f->size(), f->sha256()->c_str());
+  }
+  return 0;
+}
+
+// ---- shared: tokens ------------------------------------------------------------------------
+bool parse_tokens(const std::string& s, std::vector<int32_t>* out) {
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    long long v;
+    if (!cli::parse_int(s.substr(i, j - i), INT32_MIN, INT32_MAX, &v)) return false;
+    out->push_back(static_cast<int32_t>(v));
+    i = j + 1;
+  }
+  return !out->empty();
+}
+
+// ---- run -----------------------------------------------------------------------------------
+int cmd_run(int argc, char** argv) {
+  Args a{"run", "MODEL.rill [options]",
+         "Stream text: feed the prompt, then sample tokens one at a time, printing each as it is made.\n"
+         "A closing line on stderr gives prefill and decode speed.",
+         "rill run demo.rill --prompt \"ROMEO:\" -n 300 --temp 0.8 --seed 1",
+         {model_opt(),
+          {"-p", "--prompt", "TEXT", "prompt text (needs a model with a tokenizer)", ""},
+          {nullptr, "--tokens", "IDS", "prompt as comma-separated token ids instead of text", ""},
+          {"-n", "--n-predict", "N", "tokens to generate", "200"},
+          {nullptr, "--temp", "T", "sampling temperature; 0 = greedy", "0.8", "RILL_TEMP"},
+          {nullptr, "--top-k", "K", "keep the K most likely tokens; 0 = all", "40"},
+          {nullptr, "--top-p", "P", "keep the smallest set with probability >= P; 1 = all", "0.95"},
+          {nullptr, "--seed", "S", "random seed (default: from the clock)", ""},
+          {nullptr, "--greedy", nullptr, "same as --temp 0", ""},
+          {"-q", "--quiet", nullptr, "no closing line", ""}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  LoadedModel lm;
+  if (int r = open_model(a, &lm)) return r;
+  const ModelInfo info = lm.model().info();
+  long long n_predict;
+  double temp, top_p;
+  long long top_k, seed = static_cast<long long>(std::chrono::system_clock::now().time_since_epoch().count() & 0xFFFFFFFF);
+  if (!cli::parse_int(a.get("--n-predict"), 0, 1ll << 40, &n_predict) || !cli::parse_float(a.get("--temp"), &temp) ||
+      temp < 0 || !cli::parse_int(a.get("--top-k"), 0, 1 << 30, &top_k) || !cli::parse_float(a.get("--top-p"), &top_p) ||
+      !(top_p > 0 && top_p <= 1) || (a.flag("--seed") && !cli::parse_int(a.get("--seed"), 0, INT64_MAX, &seed))) {
+    std::fprintf(stderr, "rill run: bad numeric option (see rill run --help)\nexample: %s\n", a.example);
+    return 2;
+  }
+  if (a.flag("--greedy")) temp = 0;
+  const bool bytes_tok = info.tokenizer == TokenizerKind::kBytes;
+  std::vector<int32_t> prompt;
+  if (a.flag("--tokens")) {
+    if (!parse_tokens(a.get("--tokens"), &prompt)) {
+      std::fprintf(stderr, "rill run: --tokens wants comma-separated integers\n");
+      return 2;
+    }
+  } else if (!a.get("--prompt").empty()) {
+    if (!bytes_tok) {
+      std::fprintf(stderr, "rill run: this model has no tokenizer; give the prompt with --tokens IDS\n");
+      return 2;
+    }
+    for (unsigned char c : a.get("--prompt")) prompt.push_back(c);
+  } else if (info.bos_id >= 0) {
+    prompt.push_back(info.bos_id);
+  } else {
+    std::fprintf(stderr, "rill run: give a --prompt or --tokens\nexample: %s\n", a.example);
+    return 2;
+  }
+
+  OwnedSession os;
+  Error e;
+  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  std::vector<float> logits(info.vocab_size);
+  std::vector<Sampler::Candidate> cand(Sampler::scratch_count(info.vocab_size));
+  Sampler sampler;
+  SamplerParams sp;
+  sp.temperature = static_cast<float>(temp);
+  sp.top_k = static_cast<int32_t>(top_k);
+  sp.top_p = static_cast<float>(top_p);
+  sp.seed = static_cast<uint64_t>(seed);
+  if (sampler.init(sp, cand.data(), cand.size()) != Status::kOk) {
+    std::fprintf(stderr, "rill run: bad sampling options\n");
+    return 2;
+  }
+  std::signal(SIGINT, on_sigint);
+  if (bytes_tok && !a.flag("--tokens")) std::fwrite(a.get("--prompt").data(), 1, a.get("--prompt").size(), stdout);
+  std::fflush(stdout);
+  const double t0 = now_s();
+  Status s = os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
+  if (s != Status::kOk) {
+    std::fprintf(stderr, "\nrill run: prompt rejected: %s\n", status_str(s));
+    return 1;
+  }
+  const double t1 = now_s();
+  long long produced = 0;
+  // Byte models: only the 256 byte ids are text.
+  const size_t n_valid = bytes_tok ? 256 : info.vocab_size;
+  for (; produced < n_predict && !g_interrupted; ++produced) {
+    const int32_t tok = sampler.sample(logits.data(), logits.size(), n_valid);
+    if (bytes_tok) {
+      std::fputc(tok, stdout);
+    } else {
+      std::printf("%s%d", produced ? "," : "", tok);
+    }
+    std::fflush(stdout);
+    if (tok == info.eos_id && !bytes_tok) break;
+    if (produced + 1 < n_predict && (s = os.session().step(tok, logits.data(), logits.size())) != Status::kOk) {
+      std::fprintf(stderr, "\nrill run: step failed: %s\n", status_str(s));
+      return 1;
+    }
+  }
+  const double t2 = now_s();
+  std::printf("\n");
+  if (!a.flag("--quiet"))
+    std::fprintf(stderr, "[prefill %zu tokens %.1f ms (%.0f tok/s) | decode %lld tokens %.1f ms, %.0f tok/s, %.3f ms/token"
+                 " | arena %zu B, state %" PRIu64 " B]\n",
+                 prompt.size(), (t1 - t0) * 1e3, prompt.size() / std::max(t1 - t0, 1e-9), produced, (t2 - t1) * 1e3,
+                 produced / std::max(t2 - t1, 1e-9), (t2 - t1) * 1e3 / std::max<long long>(produced, 1), os.arena_bytes(),
+                 info.state_bytes);
+  return g_interrupted ? 130 : 0;
+}
+
+// ---- logits --------------------------------------------------------------------------------
+bool write_npy(const std::string& path, const std::vector<float>& v, size_t rows, size_t cols) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return false;
+  char hdr[128];
+  int n = std::snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
+  std::string h(hdr, static_cast<size_t>(n));
+  while ((10 + h.size() + 1) % 64 != 0) h += ' ';
+  h += '\n';
+  const uint16_t hl = static_cast<uint16_t>(h.size());
+  const unsigned char magic[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  bool ok = std::fwrite(magic, 1, 8, f) == 8 && std::fwrite(&hl, 2, 1, f) == 1 &&
+            std::fwrite(h.data(), 1, h.size(), f) == h.size() &&
+            std::fwrite(v.data(), sizeof(float), v.size(), f) == v.size();
+  ok = (std::fclose(f) == 0) && ok;
+  return ok;
+}
+
+int cmd_logits(int argc, char** argv) {
+  Args a{"logits", "MODEL.rill (--tokens IDS | --text TEXT) -o OUT.npy",
+         "Step the model over the tokens and write every step's logits as float32 [T, vocab] .npy,\n"
+         "for comparing a conversion with the source framework (numpy.load).",
+         "rill logits demo.rill --tokens 72,101,108,108,111 -o logits.npy",
+         {model_opt(),
+          {nullptr, "--tokens", "IDS", "comma-separated token ids", ""},
+          {nullptr, "--text", "TEXT", "text, tokenized with the model's tokenizer", ""},
+          {"-o", "--output", "FILE", "output .npy file", ""}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  LoadedModel lm;
+  if (int r = open_model(a, &lm)) return r;
+  const ModelInfo info = lm.model().info();
+  std::vector<int32_t> toks;
+  if (a.flag("--tokens")) {
+    if (!parse_tokens(a.get("--tokens"), &toks)) {
+      std::fprintf(stderr, "rill logits: --tokens wants comma-separated integers\n");
+      return 2;
+    }
+  } else if (a.flag("--text") && info.tokenizer == TokenizerKind::kBytes) {
+    for (unsigned char c : a.get("--text")) toks.push_back(c);
+  } else {
+    std::fprintf(stderr, "rill logits: give --tokens (or --text for a model with a tokenizer)\nexample: %s\n", a.example);
+    return 2;
+  }
+  if (a.get("--output").empty()) {
+    std::fprintf(stderr, "rill logits: -o OUT.npy is required\nexample: %s\n", a.example);
+    return 2;
+  }
+  OwnedSession os;
+  Error e;
+  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  const size_t V = info.vocab_size;
+  std::vector<float> all(toks.size() * V);
+  for (size_t t = 0; t < toks.size(); ++t) {
+    const Status s = os.session().step(toks[t], all.data() + t * V, V);
+    if (s != Status::kOk) {
+      std::fprintf(stderr, "rill logits: token %zu (id %d): %s (vocab is %zu)\n", t, toks[t], status_str(s), V);
+      return 1;
+    }
+  }
+  if (!write_npy(a.get("--output"), all, toks.size(), V)) {
+    std::fprintf(stderr, "rill logits: cannot write %s\n", a.get("--output").c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "wrote %s: float32 [%zu, %zu]\n", a.get("--output").c_str(), toks.size(), V);
+  return 0;
+}
+
+// ---- eval ----------------------------------------------------------------------------------
+int cmd_eval(int argc, char** argv) {
+  Args a{"eval", "MODEL.rill --text FILE [options]",
+         "Bits per byte on a text file: the mean of -log2 p(next byte) over the file, stepping the model\n"
+         "one byte at a time from an empty state (byte-tokenizer models).",
+         "rill eval demo.rill --text examples/demo_model/heldout.txt",
+         {model_opt(), {nullptr, "--text", "FILE", "text file to score", ""},
+          {nullptr, "--max-bytes", "N", "score at most N bytes; 0 = all", "0"},
+          {"-q", "--quiet", nullptr, "no progress", ""}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  LoadedModel lm;
+  if (int r = open_model(a, &lm)) return r;
+  const ModelInfo info = lm.model().info();
+  if (info.tokenizer != TokenizerKind::kBytes) {
+    std::fprintf(stderr, "rill eval: this model has no byte tokenizer; bits per byte needs one\n");
+    return 1;
+  }
+  long long max_bytes;
+  if (a.get("--text").empty() || !cli::parse_int(a.get("--max-bytes"), 0, 1ll << 50, &max_bytes)) {
+    std::fprintf(stderr, "rill eval: need --text FILE\nexample: %s\n", a.example);
+    return 2;
+  }
+  FILE* f = std::fopen(a.get("--text").c_str(), "rb");
+  if (!f) {
+    std::fprintf(stderr, "rill eval: cannot open %s\n", a.get("--text").c_str());
+    return 1;
+  }
+  std::vector<unsigned char> text;
+  unsigned char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.insert(text.end(), buf, buf + n);
+  std::fclose(f);
+  if (max_bytes > 0 && text.size() > static_cast<size_t>(max_bytes)) text.resize(static_cast<size_t>(max_bytes));
+  if (text.size() < 2) {
+    std::fprintf(stderr, "rill eval: text needs at least 2 bytes\n");
+    return 1;
+  }
+  OwnedSession os;
+  Error e;
+  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  std::vector<float> logits(info.vocab_size);
+  double nll = 0;
+  const double t0 = now_s();
+  const bool tty = isatty(2) && !a.flag("--quiet");
+  std::signal(SIGINT, on_sigint);
+  size_t scored = 0;
+  for (size_t i = 0; i + 1 < text.size() && !g_interrupted; ++i) {
+    (void)os.session().step(text[i], logits.data(), logits.size());
+    float mx = logits[0];
+    for (size_t v = 1; v < 256; ++v) mx = std::max(mx, logits[v]);
+    double z = 0;
+    for (size_t v = 0; v < 256; ++v) z += std::exp(static_cast<double>(logits[v] - mx));
+    nll += (std::log(z) + mx - logits[text[i + 1]]) / std::log(2.0);
+    ++scored;
+    if (tty && (i % 4096 == 0))
+      std::fprintf(stderr, "\r  %zu/%zu bytes, %.4f bits/byte", i, text.size() - 1, nll / static_cast<double>(scored));
+  }
+  if (tty) std::fprintf(stderr, "\r%-60s\r", "");
+  const double dt = now_s() - t0;
+  std::printf("%.4f bits/byte over %zu bytes of %s (%.0f bytes/s)\n", nll / static_cast<double>(scored), scored,
+              a.get("--text").c_str(), scored / dt);
+  return g_interrupted ? 130 : 0;
+}
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "rill %s: run recurrent sequence models (Mamba, ...) with a fixed-size state\n\n"
+               "usage: rill <command> [options]    (rill <command> --help for each)\n\n"
+               "commands:\n"
+               "  convert   Hugging Face checkpoint folder -> rill model file\n"
+               "  inspect   show a model file: architecture, tensors, state and arena bytes, provenance\n"
+               "  run       stream generated text from a prompt\n"
+               "  logits    write per-step logits of a token sequence as .npy\n"
+               "  eval      bits per byte on a text file\n\n"
+               "exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted\n"
+               "example:\n  rill convert examples/demo_model/checkpoint -o demo.rill && rill run demo.rill -p \"ROMEO:\"\n",
+               version_string());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const std::string c = argv[1];
+  if (c == "-h" || c == "--help" || c == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (c == "--version" || c == "version") {
+    std::printf("rill %s (backends: cpu)\n", version_string());
+    return 0;
+  }
+  if (c == "convert") return cmd_convert(argc - 2, argv + 2);
+  if (c == "inspect") return cmd_inspect(argc - 2, argv + 2);
+  if (c == "run") return cmd_run(argc - 2, argv + 2);
+  if (c == "logits") return cmd_logits(argc - 2, argv + 2);
+  if (c == "eval") return cmd_eval(argc - 2, argv + 2);
+  std::fprintf(stderr, "rill: unknown command '%s'\n\n", c.c_str());
+  usage(stderr);
+  return 2;
+}
