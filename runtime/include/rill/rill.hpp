@@ -149,7 +149,8 @@ class Sampler {
   static size_t scratch_count(size_t vocab) { return vocab; }
   // `scratch` must hold scratch_count(vocab) candidates and outlive the sampler.
   Status init(const SamplerParams& p, Candidate* scratch, size_t scratch_count);
-  // Picks a token from `logits[0, n)`; ids >= n_valid (padding rows) are never picked.
+  // Picks a token from `logits[0, n)`; ids >= n_valid (padding rows) are never picked. Returns -1
+  // if n_valid is 0, or if sampling (temperature > 0) needs more scratch than init was given.
   int32_t sample(const float* logits, size_t n, size_t n_valid);
   void reseed(uint64_t seed);
 

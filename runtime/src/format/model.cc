@@ -216,6 +216,11 @@ Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl
       if (a0 < b1 && b0 < a1)
         return fail(err, Status::kCorrupt, "state tensors %s and %s overlap", slots[i].name, slots[j].name);
     }
+  uint64_t end = 0;
+  for (uint32_t i = 0; i < n; ++i) end = slots[i].offset + slots[i].floats * 4 > end ? slots[i].offset + slots[i].floats * 4 : end;
+  if (total != align_up(end, kAlign))
+    return fail(err, Status::kCorrupt, "state_bytes %llu, the state tensors need %llu",
+                static_cast<unsigned long long>(total), static_cast<unsigned long long>(align_up(end, kAlign)));
   impl->state_slots = slots;
   impl->n_state_slots = n;
   impl->state_bytes = total;

@@ -47,12 +47,13 @@ int32_t Sampler::sample(const float* logits, size_t n, size_t n_valid) {
   if (n_valid > n) n_valid = n;
   if (n_valid == 0) return -1;
   // Greedy: argmax over finite logits (first on ties).
-  if (p_.temperature == 0.f || cap_ < n_valid) {
+  if (p_.temperature == 0.f) {
     size_t best = 0;
     for (size_t i = 1; i < n_valid; ++i)
       if (logits[i] > logits[best] || std::isnan(logits[best])) best = i;
     return static_cast<int32_t>(best);
   }
+  if (cap_ < n_valid) return -1;  // scratch too small for this vocabulary: caller error
   size_t m = n_valid;
   for (size_t i = 0; i < m; ++i) cand_[i] = Candidate{std::isnan(logits[i]) ? -INFINITY : logits[i], static_cast<int32_t>(i)};
   auto by_logit = [](const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };

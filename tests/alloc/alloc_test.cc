@@ -1,0 +1,166 @@
+// Proves "no allocation after load": counting hooks on malloc/calloc/realloc/free/aligned variants
+// and global operator new/delete, armed around 1000+ steps, a prefill, sampling, reset and state
+// copies. A control allocation inside the window proves the hooks see allocations at all.
+// (Built without sanitizers: ASan owns malloc.)
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "test_util.h"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void __libc_free(void*);
+void* __libc_memalign(size_t, size_t);
+}
+
+namespace {
+std::atomic<bool> g_armed{false};
+std::atomic<long> g_calls{0};
+inline void count() {
+  if (g_armed.load(std::memory_order_relaxed)) g_calls.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+extern "C" {
+void* malloc(size_t n) {
+  count();
+  return __libc_malloc(n);
+}
+void* calloc(size_t a, size_t b) {
+  count();
+  return __libc_calloc(a, b);
+}
+void* realloc(void* p, size_t n) {
+  count();
+  return __libc_realloc(p, n);
+}
+void free(void* p) {
+  if (p) count();
+  __libc_free(p);
+}
+void* aligned_alloc(size_t a, size_t n) {
+  count();
+  return __libc_memalign(a, n);
+}
+void* memalign(size_t a, size_t n) {
+  count();
+  return __libc_memalign(a, n);
+}
+int posix_memalign(void** out, size_t a, size_t n) {
+  count();
+  *out = __libc_memalign(a, n);
+  return *out ? 0 : 12;
+}
+}
+
+void* operator new(size_t n) {
+  count();
+  if (void* p = __libc_malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept {
+  if (p) count();
+  __libc_free(p);
+}
+void operator delete[](void* p) noexcept { operator delete(p); }
+void operator delete(void* p, size_t) noexcept { operator delete(p); }
+void operator delete[](void* p, size_t) noexcept { operator delete(p); }
+
+using namespace rill;
+using namespace rill_test;
+
+namespace {
+long run_window(void (*body)(void*), void* ctx) {
+  g_calls = 0;
+  g_armed = true;
+  body(ctx);
+  g_armed = false;
+  return g_calls.load();
+}
+
+struct Work {
+  Session* s;
+  Sampler* greedy;
+  Sampler* sampler;
+  float* logits;
+  size_t V;
+  int32_t* prompt;
+  size_t n_prompt;
+  unsigned char* snapshot;
+  int steps_done = 0;
+  bool all_ok = true;
+};
+
+void decode(void* p) {
+  Work& w = *static_cast<Work*>(p);
+  w.all_ok &= w.s->prefill(w.prompt, w.n_prompt, w.logits, w.V) == Status::kOk;
+  int32_t tok = 0;
+  for (int i = 0; i < 1200; ++i) {
+    tok = (i % 2 ? w.greedy : w.sampler)->sample(w.logits, w.V, w.V);
+    w.all_ok &= tok >= 0;
+    w.all_ok &= w.s->step(tok, w.logits, w.V) == Status::kOk;
+    ++w.steps_done;
+    if (i == 600) {
+      w.all_ok &= w.s->state_copy_out(w.snapshot, w.s->state_size()) == Status::kOk;
+      w.all_ok &= w.s->state_copy_in(w.snapshot, w.s->state_size()) == Status::kOk;
+    }
+  }
+  w.all_ok &= w.s->step(-5, w.logits, w.V) == Status::kTokenRange;  // error paths allocate nothing either
+  w.s->reset();
+  w.all_ok &= w.s->step(1, nullptr, 0) == Status::kOk;
+}
+
+void control(void*) {
+  void* volatile p = std::malloc(32);
+  std::free(p);
+}
+
+void check_model(const std::string& ckpt) {
+  TempDir tmp;
+  const std::string path = tmp.file("m.rill");
+  REQUIRE(convert_ckpt(ckpt, path).empty());
+  LoadedModel lm;
+  Error e;
+  REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
+  OwnedSession os;
+  REQUIRE(OwnedSession::create(lm.model(), SessionOptions{}, &os) == Status::kOk);
+  const size_t V = lm.model().info().vocab_size;
+  std::vector<float> logits(V);
+  std::vector<Sampler::Candidate> c1(V), c2(V);
+  Sampler greedy, sampler;
+  SamplerParams gp;
+  gp.temperature = 0;
+  REQUIRE(greedy.init(gp, c1.data(), V) == Status::kOk);
+  SamplerParams sp;  // temperature 0.8, top-k 40, top-p 0.95
+  sp.seed = 3;
+  REQUIRE(sampler.init(sp, c2.data(), V) == Status::kOk);
+  std::vector<int32_t> prompt(64);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7) % V);
+  std::vector<unsigned char> snap(os.session().state_size());
+  Work w{&os.session(), &greedy, &sampler, logits.data(), V, prompt.data(), prompt.size(), snap.data()};
+  const long n = run_window(decode, &w);
+  CHECK(w.all_ok);
+  CHECK(w.steps_done == 1200);
+  CHECK_MESSAGE(n == 0, n << " heap calls during prefill + 1200 steps + sampling + state copies");
+}
+}  // namespace
+
+TEST_CASE("the counting hooks see an allocation (the test can fail)") {
+  CHECK(run_window(control, nullptr) == 2);
+}
+
+TEST_CASE("no heap call after load: golden model, prefill + 1200 steps + sampling + state copies") {
+  check_model(golden_dir("mamba1_awkward"));
+}
+
+TEST_CASE("no heap call after load: the bundled demo model") {
+  const std::string demo = src_dir() + "/examples/demo_model/checkpoint";
+  REQUIRE_MESSAGE(file_exists(demo + "/model.safetensors"), "demo checkpoint missing");
+  check_model(demo);
+}

@@ -1,0 +1,120 @@
+// Converter: mismatched checkpoints fail with a message naming the cause; a failed run writes
+// nothing and never replaces an existing file.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "safetensors.h"
+#include "test_util.h"
+
+using namespace rill_test;
+using json = nlohmann::json;
+
+namespace {
+// Copies a golden checkpoint and edits its config.json.
+std::string with_config(TempDir& tmp, const std::string& name, void (*edit)(json&)) {
+  const std::string dir = tmp.file("ck");
+  copy_dir(golden_dir(name), dir);
+  json j = json::parse(read_file(dir + "/config.json"));
+  edit(j);
+  write_file(dir + "/config.json", j.dump());
+  return dir;
+}
+bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+}  // namespace
+
+TEST_SUITE("converter") {
+  TEST_CASE("config/tensor mismatches name the tensor or field") {
+    TempDir tmp;
+    const std::string out = tmp.file("o.rill");
+    SUBCASE("unknown config field") {
+      const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["attention_layers"] = 4; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "attention_layers"));
+    }
+    SUBCASE("fewer layers in the config than in the checkpoint: unexpected tensors") {
+      const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["num_hidden_layers"] = 1; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "unexpected tensor backbone.layers.1."));
+    }
+    SUBCASE("more layers in the config: missing tensors") {
+      const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["num_hidden_layers"] = 3; });
+      CHECK(contains(convert_ckpt(dir, out), "missing tensor backbone.layers.2.mixer.in_proj.weight"));
+    }
+    SUBCASE("wrong time_step_rank: mis-shaped x_proj and dt_proj") {
+      const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["time_step_rank"] = 6; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "backbone.layers.0.mixer.x_proj.weight: expected [22, 80], got [21, 80]"));
+      CHECK(contains(e, "dt_proj.weight"));
+    }
+    SUBCASE("conflicting spellings") {
+      const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["d_model"] = 41; });
+      CHECK(contains(convert_ckpt(dir, out), "\"hidden_size\" = 40 but \"d_model\" = 41"));
+    }
+    SUBCASE("untied config without lm_head") {
+      const auto dir = with_config(tmp, "mamba1_hf_f16_tied", [](json& j) { j["tie_word_embeddings"] = false; });
+      CHECK(contains(convert_ckpt(dir, out), "lm_head.weight is missing"));
+    }
+    SUBCASE("unsupported model type") {
+      const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["model_type"] = "llama"; });
+      CHECK(contains(convert_ckpt(dir, out), "\"llama\" is not supported"));
+    }
+    SUBCASE("missing shard") {
+      const std::string dir = tmp.file("ck");
+      copy_dir(golden_dir("mamba1_ssm_bf16_sharded"), dir);
+      std::remove((dir + "/model-00002-of-00002.safetensors").c_str());
+      CHECK(contains(convert_ckpt(dir, out), "model-00002-of-00002.safetensors, which is missing"));
+    }
+    SUBCASE("unsupported --dtype") { CHECK(contains(convert_ckpt(golden_dir("mamba1_awkward"), out, "q3"), "q3")); }
+    CHECK(!file_exists(out));
+  }
+
+  TEST_CASE("an existing output is kept unless --force, and a failed run leaves no file behind") {
+    TempDir tmp;
+    const std::string out = tmp.file("o.rill");
+    write_file(out, "precious");
+    CHECK(contains(convert_ckpt(golden_dir("mamba1_awkward"), out, "f32", /*force=*/false), "exists"));
+    CHECK(read_file(out) == "precious");
+    const auto dir = with_config(tmp, "mamba1_awkward", [](json& j) { j["num_hidden_layers"] = 5; });
+    CHECK(!convert_ckpt(dir, out, "f32", /*force=*/true).empty());
+    CHECK(read_file(out) == "precious");
+    CHECK(convert_ckpt(golden_dir("mamba1_awkward"), out, "f32", true).empty());
+    CHECK(read_file(out) != "precious");
+    // No temporary files remain.
+    CHECK(std::system(("test -z \"$(ls " + tmp.path + " | grep tmp-)\"").c_str()) == 0);
+  }
+
+  TEST_CASE("safetensors headers: hostile values are refused with a message") {
+    rill::convert::Checkpoint ck;
+    auto parse = [&](const std::string& header, size_t data_bytes) -> std::string {
+      std::string f(8, '\0');
+      const uint64_t n = header.size();
+      std::memcpy(&f[0], &n, 8);
+      f += header + std::string(data_bytes, '\0');
+      try {
+        rill::convert::Checkpoint c;
+        c.parse(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "t.safetensors");
+      } catch (const rill::convert::ConvertError& e) {
+        return e.what();
+      }
+      return "";
+    };
+    CHECK(parse(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8).empty());
+    CHECK(contains(parse(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4), "outside the data"));
+    CHECK(contains(parse(R"({"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})", 16), "I64 is not supported"));
+    CHECK(contains(parse(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "need 12"));
+    CHECK(contains(parse(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}})", 8), "non-negative"));
+    CHECK(contains(parse(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
+                   "too large"));
+    CHECK(contains(parse("{not json", 0), "not valid JSON"));
+    std::string big(8, '\0');
+    const uint64_t huge = 1ull << 40;
+    std::memcpy(&big[0], &huge, 8);
+    try {
+      ck.parse(reinterpret_cast<const uint8_t*>(big.data()), big.size(), "big");
+      CHECK(false);
+    } catch (const rill::convert::ConvertError& e) {
+      CHECK(contains(e.what(), "exceeds 100 MB"));
+    }
+  }
+}

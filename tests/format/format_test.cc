@@ -1,0 +1,178 @@
+// Loader and verifier: a good file loads; truncated, foreign, newer, misaligned, mis-shaped and
+// bit-flipped files get a status and a message, never a crash.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "rill_generated.h"
+#include "test_util.h"
+
+using namespace rill;
+using namespace rill_test;
+
+namespace {
+
+// A model file held in a 64-byte-aligned heap buffer, so tests can mutate it.
+struct Bytes {
+  AlignedBuffer buf;
+  size_t size = 0;
+  explicit Bytes(const std::string& s) {
+    REQUIRE(AlignedBuffer::allocate(s.size() + 64, &buf) == Status::kOk);
+    std::memcpy(buf.data(), s.data(), s.size());
+    size = s.size();
+  }
+  unsigned char* p() { return static_cast<unsigned char*>(buf.data()); }
+  fb::Model* model() { return fb::GetMutableSizePrefixedModel(p()); }
+};
+
+std::string golden_model(TempDir& tmp) {
+  const std::string out = tmp.file("m.rill");
+  const std::string err = convert_ckpt(golden_dir("mamba1_awkward"), out);
+  REQUIRE_MESSAGE(err.empty(), err);
+  return read_file(out);
+}
+
+Status try_init(const void* data, size_t size, Error* e, bool verify = true) {
+  AlignedBuffer mem;
+  REQUIRE(AlignedBuffer::allocate(1 << 20, &mem) == Status::kOk);
+  Model m;
+  ModelOptions o;
+  o.verify = verify;
+  return Model::init(data, size, o, mem.data(), mem.size(), &m, e);
+}
+
+}  // namespace
+
+TEST_SUITE("format") {
+  TEST_CASE("a converted model verifies and reports its sizes") {
+    TempDir tmp;
+    Bytes b(golden_model(tmp));
+    Error e;
+    size_t need = 0;
+    REQUIRE(Model::footprint(b.p(), b.size, &need, &e) == Status::kOk);
+    AlignedBuffer mem;
+    REQUIRE(AlignedBuffer::allocate(need, &mem) == Status::kOk);
+    Model m;
+    REQUIRE_MESSAGE(Model::init(b.p(), b.size, ModelOptions{}, mem.data(), need, &m, &e) == Status::kOk, e.message);
+    const ModelInfo in = m.info();
+    CHECK(in.arch == Arch::kMamba1);
+    CHECK(in.vocab_size == 37);
+    CHECK(in.d_model == 40);
+    // State per layer: conv [K-1=2, E=80] + ssm [80, 8], each 64-byte aligned: 640 + 2560 = 3200 B.
+    CHECK(in.state_bytes == 2 * (640 + 2560));
+
+    SUBCASE("model memory one byte short fails and names the size") {
+      Model m2;
+      CHECK(Model::init(b.p(), b.size, ModelOptions{}, mem.data(), need - 1, &m2, &e) == Status::kArenaTooSmall);
+      CHECK(std::string(e.message).find(std::to_string(need)) != std::string::npos);
+      CHECK(!m2.ok());
+    }
+    SUBCASE("every arena size below the footprint fails; the footprint itself works") {
+      size_t arena = 0;
+      REQUIRE(Session::footprint(m, SessionOptions{}, &arena) == Status::kOk);
+      AlignedBuffer ab;
+      REQUIRE(AlignedBuffer::allocate(arena, &ab) == Status::kOk);
+      Session s;
+      for (size_t sz = 0; sz < arena; sz += (sz < 256 ? 1 : 61)) {
+        REQUIRE(Session::init(m, SessionOptions{}, ab.data(), sz, &s, &e) == Status::kArenaTooSmall);
+        REQUIRE(!s.ok());
+      }
+      CHECK(std::string(e.message).find(std::to_string(arena)) != std::string::npos);
+      CHECK(Session::init(m, SessionOptions{}, ab.data(), arena, &s, &e) == Status::kOk);
+      CHECK(Session::init(m, SessionOptions{}, static_cast<char*>(ab.data()) + 4, arena - 4, &s, &e) ==
+            Status::kAlignment);
+    }
+  }
+
+  TEST_CASE("truncated files are refused at every length") {
+    TempDir tmp;
+    const std::string s = golden_model(tmp);
+    Bytes b(s);
+    Error e;
+    for (size_t len = 0; len < s.size(); len += (len < 512 ? 1 : 397)) {
+      const Status st = try_init(b.p(), len, &e);
+      REQUIRE_MESSAGE(st != Status::kOk, "length " << len);
+      if (len >= 16 && len > s.size() / 2) CHECK_MESSAGE(st == Status::kTruncated, "length " << len << ": " << e.message);
+    }
+    CHECK(try_init(b.p(), s.size() - 1, &e) == Status::kTruncated);
+  }
+
+  TEST_CASE("foreign, newer, misaligned and inconsistent files get their own status") {
+    TempDir tmp;
+    const std::string s = golden_model(tmp);
+    Error e;
+    {
+      Bytes b(s);
+      b.p()[8] = 'X';
+      CHECK(try_init(b.p(), b.size, &e) == Status::kBadMagic);
+    }
+    {
+      Bytes b(s);
+      REQUIRE(b.model()->mutate_format_major(2));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kVersion);
+      CHECK(std::string(e.message).find("newer") != std::string::npos);
+    }
+    {
+      AlignedBuffer buf;
+      REQUIRE(AlignedBuffer::allocate(s.size() + 64, &buf) == Status::kOk);
+      unsigned char* q = static_cast<unsigned char*>(buf.data()) + 8;
+      std::memcpy(q, s.data(), s.size());
+      CHECK(try_init(q, s.size(), &e) == Status::kAlignment);
+    }
+    {
+      Bytes b(s);
+      auto* in_proj = b.model()->mutable_layers()->GetMutableObject(0)->mutable_tensors()->GetMutableObject(1);
+      REQUIRE(std::string(in_proj->name()->c_str()) == "in_proj");
+      in_proj->mutable_shape()->Mutate(1, 39);
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("layers.0.in_proj") != std::string::npos);
+      CHECK(std::string(e.message).find("[160, 40]") != std::string::npos);
+    }
+    {
+      Bytes b(s);
+      auto* t = b.model()->mutable_tensors()->GetMutableObject(0);
+      REQUIRE(t->mutate_offset(b.model()->data_size() - 64));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("outside the data region") != std::string::npos);
+    }
+    {
+      Bytes b(s);
+      auto* p = static_cast<fb::Mamba1Params*>(b.model()->mutable_params());
+      REQUIRE(p->mutate_d_state(1u << 30));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("d_state") != std::string::npos);
+    }
+    {
+      Bytes b(s);
+      REQUIRE(b.model()->mutable_state()->mutate_state_bytes(64));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+    }
+  }
+
+  TEST_CASE("random byte flips anywhere in the header never crash the loader") {
+    TempDir tmp;
+    const std::string s = golden_model(tmp);
+    const fb::Model* m0 = fb::GetSizePrefixedModel(s.data());
+    const size_t header = static_cast<size_t>(m0->data_offset());
+    std::mt19937 rng(42);
+    Bytes b(s);
+    size_t accepted = 0;
+    for (int i = 0; i < 3000; ++i) {
+      std::memcpy(b.p(), s.data(), s.size());
+      const int flips = 1 + static_cast<int>(rng() % 3);
+      for (int k = 0; k < flips; ++k) b.p()[rng() % header] ^= static_cast<unsigned char>(1u << (rng() % 8));
+      Error e;
+      AlignedBuffer mem;
+      REQUIRE(AlignedBuffer::allocate(1 << 20, &mem) == Status::kOk);
+      Model m;
+      if (Model::init(b.p(), b.size, ModelOptions{}, mem.data(), mem.size(), &m, &e) == Status::kOk) {
+        ++accepted;  // a flip in a name or provenance string can be harmless: the model must still run
+        OwnedSession os;
+        REQUIRE(OwnedSession::create(m, SessionOptions{}, &os) == Status::kOk);
+        std::vector<float> out(m.info().vocab_size);
+        for (int t = 0; t < 4; ++t) REQUIRE(os.session().step(t, out.data(), out.size()) == Status::kOk);
+      }
+    }
+    MESSAGE("header flips accepted as still-valid: " << accepted << " / 3000");
+  }
+}

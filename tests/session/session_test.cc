@@ -1,0 +1,69 @@
+// Caller misuse and bad input: each gets a status; the state is unchanged by a failed call, and the
+// session goes on exactly as one that never saw the error.
+#include <doctest/doctest.h>
+
+#include "test_util.h"
+
+using namespace rill;
+using namespace rill_test;
+
+TEST_SUITE("session") {
+  TEST_CASE("bad calls return status codes and leave the state unchanged") {
+    TempDir tmp;
+    const std::string path = tmp.file("m.rill");
+    REQUIRE(convert_ckpt(golden_dir("mamba1_awkward"), path).empty());
+    LoadedModel lm;
+    REQUIRE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm) == Status::kOk);
+    OwnedSession a, b;
+    REQUIRE(OwnedSession::create(lm.model(), SessionOptions{}, &a) == Status::kOk);
+    REQUIRE(OwnedSession::create(lm.model(), SessionOptions{}, &b) == Status::kOk);
+    const size_t V = lm.model().info().vocab_size;
+    std::vector<float> la(V), lb(V);
+    for (int32_t t : {1, 5, 9}) {
+      REQUIRE(a.session().step(t, la.data(), V) == Status::kOk);
+      REQUIRE(b.session().step(t, lb.data(), V) == Status::kOk);
+    }
+    std::vector<unsigned char> before(a.session().state_size()), after(before.size());
+    REQUIRE(a.session().state_copy_out(before.data(), before.size()) == Status::kOk);
+
+    CHECK(a.session().step(-1, la.data(), V) == Status::kTokenRange);
+    CHECK(a.session().step(static_cast<int32_t>(V), la.data(), V) == Status::kTokenRange);
+    CHECK(a.session().step(3, la.data(), V - 1) == Status::kInvalidArgument);
+    const int32_t bad_run[] = {1, 2, 99999, 3};
+    CHECK(a.session().prefill(bad_run, 4, la.data(), V) == Status::kTokenRange);
+    CHECK(a.session().prefill(nullptr, 2, la.data(), V) == Status::kInvalidArgument);
+    CHECK(a.session().state_copy_in(before.data(), before.size() - 1) == Status::kInvalidArgument);
+    CHECK(a.session().state_copy_out(after.data(), after.size() + 1) == Status::kInvalidArgument);
+    REQUIRE(a.session().state_copy_out(after.data(), after.size()) == Status::kOk);
+    CHECK(before == after);
+
+    for (int32_t t : {7, 2, 36, 0}) {
+      REQUIRE(a.session().step(t, la.data(), V) == Status::kOk);
+      REQUIRE(b.session().step(t, lb.data(), V) == Status::kOk);
+      REQUIRE(std::memcmp(la.data(), lb.data(), V * 4) == 0);
+    }
+  }
+
+  TEST_CASE("an uninitialised session or model is refused") {
+    Session s;
+    float x[4];
+    CHECK(s.step(0, x, 4) == Status::kBadState);
+    CHECK(s.prefill(nullptr, 0, nullptr, 0) == Status::kBadState);
+    CHECK(s.state_copy_out(x, 4) == Status::kBadState);
+    Model m;
+    size_t n;
+    CHECK(Session::footprint(m, SessionOptions{}, &n) == Status::kInvalidArgument);
+    Error e;
+    alignas(64) unsigned char arena[256];
+    CHECK(Session::init(m, SessionOptions{}, arena, sizeof arena, &s, &e) == Status::kBadState);
+    CHECK(Model::init(nullptr, 0, ModelOptions{}, arena, sizeof arena, &m, &e) != Status::kOk);
+    ModelOptions cuda;
+    cuda.backend = Backend::kCuda;
+    CHECK(Model::init(arena, sizeof arena, cuda, arena, sizeof arena, &m, &e) == Status::kNoBackend);
+  }
+
+  TEST_CASE("status strings exist for every code") {
+    for (int c : {0, 1, 2, 20, 21, 22, 23, 24, 25, 40, 41, 60, 80, 81})
+      CHECK(std::string(status_str(static_cast<Status>(c))) != "unknown status");
+  }
+}

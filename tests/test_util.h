@@ -1,0 +1,117 @@
+// Helpers shared by rill's tests: .npy reading, temporary folders, converting fixtures.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rill/convert.hpp"
+#include "rill/extension.hpp"
+#include "rill/rill.hpp"
+
+namespace rill_test {
+
+inline std::string src_dir() { return RILL_SOURCE_DIR; }
+inline std::string golden_dir(const std::string& c) { return src_dir() + "/tests/golden/" + c; }
+
+// A float32 C-order .npy file.
+struct Npy {
+  std::vector<size_t> shape;
+  std::vector<float> data;
+};
+
+inline Npy read_npy(const std::string& path) {
+  Npy n;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return n;
+  char magic[8];
+  f.read(magic, 8);
+  uint16_t hl = 0;
+  f.read(reinterpret_cast<char*>(&hl), 2);
+  std::string h(hl, '\0');
+  f.read(&h[0], hl);
+  if (h.find("'<f4'") == std::string::npos || h.find("'fortran_order': False") == std::string::npos) return n;
+  const size_t a = h.find('(') + 1, b = h.find(')');
+  std::stringstream ss(h.substr(a, b - a));
+  std::string tok;
+  size_t count = 1;
+  while (std::getline(ss, tok, ','))
+    if (tok.find_first_of("0123456789") != std::string::npos) {
+      n.shape.push_back(std::stoul(tok));
+      count *= n.shape.back();
+    }
+  n.data.resize(count);
+  f.read(reinterpret_cast<char*>(n.data.data()), static_cast<std::streamsize>(count * 4));
+  if (!f) n.data.clear();
+  return n;
+}
+
+inline std::vector<int32_t> read_tokens(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<int32_t> t;
+  std::string tok;
+  while (std::getline(f, tok, ',')) t.push_back(std::stoi(tok));
+  return t;
+}
+
+// A fresh temporary folder, removed with its files on destruction.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/rill-test-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    const std::string cmd = "rm -rf '" + path + "'";
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", path.c_str());
+  }
+  std::string file(const std::string& n) const { return path + "/" + n; }
+};
+
+inline bool file_exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+inline void copy_dir(const std::string& from, const std::string& to) {
+  const std::string cmd = "mkdir -p '" + to + "' && cp -r '" + from + "'/. '" + to + "'";
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "copy failed: %s\n", cmd.c_str());
+}
+
+inline std::string read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline void write_file(const std::string& p, const std::string& s) {
+  std::ofstream f(p, std::ios::binary);
+  f << s;
+}
+
+// Converts a checkpoint folder; returns the error message ("" on success).
+inline std::string convert_ckpt(const std::string& dir, const std::string& out, const std::string& dtype = "f32",
+                           bool force = true) {
+  rill::convert::Options o;
+  o.input_dir = dir;
+  o.output = out;
+  o.dtype = dtype;
+  o.force = force;
+  o.quiet = true;
+  try {
+    rill::convert::run(o);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace rill_test
