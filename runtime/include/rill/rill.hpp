@@ -73,8 +73,8 @@ struct ModelImpl;
 // A verified model. `data` (the file bytes) and `mem` must outlive the Model; nothing is copied.
 class Model {
  public:
-  // Bytes of caller memory `init` needs for this file (per-layer weight views). Parses only the
-  // size-prefixed header after a bounds check; full verification happens in init.
+  // Bytes of caller memory `init` needs for this file (per-layer weight views). Verifies the
+  // header; tensor and shape checks happen in init.
   static Status footprint(const void* data, size_t size, size_t* bytes, Error* err = nullptr);
 
   // Verifies the file and binds weight views. `data` must be aligned to kAlign (a mapped file is).
