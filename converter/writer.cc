@@ -11,7 +11,7 @@
 
 #include "kernels/kernels.h"
 #include "plan.h"
-#include "sha256.h"
+#include "core/sha256.h"
 
 namespace rill {
 namespace convert {
@@ -93,7 +93,10 @@ std::string sha256_file(const SrcFile& f) {
     h.update(buf.data(), static_cast<size_t>(n));
   }
   ::close(fd);
-  return h.hex();
+  uint8_t d[32];
+  char hex[65];
+  h.finish(d, hex);
+  return hex;
 }
 
 }  // namespace
@@ -138,7 +141,7 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
 
   // Two passes: the header's size does not depend on the data_offset value (scalars are forced),
   // so build once to measure, then again with the final offsets.
-  auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size) {
+  auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
     auto make_tensor = [&](const PlanTensor& t) {
       return fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.offset, t.size, 0, t.source.c_str());
@@ -166,23 +169,24 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
                                            &sf, opts.command_line.c_str(), config_text.c_str());
     auto params = plan.params(b);
     auto model = fb::CreateModelDirect(b, 1, 0, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
-                                       64, data_offset, data_size, file_size);
+                                       64, data_offset, data_size, file_size, sha);
     fb::FinishSizePrefixedModelBuffer(b, model);
   };
+  const std::string zeros(64, '0');
   flatbuffers::FlatBufferBuilder probe;
-  build(probe, 0, 0);
+  build(probe, 0, 0, zeros.c_str());
   const uint64_t data_offset = align64(probe.GetSize());
   const uint64_t file_size = data_offset + data_size;
-  flatbuffers::FlatBufferBuilder fbb;
-  build(fbb, data_offset, file_size);
-  if (fbb.GetSize() != probe.GetSize()) throw ConvertError("writer: header size changed between passes");
 
   struct stat st;
   if (::stat(opts.output.c_str(), &st) == 0 && !opts.force)
     throw ConvertError(opts.output + " exists (use --force to overwrite)");
 
+  // Data first (hashed in file order, padding included), then the header that carries the hash.
   TmpFile out(opts.output);
-  out.write_at(0, fbb.GetBufferPointer(), fbb.GetSize());
+  Sha256 data_hash;
+  uint64_t hashed = 0;
+  const std::vector<uint8_t> pad(kAlignment, 0);
   const bool tty = isatty(2) && !opts.quiet;
   uint64_t done = 0, params = 0;
   const size_t n = plan.tensors.size();
@@ -192,6 +196,11 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     const std::vector<float> v = t.values();
     const std::vector<uint8_t> bytes = encode(v, t.dtype);
     out.write_at(data_offset + t.offset, bytes.data(), bytes.size());
+    if (t.offset != hashed) throw ConvertError("writer: tensors out of order");
+    data_hash.update(bytes.data(), bytes.size());
+    const uint64_t next = align64(t.offset + t.size);
+    data_hash.update(pad.data(), next - (t.offset + t.size));
+    hashed = next;
     done += t.size;
     params += v.size();
     if (tty) {
@@ -204,6 +213,15 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     report->tensors.push_back(TensorReport{full, t.source, t.dtype == fb::DType::F32 ? "f32" : "f16", t.shape, t.size});
   }
   if (tty) std::fprintf(stderr, "\r%-80s\r", "");
+  uint8_t digest[32];
+  char hex[65];
+  data_hash.finish(digest, hex);
+  flatbuffers::FlatBufferBuilder fbb;
+  build(fbb, data_offset, file_size, hex);
+  if (fbb.GetSize() != probe.GetSize()) throw ConvertError("writer: header size changed between passes");
+  out.write_at(0, fbb.GetBufferPointer(), fbb.GetSize());
+  const std::vector<uint8_t> zero(data_offset - fbb.GetSize(), 0);
+  out.write_at(fbb.GetSize(), zero.data(), zero.size());
   out.commit(file_size);
   report->params = params;
   report->weight_bytes = data_size;

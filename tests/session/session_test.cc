@@ -32,7 +32,7 @@ TEST_SUITE("session") {
     const int32_t bad_run[] = {1, 2, 99999, 3};
     CHECK(a.session().prefill(bad_run, 4, la.data(), V) == Status::kTokenRange);
     CHECK(a.session().prefill(nullptr, 2, la.data(), V) == Status::kInvalidArgument);
-    CHECK(a.session().state_copy_in(before.data(), before.size() - 1) == Status::kInvalidArgument);
+    CHECK(a.session().state_copy_in(before.data(), before.size() - 1) == Status::kStateMismatch);
     CHECK(a.session().state_copy_out(after.data(), after.size() + 1) == Status::kInvalidArgument);
     REQUIRE(a.session().state_copy_out(after.data(), after.size()) == Status::kOk);
     CHECK(before == after);
@@ -42,6 +42,61 @@ TEST_SUITE("session") {
       REQUIRE(b.session().step(t, lb.data(), V) == Status::kOk);
       REQUIRE(std::memcmp(la.data(), lb.data(), V * 4) == 0);
     }
+  }
+
+  TEST_CASE("state blobs: damaged, truncated or foreign blobs are refused and change nothing") {
+    TempDir tmp;
+    const std::string p1 = tmp.file("a.rill"), p2 = tmp.file("b.rill");
+    REQUIRE(convert_ckpt(golden_dir("mamba1_awkward"), p1).empty());
+    REQUIRE(convert_ckpt(golden_dir("mamba1_hf_f16_tied"), p2).empty());
+    LoadedModel m1, m2;
+    REQUIRE(LoadedModel::open(p1.c_str(), ModelOptions{}, &m1) == Status::kOk);
+    REQUIRE(LoadedModel::open(p2.c_str(), ModelOptions{}, &m2) == Status::kOk);
+    OwnedSession a, b;
+    REQUIRE(OwnedSession::create(m1.model(), SessionOptions{}, &a) == Status::kOk);
+    REQUIRE(OwnedSession::create(m2.model(), SessionOptions{}, &b) == Status::kOk);
+    Session& s = a.session();
+    for (int32_t t : {3, 4, 5}) REQUIRE(s.step(t, nullptr, 0) == Status::kOk);
+    std::vector<unsigned char> blob(s.state_size()), cur(s.state_size()), other(b.session().state_size());
+    REQUIRE(s.state_copy_out(blob.data(), blob.size()) == Status::kOk);
+    CHECK(blob.size() == Session::kStateHeaderBytes + m1.model().info().state_bytes);
+    CHECK(std::memcmp(blob.data(), "RLST", 4) == 0);
+    REQUIRE(s.step(6, nullptr, 0) == Status::kOk);
+    REQUIRE(s.state_copy_out(cur.data(), cur.size()) == Status::kOk);
+    auto unchanged = [&] {
+      std::vector<unsigned char> now(s.state_size());
+      REQUIRE(s.state_copy_out(now.data(), now.size()) == Status::kOk);
+      return now == cur;
+    };
+    for (size_t pos : {size_t(0), size_t(9), size_t(20), size_t(70), blob.size() - 1}) {
+      std::vector<unsigned char> bad = blob;
+      bad[pos] ^= 0x10;
+      CHECK_MESSAGE(s.state_copy_in(bad.data(), bad.size()) == Status::kStateMismatch, "flip at " << pos);
+      CHECK(unchanged());
+    }
+    CHECK(s.state_copy_in(blob.data(), blob.size() / 2) == Status::kStateMismatch);
+    REQUIRE(b.session().state_copy_out(other.data(), other.size()) == Status::kOk);
+    CHECK(s.state_copy_in(other.data(), other.size()) == Status::kStateMismatch);
+    CHECK(b.session().state_copy_in(blob.data(), blob.size()) == Status::kStateMismatch);
+    CHECK(unchanged());
+    CHECK(s.state_copy_in(blob.data(), blob.size()) == Status::kOk);
+  }
+
+  TEST_CASE("weight checksum: verify_data passes on a good file and names a damaged one") {
+    TempDir tmp;
+    const std::string p = tmp.file("a.rill");
+    REQUIRE(convert_ckpt(golden_dir("mamba1_awkward"), p).empty());
+    LoadedModel m;
+    REQUIRE(LoadedModel::open(p.c_str(), ModelOptions{}, &m) == Status::kOk);
+    Error e;
+    CHECK(m.model().verify_data(&e) == Status::kOk);
+    std::string bytes = read_file(p);
+    bytes[bytes.size() - 100] ^= 1;  // inside the last tensor
+    write_file(p, bytes);
+    LoadedModel bad;
+    REQUIRE(LoadedModel::open(p.c_str(), ModelOptions{}, &bad) == Status::kOk);  // structure is intact
+    CHECK(bad.model().verify_data(&e) == Status::kCorrupt);
+    CHECK(std::string(e.message).find("checksum mismatch") != std::string::npos);
   }
 
   TEST_CASE("an uninitialised session or model is refused") {
@@ -63,7 +118,7 @@ TEST_SUITE("session") {
   }
 
   TEST_CASE("status strings exist for every code") {
-    for (int c : {0, 1, 2, 20, 21, 22, 23, 24, 25, 40, 41, 60, 80, 81})
+    for (int c : {0, 1, 2, 20, 21, 22, 23, 24, 25, 40, 41, 60, 80, 81, 82})
       CHECK(std::string(status_str(static_cast<Status>(c))) != "unknown status");
   }
 }

@@ -32,6 +32,7 @@ enum class Status : int32_t {
   kNoBackend = 60,        // the requested backend is not compiled in
   kTokenRange = 80,       // a token id outside [0, vocab)
   kNonFinite = 81,        // NaN or Inf in caller input
+  kStateMismatch = 82,    // a state blob from another model, of the wrong size, or damaged
 };
 
 const char* status_str(Status s);
@@ -82,6 +83,11 @@ class Model {
   static Status init(const void* data, size_t size, const ModelOptions& opts, void* mem,
                      size_t mem_size, Model* out, Error* err = nullptr);
 
+  // Recomputes the SHA-256 of the weight region and compares it with the one the converter wrote.
+  // Reads every weight byte (slow for large models; on request only). kCorrupt on mismatch,
+  // kUnsupported if the file carries no checksum.
+  Status verify_data(Error* err = nullptr) const;
+
   bool ok() const { return impl_ != nullptr; }
   ModelInfo info() const;
   const ModelImpl* impl() const { return impl_; }
@@ -115,7 +121,12 @@ class Session {
   // Back to the empty state (zeros).
   void reset();
 
-  // The persistent state as bytes (state_bytes long), for saving, restoring, branching.
+  // The persistent state as a self-describing blob, for saving, restoring, branching: a 64-byte
+  // header (magic "RLST", version, the model's fingerprint, payload size, checksum) followed by the
+  // state_bytes of state. copy_in refuses (kStateMismatch) a blob of another size, from a model
+  // with another architecture, shape or source checkpoint, or with a damaged payload; the state is
+  // then unchanged.
+  static constexpr size_t kStateHeaderBytes = 64;
   size_t state_size() const;
   Status state_copy_out(void* dst, size_t size) const;
   Status state_copy_in(const void* src, size_t size);

@@ -66,6 +66,7 @@ struct ModelImpl {
   uint32_t n_state_slots = 0;
   uint64_t state_bytes = 0;
   uint64_t scratch_bytes = 0;
+  uint64_t fingerprint = 0;  // identifies compatible state blobs
 };
 
 // Formats into err (if not null) and returns code. Used at init time only, never in step.

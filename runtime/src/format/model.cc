@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "arch/arch.h"
+#include "core/hash.h"
+#include "core/sha256.h"
 #include "format/views.h"
 #include "kernels/kernels.h"
 
@@ -41,6 +43,7 @@ const char* status_str(Status s) {
     case Status::kNoBackend: return "backend not compiled in";
     case Status::kTokenRange: return "token id out of range";
     case Status::kNonFinite: return "non-finite input";
+    case Status::kStateMismatch: return "state blob does not belong to this model";
   }
   return "unknown status";
 }
@@ -315,7 +318,45 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
     impl->info.bos_id = tk->bos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->bos_id() : -1;
     impl->info.eos_id = tk->eos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->eos_id() : -1;
   }
+  // Fingerprint for state blobs: architecture, shapes, state layout and the source checkpoint's hashes.
+  uint64_t fp = hash64(&impl->info.arch, sizeof impl->info.arch);
+  const uint32_t dims[3] = {impl->info.d_model, impl->info.n_layer, impl->info.vocab_size};
+  fp = hash64(dims, sizeof dims, fp);
+  for (uint32_t i = 0; i < impl->n_state_slots; ++i) {
+    const StateSlot& sl = impl->state_slots[i];
+    fp = hash64(sl.name, std::strlen(sl.name), fp);
+    const uint64_t v[2] = {sl.offset, sl.floats};
+    fp = hash64(v, sizeof v, fp);
+  }
+  if (const fb::Provenance* p = fv.model->provenance())
+    if (p->source_files())
+      for (const fb::SourceFile* f : *p->source_files())
+        if (f && f->sha256()) fp = hash64(f->sha256()->c_str(), f->sha256()->size(), fp);
+  impl->fingerprint = fp;
   out->impl_ = impl;
+  return Status::kOk;
+}
+
+Status Model::verify_data(Error* err) const {
+  if (!impl_) return fail(err, Status::kBadState, "model is not initialised");
+  const fb::Model* m = static_cast<const fb::Model*>(impl_->fb_model);
+  if (!m->data_sha256() || m->data_sha256()->size() != 64)
+    return fail(err, Status::kUnsupported, "the file carries no weight checksum");
+  Sha256 h;
+  const unsigned char* p = impl_->file + m->data_offset();
+  uint64_t left = m->data_size();
+  while (left > 0) {  // in 1 MiB pieces, so a huge region never overflows a size_t update
+    const size_t n = left > (1u << 20) ? (1u << 20) : static_cast<size_t>(left);
+    h.update(p, n);
+    p += n;
+    left -= n;
+  }
+  uint8_t d[32];
+  char hex[65];
+  h.finish(d, hex);
+  if (std::memcmp(hex, m->data_sha256()->c_str(), 64) != 0)
+    return fail(err, Status::kCorrupt, "weight checksum mismatch: file says %.64s, data hashes to %s",
+                m->data_sha256()->c_str(), hex);
   return Status::kOk;
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "arch/arch.h"
+#include "core/hash.h"
 
 namespace rill {
 
@@ -60,19 +61,48 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
   return Status::kOk;
 }
 
-size_t Session::state_size() const { return model_ ? model_->impl()->state_bytes : 0; }
+namespace {
+// State blob header, little-endian, 64 bytes.
+struct StateHeader {
+  char magic[4];         // "RLST"
+  uint32_t version;      // 1
+  uint64_t fingerprint;  // ModelImpl::fingerprint
+  uint64_t payload_bytes;
+  uint64_t checksum;     // hash64 of the payload
+  unsigned char reserved[32];
+};
+static_assert(sizeof(StateHeader) == Session::kStateHeaderBytes, "state header is 64 bytes");
+}  // namespace
+
+size_t Session::state_size() const { return model_ ? kStateHeaderBytes + model_->impl()->state_bytes : 0; }
 
 Status Session::state_copy_out(void* dst, size_t size) const {
   if (!model_) return Status::kBadState;
   if (!dst || size != state_size()) return Status::kInvalidArgument;
-  std::memcpy(dst, state_, size);
+  const ModelImpl& m = *model_->impl();
+  StateHeader h{};
+  std::memcpy(h.magic, "RLST", 4);
+  h.version = 1;
+  h.fingerprint = m.fingerprint;
+  h.payload_bytes = m.state_bytes;
+  h.checksum = hash64(state_, m.state_bytes);
+  std::memcpy(dst, &h, sizeof h);
+  std::memcpy(static_cast<unsigned char*>(dst) + sizeof h, state_, m.state_bytes);
   return Status::kOk;
 }
 
 Status Session::state_copy_in(const void* src, size_t size) {
   if (!model_) return Status::kBadState;
-  if (!src || size != state_size()) return Status::kInvalidArgument;
-  std::memcpy(state_, src, size);
+  if (!src) return Status::kInvalidArgument;
+  const ModelImpl& m = *model_->impl();
+  if (size != state_size()) return Status::kStateMismatch;
+  StateHeader h;
+  std::memcpy(&h, src, sizeof h);
+  const unsigned char* payload = static_cast<const unsigned char*>(src) + sizeof h;
+  if (std::memcmp(h.magic, "RLST", 4) != 0 || h.version != 1 || h.fingerprint != m.fingerprint ||
+      h.payload_bytes != m.state_bytes || h.checksum != hash64(payload, m.state_bytes))
+    return Status::kStateMismatch;
+  std::memcpy(state_, payload, m.state_bytes);
   return Status::kOk;
 }
 

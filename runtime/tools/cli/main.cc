@@ -117,7 +117,9 @@ int cmd_inspect(int argc, char** argv) {
   Args a{"inspect", "MODEL.rill [options]",
          "Show a model file: architecture, hyper-parameters, tensors (dtype, shape, bytes), weight bytes,\n"
          "state bytes per session, session arena bytes and provenance. The file is fully verified first.",
-         "rill inspect demo.rill", {model_opt(), {nullptr, "--tensors", nullptr, "list every tensor", ""}}};
+         "rill inspect demo.rill --verify",
+         {model_opt(), {nullptr, "--tensors", nullptr, "list every tensor", ""},
+          {nullptr, "--verify", nullptr, "also recompute the weight checksum (reads every byte)", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
   if (int r = open_model(a, &lm)) return r;
@@ -179,6 +181,12 @@ int cmd_inspect(int argc, char** argv) {
     if (p->source_files())
       for (const fb::SourceFile* f : *p->source_files())
         std::printf("  %-28s %12" PRIu64 " B sha256 %s\n", f->name()->c_str(), f->size(), f->sha256()->c_str());
+  }
+  if (a.flag("--verify")) {
+    Error e;
+    const double t0 = now_s();
+    if (lm.model().verify_data(&e) != Status::kOk) return report(e, "verify");
+    std::printf("verify        weight sha256 matches (%s in %.2f s)\n", human_bytes(in.weight_bytes).c_str(), now_s() - t0);
   }
   return 0;
 }

@@ -2,16 +2,16 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 namespace rill {
-namespace convert {
+
 
 class Sha256 {
  public:
   Sha256();
   void update(const void* data, size_t n);
-  std::string hex();  // finalises
+  // Finalises: writes 32 digest bytes and, if hex is not null, 64 lowercase hex digits + NUL.
+  void finish(uint8_t digest[32], char hex[65]);
 
  private:
   void block(const uint8_t* p);
@@ -21,5 +21,5 @@ class Sha256 {
   uint64_t total_ = 0;
 };
 
-}  // namespace convert
+
 }  // namespace rill

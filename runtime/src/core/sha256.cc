@@ -1,9 +1,9 @@
-#include "sha256.h"
+#include "core/sha256.h"
 
 #include <cstring>
 
 namespace rill {
-namespace convert {
+
 namespace {
 constexpr uint32_t kK[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
@@ -57,7 +57,7 @@ void Sha256::update(const void* data, size_t n) {
   }
 }
 
-std::string Sha256::hex() {
+void Sha256::finish(uint8_t digest[32], char hex[65]) {
   const uint64_t bits = total_ * 8;
   const uint8_t pad = 0x80;
   update(&pad, 1);
@@ -66,12 +66,13 @@ std::string Sha256::hex() {
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(bits >> (56 - 8 * i));
   update(len, 8);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint32_t v : h_)
-    for (int i = 28; i >= 0; i -= 4) out += digits[(v >> i) & 15];
-  return out;
+  for (int i = 0; i < 8; ++i)
+    for (int b = 0; b < 4; ++b) digest[4 * i + b] = uint8_t(h_[i] >> (24 - 8 * b));
+  if (hex) {
+    static const char* digits = "0123456789abcdef";
+    for (int i = 0; i < 32; ++i) hex[2 * i] = digits[digest[i] >> 4], hex[2 * i + 1] = digits[digest[i] & 15];
+    hex[64] = '\0';
+  }
 }
 
-}  // namespace convert
 }  // namespace rill
