@@ -129,6 +129,17 @@ Plan mamba1_plan(const ArchInput& in) {
     throw ConvertError("config.json: hidden_size, num_hidden_layers, state_size, intermediate_size, vocab_size must be "
                        "positive and conv_kernel >= 2");
   if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: layer_norm_epsilon must be in (0, 1)");
+  // The runtime's limits (arch/mamba1.cc): refuse before planning anything.
+  struct Lim {
+    const char* name;
+    uint64_t v, hi;
+  } lims[] = {{"hidden_size", d, 1u << 16},       {"num_hidden_layers", L, 1024}, {"state_size", N, 1024},
+              {"conv_kernel", K, 64},             {"intermediate_size", E, 1u << 18}, {"time_step_rank", R, 1u << 16},
+              {"vocab_size", vocab_cfg, 1u << 22}};
+  for (const Lim& l : lims)
+    if (l.v > l.hi)
+      throw ConvertError(std::string("config.json: ") + l.name + " = " + std::to_string(l.v) + " exceeds rill's limit " +
+                         std::to_string(l.hi));
 
   // 3. Naming scheme.
   const Checkpoint& ck = in.ck;
@@ -223,10 +234,12 @@ Plan mamba1_plan(const ArchInput& in) {
     t = expect(p + "mixer.dt_proj.bias", {E});
     add("dt_bias", li, fb::DType::F32, {E}, t, copy(t));
     t = expect(p + "mixer.A_log", {E, N});
-    add("A", li, fb::DType::F32, {E, N}, t, [&ck, t] {
-      std::vector<float> a = ck.read_f32(*t);
-      for (float& v : a) v = static_cast<float>(-std::exp(static_cast<double>(v)));  // A = -exp(A_log)
-      return a;
+    add("A", li, fb::DType::F32, {N, E}, t, [&ck, t, E, N] {
+      const std::vector<float> a = ck.read_f32(*t);  // [E, N]
+      std::vector<float> o(N * E);                   // [N, E], A = -exp(A_log)
+      for (uint64_t c = 0; c < E; ++c)
+        for (uint64_t n = 0; n < N; ++n) o[n * E + c] = static_cast<float>(-std::exp(static_cast<double>(a[c * N + n])));
+      return o;
     });
     t = expect(p + "mixer.D", {E});
     add("D", li, fb::DType::F32, {E}, t, copy(t));
@@ -253,7 +266,7 @@ Plan mamba1_plan(const ArchInput& in) {
 
   for (uint64_t i = 0; i < L; ++i) {
     plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", static_cast<int>(i), {K - 1, E}});
-    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".ssm", static_cast<int>(i), {E, N}});
+    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".ssm", static_cast<int>(i), {N, E}});
   }
   plan.params_type = fb::ArchParams::Mamba1Params;
   const float feps = static_cast<float>(eps);

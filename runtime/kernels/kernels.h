@@ -15,11 +15,18 @@ namespace kernels {
 // y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
 using MatvecF32Fn = void (*)(const float* W, const float* x, float* y, size_t rows, size_t cols);
 using MatvecF16Fn = void (*)(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+// Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
+//   s [N, E] persistent (state-dim-major, so channels are contiguous); A [N, E];
+//   dt, x, D, z [E]; B, C [N]; y [E] out.
+//   s[n,c] = exp(dt[c] A[n,c]) s[n,c] + dt[c] B[n] x[c];  y[c] = (sum_n s[n,c] C[n] + D[c] x[c]) silu(z[c])
+using Mamba1ScanFn = void (*)(float* s, const float* A, const float* dt, const float* x, const float* B,
+                              const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
 
 struct Table {
   const char* isa;
   MatvecF32Fn matvec_f32;
   MatvecF16Fn matvec_f16;
+  Mamba1ScanFn mamba1_scan;
 };
 
 // The table for this CPU (chosen once). `reference()` is the scalar oracle.
@@ -42,8 +49,7 @@ void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps);
 void conv1d_step_silu(float* hist, const float* w, const float* b, const float* x, float* out, size_t E,
                       size_t K);
 
-// Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
-//   s [E, N] persistent; A [E, N]; dt, x, D, z [E]; B, C [N]; y [E] out.
+// Dispatches to active().mamba1_scan.
 void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B,
                       const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
 

@@ -144,6 +144,17 @@ TEST_SUITE("format") {
     }
     {
       Bytes b(s);
+      REQUIRE(b.model()->mutate_arch(fb::Arch::RWKV7));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kUnsupported);
+      CHECK(std::string(e.message).find("architecture 3") != std::string::npos);
+    }
+    {
+      Bytes b(s);
+      REQUIRE(b.model()->mutate_file_size(b.size + 1));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kTruncated);
+    }
+    {
+      Bytes b(s);
       REQUIRE(b.model()->mutable_state()->mutate_state_bytes(64));
       CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
     }

@@ -11,7 +11,7 @@ using namespace rill_test;
 
 namespace {
 
-const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied"};
+const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model"};
 
 struct Fixture {
   TempDir tmp;
@@ -67,9 +67,13 @@ struct Fixture {
         const float* got = s.state_tensor(name.c_str(), &n);
         REQUIRE_MESSAGE(got != nullptr, name);
         REQUIRE(n == per);
+        // conv: rill [K-1, E] = reference [K-1, E]; ssm: rill [N, E], reference [E, N].
+        const size_t E = ref[k]->shape[k == 0 ? 2 : 1];
+        const size_t inner = per / E;
         for (size_t i = 0; i < n; ++i) {
-          *diff = std::max(*diff, std::fabs(got[i] - ref[k]->data[l * per + i]));
-          *scale = std::max(*scale, std::fabs(ref[k]->data[l * per + i]));
+          const size_t r = k == 0 ? i : (i % E) * inner + i / E;
+          *diff = std::max(*diff, std::fabs(got[i] - ref[k]->data[l * per + r]));
+          *scale = std::max(*scale, std::fabs(ref[k]->data[l * per + r]));
         }
       }
     }

@@ -109,8 +109,9 @@ def random_weights(rng, cfg, V, names, in_bias, out_bias, untied):
     return W
 
 
-def make_case(name, seed, cfg, V, vocab_cfg, config_json, names, dtype, shards, in_bias, out_bias, untied, T=24):
-    out = os.path.join(HERE, name)
+def make_case(name, seed, cfg, V, vocab_cfg, config_json, names, dtype, shards, in_bias, out_bias, untied, T=24,
+              out=None, tokenizer=None):
+    out = out or os.path.join(HERE, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     rng = np.random.default_rng(seed)
@@ -130,6 +131,9 @@ def make_case(name, seed, cfg, V, vocab_cfg, config_json, names, dtype, shards, 
             json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=1)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config_json, f, indent=1)
+    if tokenizer:
+        with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+            json.dump(tokenizer, f, indent=1)
     tokens = rng.integers(0, vocab_cfg, T)
     logits, conv, ssm = reference(stored, cfg, tokens, {"emb": names["emb"], "head": "lm_head.weight"})
     with open(os.path.join(out, "tokens.txt"), "w") as f:
@@ -172,6 +176,13 @@ def main():
         "state_size": 16, "num_hidden_layers": 2, "expand": 2, "conv_kernel": 4, "time_step_rank": "auto",
         "layer_norm_epsilon": 1e-5, "use_bias": False, "use_conv_bias": True, "hidden_act": "silu",
         "tie_word_embeddings": True}, HF, "F16", 1, False, False, False, T=32)
+    # 4. A tiny byte-level model (vocab 256, byte tokenizer declared) for the tokenizer fuzzer.
+    cfg = dict(d=16, L=1, N=4, K=4, E=32, R=1, eps=1e-5)
+    make_case("byte_model", 4, cfg, 256, 256, {
+        "model_type": "mamba", "vocab_size": 256, "hidden_size": 16, "state_size": 4, "num_hidden_layers": 1,
+        "intermediate_size": 32, "conv_kernel": 4, "time_step_rank": 1, "tie_word_embeddings": True}, HF, "F16", 1,
+        False, False, False, out=os.path.join(HERE, "..", "fuzz", "byte_model"),
+        tokenizer={"tokenizer_class": "ByteTokenizer", "rill_tokenizer": "bytes"})
 
 
 if __name__ == "__main__":

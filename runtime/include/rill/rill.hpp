@@ -97,7 +97,7 @@ class Model {
 };
 
 struct SessionOptions {
-  bool check_finite = false;  // reject NaN/Inf in input vectors (costs a pass over the input)
+  uint32_t reserved = 0;  // room for per-session options (threads, backend stream) without an API change
 };
 
 // A stream's state and scratch, placed in a caller arena. Copyable as bytes via state_copy_*.
@@ -142,6 +142,12 @@ class Session {
   unsigned char* scratch_ = nullptr;  // [scratch_bytes]
   SessionOptions opts_{};
 };
+
+// Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).
+// tokenize writes at most `cap` ids and sets *n_out to the count needed; kInvalidArgument if cap
+// was too small (nothing is lost: call again with *n_out). detokenize writes the bytes of one token.
+Status tokenize(const Model& model, const char* text, size_t len, int32_t* out, size_t cap, size_t* n_out);
+Status detokenize(const Model& model, int32_t token, char* out, size_t cap, size_t* n_out);
 
 // Sampling without allocation. `scratch` holds vocab_size candidates (see scratch_count).
 struct SamplerParams {

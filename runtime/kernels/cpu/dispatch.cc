@@ -11,12 +11,14 @@ namespace kernels {
 #if defined(RILL_HAVE_AVX2)
 void matvec_f32__avx2(const float* W, const float* x, float* y, size_t rows, size_t cols);
 void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                       const float* D, const float* z, float* y, size_t E, size_t N);
 #endif
 
 namespace {
-const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref};
+const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref};
 #if defined(RILL_HAVE_AVX2)
-const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2};
+const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -59,6 +61,11 @@ void matvec(const TensorView& W, const float* x, float* y) {
     default:
       break;  // unreachable: init refuses other dtypes for matrices
   }
+}
+
+void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                      const float* D, const float* z, float* y, size_t E, size_t N) {
+  active().mamba1_scan(s, A, dt, x, B, C, D, z, y, E, N);
 }
 
 void embedding_row(const TensorView& W, uint64_t r, float* out) {

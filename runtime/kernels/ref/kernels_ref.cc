@@ -112,22 +112,19 @@ void conv1d_step_silu(float* hist, const float* w, const float* b, const float* 
   }
 }
 
-void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B,
-                      const float* C, const float* D, const float* z, float* y, size_t E, size_t N) {
-  for (size_t c = 0; c < E; ++c) {
-    float* sc = s + c * N;
-    const float* Ac = A + c * N;
-    const float dtc = dt[c];
-    const float dtx = dtc * x[c];
-    float acc = 0.f;
-    for (size_t n = 0; n < N; ++n) {
-      const float v = std::exp(dtc * Ac[n]) * sc[n] + dtx * B[n];
-      sc[n] = v;
-      acc += v * C[n];
+void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                      const float* D, const float* z, float* y, size_t E, size_t N) {
+  for (size_t c = 0; c < E; ++c) y[c] = D[c] * x[c];
+  for (size_t n = 0; n < N; ++n) {
+    float* sn = s + n * E;
+    const float* An = A + n * E;
+    for (size_t c = 0; c < E; ++c) {
+      const float v = std::exp(dt[c] * An[c]) * sn[c] + dt[c] * B[n] * x[c];
+      sn[c] = v;
+      y[c] += v * C[n];
     }
-    acc += D[c] * x[c];
-    y[c] = acc * silu(z[c]);
   }
+  for (size_t c = 0; c < E; ++c) y[c] *= silu(z[c]);
 }
 
 }  // namespace kernels

@@ -7,5 +7,7 @@ namespace rill {
 namespace kernels {
 void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols);
 void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                      const float* D, const float* z, float* y, size_t E, size_t N);
 }  // namespace kernels
 }  // namespace rill

@@ -1,7 +1,8 @@
 // Mamba-1 (architectures.md section 1): binding of the file's tensors and the per-token step.
 //
 // Notation: d = d_model, E = d_inner, N = d_state, K = d_conv, R = dt_rank, V = vocab.
-// Persistent state per layer: conv history [K-1, E] (oldest first) and SSM state [E, N], f32.
+// Persistent state per layer: conv history [K-1, E] (oldest first) and SSM state [N, E], f32
+// (state-dim-major: channels are contiguous, so the scan vectorises across channels).
 #include <cstring>
 
 #include "arch/arch.h"
@@ -113,7 +114,7 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
         {"x_proj", &L.x_proj, {R + 2 * N, E}, true, false},
         {"dt_proj", &L.dt_proj, {E, R}, true, false},
         {"dt_bias", &L.dt_b, {E}, false, false},
-        {"A", &L.A, {E, N}, false, false},
+        {"A", &L.A, {N, E}, false, false},
         {"D", &L.D, {E}, false, false},
         {"out_proj", &L.out_proj, {d, E}, true, false},
         {"out_proj_bias", &L.out_proj_b, {d}, false, !p->out_proj_bias()},
@@ -143,13 +144,13 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
   return Status::kOk;
 }
 
-// Per-layer state tensors, in file order: layers.i.conv [K-1, E], layers.i.ssm [E, N].
+// Per-layer state tensors, in file order: layers.i.conv [K-1, E], layers.i.ssm [N, E].
 void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
   const bool conv = (i % 2) == 0;
   std::snprintf(e->name, sizeof e->name, conv ? "layers.%u.conv" : "layers.%u.ssm", i / 2);
   e->ndim = 2;
-  e->shape[0] = conv ? m.m1.d_conv - 1 : m.m1.d_inner;
-  e->shape[1] = conv ? m.m1.d_inner : m.m1.d_state;
+  e->shape[0] = conv ? m.m1.d_conv - 1 : m.m1.d_state;
+  e->shape[1] = m.m1.d_inner;
 }
 
 void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits) {
@@ -161,7 +162,7 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Mamba1Layer& L = m.m1_layers[l];
     float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, E]
-    float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [E, N]
+    float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [N, E]
     kernels::rmsnorm(s.h, L.norm.f32(), s.u, p.d_model, p.norm_eps);                     // u [d]
     kernels::matvec(L.in_proj, s.u, s.xz);                                               // xz [2E]
     if (L.in_proj_b)

@@ -39,7 +39,7 @@ struct Mamba1Layer {
   TensorView x_proj;      // [R + 2N, E] rows: dt_low, B, C
   TensorView dt_proj;     // [E, R]
   TensorView dt_b;        // [E] f32
-  TensorView A;           // [E, N] f32, = -exp(A_log), precomputed by the converter
+  TensorView A;           // [N, E] f32, = -exp(A_log) transposed, precomputed by the converter
   TensorView D;           // [E] f32
   TensorView out_proj;    // [d, E]
   TensorView out_proj_b;  // [d] f32, optional

@@ -205,6 +205,15 @@ bool parse_tokens(const std::string& s, std::vector<int32_t>* out) {
   return !out->empty();
 }
 
+// Tokenizes with the model's tokenizer; false if it has none.
+bool text_to_tokens(const Model& m, const std::string& text, std::vector<int32_t>* out) {
+  size_t n = 0;
+  Status st = tokenize(m, text.data(), text.size(), nullptr, 0, &n);
+  if (st == Status::kUnsupported || st == Status::kBadState) return false;
+  out->resize(n);
+  return tokenize(m, text.data(), text.size(), out->data(), out->size(), &n) == Status::kOk;
+}
+
 // ---- run -----------------------------------------------------------------------------------
 int cmd_run(int argc, char** argv) {
   Args a{"run", "MODEL.rill [options]",
@@ -243,11 +252,10 @@ int cmd_run(int argc, char** argv) {
       return 2;
     }
   } else if (!a.get("--prompt").empty()) {
-    if (!bytes_tok) {
+    if (!text_to_tokens(lm.model(), a.get("--prompt"), &prompt)) {
       std::fprintf(stderr, "rill run: this model has no tokenizer; give the prompt with --tokens IDS\n");
       return 2;
     }
-    for (unsigned char c : a.get("--prompt")) prompt.push_back(c);
   } else if (info.bos_id >= 0) {
     prompt.push_back(info.bos_id);
   } else {
@@ -345,8 +353,7 @@ int cmd_logits(int argc, char** argv) {
       std::fprintf(stderr, "rill logits: --tokens wants comma-separated integers\n");
       return 2;
     }
-  } else if (a.flag("--text") && info.tokenizer == TokenizerKind::kBytes) {
-    for (unsigned char c : a.get("--text")) toks.push_back(c);
+  } else if (a.flag("--text") && text_to_tokens(lm.model(), a.get("--text"), &toks)) {
   } else {
     std::fprintf(stderr, "rill logits: give --tokens (or --text for a model with a tokenizer)\nexample: %s\n", a.example);
     return 2;

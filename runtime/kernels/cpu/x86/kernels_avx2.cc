@@ -1,0 +1,137 @@
+// AVX2 + FMA + F16C kernels: matrix-vector products and the Mamba-1 scan step. This file alone is
+// compiled with -mavx2 -mfma -mf16c; it is only called after the CPU reported those features.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cmath>
+
+namespace rill {
+namespace kernels {
+
+namespace {
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+
+template <typename LoadFn>
+inline void matvec_rows4(LoadFn load, const float* x, float* y, size_t rows, size_t cols) {
+  const size_t c8 = cols & ~size_t(7);
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (size_t c = 0; c < c8; c += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + c);
+      a0 = _mm256_fmadd_ps(load(r + 0, c), xv, a0);
+      a1 = _mm256_fmadd_ps(load(r + 1, c), xv, a1);
+      a2 = _mm256_fmadd_ps(load(r + 2, c), xv, a2);
+      a3 = _mm256_fmadd_ps(load(r + 3, c), xv, a3);
+    }
+    float s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+    for (size_t c = c8; c < cols; ++c) {
+      for (int i = 0; i < 4; ++i) s[i] += load.scalar(r + i, c) * x[c];
+    }
+    for (int i = 0; i < 4; ++i) y[r + i] = s[i];
+  }
+  for (; r < rows; ++r) {
+    __m256 a = _mm256_setzero_ps();
+    for (size_t c = 0; c < c8; c += 8) a = _mm256_fmadd_ps(load(r, c), _mm256_loadu_ps(x + c), a);
+    float s = hsum(a);
+    for (size_t c = c8; c < cols; ++c) s += load.scalar(r, c) * x[c];
+    y[r] = s;
+  }
+}
+
+struct LoadF32 {
+  const float* W;
+  size_t cols;
+  __m256 operator()(size_t r, size_t c) const { return _mm256_loadu_ps(W + r * cols + c); }
+  float scalar(size_t r, size_t c) const { return W[r * cols + c]; }
+};
+
+struct LoadF16 {
+  const uint16_t* W;
+  size_t cols;
+  __m256 operator()(size_t r, size_t c) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(W + r * cols + c)));
+  }
+  float scalar(size_t r, size_t c) const { return _cvtsh_ss(W[r * cols + c]); }
+};
+}  // namespace
+
+void matvec_f32__avx2(const float* W, const float* x, float* y, size_t rows, size_t cols) {
+  matvec_rows4(LoadF32{W, cols}, x, y, rows, cols);
+}
+
+void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols) {
+  matvec_rows4(LoadF16{W, cols}, x, y, rows, cols);
+}
+
+}  // namespace kernels
+}  // namespace rill
+
+namespace rill {
+namespace kernels {
+namespace {
+// exp(x) for 8 floats: range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial (Cephes
+// expf coefficients), scale by 2^n. Relative error ~2e-7 over [-87, 88]; inputs clamped there.
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+}  // namespace
+
+void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                       const float* D, const float* z, float* y, size_t E, size_t N) {
+  const size_t E8 = E & ~size_t(7);
+  for (size_t c = 0; c < E8; c += 8) {
+    const __m256 dtv = _mm256_loadu_ps(dt + c);
+    const __m256 xv = _mm256_loadu_ps(x + c);
+    const __m256 dtx = _mm256_mul_ps(dtv, xv);
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D + c), xv);
+    for (size_t n = 0; n < N; ++n) {
+      float* sp = s + n * E + c;
+      const __m256 a = exp8(_mm256_mul_ps(dtv, _mm256_loadu_ps(A + n * E + c)));
+      const __m256 v = _mm256_fmadd_ps(a, _mm256_loadu_ps(sp), _mm256_mul_ps(dtx, _mm256_set1_ps(B[n])));
+      _mm256_storeu_ps(sp, v);
+      acc = _mm256_fmadd_ps(v, _mm256_set1_ps(C[n]), acc);
+    }
+    const __m256 zv = _mm256_loadu_ps(z + c);
+    const __m256 sig = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f),
+                                                                        exp8(_mm256_sub_ps(_mm256_setzero_ps(), zv))));
+    _mm256_storeu_ps(y + c, _mm256_mul_ps(acc, _mm256_mul_ps(zv, sig)));
+  }
+  if (E8 < E) {  // channel tail: the scalar form on the remaining columns
+    for (size_t c = E8; c < E; ++c) {
+      float acc = D[c] * x[c];
+      for (size_t n = 0; n < N; ++n) {
+        float* sp = s + n * E + c;
+        const float v = std::exp(dt[c] * A[n * E + c]) * *sp + dt[c] * B[n] * x[c];
+        *sp = v;
+        acc += v * C[n];
+      }
+      y[c] = acc * (z[c] / (1.f + std::exp(-z[c])));
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace rill

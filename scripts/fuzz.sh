@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for SECONDS (default 30) on a
+# copy of its committed seed corpus. Fails on any finding (crash, leak, hang > 10 s, UB, abort).
+# A longer run: scripts/fuzz.sh 3600
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-30}"
+BUILD_DIR=build-fuzz CC=clang CXX=clang++ BUILD_TYPE=RelWithDebInfo scripts/build.sh \
+  -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_XNNPACK=OFF >/dev/null
+work="$(mktemp -d /tmp/rill-fuzz-run-XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+status=0
+for t in model checkpoint state tokenizer; do
+  mkdir -p "$work/$t" "$work/$t-artifacts"
+  cp -r tests/fuzz/corpus/$t/. "$work/$t/"
+  echo "== fuzz_$t for ${secs}s" >&2
+  if ! build-fuzz/tests/fuzz/fuzz_$t "$work/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+       -max_len=262144 -print_final_stats=1 -artifact_prefix="$work/$t-artifacts/" >"$work/$t.log" 2>&1; then
+    status=1
+    echo "fuzz_$t: FINDING" >&2
+    tail -40 "$work/$t.log" >&2
+    mkdir -p out/fuzz-findings && cp -r "$work/$t-artifacts" out/fuzz-findings/ || true
+  fi
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$' || echo '?')
+  echo "fuzz_$t: $runs executions in ${secs}s" >&2
+done
+exit $status

@@ -1,0 +1,44 @@
+// libFuzzer: any bytes as a model file -> a status, never a crash, hang or out-of-bounds read.
+// A file that verifies must also run: a session is made and stepped, prefilled, copied.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "rill/rill.hpp"
+
+using namespace rill;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  void* file = std::aligned_alloc(64, (size + 63) / 64 * 64 + 64);
+  std::memcpy(file, data, size);
+  Error e;
+  size_t need = 0;
+  if (Model::footprint(file, size, &need, &e) == Status::kOk && need <= (64u << 20)) {
+    void* mem = std::aligned_alloc(64, (need + 63) / 64 * 64);
+    Model m;
+    if (Model::init(file, size, ModelOptions{}, mem, need, &m, &e) == Status::kOk) {
+      size_t arena = 0;
+      (void)m.verify_data(&e);
+      if (Session::footprint(m, SessionOptions{}, &arena) == Status::kOk && arena <= (256u << 20)) {
+        void* ab = std::aligned_alloc(64, (arena + 63) / 64 * 64);
+        Session s;
+        if (Session::init(m, SessionOptions{}, ab, arena, &s, &e) == Status::kOk) {
+          const uint32_t V = m.info().vocab_size;
+          std::vector<float> logits(V);
+          const int32_t toks[3] = {0, static_cast<int32_t>(V - 1), static_cast<int32_t>(V / 2)};
+          (void)s.prefill(toks, 3, logits.data(), V);
+          (void)s.step(1 % V, logits.data(), V);
+          (void)s.step(static_cast<int32_t>(V), logits.data(), V);
+          std::vector<unsigned char> st(s.state_size());
+          if (s.state_copy_out(st.data(), st.size()) != Status::kOk || s.state_copy_in(st.data(), st.size()) != Status::kOk)
+            std::abort();  // a blob just copied out must be accepted back
+        }
+        std::free(ab);
+      }
+    }
+    std::free(mem);
+  }
+  std::free(file);
+  return 0;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Rebuilds the committed seed corpora from the golden fixtures (needs build/bin/rill).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rill=build/bin/rill
+c=tests/fuzz/corpus
+rm -rf $c && mkdir -p $c/model $c/checkpoint $c/state $c/tokenizer
+tmp=$(mktemp -d); trap 'rm -rf $tmp' EXIT
+$rill convert tests/golden/mamba1_awkward -o $tmp/a.rill -q
+$rill convert tests/golden/mamba1_ssm_bf16_sharded -o $tmp/b.rill -q --dtype f16
+$rill convert tests/fuzz/byte_model -o $tmp/c.rill -q
+cp $tmp/a.rill $c/model/awkward_f32.bin
+cp $tmp/b.rill $c/model/ssm_sharded_f16.bin
+cp $tmp/c.rill $c/model/bytes_f16.bin
+head -c 3000 $tmp/c.rill > $c/model/bytes_truncated.bin
+for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model; do
+  { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin
+done
+{ cat tests/golden/mamba1_ssm_bf16_sharded/config.json; printf '\0'; cat tests/golden/mamba1_ssm_bf16_sharded/model-00002-of-00002.safetensors; } > $c/checkpoint/ssm_shard2.bin
+printf '\x01' > $c/state/valid.bin
+printf '\x01\x10\x00\xff' > $c/state/patch_header.bin
+printf '\x01\x50\x00\x01' > $c/state/patch_payload.bin
+printf 'RLST\x01\x00\x00\x00' > $c/state/raw_header.bin
+printf 'ROMEO:\nBut soft, what light' > $c/tokenizer/text.bin
+printf '\x00\xff\xc3\xa9\xe2\x82\xac\n' > $c/tokenizer/bytes.bin
+du -sh $c
