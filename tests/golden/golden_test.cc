@@ -23,7 +23,7 @@ struct Fixture {
 
   explicit Fixture(const std::string& name, const std::string& dtype = "f32") {
     const std::string dir = golden_dir(name);
-    const std::string out = tmp.file(name + ".rill");
+    const std::string out = tmp.file("model.rill");
     const std::string err = convert_ckpt(dir, out, dtype);
     REQUIRE_MESSAGE(err.empty(), err);
     Error e;
