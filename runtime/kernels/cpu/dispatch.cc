@@ -1,5 +1,8 @@
 // Picks the kernel table once from the CPU's features, and the dtype dispatch for weight views.
 #include <cstring>
+#if defined(RILL_HAVE_AVX2)
+#include <cpuid.h>
+#endif
 
 #include "core/model_impl.h"
 #include "kernels/kernels.h"
@@ -21,7 +24,9 @@ const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref};
 const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));  // CPUID.1:ECX.F16C
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 }
 #endif
 

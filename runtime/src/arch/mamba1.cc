@@ -30,12 +30,13 @@ struct Scratch {
 size_t scratch_layout(const Mamba1Hyper& p, unsigned char* base, Scratch* s) {
   const size_t sizes[] = {p.d_model, p.d_model, 2ull * p.d_inner, p.d_inner,
                           p.dt_rank + 2ull * p.d_state, p.d_inner, p.d_inner, p.d_model};
-  float** ptrs[] = {&s->h, &s->u, &s->xz, &s->xc, &s->dbc, &s->dt, &s->y, &s->o};
+  float* ptrs[8];
   size_t off = 0;
   for (size_t i = 0; i < 8; ++i) {
-    if (base) *ptrs[i] = reinterpret_cast<float*>(base + off);
+    ptrs[i] = base ? reinterpret_cast<float*>(base + off) : nullptr;
     off += align_up(sizes[i] * sizeof(float), kAlign);
   }
+  if (s) *s = Scratch{ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7]};
   return off;
 }
 

@@ -128,6 +128,12 @@ Status read_header(const void* data, size_t size, const unsigned char** fb, size
   return Status::kOk;
 }
 
+// FlatBuffers 2.0.8 verifies vectors for 4-byte alignment only; a hostile file can place a [uint64]
+// vector at an address that is not 8-aligned (the builder never does). Refuse those before reading.
+bool u64_vector_ok(const flatbuffers::Vector<uint64_t>* v) {
+  return v && reinterpret_cast<uintptr_t>(v->data()) % alignof(uint64_t) == 0;
+}
+
 }  // namespace
 
 Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std::initializer_list<uint64_t> shape,
@@ -142,6 +148,7 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
   for (DType d : dtypes) dt_ok |= (d == dt);
   if (!dt_ok) return fail(err, Status::kUnsupported, "tensor %s: dtype %s not supported here", what, dtype_name(dt));
   const auto* s = t->shape();
+  if (!u64_vector_ok(s)) return fail(err, Status::kCorrupt, "tensor %s: shape vector is misaligned", what);
   uint64_t exp[4];
   size_t ne = 0;
   for (uint64_t v : shape) exp[ne++] = v;
@@ -198,6 +205,7 @@ Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl
     for (const fb::StateTensor* c : *sl->tensors())
       if (c && std::strcmp(c->name()->c_str(), e.name) == 0) t = c;
     if (!t) return fail(err, Status::kCorrupt, "state tensor %s is missing", e.name);
+    if (!u64_vector_ok(t->shape())) return fail(err, Status::kCorrupt, "state tensor %s: shape vector is misaligned", e.name);
     bool same = t->shape()->size() == e.ndim;
     uint64_t floats = 1;
     for (uint32_t k = 0; same && k < e.ndim; ++k) {

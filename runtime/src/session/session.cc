@@ -69,7 +69,7 @@ struct StateHeader {
   uint64_t fingerprint;  // ModelImpl::fingerprint
   uint64_t payload_bytes;
   uint64_t checksum;     // hash64 of the payload
-  unsigned char reserved[32];
+  unsigned char reserved[32];  // zero in version 1; a blob with anything else is refused
 };
 static_assert(sizeof(StateHeader) == Session::kStateHeaderBytes, "state header is 64 bytes");
 }  // namespace
@@ -99,8 +99,10 @@ Status Session::state_copy_in(const void* src, size_t size) {
   StateHeader h;
   std::memcpy(&h, src, sizeof h);
   const unsigned char* payload = static_cast<const unsigned char*>(src) + sizeof h;
+  static const unsigned char kZero[sizeof h.reserved] = {0};
   if (std::memcmp(h.magic, "RLST", 4) != 0 || h.version != 1 || h.fingerprint != m.fingerprint ||
-      h.payload_bytes != m.state_bytes || h.checksum != hash64(payload, m.state_bytes))
+      h.payload_bytes != m.state_bytes || std::memcmp(h.reserved, kZero, sizeof kZero) != 0 ||
+      h.checksum != hash64(payload, m.state_bytes))
     return Status::kStateMismatch;
   std::memcpy(state_, payload, m.state_bytes);
   return Status::kOk;
