@@ -2,7 +2,7 @@
 # Installs rill's build and test dependencies from Debian packages (bookworm), only those missing.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
-      libflatbuffers-dev flatbuffers-compiler doctest-dev nlohmann-json3-dev)
+      libflatbuffers-dev flatbuffers-compiler doctest-dev nlohmann-json3-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# README command 2: set up, build and run every test: release build (unit, golden, zero-allocation,
-# CLI, install + find_package consumer), then the same unit and golden tests under ASan + UBSan.
+# README command 2: set up, build and run every test:
+#   1. release build: unit, golden, zero-allocation, CLI, install + find_package consumer
+#   2. the unit, golden and CLI tests again under ASan + UBSan (leak checking on)
+#   3. each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "== release build" >&2
 BUILD_DIR=build scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=OFF
-(cd build && ctest --output-on-failure -j 2)
+(cd build && ctest --output-on-failure -j 2) | tee -a "$log"
 echo "== ASan + UBSan build" >&2
-BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=ON -DRILL_BUILD_EXAMPLES=OFF
+BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=ON \
+  -DRILL_BUILD_EXAMPLES=OFF
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-   ctest --output-on-failure -j 2)
+   ctest --output-on-failure -j 2) | tee -a "$log"
+echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target" >&2
+scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+ctests=$(grep -o 'tests failed out of [0-9]*' "$log" | awk '{s += $NF} END {print s + 0}')
+echo "all suites green: $ctests ctest tests (release + sanitizers), 4 fuzz targets"
+echo "$((ctests + 4)) passed, 0 failed"

@@ -390,6 +390,7 @@ int cmd_eval(int argc, char** argv) {
          "rill eval demo.rill --text examples/demo_model/heldout.txt",
          {model_opt(), {nullptr, "--text", "FILE", "text file to score", ""},
           {nullptr, "--max-bytes", "N", "score at most N bytes; 0 = all", "0"},
+          {nullptr, "--window", "N", "reset the state every N bytes (score independent windows); 0 = one stream", "0"},
           {"-q", "--quiet", nullptr, "no progress", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
@@ -399,8 +400,9 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "rill eval: this model has no byte tokenizer; bits per byte needs one\n");
     return 1;
   }
-  long long max_bytes;
-  if (a.get("--text").empty() || !cli::parse_int(a.get("--max-bytes"), 0, 1ll << 50, &max_bytes)) {
+  long long max_bytes, window;
+  if (a.get("--text").empty() || !cli::parse_int(a.get("--max-bytes"), 0, 1ll << 50, &max_bytes) ||
+      !cli::parse_int(a.get("--window"), 0, 1ll << 50, &window) || window == 1) {
     std::fprintf(stderr, "rill eval: need --text FILE\nexample: %s\n", a.example);
     return 2;
   }
@@ -429,6 +431,7 @@ int cmd_eval(int argc, char** argv) {
   std::signal(SIGINT, on_sigint);
   size_t scored = 0;
   for (size_t i = 0; i + 1 < text.size() && !g_interrupted; ++i) {
+    if (window > 0 && i % static_cast<size_t>(window) == 0) os.session().reset();
     (void)os.session().step(text[i], logits.data(), logits.size());
     float mx = logits[0];
     for (size_t v = 1; v < 256; ++v) mx = std::max(mx, logits[v]);
@@ -441,8 +444,9 @@ int cmd_eval(int argc, char** argv) {
   }
   if (tty) std::fprintf(stderr, "\r%-60s\r", "");
   const double dt = now_s() - t0;
-  std::printf("%.4f bits/byte over %zu bytes of %s (%.0f bytes/s)\n", nll / static_cast<double>(scored), scored,
-              a.get("--text").c_str(), scored / dt);
+  std::printf("%.4f bits/byte over %zu bytes of %s", nll / static_cast<double>(scored), scored, a.get("--text").c_str());
+  if (window > 0) std::printf(" in windows of %lld", window);
+  std::printf(" (%.0f bytes/s)\n", scored / dt);
   return g_interrupted ? 130 : 0;
 }
 
