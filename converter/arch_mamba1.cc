@@ -1,16 +1,11 @@
 // Mamba-1 checkpoints: Hugging Face MambaForCausalLM layout and the original mamba_ssm naming.
 // Every tensor name and shape is checked against the config before anything is written.
 #include <cmath>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
 
-#include "plan.h"
+#include "arch_common.h"
 
 namespace rill {
 namespace convert {
-
-using json = nlohmann::json;
 
 namespace {
 
@@ -28,90 +23,44 @@ const std::set<std::string> kIgnoredKeys = {
 const std::set<std::string> kSsmCfgKeys = {"d_state", "d_conv", "expand", "dt_rank", "conv_bias", "bias", "layer",
                                            "dt_min", "dt_max", "dt_init", "dt_scale", "dt_init_floor", "use_fast_path"};
 
-// Reads an unsigned integer field that may be spelled two ways; both spellings must agree.
-uint64_t get_uint(const json& cfg, std::initializer_list<const char*> names, uint64_t def, bool required) {
-  bool found = false;
-  uint64_t v = def;
-  std::string first;
-  for (const char* n : names) {
-    if (!cfg.contains(n) || cfg[n].is_null()) continue;
-    if (!cfg[n].is_number_integer() || cfg[n].get<int64_t>() < 0)
-      throw ConvertError(std::string("config.json: \"") + n + "\" must be a non-negative integer");
-    const uint64_t x = cfg[n].get<uint64_t>();
-    if (found && x != v)
-      throw ConvertError("config.json: \"" + first + "\" = " + std::to_string(v) + " but \"" + n +
-                         "\" = " + std::to_string(x));
-    if (!found) first = n;
-    found = true;
-    v = x;
-  }
-  if (!found && required) {
-    std::string all;
-    for (const char* n : names) all += std::string(all.empty() ? "" : " or ") + "\"" + n + "\"";
-    throw ConvertError("config.json: missing " + all);
-  }
-  return v;
-}
-
-bool get_bool(const json& cfg, std::initializer_list<const char*> names, bool def) {
-  for (const char* n : names) {
-    if (!cfg.contains(n) || cfg[n].is_null()) continue;
-    if (!cfg[n].is_boolean()) throw ConvertError(std::string("config.json: \"") + n + "\" must be true or false");
-    return cfg[n].get<bool>();
-  }
-  return def;
-}
-
-std::string shape_str(const std::vector<uint64_t>& s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
-
 }  // namespace
 
 bool mamba1_matches(const ArchInput& in) {
-  json cfg = json::parse(in.config_text, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) return false;
+  json cfg;
+  try {
+    cfg = parse_config(in.config_text);
+  } catch (const ConvertError&) {
+    return false;
+  }
   if (cfg.contains("model_type") && cfg["model_type"].is_string()) return cfg["model_type"] == "mamba";
   // mamba_ssm configs have no model_type: recognise them by their tensors.
   return in.ck.find("backbone.embedding.weight") || in.ck.find("backbone.embeddings.weight");
 }
 
 Plan mamba1_plan(const ArchInput& in) {
-  json cfg = json::parse(in.config_text, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) throw ConvertError("config.json: not a JSON object");
+  const json cfg = parse_config(in.config_text);
 
   // 1. Every config key must be understood.
   std::vector<std::string> unknown;
-  for (auto& kv : cfg.items())
-    if (!kUsedKeys.count(kv.key()) && !kIgnoredKeys.count(kv.key())) unknown.push_back(kv.key());
-  json ssm = cfg.contains("ssm_cfg") && cfg["ssm_cfg"].is_object() ? cfg["ssm_cfg"] : json::object();
-  for (auto& kv : ssm.items())
-    if (!kSsmCfgKeys.count(kv.key())) unknown.push_back("ssm_cfg." + kv.key());
+  check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
+  const json ssm = cfg.contains("ssm_cfg") && cfg["ssm_cfg"].is_object() ? cfg["ssm_cfg"] : json::object();
+  check_keys(ssm, kSsmCfgKeys, {}, "ssm_cfg.", &unknown);
   if (ssm.contains("layer") && ssm["layer"] != "Mamba1")
     throw ConvertError("config.json: ssm_cfg.layer is " + ssm["layer"].dump() + "; this is not a Mamba-1 model");
-  if (!unknown.empty() && !in.allow_unknown_config) {
-    std::string list;
-    for (auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
-    throw ConvertError("config.json: field(s) rill does not understand: " + list +
-                       " (check the architecture; --allow-unknown-config converts anyway)");
-  }
+  fail_unknown(unknown, in.allow_unknown_config);
   if (cfg.contains("hidden_act") && cfg["hidden_act"] != "silu")
     throw ConvertError("config.json: hidden_act " + cfg["hidden_act"].dump() + " is not supported (silu is)");
   if (cfg.contains("rms_norm") && cfg["rms_norm"] != true)
     throw ConvertError("config.json: rms_norm=false (LayerNorm blocks) is not supported");
 
   // 2. Hyper-parameters (HF names first, mamba_ssm names second).
-  const uint64_t d = get_uint(cfg, {"hidden_size", "d_model"}, 0, true);
-  const uint64_t L = get_uint(cfg, {"num_hidden_layers", "n_layer"}, 0, true);
-  const uint64_t vocab_cfg = get_uint(cfg, {"vocab_size"}, 0, true);
-  const uint64_t N = get_uint(cfg, {"state_size"}, get_uint(ssm, {"d_state"}, 16, false), false);
-  const uint64_t K = get_uint(cfg, {"conv_kernel"}, get_uint(ssm, {"d_conv"}, 4, false), false);
-  const uint64_t expand = get_uint(cfg, {"expand"}, get_uint(ssm, {"expand"}, 2, false), false);
-  const uint64_t E = get_uint(cfg, {"intermediate_size", "d_inner"}, expand * d, false);
+  const uint64_t d = cfg_uint(cfg, {"hidden_size", "d_model"}, 0, true);
+  const uint64_t L = cfg_uint(cfg, {"num_hidden_layers", "n_layer"}, 0, true);
+  const uint64_t vocab_cfg = cfg_uint(cfg, {"vocab_size"}, 0, true);
+  const uint64_t N = cfg_uint(cfg, {"state_size"}, cfg_uint(ssm, {"d_state"}, 16, false), false);
+  const uint64_t K = cfg_uint(cfg, {"conv_kernel"}, cfg_uint(ssm, {"d_conv"}, 4, false), false);
+  const uint64_t expand = cfg_uint(cfg, {"expand"}, cfg_uint(ssm, {"expand"}, 2, false), false);
+  const uint64_t E = cfg_uint(cfg, {"intermediate_size", "d_inner"}, expand * d, false);
   uint64_t R = (d + 15) / 16;
   for (const json* src : {&cfg, &ssm}) {
     const char* key = src == &cfg ? "time_step_rank" : "dt_rank";
@@ -122,9 +71,8 @@ Plan mamba1_plan(const ArchInput& in) {
       throw ConvertError(std::string("config.json: \"") + key + "\" must be \"auto\" or a positive integer");
     R = v.get<uint64_t>();
   }
-  const double eps = cfg.contains("layer_norm_epsilon") && cfg["layer_norm_epsilon"].is_number()
-                         ? cfg["layer_norm_epsilon"].get<double>() : 1e-5;
-  const bool tie_cfg = get_bool(cfg, {"tie_word_embeddings", "tie_embeddings"}, true);
+  const double eps = cfg.contains("layer_norm_epsilon") ? cfg_number(cfg["layer_norm_epsilon"], "layer_norm_epsilon") : 1e-5;
+  const bool tie_cfg = cfg_bool(cfg, {"tie_word_embeddings", "tie_embeddings"}, true);
   if (d == 0 || L == 0 || N == 0 || E == 0 || K < 2 || vocab_cfg == 0)
     throw ConvertError("config.json: hidden_size, num_hidden_layers, state_size, intermediate_size, vocab_size must be "
                        "positive and conv_kernel >= 2");
@@ -152,7 +100,7 @@ Plan mamba1_plan(const ArchInput& in) {
     throw ConvertError("tensor " + emb_name + ": expected [vocab, " + std::to_string(d) + "], got " +
                        shape_str(emb->shape));
   const uint64_t V = emb->shape[0];
-  const uint64_t pad = get_uint(cfg, {"pad_vocab_size_multiple"}, 1, false);
+  const uint64_t pad = cfg_uint(cfg, {"pad_vocab_size_multiple"}, 1, false);
   const uint64_t padded = pad ? (vocab_cfg + pad - 1) / pad * pad : vocab_cfg;
   if (V != vocab_cfg && V != padded)
     throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, config vocab_size is " +
@@ -167,102 +115,49 @@ Plan mamba1_plan(const ArchInput& in) {
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
   const bool tied = !has_head;
 
-  std::vector<std::string> problems;
-  std::set<std::string> consumed;
-  auto expect = [&](const std::string& name, std::vector<uint64_t> shape) -> const SrcTensor* {
-    const SrcTensor* t = ck.find(name);
-    consumed.insert(name);
-    if (!t) {
-      problems.push_back("missing tensor " + name + " " + shape_str(shape));
-      return nullptr;
-    }
-    if (t->shape != shape) {
-      problems.push_back("tensor " + name + ": expected " + shape_str(shape) + ", got " + shape_str(t->shape));
-      return nullptr;
-    }
-    return t;
-  };
-
   Plan plan;
   plan.arch = fb::Arch::Mamba1;
   plan.source_format = fmt;
   plan.n_layer = static_cast<uint32_t>(L);
   plan.layer_kind = fb::LayerKind::Mamba1Mixer;
-  const fb::DType M = in.matrix_dtype;
-  auto copy = [&ck](const SrcTensor* t) { return [&ck, t] { return ck.read_f32(*t); }; };
-  auto add = [&](const std::string& name, int layer, fb::DType dt, std::vector<uint64_t> shape, const SrcTensor* t,
-                 std::function<std::vector<float>()> f) {
-    if (!t) return;
-    plan.tensors.push_back(PlanTensor{name, layer, dt, std::move(shape), t->name, std::move(f), 0, 0});
-  };
-
-  add("embedding", -1, M, {V, d}, expect(emb_name, {V, d}), copy(emb));
-  const SrcTensor* nf = expect("backbone.norm_f.weight", {d});
-  add("norm_f", -1, fb::DType::F32, {d}, nf, copy(nf));
-  if (!tied) {
-    const SrcTensor* h = expect("lm_head.weight", {V, d});
-    add("head", -1, M, {V, d}, h, copy(h));
-  }
+  const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
+  TensorSet ts(ck, &plan);
+  ts.copy(emb_name, "embedding", -1, M, {V, d});
+  ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
+  if (!tied) ts.copy("lm_head.weight", "head", -1, M, {V, d});
   for (uint64_t i = 0; i < L; ++i) {
-    const std::string p = "backbone.layers." + std::to_string(i) + ".";
+    const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);
-    const SrcTensor* t;
-    t = expect(p + "norm.weight", {d});
-    add("norm", li, fb::DType::F32, {d}, t, copy(t));
-    t = expect(p + "mixer.in_proj.weight", {2 * E, d});
-    add("in_proj", li, M, {2 * E, d}, t, copy(t));
-    if (in_bias) {
-      t = expect(p + "mixer.in_proj.bias", {2 * E});
-      add("in_proj_bias", li, fb::DType::F32, {2 * E}, t, copy(t));
-    }
-    t = expect(p + "mixer.conv1d.weight", {E, 1, K});
-    add("conv_weight", li, fb::DType::F32, {K, E}, t, [&ck, t, E, K] {
-      const std::vector<float> w = ck.read_f32(*t);  // [E, 1, K]
-      std::vector<float> o(K * E);                   // [K, E]
+    ts.copy(p + "norm.weight", "norm", li, F, {d});
+    ts.copy(m + "in_proj.weight", "in_proj", li, M, {2 * E, d});
+    if (in_bias) ts.copy(m + "in_proj.bias", "in_proj_bias", li, F, {2 * E});
+    const SrcTensor* cw = ts.expect(m + "conv1d.weight", {E, 1, K});
+    ts.add("conv_weight", li, F, {K, E}, cw, [&ck, cw, E, K] {
+      const std::vector<float> w = ck.read_f32(*cw);  // [E, 1, K]
+      std::vector<float> o(K * E);                    // [K, E]
       for (uint64_t c = 0; c < E; ++c)
         for (uint64_t k = 0; k < K; ++k) o[k * E + c] = w[c * K + k];
       return o;
     });
-    if (conv_bias) {
-      t = expect(p + "mixer.conv1d.bias", {E});
-      add("conv_bias", li, fb::DType::F32, {E}, t, copy(t));
-    }
-    t = expect(p + "mixer.x_proj.weight", {R + 2 * N, E});
-    add("x_proj", li, M, {R + 2 * N, E}, t, copy(t));
-    t = expect(p + "mixer.dt_proj.weight", {E, R});
-    add("dt_proj", li, M, {E, R}, t, copy(t));
-    t = expect(p + "mixer.dt_proj.bias", {E});
-    add("dt_bias", li, fb::DType::F32, {E}, t, copy(t));
-    t = expect(p + "mixer.A_log", {E, N});
-    add("A", li, fb::DType::F32, {N, E}, t, [&ck, t, E, N] {
-      const std::vector<float> a = ck.read_f32(*t);  // [E, N]
-      std::vector<float> o(N * E);                   // [N, E], A = -exp(A_log)
+    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li, F, {E});
+    ts.copy(m + "x_proj.weight", "x_proj", li, M, {R + 2 * N, E});
+    ts.copy(m + "dt_proj.weight", "dt_proj", li, M, {E, R});
+    ts.copy(m + "dt_proj.bias", "dt_bias", li, F, {E});
+    const SrcTensor* al = ts.expect(m + "A_log", {E, N});
+    ts.add("A", li, F, {N, E}, al, [&ck, al, E, N] {
+      const std::vector<float> a = ck.read_f32(*al);  // [E, N]
+      std::vector<float> o(N * E);                    // [N, E], A = -exp(A_log)
       for (uint64_t c = 0; c < E; ++c)
         for (uint64_t n = 0; n < N; ++n) o[n * E + c] = static_cast<float>(-std::exp(static_cast<double>(a[c * N + n])));
       return o;
     });
-    t = expect(p + "mixer.D", {E});
-    add("D", li, fb::DType::F32, {E}, t, copy(t));
-    t = expect(p + "mixer.out_proj.weight", {d, E});
-    add("out_proj", li, M, {d, E}, t, copy(t));
-    if (out_bias) {
-      t = expect(p + "mixer.out_proj.bias", {d});
-      add("out_proj_bias", li, fb::DType::F32, {d}, t, copy(t));
-    }
+    ts.copy(m + "D", "D", li, F, {E});
+    ts.copy(m + "out_proj.weight", "out_proj", li, M, {d, E});
+    if (out_bias) ts.copy(m + "out_proj.bias", "out_proj_bias", li, F, {d});
   }
-  for (const auto& kv : ck.tensors())
-    if (!consumed.count(kv.first))
-      problems.push_back("unexpected tensor " + kv.first + " " + shape_str(kv.second.shape) +
-                         (kv.first.rfind("backbone.layers.", 0) == 0 ? " (num_hidden_layers is " + std::to_string(L) + ")" : ""));
-  if (!problems.empty()) {
-    std::string msg = "checkpoint does not match config.json (" + std::to_string(problems.size()) + " problem" +
-                      (problems.size() > 1 ? "s" : "") + "; d_model=" + std::to_string(d) + " d_inner=" +
-                      std::to_string(E) + " d_state=" + std::to_string(N) + " dt_rank=" + std::to_string(R) +
-                      " conv_kernel=" + std::to_string(K) + "):";
-    for (size_t i = 0; i < problems.size() && i < 20; ++i) msg += "\n  " + problems[i];
-    if (problems.size() > 20) msg += "\n  ... and " + std::to_string(problems.size() - 20) + " more";
-    throw ConvertError(msg);
-  }
+  ts.finish("d_model=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " d_inner=" +
+            std::to_string(E) + " d_state=" + std::to_string(N) + " dt_rank=" + std::to_string(R) +
+            " conv_kernel=" + std::to_string(K));
 
   for (uint64_t i = 0; i < L; ++i) {
     plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", static_cast<int>(i), {K - 1, E}});

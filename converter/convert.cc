@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "plan.h"
+#include "arch_common.h"
 #include "rill/convert.hpp"
 
 namespace rill {
@@ -30,20 +30,22 @@ Report run(const Options& opts) {
   std::stringstream ss;
   ss << cf.rdbuf();
   const std::string config_text = ss.str();
-  if (nlohmann::json::parse(config_text, nullptr, false).is_discarded())
-    throw ConvertError(cfg_path + " is not valid JSON");
+  parse_config(config_text);  // throws with a message if it is not a JSON object
 
   auto ck = Checkpoint::open_dir(opts.input_dir);
   ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config};
   Plan plan;
   Report report;
-  if (mamba1_matches(in)) {
+  if (mamba2_matches(in)) {
+    plan = mamba2_plan(in);
+    report.arch = "mamba2";
+  } else if (mamba1_matches(in)) {
     plan = mamba1_plan(in);
     report.arch = "mamba1";
   } else {
-    auto cfg = nlohmann::json::parse(config_text);
+    auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
-    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba)");
+    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2)");
   }
 
   // Tokenizer: --tokenizer, else what the folder declares.

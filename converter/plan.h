@@ -55,6 +55,8 @@ struct ArchInput {
 // Architectures: inspect the config/tensors and return a complete, checked plan.
 bool mamba1_matches(const ArchInput& in);
 Plan mamba1_plan(const ArchInput& in);
+bool mamba2_matches(const ArchInput& in);
+Plan mamba2_plan(const ArchInput& in);
 
 // Writes the plan (temporary file + rename). Returns the file size.
 uint64_t write_model(const Plan& plan, const Options& opts, const Checkpoint& ck, const std::string& config_text,

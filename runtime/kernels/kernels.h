@@ -53,6 +53,16 @@ void conv1d_step_silu(float* hist, const float* w, const float* b, const float* 
 void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B,
                       const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
 
+// Mamba-2 (SSD) step, scalar decay per head, heads mapped to groups contiguously (g = h / (H/G)).
+//   S [H, P, N] persistent; x, D, y [H*P]; B, C [G, N]; dt, A [H] (dt after softplus and clamp, A < 0).
+//   S[h,p,n] = exp(dt[h] A[h]) S[h,p,n] + dt[h] x[h,p] B[g,n];  y[h,p] = sum_n S[h,p,n] C[g,n] + D[h,p] x[h,p]
+void mamba2_scan_step(float* S, const float* x, const float* B, const float* C, const float* dt, const float* A,
+                      const float* D, float* y, size_t H, size_t P, size_t N, size_t G);
+
+// Gated RMSNorm of Mamba-2 (mamba_ssm form, gate before norm): y = y * silu(z), then each of the G
+// groups of E/G channels is RMS-normalised on its own, times w.  y, z, w [E].
+void gated_rmsnorm(float* y, const float* z, const float* w, size_t E, size_t G, float eps);
+
 // softplus with PyTorch's threshold: x > 20 -> x.
 float softplus(float x);
 float silu(float x);

@@ -11,7 +11,8 @@ using namespace rill_test;
 
 namespace {
 
-const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model"};
+const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
+                         "mamba2_groups", "mamba2_tied_bf16"};
 
 struct Fixture {
   TempDir tmp;
@@ -67,11 +68,13 @@ struct Fixture {
         const float* got = s.state_tensor(name.c_str(), &n);
         REQUIRE_MESSAGE(got != nullptr, name);
         REQUIRE(n == per);
-        // conv: rill [K-1, E] = reference [K-1, E]; ssm: rill [N, E], reference [E, N].
-        const size_t E = ref[k]->shape[k == 0 ? 2 : 1];
+        // conv: rill [K-1, C] = reference [K-1, C]. ssm: Mamba-1 rill [N, E] vs reference [E, N];
+        // Mamba-2 rill [H, P, N] = reference [H, P, N].
+        const bool transpose = k == 1 && lm.model().info().arch == Arch::kMamba1;
+        const size_t E = ref[k]->shape[1];
         const size_t inner = per / E;
         for (size_t i = 0; i < n; ++i) {
-          const size_t r = k == 0 ? i : (i % E) * inner + i / E;
+          const size_t r = transpose ? (i % E) * inner + i / E : i;
           *diff = std::max(*diff, std::fabs(got[i] - ref[k]->data[l * per + r]));
           *scale = std::max(*scale, std::fabs(ref[k]->data[l * per + r]));
         }
@@ -83,7 +86,7 @@ struct Fixture {
 }  // namespace
 
 TEST_SUITE("golden") {
-  TEST_CASE("mamba1 f32: every step's logits and the final state match the parallel-scan reference") {
+  TEST_CASE("mamba1/mamba2 f32: every step's logits and the final state match the parallel-scan reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -104,7 +107,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1: prefill then step leaves the same state and logits as stepping") {
+  TEST_CASE("mamba1/mamba2: prefill then step leaves the same state and logits as stepping") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -127,7 +130,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1 f16 weights stay close to the f32 reference") {
+  TEST_CASE("mamba1/mamba2 f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);

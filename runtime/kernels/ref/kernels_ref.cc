@@ -127,5 +127,38 @@ void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x,
   for (size_t c = 0; c < E; ++c) y[c] *= silu(z[c]);
 }
 
+void mamba2_scan_step(float* S, const float* x, const float* B, const float* C, const float* dt, const float* A,
+                      const float* D, float* y, size_t H, size_t P, size_t N, size_t G) {
+  const size_t heads_per_group = H / G;
+  for (size_t h = 0; h < H; ++h) {
+    const float a = std::exp(dt[h] * A[h]);
+    const float* Bg = B + (h / heads_per_group) * N;
+    const float* Cg = C + (h / heads_per_group) * N;
+    for (size_t p = 0; p < P; ++p) {
+      const size_t c = h * P + p;
+      float* s = S + c * N;
+      const float dtx = dt[h] * x[c];
+      float acc = 0.f;
+      for (size_t n = 0; n < N; ++n) {
+        s[n] = a * s[n] + dtx * Bg[n];
+        acc += s[n] * Cg[n];
+      }
+      y[c] = acc + D[c] * x[c];
+    }
+  }
+}
+
+void gated_rmsnorm(float* y, const float* z, const float* w, size_t E, size_t G, float eps) {
+  const size_t gs = E / G;
+  for (size_t c = 0; c < E; ++c) y[c] *= silu(z[c]);
+  for (size_t g = 0; g < G; ++g) {
+    float* yg = y + g * gs;
+    float ss = 0.f;
+    for (size_t i = 0; i < gs; ++i) ss += yg[i] * yg[i];
+    const float inv = 1.f / std::sqrt(ss / static_cast<float>(gs) + eps);
+    for (size_t i = 0; i < gs; ++i) yg[i] = yg[i] * inv * w[g * gs + i];
+  }
+}
+
 }  // namespace kernels
 }  // namespace rill

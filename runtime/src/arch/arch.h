@@ -23,5 +23,32 @@ struct ArchOps {
 const ArchOps* find_arch(Arch a);
 
 extern const ArchOps kMamba1Ops;
+extern const ArchOps kMamba2Ops;
+
+}  // namespace rill
+
+// ---- shared binding helpers for the architecture files (arch/common.cc) ----
+namespace rill {
+
+struct RangeCheck {
+  const char* name;
+  uint64_t value, lo, hi;
+};
+// Fails naming the first hyper-parameter outside [lo, hi].
+Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err);
+
+// embedding [V, d], norm_f [d] f32, and head [V, d] (or the embedding when tied); also checks the
+// model-level tensor count.
+Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err);
+
+struct LayerSpec {
+  const char* name;
+  TensorView* out;
+  std::initializer_list<uint64_t> shape;
+  bool matrix;    // f32 or f16 (else f32 only)
+  bool optional;  // absent unless its flag is set; present when the flag is off is an error
+};
+// Checks layer i has `kind` and exactly the tensors of `specs`, each with its shape and dtype.
+Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const LayerSpec* specs, size_t n, Error* err);
 
 }  // namespace rill

@@ -11,6 +11,32 @@
 namespace rill {
 namespace {
 
+struct Mamba1Hyper {
+  uint32_t d_model, n_layer, vocab, d_inner, d_state, d_conv, dt_rank;
+  float norm_eps;
+};
+
+// Per-layer weights of a Mamba-1 block. Shapes in rill's layout.
+struct Mamba1Layer {
+  TensorView norm;        // [d] f32
+  TensorView in_proj;     // [2E, d]   rows 0..E-1 = x, E..2E-1 = z
+  TensorView in_proj_b;   // [2E] f32, optional
+  TensorView conv_w;      // [K, E] f32 (transposed from the checkpoint's [E, 1, K])
+  TensorView conv_b;      // [E] f32, optional
+  TensorView x_proj;      // [R + 2N, E] rows: dt_low, B, C
+  TensorView dt_proj;     // [E, R]
+  TensorView dt_b;        // [E] f32
+  TensorView A;           // [N, E] f32, = -exp(A_log) transposed, precomputed by the converter
+  TensorView D;           // [E] f32
+  TensorView out_proj;    // [d, E]
+  TensorView out_proj_b;  // [d] f32, optional
+};
+
+struct Mamba1 {
+  Mamba1Hyper p;
+  Mamba1Layer* layers;  // [n_layer]
+};
+
 constexpr uint32_t kMaxDim = 1u << 16;
 constexpr uint32_t kMaxVocab = 1u << 22;
 constexpr uint32_t kMaxLayers = 1024;
@@ -43,70 +69,41 @@ size_t scratch_layout(const Mamba1Hyper& p, unsigned char* base, Scratch* s) {
 size_t view_bytes(const FileView& f) {
   const auto* p = f.model->params_as_Mamba1Params();
   const size_t L = p ? p->n_layer() : 0;
-  return align_up(L * sizeof(Mamba1Layer), kAlign) + align_up(2 * L * sizeof(StateSlot), kAlign);
-}
-
-Status check_hyper(const fb::Mamba1Params* p, Error* err) {
-  if (!p) return fail(err, Status::kCorrupt, "mamba1 hyper-parameters are missing");
-  struct {
-    const char* name;
-    uint32_t v, lo, hi;
-  } checks[] = {
-      {"d_model", p->d_model(), 1, kMaxDim},   {"n_layer", p->n_layer(), 1, kMaxLayers},
-      {"vocab_size", p->vocab_size(), 1, kMaxVocab}, {"d_inner", p->d_inner(), 1, 4 * kMaxDim},
-      {"d_state", p->d_state(), 1, 1024},      {"d_conv", p->d_conv(), 2, 64},
-      {"dt_rank", p->dt_rank(), 1, kMaxDim},
-  };
-  for (const auto& c : checks)
-    if (c.v < c.lo || c.v > c.hi)
-      return fail(err, Status::kCorrupt, "mamba1 %s = %u is outside [%u, %u]", c.name, c.v, c.lo, c.hi);
-  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f))
-    return fail(err, Status::kCorrupt, "mamba1 norm_eps = %g is not in (0, 1)", static_cast<double>(p->norm_eps()));
-  return Status::kOk;
+  return align_up(sizeof(Mamba1), kAlign) + align_up(L * sizeof(Mamba1Layer), kAlign) +
+         align_up(2 * L * sizeof(StateSlot), kAlign);
 }
 
 void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e);
 
 Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
   const fb::Mamba1Params* p = f.model->params_as_Mamba1Params();
-  Status s = check_hyper(p, err);
+  if (!p) return fail(err, Status::kCorrupt, "mamba1 hyper-parameters are missing");
+  const RangeCheck ranges[] = {
+      {"d_model", p->d_model(), 1, kMaxDim},         {"n_layer", p->n_layer(), 1, kMaxLayers},
+      {"vocab_size", p->vocab_size(), 1, kMaxVocab}, {"d_inner", p->d_inner(), 1, 4 * kMaxDim},
+      {"d_state", p->d_state(), 1, 1024},            {"d_conv", p->d_conv(), 2, 64},
+      {"dt_rank", p->dt_rank(), 1, kMaxDim}};
+  Status s = check_ranges("mamba1", ranges, sizeof ranges / sizeof ranges[0], err);
   if (s != Status::kOk) return s;
-  Mamba1Hyper& h = m->m1;
+  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f))
+    return fail(err, Status::kCorrupt, "mamba1 norm_eps = %g is not in (0, 1)", static_cast<double>(p->norm_eps()));
+  auto* arch = reinterpret_cast<Mamba1*>(mem);
+  mem += align_up(sizeof(Mamba1), kAlign);
+  m->arch_data = arch;
+  Mamba1Hyper& h = arch->p;
   h = Mamba1Hyper{p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->d_state(),
                   p->d_conv(),  p->dt_rank(), p->norm_eps()};
   const uint64_t d = h.d_model, E = h.d_inner, N = h.d_state, K = h.d_conv, R = h.dt_rank, V = h.vocab;
-  const auto Fl = {DType::kF32};
-  const auto Mat = {DType::kF32, DType::kF16};
-
-  const auto* top = f.model->tensors();
-  if ((s = bind_tensor(f, find_tensor(top, "embedding"), "embedding", {V, d}, Mat, &m->embed, err)) != Status::kOk) return s;
-  if ((s = bind_tensor(f, find_tensor(top, "norm_f"), "norm_f", {d}, Fl, &m->norm_f, err)) != Status::kOk) return s;
-  if (p->tied_head()) {
-    if (find_tensor(top, "head")) return fail(err, Status::kCorrupt, "tied model also stores a head tensor");
-    m->head = m->embed;
-  } else if ((s = bind_tensor(f, find_tensor(top, "head"), "head", {V, d}, Mat, &m->head, err)) != Status::kOk) {
-    return s;
-  }
+  if ((s = bind_lm_tensors(f, m, V, d, p->tied_head(), err)) != Status::kOk) return s;
   if (!f.model->layers() || f.model->layers()->size() != h.n_layer)
     return fail(err, Status::kCorrupt, "file has %u layers, n_layer is %u",
                 f.model->layers() ? f.model->layers()->size() : 0u, h.n_layer);
-
-  m->m1_layers = reinterpret_cast<Mamba1Layer*>(mem);
+  arch->layers = reinterpret_cast<Mamba1Layer*>(mem);
   auto* slots = reinterpret_cast<StateSlot*>(mem + align_up(h.n_layer * sizeof(Mamba1Layer), kAlign));
   for (uint32_t i = 0; i < h.n_layer; ++i) {
-    const fb::Layer* lf = f.model->layers()->Get(i);
-    if (lf->kind() != fb::LayerKind::Mamba1Mixer)
-      return fail(err, Status::kCorrupt, "layer %u has kind %u, expected a Mamba-1 mixer", i,
-                  static_cast<unsigned>(lf->kind()));
-    const auto* lt = lf->tensors();
-    Mamba1Layer& L = m->m1_layers[i];
+    Mamba1Layer& L = arch->layers[i];
     L = Mamba1Layer{};
-    struct Spec {
-      const char* name;
-      TensorView* out;
-      std::initializer_list<uint64_t> shape;
-      bool matrix, optional;
-    } specs[] = {
+    const LayerSpec specs[] = {
         {"norm", &L.norm, {d}, false, false},
         {"in_proj", &L.in_proj, {2 * E, d}, true, false},
         {"in_proj_bias", &L.in_proj_b, {2 * E}, false, !p->in_proj_bias()},
@@ -120,23 +117,9 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
         {"out_proj", &L.out_proj, {d, E}, true, false},
         {"out_proj_bias", &L.out_proj_b, {d}, false, !p->out_proj_bias()},
     };
-    size_t expected = 0;
-    for (const Spec& sp : specs) {
-      char what[64];
-      std::snprintf(what, sizeof what, "layers.%u.%s", i, sp.name);
-      const fb::Tensor* t = find_tensor(lt, sp.name);
-      if (t && sp.optional) return fail(err, Status::kCorrupt, "tensor %s present but its flag is off", what);
-      if ((s = bind_tensor(f, t, what, sp.shape, sp.matrix ? Mat : Fl, sp.out, err, sp.optional)) != Status::kOk)
-        return s;
-      expected += t ? 1 : 0;
-    }
-    if (!lt || lt->size() != expected)
-      return fail(err, Status::kCorrupt, "layer %u has %u tensors, %zu expected", i, lt ? lt->size() : 0u, expected);
+    if ((s = bind_layer(f, i, fb::LayerKind::Mamba1Mixer, specs, sizeof specs / sizeof specs[0], err)) != Status::kOk)
+      return s;
   }
-  const size_t n_top = 2 + (p->tied_head() ? 0 : 1);
-  if (!top || top->size() != n_top)
-    return fail(err, Status::kCorrupt, "model has %u top-level tensors, %zu expected", top ? top->size() : 0u, n_top);
-
   if ((s = bind_state(f, expect_state, 2 * h.n_layer, m, slots, err)) != Status::kOk) return s;
   m->scratch_bytes = scratch_layout(h, nullptr, nullptr);
   m->info.d_model = h.d_model;
@@ -147,21 +130,23 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
 
 // Per-layer state tensors, in file order: layers.i.conv [K-1, E], layers.i.ssm [N, E].
 void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
+  const Mamba1Hyper& p = static_cast<const Mamba1*>(m.arch_data)->p;
   const bool conv = (i % 2) == 0;
   std::snprintf(e->name, sizeof e->name, conv ? "layers.%u.conv" : "layers.%u.ssm", i / 2);
   e->ndim = 2;
-  e->shape[0] = conv ? m.m1.d_conv - 1 : m.m1.d_state;
-  e->shape[1] = m.m1.d_inner;
+  e->shape[0] = conv ? p.d_conv - 1 : p.d_state;
+  e->shape[1] = p.d_inner;
 }
 
 void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits) {
-  const Mamba1Hyper& p = m.m1;
+  const Mamba1& arch = *static_cast<const Mamba1*>(m.arch_data);
+  const Mamba1Hyper& p = arch.p;
   const size_t E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv;
   Scratch s;
   scratch_layout(p, scratch, &s);
   kernels::embedding_row(m.embed, static_cast<uint64_t>(token), s.h);  // h [d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
-    const Mamba1Layer& L = m.m1_layers[l];
+    const Mamba1Layer& L = arch.layers[l];
     float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, E]
     float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [N, E]
     kernels::rmsnorm(s.h, L.norm.f32(), s.u, p.d_model, p.norm_eps);                     // u [d]

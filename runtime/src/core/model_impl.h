@@ -24,27 +24,6 @@ struct TensorView {
   explicit operator bool() const { return data != nullptr; }
 };
 
-struct Mamba1Hyper {
-  uint32_t d_model, n_layer, vocab, d_inner, d_state, d_conv, dt_rank;
-  float norm_eps;
-};
-
-// Per-layer weights of a Mamba-1 block (architectures.md section 1). Shapes in rill's layout.
-struct Mamba1Layer {
-  TensorView norm;        // [d] f32
-  TensorView in_proj;     // [2E, d]   rows 0..E-1 = x, E..2E-1 = z
-  TensorView in_proj_b;   // [2E] f32, optional
-  TensorView conv_w;      // [K, E] f32 (transposed from the checkpoint's [E, 1, K])
-  TensorView conv_b;      // [E] f32, optional
-  TensorView x_proj;      // [R + 2N, E] rows: dt_low, B, C
-  TensorView dt_proj;     // [E, R]
-  TensorView dt_b;        // [E] f32
-  TensorView A;           // [N, E] f32, = -exp(A_log) transposed, precomputed by the converter
-  TensorView D;           // [E] f32
-  TensorView out_proj;    // [d, E]
-  TensorView out_proj_b;  // [d] f32, optional
-};
-
 // Where one state tensor lives inside the session's state block.
 struct StateSlot {
   const char* name;  // points into the file
@@ -56,12 +35,13 @@ struct ModelImpl {
   ModelInfo info{};
   const unsigned char* file = nullptr;
   const void* fb_model = nullptr;  // const fb::Model*
-  // Architecture-specific views, in the caller's model memory.
-  Mamba1Hyper m1{};
+  // Views every language-model architecture has.
   TensorView embed;   // [V, d]
   TensorView norm_f;  // [d] f32
   TensorView head;    // [V, d] (the embedding when tied)
-  Mamba1Layer* m1_layers = nullptr;
+  // The architecture's own hyper-parameters and per-layer views, a struct defined in
+  // arch/<arch>.cc and placed in the caller's model memory by its bind().
+  const void* arch_data = nullptr;
   StateSlot* state_slots = nullptr;
   uint32_t n_state_slots = 0;
   uint64_t state_bytes = 0;

@@ -83,6 +83,7 @@ size_t dtype_bits(DType d) {
 
 const ArchOps* find_arch(Arch a) {
   if (a == Arch::kMamba1) return &kMamba1Ops;
+  if (a == Arch::kMamba2) return &kMamba2Ops;
   return nullptr;
 }
 

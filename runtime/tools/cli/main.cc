@@ -68,7 +68,8 @@ int cmd_convert(int argc, char** argv) {
          "Convert a Hugging Face checkpoint folder (config.json + model.safetensors, or sharded\n"
          "model-*.safetensors with model.safetensors.index.json; f32/f16/bf16) into a rill model file.\n"
          "Every tensor name and shape is checked against config.json before anything is written; the\n"
-         "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming).",
+         "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
+         "Mamba-2 (HF Mamba2ForCausalLM).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
          {{"-o", "--output", "FILE", "output model file", ""},
           {nullptr, "--dtype", "TYPE", "dtype of the large matrices: f32 | f16 (norms, A, D, conv stay f32)", "f32"},
@@ -135,6 +136,12 @@ int cmd_inspect(int argc, char** argv) {
                 " tied_head=%d\n",
                 p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->d_state(), p->d_conv(), p->dt_rank(),
                 static_cast<double>(p->norm_eps()), p->tied_head());
+  if (const auto* p = m->params_as_Mamba2Params())
+    std::printf("hyper         d_model=%u n_layer=%u vocab=%u d_inner=%u heads=%u head_dim=%u groups=%u d_state=%u"
+                " d_conv=%u eps=%g dt_limit=[%g, %g] tied_head=%d\n",
+                p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups(),
+                p->d_state(), p->d_conv(), static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()),
+                static_cast<double>(p->dt_max()), p->tied_head());
   std::printf("tokenizer     %s\n", in.tokenizer == TokenizerKind::kBytes ? "bytes" : "none");
   uint64_t by_dtype[5] = {0}, n_params = 0;
   size_t n_tensors = 0;

@@ -1,0 +1,149 @@
+#include "arch_common.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+namespace rill {
+namespace convert {
+
+json parse_config(const std::string& text) {
+  std::string t;
+  t.reserve(text.size() + 16);
+  bool in_str = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_str) {
+      t += c;
+      if (c == '\\' && i + 1 < text.size()) t += text[++i];
+      else if (c == '"') in_str = false;
+      continue;
+    }
+    if (c == '"') {
+      in_str = true;
+      t += c;
+      continue;
+    }
+    bool matched = false;
+    for (const char* tok : {"-Infinity", "Infinity", "NaN"}) {
+      const size_t n = std::char_traits<char>::length(tok);
+      if (text.compare(i, n, tok) == 0) {
+        t += '"';
+        t += tok;
+        t += '"';
+        i += n - 1;
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) t += c;
+  }
+  json j = json::parse(t, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw ConvertError("config.json: not a JSON object");
+  return j;
+}
+
+uint64_t cfg_uint(const json& cfg, std::initializer_list<const char*> names, uint64_t def, bool required) {
+  bool found = false;
+  uint64_t v = def;
+  std::string first;
+  for (const char* n : names) {
+    if (!cfg.contains(n) || cfg[n].is_null()) continue;
+    if (!cfg[n].is_number_integer() || cfg[n].get<int64_t>() < 0)
+      throw ConvertError(std::string("config.json: \"") + n + "\" must be a non-negative integer");
+    const uint64_t x = cfg[n].get<uint64_t>();
+    if (found && x != v)
+      throw ConvertError("config.json: \"" + first + "\" = " + std::to_string(v) + " but \"" + n + "\" = " +
+                         std::to_string(x));
+    if (!found) first = n;
+    found = true;
+    v = x;
+  }
+  if (!found && required) {
+    std::string all;
+    for (const char* n : names) all += std::string(all.empty() ? "" : " or ") + "\"" + n + "\"";
+    throw ConvertError("config.json: missing " + all);
+  }
+  return v;
+}
+
+bool cfg_bool(const json& cfg, std::initializer_list<const char*> names, bool def) {
+  for (const char* n : names) {
+    if (!cfg.contains(n) || cfg[n].is_null()) continue;
+    if (!cfg[n].is_boolean()) throw ConvertError(std::string("config.json: \"") + n + "\" must be true or false");
+    return cfg[n].get<bool>();
+  }
+  return def;
+}
+
+double cfg_number(const json& v, const char* what) {
+  if (v.is_number()) return v.get<double>();
+  if (v == "Infinity") return std::numeric_limits<double>::infinity();
+  if (v == "-Infinity") return -std::numeric_limits<double>::infinity();
+  throw ConvertError(std::string("config.json: \"") + what + "\" must be a number");
+}
+
+void check_keys(const json& cfg, const std::set<std::string>& used, const std::set<std::string>& ignored,
+                const std::string& prefix, std::vector<std::string>* unknown) {
+  for (auto& kv : cfg.items())
+    if (!used.count(kv.key()) && !ignored.count(kv.key())) unknown->push_back(prefix + kv.key());
+}
+
+void fail_unknown(const std::vector<std::string>& unknown, bool allow) {
+  if (unknown.empty() || allow) return;
+  std::string list;
+  for (auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
+  throw ConvertError("config.json: field(s) rill does not understand: " + list +
+                     " (check the architecture; --allow-unknown-config converts anyway)");
+}
+
+std::string shape_str(const std::vector<uint64_t>& s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+const SrcTensor* TensorSet::expect(const std::string& name, const std::vector<uint64_t>& shape) {
+  const SrcTensor* t = ck_.find(name);
+  consumed_.insert(name);
+  if (!t) {
+    problems_.push_back("missing tensor " + name + " " + shape_str(shape));
+    return nullptr;
+  }
+  if (t->shape != shape) {
+    problems_.push_back("tensor " + name + ": expected " + shape_str(shape) + ", got " + shape_str(t->shape));
+    return nullptr;
+  }
+  return t;
+}
+
+void TensorSet::add(const std::string& name, int layer, fb::DType dt, std::vector<uint64_t> shape,
+                    const SrcTensor* src, std::function<std::vector<float>()> values) {
+  if (!src) return;
+  if (!values) {
+    const Checkpoint* ck = &ck_;
+    values = [ck, src] { return ck->read_f32(*src); };
+  }
+  plan_->tensors.push_back(PlanTensor{name, layer, dt, std::move(shape), src->name, std::move(values), 0, 0});
+}
+
+void TensorSet::copy(const std::string& src_name, const std::string& name, int layer, fb::DType dt,
+                     const std::vector<uint64_t>& shape) {
+  add(name, layer, dt, shape, expect(src_name, shape));
+}
+
+void TensorSet::finish(const std::string& what) {
+  for (const auto& kv : ck_.tensors())
+    if (!consumed_.count(kv.first)) problems_.push_back("unexpected tensor " + kv.first + " " + shape_str(kv.second.shape));
+  if (problems_.empty()) return;
+  std::string msg = "checkpoint does not match config.json (" + std::to_string(problems_.size()) + " problem" +
+                    (problems_.size() > 1 ? "s" : "") + "; " + what + "):";
+  for (size_t i = 0; i < problems_.size() && i < 20; ++i) msg += "\n  " + problems_[i];
+  if (problems_.size() > 20) msg += "\n  ... and " + std::to_string(problems_.size() - 20) + " more";
+  throw ConvertError(msg);
+}
+
+}  // namespace convert
+}  // namespace rill

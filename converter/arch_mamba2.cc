@@ -1,0 +1,167 @@
+// Mamba-2 checkpoints in the Hugging Face Mamba2ForCausalLM layout (architectures.md section 2).
+// in_proj rows are [z (E), x (E), B (G*N), C (G*N), dt (H)]; conv covers x, B, C.
+#include <cmath>
+#include <limits>
+
+#include "arch_common.h"
+
+namespace rill {
+namespace convert {
+
+namespace {
+const std::set<std::string> kUsedKeys = {
+    "vocab_size", "hidden_size", "num_heads", "head_dim", "state_size", "expand", "n_groups", "conv_kernel",
+    "num_hidden_layers", "layer_norm_epsilon", "use_bias", "use_conv_bias", "hidden_act", "rms_norm",
+    "time_step_limit", "norm_before_gate", "tie_word_embeddings", "model_type", "architectures", "bos_token_id",
+    "eos_token_id"};
+const std::set<std::string> kIgnoredKeys = {
+    "_name_or_path", "torch_dtype", "transformers_version", "pad_token_id", "initializer_range",
+    "rescale_prenorm_residual", "time_step_min", "time_step_max", "time_step_floor", "time_step_rank",
+    "chunk_size", "use_cache", "residual_in_fp32"};
+}  // namespace
+
+bool mamba2_matches(const ArchInput& in) {
+  try {
+    const json cfg = parse_config(in.config_text);
+    return cfg.contains("model_type") && cfg["model_type"] == "mamba2";
+  } catch (const ConvertError&) {
+    return false;
+  }
+}
+
+Plan mamba2_plan(const ArchInput& in) {
+  const json cfg = parse_config(in.config_text);
+  std::vector<std::string> unknown;
+  check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
+  fail_unknown(unknown, in.allow_unknown_config);
+  if (cfg.contains("hidden_act") && cfg["hidden_act"] != "silu")
+    throw ConvertError("config.json: hidden_act " + cfg["hidden_act"].dump() + " is not supported (silu is)");
+  if (cfg.contains("rms_norm") && cfg["rms_norm"] != true)
+    throw ConvertError("config.json: rms_norm=false (no gated norm) is not supported");
+  if (cfg_bool(cfg, {"norm_before_gate"}, false))
+    throw ConvertError("config.json: norm_before_gate=true is not supported (released Mamba-2 models gate first)");
+  if (cfg_bool(cfg, {"use_bias"}, false))
+    throw ConvertError("config.json: use_bias=true (in/out projection biases) is not supported");
+
+  const uint64_t d = cfg_uint(cfg, {"hidden_size"}, 0, true);
+  const uint64_t L = cfg_uint(cfg, {"num_hidden_layers"}, 0, true);
+  const uint64_t vocab = cfg_uint(cfg, {"vocab_size"}, 0, true);
+  const uint64_t H = cfg_uint(cfg, {"num_heads"}, 0, true);
+  const uint64_t P = cfg_uint(cfg, {"head_dim"}, 0, true);
+  const uint64_t N = cfg_uint(cfg, {"state_size"}, 128, false);
+  const uint64_t G = cfg_uint(cfg, {"n_groups"}, 1, false);
+  const uint64_t K = cfg_uint(cfg, {"conv_kernel"}, 4, false);
+  const uint64_t expand = cfg_uint(cfg, {"expand"}, 2, false);
+  const double eps = cfg.contains("layer_norm_epsilon") ? cfg_number(cfg["layer_norm_epsilon"], "layer_norm_epsilon") : 1e-5;
+  double tmin = 0.0, tmax = std::numeric_limits<double>::infinity();
+  if (cfg.contains("time_step_limit") && !cfg["time_step_limit"].is_null()) {
+    const json& lim = cfg["time_step_limit"];
+    if (!lim.is_array() || lim.size() != 2) throw ConvertError("config.json: time_step_limit must be [min, max]");
+    tmin = cfg_number(lim[0], "time_step_limit"), tmax = cfg_number(lim[1], "time_step_limit");
+    if (!(tmin >= 0 && tmax > tmin)) throw ConvertError("config.json: time_step_limit needs 0 <= min < max");
+  }
+  struct Lim {
+    const char* name;
+    uint64_t v, lo, hi;
+  } lims[] = {{"hidden_size", d, 1, 1u << 16}, {"num_hidden_layers", L, 1, 1024}, {"vocab_size", vocab, 1, 1u << 22},
+              {"num_heads", H, 1, 1u << 12},  {"head_dim", P, 1, 1u << 12},       {"state_size", N, 1, 1024},
+              {"n_groups", G, 1, 1u << 12},   {"conv_kernel", K, 2, 64}};
+  for (const Lim& l : lims)
+    if (l.v < l.lo || l.v > l.hi)
+      throw ConvertError(std::string("config.json: ") + l.name + " = " + std::to_string(l.v) + " is outside [" +
+                         std::to_string(l.lo) + ", " + std::to_string(l.hi) + "]");
+  const uint64_t E = H * P;
+  if (expand * d != E)
+    throw ConvertError("config.json: expand * hidden_size = " + std::to_string(expand * d) +
+                       " but num_heads * head_dim = " + std::to_string(E));
+  if (H % G != 0)
+    throw ConvertError("config.json: num_heads " + std::to_string(H) + " is not a multiple of n_groups " +
+                       std::to_string(G));
+  if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: layer_norm_epsilon must be in (0, 1)");
+  const uint64_t conv_dim = E + 2 * G * N, in_rows = 2 * E + 2 * G * N + H;
+
+  const Checkpoint& ck = in.ck;
+  std::string emb_name = ck.find("backbone.embedding.weight") ? "backbone.embedding.weight" : "backbone.embeddings.weight";
+  const SrcTensor* emb = ck.find(emb_name);
+  if (!emb || emb->shape.size() != 2 || emb->shape[1] != d)
+    throw ConvertError("checkpoint: " + emb_name + " missing or not [vocab, " + std::to_string(d) + "]");
+  const uint64_t V = emb->shape[0];
+  if (V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
+                                    std::to_string(vocab));
+  const SrcTensor* in0 = ck.find("backbone.layers.0.mixer.in_proj.weight");
+  if (in0 && in0->shape.size() == 2 && in0->shape[0] > in_rows)
+    throw ConvertError("tensor backbone.layers.0.mixer.in_proj.weight has " + std::to_string(in0->shape[0]) +
+                       " rows, " + std::to_string(in_rows) + " expected: the extra gated-MLP branch (d_mlp > 0) is "
+                       "not supported");
+  const bool has_head = ck.find("lm_head.weight") != nullptr;
+  if (!has_head && !cfg_bool(cfg, {"tie_word_embeddings"}, false))
+    throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
+  const bool tied = !has_head;
+  const bool conv_bias = ck.find("backbone.layers.0.mixer.conv1d.bias") != nullptr;
+  const SrcTensor* d0 = ck.find("backbone.layers.0.mixer.D");
+  const bool d_per_channel = d0 && d0->shape == std::vector<uint64_t>{E};
+
+  Plan plan;
+  plan.arch = fb::Arch::Mamba2;
+  plan.source_format = emb_name == "backbone.embedding.weight" ? "mamba_ssm-mamba2" : "hf-mamba2";
+  plan.n_layer = static_cast<uint32_t>(L);
+  plan.layer_kind = fb::LayerKind::Mamba2Mixer;
+  const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
+  TensorSet ts(ck, &plan);
+  ts.copy(emb_name, "embedding", -1, M, {V, d});
+  ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
+  if (!tied) ts.copy("lm_head.weight", "head", -1, M, {V, d});
+  for (uint64_t i = 0; i < L; ++i) {
+    const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
+    const int li = static_cast<int>(i);
+    ts.copy(p + "norm.weight", "norm", li, F, {d});
+    ts.copy(m + "in_proj.weight", "in_proj", li, M, {in_rows, d});
+    const SrcTensor* cw = ts.expect(m + "conv1d.weight", {conv_dim, 1, K});
+    ts.add("conv_weight", li, F, {K, conv_dim}, cw, [&ck, cw, conv_dim, K] {
+      const std::vector<float> w = ck.read_f32(*cw);  // [conv_dim, 1, K]
+      std::vector<float> o(K * conv_dim);             // [K, conv_dim]
+      for (uint64_t c = 0; c < conv_dim; ++c)
+        for (uint64_t k = 0; k < K; ++k) o[k * conv_dim + c] = w[c * K + k];
+      return o;
+    });
+    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li, F, {conv_dim});
+    ts.copy(m + "dt_bias", "dt_bias", li, F, {H});
+    const SrcTensor* al = ts.expect(m + "A_log", {H});
+    ts.add("A", li, F, {H}, al, [&ck, al] {
+      std::vector<float> a = ck.read_f32(*al);
+      for (float& v : a) v = static_cast<float>(-std::exp(static_cast<double>(v)));  // A = -exp(A_log)
+      return a;
+    });
+    // D per head [H] (HF) or per channel [E] (mamba_ssm D_has_hdim): stored per channel [E].
+    const SrcTensor* dd = ts.expect(m + "D", d_per_channel ? std::vector<uint64_t>{E} : std::vector<uint64_t>{H});
+    ts.add("D", li, F, {E}, dd, [&ck, dd, d_per_channel, H, P] {
+      const std::vector<float> v = ck.read_f32(*dd);
+      if (d_per_channel) return v;
+      std::vector<float> o(H * P);
+      for (uint64_t h = 0; h < H; ++h)
+        for (uint64_t q = 0; q < P; ++q) o[h * P + q] = v[h];
+      return o;
+    });
+    ts.copy(m + "norm.weight", "gate_norm", li, F, {E});
+    ts.copy(m + "out_proj.weight", "out_proj", li, M, {d, E});
+  }
+  ts.finish("d_model=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " heads=" + std::to_string(H) +
+            " head_dim=" + std::to_string(P) + " n_groups=" + std::to_string(G) + " state=" + std::to_string(N) +
+            " conv_kernel=" + std::to_string(K));
+
+  for (uint64_t i = 0; i < L; ++i) {
+    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", static_cast<int>(i), {K - 1, conv_dim}});
+    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".ssm", static_cast<int>(i), {H, P, N}});
+  }
+  plan.params_type = fb::ArchParams::Mamba2Params;
+  const float feps = static_cast<float>(eps), fmin = static_cast<float>(tmin), fmax = static_cast<float>(tmax);
+  plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateMamba2Params(b, uint32_t(d), uint32_t(L), uint32_t(V), uint32_t(E), uint32_t(N), uint32_t(K),
+                                  uint32_t(H), uint32_t(P), uint32_t(G), feps, fmin, fmax, tied, conv_bias)
+        .Union();
+  };
+  return plan;
+}
+
+}  // namespace convert
+}  // namespace rill

@@ -1,0 +1,59 @@
+// Binding helpers shared by the architecture files.
+#include "arch/arch.h"
+
+namespace rill {
+
+Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err) {
+  for (size_t i = 0; i < n; ++i)
+    if (c[i].value < c[i].lo || c[i].value > c[i].hi)
+      return fail(err, Status::kCorrupt, "%s %s = %llu is outside [%llu, %llu]", arch, c[i].name,
+                  static_cast<unsigned long long>(c[i].value), static_cast<unsigned long long>(c[i].lo),
+                  static_cast<unsigned long long>(c[i].hi));
+  return Status::kOk;
+}
+
+Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err) {
+  const auto Mat = {DType::kF32, DType::kF16};
+  const auto* top = f.model->tensors();
+  Status s;
+  if ((s = bind_tensor(f, find_tensor(top, "embedding"), "embedding", {V, d}, Mat, &m->embed, err)) != Status::kOk)
+    return s;
+  if ((s = bind_tensor(f, find_tensor(top, "norm_f"), "norm_f", {d}, {DType::kF32}, &m->norm_f, err)) != Status::kOk)
+    return s;
+  if (tied) {
+    if (find_tensor(top, "head")) return fail(err, Status::kCorrupt, "tied model also stores a head tensor");
+    m->head = m->embed;
+  } else if ((s = bind_tensor(f, find_tensor(top, "head"), "head", {V, d}, Mat, &m->head, err)) != Status::kOk) {
+    return s;
+  }
+  const size_t n_top = tied ? 2 : 3;
+  if (!top || top->size() != n_top)
+    return fail(err, Status::kCorrupt, "model has %u top-level tensors, %zu expected", top ? top->size() : 0u, n_top);
+  return Status::kOk;
+}
+
+Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const LayerSpec* specs, size_t n, Error* err) {
+  const fb::Layer* lf = f.model->layers()->Get(i);
+  if (lf->kind() != kind)
+    return fail(err, Status::kCorrupt, "layer %u has kind %u, expected %u", i, static_cast<unsigned>(lf->kind()),
+                static_cast<unsigned>(kind));
+  const auto* lt = lf->tensors();
+  size_t expected = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const LayerSpec& sp = specs[k];
+    char what[64];
+    std::snprintf(what, sizeof what, "layers.%u.%s", i, sp.name);
+    const fb::Tensor* t = find_tensor(lt, sp.name);
+    if (t && sp.optional) return fail(err, Status::kCorrupt, "tensor %s present but its flag is off", what);
+    Status s;
+    if (sp.matrix) s = bind_tensor(f, t, what, sp.shape, {DType::kF32, DType::kF16}, sp.out, err, sp.optional);
+    else s = bind_tensor(f, t, what, sp.shape, {DType::kF32}, sp.out, err, sp.optional);
+    if (s != Status::kOk) return s;
+    expected += t ? 1 : 0;
+  }
+  if (!lt || lt->size() != expected)
+    return fail(err, Status::kCorrupt, "layer %u has %u tensors, %zu expected", i, lt ? lt->size() : 0u, expected);
+  return Status::kOk;
+}
+
+}  // namespace rill
