@@ -159,6 +159,8 @@ TEST_CASE("no heap call after load: golden model, prefill + 1200 steps + samplin
   check_model(golden_dir("mamba1_awkward"));
 }
 
+TEST_CASE("no heap call after load: Mamba-2 golden model") { check_model(golden_dir("mamba2_groups")); }
+
 TEST_CASE("no heap call after load: the bundled demo model") {
   const std::string demo = src_dir() + "/examples/demo_model/checkpoint";
   REQUIRE_MESSAGE(file_exists(demo + "/model.safetensors"), "demo checkpoint missing");

@@ -65,6 +65,20 @@ TEST_SUITE("converter") {
       std::remove((dir + "/model-00002-of-00002.safetensors").c_str());
       CHECK(contains(convert_ckpt(dir, out), "model-00002-of-00002.safetensors, which is missing"));
     }
+    SUBCASE("mamba2: heads not matching expand * hidden_size") {
+      const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["head_dim"] = 20; });
+      CHECK(contains(convert_ckpt(dir, out), "num_heads * head_dim = 80"));
+    }
+    SUBCASE("mamba2: wrong n_groups mis-shapes in_proj and conv") {
+      const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["n_groups"] = 1; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "backbone.layers.0.mixer.in_proj.weight: expected [228, 48], got [260, 48]"));
+      CHECK(contains(e, "conv1d.weight"));
+    }
+    SUBCASE("mamba2: norm_before_gate is refused") {
+      const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["norm_before_gate"] = true; });
+      CHECK(contains(convert_ckpt(dir, out), "norm_before_gate"));
+    }
     SUBCASE("unsupported --dtype") { CHECK(contains(convert_ckpt(golden_dir("mamba1_awkward"), out, "q3"), "q3")); }
     CHECK(!file_exists(out));
   }

@@ -4,16 +4,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rill=build/bin/rill
 c=tests/fuzz/corpus
+keep=$(mktemp -d); cp $c/*/regress_* $keep/ 2>/dev/null || true
 rm -rf $c && mkdir -p $c/model $c/checkpoint $c/state $c/tokenizer
 tmp=$(mktemp -d); trap 'rm -rf $tmp' EXIT
 $rill convert tests/golden/mamba1_awkward -o $tmp/a.rill -q
 $rill convert tests/golden/mamba1_ssm_bf16_sharded -o $tmp/b.rill -q --dtype f16
 $rill convert tests/fuzz/byte_model -o $tmp/c.rill -q
+$rill convert tests/golden/mamba2_groups -o $tmp/d.rill -q --dtype f16
 cp $tmp/a.rill $c/model/awkward_f32.bin
+cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin
 cp $tmp/c.rill $c/model/bytes_f16.bin
 head -c 3000 $tmp/c.rill > $c/model/bytes_truncated.bin
-for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model; do
+for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16; do
   { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin
 done
 { cat tests/golden/mamba1_ssm_bf16_sharded/config.json; printf '\0'; cat tests/golden/mamba1_ssm_bf16_sharded/model-00002-of-00002.safetensors; } > $c/checkpoint/ssm_shard2.bin
@@ -23,4 +26,7 @@ printf '\x01\x50\x00\x01' > $c/state/patch_payload.bin
 printf 'RLST\x01\x00\x00\x00' > $c/state/raw_header.bin
 printf 'ROMEO:\nBut soft, what light' > $c/tokenizer/text.bin
 printf '\x00\xff\xc3\xa9\xe2\x82\xac\n' > $c/tokenizer/bytes.bin
+cp $keep/regress_*u64* $c/model/ 2>/dev/null || true
+cp $keep/regress_reserved* $c/state/ 2>/dev/null || true
+rm -rf $keep
 du -sh $c
