@@ -89,10 +89,10 @@ Plan mamba2_plan(const ArchInput& in) {
   if (V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
                                     std::to_string(vocab));
   const SrcTensor* in0 = ck.find("backbone.layers.0.mixer.in_proj.weight");
-  if (in0 && in0->shape.size() == 2 && in0->shape[0] > in_rows)
-    throw ConvertError("tensor backbone.layers.0.mixer.in_proj.weight has " + std::to_string(in0->shape[0]) +
-                       " rows, " + std::to_string(in_rows) + " expected: the extra gated-MLP branch (d_mlp > 0) is "
-                       "not supported");
+  const std::string hint = in0 && in0->shape.size() == 2 && in0->shape[0] > in_rows
+                               ? "; in_proj has more rows than 2*E + 2*n_groups*state_size + num_heads: if that is "
+                                 "the extra gated-MLP branch (d_mlp > 0), rill does not support it"
+                               : "";
   const bool has_head = ck.find("lm_head.weight") != nullptr;
   if (!has_head && !cfg_bool(cfg, {"tie_word_embeddings"}, false))
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
@@ -147,7 +147,7 @@ Plan mamba2_plan(const ArchInput& in) {
   }
   ts.finish("d_model=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " heads=" + std::to_string(H) +
             " head_dim=" + std::to_string(P) + " n_groups=" + std::to_string(G) + " state=" + std::to_string(N) +
-            " conv_kernel=" + std::to_string(K));
+            " conv_kernel=" + std::to_string(K) + hint);
 
   for (uint64_t i = 0; i < L; ++i) {
     plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", static_cast<int>(i), {K - 1, conv_dim}});

@@ -69,11 +69,23 @@ TEST_SUITE("converter") {
       const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["head_dim"] = 20; });
       CHECK(contains(convert_ckpt(dir, out), "num_heads * head_dim = 80"));
     }
-    SUBCASE("mamba2: wrong n_groups mis-shapes in_proj and conv") {
+    SUBCASE("mamba2: wrong n_groups: in_proj rows disagree") {
       const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["n_groups"] = 1; });
       const std::string e = convert_ckpt(dir, out);
       CHECK(contains(e, "backbone.layers.0.mixer.in_proj.weight: expected [228, 48], got [260, 48]"));
-      CHECK(contains(e, "conv1d.weight"));
+      CHECK(contains(e, "backbone.layers.0.mixer.conv1d.weight: expected [128, 1, 4], got [160, 1, 4]"));
+      CHECK(contains(e, "d_mlp"));
+    }
+    SUBCASE("mamba2: wrong state_size mis-shapes in_proj and conv") {
+      const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["state_size"] = 8; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "backbone.layers.0.mixer.in_proj.weight: expected [228, 48], got [260, 48]"));
+    }
+    SUBCASE("mamba2: fewer heads than the checkpoint: conv and dt_bias mis-shaped") {
+      const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["num_heads"] = 2; j["head_dim"] = 48; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "backbone.layers.0.mixer.in_proj.weight: expected [258, 48], got [260, 48]"));
+      CHECK(contains(e, "backbone.layers.0.mixer.dt_bias: expected [2], got [4]"));
     }
     SUBCASE("mamba2: norm_before_gate is refused") {
       const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["norm_before_gate"] = true; });
