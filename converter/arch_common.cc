@@ -134,6 +134,12 @@ void TensorSet::copy(const std::string& src_name, const std::string& name, int l
   add(name, layer, dt, shape, expect(src_name, shape));
 }
 
+void TensorSet::lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype) {
+  copy(emb_name, "embedding", -1, matrix_dtype, {V, d});
+  copy("backbone.norm_f.weight", "norm_f", -1, fb::DType::F32, {d});
+  if (!tied) copy("lm_head.weight", "head", -1, matrix_dtype, {V, d});
+}
+
 void TensorSet::finish(const std::string& what) {
   for (const auto& kv : ck_.tensors())
     if (!consumed_.count(kv.first)) problems_.push_back("unexpected tensor " + kv.first + " " + shape_str(kv.second.shape));

@@ -122,9 +122,7 @@ Plan mamba1_plan(const ArchInput& in) {
   plan.layer_kind = fb::LayerKind::Mamba1Mixer;
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
-  ts.copy(emb_name, "embedding", -1, M, {V, d});
-  ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
-  if (!tied) ts.copy("lm_head.weight", "head", -1, M, {V, d});
+  ts.lm_tensors(emb_name, V, d, tied, M);
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);

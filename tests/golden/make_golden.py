@@ -25,18 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 from st_io import write_safetensors, write_npy  # noqa: E402
-
-
-def softplus(x):
-    return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
-
-
-def silu(x):
-    return x / (1 + np.exp(-x))
-
-
-def rmsnorm(x, w, eps):
-    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w
+from ref_common import softplus, silu, rmsnorm, causal_conv  # noqa: E402
 
 
 def reference(W, cfg, tokens, prefix):
@@ -54,11 +43,7 @@ def reference(W, cfg, tokens, prefix):
             xz = xz + W[p + "mixer.in_proj.bias"]
         x, z = xz[:, :E], xz[:, E:]
         # causal depthwise conv: out[t] = b + sum_k w[:, k] * x[t - K + 1 + k] (zero history)
-        w = W[p + "mixer.conv1d.weight"][:, 0, :]  # [E, K]
-        xpad = np.concatenate([np.zeros((K - 1, E)), x], 0)
-        conv = np.stack([(xpad[t:t + K].T * w).sum(-1) for t in range(T)], 0)
-        if p + "mixer.conv1d.bias" in W:
-            conv = conv + W[p + "mixer.conv1d.bias"]
+        conv, hist = causal_conv(x, W[p + "mixer.conv1d.weight"][:, 0, :], W.get(p + "mixer.conv1d.bias", 0.0))
         xc = silu(conv)  # [T, E]
         dbc = xc @ W[p + "mixer.x_proj.weight"].T
         dlow, B, C = dbc[:, :R], dbc[:, R:R + N], dbc[:, R + N:]
@@ -76,8 +61,7 @@ def reference(W, cfg, tokens, prefix):
         if p + "mixer.out_proj.bias" in W:
             o = o + W[p + "mixer.out_proj.bias"]
         h = h + o
-        hist = np.concatenate([np.zeros((K - 1, E)), x], 0)[-(K - 1):]  # last K-1 conv inputs
-        convs.append(hist)
+        convs.append(hist)  # last K-1 conv inputs
         ssms.append(H[-1])
     head = W[prefix["head"]] if prefix["head"] in W else emb
     logits = rmsnorm(h, W["backbone.norm_f.weight"], eps) @ head.T

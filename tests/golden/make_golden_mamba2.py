@@ -22,18 +22,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 from st_io import write_safetensors, write_npy  # noqa: E402
-
-
-def softplus(x):
-    return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
-
-
-def silu(x):
-    return x / (1 + np.exp(-x))
-
-
-def rmsnorm(x, w, eps):
-    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w
+from ref_common import softplus, silu, rmsnorm, causal_conv  # noqa: E402
 
 
 def segsum(x):
@@ -75,10 +64,7 @@ def reference(W, c, tokens):
         u = rmsnorm(h, W[f"backbone.layers.{i}.norm.weight"], eps)
         zxbcdt = u @ W[p + "in_proj.weight"].T
         z, xBC, dtr = zxbcdt[:, :E], zxbcdt[:, E:2 * E + 2 * G * N], zxbcdt[:, 2 * E + 2 * G * N:]
-        w = W[p + "conv1d.weight"][:, 0, :]
-        K_ = w.shape[1]
-        pad = np.concatenate([np.zeros((K_ - 1, xBC.shape[1])), xBC], 0)
-        conv = np.stack([(pad[t:t + K_].T * w).sum(-1) for t in range(T)], 0) + W[p + "conv1d.bias"]
+        conv, hist = causal_conv(xBC, W[p + "conv1d.weight"][:, 0, :], W[p + "conv1d.bias"])
         xbc = silu(conv)
         x, B, C = xbc[:, :E], xbc[:, E:E + G * N], xbc[:, E + G * N:]
         dt = softplus(dtr + W[p + "dt_bias"])
@@ -97,7 +83,7 @@ def reference(W, c, tokens):
         yg = yg / np.sqrt((yg * yg).mean(-1, keepdims=True) + eps)
         y = yg.reshape(T, E) * W[p + "norm.weight"]
         h = h + y @ W[p + "out_proj.weight"].T
-        convs.append(np.concatenate([np.zeros((K_ - 1, xBC.shape[1])), xBC], 0)[-(K_ - 1):])
+        convs.append(hist)
         ssms.append(final)
     head = W.get("lm_head.weight", W["backbone.embeddings.weight"])
     logits = rmsnorm(h, W["backbone.norm_f.weight"], eps) @ head.T

@@ -51,4 +51,23 @@ struct LayerSpec {
 // Checks layer i has `kind` and exactly the tensors of `specs`, each with its shape and dtype.
 Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const LayerSpec* specs, size_t n, Error* err);
 
+
+// Places consecutive kAlign-aligned float buffers of `sizes[i]` floats at `base` (or only measures
+// when base is null); returns the bytes used.
+size_t carve_floats(unsigned char* base, const size_t* sizes, size_t n, float** out);
+
+// Model memory of a language model: the architecture struct, one layer struct per layer and
+// `state_per_layer` state slots per layer, each region kAlign-aligned.
+size_t lm_view_bytes(size_t arch_bytes, size_t layer_bytes, size_t n_layer, size_t state_per_layer);
+
+// The file must hold exactly n_layer layers.
+Status check_layer_count(const FileView& f, uint32_t n_layer, Error* err);
+
+// The end of every bind: state layout, scratch size and the info fields every architecture has.
+Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32_t n_state, StateSlot* slots,
+                   size_t scratch_bytes, uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err);
+
+// Final RMSNorm and head: logits [V] = head * (rmsnorm(h) * norm_f); u [d] is scratch.
+void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps);
+
 }  // namespace rill

@@ -1,5 +1,6 @@
 // Binding helpers shared by the architecture files.
 #include "arch/arch.h"
+#include "kernels/kernels.h"
 
 namespace rill {
 
@@ -54,6 +55,42 @@ Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const Layer
   if (!lt || lt->size() != expected)
     return fail(err, Status::kCorrupt, "layer %u has %u tensors, %zu expected", i, lt ? lt->size() : 0u, expected);
   return Status::kOk;
+}
+
+size_t carve_floats(unsigned char* base, const size_t* sizes, size_t n, float** out) {
+  size_t off = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (out) out[i] = base ? reinterpret_cast<float*>(base + off) : nullptr;
+    off += align_up(sizes[i] * sizeof(float), kAlign);
+  }
+  return off;
+}
+
+size_t lm_view_bytes(size_t arch_bytes, size_t layer_bytes, size_t n_layer, size_t state_per_layer) {
+  return align_up(arch_bytes, kAlign) + align_up(n_layer * layer_bytes, kAlign) +
+         align_up(state_per_layer * n_layer * sizeof(StateSlot), kAlign);
+}
+
+Status check_layer_count(const FileView& f, uint32_t n_layer, Error* err) {
+  const uint32_t have = f.model->layers() ? f.model->layers()->size() : 0u;
+  if (have != n_layer) return fail(err, Status::kCorrupt, "file has %u layers, n_layer is %u", have, n_layer);
+  return Status::kOk;
+}
+
+Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32_t n_state, StateSlot* slots,
+                   size_t scratch_bytes, uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err) {
+  const Status s = bind_state(f, expect, n_state, m, slots, err);
+  if (s != Status::kOk) return s;
+  m->scratch_bytes = scratch_bytes;
+  m->info.d_model = d_model;
+  m->info.n_layer = n_layer;
+  m->info.vocab_size = vocab;
+  return Status::kOk;
+}
+
+void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps) {
+  kernels::rmsnorm(h, m.norm_f.f32(), u, d, eps);
+  kernels::matvec(m.head, u, logits);  // logits [V]
 }
 
 }  // namespace rill

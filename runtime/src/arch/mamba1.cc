@@ -57,20 +57,14 @@ size_t scratch_layout(const Mamba1Hyper& p, unsigned char* base, Scratch* s) {
   const size_t sizes[] = {p.d_model, p.d_model, 2ull * p.d_inner, p.d_inner,
                           p.dt_rank + 2ull * p.d_state, p.d_inner, p.d_inner, p.d_model};
   float* ptrs[8];
-  size_t off = 0;
-  for (size_t i = 0; i < 8; ++i) {
-    ptrs[i] = base ? reinterpret_cast<float*>(base + off) : nullptr;
-    off += align_up(sizes[i] * sizeof(float), kAlign);
-  }
+  const size_t bytes = carve_floats(base, sizes, 8, ptrs);
   if (s) *s = Scratch{ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7]};
-  return off;
+  return bytes;
 }
 
 size_t view_bytes(const FileView& f) {
   const auto* p = f.model->params_as_Mamba1Params();
-  const size_t L = p ? p->n_layer() : 0;
-  return align_up(sizeof(Mamba1), kAlign) + align_up(L * sizeof(Mamba1Layer), kAlign) +
-         align_up(2 * L * sizeof(StateSlot), kAlign);
+  return lm_view_bytes(sizeof(Mamba1), sizeof(Mamba1Layer), p ? p->n_layer() : 0, 2);
 }
 
 void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e);
@@ -95,9 +89,7 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
                   p->d_conv(),  p->dt_rank(), p->norm_eps()};
   const uint64_t d = h.d_model, E = h.d_inner, N = h.d_state, K = h.d_conv, R = h.dt_rank, V = h.vocab;
   if ((s = bind_lm_tensors(f, m, V, d, p->tied_head(), err)) != Status::kOk) return s;
-  if (!f.model->layers() || f.model->layers()->size() != h.n_layer)
-    return fail(err, Status::kCorrupt, "file has %u layers, n_layer is %u",
-                f.model->layers() ? f.model->layers()->size() : 0u, h.n_layer);
+  if ((s = check_layer_count(f, h.n_layer, err)) != Status::kOk) return s;
   arch->layers = reinterpret_cast<Mamba1Layer*>(mem);
   auto* slots = reinterpret_cast<StateSlot*>(mem + align_up(h.n_layer * sizeof(Mamba1Layer), kAlign));
   for (uint32_t i = 0; i < h.n_layer; ++i) {
@@ -120,12 +112,8 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
     if ((s = bind_layer(f, i, fb::LayerKind::Mamba1Mixer, specs, sizeof specs / sizeof specs[0], err)) != Status::kOk)
       return s;
   }
-  if ((s = bind_state(f, expect_state, 2 * h.n_layer, m, slots, err)) != Status::kOk) return s;
-  m->scratch_bytes = scratch_layout(h, nullptr, nullptr);
-  m->info.d_model = h.d_model;
-  m->info.n_layer = h.n_layer;
-  m->info.vocab_size = h.vocab;
-  return Status::kOk;
+  return finish_bind(f, m, expect_state, 2 * h.n_layer, slots, scratch_layout(h, nullptr, nullptr), h.d_model,
+                     h.n_layer, h.vocab, err);
 }
 
 // Per-layer state tensors, in file order: layers.i.conv [K-1, E], layers.i.ssm [N, E].
@@ -165,9 +153,7 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
       for (size_t i = 0; i < p.d_model; ++i) s.o[i] += L.out_proj_b.f32()[i];
     for (size_t i = 0; i < p.d_model; ++i) s.h[i] += s.o[i];
   }
-  if (!logits) return;
-  kernels::rmsnorm(s.h, m.norm_f.f32(), s.u, p.d_model, p.norm_eps);
-  kernels::matvec(m.head, s.u, logits);  // logits [V]
+  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps);
 }
 
 }  // namespace
