@@ -24,19 +24,26 @@ Report run(const Options& opts) {
   else if (opts.dtype == "f16") mdt = fb::DType::F16;
   else throw ConvertError("--dtype " + opts.dtype + " is not supported (f32, f16)");
 
-  const std::string cfg_path = opts.input_dir + "/config.json";
-  std::ifstream cf(cfg_path, std::ios::binary);
-  if (!cf) throw ConvertError(cfg_path + " not found");
-  std::stringstream ss;
-  ss << cf.rdbuf();
-  const std::string config_text = ss.str();
-  parse_config(config_text);  // throws with a message if it is not a JSON object
-
   auto ck = Checkpoint::open_dir(opts.input_dir);
+  const std::string cfg_path = opts.input_dir + "/config.json";
+  std::string config_text;
+  std::ifstream cf(cfg_path, std::ios::binary);
+  if (cf) {
+    std::stringstream ss;
+    ss << cf.rdbuf();
+    config_text = ss.str();
+    parse_config(config_text);  // throws with a message if it is not a JSON object
+  } else if (!(ck->find("emb.weight") && ck->find("blocks.0.att.r_k"))) {
+    // Only BlinkDL RWKV-7 files describe themselves by their tensors alone.
+    throw ConvertError(cfg_path + " not found");
+  }
   ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config};
   Plan plan;
   Report report;
-  if (mamba2_matches(in)) {
+  if (rwkv7_matches(in)) {
+    plan = rwkv7_plan(in);
+    report.arch = "rwkv7";
+  } else if (mamba2_matches(in)) {
     plan = mamba2_plan(in);
     report.arch = "mamba2";
   } else if (mamba1_matches(in)) {
@@ -45,13 +52,14 @@ Report run(const Options& opts) {
   } else {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
-    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2)");
+    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7)");
   }
 
   // Tokenizer: --tokenizer, else what the folder declares.
   std::string tk = opts.tokenizer;
+  const std::string world_vocab = opts.input_dir + "/rwkv_vocab_v20230424.txt";
   if (tk == "auto") {
-    tk = "none";
+    tk = std::ifstream(world_vocab) ? "world" : "none";
     std::ifstream tf(opts.input_dir + "/tokenizer_config.json");
     if (tf) {
       auto j = nlohmann::json::parse(tf, nullptr, false);
@@ -59,8 +67,17 @@ Report run(const Options& opts) {
         tk = "bytes";
     }
   }
-  if (tk == "bytes") plan.tokenizer = fb::TokenizerKind::Bytes;
-  else if (tk != "none") throw ConvertError("--tokenizer " + tk + " is not supported (auto, bytes, none)");
+  if (tk == "bytes") {
+    plan.tokenizer = fb::TokenizerKind::Bytes;
+  } else if (tk == "world") {
+    uint64_t V = 0;
+    for (const PlanTensor& t : plan.tensors)
+      if (t.name == "embedding") V = t.shape[0];
+    plan.vocab = read_world_vocab(world_vocab, V);
+    plan.tokenizer = fb::TokenizerKind::World;
+  } else if (tk != "none") {
+    throw ConvertError("--tokenizer " + tk + " is not supported (auto, bytes, world, none)");
+  }
 
   write_model(plan, opts, *ck, config_text, &report);
   return report;

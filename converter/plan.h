@@ -42,6 +42,7 @@ struct Plan {
   std::vector<PlanState> state;
   fb::TokenizerKind tokenizer = fb::TokenizerKind::None;
   int32_t bos_id = -1, eos_id = -1;
+  std::vector<std::string> vocab;  // World: the bytes of each token id (empty: no text)
 };
 
 struct ArchInput {
@@ -57,6 +58,11 @@ bool mamba1_matches(const ArchInput& in);
 Plan mamba1_plan(const ArchInput& in);
 bool mamba2_matches(const ArchInput& in);
 Plan mamba2_plan(const ArchInput& in);
+bool rwkv7_matches(const ArchInput& in);
+Plan rwkv7_plan(const ArchInput& in);
+
+// Reads an RWKV world vocabulary file into vocab_size entries (ids absent from the file stay empty).
+std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size);
 
 // Writes the plan (temporary file + rename). Returns the file size.
 uint64_t write_model(const Plan& plan, const Options& opts, const Checkpoint& ck, const std::string& config_text,

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/kernels.h"
@@ -132,8 +133,10 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   };
   std::vector<Src> srcs;
   {
-    SrcFile cfg{opts.input_dir + "/config.json", "config.json", config_text.size()};
-    srcs.push_back(Src{cfg.name, sha256_file(cfg), cfg.size});
+    if (!config_text.empty()) {  // BlinkDL RWKV-7 checkpoints come without one
+      SrcFile cfg{opts.input_dir + "/config.json", "config.json", config_text.size()};
+      srcs.push_back(Src{cfg.name, sha256_file(cfg), cfg.size});
+    }
     for (const SrcFile& f : ck.files()) srcs.push_back(Src{f.name, sha256_file(f), f.size});
   }
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -161,7 +164,28 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
       st.push_back(fb::CreateStateTensorDirect(b, plan.state[i].name.c_str(), plan.state[i].layer, fb::DType::F32,
                                                &plan.state[i].shape, state_off[i].first, state_off[i].second));
     auto state = fb::CreateStateLayoutDirect(b, state_bytes, 64, &st);
-    auto tok = fb::CreateTokenizer(b, plan.tokenizer, plan.bos_id, plan.eos_id);
+    flatbuffers::Offset<fb::Tokenizer> tok;
+    if (plan.tokenizer == fb::TokenizerKind::World) {
+      std::vector<uint8_t> bytes;
+      std::vector<uint32_t> offsets{0}, sorted;
+      uint32_t max_len = 0;
+      for (uint32_t id = 0; id < plan.vocab.size(); ++id) {
+        const std::string& t = plan.vocab[id];
+        bytes.insert(bytes.end(), t.begin(), t.end());
+        offsets.push_back(static_cast<uint32_t>(bytes.size()));
+        if (!t.empty()) sorted.push_back(id);
+        max_len = std::max<uint32_t>(max_len, static_cast<uint32_t>(t.size()));
+      }
+      std::sort(sorted.begin(), sorted.end(), [&](uint32_t x, uint32_t y) { return plan.vocab[x] < plan.vocab[y]; });
+      for (size_t k = 1; k < sorted.size(); ++k)
+        if (plan.vocab[sorted[k]] == plan.vocab[sorted[k - 1]])
+          throw ConvertError("vocabulary: ids " + std::to_string(sorted[k - 1]) + " and " + std::to_string(sorted[k]) +
+                             " have the same bytes");
+      tok = fb::CreateTokenizerDirect(b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, &bytes, &offsets, &sorted,
+                                      max_len);
+    } else {
+      tok = fb::CreateTokenizer(b, plan.tokenizer, plan.bos_id, plan.eos_id);
+    }
     std::vector<flatbuffers::Offset<fb::SourceFile>> sf;
     for (const Src& s : srcs) sf.push_back(fb::CreateSourceFileDirect(b, s.name.c_str(), s.size, s.sha.c_str()));
     const std::string conv = std::string("rill-convert ") + RILL_VERSION_STRING;

@@ -63,6 +63,18 @@ void mamba2_scan_step(float* S, const float* x, const float* B, const float* C, 
 // groups of E/G channels is RMS-normalised on its own, times w.  y, z, w [E].
 void gated_rmsnorm(float* y, const float* z, const float* w, size_t E, size_t G, float eps);
 
+// out = (x - mean) / sqrt(var + eps) * w + b   (biased variance)
+void layernorm(const float* x, const float* w, const float* b, float* out, size_t n, float eps);
+
+// RWKV-7 state update and read-out, per head h (ggml's rwkv_wkv7 form), S [H, N, N] with S[h][i][j],
+// i the value index and j the key index:  sa_i = sum_j S_ij a_j  (old S);
+//   S_ij = S_ij w_j + sa_i b_j + v_i k_j;   y_i = sum_j S_ij r_j.     r, w, k, v, a, b, y [H*N].
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+               const float* b, float* y, size_t H, size_t N);
+
+// GroupNorm over H groups of N channels: each group normalised on its own, then * w + b.  y [H*N].
+void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps);
+
 // softplus with PyTorch's threshold: x > 20 -> x.
 float softplus(float x);
 float silu(float x);

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "test_util.h"
 
@@ -12,18 +14,19 @@ using namespace rill_test;
 namespace {
 
 const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
-                         "mamba2_groups", "mamba2_tied_bf16"};
+                         "mamba2_groups", "mamba2_tied_bf16", "rwkv7_fla_world", "rwkv7_blink_bf16"};
 
 struct Fixture {
   TempDir tmp;
   LoadedModel lm;
   OwnedSession os;
   std::vector<int32_t> tokens;
-  Npy logits, conv, ssm;
+  std::string dir;
+  Npy logits;
   size_t V = 0;
 
   explicit Fixture(const std::string& name, const std::string& dtype = "f32") {
-    const std::string dir = golden_dir(name);
+    dir = golden_dir(name);
     const std::string out = tmp.file("model.rill");
     const std::string err = convert_ckpt(dir, out, dtype);
     REQUIRE_MESSAGE(err.empty(), err);
@@ -32,8 +35,6 @@ struct Fixture {
     REQUIRE_MESSAGE(OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) == Status::kOk, e.message);
     tokens = read_tokens(dir + "/tokens.txt");
     logits = read_npy(dir + "/logits.npy");
-    conv = read_npy(dir + "/state_conv.npy");
-    ssm = read_npy(dir + "/state_ssm.npy");
     V = lm.model().info().vocab_size;
     REQUIRE(!tokens.empty());
     REQUIRE(logits.shape.size() == 2);
@@ -54,29 +55,37 @@ struct Fixture {
     return d;
   }
 
-  // Max |state - golden| over every layer's conv history and ssm state; also the scale.
+  // Max |state - golden| over every layer's state tensors; also the scale. The reference stores
+  // state_<kind>.npy as [L, ...] in rill's layout, except Mamba-1's ssm ([E, N] there, [N, E] here).
   void state_diff(Session& s, float* diff, float* scale) const {
     *diff = 0, *scale = 0;
-    const uint32_t L = lm.model().info().n_layer;
-    const Npy* ref[2] = {&conv, &ssm};
-    const char* kind[2] = {"conv", "ssm"};
-    for (int k = 0; k < 2; ++k) {
-      const size_t per = ref[k]->data.size() / L;
+    const ModelInfo info = lm.model().info();
+    const uint32_t L = info.n_layer;
+    struct Kind {
+      const char* state;
+      const char* file;
+    };
+    static const Kind kMamba[] = {{"conv", "conv"}, {"ssm", "ssm"}};
+    static const Kind kRwkv[] = {{"att_shift", "att"}, {"ffn_shift", "ffn"}, {"wkv", "wkv"}};
+    const bool rwkv = info.arch == Arch::kRwkv7;
+    const Kind* kinds = rwkv ? kRwkv : kMamba;
+    const size_t n_kinds = rwkv ? 3 : 2;
+    for (size_t k = 0; k < n_kinds; ++k) {
+      const Npy ref = read_npy(dir + "/state_" + kinds[k].file + ".npy");
+      REQUIRE(!ref.data.empty());
+      const size_t per = ref.data.size() / L;
+      const bool transpose = info.arch == Arch::kMamba1 && std::string(kinds[k].state) == "ssm";
+      const size_t E = ref.shape.size() > 1 ? ref.shape[1] : 1, inner = per / E;
       for (uint32_t l = 0; l < L; ++l) {
         size_t n = 0;
-        const std::string name = "layers." + std::to_string(l) + "." + kind[k];
+        const std::string name = "layers." + std::to_string(l) + "." + kinds[k].state;
         const float* got = s.state_tensor(name.c_str(), &n);
         REQUIRE_MESSAGE(got != nullptr, name);
         REQUIRE(n == per);
-        // conv: rill [K-1, C] = reference [K-1, C]. ssm: Mamba-1 rill [N, E] vs reference [E, N];
-        // Mamba-2 rill [H, P, N] = reference [H, P, N].
-        const bool transpose = k == 1 && lm.model().info().arch == Arch::kMamba1;
-        const size_t E = ref[k]->shape[1];
-        const size_t inner = per / E;
         for (size_t i = 0; i < n; ++i) {
           const size_t r = transpose ? (i % E) * inner + i / E : i;
-          *diff = std::max(*diff, std::fabs(got[i] - ref[k]->data[l * per + r]));
-          *scale = std::max(*scale, std::fabs(ref[k]->data[l * per + r]));
+          *diff = std::max(*diff, std::fabs(got[i] - ref.data[l * per + r]));
+          *scale = std::max(*scale, std::fabs(ref.data[l * per + r]));
         }
       }
     }
@@ -86,7 +95,7 @@ struct Fixture {
 }  // namespace
 
 TEST_SUITE("golden") {
-  TEST_CASE("mamba1/mamba2 f32: every step's logits and the final state match the parallel-scan reference") {
+  TEST_CASE("mamba1/mamba2/rwkv7 f32: every step's logits and the final state match the parallel-scan reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -107,7 +116,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2: prefill then step leaves the same state and logits as stepping") {
+  TEST_CASE("mamba1/mamba2/rwkv7: prefill then step leaves the same state and logits as stepping") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -130,7 +139,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2 f16 weights stay close to the f32 reference") {
+  TEST_CASE("mamba1/mamba2/rwkv7 f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -152,6 +161,30 @@ TEST_SUITE("golden") {
                    << agree << "/" << f.tokens.size());
       CHECK(worst <= 1e-2f * f.max_abs_logit());
     }
+  }
+
+  TEST_CASE("rwkv7 world tokenizer: greedy longest match equals the Python reference; round trip") {
+    Fixture f("rwkv7_fla_world");
+    const std::string text = read_file(f.dir + "/tokenizer_text.bin");
+    const std::vector<int32_t> want = read_tokens(f.dir + "/tokenizer_ids.txt");
+    REQUIRE(!text.empty());
+    size_t n = 0;
+    REQUIRE(tokenize(f.lm.model(), text.data(), text.size(), nullptr, 0, &n) == Status::kInvalidArgument);
+    REQUIRE(n == want.size());
+    std::vector<int32_t> got(n);
+    REQUIRE(tokenize(f.lm.model(), text.data(), text.size(), got.data(), got.size(), &n) == Status::kOk);
+    CHECK(got == want);
+    std::string back;
+    for (int32_t t : got) {
+      char buf[64];
+      size_t k = 0;
+      REQUIRE(detokenize(f.lm.model(), t, buf, sizeof buf, &k) == Status::kOk);
+      back.append(buf, k);
+    }
+    CHECK(back == text);
+    const char no_token[] = {'a', '\x01', 'b'};  // byte 0x01 is not in this small vocabulary
+    CHECK(tokenize(f.lm.model(), no_token, 3, got.data(), got.size(), &n) == Status::kInvalidArgument);
+    CHECK(n == 1);
   }
 
   TEST_CASE("session state: save/restore reproduces outputs bit-exactly; reset equals a fresh session") {

@@ -52,7 +52,8 @@ enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
 enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3 };
 const char* arch_name(Arch a);
 
-enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1 };
+// kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match.
+enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2 };
 
 struct ModelOptions {
   Backend backend = Backend::kCpu;
@@ -145,7 +146,8 @@ class Session {
 
 // Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).
 // tokenize writes at most `cap` ids and sets *n_out to the count needed; kInvalidArgument if cap
-// was too small (nothing is lost: call again with *n_out). detokenize writes the bytes of one token.
+// was too small (nothing is lost: call again with *n_out), or if some byte has no token (then
+// *n_out is the count up to it). detokenize writes the bytes of one token (*n_out may be 0).
 Status tokenize(const Model& model, const char* text, size_t len, int32_t* out, size_t cap, size_t* n_out);
 Status detokenize(const Model& model, int32_t token, char* out, size_t cap, size_t* n_out);
 

@@ -160,5 +160,38 @@ void gated_rmsnorm(float* y, const float* z, const float* w, size_t E, size_t G,
   }
 }
 
+void layernorm(const float* x, const float* w, const float* b, float* out, size_t n, float eps) {
+  float mu = 0.f;
+  for (size_t i = 0; i < n; ++i) mu += x[i];
+  mu /= static_cast<float>(n);
+  float var = 0.f;
+  for (size_t i = 0; i < n; ++i) var += (x[i] - mu) * (x[i] - mu);
+  const float inv = 1.f / std::sqrt(var / static_cast<float>(n) + eps);
+  for (size_t i = 0; i < n; ++i) out[i] = (x[i] - mu) * inv * w[i] + b[i];
+}
+
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+               const float* b, float* y, size_t H, size_t N) {
+  for (size_t h = 0; h < H; ++h) {
+    const size_t o = h * N;
+    float* Sh = S + h * N * N;
+    for (size_t i = 0; i < N; ++i) {
+      float* row = Sh + i * N;  // S[i][:], over keys j
+      float sa = 0.f;
+      for (size_t j = 0; j < N; ++j) sa += row[j] * a[o + j];
+      float acc = 0.f;
+      for (size_t j = 0; j < N; ++j) {
+        row[j] = row[j] * w[o + j] + sa * b[o + j] + v[o + i] * k[o + j];
+        acc += row[j] * r[o + j];
+      }
+      y[o + i] = acc;
+    }
+  }
+}
+
+void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps) {
+  for (size_t h = 0; h < H; ++h) layernorm(y + h * N, w + h * N, b + h * N, y + h * N, N, eps);
+}
+
 }  // namespace kernels
 }  // namespace rill

@@ -24,6 +24,7 @@ const ArchOps* find_arch(Arch a);
 
 extern const ArchOps kMamba1Ops;
 extern const ArchOps kMamba2Ops;
+extern const ArchOps kRwkv7Ops;
 
 }  // namespace rill
 
@@ -38,8 +39,9 @@ struct RangeCheck {
 Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err);
 
 // embedding [V, d], norm_f [d] f32, and head [V, d] (or the embedding when tied); also checks the
-// model-level tensor count.
-Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err);
+// model-level tensor count, which includes `n_extra` tensors the architecture binds itself.
+Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err,
+                       size_t n_extra = 0);
 
 struct LayerSpec {
   const char* name;

@@ -13,7 +13,8 @@ Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err)
   return Status::kOk;
 }
 
-Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err) {
+Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err,
+                       size_t n_extra) {
   const auto Mat = {DType::kF32, DType::kF16};
   const auto* top = f.model->tensors();
   Status s;
@@ -27,7 +28,7 @@ Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, 
   } else if ((s = bind_tensor(f, find_tensor(top, "head"), "head", {V, d}, Mat, &m->head, err)) != Status::kOk) {
     return s;
   }
-  const size_t n_top = tied ? 2 : 3;
+  const size_t n_top = (tied ? 2 : 3) + n_extra;
   if (!top || top->size() != n_top)
     return fail(err, Status::kCorrupt, "model has %u top-level tensors, %zu expected", top ? top->size() : 0u, n_top);
   return Status::kOk;

@@ -47,6 +47,12 @@ struct ModelImpl {
   uint64_t state_bytes = 0;
   uint64_t scratch_bytes = 0;
   uint64_t fingerprint = 0;  // identifies compatible state blobs
+  // World tokenizer: token i = vocab_bytes[vocab_offsets[i], vocab_offsets[i+1]); vocab_sorted lists
+  // the non-empty tokens by their bytes. All verified at init.
+  const uint8_t* vocab_bytes = nullptr;
+  const uint32_t* vocab_offsets = nullptr;
+  const uint32_t* vocab_sorted = nullptr;
+  uint32_t n_sorted = 0, max_token_bytes = 0;
 };
 
 // Formats into err (if not null) and returns code. Used at init time only, never in step.

@@ -69,11 +69,12 @@ int cmd_convert(int argc, char** argv) {
          "model-*.safetensors with model.safetensors.index.json; f32/f16/bf16) into a rill model file.\n"
          "Every tensor name and shape is checked against config.json before anything is written; the\n"
          "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
-         "Mamba-2 (HF Mamba2ForCausalLM).",
+         "Mamba-2 (HF Mamba2ForCausalLM), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL naming as safetensors;\n"
+         "an rwkv_vocab_v20230424.txt in the folder is embedded as the tokenizer).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
          {{"-o", "--output", "FILE", "output model file", ""},
           {nullptr, "--dtype", "TYPE", "dtype of the large matrices: f32 | f16 (norms, A, D, conv stay f32)", "f32"},
-          {nullptr, "--tokenizer", "KIND", "auto | bytes | none (auto: what the folder declares)", "auto"},
+          {nullptr, "--tokenizer", "KIND", "auto | bytes | world | none (auto: what the folder holds)", "auto"},
           {"-f", "--force", nullptr, "overwrite an existing output file", ""},
           {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
           {"-q", "--quiet", nullptr, "no progress or summary", ""}}};
@@ -142,7 +143,15 @@ int cmd_inspect(int argc, char** argv) {
                 p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups(),
                 p->d_state(), p->d_conv(), static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()),
                 static_cast<double>(p->dt_max()), p->tied_head());
-  std::printf("tokenizer     %s\n", in.tokenizer == TokenizerKind::kBytes ? "bytes" : "none");
+  std::printf("tokenizer     %s\n", in.tokenizer == TokenizerKind::kBytes   ? "bytes"
+                                   : in.tokenizer == TokenizerKind::kWorld ? "world (RWKV vocabulary, longest match)"
+                                                                           : "none");
+  if (const auto* p = m->params_as_Rwkv7Params())
+    std::printf("hyper         d_model=%u n_layer=%u vocab=%u heads=%u head_size=%u d_ffn=%u lora_ranks w/a/v/g=%u/%u/%u/%u"
+                " eps=%g group_norm_eps=%g\n",
+                p->d_model(), p->n_layer(), p->vocab_size(), p->n_heads(), p->head_size(), p->d_ffn(), p->rank_w(),
+                p->rank_a(), p->rank_v(), p->rank_g(), static_cast<double>(p->norm_eps()),
+                static_cast<double>(p->group_norm_eps()));
   uint64_t by_dtype[5] = {0}, n_params = 0;
   size_t n_tensors = 0;
   auto visit = [&](const fb::Tensor* t, const std::string& prefix, bool print) {
@@ -252,6 +261,7 @@ int cmd_run(int argc, char** argv) {
   }
   if (a.flag("--greedy")) temp = 0;
   const bool bytes_tok = info.tokenizer == TokenizerKind::kBytes;
+  const bool has_tok = info.tokenizer != TokenizerKind::kNone;
   std::vector<int32_t> prompt;
   if (a.flag("--tokens")) {
     if (!parse_tokens(a.get("--tokens"), &prompt)) {
@@ -286,7 +296,7 @@ int cmd_run(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGINT, on_sigint);
-  if (bytes_tok && !a.flag("--tokens")) std::fwrite(a.get("--prompt").data(), 1, a.get("--prompt").size(), stdout);
+  if (has_tok && !a.flag("--tokens")) std::fwrite(a.get("--prompt").data(), 1, a.get("--prompt").size(), stdout);
   std::fflush(stdout);
   const double t0 = now_s();
   Status s = os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
@@ -300,8 +310,10 @@ int cmd_run(int argc, char** argv) {
   const size_t n_valid = bytes_tok ? 256 : info.vocab_size;
   for (; produced < n_predict && !g_interrupted; ++produced) {
     const int32_t tok = sampler.sample(logits.data(), logits.size(), n_valid);
-    if (bytes_tok) {
-      std::fputc(tok, stdout);
+    char piece[4096];
+    size_t n_piece = 0;
+    if (has_tok && detokenize(lm.model(), tok, piece, sizeof piece, &n_piece) == Status::kOk) {
+      std::fwrite(piece, 1, n_piece, stdout);
     } else {
       std::printf("%s%d", produced ? "," : "", tok);
     }

@@ -1,0 +1,254 @@
+// RWKV-7 "Goose" (architectures.md section 3): binding of the file's tensors and the per-token step.
+//
+// Notation: C = d_model = H * N (H heads of head_size N), F = d_ffn, LoRA ranks Dw, Da, Dv, Dg.
+// Persistent state per layer: att_shift [C] (previous LN1 output), ffn_shift [C] (previous LN2
+// output), wkv [H, N, N] (S[h][i][j], i value, j key), f32. The embedding LayerNorm (ln0) was folded
+// into the embedding rows by the converter.
+#include <cmath>
+#include <cstring>
+
+#include "arch/arch.h"
+#include "kernels/kernels.h"
+
+namespace rill {
+namespace {
+
+struct Rwkv7Hyper {
+  uint32_t d_model, n_layer, vocab, head_size, n_heads, d_ffn, rank_w, rank_a, rank_v, rank_g;
+  float norm_eps, gn_eps;
+  uint32_t max_rank() const {
+    uint32_t m = rank_w > rank_a ? rank_w : rank_a;
+    m = m > rank_v ? m : rank_v;
+    return m > rank_g ? m : rank_g;
+  }
+};
+
+struct Rwkv7Layer {
+  TensorView ln1_w, ln1_b, ln2_w, ln2_b;  // [C] f32
+  TensorView att_mix;                      // [6, C] f32, token-shift mix for r, w, k, v, a, g
+  TensorView w0, w1, w2;                   // decay LoRA: [C], [Dw, C], [C, Dw]
+  TensorView a0, a1, a2;                   // in-context learning rate LoRA: [C], [Da, C], [C, Da]
+  TensorView v0, v1, v2;                   // value-residual LoRA (absent in layer 0): [C], [Dv, C], [C, Dv]
+  TensorView g1, g2;                       // output gate LoRA: [Dg, C], [C, Dg]
+  TensorView k_k, k_a, r_k;                // [C] f32
+  TensorView W_r, W_k, W_v, W_o;           // [C, C]
+  TensorView lnx_w, lnx_b;                 // [C] f32, GroupNorm of the wkv output
+  TensorView ffn_mix;                      // [C] f32
+  TensorView ffn_key, ffn_value;           // [F, C], [C, F]
+};
+
+struct Rwkv7 {
+  Rwkv7Hyper p;
+  TensorView norm_f_bias;  // [C] f32
+  Rwkv7Layer* layers;      // [n_layer]
+};
+
+constexpr size_t kBuffers = 18;
+struct Scratch {
+  float* h;       // [C] residual stream
+  float* u;       // [C] LayerNorm output
+  float* dx;      // [C] shift - u
+  float* mix;     // [6, C] xr, xw, xk, xv, xa, xg
+  float* r;       // [C]
+  float* k;       // [C]
+  float* v;       // [C]
+  float* w;       // [C] decay, exp(log-decay)
+  float* a;       // [C]
+  float* g;       // [C]
+  float* kk;      // [C] normalised key (the "removal" direction)
+  float* b;       // [C] kk * a
+  float* y;       // [C]
+  float* o;       // [C]
+  float* v_first; // [C] layer 0's value, reused by later layers within one token
+  float* low;     // [max rank] LoRA bottleneck
+  float* ffn;     // [F]
+  float* na;      // [C] -kk
+};
+
+size_t scratch_layout(const Rwkv7Hyper& p, unsigned char* base, Scratch* s) {
+  const size_t C = p.d_model;
+  const size_t sizes[kBuffers] = {C, C, C, 6 * C, C, C, C, C, C, C, C, C, C, C, C, p.max_rank(), p.d_ffn, C};
+  float* q[kBuffers];
+  const size_t bytes = carve_floats(base, sizes, kBuffers, q);
+  if (s)
+    *s = Scratch{q[0], q[1], q[2],  q[3],  q[4],  q[5],  q[6],  q[7],  q[8],
+                 q[9], q[10], q[11], q[12], q[13], q[14], q[15], q[16], q[17]};
+  return bytes;
+}
+
+size_t view_bytes(const FileView& f) {
+  const auto* p = f.model->params_as_Rwkv7Params();
+  return lm_view_bytes(sizeof(Rwkv7), sizeof(Rwkv7Layer), p ? p->n_layer() : 0, 3);
+}
+
+// Per-layer state tensors, in file order: att_shift [C], ffn_shift [C], wkv [H, N, N].
+void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
+  const Rwkv7Hyper& p = static_cast<const Rwkv7*>(m.arch_data)->p;
+  static const char* kNames[3] = {"att_shift", "ffn_shift", "wkv"};
+  std::snprintf(e->name, sizeof e->name, "layers.%u.%s", i / 3, kNames[i % 3]);
+  if (i % 3 < 2) {
+    e->ndim = 1, e->shape[0] = p.d_model;
+  } else {
+    e->ndim = 3, e->shape[0] = p.n_heads, e->shape[1] = p.head_size, e->shape[2] = p.head_size;
+  }
+}
+
+Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
+  const fb::Rwkv7Params* p = f.model->params_as_Rwkv7Params();
+  if (!p) return fail(err, Status::kCorrupt, "rwkv7 hyper-parameters are missing");
+  const RangeCheck ranges[] = {
+      {"d_model", p->d_model(), 1, 1u << 16},  {"n_layer", p->n_layer(), 1, 1024},
+      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"head_size", p->head_size(), 1, 1024},
+      {"n_heads", p->n_heads(), 1, 1u << 16},  {"d_ffn", p->d_ffn(), 1, 1u << 18},
+      {"rank_w", p->rank_w(), 1, 4096},        {"rank_a", p->rank_a(), 1, 4096},
+      {"rank_v", p->rank_v(), 1, 4096},        {"rank_g", p->rank_g(), 1, 4096}};
+  Status s = check_ranges("rwkv7", ranges, sizeof ranges / sizeof ranges[0], err);
+  if (s != Status::kOk) return s;
+  if (static_cast<uint64_t>(p->n_heads()) * p->head_size() != p->d_model())
+    return fail(err, Status::kCorrupt, "rwkv7 n_heads %u * head_size %u != d_model %u", p->n_heads(), p->head_size(),
+                p->d_model());
+  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f) || !(p->group_norm_eps() > 0.f && p->group_norm_eps() < 1.f))
+    return fail(err, Status::kCorrupt, "rwkv7 norm eps %g or group norm eps %g not in (0, 1)",
+                static_cast<double>(p->norm_eps()), static_cast<double>(p->group_norm_eps()));
+  auto* arch = reinterpret_cast<Rwkv7*>(mem);
+  mem += align_up(sizeof(Rwkv7), kAlign);
+  m->arch_data = arch;
+  Rwkv7Hyper& h = arch->p;
+  h = Rwkv7Hyper{p->d_model(), p->n_layer(), p->vocab_size(), p->head_size(), p->n_heads(), p->d_ffn(),
+                 p->rank_w(),  p->rank_a(),  p->rank_v(),     p->rank_g(),    p->norm_eps(), p->group_norm_eps()};
+  const uint64_t C = h.d_model, F = h.d_ffn, V = h.vocab;
+  if ((s = bind_lm_tensors(f, m, V, C, /*tied=*/false, err, /*n_extra=*/1)) != Status::kOk) return s;
+  if ((s = bind_tensor(f, find_tensor(f.model->tensors(), "norm_f_bias"), "norm_f_bias", {C}, {DType::kF32},
+                       &arch->norm_f_bias, err)) != Status::kOk)
+    return s;
+  if ((s = check_layer_count(f, h.n_layer, err)) != Status::kOk) return s;
+  arch->layers = reinterpret_cast<Rwkv7Layer*>(mem);
+  auto* slots = reinterpret_cast<StateSlot*>(mem + align_up(h.n_layer * sizeof(Rwkv7Layer), kAlign));
+  for (uint32_t i = 0; i < h.n_layer; ++i) {
+    Rwkv7Layer& L = arch->layers[i];
+    L = Rwkv7Layer{};
+    const bool v_lora = i > 0;
+    const uint64_t Dw = h.rank_w, Da = h.rank_a, Dv = h.rank_v, Dg = h.rank_g;
+    const LayerSpec specs[] = {
+        {"ln1_w", &L.ln1_w, {C}, false, false},      {"ln1_b", &L.ln1_b, {C}, false, false},
+        {"ln2_w", &L.ln2_w, {C}, false, false},      {"ln2_b", &L.ln2_b, {C}, false, false},
+        {"att_mix", &L.att_mix, {6, C}, false, false},
+        {"w0", &L.w0, {C}, false, false},            {"w1", &L.w1, {Dw, C}, false, false},
+        {"w2", &L.w2, {C, Dw}, false, false},        {"a0", &L.a0, {C}, false, false},
+        {"a1", &L.a1, {Da, C}, false, false},        {"a2", &L.a2, {C, Da}, false, false},
+        {"v0", &L.v0, {C}, false, !v_lora},          {"v1", &L.v1, {Dv, C}, false, !v_lora},
+        {"v2", &L.v2, {C, Dv}, false, !v_lora},      {"g1", &L.g1, {Dg, C}, false, false},
+        {"g2", &L.g2, {C, Dg}, false, false},        {"k_k", &L.k_k, {C}, false, false},
+        {"k_a", &L.k_a, {C}, false, false},          {"r_k", &L.r_k, {C}, false, false},
+        {"W_r", &L.W_r, {C, C}, true, false},        {"W_k", &L.W_k, {C, C}, true, false},
+        {"W_v", &L.W_v, {C, C}, true, false},        {"W_o", &L.W_o, {C, C}, true, false},
+        {"lnx_w", &L.lnx_w, {C}, false, false},      {"lnx_b", &L.lnx_b, {C}, false, false},
+        {"ffn_mix", &L.ffn_mix, {C}, false, false},  {"ffn_key", &L.ffn_key, {F, C}, true, false},
+        {"ffn_value", &L.ffn_value, {C, F}, true, false},
+    };
+    if ((s = bind_layer(f, i, fb::LayerKind::Rwkv7Block, specs, sizeof specs / sizeof specs[0], err)) != Status::kOk)
+      return s;
+    if (v_lora && !L.v0) return fail(err, Status::kCorrupt, "layer %u lacks the value-residual LoRA", i);
+  }
+  return finish_bind(f, m, expect_state, 3 * h.n_layer, slots, scratch_layout(h, nullptr, nullptr), h.d_model,
+                     h.n_layer, h.vocab, err);
+}
+
+inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+
+// out [C] = bias + up * act(down * x): a LoRA with bottleneck `low`. act: 0 none, 1 tanh, 2 sigmoid.
+void lora(const TensorView& down, const TensorView& up, const float* bias, const float* x, float* low, float* out,
+          int act) {
+  kernels::matvec(down, x, low);
+  const size_t r = down.rows();
+  if (act == 1)
+    for (size_t i = 0; i < r; ++i) low[i] = std::tanh(low[i]);
+  else if (act == 2)
+    for (size_t i = 0; i < r; ++i) low[i] = sigmoid(low[i]);
+  kernels::matvec(up, low, out);
+  if (bias)
+    for (size_t i = 0; i < up.rows(); ++i) out[i] += bias[i];
+}
+
+void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits) {
+  const Rwkv7& arch = *static_cast<const Rwkv7*>(m.arch_data);
+  const Rwkv7Hyper& p = arch.p;
+  const size_t C = p.d_model, H = p.n_heads, N = p.head_size, F = p.d_ffn;
+  Scratch s;
+  scratch_layout(p, scratch, &s);
+  kernels::embedding_row(m.embed, static_cast<uint64_t>(token), s.h);  // h [C], ln0 already applied
+  for (uint32_t l = 0; l < p.n_layer; ++l) {
+    const Rwkv7Layer& L = arch.layers[l];
+    float* att_shift = reinterpret_cast<float*>(state + m.state_slots[3 * l].offset);      // [C]
+    float* ffn_shift = reinterpret_cast<float*>(state + m.state_slots[3 * l + 1].offset);  // [C]
+    float* S = reinterpret_cast<float*>(state + m.state_slots[3 * l + 2].offset);          // [H, N, N]
+
+    // Time mixing. Token shift: x* = u + (previous u - u) * mix*.
+    kernels::layernorm(s.h, L.ln1_w.f32(), L.ln1_b.f32(), s.u, C, p.norm_eps);
+    for (size_t i = 0; i < C; ++i) s.dx[i] = att_shift[i] - s.u[i];
+    std::memcpy(att_shift, s.u, C * sizeof(float));
+    for (size_t j = 0; j < 6; ++j)
+      for (size_t i = 0; i < C; ++i) s.mix[j * C + i] = s.u[i] + s.dx[i] * L.att_mix.f32()[j * C + i];
+    const float *xr = s.mix, *xw = s.mix + C, *xk = s.mix + 2 * C, *xv = s.mix + 3 * C, *xa = s.mix + 4 * C,
+                *xg = s.mix + 5 * C;
+    kernels::matvec(L.W_r, xr, s.r);
+    kernels::matvec(L.W_k, xk, s.k);
+    kernels::matvec(L.W_v, xv, s.v);
+    // Decay w = exp(-e^-0.5 * sigmoid(w0 + w2 tanh(w1 xw))), in (0.545, 1).
+    lora(L.w1, L.w2, L.w0.f32(), xw, s.low, s.w, 1);
+    for (size_t i = 0; i < C; ++i) s.w[i] = std::exp(-0.6065306597126334f * sigmoid(s.w[i]));
+    if (l == 0) {
+      std::memcpy(s.v_first, s.v, C * sizeof(float));
+    } else {  // value residual: v += (v_first - v) * sigmoid(v0 + v2 v1 xv)
+      lora(L.v1, L.v2, L.v0.f32(), xv, s.low, s.o, 0);
+      for (size_t i = 0; i < C; ++i) s.v[i] += (s.v_first[i] - s.v[i]) * sigmoid(s.o[i]);
+    }
+    lora(L.a1, L.a2, L.a0.f32(), xa, s.low, s.a, 0);
+    for (size_t i = 0; i < C; ++i) s.a[i] = sigmoid(s.a[i]);
+    lora(L.g1, L.g2, nullptr, xg, s.low, s.g, 2);
+    // kk = per-head L2-normalised k * k_k; k = k * (1 + (a - 1) k_a).
+    for (size_t i = 0; i < C; ++i) s.kk[i] = s.k[i] * L.k_k.f32()[i];
+    for (size_t h = 0; h < H; ++h) {
+      float ss = 0.f;
+      for (size_t j = 0; j < N; ++j) ss += s.kk[h * N + j] * s.kk[h * N + j];
+      const float inv = 1.f / std::fmax(std::sqrt(ss), 1e-12f);
+      for (size_t j = 0; j < N; ++j) s.kk[h * N + j] *= inv;
+    }
+    for (size_t i = 0; i < C; ++i) {
+      s.k[i] *= 1.f + (s.a[i] - 1.f) * L.k_a.f32()[i];
+      s.na[i] = -s.kk[i];
+      s.b[i] = s.kk[i] * s.a[i];
+    }
+    kernels::wkv7_step(S, s.r, s.w, s.k, s.v, s.na, s.b, s.y, H, N);
+    kernels::group_norm(s.y, L.lnx_w.f32(), L.lnx_b.f32(), H, N, p.gn_eps);
+    for (size_t h = 0; h < H; ++h) {  // bonus: y_h += (sum_j r_j k_j r_k_j) v_h
+      float bonus = 0.f;
+      for (size_t j = 0; j < N; ++j) bonus += s.r[h * N + j] * s.k[h * N + j] * L.r_k.f32()[h * N + j];
+      for (size_t j = 0; j < N; ++j) s.y[h * N + j] += bonus * s.v[h * N + j];
+    }
+    for (size_t i = 0; i < C; ++i) s.y[i] *= s.g[i];
+    kernels::matvec(L.W_o, s.y, s.o);
+    for (size_t i = 0; i < C; ++i) s.h[i] += s.o[i];
+
+    // Channel mixing: h += W_value relu(W_key (u + (prev u - u) * ffn_mix))^2.
+    kernels::layernorm(s.h, L.ln2_w.f32(), L.ln2_b.f32(), s.u, C, p.norm_eps);
+    for (size_t i = 0; i < C; ++i) {
+      const float d = ffn_shift[i] - s.u[i];
+      ffn_shift[i] = s.u[i];
+      s.u[i] += d * L.ffn_mix.f32()[i];
+    }
+    kernels::matvec(L.ffn_key, s.u, s.ffn);
+    for (size_t i = 0; i < F; ++i) s.ffn[i] = s.ffn[i] > 0.f ? s.ffn[i] * s.ffn[i] : 0.f;
+    kernels::matvec(L.ffn_value, s.ffn, s.o);
+    for (size_t i = 0; i < C; ++i) s.h[i] += s.o[i];
+  }
+  if (!logits) return;
+  kernels::layernorm(s.h, m.norm_f.f32(), arch.norm_f_bias.f32(), s.u, C, p.norm_eps);
+  kernels::matvec(m.head, s.u, logits);  // logits [V]
+}
+
+}  // namespace
+
+const ArchOps kRwkv7Ops = {Arch::kRwkv7, view_bytes, bind, step};
+
+}  // namespace rill
