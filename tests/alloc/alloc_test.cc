@@ -161,6 +161,8 @@ TEST_CASE("no heap call after load: golden model, prefill + 1200 steps + samplin
 
 TEST_CASE("no heap call after load: Mamba-2 golden model") { check_model(golden_dir("mamba2_groups")); }
 
+TEST_CASE("no heap call after load: RWKV-7 golden model") { check_model(golden_dir("rwkv7_fla_world")); }
+
 TEST_CASE("no heap call after load: the bundled demo model") {
   const std::string demo = src_dir() + "/examples/demo_model/checkpoint";
   REQUIRE_MESSAGE(file_exists(demo + "/model.safetensors"), "demo checkpoint missing");

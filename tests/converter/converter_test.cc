@@ -87,6 +87,26 @@ TEST_SUITE("converter") {
       CHECK(contains(e, "backbone.layers.0.mixer.in_proj.weight: expected [258, 48], got [260, 48]"));
       CHECK(contains(e, "backbone.layers.0.mixer.dt_bias: expected [2], got [4]"));
     }
+    SUBCASE("rwkv7: config disagreeing with tensor shapes names both values") {
+      const auto dir = with_config(tmp, "rwkv7_fla_world", [](json& j) { j["head_dim"] = 32; });
+      CHECK(contains(convert_ckpt(dir, out), "head_dim = 32 but the tensors say 64"));
+    }
+    SUBCASE("rwkv7: a hybrid with attention layers is refused") {
+      const auto dir = with_config(tmp, "rwkv7_fla_world", [](json& j) { j["attn"] = json{{"layers", {1}}}; });
+      CHECK(contains(convert_ckpt(dir, out), "\"attn\" is set"));
+    }
+    SUBCASE("rwkv7: a malformed world vocabulary names the line") {
+      const std::string dir = tmp.file("ck");
+      copy_dir(golden_dir("rwkv7_fla_world"), dir);
+      std::string v = read_file(dir + "/rwkv_vocab_v20230424.txt");
+      v += "200 'abc' 3\n";  // id beyond the 131-row vocabulary
+      write_file(dir + "/rwkv_vocab_v20230424.txt", v);
+      CHECK(contains(convert_ckpt(dir, out), "rwkv_vocab_v20230424.txt:114: token id 200 is outside [1, 131)"));
+      write_file(dir + "/rwkv_vocab_v20230424.txt", "1 'ab' 3\n");
+      CHECK(contains(convert_ckpt(dir, out), ":1: literal has 2 bytes, the line says 3"));
+      write_file(dir + "/rwkv_vocab_v20230424.txt", "1 'ab 2\n");
+      CHECK(contains(convert_ckpt(dir, out), ":1: malformed literal"));
+    }
     SUBCASE("mamba2: norm_before_gate is refused") {
       const auto dir = with_config(tmp, "mamba2_groups", [](json& j) { j["norm_before_gate"] = true; });
       CHECK(contains(convert_ckpt(dir, out), "norm_before_gate"));

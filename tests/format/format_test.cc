@@ -144,9 +144,15 @@ TEST_SUITE("format") {
     }
     {
       Bytes b(s);
-      REQUIRE(b.model()->mutate_arch(fb::Arch::RWKV7));
+      REQUIRE(b.model()->mutate_arch(static_cast<fb::Arch>(99)));  // a later architecture
       CHECK(try_init(b.p(), b.size, &e) == Status::kUnsupported);
-      CHECK(std::string(e.message).find("architecture 3") != std::string::npos);
+      CHECK(std::string(e.message).find("architecture 99") != std::string::npos);
+    }
+    {
+      Bytes b(s);  // an architecture this build knows, but the file's parameters are another's
+      REQUIRE(b.model()->mutate_arch(fb::Arch::RWKV7));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("rwkv7 hyper-parameters are missing") != std::string::npos);
     }
     {
       Bytes b(s);

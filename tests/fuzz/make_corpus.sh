@@ -11,6 +11,10 @@ $rill convert tests/golden/mamba1_awkward -o $tmp/a.rill -q
 $rill convert tests/golden/mamba1_ssm_bf16_sharded -o $tmp/b.rill -q --dtype f16
 $rill convert tests/fuzz/byte_model -o $tmp/c.rill -q
 $rill convert tests/golden/mamba2_groups -o $tmp/d.rill -q --dtype f16
+$rill convert tests/golden/rwkv7_fla_world -o $tmp/e.rill -q --dtype f16
+$rill convert tests/golden/rwkv7_blink_bf16 -o $tmp/f.rill -q
+cp $tmp/e.rill $c/model/rwkv7_world_f16.bin
+cp $tmp/f.rill $c/model/rwkv7_blink.bin
 cp $tmp/a.rill $c/model/awkward_f32.bin
 cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin
@@ -26,6 +30,7 @@ printf '\x01\x50\x00\x01' > $c/state/patch_payload.bin
 printf 'RLST\x01\x00\x00\x00' > $c/state/raw_header.bin
 printf 'ROMEO:\nBut soft, what light' > $c/tokenizer/text.bin
 printf '\x00\xff\xc3\xa9\xe2\x82\xac\n' > $c/tokenizer/bytes.bin
+cp tests/golden/rwkv7_fla_world/tokenizer_text.bin $c/tokenizer/world.bin
 cp $keep/regress_*u64* $c/model/ 2>/dev/null || true
 cp $keep/regress_reserved* $c/state/ 2>/dev/null || true
 rm -rf $keep
