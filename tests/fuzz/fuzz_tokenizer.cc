@@ -28,7 +28,7 @@ void load(const char* ckpt, const char* name, LoadedModel* lm, TokenizerKind wan
 void setup() {
   static LoadedModel bytes, world;
   load("/tests/fuzz/byte_model", "b.rill", &bytes, TokenizerKind::kBytes);
-  load("/tests/golden/rwkv7_fla_world", "w.rill", &world, TokenizerKind::kWorld);
+  load("/tests/fuzz/rwkv7_world_tiny", "w.rill", &world, TokenizerKind::kWorld);
   g_model = &bytes, g_world = &world;
 }
 

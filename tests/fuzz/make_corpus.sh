@@ -11,10 +11,10 @@ $rill convert tests/golden/mamba1_awkward -o $tmp/a.rill -q
 $rill convert tests/golden/mamba1_ssm_bf16_sharded -o $tmp/b.rill -q --dtype f16
 $rill convert tests/fuzz/byte_model -o $tmp/c.rill -q
 $rill convert tests/golden/mamba2_groups -o $tmp/d.rill -q --dtype f16
-$rill convert tests/golden/rwkv7_fla_world -o $tmp/e.rill -q --dtype f16
-$rill convert tests/golden/rwkv7_blink_bf16 -o $tmp/f.rill -q
-cp $tmp/e.rill $c/model/rwkv7_world_f16.bin
-cp $tmp/f.rill $c/model/rwkv7_blink.bin
+$rill convert tests/fuzz/rwkv7_world_tiny -o $tmp/e.rill -q --dtype f16
+$rill convert tests/golden/rwkv7_blink_bf16 -o $tmp/f.rill -q --dtype f16
+cp $tmp/e.rill $c/model/rwkv7_world_tiny_f16.bin
+cp $tmp/f.rill $c/model/rwkv7_blink_f16.bin
 cp $tmp/a.rill $c/model/awkward_f32.bin
 cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin

@@ -231,8 +231,8 @@ def greedy_tokenize(vocab, text):
     return out
 
 
-def make_case(name, seed, c, layout, config_json, dtype, T=16, with_vocab=False):
-    out = os.path.join(HERE, name)
+def make_case(name, seed, c, layout, config_json, dtype, T=16, with_vocab=False, out=None):
+    out = out or os.path.join(HERE, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     rng = np.random.default_rng(seed)
@@ -295,6 +295,11 @@ def main():
     #    3 layers, bf16.
     c = dict(C=48, L=3, H=3, N=16, F=192, V=50, Dw=8, Da=8, Dv=4, Dg=16, eps=1e-5)
     make_case("rwkv7_blink_bf16", 22, c, "blink", None, "BF16")
+    # 3. A tiny world-vocabulary model (fla layout, f16) small enough to seed the loader fuzzer.
+    c = dict(C=32, L=2, H=2, N=16, F=64, V=131, Dw=4, Da=4, Dv=4, Dg=4, eps=1e-5)
+    make_case("rwkv7_world_tiny", 23, c, "fla", {"model_type": "rwkv7", "hidden_size": 32, "num_hidden_layers": 2,
+              "head_dim": 16, "vocab_size": 131}, "F16", with_vocab=True,
+              out=os.path.join(HERE, "..", "fuzz", "rwkv7_world_tiny"))
 
 
 if __name__ == "__main__":
