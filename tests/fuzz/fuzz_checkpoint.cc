@@ -23,11 +23,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string dir = "fuzz";
   for (rill::fb::DType dt : {rill::fb::DType::F32, rill::fb::DType::F16}) {
     ArchInput in{ck, config, dir, dt, false};
-    try {
-      if (!mamba1_matches(in)) continue;
-      Plan p = mamba1_plan(in);
-      for (const PlanTensor& t : p.tensors) (void)t.values();
-    } catch (const ConvertError&) {
+    // Every architecture's mapping sees every input (as convert.cc would pick one of them).
+    Plan (*plans[])(const ArchInput&) = {mamba1_plan, mamba2_plan, rwkv7_plan};
+    bool (*matches[])(const ArchInput&) = {mamba1_matches, mamba2_matches, rwkv7_matches};
+    for (size_t a = 0; a < 3; ++a) {
+      try {
+        if (!matches[a](in)) continue;
+        Plan p = plans[a](in);
+        for (const PlanTensor& t : p.tensors) (void)t.values();
+      } catch (const ConvertError&) {
+      }
     }
   }
   return 0;

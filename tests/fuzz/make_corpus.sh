@@ -20,7 +20,8 @@ cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin
 cp $tmp/c.rill $c/model/bytes_f16.bin
 head -c 3000 $tmp/c.rill > $c/model/bytes_truncated.bin
-for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16; do
+for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
+         tests/fuzz/rwkv7_world_tiny; do
   { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin
 done
 { cat tests/golden/mamba1_ssm_bf16_sharded/config.json; printf '\0'; cat tests/golden/mamba1_ssm_bf16_sharded/model-00002-of-00002.safetensors; } > $c/checkpoint/ssm_shard2.bin
