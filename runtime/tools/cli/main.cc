@@ -404,19 +404,19 @@ int cmd_logits(int argc, char** argv) {
 // ---- eval ----------------------------------------------------------------------------------
 int cmd_eval(int argc, char** argv) {
   Args a{"eval", "MODEL.rill --text FILE [options]",
-         "Bits per byte on a text file: the mean of -log2 p(next byte) over the file, stepping the model\n"
-         "one byte at a time from an empty state (byte-tokenizer models).",
+         "Bits per byte on a text file: the text is tokenized with the model's tokenizer and stepped from an\n"
+         "empty state; bits per byte = sum of -log2 p(next token) / bytes of the predicted tokens.",
          "rill eval demo.rill --text examples/demo_model/heldout.txt",
          {model_opt(), {nullptr, "--text", "FILE", "text file to score", ""},
           {nullptr, "--max-bytes", "N", "score at most N bytes; 0 = all", "0"},
-          {nullptr, "--window", "N", "reset the state every N bytes (score independent windows); 0 = one stream", "0"},
+          {nullptr, "--window", "N", "reset the state every N tokens (score independent windows); 0 = one stream", "0"},
           {"-q", "--quiet", nullptr, "no progress", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
   if (int r = open_model(a, &lm)) return r;
   const ModelInfo info = lm.model().info();
-  if (info.tokenizer != TokenizerKind::kBytes) {
-    std::fprintf(stderr, "rill eval: this model has no byte tokenizer; bits per byte needs one\n");
+  if (info.tokenizer == TokenizerKind::kNone) {
+    std::fprintf(stderr, "rill eval: this model has no tokenizer; bits per byte needs one\n");
     return 1;
   }
   long long max_bytes, window;
@@ -430,42 +430,55 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "rill eval: cannot open %s\n", a.get("--text").c_str());
     return 1;
   }
-  std::vector<unsigned char> text;
-  unsigned char buf[65536];
+  std::string text;
+  char buf[65536];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.insert(text.end(), buf, buf + n);
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
   std::fclose(f);
   if (max_bytes > 0 && text.size() > static_cast<size_t>(max_bytes)) text.resize(static_cast<size_t>(max_bytes));
-  if (text.size() < 2) {
-    std::fprintf(stderr, "rill eval: text needs at least 2 bytes\n");
+  std::vector<int32_t> toks;
+  if (!text_to_tokens(lm.model(), text, &toks)) {
+    std::fprintf(stderr, "rill eval: the text cannot be tokenized with this model's vocabulary\n");
+    return 1;
+  }
+  if (toks.size() < 2) {
+    std::fprintf(stderr, "rill eval: text needs at least 2 tokens\n");
     return 1;
   }
   OwnedSession os;
   Error e;
   if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
   std::vector<float> logits(info.vocab_size);
-  double nll = 0;
+  // Byte models: only the 256 byte ids are text; others: the whole vocabulary.
+  const size_t n_valid = info.tokenizer == TokenizerKind::kBytes ? 256 : info.vocab_size;
+  double bits = 0;
+  size_t scored_bytes = 0, scored = 0;
   const double t0 = now_s();
   const bool tty = isatty(2) && !a.flag("--quiet");
   std::signal(SIGINT, on_sigint);
-  size_t scored = 0;
-  for (size_t i = 0; i + 1 < text.size() && !g_interrupted; ++i) {
+  for (size_t i = 0; i + 1 < toks.size() && !g_interrupted; ++i) {
     if (window > 0 && i % static_cast<size_t>(window) == 0) os.session().reset();
-    (void)os.session().step(text[i], logits.data(), logits.size());
+    (void)os.session().step(toks[i], logits.data(), logits.size());
     float mx = logits[0];
-    for (size_t v = 1; v < 256; ++v) mx = std::max(mx, logits[v]);
+    for (size_t v = 1; v < n_valid; ++v) mx = std::max(mx, logits[v]);
     double z = 0;
-    for (size_t v = 0; v < 256; ++v) z += std::exp(static_cast<double>(logits[v] - mx));
-    nll += (std::log(z) + mx - logits[text[i + 1]]) / std::log(2.0);
+    for (size_t v = 0; v < n_valid; ++v) z += std::exp(static_cast<double>(logits[v] - mx));
+    bits += (std::log(z) + mx - logits[toks[i + 1]]) / std::log(2.0);
+    char piece[4096];
+    size_t len = 0;
+    (void)detokenize(lm.model(), toks[i + 1], piece, sizeof piece, &len);
+    scored_bytes += len;
     ++scored;
     if (tty && (i % 4096 == 0))
-      std::fprintf(stderr, "\r  %zu/%zu bytes, %.4f bits/byte", i, text.size() - 1, nll / static_cast<double>(scored));
+      std::fprintf(stderr, "\r  %zu/%zu tokens, %.4f bits/byte", i, toks.size() - 1,
+                   bits / static_cast<double>(std::max<size_t>(scored_bytes, 1)));
   }
   if (tty) std::fprintf(stderr, "\r%-60s\r", "");
   const double dt = now_s() - t0;
-  std::printf("%.4f bits/byte over %zu bytes of %s", nll / static_cast<double>(scored), scored, a.get("--text").c_str());
-  if (window > 0) std::printf(" in windows of %lld", window);
-  std::printf(" (%.0f bytes/s)\n", scored / dt);
+  std::printf("%.4f bits/byte over %zu bytes (%zu tokens) of %s", bits / static_cast<double>(std::max<size_t>(scored_bytes, 1)),
+              scored_bytes, scored, a.get("--text").c_str());
+  if (window > 0) std::printf(" in windows of %lld tokens", window);
+  std::printf(" (%.0f tokens/s)\n", scored / dt);
   return g_interrupted ? 130 : 0;
 }
 
