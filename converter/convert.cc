@@ -21,8 +21,10 @@ Report run(const Options& opts) {
     throw ConvertError(opts.output + " exists (use --force to overwrite)");
   fb::DType mdt;
   if (opts.dtype == "f32") mdt = fb::DType::F32;
-  else if (opts.dtype == "f16") mdt = fb::DType::F16;
-  else throw ConvertError("--dtype " + opts.dtype + " is not supported (f32, f16)");
+  else if (opts.dtype == "f16" || opts.dtype == "q8" || opts.dtype == "q4") mdt = fb::DType::F16;
+  else throw ConvertError("--dtype " + opts.dtype + " is not supported (f32, f16, q8, q4)");
+  if (opts.dtype == "q4" && opts.group != 32 && opts.group != 64 && opts.group != 128)
+    throw ConvertError("--group " + std::to_string(opts.group) + " is not supported (32, 64, 128)");
 
   auto ck = Checkpoint::open_dir(opts.input_dir);
   const std::string cfg_path = opts.input_dir + "/config.json";
@@ -79,7 +81,19 @@ Report run(const Options& opts) {
     throw ConvertError("--tokenizer " + tk + " is not supported (auto, bytes, world, none)");
   }
 
+  choose_quantization(&plan, opts);
   write_model(plan, opts, *ck, config_text, &report);
+  if (!opts.report.empty()) {
+    std::ofstream csv(opts.report);
+    if (!csv) throw ConvertError("cannot write " + opts.report + " (the model was written)");
+    csv << "tensor,source,dtype,shape,bytes,rel_rms_error,note\n";
+    for (const TensorReport& t : report.tensors) {
+      std::string shape;
+      for (uint64_t d : t.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+      csv << t.name << "," << t.source << "," << t.dtype << "," << shape << "," << t.bytes << "," << t.rel_rms << ","
+          << t.note << "\n";
+    }
+  }
   return report;
 }
 

@@ -22,6 +22,10 @@ struct PlanTensor {
   std::string source;  // checkpoint name(s)
   std::function<std::vector<float>()> values;  // f32 values in rill layout, row-major
   uint64_t offset = 0, size = 0;               // filled by the writer
+  int qbits = 0;                               // 8 or 4: quantized (dtype I8 / I4)
+  uint32_t group = 0;                          // elements per scale
+  uint64_t scales_offset = 0, scales_size = 0;  // filled by the writer
+  std::string note;                            // why a matrix stayed float
 };
 
 struct PlanState {
@@ -60,6 +64,14 @@ bool mamba2_matches(const ArchInput& in);
 Plan mamba2_plan(const ArchInput& in);
 bool rwkv7_matches(const ArchInput& in);
 Plan rwkv7_plan(const ArchInput& in);
+
+// Marks the plan's matrices for int8/int4 per the options (sensitive tensors, patterns, shapes).
+void choose_quantization(Plan* plan, const Options& opts);
+std::string full_name(const PlanTensor& t);
+// Quantizes a [rows, cols] matrix to int8 (bits 8) or int4 (bits 4, `group`); returns the relative
+// RMS error of the dequantized values.
+double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
+                       std::vector<uint8_t>* data, std::vector<uint8_t>* scales);
 
 // Reads an RWKV world vocabulary file into vocab_size entries (ids absent from the file stay empty).
 std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/kernels.h"
@@ -27,21 +28,33 @@ uint64_t dtype_bytes(fb::DType dt, uint64_t count) {
     case fb::DType::F32: return count * 4;
     case fb::DType::F16:
     case fb::DType::BF16: return count * 2;
-    default: throw ConvertError("writer: dtype not supported yet");
+    case fb::DType::I8: return count;
+    case fb::DType::I4: return count / 2;
   }
+  throw ConvertError("writer: unknown dtype");
 }
 
-std::vector<uint8_t> encode(const std::vector<float>& v, fb::DType dt) {
-  std::vector<uint8_t> out(dtype_bytes(dt, v.size()));
-  if (dt == fb::DType::F32) {
-    std::memcpy(out.data(), v.data(), out.size());
-  } else {
-    for (size_t i = 0; i < v.size(); ++i) {
-      const uint16_t h = kernels::f32_to_f16(v[i]);
-      std::memcpy(out.data() + 2 * i, &h, 2);
-    }
+const char* dtype_label(const PlanTensor& t) {
+  return t.qbits == 8 ? "q8" : t.qbits == 4 ? "q4" : t.dtype == fb::DType::F16 ? "f16" : "f32";
+}
+
+// Encodes values as the tensor's dtype; returns the relative RMS error of what was stored.
+double encode(const PlanTensor& t, const std::vector<float>& v, std::vector<uint8_t>* data,
+              std::vector<uint8_t>* scales) {
+  if (t.qbits) return quantize_matrix(v, t.shape[0], t.shape[1], t.qbits, t.group, data, scales);
+  data->assign(dtype_bytes(t.dtype, v.size()), 0);
+  if (t.dtype == fb::DType::F32) {
+    std::memcpy(data->data(), v.data(), data->size());
+    return 0.0;
   }
-  return out;
+  double err2 = 0, ref2 = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint16_t h = kernels::f32_to_f16(v[i]);
+    std::memcpy(data->data() + 2 * i, &h, 2);
+    const double d = static_cast<double>(v[i]) - kernels::f16_to_f32(h);
+    err2 += d * d, ref2 += static_cast<double>(v[i]) * v[i];
+  }
+  return ref2 > 0 ? std::sqrt(err2 / ref2) : 0.0;
 }
 
 class TmpFile {
@@ -113,6 +126,11 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     t.size = dtype_bytes(t.dtype, count);
     t.offset = cursor;
     cursor = align64(cursor + t.size);
+    if (t.qbits) {  // scales follow the data, aligned like a tensor
+      t.scales_offset = cursor;
+      t.scales_size = t.qbits == 8 ? t.shape[0] * 4 : t.shape[0] * (t.shape[1] / t.group) * 2;
+      cursor = align64(cursor + t.scales_size);
+    }
   }
   const uint64_t data_size = cursor;
 
@@ -147,7 +165,12 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
     auto make_tensor = [&](const PlanTensor& t) {
-      return fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.offset, t.size, 0, t.source.c_str());
+      flatbuffers::Offset<fb::Quant> q = 0;
+      if (t.qbits == 8)
+        q = fb::CreateQuant(b, fb::QuantScheme::PerRow, t.group, fb::DType::F32, t.scales_offset, t.scales_size, 0);
+      else if (t.qbits == 4)
+        q = fb::CreateQuant(b, fb::QuantScheme::Grouped, t.group, fb::DType::F16, t.scales_offset, t.scales_size, 0);
+      return fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.offset, t.size, q, t.source.c_str());
     };
     std::vector<flatbuffers::Offset<fb::Tensor>> top;
     for (const PlanTensor& t : plan.tensors)
@@ -210,22 +233,33 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   TmpFile out(opts.output);
   Sha256 data_hash;
   uint64_t hashed = 0;
-  const std::vector<uint8_t> pad(kAlignment, 0);
+  const std::vector<uint8_t> zeros_block(4096, 0);
+  auto hash_zeros_to = [&](uint64_t off) {
+    while (hashed < off) {
+      const uint64_t n = std::min<uint64_t>(off - hashed, zeros_block.size());
+      data_hash.update(zeros_block.data(), n);
+      hashed += n;
+    }
+  };
+  auto emit = [&](uint64_t off, const std::vector<uint8_t>& bytes) {
+    if (off < hashed) throw ConvertError("writer: regions out of order");
+    hash_zeros_to(off);
+    out.write_at(data_offset + off, bytes.data(), bytes.size());
+    data_hash.update(bytes.data(), bytes.size());
+    hashed += bytes.size();
+  };
   const bool tty = isatty(2) && !opts.quiet;
   uint64_t done = 0, params = 0;
   const size_t n = plan.tensors.size();
   for (size_t i = 0; i < n; ++i) {
     const PlanTensor& t = plan.tensors[i];
-    const std::string full = t.layer < 0 ? t.name : "layers." + std::to_string(t.layer) + "." + t.name;
+    const std::string full = full_name(t);
     const std::vector<float> v = t.values();
-    const std::vector<uint8_t> bytes = encode(v, t.dtype);
-    out.write_at(data_offset + t.offset, bytes.data(), bytes.size());
-    if (t.offset != hashed) throw ConvertError("writer: tensors out of order");
-    data_hash.update(bytes.data(), bytes.size());
-    const uint64_t next = align64(t.offset + t.size);
-    data_hash.update(pad.data(), next - (t.offset + t.size));
-    hashed = next;
-    done += t.size;
+    std::vector<uint8_t> bytes, scales;
+    const double err = encode(t, v, &bytes, &scales);
+    emit(t.offset, bytes);
+    if (t.qbits) emit(t.scales_offset, scales);
+    done += t.size + t.scales_size;
     params += v.size();
     if (tty) {
       std::fprintf(stderr, "\r  [%3zu/%zu] %5.1f%% %-40s", i + 1, n, 100.0 * done / (data_size ? data_size : 1),
@@ -234,8 +268,9 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     } else if (!opts.quiet && data_size > (256ull << 20) && (i + 1) % (n / 10 + 1) == 0) {
       std::fprintf(stderr, "  %5.1f%% (%zu/%zu tensors)\n", 100.0 * done / data_size, i + 1, n);
     }
-    report->tensors.push_back(TensorReport{full, t.source, t.dtype == fb::DType::F32 ? "f32" : "f16", t.shape, t.size});
+    report->tensors.push_back(TensorReport{full, t.source, dtype_label(t), t.shape, t.size + t.scales_size, err, t.note});
   }
+  hash_zeros_to(data_size);
   if (tty) std::fprintf(stderr, "\r%-80s\r", "");
   uint8_t digest[32];
   char hex[65];

@@ -15,6 +15,11 @@ namespace kernels {
 // y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
 using MatvecF32Fn = void (*)(const float* W, const float* x, float* y, size_t rows, size_t cols);
 using MatvecF16Fn = void (*)(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+// int8 weights, one f32 scale per row: y[r] = scale[r] * sum_c W[r, c] x[c].
+using MatvecQ8Fn = void (*)(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
+// int4 weights in groups of `group` (32/64/128) with f16 scales; layout in TensorView.
+using MatvecQ4Fn = void (*)(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y,
+                            size_t rows, size_t cols);
 // Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
 //   s [N, E] persistent (state-dim-major, so channels are contiguous); A [N, E];
 //   dt, x, D, z [E]; B, C [N]; y [E] out.
@@ -27,6 +32,8 @@ struct Table {
   MatvecF32Fn matvec_f32;
   MatvecF16Fn matvec_f16;
   Mamba1ScanFn mamba1_scan;
+  MatvecQ8Fn matvec_q8;
+  MatvecQ4Fn matvec_q4;
 };
 
 // The table for this CPU (chosen once). `reference()` is the scalar oracle.
@@ -35,7 +42,7 @@ const Table& reference();
 // All tables this build and CPU can run, for parity tests. Returns the count.
 size_t available(const Table** out, size_t max);
 
-// y = W x for any supported weight dtype (f32, f16). W.cols() == len(x), W.rows() == len(y).
+// y = W x for any supported weight dtype (f32, f16, int8, int4). W.cols() == len(x), W.rows() == len(y).
 void matvec(const TensorView& W, const float* x, float* y);
 // out[i] = f32(row `r` of W) for an embedding table [V, d].
 void embedding_row(const TensorView& W, uint64_t r, float* out);
@@ -78,6 +85,12 @@ void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, fl
 // softplus with PyTorch's threshold: x > 20 -> x.
 float softplus(float x);
 float silu(float x);
+
+// Dequantises element c of a row of an int4 tensor (the layout in TensorView); for tests and gathers.
+inline int q4_value(const uint8_t* row, size_t c) {
+  const uint8_t byte = row[(c / 32) * 16 + (c % 16)];
+  return ((c % 32) < 16 ? (byte & 0xF) : (byte >> 4)) - 8;
+}
 
 // IEEE binary16 <-> binary32 (round to nearest even).
 float f16_to_f32(uint16_t h);

@@ -14,7 +14,11 @@ namespace convert {
 struct Options {
   std::string input_dir;
   std::string output;
-  std::string dtype = "f32";       // f32 | f16: dtype of the large matrices; sensitive tensors stay f32
+  std::string dtype = "f32";       // f32 | f16 | q8 | q4: dtype of the large matrices (sensitive ones stay float)
+  uint32_t group = 32;             // q4 group size: 32, 64 or 128
+  std::vector<std::string> keep_float;  // glob patterns of rill tensor names kept in float (f16)
+  std::vector<std::string> quantize;    // glob patterns quantized even if sensitive by default
+  std::string report;              // CSV file: per-tensor dtype, bytes, relative RMS error
   std::string tokenizer = "auto";  // auto | bytes | none
   bool force = false;              // overwrite an existing output
   bool allow_unknown_config = false;
@@ -25,7 +29,9 @@ struct Options {
 struct TensorReport {
   std::string name, source, dtype;
   std::vector<uint64_t> shape;
-  uint64_t bytes;
+  uint64_t bytes;      // data + scales
+  double rel_rms = 0;  // ||W - dequant(W)|| / ||W||, 0 for f32
+  std::string note;    // why a matrix stayed float, if it did
 };
 
 struct Report {

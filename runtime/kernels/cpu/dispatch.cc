@@ -19,9 +19,9 @@ void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x
 #endif
 
 namespace {
-const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref};
+const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref};
 #if defined(RILL_HAVE_AVX2)
-const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2};
+const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__ref, matvec_q4__ref};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -63,6 +63,13 @@ void matvec(const TensorView& W, const float* x, float* y) {
     case DType::kF16:
       t.matvec_f16(static_cast<const uint16_t*>(W.data), x, y, W.rows(), W.cols());
       break;
+    case DType::kI8:
+      t.matvec_q8(static_cast<const int8_t*>(W.data), static_cast<const float*>(W.scales), x, y, W.rows(), W.cols());
+      break;
+    case DType::kI4:
+      t.matvec_q4(static_cast<const uint8_t*>(W.data), static_cast<const uint16_t*>(W.scales), W.group, x, y, W.rows(),
+                  W.cols());
+      break;
     default:
       break;  // unreachable: init refuses other dtypes for matrices
   }
@@ -77,9 +84,17 @@ void embedding_row(const TensorView& W, uint64_t r, float* out) {
   const uint64_t d = W.cols();
   if (W.dtype == DType::kF32) {
     std::memcpy(out, static_cast<const float*>(W.data) + r * d, d * sizeof(float));
-  } else {
+  } else if (W.dtype == DType::kF16) {
     const uint16_t* p = static_cast<const uint16_t*>(W.data) + r * d;
     for (uint64_t i = 0; i < d; ++i) out[i] = f16_to_f32(p[i]);
+  } else if (W.dtype == DType::kI8) {
+    const int8_t* p = static_cast<const int8_t*>(W.data) + r * d;
+    const float s = static_cast<const float*>(W.scales)[r];
+    for (uint64_t i = 0; i < d; ++i) out[i] = p[i] * s;
+  } else {
+    const uint8_t* p = static_cast<const uint8_t*>(W.data) + r * (d / 2);
+    const uint16_t* s = static_cast<const uint16_t*>(W.scales) + r * (d / W.group);
+    for (uint64_t i = 0; i < d; ++i) out[i] = static_cast<float>(q4_value(p, i)) * f16_to_f32(s[i / W.group]);
   }
 }
 

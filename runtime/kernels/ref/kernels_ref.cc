@@ -89,6 +89,30 @@ void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, s
   }
 }
 
+void matvec_q8__ref(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
+  for (size_t r = 0; r < rows; ++r) {
+    const int8_t* w = W + r * cols;
+    double acc = 0.0;
+    for (size_t c = 0; c < cols; ++c) acc += static_cast<double>(w[c]) * x[c];
+    y[r] = static_cast<float>(acc * scales[r]);
+  }
+}
+
+void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+                    size_t cols) {
+  const size_t groups = cols / group;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* w = W + r * (cols / 2);
+    double acc = 0.0;
+    for (size_t g = 0; g < groups; ++g) {
+      double part = 0.0;
+      for (size_t c = g * group; c < (g + 1) * group; ++c) part += q4_value(w, c) * static_cast<double>(x[c]);
+      acc += part * f16_to_f32(scales[r * groups + g]);
+    }
+    y[r] = static_cast<float>(acc);
+  }
+}
+
 void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps) {
   float ss = 0.f;
   for (size_t i = 0; i < n; ++i) ss += x[i] * x[i];

@@ -7,6 +7,9 @@ namespace rill {
 namespace kernels {
 void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols);
 void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q8__ref(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+                    size_t cols);
 void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                       const float* D, const float* z, float* y, size_t E, size_t N);
 }  // namespace kernels

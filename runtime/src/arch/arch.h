@@ -47,7 +47,7 @@ struct LayerSpec {
   const char* name;
   TensorView* out;
   std::initializer_list<uint64_t> shape;
-  bool matrix;    // f32 or f16 (else f32 only)
+  bool matrix;    // f32, f16, int8 or int4 (else f32 only)
   bool optional;  // absent unless its flag is set; present when the flag is off is an error
 };
 // Checks layer i has `kind` and exactly the tensors of `specs`, each with its shape and dtype.

@@ -15,7 +15,7 @@ Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err)
 
 Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err,
                        size_t n_extra) {
-  const auto Mat = {DType::kF32, DType::kF16};
+  const auto Mat = {DType::kF32, DType::kF16, DType::kI8, DType::kI4};
   const auto* top = f.model->tensors();
   Status s;
   if ((s = bind_tensor(f, find_tensor(top, "embedding"), "embedding", {V, d}, Mat, &m->embed, err)) != Status::kOk)
@@ -48,7 +48,8 @@ Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const Layer
     const fb::Tensor* t = find_tensor(lt, sp.name);
     if (t && sp.optional) return fail(err, Status::kCorrupt, "tensor %s present but its flag is off", what);
     Status s;
-    if (sp.matrix) s = bind_tensor(f, t, what, sp.shape, {DType::kF32, DType::kF16}, sp.out, err, sp.optional);
+    if (sp.matrix)
+      s = bind_tensor(f, t, what, sp.shape, {DType::kF32, DType::kF16, DType::kI8, DType::kI4}, sp.out, err, sp.optional);
     else s = bind_tensor(f, t, what, sp.shape, {DType::kF32}, sp.out, err, sp.optional);
     if (s != Status::kOk) return s;
     expected += t ? 1 : 0;

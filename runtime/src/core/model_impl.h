@@ -16,6 +16,11 @@ enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kI8 = 3, kI4 = 4 };
 struct TensorView {
   const void* data = nullptr;
   DType dtype = DType::kF32;
+  // Quantized weights (kI8: one f32 scale per row; kI4: one f16 scale per `group` elements of a row,
+  // 32-element blocks of 16 bytes, element j in the low nibble of byte j, element j+16 in the high
+  // nibble, stored as q + 8).
+  const void* scales = nullptr;
+  uint32_t group = 0;
   uint32_t ndim = 0;
   uint64_t shape[4] = {0, 0, 0, 0};
   uint64_t rows() const { return ndim ? shape[0] : 0; }

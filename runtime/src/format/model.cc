@@ -172,8 +172,10 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
   uint64_t bits;
   if (!mul_ok(count, dtype_bits(dt), &bits)) return fail(err, Status::kCorrupt, "tensor %s: size overflows", what);
   const uint64_t bytes = (bits + 7) / 8;
-  if (t->quant() && t->quant()->scheme() != fb::QuantScheme::None)
-    return fail(err, Status::kUnsupported, "tensor %s: quantized tensors are not supported by this build", what);
+  const fb::Quant* q = t->quant();
+  const bool quantized = dt == DType::kI8 || dt == DType::kI4;
+  if (!quantized && q && q->scheme() != fb::QuantScheme::None)
+    return fail(err, Status::kCorrupt, "tensor %s: %s tensor with quantization parameters", what, dtype_name(dt));
   if (t->size() != bytes)
     return fail(err, Status::kCorrupt, "tensor %s: size field %llu, shape and dtype need %llu", what,
                 static_cast<unsigned long long>(t->size()), static_cast<unsigned long long>(bytes));
@@ -184,6 +186,28 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
   if ((f.data_offset + t->offset()) % kAlign != 0)
     return fail(err, Status::kCorrupt, "tensor %s: offset %llu is not %zu-byte aligned", what,
                 static_cast<unsigned long long>(f.data_offset + t->offset()), kAlign);
+  if (quantized) {
+    // Scales: I8 one f32 per row; I4 one f16 per group (32, 64 or 128 elements of a row).
+    if (ne != 2 || !q) return fail(err, Status::kCorrupt, "tensor %s: quantized tensors must be 2-D with a Quant", what);
+    const uint64_t rows = exp[0], cols = exp[1];
+    const bool i8 = dt == DType::kI8;
+    const uint32_t g = q->group_size();
+    if (i8 ? (q->scheme() != fb::QuantScheme::PerRow || q->scale_dtype() != fb::DType::F32 || g != cols)
+           : (q->scheme() != fb::QuantScheme::Grouped || q->scale_dtype() != fb::DType::F16 ||
+              (g != 32 && g != 64 && g != 128) || cols % g != 0))
+      return fail(err, Status::kCorrupt, "tensor %s: quantization scheme %u group %u scale %s does not fit %s [%llu, %llu]",
+                  what, static_cast<unsigned>(q->scheme()), g, fb::EnumNameDType(q->scale_dtype()), dtype_name(dt),
+                  static_cast<unsigned long long>(rows), static_cast<unsigned long long>(cols));
+    const uint64_t n_scales = i8 ? rows : rows * (cols / g);
+    const uint64_t sbytes = n_scales * (i8 ? 4 : 2);
+    if (q->scales_size() != sbytes || q->scales_offset() > f.data_size || sbytes > f.data_size - q->scales_offset() ||
+        (f.data_offset + q->scales_offset()) % kAlign != 0)
+      return fail(err, Status::kCorrupt, "tensor %s: scales [%llu, +%llu) do not fit (need %llu bytes, aligned)", what,
+                  static_cast<unsigned long long>(q->scales_offset()), static_cast<unsigned long long>(q->scales_size()),
+                  static_cast<unsigned long long>(sbytes));
+    out->scales = f.base + f.data_offset + q->scales_offset();
+    out->group = g;
+  }
   out->data = f.base + f.data_offset + t->offset();
   out->dtype = dt;
   out->ndim = static_cast<uint32_t>(ne);

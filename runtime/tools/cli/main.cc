@@ -73,7 +73,14 @@ int cmd_convert(int argc, char** argv) {
          "an rwkv_vocab_v20230424.txt in the folder is embedded as the tokenizer).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
          {{"-o", "--output", "FILE", "output model file", ""},
-          {nullptr, "--dtype", "TYPE", "dtype of the large matrices: f32 | f16 (norms, A, D, conv stay f32)", "f32"},
+          {nullptr, "--dtype", "TYPE",
+           "dtype of the large matrices: f32 | f16 | q8 (int8, a scale per row) | q4 (int4 groups, f16 scales);\n"
+           "                                 norms, A, D, conv, LoRAs stay f32; in q8/q4 Mamba's x_proj/dt_proj stay f16",
+           "f32"},
+          {nullptr, "--group", "N", "q4 group size: 32 | 64 | 128", "32"},
+          {nullptr, "--keep-float", "PATTERNS", "comma-separated globs of tensors kept in f16, e.g. 'head,layers.0.*'", ""},
+          {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
+          {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV", ""},
           {nullptr, "--tokenizer", "KIND", "auto | bytes | world | none (auto: what the folder holds)", "auto"},
           {"-f", "--force", nullptr, "overwrite an existing output file", ""},
           {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
@@ -92,7 +99,28 @@ int cmd_convert(int argc, char** argv) {
   o.force = a.flag("--force");
   o.allow_unknown_config = a.flag("--allow-unknown-config");
   o.quiet = a.flag("--quiet");
-  o.command_line = "--dtype " + o.dtype + " --tokenizer " + o.tokenizer;
+  long long group;
+  if (!cli::parse_int(a.get("--group"), 1, 1 << 20, &group)) {
+    std::fprintf(stderr, "rill convert: --group wants 32, 64 or 128\n");
+    return 2;
+  }
+  o.group = static_cast<uint32_t>(group);
+  auto split = [](const std::string& s) {
+    std::vector<std::string> v;
+    size_t i = 0;
+    while (i <= s.size() && !s.empty()) {
+      const size_t j = s.find(',', i) == std::string::npos ? s.size() : s.find(',', i);
+      if (j > i) v.push_back(s.substr(i, j - i));
+      i = j + 1;
+    }
+    return v;
+  };
+  o.keep_float = split(a.get("--keep-float"));
+  o.quantize = split(a.get("--quantize"));
+  o.report = a.get("--report");
+  o.command_line = "--dtype " + o.dtype + (o.dtype == "q4" ? " --group " + std::to_string(o.group) : "") +
+                   " --tokenizer " + o.tokenizer + (o.keep_float.empty() ? "" : " --keep-float " + a.get("--keep-float")) +
+                   (o.quantize.empty() ? "" : " --quantize " + a.get("--quantize"));
   const double t0 = now_s();
   convert::Report r;
   try {
@@ -102,14 +130,28 @@ int cmd_convert(int argc, char** argv) {
     return 1;
   }
   if (!o.quiet) {
-    uint64_t f32b = 0, f16b = 0;
-    for (auto& t : r.tensors) (t.dtype == "f32" ? f32b : f16b) += t.bytes;
+    const bool quant = o.dtype == "q8" || o.dtype == "q4";
+    if (quant) std::fprintf(stderr, "  %-30s %-4s %12s %10s  %s\n", "tensor", "type", "bytes", "rel.err", "");
+    uint64_t by[4] = {0, 0, 0, 0};
+    double qerr_sum = 0, qerr_max = 0;
+    size_t nq = 0;
+    const char* names[4] = {"f32", "f16", "q8", "q4"};
+    for (auto& t : r.tensors) {
+      for (int k = 0; k < 4; ++k)
+        if (t.dtype == names[k]) by[k] += t.bytes;
+      if (quant && t.shape.size() == 2)
+        std::fprintf(stderr, "  %-30s %-4s %12llu %10.2e  %s\n", t.name.c_str(), t.dtype.c_str(),
+                     static_cast<unsigned long long>(t.bytes), t.rel_rms, t.note.c_str());
+      if (t.dtype == "q8" || t.dtype == "q4") qerr_sum += t.rel_rms, qerr_max = std::max(qerr_max, t.rel_rms), ++nq;
+    }
     std::fprintf(stderr,
-                 "converted %s (%s) -> %s in %.1f s\n  %.2f M parameters, %zu tensors: f32 %s, f16 %s\n"
+                 "converted %s (%s) -> %s in %.1f s\n  %.2f M parameters, %zu tensors: f32 %s, f16 %s, q8 %s, q4 %s\n"
                  "  file %s, state %s per session\n",
                  o.input_dir.c_str(), r.source_format.c_str(), o.output.c_str(), now_s() - t0, r.params / 1e6,
-                 r.tensors.size(), human_bytes(f32b).c_str(), human_bytes(f16b).c_str(),
-                 human_bytes(r.file_bytes).c_str(), human_bytes(r.state_bytes).c_str());
+                 r.tensors.size(), human_bytes(by[0]).c_str(), human_bytes(by[1]).c_str(), human_bytes(by[2]).c_str(),
+                 human_bytes(by[3]).c_str(), human_bytes(r.file_bytes).c_str(), human_bytes(r.state_bytes).c_str());
+    if (nq)
+      std::fprintf(stderr, "  %zu quantized tensors: relative RMS error mean %.2e, max %.2e\n", nq, qerr_sum / nq, qerr_max);
   }
   return 0;
 }
