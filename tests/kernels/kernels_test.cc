@@ -8,6 +8,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref/kernels_ref.h"
+#include "plan.h"
 
 using namespace rill::kernels;
 
@@ -96,6 +97,59 @@ TEST_SUITE("kernels") {
             REQUIRE_MESSAGE(std::fabs(s[i] - sr[i]) <= 2e-6f * (1 + std::fabs(sr[i])), std::string(tables[ti]->isa) << " s " << E << "x" << N);
           for (size_t c = 0; c < E; ++c)
             REQUIRE_MESSAGE(std::fabs(y[c] - yr[c]) <= 5e-6f * (1 + std::fabs(yr[c])), std::string(tables[ti]->isa) << " y " << E << "x" << N);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("q8/q4 matvec: every kernel table within the activation-rounding bound of the reference") {
+    // The fast kernels round activations to int8 per 32-element block (scale s_b = max|x|/127), so
+    // each x moves by at most s_b / 2: |y_fast - y_ref| <= sum_b (s_b / 2) sum_{j in b} |w_j| (w dequantized).
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd;
+    const size_t shapes[][2] = {{1, 128}, {5, 256}, {64, 768}, {3, 4096 + 128}, {2, 8192}};
+    for (size_t ti = 0; ti < nt; ++ti) {
+      for (auto& sh : shapes) {
+        const size_t R = sh[0], C = sh[1];
+        std::vector<float> W(R * C), x(C), y(R), yr(R);
+        for (auto& v : W) v = nd(rng);
+        for (auto& v : x) v = nd(rng) * ((rng() % 16 == 0) ? 20.f : 1.f);  // some outliers
+        for (int bits : {8, 4}) {
+          for (uint32_t group : {32u, 64u, 128u}) {
+            if (bits == 8 && group != 32) continue;
+            std::vector<uint8_t> data, scales;
+            rill::convert::quantize_matrix(W, R, C, bits, bits == 8 ? static_cast<uint32_t>(C) : group, &data, &scales);
+            if (bits == 8) {
+              const auto* sw = reinterpret_cast<const float*>(scales.data());
+              tables[ti]->matvec_q8(reinterpret_cast<const int8_t*>(data.data()), sw, x.data(), y.data(), R, C);
+              matvec_q8__ref(reinterpret_cast<const int8_t*>(data.data()), sw, x.data(), yr.data(), R, C);
+            } else {
+              const auto* sw = reinterpret_cast<const uint16_t*>(scales.data());
+              tables[ti]->matvec_q4(data.data(), sw, group, x.data(), y.data(), R, C);
+              matvec_q4__ref(data.data(), sw, group, x.data(), yr.data(), R, C);
+            }
+            for (size_t r = 0; r < R; ++r) {
+              double bound = 0;
+              for (size_t b = 0; b < C / 32; ++b) {
+                float amax = 0;
+                for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+                double wsum = 0;
+                for (size_t j = b * 32; j < b * 32 + 32; ++j) {
+                  const double wd = bits == 8
+                      ? static_cast<int8_t>(data[r * C + j]) * reinterpret_cast<const float*>(scales.data())[r]
+                      : q4_value(data.data() + r * (C / 2), j) *
+                            f16_to_f32(reinterpret_cast<const uint16_t*>(scales.data())[r * (C / group) + j / group]);
+                  wsum += std::fabs(wd);
+                }
+                bound += amax / 127.0 / 2.0 * wsum;
+              }
+              REQUIRE_MESSAGE(std::fabs(y[r] - yr[r]) <= bound * 1.001 + 1e-4 * (1 + std::fabs(yr[r])),
+                              std::string(tables[ti]->isa) << " q" << bits << " g" << group << " " << R << "x" << C
+                              << " row " << r << ": " << y[r] << " vs " << yr[r] << " bound " << bound);
+            }
+          }
         }
       }
     }

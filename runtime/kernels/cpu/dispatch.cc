@@ -14,14 +14,22 @@ namespace kernels {
 #if defined(RILL_HAVE_AVX2)
 void matvec_f32__avx2(const float* W, const float* x, float* y, size_t rows, size_t cols);
 void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q8__avx2(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+                     size_t cols);
 void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                        const float* D, const float* z, float* y, size_t E, size_t N);
+#endif
+#if defined(RILL_HAVE_AVX512)
+void matvec_q8__avx512vnni(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y,
+                           size_t rows, size_t cols);
 #endif
 
 namespace {
 const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref};
 #if defined(RILL_HAVE_AVX2)
-const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__ref, matvec_q4__ref};
+const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx2, matvec_q4__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -30,7 +38,20 @@ bool cpu_has_avx2() {
 }
 #endif
 
+#if defined(RILL_HAVE_AVX512)
+// The float kernels stay AVX2 (bandwidth-bound); the quantized dot products use VNNI.
+const Table kAvx512 = {"avx512vnni", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx512vnni,
+                       matvec_q4__avx512vnni};
+bool cpu_has_avx512vnni() {
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
 const Table* choose() {
+#if defined(RILL_HAVE_AVX512)
+  if (cpu_has_avx512vnni()) return &kAvx512;
+#endif
 #if defined(RILL_HAVE_AVX2)
   if (cpu_has_avx2()) return &kAvx2;
 #endif
@@ -50,6 +71,9 @@ size_t available(const Table** out, size_t max) {
   if (n < max) out[n++] = &kRef;
 #if defined(RILL_HAVE_AVX2)
   if (cpu_has_avx2() && n < max) out[n++] = &kAvx2;
+#endif
+#if defined(RILL_HAVE_AVX512)
+  if (cpu_has_avx512vnni() && n < max) out[n++] = &kAvx512;
 #endif
   return n;
 }

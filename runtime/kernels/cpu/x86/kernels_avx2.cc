@@ -135,3 +135,27 @@ void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x
 
 }  // namespace kernels
 }  // namespace rill
+
+// Quantized kernels, AVX2: u8 x s8 products through maddubs (no saturation: |u| <= 127 and |s| <= 127
+// give pair sums <= 32258) then madd with ones into int32.
+static inline __m256i rill_dot_avx2(__m256i acc, __m256i u, __m256i s) {
+  const __m256i p16 = _mm256_maddubs_epi16(u, s);
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+#define QDOT rill_dot_avx2
+#define QSUFFIX q_avx2
+#include "kernels/cpu/x86/qmatvec.inl"
+#undef QDOT
+#undef QSUFFIX
+
+namespace rill {
+namespace kernels {
+void matvec_q8__avx2(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
+  q_avx2::matvec_q8(W, scales, x, y, rows, cols);
+}
+void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+                     size_t cols) {
+  q_avx2::matvec_q4(W, scales, group, x, y, rows, cols);
+}
+}  // namespace kernels
+}  // namespace rill
