@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,11 @@ struct Report {
 // written to a temporary file beside it and renamed, so a failure never leaves a partial model and
 // never replaces an existing file.
 Report run(const Options& opts);
+
+// Writes a random-weight checkpoint (Hugging Face layout, bf16) of the given architecture and shape
+// into `dir` (created); keys for mamba1: d_model, n_layer, vocab, d_state, d_conv, expand, seed.
+std::string write_random_checkpoint(const std::string& arch, const std::map<std::string, uint64_t>& kv,
+                                    const std::string& dir);
 
 }  // namespace convert
 }  // namespace rill

@@ -1,7 +1,12 @@
 // rill: one command-line entry with subcommands (convert, inspect, run, logits, eval).
 // Text goes to stdout, flushed per token; logs, progress and closing figures go to stderr.
 // Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (partial output kept).
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <thread>
 
 #include <atomic>
 #include <chrono>
@@ -524,6 +529,180 @@ int cmd_eval(int argc, char** argv) {
   return g_interrupted ? 130 : 0;
 }
 
+// ---- bench ---------------------------------------------------------------------------------
+// Sequential-read bandwidth of this machine: the best of 3 passes summing `bytes` with `threads`.
+double probe_read_gbs(size_t bytes, int threads) {
+  const size_t n = bytes / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n);
+  for (size_t i = 0; i < n; ++i) buf[i] = i;
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::vector<uint64_t> sums(threads, 0);
+    const double t0 = now_s();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const size_t b = n / threads * t, e = t + 1 == threads ? n : n / threads * (t + 1);
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t i = b; i + 4 <= e; i += 4) s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
+        sums[t] = s0 + s1 + s2 + s3;
+      });
+    for (auto& th : pool) th.join();
+    const double dt = now_s() - t0;
+    volatile uint64_t sink = 0;
+    for (uint64_t v : sums) sink = sink + v;
+    best = std::max(best, bytes / dt / 1e9);
+  }
+  return best;
+}
+
+// Weight bytes one decode step reads: every tensor, except an untied embedding (one row is gathered).
+uint64_t bytes_per_token(const fb::Model* m) {
+  bool has_head = false;
+  for (const fb::Tensor* t : *m->tensors()) has_head |= t->name()->str() == "head";
+  uint64_t total = 0;
+  auto add = [&](const fb::Tensor* t) {
+    const uint64_t b = t->size() + (t->quant() ? t->quant()->scales_size() : 0);
+    if (t->name()->str() == "embedding" && has_head) total += b / t->shape()->Get(0);
+    else total += b;
+  };
+  for (const fb::Tensor* t : *m->tensors()) add(t);
+  for (const fb::Layer* l : *m->layers())
+    for (const fb::Tensor* t : *l->tensors()) add(t);
+  return total;
+}
+
+int cmd_bench(int argc, char** argv) {
+  Args a{"bench", "(MODEL.rill | --random ARCH:key=value,...) [options]",
+         "Decode and prefill speed: tokens/s, time per token (median, p99), weight bytes read per token,\n"
+         "achieved GB/s and percent of this machine's read bandwidth (measured here by a probe), peak RSS.\n"
+         "--random builds a random-weight model of any shape (a bf16 checkpoint in a temporary folder,\n"
+         "converted with --dtype), so no checkpoint is needed. One thread: the runtime is single-threaded.",
+         "rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280 --dtype q8",
+         {model_opt(),
+          {nullptr, "--random", "SPEC", "ARCH:key=value,... e.g. mamba1:d_model=2048,n_layer=48,vocab=50280", ""},
+          {nullptr, "--dtype", "TYPE", "weights of the --random model: f32 | f16 | q8 | q4", "q8"},
+          {"-n", "--tokens", "N", "decode steps timed", "128"},
+          {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
+          {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer", "1024"},
+          {"-o", "--output", "FORMAT", "md | json", "md"}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  long long n_tok, n_pre, probe_mb;
+  if (!cli::parse_int(a.get("--tokens"), 1, 1 << 24, &n_tok) || !cli::parse_int(a.get("--prefill"), 0, 1 << 24, &n_pre) ||
+      !cli::parse_int(a.get("--probe-mb"), 16, 1 << 16, &probe_mb) ||
+      (a.get("--output") != "md" && a.get("--output") != "json")) {
+    std::fprintf(stderr, "rill bench: bad option (see rill bench --help)\nexample: %s\n", a.example);
+    return 2;
+  }
+  std::string path = a.get("--model");
+  if (path.empty() && !a.positional.empty()) path = a.positional[0];
+  std::string tmpdir, label = path;
+  if (a.flag("--random")) {
+    const std::string spec = a.get("--random");
+    const size_t colon = spec.find(':');
+    std::map<std::string, uint64_t> kv;
+    for (size_t i = colon == std::string::npos ? spec.size() : colon + 1; i < spec.size();) {
+      size_t j = spec.find(',', i);
+      if (j == std::string::npos) j = spec.size();
+      const std::string item = spec.substr(i, j - i);
+      const size_t eq = item.find('=');
+      long long v;
+      if (eq == std::string::npos || !cli::parse_int(item.substr(eq + 1), 0, 1ll << 40, &v)) {
+        std::fprintf(stderr, "rill bench: --random wants ARCH:key=value,... (got '%s')\n", item.c_str());
+        return 2;
+      }
+      kv[item.substr(0, eq)] = static_cast<uint64_t>(v);
+      i = j + 1;
+    }
+    char tmpl[] = "/tmp/rill-bench-XXXXXX";
+    if (!mkdtemp(tmpl)) {
+      std::fprintf(stderr, "rill bench: cannot create a temporary folder\n");
+      return 1;
+    }
+    tmpdir = tmpl;
+    try {
+      convert::write_random_checkpoint(spec.substr(0, colon), kv, tmpdir + "/ckpt");
+      convert::Options o;
+      o.input_dir = tmpdir + "/ckpt";
+      o.output = tmpdir + "/model.rill";
+      o.dtype = a.get("--dtype");
+      o.quiet = true;
+      convert::run(o);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rill bench: %s\n", e.what());
+      std::system(("rm -rf '" + tmpdir + "'").c_str());
+      return 1;
+    }
+    path = tmpdir + "/model.rill";
+    label = spec + " " + a.get("--dtype");
+  }
+  if (path.empty()) {
+    std::fprintf(stderr, "rill bench: give a model or --random\nexample: %s\n", a.example);
+    return 2;
+  }
+  LoadedModel lm;
+  Error e;
+  const Status st = LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e);
+  if (!tmpdir.empty()) std::system(("rm -rf '" + tmpdir + "'").c_str());  // the mapping stays valid
+  if (st != Status::kOk) return report(e, path.c_str());
+  const ModelInfo info = lm.model().info();
+  OwnedSession os;
+  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  std::vector<float> logits(info.vocab_size);
+  const uint64_t bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
+  // Decode: warm up, then time each step.
+  int32_t tok = 1;
+  for (int i = 0; i < 8; ++i) (void)os.session().step(tok, logits.data(), logits.size());
+  std::vector<double> ms(static_cast<size_t>(n_tok));
+  const double t0 = now_s();
+  for (long long i = 0; i < n_tok; ++i) {
+    const double s0 = now_s();
+    (void)os.session().step(tok, logits.data(), logits.size());
+    ms[static_cast<size_t>(i)] = (now_s() - s0) * 1e3;
+    tok = static_cast<int32_t>((tok * 7 + 3) % info.vocab_size);
+  }
+  const double decode_s = now_s() - t0;
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2], p99 = sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)];
+  const double tps = n_tok / decode_s;
+  // Prefill.
+  double prefill_tps = 0;
+  if (n_pre > 0) {
+    std::vector<int32_t> prompt(static_cast<size_t>(n_pre));
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % info.vocab_size);
+    os.session().reset();
+    const double p0 = now_s();
+    (void)os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
+    prefill_tps = n_pre / (now_s() - p0);
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  const double rss_mib = ru.ru_maxrss / 1024.0;  // before the probe's buffer
+  const double bw1 = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, 1);
+  const double bw2 = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, 2);
+  const double gbs = bpt * tps / 1e9;
+  if (a.get("--output") == "json") {
+    std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"threads\": 1, \"decode_tokens_per_s\": %.2f, "
+                "\"ms_per_token_median\": %.4f, \"ms_per_token_p99\": %.4f, \"prefill_tokens\": %lld, "
+                "\"prefill_tokens_per_s\": %.2f, \"weight_bytes_per_token\": %llu, \"achieved_gb_per_s\": %.3f, "
+                "\"probe_read_gb_per_s_1t\": %.3f, \"probe_read_gb_per_s_2t\": %.3f, \"percent_of_1t_bandwidth\": %.1f, "
+                "\"peak_rss_mib\": %.1f, \"file_bytes\": %llu, \"state_bytes\": %llu}\n",
+                label.c_str(), arch_name(info.arch), tps, median, p99, n_pre, prefill_tps,
+                static_cast<unsigned long long>(bpt), gbs, bw1, bw2, 100 * gbs / bw1, rss_mib,
+                static_cast<unsigned long long>(info.file_bytes), static_cast<unsigned long long>(info.state_bytes));
+  } else {
+    std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | %% of read BW (1 thread %.1f GB/s) | peak RSS |\n"
+                "|---|---|---|---|---|---|---|---|---|---|\n"
+                "| %s | 1 | %.1f | %.3f | %.3f | %.1f | %s | %.2f | %.0f %% | %.1f MiB |\n"
+                "(read bandwidth probe: %.1f GB/s with 1 thread, %.1f GB/s with 2; file %s, state %s)\n",
+                n_pre, bw1, label.c_str(), tps, median, p99, prefill_tps, human_bytes(bpt).c_str(), gbs,
+                100 * gbs / bw1, rss_mib, bw1, bw2, human_bytes(info.file_bytes).c_str(),
+                human_bytes(info.state_bytes).c_str());
+  }
+  return 0;
+}
+
 void usage(FILE* f) {
   std::fprintf(f,
                "rill %s: run recurrent sequence models (Mamba, ...) with a fixed-size state\n\n"
@@ -533,7 +712,8 @@ void usage(FILE* f) {
                "  inspect   show a model file: architecture, tensors, state and arena bytes, provenance\n"
                "  run       stream generated text from a prompt\n"
                "  logits    write per-step logits of a token sequence as .npy\n"
-               "  eval      bits per byte on a text file\n\n"
+               "  eval      bits per byte on a text file\n"
+               "  bench     decode/prefill speed, bytes per token, share of memory bandwidth\n\n"
                "exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted\n"
                "example:\n  rill convert examples/demo_model/checkpoint -o demo.rill && rill run demo.rill -p \"ROMEO:\"\n",
                version_string());
@@ -560,6 +740,7 @@ int main(int argc, char** argv) {
   if (c == "run") return cmd_run(argc - 2, argv + 2);
   if (c == "logits") return cmd_logits(argc - 2, argv + 2);
   if (c == "eval") return cmd_eval(argc - 2, argv + 2);
+  if (c == "bench") return cmd_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "rill: unknown command '%s'\n\n", c.c_str());
   usage(stderr);
   return 2;

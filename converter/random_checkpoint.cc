@@ -1,0 +1,119 @@
+// Random-weight Hugging Face checkpoints of any Mamba-1 shape, for speed work without a download:
+// `rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280`. Weights are bf16 with the scales a
+// trained model has (so activations stay finite); they mean nothing.
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "plan.h"
+
+namespace rill {
+namespace convert {
+
+namespace {
+
+struct Rng {
+  uint64_t s;
+  uint32_t next() {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    return static_cast<uint32_t>(s >> 16);
+  }
+  float uniform() { return (next() & 0xFFFFFF) / 16777216.0f; }  // [0, 1)
+};
+
+uint16_t bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+struct Spec {
+  std::string name;
+  std::vector<uint64_t> shape;
+  int kind;  // 0 uniform(-a, a), 1 constant a, 2 A_log rows, 3 dt bias
+  float a;
+};
+
+}  // namespace
+
+std::string write_random_checkpoint(const std::string& arch, const std::map<std::string, uint64_t>& kv,
+                                    const std::string& dir) {
+  if (arch != "mamba1") throw ConvertError("--random: architecture '" + arch + "' is not supported here (mamba1)");
+  auto get = [&](const char* k, uint64_t def) {
+    auto it = kv.find(k);
+    return it == kv.end() ? def : it->second;
+  };
+  for (const auto& p : kv)
+    if (p.first != "d_model" && p.first != "n_layer" && p.first != "vocab" && p.first != "d_state" &&
+        p.first != "d_conv" && p.first != "expand" && p.first != "seed")
+      throw ConvertError("--random mamba1: unknown key '" + p.first +
+                         "' (d_model, n_layer, vocab, d_state, d_conv, expand, seed)");
+  const uint64_t d = get("d_model", 768), L = get("n_layer", 24), V = get("vocab", 50280), N = get("d_state", 16),
+                 K = get("d_conv", 4), E = get("expand", 2) * d, R = (d + 15) / 16;
+  if (d == 0 || L == 0 || V == 0 || N == 0 || K < 2 || E == 0 || d > 65536 || L > 1024 || V > (1u << 22))
+    throw ConvertError("--random mamba1: shape out of range");
+  std::vector<Spec> specs = {{"backbone.embeddings.weight", {V, d}, 0, 0.1f}, {"backbone.norm_f.weight", {d}, 1, 1.f}};
+  for (uint64_t i = 0; i < L; ++i) {
+    const std::string p = "backbone.layers." + std::to_string(i) + ".";
+    const float sd = 1.f / std::sqrt(static_cast<float>(d)), se = 1.f / std::sqrt(static_cast<float>(E));
+    specs.push_back({p + "norm.weight", {d}, 1, 1.f});
+    specs.push_back({p + "mixer.in_proj.weight", {2 * E, d}, 0, sd});
+    specs.push_back({p + "mixer.conv1d.weight", {E, 1, K}, 0, 0.5f});
+    specs.push_back({p + "mixer.conv1d.bias", {E}, 0, 0.1f});
+    specs.push_back({p + "mixer.x_proj.weight", {R + 2 * N, E}, 0, se});
+    specs.push_back({p + "mixer.dt_proj.weight", {E, R}, 0, 1.f / std::sqrt(static_cast<float>(R))});
+    specs.push_back({p + "mixer.dt_proj.bias", {E}, 3, 0.f});
+    specs.push_back({p + "mixer.A_log", {E, N}, 2, 0.f});
+    specs.push_back({p + "mixer.D", {E}, 1, 1.f});
+    specs.push_back({p + "mixer.out_proj.weight", {d, E}, 0, se});
+  }
+  ::mkdir(dir.c_str(), 0755);
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t off = 0;
+  for (const Spec& s : specs) {
+    uint64_t n = 1;
+    for (uint64_t x : s.shape) n *= x;
+    header[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {off, off + 2 * n}}};
+    off += 2 * n;
+  }
+  std::string h = header.dump();
+  while (h.size() % 8) h += ' ';
+  std::ofstream f(dir + "/model.safetensors", std::ios::binary);
+  const uint64_t hl = h.size();
+  f.write(reinterpret_cast<const char*>(&hl), 8);
+  f.write(h.data(), static_cast<std::streamsize>(h.size()));
+  Rng rng{get("seed", 1) * 0x9E3779B97F4A7C15ull | 1};
+  std::vector<uint16_t> buf;
+  for (const Spec& s : specs) {
+    uint64_t n = 1;
+    for (uint64_t x : s.shape) n *= x;
+    buf.resize(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      float v;
+      switch (s.kind) {
+        case 0: v = (2.f * rng.uniform() - 1.f) * s.a * 1.7320508f; break;  // uniform with std a
+        case 1: v = s.a; break;
+        case 2: v = std::log(static_cast<float>(i % N + 1)); break;
+        default: {
+          const float dt = std::exp(std::log(1e-3f) + rng.uniform() * (std::log(0.1f) - std::log(1e-3f)));
+          v = dt + std::log(-std::expm1(-dt));  // softplus^-1
+        }
+      }
+      buf[i] = bf16(v);
+    }
+    f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(2 * n));
+  }
+  if (!f) throw ConvertError("cannot write a random checkpoint under " + dir);
+  std::ofstream(dir + "/config.json")
+      << nlohmann::json{{"model_type", "mamba"}, {"vocab_size", V},         {"hidden_size", d},
+                        {"state_size", N},      {"num_hidden_layers", L}, {"intermediate_size", E},
+                        {"conv_kernel", K},     {"time_step_rank", R},    {"tie_word_embeddings", true}}
+             .dump();
+  return dir;
+}
+
+}  // namespace convert
+}  // namespace rill
