@@ -12,6 +12,9 @@
 #include <utility>
 
 #include "core/model_impl.h"
+#if defined(RILL_HAVE_PTHREADPOOL)
+#include <pthreadpool.h>
+#endif
 
 namespace rill {
 
@@ -67,6 +70,38 @@ Status AlignedBuffer::allocate(size_t bytes, AlignedBuffer* out) {
   b.size_ = bytes;
   *out = std::move(b);
   return Status::kOk;
+}
+
+ThreadPool::~ThreadPool() {
+#if defined(RILL_HAVE_PTHREADPOOL)
+  if (handle_) pthreadpool_destroy(static_cast<pthreadpool_t>(handle_));
+#endif
+}
+
+Status ThreadPool::create(size_t threads, ThreadPool** out) {
+  if (!out || threads == 0) return Status::kInvalidArgument;
+  *out = nullptr;
+#if defined(RILL_HAVE_PTHREADPOOL)
+  auto* p = new ThreadPool();
+  if (threads > 1 && !(p->handle_ = pthreadpool_create(threads))) {
+    delete p;
+    return Status::kInvalidArgument;
+  }
+  *out = p;
+  return Status::kOk;
+#else
+  if (threads > 1) return Status::kNoBackend;
+  *out = new ThreadPool();
+  return Status::kOk;
+#endif
+}
+
+size_t ThreadPool::threads() const {
+#if defined(RILL_HAVE_PTHREADPOOL)
+  return handle_ ? pthreadpool_get_threads_count(static_cast<pthreadpool_t>(handle_)) : 1;
+#else
+  return 1;
+#endif
 }
 
 Status LoadedModel::open(const char* path, const ModelOptions& opts, LoadedModel* out, Error* err) {

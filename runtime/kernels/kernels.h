@@ -43,7 +43,8 @@ const Table& reference();
 size_t available(const Table** out, size_t max);
 
 // y = W x for any supported weight dtype (f32, f16, int8, int4). W.cols() == len(x), W.rows() == len(y).
-void matvec(const TensorView& W, const float* x, float* y);
+// With a pool (pthreadpool_t, may be null) the rows are split into one contiguous slice per thread.
+void matvec(const TensorView& W, const float* x, float* y, void* pool = nullptr);
 // out[i] = f32(row `r` of W) for an embedding table [V, d].
 void embedding_row(const TensorView& W, uint64_t r, float* out);
 

@@ -121,15 +121,19 @@ void control(void*) {
   std::free(p);
 }
 
-void check_model(const std::string& ckpt) {
+void check_model(const std::string& ckpt, const std::string& dtype = "f32", size_t threads = 1) {
   TempDir tmp;
   const std::string path = tmp.file("m.rill");
-  REQUIRE(convert_ckpt(ckpt, path).empty());
+  REQUIRE(convert_ckpt(ckpt, path, dtype).empty());
   LoadedModel lm;
   Error e;
   REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
+  ThreadPool* pool = nullptr;
+  if (threads > 1) REQUIRE(ThreadPool::create(threads, &pool) == Status::kOk);
+  SessionOptions so;
+  so.pool = pool;
   OwnedSession os;
-  REQUIRE(OwnedSession::create(lm.model(), SessionOptions{}, &os) == Status::kOk);
+  REQUIRE(OwnedSession::create(lm.model(), so, &os) == Status::kOk);
   const size_t V = lm.model().info().vocab_size;
   std::vector<float> logits(V);
   std::vector<Sampler::Candidate> c1(V), c2(V);
@@ -148,6 +152,7 @@ void check_model(const std::string& ckpt) {
   CHECK(w.all_ok);
   CHECK(w.steps_done == 1200);
   CHECK_MESSAGE(n == 0, n << " heap calls during prefill + 1200 steps + sampling + state copies");
+  ThreadPool::destroy(pool);
 }
 }  // namespace
 
@@ -163,8 +168,10 @@ TEST_CASE("no heap call after load: Mamba-2 golden model") { check_model(golden_
 
 TEST_CASE("no heap call after load: RWKV-7 golden model") { check_model(golden_dir("rwkv7_fla_world")); }
 
-TEST_CASE("no heap call after load: the bundled demo model") {
+TEST_CASE("no heap call after load: the bundled demo model, f32, and q8 / q4 with a 2-thread pool") {
   const std::string demo = src_dir() + "/examples/demo_model/checkpoint";
   REQUIRE_MESSAGE(file_exists(demo + "/model.safetensors"), "demo checkpoint missing");
   check_model(demo);
+  check_model(demo, "q8", 2);
+  check_model(demo, "q4", 2);
 }

@@ -99,6 +99,33 @@ TEST_SUITE("session") {
     CHECK(std::string(e.message).find("checksum mismatch") != std::string::npos);
   }
 
+  TEST_CASE("a thread pool gives bit-identical outputs to one thread (f32, q8, q4)") {
+    const std::string demo = src_dir() + "/examples/demo_model/checkpoint";
+    ThreadPool* pool = nullptr;
+    REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
+    REQUIRE(pool->threads() == 2);
+    for (const char* dtype : {"f32", "q8", "q4"}) {
+      CAPTURE(dtype);
+      TempDir tmp;
+      const std::string p = tmp.file("m.rill");
+      REQUIRE(convert_ckpt(demo, p, dtype).empty());
+      LoadedModel m;
+      REQUIRE(LoadedModel::open(p.c_str(), ModelOptions{}, &m) == Status::kOk);
+      SessionOptions two;
+      two.pool = pool;
+      OwnedSession a, b;
+      REQUIRE(OwnedSession::create(m.model(), SessionOptions{}, &a) == Status::kOk);
+      REQUIRE(OwnedSession::create(m.model(), two, &b) == Status::kOk);
+      std::vector<float> la(256), lb(256);
+      for (int32_t t : {82, 79, 77, 69, 79, 58, 10, 66}) {
+        REQUIRE(a.session().step(t, la.data(), 256) == Status::kOk);
+        REQUIRE(b.session().step(t, lb.data(), 256) == Status::kOk);
+        REQUIRE(std::memcmp(la.data(), lb.data(), sizeof(float) * 256) == 0);
+      }
+    }
+    ThreadPool::destroy(pool);
+  }
+
   TEST_CASE("an uninitialised session or model is refused") {
     Session s;
     float x[4];

@@ -58,6 +58,24 @@ class LoadedModel {
   Model model_;
 };
 
+// Worker threads for SessionOptions::pool (pthreadpool). Creating it allocates; stepping with it
+// does not. threads() == 1 means no workers.
+class ThreadPool {
+ public:
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  // Null and kNoBackend if this build has no thread support.
+  static Status create(size_t threads, ThreadPool** out);
+  static void destroy(ThreadPool* p) { delete p; }
+  size_t threads() const;
+  void* handle() const { return handle_; }  // pthreadpool_t
+
+ private:
+  ThreadPool() = default;
+  void* handle_ = nullptr;
+};
+
 // A session that owns its arena.
 class OwnedSession {
  public:

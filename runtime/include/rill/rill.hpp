@@ -97,8 +97,12 @@ class Model {
   const ModelImpl* impl_ = nullptr;
 };
 
+// A pool of worker threads (rill/extension.hpp creates one). Matrix-vector products split their rows
+// over it; results are bit-identical to one thread. Null: the calling thread does all the work.
+class ThreadPool;
+
 struct SessionOptions {
-  uint32_t reserved = 0;  // room for per-session options (threads, backend stream) without an API change
+  ThreadPool* pool = nullptr;  // must outlive the session; may be shared by sessions stepped in turn
 };
 
 // A stream's state and scratch, placed in a caller arena. Copyable as bytes via state_copy_*.
@@ -141,6 +145,7 @@ class Session {
   const Model* model_ = nullptr;
   unsigned char* state_ = nullptr;    // [state_bytes]
   unsigned char* scratch_ = nullptr;  // [scratch_bytes]
+  void* pool_ = nullptr;              // pthreadpool_t, or null for one thread
   SessionOptions opts_{};
 };
 

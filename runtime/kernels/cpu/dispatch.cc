@@ -7,6 +7,9 @@
 #include "core/model_impl.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/kernels_ref.h"
+#if defined(RILL_HAVE_PTHREADPOOL)
+#include <pthreadpool.h>
+#endif
 
 namespace rill {
 namespace kernels {
@@ -78,25 +81,60 @@ size_t available(const Table** out, size_t max) {
   return n;
 }
 
-void matvec(const TensorView& W, const float* x, float* y) {
+namespace {
+// Rows [r0, r0 + n) of y = W x.
+void matvec_rows(const TensorView& W, const float* x, float* y, size_t r0, size_t n) {
   const Table& t = active();
+  const size_t cols = W.cols();
   switch (W.dtype) {
     case DType::kF32:
-      t.matvec_f32(static_cast<const float*>(W.data), x, y, W.rows(), W.cols());
+      t.matvec_f32(static_cast<const float*>(W.data) + r0 * cols, x, y + r0, n, cols);
       break;
     case DType::kF16:
-      t.matvec_f16(static_cast<const uint16_t*>(W.data), x, y, W.rows(), W.cols());
+      t.matvec_f16(static_cast<const uint16_t*>(W.data) + r0 * cols, x, y + r0, n, cols);
       break;
     case DType::kI8:
-      t.matvec_q8(static_cast<const int8_t*>(W.data), static_cast<const float*>(W.scales), x, y, W.rows(), W.cols());
+      t.matvec_q8(static_cast<const int8_t*>(W.data) + r0 * cols, static_cast<const float*>(W.scales) + r0, x, y + r0,
+                  n, cols);
       break;
     case DType::kI4:
-      t.matvec_q4(static_cast<const uint8_t*>(W.data), static_cast<const uint16_t*>(W.scales), W.group, x, y, W.rows(),
-                  W.cols());
+      t.matvec_q4(static_cast<const uint8_t*>(W.data) + r0 * (cols / 2),
+                  static_cast<const uint16_t*>(W.scales) + r0 * (cols / W.group), W.group, x, y + r0, n, cols);
       break;
     default:
       break;  // unreachable: init refuses other dtypes for matrices
   }
+}
+
+struct MatvecTask {
+  const TensorView* W;
+  const float* x;
+  float* y;
+};
+
+void matvec_task(void* ctx, size_t start, size_t count) {
+  const MatvecTask* t = static_cast<const MatvecTask*>(ctx);
+  matvec_rows(*t->W, t->x, t->y, start, count);
+}
+}  // namespace
+
+void matvec(const TensorView& W, const float* x, float* y, void* pool) {
+  const size_t rows = W.rows();
+#if defined(RILL_HAVE_PTHREADPOOL)
+  if (pool) {
+    const size_t threads = pthreadpool_get_threads_count(static_cast<pthreadpool_t>(pool));
+    if (threads > 1 && rows >= 64) {
+      // One contiguous slice of rows per thread: each streams its part of W sequentially.
+      const size_t tile = (rows + threads - 1) / threads;
+      MatvecTask task{&W, x, y};
+      pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool), matvec_task, &task, rows, tile, 0);
+      return;
+    }
+  }
+#else
+  (void)pool;
+#endif
+  matvec_rows(W, x, y, 0, rows);
 }
 
 void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,

@@ -16,8 +16,9 @@ struct ArchOps {
   Status (*bind)(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err);
   // One token through the whole model. `state`/`scratch` are the session's; logits may be null
   // (head skipped). Token range was checked by the caller.
-  void (*step)(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token,
-               float* logits);
+  // `pool` (pthreadpool_t or null) goes to every matvec.
+  void (*step)(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
+               void* pool);
 };
 
 const ArchOps* find_arch(Arch a);
@@ -70,6 +71,6 @@ Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32
                    size_t scratch_bytes, uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err);
 
 // Final RMSNorm and head: logits [V] = head * (rmsnorm(h) * norm_f); u [d] is scratch.
-void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps);
+void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps, void* pool);
 
 }  // namespace rill

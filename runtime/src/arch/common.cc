@@ -90,9 +90,9 @@ Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32
   return Status::kOk;
 }
 
-void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps) {
+void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps, void* pool) {
   kernels::rmsnorm(h, m.norm_f.f32(), u, d, eps);
-  kernels::matvec(m.head, u, logits);  // logits [V]
+  kernels::matvec(m.head, u, logits, pool);  // logits [V]
 }
 
 }  // namespace rill

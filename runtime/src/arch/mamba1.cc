@@ -126,7 +126,8 @@ void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
   e->shape[1] = p.d_inner;
 }
 
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits) {
+void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
+          void* pool) {
   const Mamba1& arch = *static_cast<const Mamba1*>(m.arch_data);
   const Mamba1Hyper& p = arch.p;
   const size_t E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv;
@@ -138,22 +139,22 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
     float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, E]
     float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [N, E]
     kernels::rmsnorm(s.h, L.norm.f32(), s.u, p.d_model, p.norm_eps);                     // u [d]
-    kernels::matvec(L.in_proj, s.u, s.xz);                                               // xz [2E]
+    kernels::matvec(L.in_proj, s.u, s.xz, pool);                                               // xz [2E]
     if (L.in_proj_b)
       for (size_t i = 0; i < 2 * E; ++i) s.xz[i] += L.in_proj_b.f32()[i];
     const float* x = s.xz;      // [E]
     const float* z = s.xz + E;  // [E]
     kernels::conv1d_step_silu(conv_hist, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, x, s.xc, E, K);
-    kernels::matvec(L.x_proj, s.xc, s.dbc);  // dbc [R + 2N] = dt_low, B, C
-    kernels::matvec(L.dt_proj, s.dbc, s.dt);  // dt [E]
+    kernels::matvec(L.x_proj, s.xc, s.dbc, pool);  // dbc [R + 2N] = dt_low, B, C
+    kernels::matvec(L.dt_proj, s.dbc, s.dt, pool);  // dt [E]
     for (size_t c = 0; c < E; ++c) s.dt[c] = kernels::softplus(s.dt[c] + L.dt_b.f32()[c]);  // bias before softplus
     kernels::mamba1_scan_step(ssm, L.A.f32(), s.dt, s.xc, s.dbc + R, s.dbc + R + N, L.D.f32(), z, s.y, E, N);
-    kernels::matvec(L.out_proj, s.y, s.o);  // o [d]
+    kernels::matvec(L.out_proj, s.y, s.o, pool);  // o [d]
     if (L.out_proj_b)
       for (size_t i = 0; i < p.d_model; ++i) s.o[i] += L.out_proj_b.f32()[i];
     for (size_t i = 0; i < p.d_model; ++i) s.h[i] += s.o[i];
   }
-  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps);
+  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps, pool);
 }
 
 }  // namespace

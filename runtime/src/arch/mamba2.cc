@@ -120,7 +120,8 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
                      h.n_layer, h.vocab, err);
 }
 
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits) {
+void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
+          void* pool) {
   const Mamba2& arch = *static_cast<const Mamba2*>(m.arch_data);
   const Mamba2Hyper& p = arch.p;
   const size_t E = p.d_inner, N = p.d_state, H = p.n_heads, G = p.n_groups, K = p.d_conv, C = p.conv_dim();
@@ -132,7 +133,7 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
     float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, conv_dim]
     float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [H, P, N]
     kernels::rmsnorm(s.h, L.norm.f32(), s.u, p.d_model, p.norm_eps);                     // u [d]
-    kernels::matvec(L.in_proj, s.u, s.zxbcdt);  // [z (E), xBC (conv_dim), dt (H)]
+    kernels::matvec(L.in_proj, s.u, s.zxbcdt, pool);  // [z (E), xBC (conv_dim), dt (H)]
     const float* z = s.zxbcdt;
     const float* dtr = s.zxbcdt + E + C;
     kernels::conv1d_step_silu(conv_hist, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.zxbcdt + E, s.xbc, C,
@@ -146,10 +147,10 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
     const float* Cm = B + G * N;      // [G, N]
     kernels::mamba2_scan_step(ssm, x, B, Cm, s.dt, L.A.f32(), L.D.f32(), s.y, H, p.head_dim, N, G);
     kernels::gated_rmsnorm(s.y, z, L.gate_norm.f32(), E, G, p.norm_eps);  // y [E]
-    kernels::matvec(L.out_proj, s.y, s.o);                                   // o [d]
+    kernels::matvec(L.out_proj, s.y, s.o, pool);                                   // o [d]
     for (size_t i = 0; i < p.d_model; ++i) s.h[i] += s.o[i];
   }
-  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps);
+  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps, pool);
 }
 
 }  // namespace

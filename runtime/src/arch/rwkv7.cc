@@ -158,19 +158,20 @@ inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
 // out [C] = bias + up * act(down * x): a LoRA with bottleneck `low`. act: 0 none, 1 tanh, 2 sigmoid.
 void lora(const TensorView& down, const TensorView& up, const float* bias, const float* x, float* low, float* out,
-          int act) {
-  kernels::matvec(down, x, low);
+          int act, void* pool) {
+  kernels::matvec(down, x, low, pool);
   const size_t r = down.rows();
   if (act == 1)
     for (size_t i = 0; i < r; ++i) low[i] = std::tanh(low[i]);
   else if (act == 2)
     for (size_t i = 0; i < r; ++i) low[i] = sigmoid(low[i]);
-  kernels::matvec(up, low, out);
+  kernels::matvec(up, low, out, pool);
   if (bias)
     for (size_t i = 0; i < up.rows(); ++i) out[i] += bias[i];
 }
 
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits) {
+void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
+          void* pool) {
   const Rwkv7& arch = *static_cast<const Rwkv7*>(m.arch_data);
   const Rwkv7Hyper& p = arch.p;
   const size_t C = p.d_model, H = p.n_heads, N = p.head_size, F = p.d_ffn;
@@ -191,21 +192,21 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
       for (size_t i = 0; i < C; ++i) s.mix[j * C + i] = s.u[i] + s.dx[i] * L.att_mix.f32()[j * C + i];
     const float *xr = s.mix, *xw = s.mix + C, *xk = s.mix + 2 * C, *xv = s.mix + 3 * C, *xa = s.mix + 4 * C,
                 *xg = s.mix + 5 * C;
-    kernels::matvec(L.W_r, xr, s.r);
-    kernels::matvec(L.W_k, xk, s.k);
-    kernels::matvec(L.W_v, xv, s.v);
+    kernels::matvec(L.W_r, xr, s.r, pool);
+    kernels::matvec(L.W_k, xk, s.k, pool);
+    kernels::matvec(L.W_v, xv, s.v, pool);
     // Decay w = exp(-e^-0.5 * sigmoid(w0 + w2 tanh(w1 xw))), in (0.545, 1).
-    lora(L.w1, L.w2, L.w0.f32(), xw, s.low, s.w, 1);
+    lora(L.w1, L.w2, L.w0.f32(), xw, s.low, s.w, 1, pool);
     for (size_t i = 0; i < C; ++i) s.w[i] = std::exp(-0.6065306597126334f * sigmoid(s.w[i]));
     if (l == 0) {
       std::memcpy(s.v_first, s.v, C * sizeof(float));
     } else {  // value residual: v += (v_first - v) * sigmoid(v0 + v2 v1 xv)
-      lora(L.v1, L.v2, L.v0.f32(), xv, s.low, s.o, 0);
+      lora(L.v1, L.v2, L.v0.f32(), xv, s.low, s.o, 0, pool);
       for (size_t i = 0; i < C; ++i) s.v[i] += (s.v_first[i] - s.v[i]) * sigmoid(s.o[i]);
     }
-    lora(L.a1, L.a2, L.a0.f32(), xa, s.low, s.a, 0);
+    lora(L.a1, L.a2, L.a0.f32(), xa, s.low, s.a, 0, pool);
     for (size_t i = 0; i < C; ++i) s.a[i] = sigmoid(s.a[i]);
-    lora(L.g1, L.g2, nullptr, xg, s.low, s.g, 2);
+    lora(L.g1, L.g2, nullptr, xg, s.low, s.g, 2, pool);
     // kk = per-head L2-normalised k * k_k; k = k * (1 + (a - 1) k_a).
     for (size_t i = 0; i < C; ++i) s.kk[i] = s.k[i] * L.k_k.f32()[i];
     for (size_t h = 0; h < H; ++h) {
@@ -227,7 +228,7 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
       for (size_t j = 0; j < N; ++j) s.y[h * N + j] += bonus * s.v[h * N + j];
     }
     for (size_t i = 0; i < C; ++i) s.y[i] *= s.g[i];
-    kernels::matvec(L.W_o, s.y, s.o);
+    kernels::matvec(L.W_o, s.y, s.o, pool);
     for (size_t i = 0; i < C; ++i) s.h[i] += s.o[i];
 
     // Channel mixing: h += W_value relu(W_key (u + (prev u - u) * ffn_mix))^2.
@@ -237,14 +238,14 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
       ffn_shift[i] = s.u[i];
       s.u[i] += d * L.ffn_mix.f32()[i];
     }
-    kernels::matvec(L.ffn_key, s.u, s.ffn);
+    kernels::matvec(L.ffn_key, s.u, s.ffn, pool);
     for (size_t i = 0; i < F; ++i) s.ffn[i] = s.ffn[i] > 0.f ? s.ffn[i] * s.ffn[i] : 0.f;
-    kernels::matvec(L.ffn_value, s.ffn, s.o);
+    kernels::matvec(L.ffn_value, s.ffn, s.o, pool);
     for (size_t i = 0; i < C; ++i) s.h[i] += s.o[i];
   }
   if (!logits) return;
   kernels::layernorm(s.h, m.norm_f.f32(), arch.norm_f_bias.f32(), s.u, C, p.norm_eps);
-  kernels::matvec(m.head, s.u, logits);  // logits [V]
+  kernels::matvec(m.head, s.u, logits, pool);  // logits [V]
 }
 
 }  // namespace

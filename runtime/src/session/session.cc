@@ -5,8 +5,13 @@
 
 #include "arch/arch.h"
 #include "core/hash.h"
+#include "rill/extension.hpp"
 
 namespace rill {
+
+namespace {
+void* pool_handle(const ThreadPool* p) { return p->threads() > 1 ? p->handle() : nullptr; }
+}  // namespace
 
 Status Session::footprint(const Model& model, const SessionOptions&, size_t* bytes) {
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
@@ -30,6 +35,7 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   out->state_ = static_cast<unsigned char*>(arena);
   out->scratch_ = out->state_ + align_up(model.impl()->state_bytes, kAlign);
   out->opts_ = opts;
+  out->pool_ = opts.pool ? pool_handle(opts.pool) : nullptr;
   out->reset();
   return Status::kOk;
 }
@@ -43,7 +49,7 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
   const ModelImpl& m = *model_->impl();
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
-  find_arch(m.arch)->step(m, state_, scratch_, token, logits);
+  find_arch(m.arch)->step(m, state_, scratch_, token, logits, pool_);
   return Status::kOk;
 }
 
@@ -57,7 +63,7 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
   // Token by token for now: the state after prefill is, by construction, the stepped state.
   const ArchOps* ops = find_arch(m.arch);
   for (size_t i = 0; i < n_tokens; ++i)
-    ops->step(m, state_, scratch_, tokens[i], (i + 1 == n_tokens) ? logits : nullptr);
+    ops->step(m, state_, scratch_, tokens[i], (i + 1 == n_tokens) ? logits : nullptr, pool_);
   return Status::kOk;
 }
 

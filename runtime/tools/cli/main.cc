@@ -65,6 +65,25 @@ int open_model(Args& a, LoadedModel* lm) {
   return 0;
 }
 
+Opt threads_opt(const char* def = "1") {
+  return {"-t", "--threads", "N", "worker threads for the matrix products", def, "RILL_THREADS"};
+}
+
+// A pool for --threads N (null for 1). Exits the command with a usage error on a bad value.
+bool make_pool(Args& a, ThreadPool** pool) {
+  long long n;
+  *pool = nullptr;
+  if (!cli::parse_int(a.get("--threads"), 1, 1024, &n)) {
+    std::fprintf(stderr, "rill %s: --threads wants a positive integer\n", a.cmd);
+    return false;
+  }
+  if (n > 1 && ThreadPool::create(static_cast<size_t>(n), pool) != Status::kOk) {
+    std::fprintf(stderr, "rill %s: this build has no thread support\n", a.cmd);
+    return false;
+  }
+  return true;
+}
+
 Opt model_opt() { return {"-m", "--model", "FILE", "model file (or give it as the first argument)", "", "RILL_MODEL"}; }
 
 // ---- convert -------------------------------------------------------------------------------
@@ -292,6 +311,7 @@ int cmd_run(int argc, char** argv) {
           {nullptr, "--top-p", "P", "keep the smallest set with probability >= P; 1 = all", "0.95"},
           {nullptr, "--seed", "S", "random seed (default: from the clock)", ""},
           {nullptr, "--greedy", nullptr, "same as --temp 0", ""},
+          threads_opt(),
           {"-q", "--quiet", nullptr, "no closing line", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
@@ -327,9 +347,13 @@ int cmd_run(int argc, char** argv) {
     return 2;
   }
 
+  ThreadPool* pool = nullptr;
+  if (!make_pool(a, &pool)) return 2;
+  SessionOptions so;
+  so.pool = pool;
   OwnedSession os;
   Error e;
-  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
   std::vector<float> logits(info.vocab_size);
   std::vector<Sampler::Candidate> cand(Sampler::scratch_count(info.vocab_size));
   Sampler sampler;
@@ -379,6 +403,7 @@ int cmd_run(int argc, char** argv) {
                  prompt.size(), (t1 - t0) * 1e3, prompt.size() / std::max(t1 - t0, 1e-9), produced, (t2 - t1) * 1e3,
                  produced / std::max(t2 - t1, 1e-9), (t2 - t1) * 1e3 / std::max<long long>(produced, 1), os.arena_bytes(),
                  info.state_bytes);
+  ThreadPool::destroy(pool);
   return g_interrupted ? 130 : 0;
 }
 
@@ -457,6 +482,7 @@ int cmd_eval(int argc, char** argv) {
          {model_opt(), {nullptr, "--text", "FILE", "text file to score", ""},
           {nullptr, "--max-bytes", "N", "score at most N bytes; 0 = all", "0"},
           {nullptr, "--window", "N", "reset the state every N tokens (score independent windows); 0 = one stream", "0"},
+          threads_opt(),
           {"-q", "--quiet", nullptr, "no progress", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
@@ -492,9 +518,13 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "rill eval: text needs at least 2 tokens\n");
     return 1;
   }
+  ThreadPool* pool = nullptr;
+  if (!make_pool(a, &pool)) return 2;
+  SessionOptions so;
+  so.pool = pool;
   OwnedSession os;
   Error e;
-  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
   std::vector<float> logits(info.vocab_size);
   // Byte models: only the 256 byte ids are text; others: the whole vocabulary.
   const size_t n_valid = info.tokenizer == TokenizerKind::kBytes ? 256 : info.vocab_size;
@@ -526,6 +556,7 @@ int cmd_eval(int argc, char** argv) {
               scored_bytes, scored, a.get("--text").c_str());
   if (window > 0) std::printf(" in windows of %lld tokens", window);
   std::printf(" (%.0f tokens/s)\n", scored / dt);
+  ThreadPool::destroy(pool);
   return g_interrupted ? 130 : 0;
 }
 
@@ -577,7 +608,7 @@ int cmd_bench(int argc, char** argv) {
          "Decode and prefill speed: tokens/s, time per token (median, p99), weight bytes read per token,\n"
          "achieved GB/s and percent of this machine's read bandwidth (measured here by a probe), peak RSS.\n"
          "--random builds a random-weight model of any shape (a bf16 checkpoint in a temporary folder,\n"
-         "converted with --dtype), so no checkpoint is needed. One thread: the runtime is single-threaded.",
+         "converted with --dtype), so no checkpoint is needed.",
          "rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280 --dtype q8",
          {model_opt(),
           {nullptr, "--random", "SPEC", "ARCH:key=value,... e.g. mamba1:d_model=2048,n_layer=48,vocab=50280", ""},
@@ -585,6 +616,7 @@ int cmd_bench(int argc, char** argv) {
           {"-n", "--tokens", "N", "decode steps timed", "128"},
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer", "1024"},
+          {"-t", "--threads", "LIST", "thread counts to measure, e.g. 1,2", "1,2"},
           {"-o", "--output", "FORMAT", "md | json", "md"}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   long long n_tok, n_pre, probe_mb;
@@ -646,59 +678,87 @@ int cmd_bench(int argc, char** argv) {
   if (!tmpdir.empty()) std::system(("rm -rf '" + tmpdir + "'").c_str());  // the mapping stays valid
   if (st != Status::kOk) return report(e, path.c_str());
   const ModelInfo info = lm.model().info();
-  OwnedSession os;
-  if (OwnedSession::create(lm.model(), SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
-  std::vector<float> logits(info.vocab_size);
-  const uint64_t bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
-  // Decode: warm up, then time each step.
-  int32_t tok = 1;
-  for (int i = 0; i < 8; ++i) (void)os.session().step(tok, logits.data(), logits.size());
-  std::vector<double> ms(static_cast<size_t>(n_tok));
-  const double t0 = now_s();
-  for (long long i = 0; i < n_tok; ++i) {
-    const double s0 = now_s();
-    (void)os.session().step(tok, logits.data(), logits.size());
-    ms[static_cast<size_t>(i)] = (now_s() - s0) * 1e3;
-    tok = static_cast<int32_t>((tok * 7 + 3) % info.vocab_size);
+  std::vector<long long> thread_counts;
+  {
+    const std::string& ts = a.get("--threads");
+    for (size_t i = 0; i < ts.size();) {
+      size_t j = ts.find(',', i);
+      if (j == std::string::npos) j = ts.size();
+      long long v;
+      if (!cli::parse_int(ts.substr(i, j - i), 1, 1024, &v)) {
+        std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
+        return 2;
+      }
+      thread_counts.push_back(v);
+      i = j + 1;
+    }
   }
-  const double decode_s = now_s() - t0;
-  std::vector<double> sorted = ms;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[sorted.size() / 2], p99 = sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)];
-  const double tps = n_tok / decode_s;
-  // Prefill.
-  double prefill_tps = 0;
-  if (n_pre > 0) {
-    std::vector<int32_t> prompt(static_cast<size_t>(n_pre));
-    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % info.vocab_size);
-    os.session().reset();
-    const double p0 = now_s();
-    (void)os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
-    prefill_tps = n_pre / (now_s() - p0);
+  struct Row {
+    long long threads;
+    double tps, median, p99, prefill_tps, gbs, probe;
+  };
+  std::vector<Row> rows;
+  const uint64_t bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
+  std::vector<float> logits(info.vocab_size);
+  for (long long nt : thread_counts) {
+    ThreadPool* pool = nullptr;
+    if (nt > 1 && ThreadPool::create(static_cast<size_t>(nt), &pool) != Status::kOk) {
+      std::fprintf(stderr, "rill bench: this build has no thread support\n");
+      return 1;
+    }
+    SessionOptions so;
+    so.pool = pool;
+    OwnedSession os;
+    if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
+    // Decode: warm up, then time each step.
+    int32_t tok = 1;
+    for (int i = 0; i < 8; ++i) (void)os.session().step(tok, logits.data(), logits.size());
+    std::vector<double> ms(static_cast<size_t>(n_tok));
+    const double t0 = now_s();
+    for (long long i = 0; i < n_tok; ++i) {
+      const double s0 = now_s();
+      (void)os.session().step(tok, logits.data(), logits.size());
+      ms[static_cast<size_t>(i)] = (now_s() - s0) * 1e3;
+      tok = static_cast<int32_t>((tok * 7 + 3) % info.vocab_size);
+    }
+    const double decode_s = now_s() - t0;
+    std::sort(ms.begin(), ms.end());
+    Row r{nt, n_tok / decode_s, ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], 0, 0, 0};
+    if (n_pre > 0) {
+      std::vector<int32_t> prompt(static_cast<size_t>(n_pre));
+      for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % info.vocab_size);
+      os.session().reset();
+      const double p0 = now_s();
+      (void)os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
+      r.prefill_tps = n_pre / (now_s() - p0);
+    }
+    r.gbs = bpt * r.tps / 1e9;
+    rows.push_back(r);
+    ThreadPool::destroy(pool);
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   const double rss_mib = ru.ru_maxrss / 1024.0;  // before the probe's buffer
-  const double bw1 = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, 1);
-  const double bw2 = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, 2);
-  const double gbs = bpt * tps / 1e9;
+  for (Row& r : rows) r.probe = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, static_cast<int>(r.threads));
   if (a.get("--output") == "json") {
-    std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"threads\": 1, \"decode_tokens_per_s\": %.2f, "
-                "\"ms_per_token_median\": %.4f, \"ms_per_token_p99\": %.4f, \"prefill_tokens\": %lld, "
-                "\"prefill_tokens_per_s\": %.2f, \"weight_bytes_per_token\": %llu, \"achieved_gb_per_s\": %.3f, "
-                "\"probe_read_gb_per_s_1t\": %.3f, \"probe_read_gb_per_s_2t\": %.3f, \"percent_of_1t_bandwidth\": %.1f, "
-                "\"peak_rss_mib\": %.1f, \"file_bytes\": %llu, \"state_bytes\": %llu}\n",
-                label.c_str(), arch_name(info.arch), tps, median, p99, n_pre, prefill_tps,
-                static_cast<unsigned long long>(bpt), gbs, bw1, bw2, 100 * gbs / bw1, rss_mib,
-                static_cast<unsigned long long>(info.file_bytes), static_cast<unsigned long long>(info.state_bytes));
+    for (const Row& r : rows)  // one JSON object per line (per thread count)
+      std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"threads\": %lld, \"decode_tokens_per_s\": %.2f, "
+                  "\"ms_per_token_median\": %.4f, \"ms_per_token_p99\": %.4f, \"prefill_tokens\": %lld, "
+                  "\"prefill_tokens_per_s\": %.2f, \"weight_bytes_per_token\": %llu, \"achieved_gb_per_s\": %.3f, "
+                  "\"probe_read_gb_per_s\": %.3f, \"percent_of_read_bandwidth\": %.1f, \"peak_rss_mib\": %.1f, "
+                  "\"file_bytes\": %llu, \"state_bytes\": %llu}\n",
+                  label.c_str(), arch_name(info.arch), r.threads, r.tps, r.median, r.p99, n_pre, r.prefill_tps,
+                  static_cast<unsigned long long>(bpt), r.gbs, r.probe, 100 * r.gbs / r.probe, rss_mib,
+                  static_cast<unsigned long long>(info.file_bytes), static_cast<unsigned long long>(info.state_bytes));
   } else {
-    std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | %% of read BW (1 thread %.1f GB/s) | peak RSS |\n"
-                "|---|---|---|---|---|---|---|---|---|---|\n"
-                "| %s | 1 | %.1f | %.3f | %.3f | %.1f | %s | %.2f | %.0f %% | %.1f MiB |\n"
-                "(read bandwidth probe: %.1f GB/s with 1 thread, %.1f GB/s with 2; file %s, state %s)\n",
-                n_pre, bw1, label.c_str(), tps, median, p99, prefill_tps, human_bytes(bpt).c_str(), gbs,
-                100 * gbs / bw1, rss_mib, bw1, bw2, human_bytes(info.file_bytes).c_str(),
-                human_bytes(info.state_bytes).c_str());
+    std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | "
+                "read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n", n_pre);
+    for (const Row& r : rows)
+      std::printf("| %s | %lld | %.1f | %.3f | %.3f | %.1f | %s | %.2f | %.1f GB/s | %.0f %% | %.1f MiB |\n",
+                  label.c_str(), r.threads, r.tps, r.median, r.p99, r.prefill_tps, human_bytes(bpt).c_str(), r.gbs,
+                  r.probe, 100 * r.gbs / r.probe, rss_mib);
+    std::printf("(file %s, state %s per session; peak RSS before the bandwidth probe)\n",
+                human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
   }
   return 0;
 }
