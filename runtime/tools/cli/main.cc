@@ -107,7 +107,8 @@ int cmd_convert(int argc, char** argv) {
           {nullptr, "--group", "N", "q4 group size: 32 | 64 | 128", "32"},
           {nullptr, "--keep-float", "PATTERNS", "comma-separated globs of tensors kept in f16, e.g. 'head,layers.0.*'", ""},
           {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
-          {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV", ""},
+          {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV, and a bar chart\n"
+           "                                 of the error per layer beside it (FILE with .svg)", ""},
           {nullptr, "--tokenizer", "KIND", "auto | bytes | world | none (auto: what the folder holds)", "auto"},
           {"-f", "--force", nullptr, "overwrite an existing output file", ""},
           {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
