@@ -27,6 +27,11 @@ using MatvecQ4Fn = void (*)(const uint8_t* W, const uint16_t* scales, size_t gro
 using Mamba1ScanFn = void (*)(float* s, const float* A, const float* dt, const float* x, const float* B,
                               const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
 
+// T tokens (T <= 8) at once: Y[t, r] = sum_c W[r, c] X[t, c], X rows ldx apart, Y rows ldy apart;
+// bit-identical to T matvec calls.
+using MatmulQ8Fn = void (*)(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
+                            size_t T, size_t ldx, size_t ldy);
+
 struct Table {
   const char* isa;
   MatvecF32Fn matvec_f32;
@@ -34,7 +39,11 @@ struct Table {
   Mamba1ScanFn mamba1_scan;
   MatvecQ8Fn matvec_q8;
   MatvecQ4Fn matvec_q4;
+  MatmulQ8Fn matmul_q8;
 };
+
+// Most tokens one matmul call takes (prefill chunks).
+inline constexpr size_t kMaxTokens = 8;
 
 // The table for this CPU (chosen once). `reference()` is the scalar oracle.
 const Table& active();
@@ -45,6 +54,10 @@ size_t available(const Table** out, size_t max);
 // y = W x for any supported weight dtype (f32, f16, int8, int4). W.cols() == len(x), W.rows() == len(y).
 // With a pool (pthreadpool_t, may be null) the rows are split into one contiguous slice per thread.
 void matvec(const TensorView& W, const float* x, float* y, void* pool = nullptr);
+// Y[t] = W X[t] for T <= kMaxTokens tokens, X rows ldx apart, Y rows ldy apart; bit-identical to T
+// matvec calls. int8 weights are read once for all T tokens. Uses about 40 KiB of stack (the
+// quantized activations of 8 tokens), in the calling thread and in each pool thread.
+void matmul(const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, void* pool = nullptr);
 // out[i] = f32(row `r` of W) for an embedding table [V, d].
 void embedding_row(const TensorView& W, uint64_t r, float* out);
 

@@ -155,6 +155,31 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("matmul_q8 equals T matvec_q8 calls bit for bit (every table, strided X and Y)") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(4);
+    std::normal_distribution<float> nd;
+    const size_t R = 37, C = 4096 + 96, ldx = C + 5, ldy = R + 3;
+    std::vector<float> W(R * C), X(8 * ldx), Y(8 * ldy), y(R);
+    for (auto& v : W) v = nd(rng);
+    for (auto& v : X) v = nd(rng);
+    std::vector<uint8_t> data, scales;
+    rill::convert::quantize_matrix(W, R, C, 8, static_cast<uint32_t>(C), &data, &scales);
+    const auto* q = reinterpret_cast<const int8_t*>(data.data());
+    const auto* sw = reinterpret_cast<const float*>(scales.data());
+    for (size_t ti = 0; ti < nt; ++ti) {
+      for (size_t T = 1; T <= kMaxTokens; ++T) {
+        tables[ti]->matmul_q8(q, sw, X.data(), Y.data(), R, C, T, ldx, ldy);
+        for (size_t t = 0; t < T; ++t) {
+          tables[ti]->matvec_q8(q, sw, X.data() + t * ldx, y.data(), R, C);
+          REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
+                          std::string(tables[ti]->isa) << " T=" << T << " t=" << t);
+        }
+      }
+    }
+  }
+
   TEST_CASE("softplus follows PyTorch's threshold and never overflows") {
     CHECK(softplus(30.f) == 30.f);
     CHECK(softplus(1000.f) == 1000.f);

@@ -20,6 +20,8 @@ void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, 
 void matvec_q8__avx2(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
 void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
                      size_t cols);
+void matmul_q8__avx2(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
+                     size_t T, size_t ldx, size_t ldy);
 void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                        const float* D, const float* z, float* y, size_t E, size_t N);
 #endif
@@ -27,12 +29,16 @@ void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x
 void matvec_q8__avx512vnni(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
 void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y,
                            size_t rows, size_t cols);
+void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
+                           size_t T, size_t ldx, size_t ldy);
 #endif
 
 namespace {
-const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref};
+const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref,
+                     matmul_q8__ref};
 #if defined(RILL_HAVE_AVX2)
-const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx2, matvec_q4__avx2};
+const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx2, matvec_q4__avx2,
+                      matmul_q8__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -44,7 +50,7 @@ bool cpu_has_avx2() {
 #if defined(RILL_HAVE_AVX512)
 // The float kernels stay AVX2 (bandwidth-bound); the quantized dot products use VNNI.
 const Table kAvx512 = {"avx512vnni", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx512vnni,
-                       matvec_q4__avx512vnni};
+                       matvec_q4__avx512vnni, matmul_q8__avx512vnni};
 bool cpu_has_avx512vnni() {
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
@@ -106,19 +112,32 @@ void matvec_rows(const TensorView& W, const float* x, float* y, size_t r0, size_
   }
 }
 
-struct MatvecTask {
+// Rows [r0, r0 + n) of Y[t] = W X[t] for T tokens.
+void matmul_rows(const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, size_t r0, size_t n) {
+  if (W.dtype == DType::kI8 && T > 1) {
+    const size_t cols = W.cols();
+    active().matmul_q8(static_cast<const int8_t*>(W.data) + r0 * cols, static_cast<const float*>(W.scales) + r0, X,
+                       Y + r0, n, cols, T, ldx, ldy);
+    return;
+  }
+  for (size_t t = 0; t < T; ++t) matvec_rows(W, X + t * ldx, Y + t * ldy, r0, n);
+}
+
+struct MatmulTask {
   const TensorView* W;
-  const float* x;
-  float* y;
+  const float* X;
+  size_t ldx;
+  float* Y;
+  size_t ldy, T;
 };
 
-void matvec_task(void* ctx, size_t start, size_t count) {
-  const MatvecTask* t = static_cast<const MatvecTask*>(ctx);
-  matvec_rows(*t->W, t->x, t->y, start, count);
+void matmul_task(void* ctx, size_t start, size_t count) {
+  const MatmulTask* t = static_cast<const MatmulTask*>(ctx);
+  matmul_rows(*t->W, t->X, t->ldx, t->Y, t->ldy, t->T, start, count);
 }
 }  // namespace
 
-void matvec(const TensorView& W, const float* x, float* y, void* pool) {
+void matmul(const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, void* pool) {
   const size_t rows = W.rows();
 #if defined(RILL_HAVE_PTHREADPOOL)
   if (pool) {
@@ -126,16 +145,18 @@ void matvec(const TensorView& W, const float* x, float* y, void* pool) {
     if (threads > 1 && rows >= 64) {
       // One contiguous slice of rows per thread: each streams its part of W sequentially.
       const size_t tile = (rows + threads - 1) / threads;
-      MatvecTask task{&W, x, y};
-      pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool), matvec_task, &task, rows, tile, 0);
+      MatmulTask task{&W, X, ldx, Y, ldy, T};
+      pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool), matmul_task, &task, rows, tile, 0);
       return;
     }
   }
 #else
   (void)pool;
 #endif
-  matvec_rows(W, x, y, 0, rows);
+  matmul_rows(W, X, ldx, Y, ldy, T, 0, rows);
 }
+
+void matvec(const TensorView& W, const float* x, float* y, void* pool) { matmul(W, x, 0, y, 0, 1, pool); }
 
 void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                       const float* D, const float* z, float* y, size_t E, size_t N) {

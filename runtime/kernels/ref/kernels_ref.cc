@@ -98,6 +98,11 @@ void matvec_q8__ref(const int8_t* W, const float* scales, const float* x, float*
   }
 }
 
+void matmul_q8__ref(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
+                    size_t T, size_t ldx, size_t ldy) {
+  for (size_t t = 0; t < T; ++t) matvec_q8__ref(W, scales, X + t * ldx, Y + t * ldy, rows, cols);
+}
+
 void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
                     size_t cols) {
   const size_t groups = cols / group;

@@ -19,6 +19,10 @@ struct ArchOps {
   // `pool` (pthreadpool_t or null) goes to every matvec.
   void (*step)(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
                void* pool);
+  // Optional: n tokens at once (batched weights), leaving exactly the state stepping would; logits of
+  // the last token. Null: the session steps token by token.
+  void (*prefill)(const ModelImpl& m, unsigned char* state, unsigned char* scratch, const int32_t* tokens, size_t n,
+                  float* logits, void* pool);
 };
 
 const ArchOps* find_arch(Arch a);

@@ -41,7 +41,7 @@ constexpr uint32_t kMaxDim = 1u << 16;
 constexpr uint32_t kMaxVocab = 1u << 22;
 constexpr uint32_t kMaxLayers = 1024;
 
-// Scratch buffers of one step, each kAlign-aligned inside the session scratch.
+// Scratch buffers for up to kernels::kMaxTokens tokens ([T, size] each), kAlign-aligned.
 struct Scratch {
   float* h;    // [d]   residual stream
   float* u;    // [d]   normed input
@@ -54,8 +54,9 @@ struct Scratch {
 };
 
 size_t scratch_layout(const Mamba1Hyper& p, unsigned char* base, Scratch* s) {
-  const size_t sizes[] = {p.d_model, p.d_model, 2ull * p.d_inner, p.d_inner,
-                          p.dt_rank + 2ull * p.d_state, p.d_inner, p.d_inner, p.d_model};
+  const size_t T = kernels::kMaxTokens;
+  const size_t sizes[] = {T * p.d_model, T * p.d_model, T * 2ull * p.d_inner, T * p.d_inner,
+                          T * (p.dt_rank + 2ull * p.d_state), T * p.d_inner, T * p.d_inner, T * p.d_model};
   float* ptrs[8];
   const size_t bytes = carve_floats(base, sizes, 8, ptrs);
   if (s) *s = Scratch{ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7]};
@@ -126,39 +127,64 @@ void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
   e->shape[1] = p.d_inner;
 }
 
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
-          void* pool) {
+// T tokens (1 <= T <= kMaxTokens) through the whole model: the matrix products take all T at once
+// (each weight read once), conv and scan run token after token. Per token the arithmetic is the same
+// for any T, so prefill leaves exactly the state stepping does. Logits of the last token only.
+void forward(const ModelImpl& m, unsigned char* state, unsigned char* scratch, const int32_t* tokens, size_t T,
+             float* logits, void* pool) {
   const Mamba1& arch = *static_cast<const Mamba1*>(m.arch_data);
   const Mamba1Hyper& p = arch.p;
-  const size_t E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv;
-  Scratch s;
+  const size_t d = p.d_model, E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv, DBC = R + 2 * N;
+  Scratch s;  // each buffer [T, ...]
   scratch_layout(p, scratch, &s);
-  kernels::embedding_row(m.embed, static_cast<uint64_t>(token), s.h);  // h [d]
+  for (size_t t = 0; t < T; ++t) kernels::embedding_row(m.embed, static_cast<uint64_t>(tokens[t]), s.h + t * d);
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Mamba1Layer& L = arch.layers[l];
     float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, E]
     float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [N, E]
-    kernels::rmsnorm(s.h, L.norm.f32(), s.u, p.d_model, p.norm_eps);                     // u [d]
-    kernels::matvec(L.in_proj, s.u, s.xz, pool);                                               // xz [2E]
-    if (L.in_proj_b)
-      for (size_t i = 0; i < 2 * E; ++i) s.xz[i] += L.in_proj_b.f32()[i];
-    const float* x = s.xz;      // [E]
-    const float* z = s.xz + E;  // [E]
-    kernels::conv1d_step_silu(conv_hist, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, x, s.xc, E, K);
-    kernels::matvec(L.x_proj, s.xc, s.dbc, pool);  // dbc [R + 2N] = dt_low, B, C
-    kernels::matvec(L.dt_proj, s.dbc, s.dt, pool);  // dt [E]
-    for (size_t c = 0; c < E; ++c) s.dt[c] = kernels::softplus(s.dt[c] + L.dt_b.f32()[c]);  // bias before softplus
-    kernels::mamba1_scan_step(ssm, L.A.f32(), s.dt, s.xc, s.dbc + R, s.dbc + R + N, L.D.f32(), z, s.y, E, N);
-    kernels::matvec(L.out_proj, s.y, s.o, pool);  // o [d]
-    if (L.out_proj_b)
-      for (size_t i = 0; i < p.d_model; ++i) s.o[i] += L.out_proj_b.f32()[i];
-    for (size_t i = 0; i < p.d_model; ++i) s.h[i] += s.o[i];
+    for (size_t t = 0; t < T; ++t) kernels::rmsnorm(s.h + t * d, L.norm.f32(), s.u + t * d, d, p.norm_eps);  // u [T, d]
+    kernels::matmul(L.in_proj, s.u, d, s.xz, 2 * E, T, pool);  // xz [T, 2E]: x then z
+    for (size_t t = 0; t < T; ++t) {
+      float* xz = s.xz + t * 2 * E;
+      if (L.in_proj_b)
+        for (size_t i = 0; i < 2 * E; ++i) xz[i] += L.in_proj_b.f32()[i];
+      kernels::conv1d_step_silu(conv_hist, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, xz, s.xc + t * E, E, K);
+    }
+    kernels::matmul(L.x_proj, s.xc, E, s.dbc, DBC, T, pool);   // dbc [T, R + 2N] = dt_low, B, C
+    kernels::matmul(L.dt_proj, s.dbc, DBC, s.dt, E, T, pool);  // dt [T, E] (reads dt_low)
+    for (size_t t = 0; t < T; ++t) {
+      float* dt = s.dt + t * E;
+      const float* dbc = s.dbc + t * DBC;
+      for (size_t c = 0; c < E; ++c) dt[c] = kernels::softplus(dt[c] + L.dt_b.f32()[c]);  // bias before softplus
+      kernels::mamba1_scan_step(ssm, L.A.f32(), dt, s.xc + t * E, dbc + R, dbc + R + N, L.D.f32(),
+                                s.xz + t * 2 * E + E, s.y + t * E, E, N);
+    }
+    kernels::matmul(L.out_proj, s.y, E, s.o, d, T, pool);  // o [T, d]
+    for (size_t t = 0; t < T; ++t) {
+      float* o = s.o + t * d;
+      if (L.out_proj_b)
+        for (size_t i = 0; i < d; ++i) o[i] += L.out_proj_b.f32()[i];
+      for (size_t i = 0; i < d; ++i) s.h[t * d + i] += o[i];
+    }
   }
-  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps, pool);
+  if (logits) lm_head(m, s.h + (T - 1) * d, s.u, logits, d, p.norm_eps, pool);
+}
+
+void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
+          void* pool) {
+  forward(m, state, scratch, &token, 1, logits, pool);
+}
+
+void prefill(const ModelImpl& m, unsigned char* state, unsigned char* scratch, const int32_t* tokens, size_t n,
+             float* logits, void* pool) {
+  for (size_t i = 0; i < n; i += kernels::kMaxTokens) {
+    const size_t T = n - i < kernels::kMaxTokens ? n - i : kernels::kMaxTokens;
+    forward(m, state, scratch, tokens + i, T, i + T == n ? logits : nullptr, pool);
+  }
 }
 
 }  // namespace
 
-const ArchOps kMamba1Ops = {Arch::kMamba1, view_bytes, bind, step};
+const ArchOps kMamba1Ops = {Arch::kMamba1, view_bytes, bind, step, prefill};
 
 }  // namespace rill

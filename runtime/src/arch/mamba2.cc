@@ -155,6 +155,6 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
 
 }  // namespace
 
-const ArchOps kMamba2Ops = {Arch::kMamba2, view_bytes, bind, step};
+const ArchOps kMamba2Ops = {Arch::kMamba2, view_bytes, bind, step, nullptr};
 
 }  // namespace rill

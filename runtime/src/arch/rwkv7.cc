@@ -250,6 +250,6 @@ void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int3
 
 }  // namespace
 
-const ArchOps kRwkv7Ops = {Arch::kRwkv7, view_bytes, bind, step};
+const ArchOps kRwkv7Ops = {Arch::kRwkv7, view_bytes, bind, step, nullptr};
 
 }  // namespace rill

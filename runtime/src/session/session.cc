@@ -60,8 +60,11 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
-  // Token by token for now: the state after prefill is, by construction, the stepped state.
   const ArchOps* ops = find_arch(m.arch);
+  if (ops->prefill) {  // batched: each weight read once per chunk of tokens
+    if (n_tokens) ops->prefill(m, state_, scratch_, tokens, n_tokens, logits, pool_);
+    return Status::kOk;
+  }
   for (size_t i = 0; i < n_tokens; ++i)
     ops->step(m, state_, scratch_, tokens[i], (i + 1 == n_tokens) ? logits : nullptr, pool_);
   return Status::kOk;

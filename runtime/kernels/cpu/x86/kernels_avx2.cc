@@ -159,3 +159,12 @@ void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, con
 }
 }  // namespace kernels
 }  // namespace rill
+
+namespace rill {
+namespace kernels {
+void matmul_q8__avx2(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
+                     size_t T, size_t ldx, size_t ldy) {
+  q_avx2::matmul_q8(W, scales, X, Y, rows, cols, T, ldx, ldy);
+}
+}  // namespace kernels
+}  // namespace rill
