@@ -32,6 +32,13 @@ using Mamba1ScanFn = void (*)(float* s, const float* A, const float* dt, const f
 using MatmulQ8Fn = void (*)(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
                             size_t T, size_t ldx, size_t ldy);
 
+using MatmulQ4Fn = void (*)(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y,
+                            size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy);
+using MatmulF32Fn = void (*)(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                             size_t ldy);
+using MatmulF16Fn = void (*)(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                             size_t ldx, size_t ldy);
+
 struct Table {
   const char* isa;
   MatvecF32Fn matvec_f32;
@@ -40,6 +47,9 @@ struct Table {
   MatvecQ8Fn matvec_q8;
   MatvecQ4Fn matvec_q4;
   MatmulQ8Fn matmul_q8;
+  MatmulQ4Fn matmul_q4;
+  MatmulF32Fn matmul_f32;
+  MatmulF16Fn matmul_f16;
 };
 
 // Most tokens one matmul call takes (prefill chunks).

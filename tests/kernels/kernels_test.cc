@@ -155,6 +155,39 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("matmul f32/f16/q4 equal T matvec calls bit for bit (every table, strided X and Y)") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    const size_t R = 21, C = 4096 + 128 + 7, C4 = 4096 + 256, ldx = C + 3, ldy = R + 1;
+    std::vector<float> W(R * C4), X(8 * ldx), Y(8 * ldy), y(R);
+    for (auto& v : W) v = nd(rng);
+    for (auto& v : X) v = nd(rng);
+    std::vector<uint16_t> Wh(R * C);
+    for (size_t i = 0; i < R * C; ++i) Wh[i] = f32_to_f16(W[i]);
+    std::vector<uint8_t> q4, s4;
+    rill::convert::quantize_matrix(W, R, C4, 4, 64, &q4, &s4);
+    const auto* sw4 = reinterpret_cast<const uint16_t*>(s4.data());
+    for (size_t ti = 0; ti < nt; ++ti) {
+      const Table& tb = *tables[ti];
+      for (size_t T = 2; T <= kMaxTokens; T += 3) {
+        for (int kind = 0; kind < 3; ++kind) {
+          if (kind == 0) tb.matmul_f32(W.data(), X.data(), Y.data(), R, C, T, ldx, ldy);
+          if (kind == 1) tb.matmul_f16(Wh.data(), X.data(), Y.data(), R, C, T, ldx, ldy);
+          if (kind == 2) tb.matmul_q4(q4.data(), sw4, 64, X.data(), Y.data(), R, C4, T, ldx, ldy);
+          for (size_t t = 0; t < T; ++t) {
+            if (kind == 0) tb.matvec_f32(W.data(), X.data() + t * ldx, y.data(), R, C);
+            if (kind == 1) tb.matvec_f16(Wh.data(), X.data() + t * ldx, y.data(), R, C);
+            if (kind == 2) tb.matvec_q4(q4.data(), sw4, 64, X.data() + t * ldx, y.data(), R, C4);
+            REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
+                            std::string(tb.isa) << " kind " << kind << " T=" << T << " t=" << t);
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("matmul_q8 equals T matvec_q8 calls bit for bit (every table, strided X and Y)") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);

@@ -22,6 +22,12 @@ void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, con
                      size_t cols);
 void matmul_q8__avx2(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
                      size_t T, size_t ldx, size_t ldy);
+void matmul_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
+                     size_t cols, size_t T, size_t ldx, size_t ldy);
+void matmul_f32__avx2(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                      size_t ldy);
+void matmul_f16__avx2(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                      size_t ldy);
 void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                        const float* D, const float* z, float* y, size_t E, size_t N);
 #endif
@@ -31,14 +37,16 @@ void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t grou
                            size_t rows, size_t cols);
 void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
                            size_t T, size_t ldx, size_t ldy);
+void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y,
+                           size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy);
 #endif
 
 namespace {
 const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref,
-                     matmul_q8__ref};
+                     matmul_q8__ref,   matmul_q4__ref,   matmul_f32__ref, matmul_f16__ref};
 #if defined(RILL_HAVE_AVX2)
 const Table kAvx2 = {"avx2", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx2, matvec_q4__avx2,
-                      matmul_q8__avx2};
+                      matmul_q8__avx2,  matmul_q4__avx2,  matmul_f32__avx2, matmul_f16__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -50,7 +58,8 @@ bool cpu_has_avx2() {
 #if defined(RILL_HAVE_AVX512)
 // The float kernels stay AVX2 (bandwidth-bound); the quantized dot products use VNNI.
 const Table kAvx512 = {"avx512vnni", matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx512vnni,
-                       matvec_q4__avx512vnni, matmul_q8__avx512vnni};
+                       matvec_q4__avx512vnni, matmul_q8__avx512vnni, matmul_q4__avx512vnni, matmul_f32__avx2,
+                       matmul_f16__avx2};
 bool cpu_has_avx512vnni() {
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
@@ -112,15 +121,30 @@ void matvec_rows(const TensorView& W, const float* x, float* y, size_t r0, size_
   }
 }
 
-// Rows [r0, r0 + n) of Y[t] = W X[t] for T tokens.
+// Rows [r0, r0 + n) of Y[t] = W X[t] for T tokens: one call of the dtype's batched kernel.
 void matmul_rows(const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, size_t r0, size_t n) {
-  if (W.dtype == DType::kI8 && T > 1) {
-    const size_t cols = W.cols();
-    active().matmul_q8(static_cast<const int8_t*>(W.data) + r0 * cols, static_cast<const float*>(W.scales) + r0, X,
-                       Y + r0, n, cols, T, ldx, ldy);
-    return;
+  if (T == 1) return matvec_rows(W, X, Y, r0, n);
+  const Table& t = active();
+  const size_t cols = W.cols();
+  switch (W.dtype) {
+    case DType::kF32:
+      t.matmul_f32(static_cast<const float*>(W.data) + r0 * cols, X, Y + r0, n, cols, T, ldx, ldy);
+      break;
+    case DType::kF16:
+      t.matmul_f16(static_cast<const uint16_t*>(W.data) + r0 * cols, X, Y + r0, n, cols, T, ldx, ldy);
+      break;
+    case DType::kI8:
+      t.matmul_q8(static_cast<const int8_t*>(W.data) + r0 * cols, static_cast<const float*>(W.scales) + r0, X, Y + r0,
+                  n, cols, T, ldx, ldy);
+      break;
+    case DType::kI4:
+      t.matmul_q4(static_cast<const uint8_t*>(W.data) + r0 * (cols / 2),
+                  static_cast<const uint16_t*>(W.scales) + r0 * (cols / W.group), W.group, X, Y + r0, n, cols, T, ldx,
+                  ldy);
+      break;
+    default:
+      break;
   }
-  for (size_t t = 0; t < T; ++t) matvec_rows(W, X + t * ldx, Y + t * ldy, r0, n);
 }
 
 struct MatmulTask {

@@ -103,6 +103,21 @@ void matmul_q8__ref(const int8_t* W, const float* scales, const float* X, float*
   for (size_t t = 0; t < T; ++t) matvec_q8__ref(W, scales, X + t * ldx, Y + t * ldy, rows, cols);
 }
 
+void matmul_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
+                    size_t cols, size_t T, size_t ldx, size_t ldy) {
+  for (size_t t = 0; t < T; ++t) matvec_q4__ref(W, scales, group, X + t * ldx, Y + t * ldy, rows, cols);
+}
+
+void matmul_f32__ref(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                     size_t ldy) {
+  for (size_t t = 0; t < T; ++t) matvec_f32__ref(W, X + t * ldx, Y + t * ldy, rows, cols);
+}
+
+void matmul_f16__ref(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                     size_t ldy) {
+  for (size_t t = 0; t < T; ++t) matvec_f16__ref(W, X + t * ldx, Y + t * ldy, rows, cols);
+}
+
 void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
                     size_t cols) {
   const size_t groups = cols / group;

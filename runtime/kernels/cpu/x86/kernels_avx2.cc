@@ -34,8 +34,10 @@ inline void matvec_rows4(LoadFn load, const float* x, float* y, size_t rows, siz
       a3 = _mm256_fmadd_ps(load(r + 3, c), xv, a3);
     }
     float s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+    // Tails use explicit fma: left to the compiler, contraction differs between loop shapes and the
+    // batched kernel (matmul_rows) would no longer match bit for bit.
     for (size_t c = c8; c < cols; ++c) {
-      for (int i = 0; i < 4; ++i) s[i] += load.scalar(r + i, c) * x[c];
+      for (int i = 0; i < 4; ++i) s[i] = std::fma(load.scalar(r + i, c), x[c], s[i]);
     }
     for (int i = 0; i < 4; ++i) y[r + i] = s[i];
   }
@@ -43,7 +45,7 @@ inline void matvec_rows4(LoadFn load, const float* x, float* y, size_t rows, siz
     __m256 a = _mm256_setzero_ps();
     for (size_t c = 0; c < c8; c += 8) a = _mm256_fmadd_ps(load(r, c), _mm256_loadu_ps(x + c), a);
     float s = hsum(a);
-    for (size_t c = c8; c < cols; ++c) s += load.scalar(r, c) * x[c];
+    for (size_t c = c8; c < cols; ++c) s = std::fma(load.scalar(r, c), x[c], s);
     y[r] = s;
   }
 }
@@ -64,6 +66,33 @@ struct LoadF16 {
   float scalar(size_t r, size_t c) const { return _cvtsh_ss(W[r * cols + c]); }
 };
 }  // namespace
+
+// T tokens: each row is loaded once (from L1 after the first token) and dotted with every token,
+// accumulating exactly as matvec_rows4 does for one row, so results equal T matvec calls.
+template <typename LoadFn>
+inline void matmul_rows(LoadFn load, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, size_t rows,
+                        size_t cols) {
+  const size_t c8 = cols & ~size_t(7);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t t = 0; t < T; ++t) {
+      const float* x = X + t * ldx;
+      __m256 a = _mm256_setzero_ps();
+      for (size_t c = 0; c < c8; c += 8) a = _mm256_fmadd_ps(load(r, c), _mm256_loadu_ps(x + c), a);
+      float s = hsum(a);
+      for (size_t c = c8; c < cols; ++c) s = std::fma(load.scalar(r, c), x[c], s);
+      Y[t * ldy + r] = s;
+    }
+}
+
+void matmul_f32__avx2(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                      size_t ldy) {
+  matmul_rows(LoadF32{W, cols}, X, ldx, Y, ldy, T, rows, cols);
+}
+
+void matmul_f16__avx2(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                      size_t ldy) {
+  matmul_rows(LoadF16{W, cols}, X, ldx, Y, ldy, T, rows, cols);
+}
 
 void matvec_f32__avx2(const float* W, const float* x, float* y, size_t rows, size_t cols) {
   matvec_rows4(LoadF32{W, cols}, x, y, rows, cols);
@@ -165,6 +194,10 @@ namespace kernels {
 void matmul_q8__avx2(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
                      size_t T, size_t ldx, size_t ldy) {
   q_avx2::matmul_q8(W, scales, X, Y, rows, cols, T, ldx, ldy);
+}
+void matmul_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
+                     size_t cols, size_t T, size_t ldx, size_t ldy) {
+  q_avx2::matmul_q4(W, scales, group, X, Y, rows, cols, T, ldx, ldy);
 }
 }  // namespace kernels
 }  // namespace rill

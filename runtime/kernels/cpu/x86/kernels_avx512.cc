@@ -24,5 +24,9 @@ void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const float* X,
                       size_t T, size_t ldx, size_t ldy) {
   q_avx512vnni::matmul_q8(W, scales, X, Y, rows, cols, T, ldx, ldy);
 }
+void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y,
+                           size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy) {
+  q_avx512vnni::matmul_q4(W, scales, group, X, Y, rows, cols, T, ldx, ldy);
+}
 }  // namespace kernels
 }  // namespace rill
