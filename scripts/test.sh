@@ -3,6 +3,7 @@
 #   1. release build: unit, golden, zero-allocation, CLI, install + find_package consumer
 #   2. the unit, golden and CLI tests again under ASan + UBSan (leak checking on)
 #   3. each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
+#   4. the kernel and golden suites cross-built for aarch64 (NEON) and run under qemu-user
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,6 +19,8 @@ BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_BUILD_TES
    ctest --output-on-failure -j 2) | tee -a "$log"
 echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target" >&2
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+echo "== aarch64 (NEON) under qemu-user" >&2
+scripts/test_arm64.sh | tee -a "$log"
 ctests=$(grep -o 'tests failed out of [0-9]*' "$log" | awk '{s += $NF} END {print s + 0}')
-echo "all suites green: $ctests ctest tests (release + sanitizers), 4 fuzz targets"
-echo "$((ctests + 4)) passed, 0 failed"
+echo "all suites green: $ctests ctest tests (release + sanitizers), 4 fuzz targets, aarch64 kernel+golden suite"
+echo "$((ctests + 5)) passed, 0 failed"

@@ -3,6 +3,8 @@
 #if defined(RILL_HAVE_AVX2)
 #include <cpuid.h>
 #endif
+#include <cstddef>
+#include <cstdint>
 
 #include "core/model_impl.h"
 #include "kernels/kernels.h"
@@ -41,6 +43,22 @@ void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t grou
                            size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy);
 #endif
 
+#if defined(RILL_HAVE_NEON)
+void matvec_f32__neon(const float* W, const float* x, float* y, size_t rows, size_t cols);
+void matvec_f16__neon(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q8__neon(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
+void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+                     size_t cols);
+void matmul_f32__neon(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                      size_t ldy);
+void matmul_f16__neon(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                      size_t ldy);
+void matmul_q8__neon(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                     size_t ldx, size_t ldy);
+void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
+                     size_t cols, size_t T, size_t ldx, size_t ldy);
+#endif
+
 namespace {
 const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref,
                      matmul_q8__ref,   matmul_q4__ref,   matmul_f32__ref, matmul_f16__ref};
@@ -66,7 +84,16 @@ bool cpu_has_avx512vnni() {
 }
 #endif
 
+#if defined(RILL_HAVE_NEON)
+// NEON is part of every aarch64 CPU: no feature check.
+const Table kNeon = {"neon", matvec_f32__neon, matvec_f16__neon, mamba1_scan__ref, matvec_q8__neon, matvec_q4__neon,
+                     matmul_q8__neon, matmul_q4__neon, matmul_f32__neon, matmul_f16__neon};
+#endif
+
 const Table* choose() {
+#if defined(RILL_HAVE_NEON)
+  return &kNeon;
+#endif
 #if defined(RILL_HAVE_AVX512)
   if (cpu_has_avx512vnni()) return &kAvx512;
 #endif
@@ -87,6 +114,9 @@ const Table& active() {
 size_t available(const Table** out, size_t max) {
   size_t n = 0;
   if (n < max) out[n++] = &kRef;
+#if defined(RILL_HAVE_NEON)
+  if (n < max) out[n++] = &kNeon;
+#endif
 #if defined(RILL_HAVE_AVX2)
   if (cpu_has_avx2() && n < max) out[n++] = &kAvx2;
 #endif
@@ -147,6 +177,7 @@ void matmul_rows(const TensorView& W, const float* X, size_t ldx, float* Y, size
   }
 }
 
+#if defined(RILL_HAVE_PTHREADPOOL)
 struct MatmulTask {
   const TensorView* W;
   const float* X;
@@ -159,6 +190,7 @@ void matmul_task(void* ctx, size_t start, size_t count) {
   const MatmulTask* t = static_cast<const MatmulTask*>(ctx);
   matmul_rows(*t->W, t->X, t->ldx, t->Y, t->ldy, t->T, start, count);
 }
+#endif
 }  // namespace
 
 void matmul(const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, void* pool) {
