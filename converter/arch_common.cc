@@ -126,12 +126,31 @@ void TensorSet::add(const std::string& name, int layer, fb::DType dt, std::vecto
     const Checkpoint* ck = &ck_;
     values = [ck, src] { return ck->read_f32(*src); };
   }
-  plan_->tensors.push_back(PlanTensor{name, layer, dt, std::move(shape), src->name, std::move(values), 0, 0});
+  PlanTensor t;
+  t.name = name;
+  t.layer = layer;
+  t.dtype = dt;
+  t.shape = std::move(shape);
+  t.source = src->name;
+  t.values = std::move(values);
+  plan_->tensors.push_back(std::move(t));
 }
 
 void TensorSet::copy(const std::string& src_name, const std::string& name, int layer, fb::DType dt,
                      const std::vector<uint64_t>& shape) {
   add(name, layer, dt, shape, expect(src_name, shape));
+}
+
+void TensorSet::conv_weight(const std::string& src_name, int layer, uint64_t channels, uint64_t K) {
+  const SrcTensor* cw = expect(src_name, {channels, 1, K});
+  const Checkpoint* ck = &ck_;
+  add("conv_weight", layer, fb::DType::F32, {K, channels}, cw, [ck, cw, channels, K] {
+    const std::vector<float> w = ck->read_f32(*cw);  // [channels, 1, K]
+    std::vector<float> o(K * channels);              // [K, channels]
+    for (uint64_t c = 0; c < channels; ++c)
+      for (uint64_t k = 0; k < K; ++k) o[k * channels + c] = w[c * K + k];
+    return o;
+  });
 }
 
 void TensorSet::lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype) {

@@ -44,6 +44,8 @@ class TensorSet {
   // expect + add with the same shape, as a copy.
   void copy(const std::string& src_name, const std::string& name, int layer, fb::DType dt,
             const std::vector<uint64_t>& shape);
+  // A depthwise conv weight [channels, 1, K] stored tap-major [K, channels] (the runtime's layout).
+  void conv_weight(const std::string& src_name, int layer, uint64_t channels, uint64_t K);
   // The model-level tensors of a language model: embedding [V, d], norm_f [d], head [V, d] unless tied.
   void lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype);
   // Adds unexpected tensors to the problems and throws if there are any; `what` summarises the config.

@@ -129,14 +129,7 @@ Plan mamba1_plan(const ArchInput& in) {
     ts.copy(p + "norm.weight", "norm", li, F, {d});
     ts.copy(m + "in_proj.weight", "in_proj", li, M, {2 * E, d});
     if (in_bias) ts.copy(m + "in_proj.bias", "in_proj_bias", li, F, {2 * E});
-    const SrcTensor* cw = ts.expect(m + "conv1d.weight", {E, 1, K});
-    ts.add("conv_weight", li, F, {K, E}, cw, [&ck, cw, E, K] {
-      const std::vector<float> w = ck.read_f32(*cw);  // [E, 1, K]
-      std::vector<float> o(K * E);                    // [K, E]
-      for (uint64_t c = 0; c < E; ++c)
-        for (uint64_t k = 0; k < K; ++k) o[k * E + c] = w[c * K + k];
-      return o;
-    });
+    ts.conv_weight(m + "conv1d.weight", li, E, K);
     if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li, F, {E});
     ts.copy(m + "x_proj.weight", "x_proj", li, M, {R + 2 * N, E});
     ts.copy(m + "dt_proj.weight", "dt_proj", li, M, {E, R});

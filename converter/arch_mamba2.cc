@@ -114,14 +114,7 @@ Plan mamba2_plan(const ArchInput& in) {
     const int li = static_cast<int>(i);
     ts.copy(p + "norm.weight", "norm", li, F, {d});
     ts.copy(m + "in_proj.weight", "in_proj", li, M, {in_rows, d});
-    const SrcTensor* cw = ts.expect(m + "conv1d.weight", {conv_dim, 1, K});
-    ts.add("conv_weight", li, F, {K, conv_dim}, cw, [&ck, cw, conv_dim, K] {
-      const std::vector<float> w = ck.read_f32(*cw);  // [conv_dim, 1, K]
-      std::vector<float> o(K * conv_dim);             // [K, conv_dim]
-      for (uint64_t c = 0; c < conv_dim; ++c)
-        for (uint64_t k = 0; k < K; ++k) o[k * conv_dim + c] = w[c * K + k];
-      return o;
-    });
+    ts.conv_weight(m + "conv1d.weight", li, conv_dim, K);  // covers x, B, C
     if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li, F, {conv_dim});
     ts.copy(m + "dt_bias", "dt_bias", li, F, {H});
     const SrcTensor* al = ts.expect(m + "A_log", {H});

@@ -160,7 +160,7 @@ TEST_SUITE("kernels") {
     const size_t nt = available(tables, 8);
     std::mt19937 rng(5);
     std::normal_distribution<float> nd;
-    const size_t R = 21, C = 4096 + 128 + 7, C4 = 4096 + 256, ldx = C + 3, ldy = R + 1;
+    const size_t R = 21, C = 4096 + 128 + 7, C4 = 4096 + 256, ldx = C4 + 3, ldy = R + 1;  // ldx covers both widths
     std::vector<float> W(R * C4), X(8 * ldx), Y(8 * ldy), y(R);
     for (auto& v : W) v = nd(rng);
     for (auto& v : X) v = nd(rng);

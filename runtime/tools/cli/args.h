@@ -91,6 +91,19 @@ struct Args {
   }
 };
 
+// "a,b,,c" -> {"a", "b", "", "c"}; "" -> {}. Empty items are kept so callers can refuse them.
+inline std::vector<std::string> split(const std::string& s, char sep = ',') {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(sep, i);
+    if (j == std::string::npos) j = s.size();
+    out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
 inline bool parse_int(const std::string& s, long long lo, long long hi, long long* out) {
   if (s.empty()) return false;
   char* end = nullptr;

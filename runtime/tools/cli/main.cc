@@ -133,18 +133,8 @@ int cmd_convert(int argc, char** argv) {
     return 2;
   }
   o.group = static_cast<uint32_t>(group);
-  auto split = [](const std::string& s) {
-    std::vector<std::string> v;
-    size_t i = 0;
-    while (i <= s.size() && !s.empty()) {
-      const size_t j = s.find(',', i) == std::string::npos ? s.size() : s.find(',', i);
-      if (j > i) v.push_back(s.substr(i, j - i));
-      i = j + 1;
-    }
-    return v;
-  };
-  o.keep_float = split(a.get("--keep-float"));
-  o.quantize = split(a.get("--quantize"));
+  o.keep_float = cli::split(a.get("--keep-float"));
+  o.quantize = cli::split(a.get("--quantize"));
   o.report = a.get("--report");
   o.command_line = "--dtype " + o.dtype + (o.dtype == "q4" ? " --group " + std::to_string(o.group) : "") +
                    " --tokenizer " + o.tokenizer + (o.keep_float.empty() ? "" : " --keep-float " + a.get("--keep-float")) +
@@ -279,14 +269,10 @@ int cmd_inspect(int argc, char** argv) {
 
 // ---- shared: tokens ------------------------------------------------------------------------
 bool parse_tokens(const std::string& s, std::vector<int32_t>* out) {
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
+  for (const std::string& item : cli::split(s)) {
     long long v;
-    if (!cli::parse_int(s.substr(i, j - i), INT32_MIN, INT32_MAX, &v)) return false;
+    if (!cli::parse_int(item, INT32_MIN, INT32_MAX, &v)) return false;
     out->push_back(static_cast<int32_t>(v));
-    i = j + 1;
   }
   return !out->empty();
 }
@@ -666,10 +652,7 @@ int cmd_bench(int argc, char** argv) {
     const std::string spec = a.get("--random");
     const size_t colon = spec.find(':');
     std::map<std::string, uint64_t> kv;
-    for (size_t i = colon == std::string::npos ? spec.size() : colon + 1; i < spec.size();) {
-      size_t j = spec.find(',', i);
-      if (j == std::string::npos) j = spec.size();
-      const std::string item = spec.substr(i, j - i);
+    for (const std::string& item : cli::split(colon == std::string::npos ? "" : spec.substr(colon + 1))) {
       const size_t eq = item.find('=');
       long long v;
       if (eq == std::string::npos || !cli::parse_int(item.substr(eq + 1), 0, 1ll << 40, &v)) {
@@ -677,7 +660,6 @@ int cmd_bench(int argc, char** argv) {
         return 2;
       }
       kv[item.substr(0, eq)] = static_cast<uint64_t>(v);
-      i = j + 1;
     }
     char tmpl[] = "/tmp/rill-bench-XXXXXX";
     if (!mkdtemp(tmpl)) {
@@ -712,19 +694,17 @@ int cmd_bench(int argc, char** argv) {
   if (st != Status::kOk) return report(e, path.c_str());
   const ModelInfo info = lm.model().info();
   std::vector<long long> thread_counts;
-  {
-    const std::string& ts = a.get("--threads");
-    for (size_t i = 0; i < ts.size();) {
-      size_t j = ts.find(',', i);
-      if (j == std::string::npos) j = ts.size();
-      long long v;
-      if (!cli::parse_int(ts.substr(i, j - i), 1, 1024, &v)) {
-        std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
-        return 2;
-      }
-      thread_counts.push_back(v);
-      i = j + 1;
+  for (const std::string& item : cli::split(a.get("--threads"))) {
+    long long v;
+    if (!cli::parse_int(item, 1, 1024, &v)) {
+      std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
+      return 2;
     }
+    thread_counts.push_back(v);
+  }
+  if (thread_counts.empty()) {
+    std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
+    return 2;
   }
   struct Row {
     long long threads;
