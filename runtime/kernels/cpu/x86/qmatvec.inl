@@ -64,6 +64,79 @@ inline void quantize_blocks(const float* x, size_t n, int8_t* qx, float* sx, int
   }
 }
 
+// One row's dot product over a chunk of nb 32-element blocks. Two accumulators (even and odd blocks)
+// so consecutive FMAs do not wait on each other. matvec and matmul both call these, so their results
+// are identical.
+inline float q8_row_dot(const int8_t* w, const int8_t* qx, const float* sx, size_t nb) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + b * 32));
+    const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + b * 32 + 32));
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32 + 32));
+    const __m256i d0 = QDOT(_mm256_setzero_si256(), _mm256_sign_epi8(x0, x0), _mm256_sign_epi8(w0, x0));
+    const __m256i d1 = QDOT(_mm256_setzero_si256(), _mm256_sign_epi8(x1, x1), _mm256_sign_epi8(w1, x1));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(sx[b]), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(sx[b + 1]), acc1);
+  }
+  if (b < nb) {
+    const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + b * 32));
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32));
+    const __m256i d0 = QDOT(_mm256_setzero_si256(), _mm256_sign_epi8(x0, x0), _mm256_sign_epi8(w0, x0));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(sx[b]), acc0);
+  }
+  return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+// q4: block b of group b / bpg; the block's float scale is sx[b] * sw[group]. corr[g] = 8 sum_{b in g}
+// sx[b] sum(qx in b) removes the +8 of the stored nibbles; it depends on x only (computed per chunk).
+inline float q4_row_dot(const uint8_t* w, const uint16_t* sw, const int8_t* qx, const float* sx, const float* corr,
+                        size_t ng, size_t bpg) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float c0 = 0.f, c1 = 0.f;  // the +8 corrections, two chains like the vector accumulators
+  auto block = [&](size_t k) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * 16));
+    const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+    const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + k * 32));
+    return _mm256_cvtepi32_ps(QDOT(_mm256_setzero_si256(), u, xv));
+  };
+  if (bpg == 1) {  // groups of 32: one block per group, pairs of groups per step
+    size_t g = 0;
+    for (; g + 2 <= ng; g += 2) {
+      const float s0 = _cvtsh_ss(sw[g]), s1 = _cvtsh_ss(sw[g + 1]);
+      acc0 = _mm256_fmadd_ps(block(g), _mm256_set1_ps(sx[g] * s0), acc0);
+      acc1 = _mm256_fmadd_ps(block(g + 1), _mm256_set1_ps(sx[g + 1] * s1), acc1);
+      c0 += corr[g] * s0;
+      c1 += corr[g + 1] * s1;
+    }
+    if (g < ng) {
+      const float s0 = _cvtsh_ss(sw[g]);
+      acc0 = _mm256_fmadd_ps(block(g), _mm256_set1_ps(sx[g] * s0), acc0);
+      c0 += corr[g] * s0;
+    }
+  } else {  // groups of 64 or 128: an even number of blocks per group
+    for (size_t g = 0, b = 0; g < ng; ++g) {
+      const float sc = _cvtsh_ss(sw[g]);
+      for (size_t j = 0; j < bpg; j += 2, b += 2) {
+        acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(sx[b] * sc), acc0);
+        acc1 = _mm256_fmadd_ps(block(b + 1), _mm256_set1_ps(sx[b + 1] * sc), acc1);
+      }
+      c0 += corr[g] * sc;
+    }
+  }
+  return hsum8(_mm256_add_ps(acc0, acc1)) - (c0 + c1);
+}
+
+inline void q4_corrections(const float* sx, const int32_t* sumx, size_t ng, size_t bpg, float* corr) {
+  for (size_t g = 0; g < ng; ++g) {
+    float cg = 0.f;
+    for (size_t j = 0; j < bpg; ++j) cg += 8.f * static_cast<float>(sumx[g * bpg + j]) * sx[g * bpg + j];
+    corr[g] = cg;
+  }
+}
+
 void matvec_q8(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
   alignas(32) int8_t qx[kChunk];
   float sx[kChunk / 32];
@@ -72,59 +145,24 @@ void matvec_q8(const int8_t* W, const float* scales, const float* x, float* y, s
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
     quantize_blocks(x + c0, n, qx, sx, sumx);
-    const size_t nb = n / 32;
-    for (size_t r = 0; r < rows; ++r) {
-      const int8_t* w = W + r * cols + c0;
-      __m256 acc = _mm256_setzero_ps();
-      for (size_t b = 0; b < nb; ++b) {
-        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + b * 32));
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32));
-        __m256i d = _mm256_setzero_si256();
-        d = QDOT(d, _mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sx[b]), acc);
-      }
-      y[r] += hsum8(acc) * scales[r];
-    }
+    for (size_t r = 0; r < rows; ++r) y[r] += q8_row_dot(W + r * cols + c0, qx, sx, n / 32) * scales[r];
   }
 }
 
 void matvec_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
                size_t cols) {
   alignas(32) int8_t qx[kChunk];
-  float sx[kChunk / 32];
+  float sx[kChunk / 32], corr[kChunk / 32];
   int32_t sumx[kChunk / 32];
   const size_t groups = cols / group, bpg = group / 32;  // blocks per group
-  const __m256i low = _mm256_set1_epi8(0x0F);
   for (size_t r = 0; r < rows; ++r) y[r] = 0.f;
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {  // kChunk is a multiple of every group size
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
     quantize_blocks(x + c0, n, qx, sx, sumx);
     const size_t g0 = c0 / group, ng = n / group;
-    for (size_t r = 0; r < rows; ++r) {
-      const uint8_t* w = W + r * (cols / 2) + c0 / 2;
-      const uint16_t* sw = scales + r * groups + g0;
-      __m256 acc = _mm256_setzero_ps();
-      float corr = 0.f;
-      for (size_t g = 0; g < ng; ++g) {
-        __m256 accg = _mm256_setzero_ps();
-        float corrg = 0.f;
-        for (size_t k = 0; k < bpg; ++k) {
-          const size_t b = g * bpg + k;
-          const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
-          const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-          const __m256i u = _mm256_and_si256(both, low);  // elements 0..15 then 16..31, values 0..15
-          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + b * 32));
-          __m256i d = _mm256_setzero_si256();
-          d = QDOT(d, u, xv);
-          accg = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sx[b]), accg);
-          corrg += 8.f * static_cast<float>(sumx[b]) * sx[b];
-        }
-        const float s = _cvtsh_ss(sw[g]);
-        acc = _mm256_fmadd_ps(accg, _mm256_set1_ps(s), acc);
-        corr += corrg * s;
-      }
-      y[r] += hsum8(acc) - corr;
-    }
+    q4_corrections(sx, sumx, ng, bpg, corr);
+    for (size_t r = 0; r < rows; ++r)
+      y[r] += q4_row_dot(W + r * (cols / 2) + c0 / 2, scales + r * groups + g0, qx, sx, corr, ng, bpg);
   }
 }
 
@@ -137,70 +175,34 @@ void matmul_q8(const int8_t* W, const float* scales, const float* X, float* Y, s
   alignas(32) int8_t qx[kMaxTokens][kChunk];  // 32 KiB + 8 KiB of scales: the stack this call needs
   float sx[kMaxTokens][kChunk / 32];
   int32_t sumx[kMaxTokens][kChunk / 32];
-  constexpr size_t kC = kChunk;  // the same chunks as matvec_q8, so the sums group identically
   for (size_t t = 0; t < T; ++t)
     for (size_t r = 0; r < rows; ++r) Y[t * ldy + r] = 0.f;
-  for (size_t c0 = 0; c0 < cols; c0 += kC) {
-    const size_t n = cols - c0 < kC ? cols - c0 : kC;
+  for (size_t c0 = 0; c0 < cols; c0 += kChunk) {  // the same chunks as matvec_q8
+    const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
     for (size_t t = 0; t < T; ++t) quantize_blocks(X + t * ldx + c0, n, qx[t], sx[t], sumx[t]);
-    const size_t nb = n / 32;
-    for (size_t r = 0; r < rows; ++r) {
-      const int8_t* w = W + r * cols + c0;
-      for (size_t t = 0; t < T; ++t) {
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t b = 0; b < nb; ++b) {
-          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx[t] + b * 32));
-          const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32));
-          __m256i d = _mm256_setzero_si256();
-          d = QDOT(d, _mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sx[t][b]), acc);
-        }
-        Y[t * ldy + r] += hsum8(acc) * scales[r];
-      }
-    }
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t t = 0; t < T; ++t) Y[t * ldy + r] += q8_row_dot(W + r * cols + c0, qx[t], sx[t], n / 32) * scales[r];
   }
 }
 
 void matmul_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
                size_t cols, size_t T, size_t ldx, size_t ldy) {
   alignas(32) int8_t qx[kMaxTokens][kChunk];
-  float sx[kMaxTokens][kChunk / 32];
+  float sx[kMaxTokens][kChunk / 32], corr[kMaxTokens][kChunk / 32];
   int32_t sumx[kMaxTokens][kChunk / 32];
   const size_t groups = cols / group, bpg = group / 32;
-  const __m256i low = _mm256_set1_epi8(0x0F);
   for (size_t t = 0; t < T; ++t)
     for (size_t r = 0; r < rows; ++r) Y[t * ldy + r] = 0.f;
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
-    for (size_t t = 0; t < T; ++t) quantize_blocks(X + t * ldx + c0, n, qx[t], sx[t], sumx[t]);
     const size_t g0 = c0 / group, ng = n / group;
-    for (size_t r = 0; r < rows; ++r) {
-      const uint8_t* w = W + r * (cols / 2) + c0 / 2;
-      const uint16_t* sw = scales + r * groups + g0;
-      for (size_t t = 0; t < T; ++t) {  // the same arithmetic as matvec_q4, per token
-        __m256 acc = _mm256_setzero_ps();
-        float corr = 0.f;
-        for (size_t g = 0; g < ng; ++g) {
-          __m256 accg = _mm256_setzero_ps();
-          float corrg = 0.f;
-          for (size_t k = 0; k < bpg; ++k) {
-            const size_t b = g * bpg + k;
-            const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
-            const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-            const __m256i u = _mm256_and_si256(both, low);
-            const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx[t] + b * 32));
-            __m256i d = _mm256_setzero_si256();
-            d = QDOT(d, u, xv);
-            accg = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sx[t][b]), accg);
-            corrg += 8.f * static_cast<float>(sumx[t][b]) * sx[t][b];
-          }
-          const float sc = _cvtsh_ss(sw[g]);
-          acc = _mm256_fmadd_ps(accg, _mm256_set1_ps(sc), acc);
-          corr += corrg * sc;
-        }
-        Y[t * ldy + r] += hsum8(acc) - corr;
-      }
+    for (size_t t = 0; t < T; ++t) {
+      quantize_blocks(X + t * ldx + c0, n, qx[t], sx[t], sumx[t]);
+      q4_corrections(sx[t], sumx[t], ng, bpg, corr[t]);
     }
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t t = 0; t < T; ++t)
+        Y[t * ldy + r] += q4_row_dot(W + r * (cols / 2) + c0 / 2, scales + r * groups + g0, qx[t], sx[t], corr[t], ng, bpg);
   }
 }
 
