@@ -2,7 +2,7 @@
 // no feature check is needed: f16 weights through vcvt_f32_f16; int8/int4 weights widened to f32 and
 // multiplied with f32 activations (no activation rounding, so closer to the reference than the x86
 // int8-activation kernels). Batched (matmul) forms loop the matvec, so they match it bit for bit.
-// TODO(issue 3): dot-product (SDOT, ARMv8.2) and i8mm paths with int8 activations, a NEON scan.
+// Not yet: dot-product (SDOT, ARMv8.2) and i8mm paths with int8 activations, a NEON scan.
 #include <arm_neon.h>
 
 #include <cstddef>
