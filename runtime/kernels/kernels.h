@@ -12,52 +12,50 @@ namespace rill {
 struct TensorView;
 namespace kernels {
 
+// Kernel signatures (function types: `MatvecF32 matvec_f32__avx2;` declares one kernel).
 // y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
-using MatvecF32Fn = void (*)(const float* W, const float* x, float* y, size_t rows, size_t cols);
-using MatvecF16Fn = void (*)(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
+using MatvecF32 = void(const float* W, const float* x, float* y, size_t rows, size_t cols);
+using MatvecF16 = void(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
 // int8 weights, one f32 scale per row: y[r] = scale[r] * sum_c W[r, c] x[c].
-using MatvecQ8Fn = void (*)(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
+using MatvecQ8 = void(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
 // int4 weights in groups of `group` (32/64/128) with f16 scales; layout in TensorView.
-using MatvecQ4Fn = void (*)(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y,
-                            size_t rows, size_t cols);
+using MatvecQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+                      size_t cols);
 // Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
 //   s [N, E] persistent (state-dim-major, so channels are contiguous); A [N, E];
 //   dt, x, D, z [E]; B, C [N]; y [E] out.
 //   s[n,c] = exp(dt[c] A[n,c]) s[n,c] + dt[c] B[n] x[c];  y[c] = (sum_n s[n,c] C[n] + D[c] x[c]) silu(z[c])
-using Mamba1ScanFn = void (*)(float* s, const float* A, const float* dt, const float* x, const float* B,
-                              const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
-
+using Mamba1Scan = void(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                        const float* D, const float* z, float* y, size_t E, size_t N);
 // T tokens (T <= 8) at once: Y[t, r] = sum_c W[r, c] X[t, c], X rows ldx apart, Y rows ldy apart;
 // bit-identical to T matvec calls.
-using MatmulQ8Fn = void (*)(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                            size_t T, size_t ldx, size_t ldy);
-
-using MatmulQ4Fn = void (*)(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y,
-                            size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy);
-using MatmulF32Fn = void (*)(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                             size_t ldy);
-using MatmulF16Fn = void (*)(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
-                             size_t ldx, size_t ldy);
+using MatmulQ8 = void(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
+                      size_t T, size_t ldx, size_t ldy);
+using MatmulQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
+                      size_t cols, size_t T, size_t ldx, size_t ldy);
+using MatmulF32 = void(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                       size_t ldy);
+using MatmulF16 = void(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
+                       size_t ldy);
 
 struct Table {
   const char* isa;
-  MatvecF32Fn matvec_f32;
-  MatvecF16Fn matvec_f16;
-  Mamba1ScanFn mamba1_scan;
-  MatvecQ8Fn matvec_q8;
-  MatvecQ4Fn matvec_q4;
-  MatmulQ8Fn matmul_q8;
-  MatmulQ4Fn matmul_q4;
-  MatmulF32Fn matmul_f32;
-  MatmulF16Fn matmul_f16;
+  MatvecF32* matvec_f32;
+  MatvecF16* matvec_f16;
+  Mamba1Scan* mamba1_scan;
+  MatvecQ8* matvec_q8;
+  MatvecQ4* matvec_q4;
+  MatmulQ8* matmul_q8;
+  MatmulQ4* matmul_q4;
+  MatmulF32* matmul_f32;
+  MatmulF16* matmul_f16;
 };
 
 // Most tokens one matmul call takes (prefill chunks).
 inline constexpr size_t kMaxTokens = 8;
 
-// The table for this CPU (chosen once). `reference()` is the scalar oracle.
+// The table for this CPU (chosen once).
 const Table& active();
-const Table& reference();
 // All tables this build and CPU can run, for parity tests. Returns the count.
 size_t available(const Table** out, size_t max);
 

@@ -146,7 +146,6 @@ class Session {
   unsigned char* state_ = nullptr;    // [state_bytes]
   unsigned char* scratch_ = nullptr;  // [scratch_bytes]
   void* pool_ = nullptr;              // pthreadpool_t, or null for one thread
-  SessionOptions opts_{};
 };
 
 // Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).

@@ -8,6 +8,7 @@
 
 #include "core/model_impl.h"
 #include "kernels/kernels.h"
+#include "kernels/cpu/isa_kernels.h"
 #include "kernels/ref/kernels_ref.h"
 #if defined(RILL_HAVE_PTHREADPOOL)
 #include <pthreadpool.h>
@@ -15,49 +16,6 @@
 
 namespace rill {
 namespace kernels {
-
-#if defined(RILL_HAVE_AVX2)
-void matvec_f32__avx2(const float* W, const float* x, float* y, size_t rows, size_t cols);
-void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q8__avx2(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
-                     size_t cols);
-void matmul_q8__avx2(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                     size_t T, size_t ldx, size_t ldy);
-void matmul_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                     size_t cols, size_t T, size_t ldx, size_t ldy);
-void matmul_f32__avx2(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy);
-void matmul_f16__avx2(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy);
-void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                       const float* D, const float* z, float* y, size_t E, size_t N);
-#endif
-#if defined(RILL_HAVE_AVX512)
-void matvec_q8__avx512vnni(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y,
-                           size_t rows, size_t cols);
-void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                           size_t T, size_t ldx, size_t ldy);
-void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y,
-                           size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy);
-#endif
-
-#if defined(RILL_HAVE_NEON)
-void matvec_f32__neon(const float* W, const float* x, float* y, size_t rows, size_t cols);
-void matvec_f16__neon(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q8__neon(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
-                     size_t cols);
-void matmul_f32__neon(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy);
-void matmul_f16__neon(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy);
-void matmul_q8__neon(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols, size_t T,
-                     size_t ldx, size_t ldy);
-void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                     size_t cols, size_t T, size_t ldx, size_t ldy);
-#endif
 
 namespace {
 const Table kRef = {"ref", matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref, matvec_q4__ref,
@@ -103,8 +61,6 @@ const Table* choose() {
   return &kRef;
 }
 }  // namespace
-
-const Table& reference() { return kRef; }
 
 const Table& active() {
   static const Table* t = choose();  // first call happens in Model::init, not in step

@@ -3,22 +3,18 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kernels.h"
+
 namespace rill {
 namespace kernels {
-void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols);
-void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q8__ref(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
-void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
-                    size_t cols);
-void matmul_q8__ref(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                    size_t T, size_t ldx, size_t ldy);
-void matmul_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                    size_t cols, size_t T, size_t ldx, size_t ldy);
-void matmul_f32__ref(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                     size_t ldy);
-void matmul_f16__ref(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                     size_t ldy);
-void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                      const float* D, const float* z, float* y, size_t E, size_t N);
+MatvecF32 matvec_f32__ref;
+MatvecF16 matvec_f16__ref;
+MatvecQ8 matvec_q8__ref;
+MatvecQ4 matvec_q4__ref;
+MatmulQ8 matmul_q8__ref;
+MatmulQ4 matmul_q4__ref;
+MatmulF32 matmul_f32__ref;
+MatmulF16 matmul_f16__ref;
+Mamba1Scan mamba1_scan__ref;
 }  // namespace kernels
 }  // namespace rill

@@ -34,7 +34,6 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   out->model_ = &model;
   out->state_ = static_cast<unsigned char*>(arena);
   out->scratch_ = out->state_ + align_up(model.impl()->state_bytes, kAlign);
-  out->opts_ = opts;
   out->pool_ = opts.pool ? pool_handle(opts.pool) : nullptr;
   out->reset();
   return Status::kOk;

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/isa_kernels.h"
+
 namespace rill {
 namespace kernels {
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cmath>
 
+#include "kernels/cpu/isa_kernels.h"
+
 namespace rill {
 namespace kernels {
 

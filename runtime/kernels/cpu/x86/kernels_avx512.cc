@@ -3,7 +3,7 @@
 // -mavx512vnni on this file only; called only when the CPU reports those features.
 #include <immintrin.h>
 
-#include "kernels/kernels.h"
+#include "kernels/cpu/isa_kernels.h"
 
 #define QDOT _mm256_dpbusd_epi32
 #define QSUFFIX q_avx512vnni

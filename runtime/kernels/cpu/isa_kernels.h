@@ -1,0 +1,41 @@
+// Declarations of the per-ISA kernels (signatures in kernels.h), for the files that define them and
+// for dispatch.cc, which puts them in tables. Names: <op>_<dtype>__<isa>.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace rill {
+namespace kernels {
+
+#if defined(RILL_HAVE_AVX2)  // kernels/cpu/x86/kernels_avx2.cc: AVX2 + FMA + F16C
+MatvecF32 matvec_f32__avx2;
+MatvecF16 matvec_f16__avx2;
+MatvecQ8 matvec_q8__avx2;
+MatvecQ4 matvec_q4__avx2;
+MatmulQ8 matmul_q8__avx2;
+MatmulQ4 matmul_q4__avx2;
+MatmulF32 matmul_f32__avx2;
+MatmulF16 matmul_f16__avx2;
+Mamba1Scan mamba1_scan__avx2;
+#endif
+
+#if defined(RILL_HAVE_AVX512)  // kernels/cpu/x86/kernels_avx512.cc: AVX-512 VNNI (quantized products)
+MatvecQ8 matvec_q8__avx512vnni;
+MatvecQ4 matvec_q4__avx512vnni;
+MatmulQ8 matmul_q8__avx512vnni;
+MatmulQ4 matmul_q4__avx512vnni;
+#endif
+
+#if defined(RILL_HAVE_NEON)  // kernels/cpu/arm/kernels_neon.cc: baseline aarch64 NEON
+MatvecF32 matvec_f32__neon;
+MatvecF16 matvec_f16__neon;
+MatvecQ8 matvec_q8__neon;
+MatvecQ4 matvec_q4__neon;
+MatmulQ8 matmul_q8__neon;
+MatmulQ4 matmul_q4__neon;
+MatmulF32 matmul_f32__neon;
+MatmulF16 matmul_f16__neon;
+#endif
+
+}  // namespace kernels
+}  // namespace rill
