@@ -78,14 +78,28 @@ ThreadPool::~ThreadPool() {
 #endif
 }
 
+#if defined(RILL_HAVE_PTHREADPOOL)
+namespace {
+// ParallelFor::run over pthreadpool: task(ctx, i) for i in [0, n), the calling thread taking part.
+void run_pthreadpool(const ParallelFor* self, ParallelFor::Task task, void* ctx, size_t n) {
+  const auto* pool = static_cast<const ThreadPool*>(self);
+  pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool->handle()), task, ctx, n, 0);
+}
+}  // namespace
+#endif
+
 Status ThreadPool::create(size_t threads, ThreadPool** out) {
   if (!out || threads == 0) return Status::kInvalidArgument;
   *out = nullptr;
 #if defined(RILL_HAVE_PTHREADPOOL)
   auto* p = new ThreadPool();
-  if (threads > 1 && !(p->handle_ = pthreadpool_create(threads))) {
-    delete p;
-    return Status::kInvalidArgument;
+  if (threads > 1) {
+    if (!(p->handle_ = pthreadpool_create(threads))) {
+      delete p;
+      return Status::kInvalidArgument;
+    }
+    p->run = run_pthreadpool;
+    p->n_threads = pthreadpool_get_threads_count(static_cast<pthreadpool_t>(p->handle_));
   }
   *out = p;
   return Status::kOk;

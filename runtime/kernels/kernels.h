@@ -1,42 +1,64 @@
-// CPU kernels of rill, one level below the architecture step files.
+// CPU kernels of rill: what the CPU backend's ops (kernels/cpu/backend_cpu.cc) call, one row or one
+// slice of rows at a time.
 //
-// Every op has a scalar reference (`*__ref`, kernels/ref/) that the fast versions are tested against.
-// The fast versions (kernels/cpu/<isa>/) are chosen once, at the first Model::init, from the CPU's
-// features. Kernels never allocate and never fail: shapes were proven at init.
+// Every dispatched kernel has a scalar reference (`*__ref`, kernels/ref/) that the fast versions are
+// tested against. The fast versions (kernels/cpu/<isa>/) are grouped in one Table per ISA; the CPU
+// backend holds one table, chosen once from the CPU's features. Kernels never allocate, never fail
+// (shapes were proven at init) and use no stack scratch beyond a few registers' worth: workspace comes
+// from the caller.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 namespace rill {
-struct TensorView;
 namespace kernels {
+
+// Activations of T tokens as the quantized kernels read them: the floats (row t at x + t * ldx) and,
+// for tables with int8-activation kernels (Table::prepare_act non-null), their int8 form: each row
+// quantized per 32-element block, x[b*32 + j] ~ s[b] q[b*32 + j] with |q| <= 127, sum[b] = sum_j q,
+// and corr[g] = 8 sum_{b in group g} s[b] sum[b] (what removes the +8 of int4 nibbles; groups of the
+// weight's group size, zero for int8 weights). Row t's q at q + t * ldq, s and sum at + t * (ldq / 32),
+// corr at + t * ldc.
+struct QAct {
+  const float* x;
+  size_t ldx;
+  const int8_t* q;
+  const float* s;
+  const int32_t* sum;
+  const float* corr;
+  size_t ldq, ldc;
+};
 
 // Kernel signatures (function types: `MatvecF32 matvec_f32__avx2;` declares one kernel).
 // y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
 using MatvecF32 = void(const float* W, const float* x, float* y, size_t rows, size_t cols);
 using MatvecF16 = void(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols);
-// int8 weights, one f32 scale per row: y[r] = scale[r] * sum_c W[r, c] x[c].
-using MatvecQ8 = void(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols);
-// int4 weights in groups of `group` (32/64/128) with f16 scales; layout in TensorView.
-using MatvecQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+// int8 weights, one f32 scale per row: y[r] = scale[r] * sum_c W[r, c] x[c]. Activations: row 0 of a.
+using MatvecQ8 = void(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols);
+// int4 weights in groups of `group` (32/64/128) with f16 scales; layout in TensorView (core/tensor.h).
+using MatvecQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
                       size_t cols);
+// T tokens at once, any T: Y[t, r] = sum_c W[r, c] X[t, c], Y rows ldy apart; each weight row is read
+// once for all T tokens, and the results are bit-identical to T matvec calls.
+using MatmulF32 = void(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                       size_t T);
+using MatmulF16 = void(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                       size_t T);
+using MatmulQ8 = void(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                      size_t cols, size_t T);
+using MatmulQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                      size_t rows, size_t cols, size_t T);
+// Fills `a` (x, ldx included) for T rows of `cols` floats, carving q, s, sum and corr from `work`
+// (prepare_act_bytes(T, cols) bytes, kAlign-aligned); group = the int4 group size, or 0.
+using PrepareAct = void(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
+                        QAct* a);
 // Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
 //   s [N, E] persistent (state-dim-major, so channels are contiguous); A [N, E];
 //   dt, x, D, z [E]; B, C [N]; y [E] out.
 //   s[n,c] = exp(dt[c] A[n,c]) s[n,c] + dt[c] B[n] x[c];  y[c] = (sum_n s[n,c] C[n] + D[c] x[c]) silu(z[c])
 using Mamba1Scan = void(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                         const float* D, const float* z, float* y, size_t E, size_t N);
-// T tokens (T <= 8) at once: Y[t, r] = sum_c W[r, c] X[t, c], X rows ldx apart, Y rows ldy apart;
-// bit-identical to T matvec calls.
-using MatmulQ8 = void(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                      size_t T, size_t ldx, size_t ldy);
-using MatmulQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                      size_t cols, size_t T, size_t ldx, size_t ldy);
-using MatmulF32 = void(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                       size_t ldy);
-using MatmulF16 = void(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                       size_t ldy);
 
 struct Table {
   const char* isa;
@@ -49,25 +71,20 @@ struct Table {
   MatmulQ4* matmul_q4;
   MatmulF32* matmul_f32;
   MatmulF16* matmul_f16;
+  PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
 };
 
-// Most tokens one matmul call takes (prefill chunks).
-inline constexpr size_t kMaxTokens = 8;
+// Workspace bytes PrepareAct needs for T rows of `cols`, any group size.
+size_t prepare_act_bytes(size_t T, size_t cols);
+// The QAct of float activations only (for tables without prepare_act).
+inline QAct float_act(const float* X, size_t ldx) { return QAct{X, ldx, nullptr, nullptr, nullptr, nullptr, 0, 0}; }
 
 // The table for this CPU (chosen once).
 const Table& active();
-// All tables this build and CPU can run, for parity tests. Returns the count.
+// All tables this build and CPU can run, the reference first, for parity tests. Returns the count.
 size_t available(const Table** out, size_t max);
 
-// y = W x for any supported weight dtype (f32, f16, int8, int4). W.cols() == len(x), W.rows() == len(y).
-// With a pool (pthreadpool_t, may be null) the rows are split into one contiguous slice per thread.
-void matvec(const TensorView& W, const float* x, float* y, void* pool = nullptr);
-// Y[t] = W X[t] for T <= kMaxTokens tokens, X rows ldx apart, Y rows ldy apart; bit-identical to T
-// matvec calls. int8 weights are read once for all T tokens. Uses about 40 KiB of stack (the
-// quantized activations of 8 tokens), in the calling thread and in each pool thread.
-void matmul(const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, void* pool = nullptr);
-// out[i] = f32(row `r` of W) for an embedding table [V, d].
-void embedding_row(const TensorView& W, uint64_t r, float* out);
+// ---- scalar row kernels (one implementation; the CPU backend's ops loop them over rows)
 
 // out = x / sqrt(mean(x^2) + eps) * w
 void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps);
@@ -77,10 +94,6 @@ void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps);
 //   out[c] = silu(b[c] + sum_{k<K-1} w[k][c] * hist[k][c] + w[K-1][c] * x[c]); then hist shifts in x.
 void conv1d_step_silu(float* hist, const float* w, const float* b, const float* x, float* out, size_t E,
                       size_t K);
-
-// Dispatches to active().mamba1_scan.
-void mamba1_scan_step(float* s, const float* A, const float* dt, const float* x, const float* B,
-                      const float* C, const float* D, const float* z, float* y, size_t E, size_t N);
 
 // Mamba-2 (SSD) step, scalar decay per head, heads mapped to groups contiguously (g = h / (H/G)).
 //   S [H, P, N] persistent; x, D, y [H*P]; B, C [G, N]; dt, A [H] (dt after softplus and clamp, A < 0).
@@ -107,6 +120,7 @@ void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, fl
 // softplus with PyTorch's threshold: x > 20 -> x.
 float softplus(float x);
 float silu(float x);
+float sigmoid(float x);
 
 // Dequantises element c of a row of an int4 tensor (the layout in TensorView); for tests and gathers.
 inline int q4_value(const uint8_t* row, size_t c) {

@@ -12,6 +12,24 @@
 
 using namespace rill::kernels;
 
+namespace {
+// Token counts the batched kernels are checked at: below, at and past their 8-token tile.
+const size_t kTokenCounts[] = {1, 2, 5, 8, 9, 17};
+constexpr size_t kMaxT = 17;
+
+// T rows of activations as table t's quantized kernels read them: int8 blocks prepared into `buf`
+// (64-byte aligned, as an arena gives) where the table has prepare_act, the floats otherwise.
+QAct prepare(const Table& t, const float* X, size_t ldx, size_t T, size_t cols, size_t group,
+             std::vector<unsigned char>* buf) {
+  if (!t.prepare_act) return float_act(X, ldx);
+  buf->assign(prepare_act_bytes(T, cols) + 64, 0);
+  unsigned char* w = buf->data() + (64 - reinterpret_cast<uintptr_t>(buf->data()) % 64) % 64;
+  QAct a;
+  t.prepare_act(X, ldx, T, cols, group, w, &a);
+  return a;
+}
+}  // namespace
+
 TEST_SUITE("kernels") {
   TEST_CASE("f16 <-> f32: every half value round-trips; f32 -> f16 rounds to nearest even") {
     for (uint32_t h = 0; h < 65536; ++h) {
@@ -121,14 +139,16 @@ TEST_SUITE("kernels") {
             if (bits == 8 && group != 32) continue;
             std::vector<uint8_t> data, scales;
             rill::convert::quantize_matrix(W, R, C, bits, bits == 8 ? static_cast<uint32_t>(C) : group, &data, &scales);
+            std::vector<unsigned char> work;
+            const QAct a = prepare(*tables[ti], x.data(), C, 1, C, bits == 8 ? 0 : group, &work);
             if (bits == 8) {
               const auto* sw = reinterpret_cast<const float*>(scales.data());
-              tables[ti]->matvec_q8(reinterpret_cast<const int8_t*>(data.data()), sw, x.data(), y.data(), R, C);
-              matvec_q8__ref(reinterpret_cast<const int8_t*>(data.data()), sw, x.data(), yr.data(), R, C);
+              tables[ti]->matvec_q8(reinterpret_cast<const int8_t*>(data.data()), sw, a, y.data(), R, C);
+              matvec_q8__ref(reinterpret_cast<const int8_t*>(data.data()), sw, float_act(x.data(), C), yr.data(), R, C);
             } else {
               const auto* sw = reinterpret_cast<const uint16_t*>(scales.data());
-              tables[ti]->matvec_q4(data.data(), sw, group, x.data(), y.data(), R, C);
-              matvec_q4__ref(data.data(), sw, group, x.data(), yr.data(), R, C);
+              tables[ti]->matvec_q4(data.data(), sw, group, a, y.data(), R, C);
+              matvec_q4__ref(data.data(), sw, group, float_act(x.data(), C), yr.data(), R, C);
             }
             for (size_t r = 0; r < R; ++r) {
               double bound = 0;
@@ -161,7 +181,7 @@ TEST_SUITE("kernels") {
     std::mt19937 rng(5);
     std::normal_distribution<float> nd;
     const size_t R = 21, C = 4096 + 128 + 7, C4 = 4096 + 256, ldx = C4 + 3, ldy = R + 1;  // ldx covers both widths
-    std::vector<float> W(R * C4), X(8 * ldx), Y(8 * ldy), y(R);
+    std::vector<float> W(R * C4), X(kMaxT * ldx), Y(kMaxT * ldy), y(R);
     for (auto& v : W) v = nd(rng);
     for (auto& v : X) v = nd(rng);
     std::vector<uint16_t> Wh(R * C);
@@ -171,15 +191,16 @@ TEST_SUITE("kernels") {
     const auto* sw4 = reinterpret_cast<const uint16_t*>(s4.data());
     for (size_t ti = 0; ti < nt; ++ti) {
       const Table& tb = *tables[ti];
-      for (size_t T = 2; T <= kMaxTokens; T += 3) {
+      for (size_t T : kTokenCounts) {
         for (int kind = 0; kind < 3; ++kind) {
-          if (kind == 0) tb.matmul_f32(W.data(), X.data(), Y.data(), R, C, T, ldx, ldy);
-          if (kind == 1) tb.matmul_f16(Wh.data(), X.data(), Y.data(), R, C, T, ldx, ldy);
-          if (kind == 2) tb.matmul_q4(q4.data(), sw4, 64, X.data(), Y.data(), R, C4, T, ldx, ldy);
+          std::vector<unsigned char> work, work1;
+          if (kind == 0) tb.matmul_f32(W.data(), X.data(), ldx, Y.data(), ldy, R, C, T);
+          if (kind == 1) tb.matmul_f16(Wh.data(), X.data(), ldx, Y.data(), ldy, R, C, T);
+          if (kind == 2) tb.matmul_q4(q4.data(), sw4, 64, prepare(tb, X.data(), ldx, T, C4, 64, &work), Y.data(), ldy, R, C4, T);
           for (size_t t = 0; t < T; ++t) {
             if (kind == 0) tb.matvec_f32(W.data(), X.data() + t * ldx, y.data(), R, C);
             if (kind == 1) tb.matvec_f16(Wh.data(), X.data() + t * ldx, y.data(), R, C);
-            if (kind == 2) tb.matvec_q4(q4.data(), sw4, 64, X.data() + t * ldx, y.data(), R, C4);
+            if (kind == 2) tb.matvec_q4(q4.data(), sw4, 64, prepare(tb, X.data() + t * ldx, ldx, 1, C4, 64, &work1), y.data(), R, C4);
             REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
                             std::string(tb.isa) << " kind " << kind << " T=" << T << " t=" << t);
           }
@@ -194,7 +215,7 @@ TEST_SUITE("kernels") {
     std::mt19937 rng(4);
     std::normal_distribution<float> nd;
     const size_t R = 37, C = 4096 + 96, ldx = C + 5, ldy = R + 3;
-    std::vector<float> W(R * C), X(8 * ldx), Y(8 * ldy), y(R);
+    std::vector<float> W(R * C), X(kMaxT * ldx), Y(kMaxT * ldy), y(R);
     for (auto& v : W) v = nd(rng);
     for (auto& v : X) v = nd(rng);
     std::vector<uint8_t> data, scales;
@@ -202,10 +223,11 @@ TEST_SUITE("kernels") {
     const auto* q = reinterpret_cast<const int8_t*>(data.data());
     const auto* sw = reinterpret_cast<const float*>(scales.data());
     for (size_t ti = 0; ti < nt; ++ti) {
-      for (size_t T = 1; T <= kMaxTokens; ++T) {
-        tables[ti]->matmul_q8(q, sw, X.data(), Y.data(), R, C, T, ldx, ldy);
+      for (size_t T : kTokenCounts) {
+        std::vector<unsigned char> work, work1;
+        tables[ti]->matmul_q8(q, sw, prepare(*tables[ti], X.data(), ldx, T, C, 0, &work), Y.data(), ldy, R, C, T);
         for (size_t t = 0; t < T; ++t) {
-          tables[ti]->matvec_q8(q, sw, X.data() + t * ldx, y.data(), R, C);
+          tables[ti]->matvec_q8(q, sw, prepare(*tables[ti], X.data() + t * ldx, ldx, 1, C, 0, &work1), y.data(), R, C);
           REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
                           std::string(tables[ti]->isa) << " T=" << T << " t=" << t);
         }

@@ -58,9 +58,9 @@ class LoadedModel {
   Model model_;
 };
 
-// Worker threads for SessionOptions::pool (pthreadpool). Creating it allocates; stepping with it
-// does not. threads() == 1 means no workers.
-class ThreadPool {
+// Worker threads for SessionOptions::pool: a ParallelFor over pthreadpool. Creating it allocates;
+// stepping with it does not. threads() == 1 means no workers.
+class ThreadPool : public ParallelFor {
  public:
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

@@ -68,6 +68,7 @@ struct ModelInfo {
   uint64_t file_bytes = 0;
   TokenizerKind tokenizer = TokenizerKind::kNone;
   int32_t bos_id = -1, eos_id = -1;
+  const char* backend = "";   // the backend computing it, e.g. "cpu-avx512vnni" (static text)
 };
 
 struct ModelImpl;
@@ -97,18 +98,32 @@ class Model {
   const ModelImpl* impl_ = nullptr;
 };
 
-// A pool of worker threads (rill/extension.hpp creates one). Matrix-vector products split their rows
-// over it; results are bit-identical to one thread. Null: the calling thread does all the work.
-class ThreadPool;
+// How the caller lends rill threads. `run(self, task, ctx, n)` must call task(ctx, i) exactly once for
+// every i in [0, n), on any threads, and return after all calls have returned. rill calls it inside
+// step, so it must not allocate. Matrix products cut their rows into `n_threads` contiguous slices;
+// results are bit-identical to one thread. rill/extension.hpp's ThreadPool (pthreadpool) is one;
+// wrap any other pool the same way.
+struct ParallelFor {
+  using Task = void (*)(void* ctx, size_t i);
+  void (*run)(const ParallelFor* self, Task task, void* ctx, size_t n) = nullptr;
+  size_t n_threads = 1;
+};
 
 struct SessionOptions {
-  ThreadPool* pool = nullptr;  // must outlive the session; may be shared by sessions stepped in turn
+  // Work splitting for the matrix products; null: the calling thread does all the work. Must outlive
+  // the session; may be shared by sessions stepped in turn.
+  const ParallelFor* pool = nullptr;
+  // Tokens one forward pass takes during prefill: each weight is read once per chunk of this many
+  // tokens. The session's scratch grows with it (Session::footprint counts it). 1 to 4096.
+  uint32_t prefill_chunk = 8;
 };
 
 // A stream's state and scratch, placed in a caller arena. Copyable as bytes via state_copy_*.
 class Session {
  public:
-  // Bytes of arena a session of `model` needs: state + scratch + alignment slack.
+  // Bytes of arena a session of `model` with `opts` needs: state, input slots, and the scratch of a
+  // forward pass over opts.prefill_chunk tokens, each region kAlign-aligned. kInvalidArgument if the
+  // options are out of range.
   static Status footprint(const Model& model, const SessionOptions& opts, size_t* bytes);
 
   // Places the session in `arena` (kAlign-aligned). The state starts zeroed (reset).
@@ -142,10 +157,16 @@ class Session {
   bool ok() const { return model_ != nullptr; }
 
  private:
+  Status forward(size_t n, float* logits);  // the first n input tokens through the model
+
   const Model* model_ = nullptr;
-  unsigned char* state_ = nullptr;    // [state_bytes]
-  unsigned char* scratch_ = nullptr;  // [scratch_bytes]
-  void* pool_ = nullptr;              // pthreadpool_t, or null for one thread
+  const ParallelFor* pool_ = nullptr;
+  uint32_t max_rows_ = 0;             // rows one forward pass takes (the plan)
+  unsigned char* state_ = nullptr;    // [state_bytes], backend memory
+  int32_t* tokens_ = nullptr;         // [max_rows] input token ids, backend memory
+  unsigned char** states_ = nullptr;  // [max_rows] the state each row advances (all state_), backend memory
+  unsigned char* scratch_ = nullptr;  // the architecture's activations for max_rows rows
+  unsigned char* work_ = nullptr;     // the backend ops' workspace for max_rows rows
 };
 
 // Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).

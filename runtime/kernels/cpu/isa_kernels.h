@@ -17,6 +17,7 @@ MatmulQ4 matmul_q4__avx2;
 MatmulF32 matmul_f32__avx2;
 MatmulF16 matmul_f16__avx2;
 Mamba1Scan mamba1_scan__avx2;
+PrepareAct prepare_act__avx2;
 #endif
 
 #if defined(RILL_HAVE_AVX512)  // kernels/cpu/x86/kernels_avx512.cc: AVX-512 VNNI (quantized products)
@@ -24,6 +25,7 @@ MatvecQ8 matvec_q8__avx512vnni;
 MatvecQ4 matvec_q4__avx512vnni;
 MatmulQ8 matmul_q8__avx512vnni;
 MatmulQ4 matmul_q4__avx512vnni;
+PrepareAct prepare_act__avx512vnni;
 #endif
 
 #if defined(RILL_HAVE_NEON)  // kernels/cpu/arm/kernels_neon.cc: baseline aarch64 NEON

@@ -70,6 +70,13 @@ float bf16_to_f32(uint16_t h) {
 
 float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
 float silu(float x) { return x / (1.f + std::exp(-x)); }
+float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+
+size_t prepare_act_bytes(size_t T, size_t cols) {
+  // q [T, ldq] int8; s, sum, corr [T, ldq / 32] each; every region kAlign (64) aligned.
+  const size_t ldq = (cols + 63) / 64 * 64, blocks = T * (ldq / 32) * 4;
+  return T * ldq + 3 * ((blocks + 63) / 64 * 64);
+}
 
 void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
@@ -89,7 +96,9 @@ void matvec_f16__ref(const uint16_t* W, const float* x, float* y, size_t rows, s
   }
 }
 
-void matvec_q8__ref(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
+// The reference reads the float activations (a.x): no activation rounding.
+void matvec_q8__ref(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
+  const float* x = a.x;
   for (size_t r = 0; r < rows; ++r) {
     const int8_t* w = W + r * cols;
     double acc = 0.0;
@@ -98,28 +107,30 @@ void matvec_q8__ref(const int8_t* W, const float* scales, const float* x, float*
   }
 }
 
-void matmul_q8__ref(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                    size_t T, size_t ldx, size_t ldy) {
-  for (size_t t = 0; t < T; ++t) matvec_q8__ref(W, scales, X + t * ldx, Y + t * ldy, rows, cols);
+void matmul_q8__ref(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                    size_t cols, size_t T) {
+  for (size_t t = 0; t < T; ++t) matvec_q8__ref(W, scales, float_act(a.x + t * a.ldx, a.ldx), Y + t * ldy, rows, cols);
 }
 
-void matmul_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                    size_t cols, size_t T, size_t ldx, size_t ldy) {
-  for (size_t t = 0; t < T; ++t) matvec_q4__ref(W, scales, group, X + t * ldx, Y + t * ldy, rows, cols);
+void matmul_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                    size_t rows, size_t cols, size_t T) {
+  for (size_t t = 0; t < T; ++t)
+    matvec_q4__ref(W, scales, group, float_act(a.x + t * a.ldx, a.ldx), Y + t * ldy, rows, cols);
 }
 
-void matmul_f32__ref(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                     size_t ldy) {
+void matmul_f32__ref(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                     size_t T) {
   for (size_t t = 0; t < T; ++t) matvec_f32__ref(W, X + t * ldx, Y + t * ldy, rows, cols);
 }
 
-void matmul_f16__ref(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                     size_t ldy) {
+void matmul_f16__ref(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                     size_t T) {
   for (size_t t = 0; t < T; ++t) matvec_f16__ref(W, X + t * ldx, Y + t * ldy, rows, cols);
 }
 
-void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
                     size_t cols) {
+  const float* x = a.x;
   const size_t groups = cols / group;
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* w = W + r * (cols / 2);

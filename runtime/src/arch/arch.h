@@ -1,7 +1,8 @@
-// The seam between the generic model/session code and one architecture.
+// An architecture: binding of the file's tensors, and its forward pass as a list of named ops.
 // Each architecture is one file in this folder that fills one ArchOps.
 #pragma once
 
+#include "backend/backend.h"
 #include "core/model_impl.h"
 #include "format/views.h"
 
@@ -11,18 +12,15 @@ struct ArchOps {
   Arch arch;
   // Bytes of model memory for this architecture's views (per-layer weights, state slots).
   size_t (*view_bytes)(const FileView& f);
-  // Checks hyper-parameters and every tensor against them; binds views; fills state and scratch
-  // sizes. `mem` holds view_bytes.
+  // Checks hyper-parameters and every tensor against them; binds views; fills the state layout.
+  // `mem` holds view_bytes.
   Status (*bind)(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err);
-  // One token through the whole model. `state`/`scratch` are the session's; logits may be null
-  // (head skipped). Token range was checked by the caller.
-  // `pool` (pthreadpool_t or null) goes to every matvec.
-  void (*step)(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
-               void* pool);
-  // Optional: n tokens at once (batched weights), leaving exactly the state stepping would; logits of
-  // the last token. Null: the session steps token by token.
-  void (*prefill)(const ModelImpl& m, unsigned char* state, unsigned char* scratch, const int32_t* tokens, size_t n,
-                  float* logits, void* pool);
+  // Bytes of activation scratch (Exec::scratch) for forward passes of up to max_rows rows.
+  size_t (*scratch_bytes)(const ModelImpl& m, size_t max_rows);
+  // rows.n rows (1 <= n <= the max_rows the scratch holds) through the whole model: embedding, layers,
+  // head. A prefill is n rows of one state; a multi-stream step is one row of each of n states.
+  // Token ids were checked by the caller. Every computation is an op of x.backend's table.
+  void (*forward)(const Exec& x, const ModelImpl& m, const Rows& rows);
 };
 
 const ArchOps* find_arch(Arch a);
@@ -70,11 +68,18 @@ size_t lm_view_bytes(size_t arch_bytes, size_t layer_bytes, size_t n_layer, size
 // The file must hold exactly n_layer layers.
 Status check_layer_count(const FileView& f, uint32_t n_layer, Error* err);
 
-// The end of every bind: state layout, scratch size and the info fields every architecture has.
+// The end of every bind: state layout and the info fields every architecture has.
 Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32_t n_state, StateSlot* slots,
-                   size_t scratch_bytes, uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err);
+                   uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err);
 
-// Final RMSNorm and head: logits [V] = head * (rmsnorm(h) * norm_f); u [d] is scratch.
-void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps, void* pool);
+// State slot `i` (file order) of every row.
+inline StateRef state_ref(const ModelImpl& m, const Rows& r, uint32_t i) {
+  return StateRef{r.states, m.state_slots[i].offset};
+}
+
+// Final norm and head over the last rows.n_logits rows of h [n, d]: logits = head (norm(h) norm_f),
+// RMSNorm, or LayerNorm when norm_bias is given. u [n, d] is scratch. Nothing without rows.logits.
+void lm_head(const Exec& x, const ModelImpl& m, const Rows& r, const float* h, float* u, size_t d, float eps,
+             const float* norm_bias = nullptr);
 
 }  // namespace rill

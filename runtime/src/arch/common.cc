@@ -1,6 +1,5 @@
 // Binding helpers shared by the architecture files.
 #include "arch/arch.h"
-#include "kernels/kernels.h"
 
 namespace rill {
 
@@ -80,19 +79,24 @@ Status check_layer_count(const FileView& f, uint32_t n_layer, Error* err) {
 }
 
 Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32_t n_state, StateSlot* slots,
-                   size_t scratch_bytes, uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err) {
+                   uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err) {
   const Status s = bind_state(f, expect, n_state, m, slots, err);
   if (s != Status::kOk) return s;
-  m->scratch_bytes = scratch_bytes;
   m->info.d_model = d_model;
   m->info.n_layer = n_layer;
   m->info.vocab_size = vocab;
   return Status::kOk;
 }
 
-void lm_head(const ModelImpl& m, const float* h, float* u, float* logits, size_t d, float eps, void* pool) {
-  kernels::rmsnorm(h, m.norm_f.f32(), u, d, eps);
-  kernels::matvec(m.head, u, logits, pool);  // logits [V]
+void lm_head(const Exec& x, const ModelImpl& m, const Rows& r, const float* h, float* u, size_t d, float eps,
+             const float* norm_bias) {
+  if (!r.logits || r.n_logits == 0) return;
+  const Ops& op = *x.backend->ops;
+  const size_t n = r.n_logits;
+  const float* last = h + (r.n - n) * d;  // [n, d]
+  if (norm_bias) op.layernorm(x, last, m.norm_f.f32(), norm_bias, u, n, d, eps);
+  else op.rmsnorm(x, last, m.norm_f.f32(), u, n, d, eps);
+  op.matmul(x, m.head, u, d, r.logits, m.head.rows(), n);  // logits [n, V]
 }
 
 }  // namespace rill

@@ -3,10 +3,9 @@
 // Notation: d = d_model, E = d_inner, N = d_state, K = d_conv, R = dt_rank, V = vocab.
 // Persistent state per layer: conv history [K-1, E] (oldest first) and SSM state [N, E], f32
 // (state-dim-major: channels are contiguous, so the scan vectorises across channels).
-#include <cstring>
+#include <cmath>
 
 #include "arch/arch.h"
-#include "kernels/kernels.h"
 
 namespace rill {
 namespace {
@@ -41,7 +40,7 @@ constexpr uint32_t kMaxDim = 1u << 16;
 constexpr uint32_t kMaxVocab = 1u << 22;
 constexpr uint32_t kMaxLayers = 1024;
 
-// Scratch buffers for up to kernels::kMaxTokens tokens ([T, size] each), kAlign-aligned.
+// Activations of a pass over n rows, each buffer [n, ...], kAlign-aligned.
 struct Scratch {
   float* h;    // [d]   residual stream
   float* u;    // [d]   normed input
@@ -53,14 +52,17 @@ struct Scratch {
   float* o;    // [d]   out_proj output
 };
 
-size_t scratch_layout(const Mamba1Hyper& p, unsigned char* base, Scratch* s) {
-  const size_t T = kernels::kMaxTokens;
-  const size_t sizes[] = {T * p.d_model, T * p.d_model, T * 2ull * p.d_inner, T * p.d_inner,
-                          T * (p.dt_rank + 2ull * p.d_state), T * p.d_inner, T * p.d_inner, T * p.d_model};
+size_t scratch_layout(const Mamba1Hyper& p, size_t n, unsigned char* base, Scratch* s) {
+  const size_t sizes[] = {n * p.d_model, n * p.d_model, n * 2ull * p.d_inner, n * p.d_inner,
+                          n * (p.dt_rank + 2ull * p.d_state), n * p.d_inner, n * p.d_inner, n * p.d_model};
   float* ptrs[8];
   const size_t bytes = carve_floats(base, sizes, 8, ptrs);
   if (s) *s = Scratch{ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7]};
   return bytes;
+}
+
+size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
+  return scratch_layout(static_cast<const Mamba1*>(m.arch_data)->p, max_rows, nullptr, nullptr);
 }
 
 size_t view_bytes(const FileView& f) {
@@ -113,8 +115,7 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
     if ((s = bind_layer(f, i, fb::LayerKind::Mamba1Mixer, specs, sizeof specs / sizeof specs[0], err)) != Status::kOk)
       return s;
   }
-  return finish_bind(f, m, expect_state, 2 * h.n_layer, slots, scratch_layout(h, nullptr, nullptr), h.d_model,
-                     h.n_layer, h.vocab, err);
+  return finish_bind(f, m, expect_state, 2 * h.n_layer, slots, h.d_model, h.n_layer, h.vocab, err);
 }
 
 // Per-layer state tensors, in file order: layers.i.conv [K-1, E], layers.i.ssm [N, E].
@@ -127,64 +128,38 @@ void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
   e->shape[1] = p.d_inner;
 }
 
-// T tokens (1 <= T <= kMaxTokens) through the whole model: the matrix products take all T at once
-// (each weight read once), conv and scan run token after token. Per token the arithmetic is the same
-// for any T, so prefill leaves exactly the state stepping does. Logits of the last token only.
-void forward(const ModelImpl& m, unsigned char* state, unsigned char* scratch, const int32_t* tokens, size_t T,
-             float* logits, void* pool) {
+// n rows through the whole model. The products take all rows at once (each weight read once per pass);
+// conv and scan advance each row's state in row order.
+void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Mamba1& arch = *static_cast<const Mamba1*>(m.arch_data);
   const Mamba1Hyper& p = arch.p;
-  const size_t d = p.d_model, E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv, DBC = R + 2 * N;
-  Scratch s;  // each buffer [T, ...]
-  scratch_layout(p, scratch, &s);
-  for (size_t t = 0; t < T; ++t) kernels::embedding_row(m.embed, static_cast<uint64_t>(tokens[t]), s.h + t * d);
+  const Ops& op = *x.backend->ops;
+  const size_t n = r.n, d = p.d_model, E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv, DBC = R + 2 * N;
+  Scratch s;  // each buffer [n, ...]
+  scratch_layout(p, n, x.scratch, &s);
+  op.embed(x, m.embed, r.tokens, s.h, n);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Mamba1Layer& L = arch.layers[l];
-    float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, E]
-    float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [N, E]
-    for (size_t t = 0; t < T; ++t) kernels::rmsnorm(s.h + t * d, L.norm.f32(), s.u + t * d, d, p.norm_eps);  // u [T, d]
-    kernels::matmul(L.in_proj, s.u, d, s.xz, 2 * E, T, pool);  // xz [T, 2E]: x then z
-    for (size_t t = 0; t < T; ++t) {
-      float* xz = s.xz + t * 2 * E;
-      if (L.in_proj_b)
-        for (size_t i = 0; i < 2 * E; ++i) xz[i] += L.in_proj_b.f32()[i];
-      kernels::conv1d_step_silu(conv_hist, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, xz, s.xc + t * E, E, K);
-    }
-    kernels::matmul(L.x_proj, s.xc, E, s.dbc, DBC, T, pool);   // dbc [T, R + 2N] = dt_low, B, C
-    kernels::matmul(L.dt_proj, s.dbc, DBC, s.dt, E, T, pool);  // dt [T, E] (reads dt_low)
-    for (size_t t = 0; t < T; ++t) {
-      float* dt = s.dt + t * E;
-      const float* dbc = s.dbc + t * DBC;
-      for (size_t c = 0; c < E; ++c) dt[c] = kernels::softplus(dt[c] + L.dt_b.f32()[c]);  // bias before softplus
-      kernels::mamba1_scan_step(ssm, L.A.f32(), dt, s.xc + t * E, dbc + R, dbc + R + N, L.D.f32(),
-                                s.xz + t * 2 * E + E, s.y + t * E, E, N);
-    }
-    kernels::matmul(L.out_proj, s.y, E, s.o, d, T, pool);  // o [T, d]
-    for (size_t t = 0; t < T; ++t) {
-      float* o = s.o + t * d;
-      if (L.out_proj_b)
-        for (size_t i = 0; i < d; ++i) o[i] += L.out_proj_b.f32()[i];
-      for (size_t i = 0; i < d; ++i) s.h[t * d + i] += o[i];
-    }
+    const StateRef conv = state_ref(m, r, 2 * l);  // [K-1, E]
+    const StateRef ssm = state_ref(m, r, 2 * l + 1);  // [N, E]
+    op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
+    op.matmul(x, L.in_proj, s.u, d, s.xz, 2 * E, n);  // xz [n, 2E]: x, then z
+    if (L.in_proj_b) op.add_bias(x, s.xz, L.in_proj_b.f32(), n, 2 * E);
+    op.conv_step(x, conv, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.xz, 2 * E, s.xc, n, E, K);  // xc = silu(conv x)
+    op.matmul(x, L.x_proj, s.xc, E, s.dbc, DBC, n);  // dbc [n, R + 2N]: dt_low, B, C
+    op.matmul(x, L.dt_proj, s.dbc, DBC, s.dt, E, n);  // dt [n, E] from dt_low
+    op.softplus_dt(x, s.dt, E, L.dt_b.f32(), s.dt, n, E, -INFINITY, INFINITY);  // bias before softplus, no clamp
+    op.ssm_scan(x, ssm, L.A.f32(), s.dt, s.xc, s.dbc + R, s.dbc + R + N, DBC, L.D.f32(), s.xz + E, 2 * E, s.y, n, E,
+                N);  // y [n, E], gated by silu(z)
+    op.matmul(x, L.out_proj, s.y, E, s.o, d, n);  // o [n, d]
+    if (L.out_proj_b) op.add_bias(x, s.o, L.out_proj_b.f32(), n, d);
+    op.add(x, s.h, s.o, n * d);  // residual
   }
-  if (logits) lm_head(m, s.h + (T - 1) * d, s.u, logits, d, p.norm_eps, pool);
-}
-
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
-          void* pool) {
-  forward(m, state, scratch, &token, 1, logits, pool);
-}
-
-void prefill(const ModelImpl& m, unsigned char* state, unsigned char* scratch, const int32_t* tokens, size_t n,
-             float* logits, void* pool) {
-  for (size_t i = 0; i < n; i += kernels::kMaxTokens) {
-    const size_t T = n - i < kernels::kMaxTokens ? n - i : kernels::kMaxTokens;
-    forward(m, state, scratch, tokens + i, T, i + T == n ? logits : nullptr, pool);
-  }
+  lm_head(x, m, r, s.h, s.u, d, p.norm_eps);
 }
 
 }  // namespace
 
-const ArchOps kMamba1Ops = {Arch::kMamba1, view_bytes, bind, step, prefill};
+const ArchOps kMamba1Ops = {Arch::kMamba1, view_bytes, bind, scratch_bytes, forward};
 
 }  // namespace rill

@@ -3,11 +3,7 @@
 // Notation: d = d_model, E = d_inner = H * P, H heads of head_dim P, G groups sharing B and C,
 // N = d_state, K = d_conv, conv_dim = E + 2 G N (the conv covers x, B and C).
 // Persistent state per layer: conv history [K-1, conv_dim] (oldest first), SSM state [H, P, N], f32.
-#include <cmath>
-#include <cstring>
-
 #include "arch/arch.h"
-#include "kernels/kernels.h"
 
 namespace rill {
 namespace {
@@ -36,6 +32,7 @@ struct Mamba2 {
   Mamba2Layer* layers;  // [n_layer]
 };
 
+// Activations of a pass over n rows, each buffer [n, ...], kAlign-aligned.
 struct Scratch {
   float* h;       // [d]   residual stream
   float* u;       // [d]   normed input
@@ -46,12 +43,17 @@ struct Scratch {
   float* o;       // [d]
 };
 
-size_t scratch_layout(const Mamba2Hyper& p, unsigned char* base, Scratch* s) {
-  const size_t sizes[] = {p.d_model, p.d_model, p.in_rows(), p.conv_dim(), p.n_heads, p.d_inner, p.d_model};
+size_t scratch_layout(const Mamba2Hyper& p, size_t n, unsigned char* base, Scratch* s) {
+  const size_t sizes[] = {n * p.d_model,  n * p.d_model, n * p.in_rows(), n * p.conv_dim(),
+                          n * p.n_heads, n * p.d_inner, n * p.d_model};
   float* ptrs[7];
   const size_t bytes = carve_floats(base, sizes, 7, ptrs);
   if (s) *s = Scratch{ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6]};
   return bytes;
+}
+
+size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
+  return scratch_layout(static_cast<const Mamba2*>(m.arch_data)->p, max_rows, nullptr, nullptr);
 }
 
 size_t view_bytes(const FileView& f) {
@@ -116,45 +118,40 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
     if ((s = bind_layer(f, i, fb::LayerKind::Mamba2Mixer, specs, sizeof specs / sizeof specs[0], err)) != Status::kOk)
       return s;
   }
-  return finish_bind(f, m, expect_state, 2 * h.n_layer, slots, scratch_layout(h, nullptr, nullptr), h.d_model,
-                     h.n_layer, h.vocab, err);
+  return finish_bind(f, m, expect_state, 2 * h.n_layer, slots, h.d_model, h.n_layer, h.vocab, err);
 }
 
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
-          void* pool) {
+// n rows through the whole model: the products over all rows at once; conv and the SSD step advance
+// each row's state in row order.
+void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Mamba2& arch = *static_cast<const Mamba2*>(m.arch_data);
   const Mamba2Hyper& p = arch.p;
-  const size_t E = p.d_inner, N = p.d_state, H = p.n_heads, G = p.n_groups, K = p.d_conv, C = p.conv_dim();
-  Scratch s;
-  scratch_layout(p, scratch, &s);
-  kernels::embedding_row(m.embed, static_cast<uint64_t>(token), s.h);  // h [d]
+  const Ops& op = *x.backend->ops;
+  const size_t n = r.n, d = p.d_model, E = p.d_inner, N = p.d_state, H = p.n_heads, G = p.n_groups, K = p.d_conv;
+  const size_t C = p.conv_dim(), IN = p.in_rows();
+  Scratch s;  // each buffer [n, ...]
+  scratch_layout(p, n, x.scratch, &s);
+  op.embed(x, m.embed, r.tokens, s.h, n);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Mamba2Layer& L = arch.layers[l];
-    float* conv_hist = reinterpret_cast<float*>(state + m.state_slots[2 * l].offset);  // [K-1, conv_dim]
-    float* ssm = reinterpret_cast<float*>(state + m.state_slots[2 * l + 1].offset);     // [H, P, N]
-    kernels::rmsnorm(s.h, L.norm.f32(), s.u, p.d_model, p.norm_eps);                     // u [d]
-    kernels::matvec(L.in_proj, s.u, s.zxbcdt, pool);  // [z (E), xBC (conv_dim), dt (H)]
-    const float* z = s.zxbcdt;
-    const float* dtr = s.zxbcdt + E + C;
-    kernels::conv1d_step_silu(conv_hist, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.zxbcdt + E, s.xbc, C,
-                              K);
-    for (size_t h = 0; h < H; ++h) {  // bias before softplus, then the time_step_limit clamp
-      const float dt = kernels::softplus(dtr[h] + L.dt_b.f32()[h]);
-      s.dt[h] = std::fmin(std::fmax(dt, p.dt_min), p.dt_max);
-    }
-    const float* x = s.xbc;           // [H, P]
-    const float* B = s.xbc + E;       // [G, N]
-    const float* Cm = B + G * N;      // [G, N]
-    kernels::mamba2_scan_step(ssm, x, B, Cm, s.dt, L.A.f32(), L.D.f32(), s.y, H, p.head_dim, N, G);
-    kernels::gated_rmsnorm(s.y, z, L.gate_norm.f32(), E, G, p.norm_eps);  // y [E]
-    kernels::matvec(L.out_proj, s.y, s.o, pool);                                   // o [d]
-    for (size_t i = 0; i < p.d_model; ++i) s.h[i] += s.o[i];
+    const StateRef conv = state_ref(m, r, 2 * l);  // [K-1, conv_dim]
+    const StateRef ssm = state_ref(m, r, 2 * l + 1);  // [H, P, N]
+    op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
+    op.matmul(x, L.in_proj, s.u, d, s.zxbcdt, IN, n);  // [n, z (E) | xBC (conv_dim) | dt (H)]
+    op.conv_step(x, conv, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.zxbcdt + E, IN, s.xbc, n, C,
+                 K);  // xbc [n, conv_dim] = silu(conv xBC): x [H, P], B [G, N], C [G, N]
+    op.softplus_dt(x, s.zxbcdt + E + C, IN, L.dt_b.f32(), s.dt, n, H, p.dt_min, p.dt_max);  // dt [n, H], clamped
+    op.ssd_step(x, ssm, s.xbc, s.xbc + E, s.xbc + E + G * N, C, s.dt, L.A.f32(), L.D.f32(), s.y, n, H, p.head_dim, N,
+                G);  // y [n, E]
+    op.gated_rmsnorm(x, s.y, s.zxbcdt, IN, L.gate_norm.f32(), n, E, G, p.norm_eps);  // y = norm(y silu(z))
+    op.matmul(x, L.out_proj, s.y, E, s.o, d, n);  // o [n, d]
+    op.add(x, s.h, s.o, n * d);  // residual
   }
-  if (logits) lm_head(m, s.h, s.u, logits, p.d_model, p.norm_eps, pool);
+  lm_head(x, m, r, s.h, s.u, d, p.norm_eps);
 }
 
 }  // namespace
 
-const ArchOps kMamba2Ops = {Arch::kMamba2, view_bytes, bind, step, nullptr};
+const ArchOps kMamba2Ops = {Arch::kMamba2, view_bytes, bind, scratch_bytes, forward};
 
 }  // namespace rill

@@ -4,11 +4,7 @@
 // Persistent state per layer: att_shift [C] (previous LN1 output), ffn_shift [C] (previous LN2
 // output), wkv [H, N, N] (S[h][i][j], i value, j key), f32. The embedding LayerNorm (ln0) was folded
 // into the embedding rows by the converter.
-#include <cmath>
-#include <cstring>
-
 #include "arch/arch.h"
-#include "kernels/kernels.h"
 
 namespace rill {
 namespace {
@@ -43,37 +39,39 @@ struct Rwkv7 {
   Rwkv7Layer* layers;      // [n_layer]
 };
 
-constexpr size_t kBuffers = 18;
+// Activations of a pass over n rows, each buffer [n, ...], kAlign-aligned.
+constexpr size_t kBuffers = 16;
 struct Scratch {
-  float* h;       // [C] residual stream
-  float* u;       // [C] LayerNorm output
-  float* dx;      // [C] shift - u
-  float* mix;     // [6, C] xr, xw, xk, xv, xa, xg
-  float* r;       // [C]
-  float* k;       // [C]
-  float* v;       // [C]
-  float* w;       // [C] decay, exp(log-decay)
-  float* a;       // [C]
-  float* g;       // [C]
-  float* kk;      // [C] normalised key (the "removal" direction)
-  float* b;       // [C] kk * a
-  float* y;       // [C]
-  float* o;       // [C]
-  float* v_first; // [C] layer 0's value, reused by later layers within one token
-  float* low;     // [max rank] LoRA bottleneck
-  float* ffn;     // [F]
-  float* na;      // [C] -kk
+  float* h;        // [C] residual stream
+  float* u;        // [C] LayerNorm output
+  float* mix;      // [6C] token-shifted inputs: xr, xw, xk, xv, xa, xg
+  float* r;        // [C]
+  float* k;        // [C]
+  float* v;        // [C]
+  float* w;        // [C] decay, exp(log-decay)
+  float* a;        // [C] in-context learning rate
+  float* g;        // [C] output gate
+  float* na;       // [C] -kk, the normalised key (wkv7's a)
+  float* b;        // [C] kk * a (wkv7's b)
+  float* y;        // [C]
+  float* o;        // [C]
+  float* v_first;  // [C] layer 0's value, reused by later layers within one token
+  float* low;      // [max rank] LoRA bottleneck
+  float* ffn;      // [F]
 };
 
-size_t scratch_layout(const Rwkv7Hyper& p, unsigned char* base, Scratch* s) {
-  const size_t C = p.d_model;
-  const size_t sizes[kBuffers] = {C, C, C, 6 * C, C, C, C, C, C, C, C, C, C, C, C, p.max_rank(), p.d_ffn, C};
+size_t scratch_layout(const Rwkv7Hyper& p, size_t n, unsigned char* base, Scratch* s) {
+  const size_t C = n * p.d_model;
+  const size_t sizes[kBuffers] = {C, C, 6 * C, C, C, C, C, C, C, C, C, C, C, C, n * p.max_rank(), n * p.d_ffn};
   float* q[kBuffers];
   const size_t bytes = carve_floats(base, sizes, kBuffers, q);
   if (s)
-    *s = Scratch{q[0], q[1], q[2],  q[3],  q[4],  q[5],  q[6],  q[7],  q[8],
-                 q[9], q[10], q[11], q[12], q[13], q[14], q[15], q[16], q[17]};
+    *s = Scratch{q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10], q[11], q[12], q[13], q[14], q[15]};
   return bytes;
+}
+
+size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
+  return scratch_layout(static_cast<const Rwkv7*>(m.arch_data)->p, max_rows, nullptr, nullptr);
 }
 
 size_t view_bytes(const FileView& f) {
@@ -150,106 +148,78 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
       return s;
     if (v_lora && !L.v0) return fail(err, Status::kCorrupt, "layer %u lacks the value-residual LoRA", i);
   }
-  return finish_bind(f, m, expect_state, 3 * h.n_layer, slots, scratch_layout(h, nullptr, nullptr), h.d_model,
-                     h.n_layer, h.vocab, err);
+  return finish_bind(f, m, expect_state, 3 * h.n_layer, slots, h.d_model, h.n_layer, h.vocab, err);
 }
 
-inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-
-// out [C] = bias + up * act(down * x): a LoRA with bottleneck `low`. act: 0 none, 1 tanh, 2 sigmoid.
-void lora(const TensorView& down, const TensorView& up, const float* bias, const float* x, float* low, float* out,
-          int act, void* pool) {
-  kernels::matvec(down, x, low, pool);
-  const size_t r = down.rows();
-  if (act == 1)
-    for (size_t i = 0; i < r; ++i) low[i] = std::tanh(low[i]);
-  else if (act == 2)
-    for (size_t i = 0; i < r; ++i) low[i] = sigmoid(low[i]);
-  kernels::matvec(up, low, out, pool);
-  if (bias)
-    for (size_t i = 0; i < up.rows(); ++i) out[i] += bias[i];
+// Out [n, up.rows()] = bias + up act(down X): a LoRA with bottleneck `low` [n, down.rows()]. X rows ldx
+// apart; bias may be null.
+void lora(const Exec& x, const TensorView& down, const TensorView& up, const float* bias, const float* X, size_t ldx,
+          const Act* act, float* low, float* out, size_t n) {
+  const Ops& op = *x.backend->ops;
+  const size_t r = down.rows(), C = up.rows();
+  op.matmul(x, down, X, ldx, low, r, n);
+  if (act) op.act(x, *act, low, n * r);
+  op.matmul(x, up, low, r, out, C, n);
+  if (bias) op.add_bias(x, out, bias, n, C);
 }
 
-void step(const ModelImpl& m, unsigned char* state, unsigned char* scratch, int32_t token, float* logits,
-          void* pool) {
+// n rows through the whole model: the products over all rows at once; token shifts and wkv7 advance
+// each row's state in row order.
+void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Rwkv7& arch = *static_cast<const Rwkv7*>(m.arch_data);
   const Rwkv7Hyper& p = arch.p;
-  const size_t C = p.d_model, H = p.n_heads, N = p.head_size, F = p.d_ffn;
-  Scratch s;
-  scratch_layout(p, scratch, &s);
-  kernels::embedding_row(m.embed, static_cast<uint64_t>(token), s.h);  // h [C], ln0 already applied
+  const Ops& op = *x.backend->ops;
+  const size_t n = r.n, C = p.d_model, H = p.n_heads, N = p.head_size, F = p.d_ffn, C6 = 6 * C;
+  static constexpr Act kTanh = Act::kTanh, kSigmoid = Act::kSigmoid;
+  Scratch s;  // each buffer [n, ...]
+  scratch_layout(p, n, x.scratch, &s);
+  const float *xr = s.mix, *xw = s.mix + C, *xk = s.mix + 2 * C, *xv = s.mix + 3 * C, *xa = s.mix + 4 * C,
+              *xg = s.mix + 5 * C;  // rows 6C apart
+  op.embed(x, m.embed, r.tokens, s.h, n);  // h [n, C], ln0 already applied
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Rwkv7Layer& L = arch.layers[l];
-    float* att_shift = reinterpret_cast<float*>(state + m.state_slots[3 * l].offset);      // [C]
-    float* ffn_shift = reinterpret_cast<float*>(state + m.state_slots[3 * l + 1].offset);  // [C]
-    float* S = reinterpret_cast<float*>(state + m.state_slots[3 * l + 2].offset);          // [H, N, N]
+    const StateRef att_shift = state_ref(m, r, 3 * l);  // [C]
+    const StateRef ffn_shift = state_ref(m, r, 3 * l + 1);  // [C]
+    const StateRef wkv = state_ref(m, r, 3 * l + 2);  // [H, N, N]
+    float* v = l == 0 ? s.v_first : s.v;  // layer 0's values are kept for the value residual
 
-    // Time mixing. Token shift: x* = u + (previous u - u) * mix*.
-    kernels::layernorm(s.h, L.ln1_w.f32(), L.ln1_b.f32(), s.u, C, p.norm_eps);
-    for (size_t i = 0; i < C; ++i) s.dx[i] = att_shift[i] - s.u[i];
-    std::memcpy(att_shift, s.u, C * sizeof(float));
-    for (size_t j = 0; j < 6; ++j)
-      for (size_t i = 0; i < C; ++i) s.mix[j * C + i] = s.u[i] + s.dx[i] * L.att_mix.f32()[j * C + i];
-    const float *xr = s.mix, *xw = s.mix + C, *xk = s.mix + 2 * C, *xv = s.mix + 3 * C, *xa = s.mix + 4 * C,
-                *xg = s.mix + 5 * C;
-    kernels::matvec(L.W_r, xr, s.r, pool);
-    kernels::matvec(L.W_k, xk, s.k, pool);
-    kernels::matvec(L.W_v, xv, s.v, pool);
-    // Decay w = exp(-e^-0.5 * sigmoid(w0 + w2 tanh(w1 xw))), in (0.545, 1).
-    lora(L.w1, L.w2, L.w0.f32(), xw, s.low, s.w, 1, pool);
-    for (size_t i = 0; i < C; ++i) s.w[i] = std::exp(-0.6065306597126334f * sigmoid(s.w[i]));
-    if (l == 0) {
-      std::memcpy(s.v_first, s.v, C * sizeof(float));
-    } else {  // value residual: v += (v_first - v) * sigmoid(v0 + v2 v1 xv)
-      lora(L.v1, L.v2, L.v0.f32(), xv, s.low, s.o, 0, pool);
-      for (size_t i = 0; i < C; ++i) s.v[i] += (s.v_first[i] - s.v[i]) * sigmoid(s.o[i]);
+    // Time mixing: token shift x* = u + (previous u - u) mix*, then r, k, v, decay, gates.
+    op.layernorm(x, s.h, L.ln1_w.f32(), L.ln1_b.f32(), s.u, n, C, p.norm_eps);
+    op.token_shift(x, att_shift, s.u, L.att_mix.f32(), 6, s.mix, C6, n, C);
+    op.matmul(x, L.W_r, xr, C6, s.r, C, n);
+    op.matmul(x, L.W_k, xk, C6, s.k, C, n);
+    op.matmul(x, L.W_v, xv, C6, v, C, n);
+    lora(x, L.w1, L.w2, L.w0.f32(), xw, C6, &kTanh, s.low, s.w, n);
+    op.act(x, Act::kRwkv7Decay, s.w, n * C);  // w = exp(-e^-0.5 sigmoid(w0 + w2 tanh(w1 xw)))
+    if (l > 0) {  // value residual: v += (v_first - v) sigmoid(v0 + v2 v1 xv)
+      lora(x, L.v1, L.v2, L.v0.f32(), xv, C6, nullptr, s.low, s.o, n);
+      op.act(x, Act::kSigmoid, s.o, n * C);
+      op.lerp(x, v, s.v_first, s.o, n * C);
     }
-    lora(L.a1, L.a2, L.a0.f32(), xa, s.low, s.a, 0, pool);
-    for (size_t i = 0; i < C; ++i) s.a[i] = sigmoid(s.a[i]);
-    lora(L.g1, L.g2, nullptr, xg, s.low, s.g, 2, pool);
-    // kk = per-head L2-normalised k * k_k; k = k * (1 + (a - 1) k_a).
-    for (size_t i = 0; i < C; ++i) s.kk[i] = s.k[i] * L.k_k.f32()[i];
-    for (size_t h = 0; h < H; ++h) {
-      float ss = 0.f;
-      for (size_t j = 0; j < N; ++j) ss += s.kk[h * N + j] * s.kk[h * N + j];
-      const float inv = 1.f / std::fmax(std::sqrt(ss), 1e-12f);
-      for (size_t j = 0; j < N; ++j) s.kk[h * N + j] *= inv;
-    }
-    for (size_t i = 0; i < C; ++i) {
-      s.k[i] *= 1.f + (s.a[i] - 1.f) * L.k_a.f32()[i];
-      s.na[i] = -s.kk[i];
-      s.b[i] = s.kk[i] * s.a[i];
-    }
-    kernels::wkv7_step(S, s.r, s.w, s.k, s.v, s.na, s.b, s.y, H, N);
-    kernels::group_norm(s.y, L.lnx_w.f32(), L.lnx_b.f32(), H, N, p.gn_eps);
-    for (size_t h = 0; h < H; ++h) {  // bonus: y_h += (sum_j r_j k_j r_k_j) v_h
-      float bonus = 0.f;
-      for (size_t j = 0; j < N; ++j) bonus += s.r[h * N + j] * s.k[h * N + j] * L.r_k.f32()[h * N + j];
-      for (size_t j = 0; j < N; ++j) s.y[h * N + j] += bonus * s.v[h * N + j];
-    }
-    for (size_t i = 0; i < C; ++i) s.y[i] *= s.g[i];
-    kernels::matvec(L.W_o, s.y, s.o, pool);
-    for (size_t i = 0; i < C; ++i) s.h[i] += s.o[i];
+    lora(x, L.a1, L.a2, L.a0.f32(), xa, C6, nullptr, s.low, s.a, n);
+    op.act(x, Act::kSigmoid, s.a, n * C);  // a = sigmoid(a0 + a2 a1 xa)
+    lora(x, L.g1, L.g2, nullptr, xg, C6, &kSigmoid, s.low, s.g, n);  // g = g2 sigmoid(g1 xg)
+    op.wkv7_keys(x, s.k, s.a, L.k_k.f32(), L.k_a.f32(), s.na, s.b, n, H, N);  // k adjusted; -kk, kk a
+    op.wkv7(x, wkv, s.r, s.w, s.k, v, s.na, s.b, s.y, n, H, N);  // y [n, C]
+    op.group_norm(x, s.y, L.lnx_w.f32(), L.lnx_b.f32(), n, H, N, p.gn_eps);
+    op.wkv7_bonus(x, s.y, s.r, s.k, L.r_k.f32(), v, n, H, N);
+    op.mul(x, s.y, s.g, n * C);
+    op.matmul(x, L.W_o, s.y, C, s.o, C, n);
+    op.add(x, s.h, s.o, n * C);
 
-    // Channel mixing: h += W_value relu(W_key (u + (prev u - u) * ffn_mix))^2.
-    kernels::layernorm(s.h, L.ln2_w.f32(), L.ln2_b.f32(), s.u, C, p.norm_eps);
-    for (size_t i = 0; i < C; ++i) {
-      const float d = ffn_shift[i] - s.u[i];
-      ffn_shift[i] = s.u[i];
-      s.u[i] += d * L.ffn_mix.f32()[i];
-    }
-    kernels::matvec(L.ffn_key, s.u, s.ffn, pool);
-    for (size_t i = 0; i < F; ++i) s.ffn[i] = s.ffn[i] > 0.f ? s.ffn[i] * s.ffn[i] : 0.f;
-    kernels::matvec(L.ffn_value, s.ffn, s.o, pool);
-    for (size_t i = 0; i < C; ++i) s.h[i] += s.o[i];
+    // Channel mixing: h += W_value relu(W_key (u + (previous u - u) ffn_mix))^2.
+    op.layernorm(x, s.h, L.ln2_w.f32(), L.ln2_b.f32(), s.u, n, C, p.norm_eps);
+    op.token_shift(x, ffn_shift, s.u, L.ffn_mix.f32(), 1, s.u, C, n, C);
+    op.matmul(x, L.ffn_key, s.u, C, s.ffn, F, n);
+    op.act(x, Act::kReluSq, s.ffn, n * F);
+    op.matmul(x, L.ffn_value, s.ffn, F, s.o, C, n);
+    op.add(x, s.h, s.o, n * C);
   }
-  if (!logits) return;
-  kernels::layernorm(s.h, m.norm_f.f32(), arch.norm_f_bias.f32(), s.u, C, p.norm_eps);
-  kernels::matvec(m.head, s.u, logits, pool);  // logits [V]
+  lm_head(x, m, r, s.h, s.u, C, p.norm_eps, arch.norm_f_bias.f32());
 }
 
 }  // namespace
 
-const ArchOps kRwkv7Ops = {Arch::kRwkv7, view_bytes, bind, step, nullptr};
+const ArchOps kRwkv7Ops = {Arch::kRwkv7, view_bytes, bind, scratch_bytes, forward};
 
 }  // namespace rill

@@ -5,10 +5,10 @@
 #include <cstring>
 
 #include "arch/arch.h"
+#include "backend/backend.h"
 #include "core/hash.h"
 #include "core/sha256.h"
 #include "format/views.h"
-#include "kernels/kernels.h"
 
 namespace rill {
 
@@ -205,10 +205,10 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
       return fail(err, Status::kCorrupt, "tensor %s: scales [%llu, +%llu) do not fit (need %llu bytes, aligned)", what,
                   static_cast<unsigned long long>(q->scales_offset()), static_cast<unsigned long long>(q->scales_size()),
                   static_cast<unsigned long long>(sbytes));
-    out->scales = f.base + f.data_offset + q->scales_offset();
+    out->scales = f.weights + q->scales_offset();
     out->group = g;
   }
-  out->data = f.base + f.data_offset + t->offset();
+  out->data = f.weights + t->offset();
   out->dtype = dt;
   out->ndim = static_cast<uint32_t>(ne);
   for (size_t i = 0; i < ne; ++i) out->shape[i] = exp[i];
@@ -294,8 +294,29 @@ Status open_view(const void* data, size_t size, bool verify, FileView* fv, Error
       m->data_offset() % kAlign != 0)
     return fail(err, Status::kCorrupt, "data region [%llu, +%llu) is not inside the file",
                 static_cast<unsigned long long>(m->data_offset()), static_cast<unsigned long long>(m->data_size()));
-  *fv = FileView{fbp, m, m->data_offset(), m->data_size()};
+  *fv = FileView{fbp, m, m->data_offset(), m->data_size(), nullptr};
   return Status::kOk;
+}
+
+// After bind (every tensor checked): the widest matrix, and a product op for every matrix dtype.
+Status check_ops(const FileView& f, const BackendImpl& be, ModelImpl* impl, Error* err) {
+  uint64_t max_cols = 0;
+  auto visit = [&](const flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>* v) -> Status {
+    for (const fb::Tensor* t : *v) {
+      if (t->shape()->size() != 2) continue;
+      max_cols = std::max(max_cols, t->shape()->Get(1));
+      const auto dt = static_cast<size_t>(t->dtype());
+      if (dt >= kDTypeCount || !be.ops->matmul_by_dtype[dt])
+        return fail(err, Status::kUnsupported, "tensor %s: backend %s has no %s matrix product", t->name()->c_str(),
+                    be.name, dtype_name(static_cast<DType>(t->dtype())));
+    }
+    return Status::kOk;
+  };
+  Status s = visit(f.model->tensors());
+  for (const fb::Layer* l : *f.model->layers())
+    if (s == Status::kOk) s = visit(l->tensors());
+  impl->max_cols = max_cols;
+  return s;
 }
 
 // Checks the world vocabulary completely so tokenize can trust it: offsets in bounds and ordered,
@@ -355,7 +376,8 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
                    Error* err) {
   if (!out) return fail(err, Status::kInvalidArgument, "out is null");
   out->impl_ = nullptr;
-  if (opts.backend != Backend::kCpu)
+  const BackendImpl* backend = find_backend(opts.backend);
+  if (!backend)
     return fail(err, Status::kNoBackend, "backend %d is not compiled into this build", static_cast<int>(opts.backend));
   if (reinterpret_cast<uintptr_t>(data) % kAlign != 0)
     return fail(err, Status::kAlignment, "model data must be %zu-byte aligned (a mapped file is)", kAlign);
@@ -371,14 +393,17 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
     return fail(err, Status::kAlignment, "model memory must be non-null and %zu-byte aligned", kAlign);
   if (mem_size < need)
     return fail(err, Status::kArenaTooSmall, "model memory is %zu bytes, %zu needed", mem_size, need);
-  (void)kernels::active();  // choose kernels now, not on the first step
   auto* impl = new (mem) ModelImpl();
   impl->arch = ops->arch;
   impl->file = static_cast<const unsigned char*>(data);
   impl->fb_model = fv.model;
+  impl->backend = backend;
+  if ((s = backend->place_weights(fv.base + fv.data_offset, fv.data_size, &fv.weights, err)) != Status::kOk) return s;
   s = ops->bind(fv, impl, static_cast<unsigned char*>(mem) + align_up(sizeof(ModelImpl), kAlign), err);
   if (s != Status::kOk) return s;
+  if ((s = check_ops(fv, *backend, impl, err)) != Status::kOk) return s;
   impl->info.arch = ops->arch;
+  impl->info.backend = backend->name;
   impl->info.weight_bytes = fv.data_size;
   impl->info.state_bytes = impl->state_bytes;
   impl->info.file_bytes = size;

@@ -15,6 +15,8 @@ struct FileView {
   const unsigned char* base;  // file start
   const fb::Model* model;
   uint64_t data_offset, data_size;
+  // Where the backend keeps the weight region (the CPU: base + data_offset); views point there.
+  const unsigned char* weights;
 };
 
 // Finds `name` in a tensor vector (null if absent).

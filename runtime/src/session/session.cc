@@ -1,22 +1,48 @@
 // Session: a stream's persistent state and scratch, placed in caller memory. The step path below
 // checks only caller input, never allocates, throws, locks or does I/O.
-#include <cmath>
 #include <cstring>
 
 #include "arch/arch.h"
+#include "backend/backend.h"
 #include "core/hash.h"
-#include "rill/extension.hpp"
 
 namespace rill {
 
 namespace {
-void* pool_handle(const ThreadPool* p) { return p->threads() > 1 ? p->handle() : nullptr; }
+constexpr uint32_t kMaxPrefillChunk = 4096;
+
+// The session's plan: where each region of the arena lies (offsets, kAlign-aligned), for forward
+// passes of up to `rows` rows.
+struct Plan {
+  size_t rows, state, tokens, states, scratch, work, total;
+};
+
+Status make_plan(const ModelImpl& m, const SessionOptions& o, Plan* p) {
+  if (o.prefill_chunk < 1 || o.prefill_chunk > kMaxPrefillChunk) return Status::kInvalidArgument;
+  const size_t rows = o.prefill_chunk;
+  size_t off = 0;
+  auto region = [&off](size_t bytes) {
+    const size_t at = off;
+    off += align_up(bytes, kAlign);
+    return at;
+  };
+  p->rows = rows;
+  p->state = region(m.state_bytes);
+  p->tokens = region(rows * sizeof(int32_t));
+  p->states = region(rows * sizeof(unsigned char*));
+  p->scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
+  p->work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
+  p->total = off;
+  return Status::kOk;
+}
 }  // namespace
 
-Status Session::footprint(const Model& model, const SessionOptions&, size_t* bytes) {
+Status Session::footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
-  const ModelImpl& m = *model.impl();
-  *bytes = align_up(m.state_bytes, kAlign) + align_up(m.scratch_bytes, kAlign);
+  Plan p;
+  const Status s = make_plan(*model.impl(), opts, &p);
+  if (s != Status::kOk) return s;
+  *bytes = p.total;
   return Status::kOk;
 }
 
@@ -25,22 +51,41 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   if (!out) return fail(err, Status::kInvalidArgument, "out is null");
   *out = Session{};
   if (!model.ok()) return fail(err, Status::kBadState, "model is not initialised");
-  size_t need = 0;
-  (void)footprint(model, opts, &need);
+  const ModelImpl& m = *model.impl();
+  Plan p;
+  if (make_plan(m, opts, &p) != Status::kOk)
+    return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
+                kMaxPrefillChunk);
   if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
     return fail(err, Status::kAlignment, "session arena must be non-null and %zu-byte aligned", kAlign);
-  if (arena_size < need)
-    return fail(err, Status::kArenaTooSmall, "session arena is %zu bytes, %zu needed", arena_size, need);
+  if (arena_size < p.total)
+    return fail(err, Status::kArenaTooSmall, "session arena is %zu bytes, %zu needed", arena_size, p.total);
+  // The CPU backend's memory is the host's: the arena itself.
+  unsigned char* base = static_cast<unsigned char*>(arena);
   out->model_ = &model;
-  out->state_ = static_cast<unsigned char*>(arena);
-  out->scratch_ = out->state_ + align_up(model.impl()->state_bytes, kAlign);
-  out->pool_ = opts.pool ? pool_handle(opts.pool) : nullptr;
+  out->pool_ = opts.pool;
+  out->max_rows_ = static_cast<uint32_t>(p.rows);
+  out->state_ = base + p.state;
+  out->tokens_ = reinterpret_cast<int32_t*>(base + p.tokens);
+  out->states_ = reinterpret_cast<unsigned char**>(base + p.states);
+  out->scratch_ = base + p.scratch;
+  out->work_ = base + p.work;
+  for (size_t i = 0; i < p.rows; ++i) m.backend->upload(&out->states_[i], &out->state_, sizeof(unsigned char*));
   out->reset();
   return Status::kOk;
 }
 
 void Session::reset() {
-  if (model_) std::memset(state_, 0, model_->impl()->state_bytes);
+  if (model_) model_->impl()->backend->zero(state_, model_->impl()->state_bytes);
+}
+
+// The first n (<= max_rows_) tokens of the input slots through the model; logits of the last one.
+Status Session::forward(size_t n, float* logits) {
+  const ModelImpl& m = *model_->impl();
+  const Exec x{m.backend, pool_, nullptr, scratch_, work_};
+  const Rows rows{n, tokens_, states_, logits, logits ? 1u : 0u};  // the CPU writes the caller's logits
+  find_arch(m.arch)->forward(x, m, rows);
+  return Status::kOk;
 }
 
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
@@ -48,8 +93,8 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
   const ModelImpl& m = *model_->impl();
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
-  find_arch(m.arch)->step(m, state_, scratch_, token, logits, pool_);
-  return Status::kOk;
+  m.backend->upload(tokens_, &token, sizeof token);
+  return forward(1, logits);
 }
 
 Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits) {
@@ -59,13 +104,12 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
-  const ArchOps* ops = find_arch(m.arch);
-  if (ops->prefill) {  // batched: each weight read once per chunk of tokens
-    if (n_tokens) ops->prefill(m, state_, scratch_, tokens, n_tokens, logits, pool_);
-    return Status::kOk;
+  // Chunks of max_rows_ tokens: each weight is read once per chunk.
+  for (size_t i = 0; i < n_tokens; i += max_rows_) {
+    const size_t n = n_tokens - i < max_rows_ ? n_tokens - i : max_rows_;
+    m.backend->upload(tokens_, tokens + i, n * sizeof(int32_t));
+    forward(n, i + n == n_tokens ? logits : nullptr);
   }
-  for (size_t i = 0; i < n_tokens; ++i)
-    ops->step(m, state_, scratch_, tokens[i], (i + 1 == n_tokens) ? logits : nullptr, pool_);
   return Status::kOk;
 }
 
@@ -93,9 +137,10 @@ Status Session::state_copy_out(void* dst, size_t size) const {
   h.version = 1;
   h.fingerprint = m.fingerprint;
   h.payload_bytes = m.state_bytes;
-  h.checksum = hash64(state_, m.state_bytes);
+  unsigned char* payload = static_cast<unsigned char*>(dst) + sizeof h;
+  m.backend->download(payload, state_, m.state_bytes);
+  h.checksum = hash64(payload, m.state_bytes);
   std::memcpy(dst, &h, sizeof h);
-  std::memcpy(static_cast<unsigned char*>(dst) + sizeof h, state_, m.state_bytes);
   return Status::kOk;
 }
 
@@ -112,7 +157,7 @@ Status Session::state_copy_in(const void* src, size_t size) {
       h.payload_bytes != m.state_bytes || std::memcmp(h.reserved, kZero, sizeof kZero) != 0 ||
       h.checksum != hash64(payload, m.state_bytes))
     return Status::kStateMismatch;
-  std::memcpy(state_, payload, m.state_bytes);
+  m.backend->upload(state_, payload, m.state_bytes);
   return Status::kOk;
 }
 

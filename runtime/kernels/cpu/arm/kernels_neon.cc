@@ -57,8 +57,9 @@ void matvec_f16__neon(const uint16_t* W, const float* x, float* y, size_t rows, 
   for (size_t r = 0; r < rows; ++r) y[r] = dot_f16(W + r * cols, x, cols);
 }
 
-// cols is a multiple of 32 (the converter quantizes only such matrices).
-void matvec_q8__neon(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
+// cols is a multiple of 32 (the converter quantizes only such matrices). Float activations (a.x).
+void matvec_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
+  const float* x = a.x;
   for (size_t r = 0; r < rows; ++r) {
     const int8_t* w = W + r * cols;
     float32x4_t acc = vdupq_n_f32(0);
@@ -67,8 +68,9 @@ void matvec_q8__neon(const int8_t* W, const float* scales, const float* x, float
   }
 }
 
-void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
                      size_t cols) {
+  const float* x = a.x;
   const size_t groups = cols / group;
   const uint8x16_t mask = vdupq_n_u8(0x0F);
   const int8x16_t eight = vdupq_n_s8(8);
@@ -91,21 +93,22 @@ void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, con
   }
 }
 
-void matmul_f32__neon(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy) {
+void matmul_f32__neon(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                      size_t T) {
   for (size_t t = 0; t < T; ++t) matvec_f32__neon(W, X + t * ldx, Y + t * ldy, rows, cols);
 }
-void matmul_f16__neon(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy) {
+void matmul_f16__neon(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                      size_t T) {
   for (size_t t = 0; t < T; ++t) matvec_f16__neon(W, X + t * ldx, Y + t * ldy, rows, cols);
 }
-void matmul_q8__neon(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols, size_t T,
-                     size_t ldx, size_t ldy) {
-  for (size_t t = 0; t < T; ++t) matvec_q8__neon(W, scales, X + t * ldx, Y + t * ldy, rows, cols);
+void matmul_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                     size_t cols, size_t T) {
+  for (size_t t = 0; t < T; ++t) matvec_q8__neon(W, scales, float_act(a.x + t * a.ldx, a.ldx), Y + t * ldy, rows, cols);
 }
-void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                     size_t cols, size_t T, size_t ldx, size_t ldy) {
-  for (size_t t = 0; t < T; ++t) matvec_q4__neon(W, scales, group, X + t * ldx, Y + t * ldy, rows, cols);
+void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                     size_t rows, size_t cols, size_t T) {
+  for (size_t t = 0; t < T; ++t)
+    matvec_q4__neon(W, scales, group, float_act(a.x + t * a.ldx, a.ldx), Y + t * ldy, rows, cols);
 }
 
 }  // namespace kernels

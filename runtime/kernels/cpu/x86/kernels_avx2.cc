@@ -69,30 +69,34 @@ struct LoadF16 {
 };
 }  // namespace
 
-// T tokens: each row is loaded once (from L1 after the first token) and dotted with every token,
-// accumulating exactly as matvec_rows4 does for one row, so results equal T matvec calls.
+// T tokens, in tiles of 8: each row is loaded once per tile (from L1 after the first token) and dotted
+// with every token of the tile, accumulating exactly as matvec_rows4 does for one row, so results equal
+// T matvec calls.
 template <typename LoadFn>
 inline void matmul_rows(LoadFn load, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, size_t rows,
                         size_t cols) {
   const size_t c8 = cols & ~size_t(7);
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t t = 0; t < T; ++t) {
-      const float* x = X + t * ldx;
-      __m256 a = _mm256_setzero_ps();
-      for (size_t c = 0; c < c8; c += 8) a = _mm256_fmadd_ps(load(r, c), _mm256_loadu_ps(x + c), a);
-      float s = hsum(a);
-      for (size_t c = c8; c < cols; ++c) s = std::fma(load.scalar(r, c), x[c], s);
-      Y[t * ldy + r] = s;
-    }
+  for (size_t t0 = 0; t0 < T; t0 += 8) {
+    const size_t t1 = T - t0 < 8 ? T : t0 + 8;
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t t = t0; t < t1; ++t) {
+        const float* x = X + t * ldx;
+        __m256 a = _mm256_setzero_ps();
+        for (size_t c = 0; c < c8; c += 8) a = _mm256_fmadd_ps(load(r, c), _mm256_loadu_ps(x + c), a);
+        float s = hsum(a);
+        for (size_t c = c8; c < cols; ++c) s = std::fma(load.scalar(r, c), x[c], s);
+        Y[t * ldy + r] = s;
+      }
+  }
 }
 
-void matmul_f32__avx2(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy) {
+void matmul_f32__avx2(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                      size_t T) {
   matmul_rows(LoadF32{W, cols}, X, ldx, Y, ldy, T, rows, cols);
 }
 
-void matmul_f16__avx2(const uint16_t* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t ldx,
-                      size_t ldy) {
+void matmul_f16__avx2(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                      size_t T) {
   matmul_rows(LoadF16{W, cols}, X, ldx, Y, ldy, T, rows, cols);
 }
 
@@ -181,25 +185,24 @@ static inline __m256i rill_dot_avx2(__m256i acc, __m256i u, __m256i s) {
 
 namespace rill {
 namespace kernels {
-void matvec_q8__avx2(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
-  q_avx2::matvec_q8(W, scales, x, y, rows, cols);
+void prepare_act__avx2(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
+                       QAct* a) {
+  q_avx2::prepare_act(X, ldx, T, cols, group, work, a);
 }
-void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+void matvec_q8__avx2(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
+  q_avx2::matvec_q8(W, scales, a, y, rows, cols);
+}
+void matvec_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
                      size_t cols) {
-  q_avx2::matvec_q4(W, scales, group, x, y, rows, cols);
+  q_avx2::matvec_q4(W, scales, group, a, y, rows, cols);
 }
-}  // namespace kernels
-}  // namespace rill
-
-namespace rill {
-namespace kernels {
-void matmul_q8__avx2(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                     size_t T, size_t ldx, size_t ldy) {
-  q_avx2::matmul_q8(W, scales, X, Y, rows, cols, T, ldx, ldy);
+void matmul_q8__avx2(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                     size_t cols, size_t T) {
+  q_avx2::matmul_q8(W, scales, a, Y, ldy, rows, cols, T);
 }
-void matmul_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-                     size_t cols, size_t T, size_t ldx, size_t ldy) {
-  q_avx2::matmul_q4(W, scales, group, X, Y, rows, cols, T, ldx, ldy);
+void matmul_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                     size_t rows, size_t cols, size_t T) {
+  q_avx2::matmul_q4(W, scales, group, a, Y, ldy, rows, cols, T);
 }
 }  // namespace kernels
 }  // namespace rill

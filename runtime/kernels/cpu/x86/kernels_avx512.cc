@@ -13,20 +13,24 @@
 
 namespace rill {
 namespace kernels {
-void matvec_q8__avx512vnni(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
-  q_avx512vnni::matvec_q8(W, scales, x, y, rows, cols);
+void prepare_act__avx512vnni(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
+                             QAct* a) {
+  q_avx512vnni::prepare_act(X, ldx, T, cols, group, work, a);
 }
-void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y,
+void matvec_q8__avx512vnni(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
+  q_avx512vnni::matvec_q8(W, scales, a, y, rows, cols);
+}
+void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y,
                            size_t rows, size_t cols) {
-  q_avx512vnni::matvec_q4(W, scales, group, x, y, rows, cols);
+  q_avx512vnni::matvec_q4(W, scales, group, a, y, rows, cols);
 }
-void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols,
-                      size_t T, size_t ldx, size_t ldy) {
-  q_avx512vnni::matmul_q8(W, scales, X, Y, rows, cols, T, ldx, ldy);
+void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                           size_t cols, size_t T) {
+  q_avx512vnni::matmul_q8(W, scales, a, Y, ldy, rows, cols, T);
 }
-void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y,
-                           size_t rows, size_t cols, size_t T, size_t ldx, size_t ldy) {
-  q_avx512vnni::matmul_q4(W, scales, group, X, Y, rows, cols, T, ldx, ldy);
+void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
+                           size_t ldy, size_t rows, size_t cols, size_t T) {
+  q_avx512vnni::matmul_q4(W, scales, group, a, Y, ldy, rows, cols, T);
 }
 }  // namespace kernels
 }  // namespace rill

@@ -7,7 +7,8 @@
 //      computed as dot(|qx|, w * sign(qx)) so the unsigned operand is the activation.
 //   q4 (nibbles u = q + 8 in 0..15, one f16 scale per group of G):
 //      y[r] = sum_g sw[r,g] * sum_{b in g} sx[b] * (dot(u, qx) - 8 * sum(qx))
-// Columns are processed in chunks of kChunk so the quantized activations live on the stack.
+// The activations are quantized once per product (prepare_act, into the caller's workspace) and
+// shared by every thread's slice of rows. Each row's sum runs over column chunks of kChunk.
 #include <immintrin.h>
 
 #include <cmath>
@@ -20,9 +21,12 @@ namespace rill {
 namespace kernels {
 namespace QSUFFIX {
 
-// Columns per chunk: 4 KiB of int8 activations per token on the stack. Wide enough that the rows of
-// every matrix up to 4096 columns stream in one sequential pass (narrower chunks cost ~20 % decode).
+// Columns per chunk: a row's partial sums are added chunk by chunk. Wide enough that the rows of every
+// matrix up to 4096 columns stream in one sequential pass (narrower chunks cost ~20 % decode).
 constexpr size_t kChunk = 4096;
+// Tokens per pass over a slice of a weight row in the batched products: their int8 activations (at most
+// 8 x 4 KiB) stay in L1 while the row slice is dotted with each.
+constexpr size_t kTokenTile = 8;
 
 inline float hsum8(__m256 v) {
   __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -137,72 +141,81 @@ inline void q4_corrections(const float* sx, const int32_t* sumx, size_t ng, size
   }
 }
 
-void matvec_q8(const int8_t* W, const float* scales, const float* x, float* y, size_t rows, size_t cols) {
-  alignas(32) int8_t qx[kChunk];
-  float sx[kChunk / 32];
-  int32_t sumx[kChunk / 32];
+// QAct of T rows: quantized blocks and, for int4 groups, the per-group +8 corrections.
+void prepare_act(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work, QAct* a) {
+  const size_t ldq = (cols + 63) / 64 * 64, blocks = T * (ldq / 32);
+  int8_t* q = reinterpret_cast<int8_t*>(work);
+  unsigned char* p = work + T * ldq;
+  float* s = reinterpret_cast<float*>(p);
+  p += (blocks * 4 + 63) / 64 * 64;
+  int32_t* sum = reinterpret_cast<int32_t*>(p);
+  p += (blocks * 4 + 63) / 64 * 64;
+  float* corr = reinterpret_cast<float*>(p);
+  for (size_t t = 0; t < T; ++t) {
+    quantize_blocks(X + t * ldx, cols, q + t * ldq, s + t * (ldq / 32), sum + t * (ldq / 32));
+    if (group) q4_corrections(s + t * (ldq / 32), sum + t * (ldq / 32), cols / group, group / 32, corr + t * (ldq / 32));
+  }
+  *a = QAct{X, ldx, q, s, sum, corr, ldq, ldq / 32};
+}
+
+void matvec_q8(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) y[r] = 0.f;
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
-    quantize_blocks(x + c0, n, qx, sx, sumx);
-    for (size_t r = 0; r < rows; ++r) y[r] += q8_row_dot(W + r * cols + c0, qx, sx, n / 32) * scales[r];
+    for (size_t r = 0; r < rows; ++r) y[r] += q8_row_dot(W + r * cols + c0, a.q + c0, a.s + c0 / 32, n / 32) * scales[r];
   }
 }
 
-void matvec_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float* x, float* y, size_t rows,
+void matvec_q4(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
                size_t cols) {
-  alignas(32) int8_t qx[kChunk];
-  float sx[kChunk / 32], corr[kChunk / 32];
-  int32_t sumx[kChunk / 32];
   const size_t groups = cols / group, bpg = group / 32;  // blocks per group
   for (size_t r = 0; r < rows; ++r) y[r] = 0.f;
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {  // kChunk is a multiple of every group size
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
-    quantize_blocks(x + c0, n, qx, sx, sumx);
     const size_t g0 = c0 / group, ng = n / group;
-    q4_corrections(sx, sumx, ng, bpg, corr);
     for (size_t r = 0; r < rows; ++r)
-      y[r] += q4_row_dot(W + r * (cols / 2) + c0 / 2, scales + r * groups + g0, qx, sx, corr, ng, bpg);
+      y[r] += q4_row_dot(W + r * (cols / 2) + c0 / 2, scales + r * groups + g0, a.q + c0, a.s + c0 / 32, a.corr + g0,
+                         ng, bpg);
   }
 }
 
-// T tokens at once (T <= kMaxTokens): each weight row is read once and applied to every token, so
-// prefill streams the weights once per T tokens. Per token the arithmetic is exactly matvec_q8's /
-// matvec_q4's (same blocks, same order), so results are bit-identical to T separate calls.
+// T tokens at once: each slice of a weight row is read once per tile of kTokenTile tokens and applied
+// to each, so prefill streams the weights once per tile. Per token the arithmetic is exactly
+// matvec_q8's / matvec_q4's (same blocks, same chunks, same order), so results are bit-identical to T
+// separate calls.
 
-void matmul_q8(const int8_t* W, const float* scales, const float* X, float* Y, size_t rows, size_t cols, size_t T,
-               size_t ldx, size_t ldy) {
-  alignas(32) int8_t qx[kMaxTokens][kChunk];  // 32 KiB + 8 KiB of scales: the stack this call needs
-  float sx[kMaxTokens][kChunk / 32];
-  int32_t sumx[kMaxTokens][kChunk / 32];
+void matmul_q8(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows, size_t cols,
+               size_t T) {
   for (size_t t = 0; t < T; ++t)
     for (size_t r = 0; r < rows; ++r) Y[t * ldy + r] = 0.f;
+  const size_t lds = a.ldq / 32;
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {  // the same chunks as matvec_q8
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
-    for (size_t t = 0; t < T; ++t) quantize_blocks(X + t * ldx + c0, n, qx[t], sx[t], sumx[t]);
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t t = 0; t < T; ++t) Y[t * ldy + r] += q8_row_dot(W + r * cols + c0, qx[t], sx[t], n / 32) * scales[r];
+    for (size_t t0 = 0; t0 < T; t0 += kTokenTile) {
+      const size_t t1 = T - t0 < kTokenTile ? T : t0 + kTokenTile;
+      for (size_t r = 0; r < rows; ++r)
+        for (size_t t = t0; t < t1; ++t)
+          Y[t * ldy + r] +=
+              q8_row_dot(W + r * cols + c0, a.q + t * a.ldq + c0, a.s + t * lds + c0 / 32, n / 32) * scales[r];
+    }
   }
 }
 
-void matmul_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, float* Y, size_t rows,
-               size_t cols, size_t T, size_t ldx, size_t ldy) {
-  alignas(32) int8_t qx[kMaxTokens][kChunk];
-  float sx[kMaxTokens][kChunk / 32], corr[kMaxTokens][kChunk / 32];
-  int32_t sumx[kMaxTokens][kChunk / 32];
-  const size_t groups = cols / group, bpg = group / 32;
+void matmul_q4(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+               size_t rows, size_t cols, size_t T) {
+  const size_t groups = cols / group, bpg = group / 32, lds = a.ldq / 32;
   for (size_t t = 0; t < T; ++t)
     for (size_t r = 0; r < rows; ++r) Y[t * ldy + r] = 0.f;
   for (size_t c0 = 0; c0 < cols; c0 += kChunk) {
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
     const size_t g0 = c0 / group, ng = n / group;
-    for (size_t t = 0; t < T; ++t) {
-      quantize_blocks(X + t * ldx + c0, n, qx[t], sx[t], sumx[t]);
-      q4_corrections(sx[t], sumx[t], ng, bpg, corr[t]);
+    for (size_t t0 = 0; t0 < T; t0 += kTokenTile) {
+      const size_t t1 = T - t0 < kTokenTile ? T : t0 + kTokenTile;
+      for (size_t r = 0; r < rows; ++r)
+        for (size_t t = t0; t < t1; ++t)
+          Y[t * ldy + r] += q4_row_dot(W + r * (cols / 2) + c0 / 2, scales + r * groups + g0, a.q + t * a.ldq + c0,
+                                       a.s + t * lds + c0 / 32, a.corr + t * a.ldc + g0, ng, bpg);
     }
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t t = 0; t < T; ++t)
-        Y[t * ldy + r] += q4_row_dot(W + r * (cols / 2) + c0 / 2, scales + r * groups + g0, qx[t], sx[t], corr[t], ng, bpg);
   }
 }
 

@@ -1,0 +1,333 @@
+// The CPU backend: its op table and its memory. Weights are the mapped file, used in place; state and
+// scratch live in the caller's arena. Each op loops over its rows and calls the kernels one level
+// below: the products and the Mamba-1 scan through the backend's kernel table (one CPU backend per
+// table: cpu-ref, cpu-avx2, cpu-avx512vnni, cpu-neon), the rest through the scalar row kernels.
+// Matrix products split their rows over the caller's ParallelFor; nothing else is threaded.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "backend/backend.h"
+#include "kernels/kernels.h"
+
+namespace rill {
+namespace {
+
+using kernels::QAct;
+using kernels::Table;
+
+const Table& table(const Exec& x) { return *static_cast<const Table*>(x.backend->impl); }
+
+// ---- gathers and products
+
+void embedding_row(const TensorView& W, uint64_t r, float* out) {
+  const uint64_t d = W.cols();
+  if (W.dtype == DType::kF32) {
+    std::memcpy(out, static_cast<const float*>(W.data) + r * d, d * sizeof(float));
+  } else if (W.dtype == DType::kF16) {
+    const uint16_t* p = static_cast<const uint16_t*>(W.data) + r * d;
+    for (uint64_t i = 0; i < d; ++i) out[i] = kernels::f16_to_f32(p[i]);
+  } else if (W.dtype == DType::kI8) {
+    const int8_t* p = static_cast<const int8_t*>(W.data) + r * d;
+    const float s = static_cast<const float*>(W.scales)[r];
+    for (uint64_t i = 0; i < d; ++i) out[i] = p[i] * s;
+  } else {
+    const uint8_t* p = static_cast<const uint8_t*>(W.data) + r * (d / 2);
+    const uint16_t* s = static_cast<const uint16_t*>(W.scales) + r * (d / W.group);
+    for (uint64_t i = 0; i < d; ++i) out[i] = static_cast<float>(kernels::q4_value(p, i)) * kernels::f16_to_f32(s[i / W.group]);
+  }
+}
+
+void embed(const Exec&, const TensorView& W, const int32_t* tokens, float* out, size_t n) {
+  const size_t d = W.cols();
+  for (size_t i = 0; i < n; ++i) embedding_row(W, static_cast<uint64_t>(tokens[i]), out + i * d);
+}
+
+// One product Y[i] = W X[i] over n rows; a slice of W's rows at a time.
+struct Product {
+  const Table* t;
+  const TensorView* W;
+  const QAct* a;  // the activations (X, ldx; prepared int8 form where the table has one)
+  float* Y;
+  size_t ldy, n;
+};
+using SliceFn = void (*)(const Product& p, size_t r0, size_t rows);
+
+// n == 1 takes the matrix-vector kernels (their own unrolling); results are bit-identical either way.
+void slice_f32(const Product& p, size_t r0, size_t rows) {
+  const size_t cols = p.W->cols();
+  const float* W = p.W->f32() + r0 * cols;
+  if (p.n == 1) p.t->matvec_f32(W, p.a->x, p.Y + r0, rows, cols);
+  else p.t->matmul_f32(W, p.a->x, p.a->ldx, p.Y + r0, p.ldy, rows, cols, p.n);
+}
+
+void slice_f16(const Product& p, size_t r0, size_t rows) {
+  const size_t cols = p.W->cols();
+  const uint16_t* W = static_cast<const uint16_t*>(p.W->data) + r0 * cols;
+  if (p.n == 1) p.t->matvec_f16(W, p.a->x, p.Y + r0, rows, cols);
+  else p.t->matmul_f16(W, p.a->x, p.a->ldx, p.Y + r0, p.ldy, rows, cols, p.n);
+}
+
+void slice_q8(const Product& p, size_t r0, size_t rows) {
+  const size_t cols = p.W->cols();
+  const int8_t* W = static_cast<const int8_t*>(p.W->data) + r0 * cols;
+  const float* s = static_cast<const float*>(p.W->scales) + r0;
+  if (p.n == 1) p.t->matvec_q8(W, s, *p.a, p.Y + r0, rows, cols);
+  else p.t->matmul_q8(W, s, *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
+}
+
+void slice_q4(const Product& p, size_t r0, size_t rows) {
+  const size_t cols = p.W->cols(), g = p.W->group;
+  const uint8_t* W = static_cast<const uint8_t*>(p.W->data) + r0 * (cols / 2);
+  const uint16_t* s = static_cast<const uint16_t*>(p.W->scales) + r0 * (cols / g);
+  if (p.n == 1) p.t->matvec_q4(W, s, g, *p.a, p.Y + r0, rows, cols);
+  else p.t->matmul_q4(W, s, g, *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
+}
+
+struct Slices {
+  const Product* p;
+  SliceFn fn;
+  size_t tile, rows;
+};
+
+void slice_task(void* ctx, size_t i) {
+  const Slices& s = *static_cast<const Slices*>(ctx);
+  const size_t r0 = i * s.tile;
+  s.fn(*s.p, r0, s.rows - r0 < s.tile ? s.rows - r0 : s.tile);
+}
+
+// With a pool of several threads and at least 64 rows: one contiguous slice of rows per thread, so each
+// streams its part of W sequentially. Rows are independent, so results do not depend on the split.
+template <SliceFn Fn, bool kQuantized>
+void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
+  const Table& t = table(x);
+  QAct a = kernels::float_act(X, ldx);
+  if (kQuantized && t.prepare_act) t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 ? W.group : 0, x.work, &a);
+  const Product p{&t, &W, &a, Y, ldy, n};
+  const size_t rows = W.rows();
+  const ParallelFor* pool = x.pool;
+  if (pool && pool->run && pool->n_threads > 1 && rows >= 64) {
+    const size_t tile = (rows + pool->n_threads - 1) / pool->n_threads;
+    Slices s{&p, Fn, tile, rows};
+    pool->run(pool, slice_task, &s, (rows + tile - 1) / tile);
+    return;
+  }
+  Fn(p, 0, rows);
+}
+
+// ---- norms
+
+void rmsnorm(const Exec&, const float* X, const float* w, float* Y, size_t n, size_t d, float eps) {
+  for (size_t i = 0; i < n; ++i) kernels::rmsnorm(X + i * d, w, Y + i * d, d, eps);
+}
+
+void layernorm(const Exec&, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
+  for (size_t i = 0; i < n; ++i) kernels::layernorm(X + i * d, w, b, Y + i * d, d, eps);
+}
+
+void group_norm(const Exec&, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N, float eps) {
+  for (size_t i = 0; i < n; ++i) kernels::group_norm(Y + i * H * N, w, b, H, N, eps);
+}
+
+void gated_rmsnorm(const Exec&, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
+                   float eps) {
+  for (size_t i = 0; i < n; ++i) kernels::gated_rmsnorm(Y + i * E, Z + i * ldz, w, E, G, eps);
+}
+
+// ---- recurrences
+
+void conv_step(const Exec&, StateRef hist, const float* w, const float* b, const float* X, size_t ldx, float* Y,
+               size_t n, size_t C, size_t K) {
+  for (size_t i = 0; i < n; ++i) kernels::conv1d_step_silu(hist.row(i), w, b, X + i * ldx, Y + i * C, C, K);
+}
+
+void ssm_scan(const Exec& x, StateRef s, const float* A, const float* dt, const float* X, const float* B,
+              const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n, size_t E,
+              size_t N) {
+  const Table& t = table(x);
+  for (size_t i = 0; i < n; ++i)
+    t.mamba1_scan(s.row(i), A, dt + i * E, X + i * E, B + i * ldbc, C + i * ldbc, D, Z + i * ldz, Y + i * E, E, N);
+}
+
+void ssd_step(const Exec&, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
+              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
+  for (size_t i = 0; i < n; ++i)
+    kernels::mamba2_scan_step(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, dt + i * H, A, D, Y + i * H * P, H, P,
+                              N, G);
+}
+
+void wkv7(const Exec&, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
+          const float* b, float* Y, size_t n, size_t H, size_t N) {
+  const size_t C = H * N;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t o = i * C;
+    kernels::wkv7_step(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, H, N);
+  }
+}
+
+void token_shift(const Exec&, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
+                 size_t n, size_t C) {
+  for (size_t i = 0; i < n; ++i) {
+    float* p = prev.row(i);
+    const float* u = U + i * C;
+    float* y = Y + i * ldy;
+    for (size_t c = 0; c < C; ++c) {
+      const float uc = u[c], d = p[c] - uc;  // read before y (which may be u) is written
+      p[c] = uc;
+      for (size_t j = 0; j < k; ++j) y[j * C + c] = uc + d * mix[j * C + c];
+    }
+  }
+}
+
+// ---- gates and activations
+
+void softplus_dt(const Exec&, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len, float lo,
+                 float hi) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < len; ++c)
+      Y[i * len + c] = std::fmin(std::fmax(kernels::softplus(X[i * ldx + c] + bias[c]), lo), hi);
+}
+
+void act(const Exec&, Act kind, float* Y, size_t count) {
+  switch (kind) {
+    case Act::kTanh:
+      for (size_t i = 0; i < count; ++i) Y[i] = std::tanh(Y[i]);
+      break;
+    case Act::kSigmoid:
+      for (size_t i = 0; i < count; ++i) Y[i] = kernels::sigmoid(Y[i]);
+      break;
+    case Act::kReluSq:
+      for (size_t i = 0; i < count; ++i) Y[i] = Y[i] > 0.f ? Y[i] * Y[i] : 0.f;
+      break;
+    case Act::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
+      for (size_t i = 0; i < count; ++i) Y[i] = std::exp(-0.6065306597126334f * kernels::sigmoid(Y[i]));
+      break;
+  }
+}
+
+void add(const Exec&, float* Y, const float* X, size_t count) {
+  for (size_t i = 0; i < count; ++i) Y[i] += X[i];
+}
+
+void add_bias(const Exec&, float* Y, const float* b, size_t n, size_t d) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < d; ++c) Y[i * d + c] += b[c];
+}
+
+void mul(const Exec&, float* Y, const float* X, size_t count) {
+  for (size_t i = 0; i < count; ++i) Y[i] *= X[i];
+}
+
+void lerp(const Exec&, float* Y, const float* X, const float* T, size_t count) {
+  for (size_t i = 0; i < count; ++i) Y[i] += (X[i] - Y[i]) * T[i];
+}
+
+void wkv7_keys(const Exec&, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
+               size_t n, size_t H, size_t N) {
+  const size_t C = H * N;
+  for (size_t i = 0; i < n; ++i) {
+    float* k = K + i * C;
+    const float* a = A + i * C;
+    float* kk = NA + i * C;  // kk, negated at the end
+    float* b = B + i * C;
+    for (size_t c = 0; c < C; ++c) kk[c] = k[c] * k_k[c];
+    for (size_t h = 0; h < H; ++h) {
+      float ss = 0.f;
+      for (size_t j = 0; j < N; ++j) ss += kk[h * N + j] * kk[h * N + j];
+      const float inv = 1.f / std::fmax(std::sqrt(ss), 1e-12f);
+      for (size_t j = 0; j < N; ++j) kk[h * N + j] *= inv;
+    }
+    for (size_t c = 0; c < C; ++c) {
+      k[c] *= 1.f + (a[c] - 1.f) * k_a[c];
+      b[c] = kk[c] * a[c];
+      kk[c] = -kk[c];
+    }
+  }
+}
+
+void wkv7_bonus(const Exec&, float* Y, const float* R, const float* K, const float* r_k, const float* V, size_t n,
+                size_t H, size_t N) {
+  const size_t C = H * N;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t h = 0; h < H; ++h) {
+      const size_t o = i * C + h * N;
+      float bonus = 0.f;
+      for (size_t j = 0; j < N; ++j) bonus += R[o + j] * K[o + j] * r_k[h * N + j];
+      for (size_t j = 0; j < N; ++j) Y[o + j] += bonus * V[o + j];
+    }
+}
+
+const Ops kCpuOps = {
+    embed,
+    {matmul<slice_f32, false>, matmul<slice_f16, false>, nullptr, matmul<slice_q8, true>, matmul<slice_q4, true>},
+    rmsnorm,
+    layernorm,
+    group_norm,
+    gated_rmsnorm,
+    conv_step,
+    ssm_scan,
+    ssd_step,
+    wkv7,
+    token_shift,
+    softplus_dt,
+    act,
+    add,
+    add_bias,
+    mul,
+    lerp,
+    wkv7_keys,
+    wkv7_bonus,
+};
+
+// ---- memory: the host's
+
+Status place_in_place(const unsigned char* data, uint64_t, const unsigned char** out, Error*) {
+  *out = data;
+  return Status::kOk;
+}
+
+size_t work_bytes(const BackendImpl* self, size_t max_rows, size_t max_cols) {
+  return static_cast<const Table*>(self->impl)->prepare_act ? kernels::prepare_act_bytes(max_rows, max_cols) : 0;
+}
+
+void copy(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+void zero(void* dst, size_t bytes) { std::memset(dst, 0, bytes); }
+
+struct CpuBackends {
+  static constexpr size_t kMax = 8;
+  BackendImpl b[kMax];
+  char names[kMax][32];
+  size_t n = 0;
+  const BackendImpl* best = nullptr;
+};
+
+void fill(CpuBackends* c) {
+  const Table* tables[CpuBackends::kMax];
+  c->n = kernels::available(tables, CpuBackends::kMax);
+  for (size_t i = 0; i < c->n; ++i) {
+    std::snprintf(c->names[i], sizeof c->names[i], "cpu-%s", tables[i]->isa);
+    c->b[i] = BackendImpl{c->names[i], Backend::kCpu, &kCpuOps, tables[i], place_in_place, work_bytes, copy, copy, zero};
+    if (tables[i] == &kernels::active()) c->best = &c->b[i];
+  }
+}
+
+// Filled once, in place (the entries point at their own names).
+const CpuBackends& cpu() {
+  static CpuBackends all;
+  static const bool filled = (fill(&all), true);
+  (void)filled;
+  return all;
+}
+
+}  // namespace
+
+size_t cpu_backends(const BackendImpl** out, size_t max) {
+  const CpuBackends& c = cpu();
+  size_t n = 0;
+  for (; n < c.n && n < max; ++n) out[n] = &c.b[n];
+  return n;
+}
+
+const BackendImpl* cpu_backend() { return cpu().best; }
+
+}  // namespace rill

@@ -1,0 +1,166 @@
+// The seam between architectures and backends.
+//
+//   src/arch/<arch>.cc            an architecture's forward pass: a short list of named ops (Ops below)
+//   kernels/<backend>/backend_*.cc one backend: its op table, its memory, its kernels one level below
+//
+// An architecture never touches memory itself: every computation is an op of the backend's table, and
+// every pointer an op receives (weights, state, activations, token ids) is backend memory. So one
+// forward pass runs unchanged on any backend, and a backend that records it (a CUDA graph) can replay
+// it for every token: the per-step inputs (token ids, which state each row advances) are read from
+// backend memory, not baked in as values. Positions, where an architecture needs them, belong to its
+// state for the same reason.
+//
+// Every op takes n rows (tokens). Activations are row-major [n, width]; an `ld` argument gives the
+// row stride in floats where a row is a slice of a wider buffer. Recurrent ops (conv, scans, wkv7,
+// token shift) advance row i's state and take the rows in order, so n rows of one stream are a
+// prefill and n rows of n streams are one step of each.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "rill/rill.hpp"
+
+namespace rill {
+
+struct BackendImpl;
+
+// Execution context of one forward pass.
+struct Exec {
+  const BackendImpl* backend;
+  const ParallelFor* pool;  // CPU: threads for the matrix products (null: the calling thread)
+  void* stream;             // a GPU backend's stream (null on the CPU)
+  unsigned char* scratch;   // the architecture's activations (ArchOps::scratch_bytes), backend memory
+  unsigned char* work;      // the ops' own workspace (BackendImpl::work_bytes), backend memory
+};
+
+// One state tensor of every row: row i's is at base[i] + offset (base: [n] in backend memory).
+struct StateRef {
+  unsigned char* const* base;
+  uint64_t offset;
+  float* row(size_t i) const { return reinterpret_cast<float*>(base[i] + offset); }
+};
+
+// The rows of one forward pass: row i is token tokens[i] advancing the state block at states[i].
+// The last n_logits rows' logits go to logits [n_logits, vocab] (none if logits is null).
+struct Rows {
+  size_t n;
+  const int32_t* tokens;         // [n] backend memory
+  unsigned char* const* states;  // [n] backend memory
+  float* logits;                 // [n_logits, vocab] backend memory, or null
+  size_t n_logits;
+};
+
+// Elementwise activations (op act).
+enum class Act : uint8_t {
+  kTanh,        // tanh(x)
+  kSigmoid,     // 1 / (1 + exp(-x))
+  kReluSq,      // max(x, 0)^2
+  kRwkv7Decay,  // exp(-exp(-1/2) sigmoid(x)): RWKV-7's decay, in (0.545, 1)
+};
+
+// The op table. One per backend; every entry is required except matmul_by_dtype entries, which a
+// backend may leave null for a dtype it cannot multiply (Model::init then refuses such a file).
+struct Ops {
+  // ---- gathers and products
+  // out[i, :] = row tokens[i] of W [V, d], as f32; any dtype.
+  void (*embed)(const Exec& x, const TensorView& W, const int32_t* tokens, float* out, size_t n);
+  // Y[i, r] = sum_c W[r, c] X[i, c] for W [rows, cols]; X rows ldx apart, Y rows ldy apart. Indexed
+  // by W.dtype; call it through matmul().
+  void (*matmul_by_dtype[kDTypeCount])(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y,
+                                       size_t ldy, size_t n);
+
+  // ---- norms (rows of width d, contiguous)
+  // Y = X / sqrt(mean(X^2) + eps) * w
+  void (*rmsnorm)(const Exec& x, const float* X, const float* w, float* Y, size_t n, size_t d, float eps);
+  // Y = (X - mean) / sqrt(var + eps) * w + b   (biased variance)
+  void (*layernorm)(const Exec& x, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d,
+                    float eps);
+  // In place on Y [n, H*N]: each head's N channels layer-normalised on their own, then * w + b.
+  void (*group_norm)(const Exec& x, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N,
+                     float eps);
+  // Mamba-2's gated RMSNorm, in place on Y [n, E]: Y = Y * silu(Z), then each of G groups of E/G
+  // channels RMS-normalised on its own, * w. Z rows ldz apart.
+  void (*gated_rmsnorm)(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E,
+                        size_t G, float eps);
+
+  // ---- recurrences (rows in order; row i advances its own state)
+  // Depthwise causal conv step + SiLU over C channels. hist [K-1, C] per row, oldest first; w [K, C]
+  // (w[K-1] hits the newest sample); b [C] or null. Y[i] = silu(b + sum_k w[k] window[k]); then the
+  // history shifts in X[i]. X rows ldx apart, Y [n, C].
+  void (*conv_step)(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx,
+                    float* Y, size_t n, size_t C, size_t K);
+  // Mamba-1 selective-scan step with D skip and silu(z) gate. s [N, E] per row; A [N, E]; D [E];
+  // dt, X, Y [n, E]; B, C rows ldbc apart ([N] each); Z rows ldz apart ([E]).
+  //   s[j,c] = exp(dt[c] A[j,c]) s[j,c] + dt[c] B[j] x[c];  y[c] = (sum_j s[j,c] C[j] + D[c] x[c]) silu(z[c])
+  void (*ssm_scan)(const Exec& x, StateRef s, const float* A, const float* dt, const float* X, const float* B,
+                   const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n,
+                   size_t E, size_t N);
+  // Mamba-2 (SSD) step, scalar decay per head, heads mapped to groups contiguously (g = h / (H/G)).
+  // S [H, P, N] per row; X [H*P], B, C [G, N]: slices of rows ldx apart; dt [n, H] (after softplus and
+  // clamp); A [H] (< 0); D [H*P]; Y [n, H*P].
+  //   S[h,p,j] = exp(dt[h] A[h]) S[h,p,j] + dt[h] x[h,p] B[g,j];  y[h,p] = sum_j S[h,p,j] C[g,j] + D[h,p] x[h,p]
+  void (*ssd_step)(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx,
+                   const float* dt, const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N,
+                   size_t G);
+  // RWKV-7 state update and read-out (ggml's rwkv_wkv7 form), S [H, N, N] per row, S[h][i][j] with i
+  // the value index and j the key index; r, w, k, v, a, b, Y [n, H*N]:
+  //   sa_i = sum_j S_ij a_j (old S);  S_ij = S_ij w_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
+  void (*wkv7)(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* Y, size_t n, size_t H, size_t N);
+  // RWKV token shift: prev [C] per row. For j < k: Y[i, j*C + c] = u + (prev - u) mix[j*C + c] with
+  // u = U[i, c]; then prev = U[i]. U [n, C]; Y rows ldy apart; Y may be U when k == 1.
+  void (*token_shift)(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y,
+                      size_t ldy, size_t n, size_t C);
+
+  // ---- gates and activations
+  // dt = clamp(softplus(X + bias), lo, hi), softplus with PyTorch's threshold (x > 20: x). X rows ldx
+  // apart ([len] each); Y [n, len] (may be X when ldx == len).
+  void (*softplus_dt)(const Exec& x, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len,
+                      float lo, float hi);
+  void (*act)(const Exec& x, Act kind, float* Y, size_t count);                            // Y = f(Y)
+  void (*add)(const Exec& x, float* Y, const float* X, size_t count);                      // Y += X
+  void (*add_bias)(const Exec& x, float* Y, const float* b, size_t n, size_t d);           // Y[i] += b
+  void (*mul)(const Exec& x, float* Y, const float* X, size_t count);                      // Y *= X
+  void (*lerp)(const Exec& x, float* Y, const float* X, const float* T, size_t count);     // Y += (X - Y) T
+  // RWKV-7 keys, per row and head (N channels): kk = L2-normalise(k * k_k) (norm at least 1e-12);
+  // k = k (1 + (a - 1) k_a) in place; then wkv7's a = -kk into NA and b = kk a into B. K, A, NA, B [n, H*N].
+  void (*wkv7_keys)(const Exec& x, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
+                    size_t n, size_t H, size_t N);
+  // RWKV-7 bonus, per row and head: y += (sum_j r_j k_j r_k[j]) v.  Y, R, K, V [n, H*N]; r_k [H*N].
+  void (*wkv7_bonus)(const Exec& x, float* Y, const float* R, const float* K, const float* r_k, const float* V,
+                     size_t n, size_t H, size_t N);
+
+  void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) const {
+    matmul_by_dtype[static_cast<size_t>(W.dtype)](x, W, X, ldx, Y, ldy, n);
+  }
+};
+
+// A compute backend: where weights and state live, and the op table that computes on them.
+struct BackendImpl {
+  const char* name;  // "cpu-avx512vnni"
+  Backend kind;
+  const Ops* ops;
+  const void* impl;  // the backend's own data (CPU: its kernel table)
+  // Where the ops read the file's weight region [data, data + bytes) from. The CPU uses it in place.
+  Status (*place_weights)(const unsigned char* data, uint64_t bytes, const unsigned char** out, Error* err);
+  // Workspace bytes the ops need for passes of up to max_rows rows over matrices of up to max_cols columns.
+  size_t (*work_bytes)(const BackendImpl* self, size_t max_rows, size_t max_cols);
+  // Host <-> backend memory (state blobs, input tokens), and zeroing backend memory.
+  void (*upload)(void* dst, const void* src, size_t bytes);
+  void (*download)(void* dst, const void* src, size_t bytes);
+  void (*zero)(void* dst, size_t bytes);
+};
+
+// The best compiled-in backend of `kind` this machine can run, or null. Chosen once.
+const BackendImpl* find_backend(Backend kind);
+// Every compiled-in backend this machine can run, the reference first (for parity tests). Returns the count.
+size_t all_backends(const BackendImpl** out, size_t max);
+
+// Each backend's own list, for the registry (src/backend/registry.cc).
+// kernels/cpu/backend_cpu.cc: one CPU backend per kernel table this CPU runs ("cpu-ref" first), the best.
+size_t cpu_backends(const BackendImpl** out, size_t max);
+const BackendImpl* cpu_backend();
+
+}  // namespace rill
