@@ -181,11 +181,15 @@ void token_shift(const Exec&, StateRef prev, const float* U, const float* mix, s
 
 // ---- gates and activations
 
+// The clamp by comparisons (maxss/minss) rather than std::fmax/fmin (library calls on x86-64): the same
+// for every value but NaN, which passes through.
 void softplus_dt(const Exec&, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len, float lo,
                  float hi) {
   for (size_t i = 0; i < n; ++i)
-    for (size_t c = 0; c < len; ++c)
-      Y[i * len + c] = std::fmin(std::fmax(kernels::softplus(X[i * ldx + c] + bias[c]), lo), hi);
+    for (size_t c = 0; c < len; ++c) {
+      const float v = kernels::softplus(X[i * ldx + c] + bias[c]);
+      Y[i * len + c] = v < lo ? lo : (v > hi ? hi : v);
+    }
 }
 
 void act(const Exec&, Act kind, float* Y, size_t count) {

@@ -115,8 +115,8 @@ struct Ops {
                       size_t ldy, size_t n, size_t C);
 
   // ---- gates and activations
-  // dt = clamp(softplus(X + bias), lo, hi), softplus with PyTorch's threshold (x > 20: x). X rows ldx
-  // apart ([len] each); Y [n, len] (may be X when ldx == len).
+  // dt = clamp(softplus(X + bias), lo, hi), softplus with PyTorch's threshold (x > 20: x); NaN passes
+  // through. X rows ldx apart ([len] each); Y [n, len] (may be X when ldx == len).
   void (*softplus_dt)(const Exec& x, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len,
                       float lo, float hi);
   void (*act)(const Exec& x, Act kind, float* Y, size_t count);                            // Y = f(Y)
