@@ -3,7 +3,7 @@
 #   1. release build: unit, golden, zero-allocation, CLI, install + find_package consumer
 #   2. the unit, golden and CLI tests again under ASan + UBSan (leak checking on)
 #   3. each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
-#   4. the kernel and golden suites cross-built for aarch64 (NEON) and run under qemu-user
+#   4. the kernel, op and golden suites cross-built for aarch64 (NEON) and run under qemu-user
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

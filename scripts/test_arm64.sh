@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-builds the runtime, converter and tests for aarch64 (the NEON kernels) and runs the kernel and
-# golden suites under qemu-user. Installs g++-aarch64-linux-gnu and qemu-user if missing.
+# op and golden suites under qemu-user. Installs g++-aarch64-linux-gnu and qemu-user if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -15,4 +15,4 @@ fi
 cmake -S . -B build-arm64 -G Ninja --toolchain platforms/linux-aarch64/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
   -DRILL_XNNPACK=OFF -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-arm64 --target rill_tests -j "$(nproc)"
-qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/rill_tests --test-suite=kernels,golden
+qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/rill_tests --test-suite=kernels,ops,golden

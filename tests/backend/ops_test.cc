@@ -1,0 +1,664 @@
+// Op by op, every compiled-in backend (in the spirit of ggml's test-backend-ops): each op of each
+// backend's table runs on awkward shapes (odd widths, SIMD tails, strided rows, rows of different
+// states in one call) and is checked twice:
+//   - against an oracle written here in double precision from the op's definition in backend.h;
+//   - against the reference backend (cpu-ref, the scalar kernels), for every other backend.
+// Recurrent ops get rows from two states interleaved (A, A, B, A), so row order and per-row state
+// addressing are both exercised; the states they leave are checked as well as their outputs.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "kernels/kernels.h"
+#include "plan.h"
+#include "rill/extension.hpp"
+
+using namespace rill;
+
+namespace {
+
+using Floats = std::vector<float>;
+using Doubles = std::vector<double>;
+
+// 64-byte-aligned bytes, as an arena gives.
+struct Aligned {
+  unsigned char* p = nullptr;
+  explicit Aligned(size_t n) : p(static_cast<unsigned char*>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64))) {}
+  ~Aligned() { std::free(p); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+};
+
+std::vector<const BackendImpl*> backends() {
+  const BackendImpl* b[16];
+  const size_t n = all_backends(b, 16);
+  return std::vector<const BackendImpl*>(b, b + n);
+}
+
+Floats randn(size_t n, std::mt19937& rng, float scale = 1.f) {
+  std::normal_distribution<float> nd;
+  Floats v(n);
+  for (float& x : v) x = nd(rng) * scale;
+  return v;
+}
+
+// Runs `run` (the op on fresh copies of its inputs; returns every output and state flattened) on
+// every backend: each result within tol[i] of the oracle, and other backends within 2 tol[i] of the
+// reference backend's result. A single tolerance applies to every element when tol has one entry.
+void check(const std::string& what, const std::function<Floats(const Exec&)>& run, const Doubles& want,
+           const Doubles& tol, const ParallelFor* pool = nullptr) {
+  const std::vector<const BackendImpl*> all = backends();
+  REQUIRE(!all.empty());
+  REQUIRE(std::string(all[0]->name) == "cpu-ref");
+  Floats ref;
+  for (const BackendImpl* be : all) {
+    Aligned w(be->work_bytes(be, 32, 8192) + 1);
+    const Exec x{be, pool, nullptr, nullptr, w.p};
+    const Floats got = run(x);
+    REQUIRE_MESSAGE(got.size() == want.size(), what);
+    if (be == all[0]) ref = got;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double t = tol.size() == 1 ? tol[0] : tol[i];
+      REQUIRE_MESSAGE(std::fabs(got[i] - want[i]) <= t, be->name << " " << what << " [" << i << "]: " << got[i]
+                                                                   << " vs oracle " << want[i] << " (tol " << t << ")");
+      REQUIRE_MESSAGE(std::fabs(got[i] - ref[i]) <= 2 * t,
+                      be->name << " " << what << " [" << i << "]: " << got[i] << " vs cpu-ref " << ref[i]);
+    }
+  }
+}
+
+Doubles tol_rel(const Doubles& want, double rel, double abs) {
+  Doubles t(want.size());
+  for (size_t i = 0; i < want.size(); ++i) t[i] = abs + rel * std::fabs(want[i]);
+  return t;
+}
+
+// States for recurrent ops: two blocks, rows use A, A, B, A.
+struct States {
+  Floats a, b;
+  unsigned char* base[4];
+  States(const Floats& init_a, const Floats& init_b) : a(init_a), b(init_b) {
+    unsigned char* pa = reinterpret_cast<unsigned char*>(a.data());
+    unsigned char* pb = reinterpret_cast<unsigned char*>(b.data());
+    base[0] = pa, base[1] = pa, base[2] = pb, base[3] = pa;
+  }
+  StateRef ref() const { return StateRef{base, 0}; }
+};
+constexpr int kRowState[4] = {0, 0, 1, 0};  // which state each of the 4 rows advances
+
+Floats cat(std::initializer_list<const Floats*> parts) {
+  Floats out;
+  for (const Floats* p : parts) out.insert(out.end(), p->begin(), p->end());
+  return out;
+}
+
+double silu(double x) { return x / (1 + std::exp(-x)); }
+double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+double softplus(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
+
+// ---- weights of every dtype, with their dequantized values
+struct Weights {
+  std::vector<uint8_t> data, scales;
+  TensorView v;
+  Doubles deq;  // [rows, cols]
+};
+
+Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937& rng) {
+  Weights w;
+  const Floats f = randn(R * C, rng);
+  w.deq.resize(R * C);
+  if (dt == DType::kF32) {
+    w.data.resize(R * C * 4);
+    std::memcpy(w.data.data(), f.data(), R * C * 4);
+    for (size_t i = 0; i < R * C; ++i) w.deq[i] = f[i];
+  } else if (dt == DType::kF16) {
+    w.data.resize(R * C * 2);
+    auto* h = reinterpret_cast<uint16_t*>(w.data.data());
+    for (size_t i = 0; i < R * C; ++i) h[i] = kernels::f32_to_f16(f[i]), w.deq[i] = kernels::f16_to_f32(h[i]);
+  } else if (dt == DType::kI8) {
+    group = static_cast<uint32_t>(C);
+    convert::quantize_matrix(f, R, C, 8, group, &w.data, &w.scales);
+    const auto* s = reinterpret_cast<const float*>(w.scales.data());
+    for (size_t i = 0; i < R * C; ++i) w.deq[i] = static_cast<int8_t>(w.data[i]) * static_cast<double>(s[i / C]);
+  } else {
+    convert::quantize_matrix(f, R, C, 4, group, &w.data, &w.scales);
+    const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
+    for (size_t r = 0; r < R; ++r)
+      for (size_t c = 0; c < C; ++c)
+        w.deq[r * C + c] = kernels::q4_value(w.data.data() + r * (C / 2), c) *
+                           static_cast<double>(kernels::f16_to_f32(s[r * (C / group) + c / group]));
+  }
+  w.v.data = w.data.data();
+  w.v.dtype = dt;
+  w.v.scales = w.scales.empty() ? nullptr : w.scales.data();
+  w.v.group = (dt == DType::kI8 || dt == DType::kI4) ? group : 0;
+  w.v.ndim = 2;
+  w.v.shape[0] = R, w.v.shape[1] = C;
+  return w;
+}
+
+const char* dtype_str(DType d) {
+  switch (d) {
+    case DType::kF32: return "f32";
+    case DType::kF16: return "f16";
+    case DType::kI8: return "q8";
+    case DType::kI4: return "q4";
+    default: return "?";
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("ops") {
+  TEST_CASE("the reference backend comes first and every backend fills every op") {
+    const auto all = backends();
+    REQUIRE(!all.empty());
+    CHECK(std::string(all[0]->name) == "cpu-ref");
+    CHECK(find_backend(Backend::kCpu) != nullptr);
+    CHECK(find_backend(Backend::kCuda) == nullptr);  // not compiled into this build
+    std::string names;
+    for (const BackendImpl* be : all) {
+      names += std::string(be->name) + " ";
+      const Ops& o = *be->ops;
+      const void* entries[] = {reinterpret_cast<const void*>(o.embed), reinterpret_cast<const void*>(o.rmsnorm),
+                               reinterpret_cast<const void*>(o.layernorm), reinterpret_cast<const void*>(o.group_norm),
+                               reinterpret_cast<const void*>(o.gated_rmsnorm), reinterpret_cast<const void*>(o.conv_step),
+                               reinterpret_cast<const void*>(o.ssm_scan), reinterpret_cast<const void*>(o.ssd_step),
+                               reinterpret_cast<const void*>(o.wkv7), reinterpret_cast<const void*>(o.token_shift),
+                               reinterpret_cast<const void*>(o.softplus_dt), reinterpret_cast<const void*>(o.act),
+                               reinterpret_cast<const void*>(o.add), reinterpret_cast<const void*>(o.add_bias),
+                               reinterpret_cast<const void*>(o.mul), reinterpret_cast<const void*>(o.lerp),
+                               reinterpret_cast<const void*>(o.wkv7_keys), reinterpret_cast<const void*>(o.wkv7_bonus)};
+      for (const void* e : entries) CHECK_MESSAGE(e != nullptr, be->name);
+      for (DType d : {DType::kF32, DType::kF16, DType::kI8, DType::kI4})
+        CHECK_MESSAGE(bool(o.matmul_by_dtype[static_cast<size_t>(d)]), be->name << " " << dtype_str(d));
+    }
+    MESSAGE("backends on this machine: " << names);
+  }
+
+  TEST_CASE("matmul: every dtype, odd shapes, strided rows, 1 to 9 rows, with and without a thread pool") {
+    ThreadPool* pool = nullptr;
+    REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
+    std::mt19937 rng(11);
+    struct Shape {
+      size_t R, C;
+    };
+    // Float weights take any width; quantized ones multiples of 32 (64/128 for those groups). 4096 + 128
+    // crosses the int8 kernels' column chunk.
+    const Shape float_shapes[] = {{1, 1}, {3, 7}, {37, 40}, {80, 129}, {65, 255}};
+    const Shape quant_shapes[] = {{1, 128}, {5, 256}, {70, 384}, {3, 4096 + 128}};
+    struct Kind {
+      DType dt;
+      uint32_t group;
+    };
+    const Kind kinds[] = {{DType::kF32, 0}, {DType::kF16, 0}, {DType::kI8, 0},
+                          {DType::kI4, 32}, {DType::kI4, 64}, {DType::kI4, 128}};
+    for (const Kind& k : kinds) {
+      const bool quant = k.dt == DType::kI8 || k.dt == DType::kI4;
+      for (const Shape& sh : quant ? std::vector<Shape>(std::begin(quant_shapes), std::end(quant_shapes))
+                                   : std::vector<Shape>(std::begin(float_shapes), std::end(float_shapes))) {
+        const Weights W = make_weights(k.dt, sh.R, sh.C, k.group, rng);
+        for (size_t n : {1, 3, 9}) {
+          const size_t ldx = sh.C + 3, ldy = sh.R + 2;
+          Floats X = randn(n * ldx, rng);
+          for (size_t i = 0; i < X.size(); i += 17) X[i] *= 20;  // outliers
+          Doubles want(n * sh.R), tol(n * sh.R);
+          for (size_t i = 0; i < n; ++i)
+            for (size_t r = 0; r < sh.R; ++r) {
+              double acc = 0, mag = 0, act_bound = 0;
+              for (size_t c = 0; c < sh.C; ++c) {
+                acc += W.deq[r * sh.C + c] * X[i * ldx + c];
+                mag += std::fabs(W.deq[r * sh.C + c] * X[i * ldx + c]);
+              }
+              // Backends may round activations to int8 per 32-element block (scale amax / 127): each
+              // x moves by at most scale / 2.
+              if (quant)
+                for (size_t b = 0; b < sh.C / 32; ++b) {
+                  double amax = 0, wsum = 0;
+                  for (size_t c = b * 32; c < b * 32 + 32; ++c)
+                    amax = std::max(amax, std::fabs(double(X[i * ldx + c]))), wsum += std::fabs(W.deq[r * sh.C + c]);
+                  act_bound += amax / 127 / 2 * wsum;
+                }
+              want[i * sh.R + r] = acc;
+              tol[i * sh.R + r] = act_bound * 1.001 + 2e-6 * mag + 1e-6;
+            }
+          for (const ParallelFor* pl : {static_cast<const ParallelFor*>(nullptr), static_cast<const ParallelFor*>(pool)}) {
+            auto run = [&](const Exec& x) {
+              Floats Y(n * ldy, -7.f);
+              x.backend->ops->matmul(x, W.v, X.data(), ldx, Y.data(), ldy, n);
+              Floats out;
+              for (size_t i = 0; i < n; ++i) out.insert(out.end(), Y.begin() + i * ldy, Y.begin() + i * ldy + sh.R);
+              return out;
+            };
+            check(std::string("matmul ") + dtype_str(k.dt) + " g" + std::to_string(k.group) + " " +
+                      std::to_string(sh.R) + "x" + std::to_string(sh.C) + " n=" + std::to_string(n) +
+                      (pl ? " pool" : ""),
+                  run, want, tol, pl);
+          }
+        }
+      }
+    }
+    ThreadPool::destroy(pool);
+  }
+
+  TEST_CASE("embed: every dtype, rows 0 and V-1") {
+    std::mt19937 rng(12);
+    const size_t V = 37;
+    struct Kind {
+      DType dt;
+      uint32_t group;
+      size_t d;
+    };
+    for (const Kind& k : {Kind{DType::kF32, 0, 13}, Kind{DType::kF16, 0, 13}, Kind{DType::kI8, 0, 96},
+                          Kind{DType::kI4, 32, 96}, Kind{DType::kI4, 128, 128}}) {
+      const Weights W = make_weights(k.dt, V, k.d, k.group, rng);
+      const int32_t tokens[] = {0, 36, 5, 5, 17};
+      Doubles want;
+      for (int32_t t : tokens) want.insert(want.end(), W.deq.begin() + t * k.d, W.deq.begin() + (t + 1) * k.d);
+      check(std::string("embed ") + dtype_str(k.dt),
+            [&](const Exec& x) {
+              Floats out(5 * k.d);
+              x.backend->ops->embed(x, W.v, tokens, out.data(), 5);
+              return out;
+            },
+            want, {1e-6});
+    }
+  }
+
+  TEST_CASE("norms: rmsnorm, layernorm, group_norm, gated_rmsnorm") {
+    std::mt19937 rng(13);
+    for (size_t d : {1, 7, 773}) {
+      const size_t n = 3;
+      const Floats X = randn(n * d, rng, 3.f), w = randn(d, rng), b = randn(d, rng);
+      Doubles rms(n * d), ln(n * d);
+      for (size_t i = 0; i < n; ++i) {
+        double ss = 0, mu = 0, var = 0;
+        for (size_t c = 0; c < d; ++c) ss += double(X[i * d + c]) * X[i * d + c], mu += X[i * d + c];
+        mu /= d;
+        for (size_t c = 0; c < d; ++c) var += (X[i * d + c] - mu) * (X[i * d + c] - mu);
+        for (size_t c = 0; c < d; ++c) {
+          rms[i * d + c] = X[i * d + c] / std::sqrt(ss / d + 1e-5) * w[c];
+          ln[i * d + c] = (X[i * d + c] - mu) / std::sqrt(var / d + 1e-5) * w[c] + b[c];
+        }
+      }
+      check("rmsnorm d=" + std::to_string(d),
+            [&](const Exec& x) {
+              Floats Y(n * d);
+              x.backend->ops->rmsnorm(x, X.data(), w.data(), Y.data(), n, d, 1e-5f);
+              return Y;
+            },
+            rms, tol_rel(rms, 2e-5, 1e-5));
+      check("layernorm d=" + std::to_string(d),
+            [&](const Exec& x) {
+              Floats Y(n * d);
+              x.backend->ops->layernorm(x, X.data(), w.data(), b.data(), Y.data(), n, d, 1e-5f);
+              return Y;
+            },
+            ln, tol_rel(ln, 2e-5, 1e-5));
+    }
+    for (auto HN : {std::pair<size_t, size_t>{3, 5}, {2, 64}}) {
+      const size_t H = HN.first, N = HN.second, C = H * N, n = 2;
+      const Floats Y0 = randn(n * C, rng, 2.f), w = randn(C, rng), b = randn(C, rng);
+      Doubles want(n * C);
+      for (size_t i = 0; i < n; ++i)
+        for (size_t h = 0; h < H; ++h) {
+          const float* y = Y0.data() + i * C + h * N;
+          double mu = 0, var = 0;
+          for (size_t j = 0; j < N; ++j) mu += y[j];
+          mu /= N;
+          for (size_t j = 0; j < N; ++j) var += (y[j] - mu) * (y[j] - mu);
+          for (size_t j = 0; j < N; ++j)
+            want[i * C + h * N + j] = (y[j] - mu) / std::sqrt(var / N + 64e-5) * w[h * N + j] + b[h * N + j];
+        }
+      check("group_norm H=" + std::to_string(H) + " N=" + std::to_string(N),
+            [&](const Exec& x) {
+              Floats Y = Y0;
+              x.backend->ops->group_norm(x, Y.data(), w.data(), b.data(), n, H, N, 64e-5f);
+              return Y;
+            },
+            want, tol_rel(want, 2e-5, 1e-5));
+    }
+    for (size_t G : {1, 2, 3}) {
+      const size_t E = 24, n = 3, ldz = 31;
+      const Floats Y0 = randn(n * E, rng), Z = randn(n * ldz, rng), w = randn(E, rng);
+      Doubles want(n * E);
+      for (size_t i = 0; i < n; ++i)
+        for (size_t g = 0; g < G; ++g) {
+          const size_t gs = E / G;
+          Doubles y(gs);
+          double ss = 0;
+          for (size_t j = 0; j < gs; ++j) {
+            const size_t c = g * gs + j;
+            y[j] = Y0[i * E + c] * silu(Z[i * ldz + c]);
+            ss += y[j] * y[j];
+          }
+          for (size_t j = 0; j < gs; ++j) want[i * E + g * gs + j] = y[j] / std::sqrt(ss / gs + 1e-5) * w[g * gs + j];
+        }
+      check("gated_rmsnorm G=" + std::to_string(G),
+            [&](const Exec& x) {
+              Floats Y = Y0;
+              x.backend->ops->gated_rmsnorm(x, Y.data(), Z.data(), ldz, w.data(), n, E, G, 1e-5f);
+              return Y;
+            },
+            want, tol_rel(want, 2e-5, 1e-5));
+    }
+  }
+
+  TEST_CASE("conv_step: rows of two states in order, with and without bias, K = 2 and 4") {
+    std::mt19937 rng(14);
+    for (size_t K : {2, 4}) {
+      for (bool bias : {false, true}) {
+        const size_t C = 13, n = 4, ldx = 17;
+        const Floats ha = randn((K - 1) * C, rng), hb = randn((K - 1) * C, rng), w = randn(K * C, rng),
+                     b = randn(C, rng), X = randn(n * ldx, rng);
+        // Oracle: per row, window = history (oldest first) then the new sample.
+        std::vector<Doubles> hist = {Doubles(ha.begin(), ha.end()), Doubles(hb.begin(), hb.end())};
+        Doubles y(n * C);
+        for (size_t i = 0; i < n; ++i) {
+          Doubles& h = hist[kRowState[i]];
+          for (size_t c = 0; c < C; ++c) {
+            double acc = bias ? b[c] : 0;
+            for (size_t k = 0; k + 1 < K; ++k) acc += w[k * C + c] * h[k * C + c];
+            acc += w[(K - 1) * C + c] * X[i * ldx + c];
+            y[i * C + c] = silu(acc);
+          }
+          for (size_t k = 0; k + 2 < K; ++k)
+            for (size_t c = 0; c < C; ++c) h[k * C + c] = h[(k + 1) * C + c];
+          for (size_t c = 0; c < C; ++c) h[(K - 2) * C + c] = X[i * ldx + c];
+        }
+        Doubles want = y;
+        want.insert(want.end(), hist[0].begin(), hist[0].end());
+        want.insert(want.end(), hist[1].begin(), hist[1].end());
+        check("conv_step K=" + std::to_string(K) + (bias ? " bias" : ""),
+              [&](const Exec& x) {
+                States s(ha, hb);
+                Floats Y(n * C);
+                x.backend->ops->conv_step(x, s.ref(), w.data(), bias ? b.data() : nullptr, X.data(), ldx, Y.data(), n,
+                                          C, K);
+                return cat({&Y, &s.a, &s.b});
+              },
+              want, tol_rel(want, 1e-5, 1e-6));
+      }
+    }
+  }
+
+  TEST_CASE("ssm_scan (Mamba-1): channel tails, a huge dt, strided B/C and z, rows of two states") {
+    std::mt19937 rng(15);
+    std::uniform_real_distribution<float> ud(0.001f, 2.f);
+    for (auto EN : {std::pair<size_t, size_t>{19, 5}, {8, 16}, {1, 3}}) {
+      const size_t E = EN.first, N = EN.second, n = 4, ldbc = 2 * N + 3, ldz = E + 5;
+      const Floats sa = randn(N * E, rng), sb = randn(N * E, rng), D = randn(E, rng), X = randn(n * E, rng),
+                   BC = randn(n * ldbc, rng), Z = randn(n * ldz, rng);
+      Floats A(N * E), dt(n * E);
+      for (float& v : A) v = -ud(rng) * 8;
+      for (float& v : dt) v = ud(rng);
+      dt[0] = 60.f;  // a decay far below f32's smallest normal
+      std::vector<Doubles> st = {Doubles(sa.begin(), sa.end()), Doubles(sb.begin(), sb.end())};
+      Doubles y(n * E);
+      for (size_t i = 0; i < n; ++i) {
+        Doubles& s = st[kRowState[i]];
+        const float* B = BC.data() + i * ldbc;
+        const float* Cm = B + N;
+        for (size_t c = 0; c < E; ++c) {
+          const double d = dt[i * E + c], xc = X[i * E + c];
+          double acc = D[c] * xc;
+          for (size_t j = 0; j < N; ++j) {
+            s[j * E + c] = std::exp(d * A[j * E + c]) * s[j * E + c] + d * B[j] * xc;
+            acc += s[j * E + c] * Cm[j];
+          }
+          y[i * E + c] = acc * silu(Z[i * ldz + c]);
+        }
+      }
+      Doubles want = y;
+      want.insert(want.end(), st[0].begin(), st[0].end());
+      want.insert(want.end(), st[1].begin(), st[1].end());
+      check("ssm_scan E=" + std::to_string(E) + " N=" + std::to_string(N),
+            [&](const Exec& x) {
+              States s(sa, sb);
+              Floats Y(n * E);
+              x.backend->ops->ssm_scan(x, s.ref(), A.data(), dt.data(), X.data(), BC.data(), BC.data() + N, ldbc,
+                                       D.data(), Z.data(), ldz, Y.data(), n, E, N);
+              return cat({&Y, &s.a, &s.b});
+            },
+            want, tol_rel(want, 2e-5, 2e-5));
+    }
+  }
+
+  TEST_CASE("ssd_step (Mamba-2): groups, strided x/B/C, rows of two states") {
+    std::mt19937 rng(16);
+    std::uniform_real_distribution<float> ud(0.01f, 1.5f);
+    const size_t H = 4, P = 3, N = 5, G = 2, E = H * P, n = 4, ldx = E + 2 * G * N + 3;
+    const Floats Sa = randn(H * P * N, rng), Sb = randn(H * P * N, rng), xbc = randn(n * ldx, rng), D = randn(E, rng);
+    Floats dt(n * H), A(H);
+    for (float& v : dt) v = ud(rng);
+    for (float& v : A) v = -ud(rng) * 3;
+    std::vector<Doubles> st = {Doubles(Sa.begin(), Sa.end()), Doubles(Sb.begin(), Sb.end())};
+    Doubles y(n * E);
+    for (size_t i = 0; i < n; ++i) {
+      Doubles& S = st[kRowState[i]];
+      const float* x = xbc.data() + i * ldx;
+      const float* B = x + E;
+      const float* Cm = B + G * N;
+      for (size_t h = 0; h < H; ++h) {
+        const size_t g = h / (H / G);
+        const double a = std::exp(double(dt[i * H + h]) * A[h]);
+        for (size_t p = 0; p < P; ++p) {
+          const size_t c = h * P + p;
+          double acc = 0;
+          for (size_t j = 0; j < N; ++j) {
+            double& s = S[c * N + j];
+            s = a * s + double(dt[i * H + h]) * x[c] * B[g * N + j];
+            acc += s * Cm[g * N + j];
+          }
+          y[i * E + c] = acc + D[c] * x[c];
+        }
+      }
+    }
+    Doubles want = y;
+    want.insert(want.end(), st[0].begin(), st[0].end());
+    want.insert(want.end(), st[1].begin(), st[1].end());
+    check("ssd_step",
+          [&](const Exec& x) {
+            States s(Sa, Sb);
+            Floats Y(n * E);
+            x.backend->ops->ssd_step(x, s.ref(), xbc.data(), xbc.data() + E, xbc.data() + E + G * N, ldx, dt.data(),
+                                     A.data(), D.data(), Y.data(), n, H, P, N, G);
+            return cat({&Y, &s.a, &s.b});
+          },
+          want, tol_rel(want, 2e-5, 2e-5));
+  }
+
+  TEST_CASE("wkv7, wkv7_keys, wkv7_bonus (RWKV-7): odd head size, rows of two states") {
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<float> ud(0.5f, 1.f);
+    const size_t H = 2, N = 5, C = H * N, n = 4;
+    const Floats Sa = randn(H * N * N, rng), Sb = randn(H * N * N, rng), r = randn(n * C, rng), k = randn(n * C, rng),
+                 v = randn(n * C, rng), a = randn(n * C, rng, 0.3f), b = randn(n * C, rng, 0.3f);
+    Floats w(n * C);
+    for (float& x : w) x = ud(rng);
+    std::vector<Doubles> st = {Doubles(Sa.begin(), Sa.end()), Doubles(Sb.begin(), Sb.end())};
+    Doubles y(n * C);
+    for (size_t i = 0; i < n; ++i) {
+      Doubles& S = st[kRowState[i]];
+      for (size_t h = 0; h < H; ++h) {
+        const size_t o = i * C + h * N;
+        for (size_t vi = 0; vi < N; ++vi) {
+          double* row = S.data() + h * N * N + vi * N;
+          double sa = 0;
+          for (size_t j = 0; j < N; ++j) sa += row[j] * a[o + j];
+          double acc = 0;
+          for (size_t j = 0; j < N; ++j) {
+            row[j] = row[j] * w[o + j] + sa * b[o + j] + double(v[o + vi]) * k[o + j];
+            acc += row[j] * r[o + j];
+          }
+          y[o + vi] = acc;
+        }
+      }
+    }
+    Doubles want = y;
+    want.insert(want.end(), st[0].begin(), st[0].end());
+    want.insert(want.end(), st[1].begin(), st[1].end());
+    check("wkv7",
+          [&](const Exec& x) {
+            States s(Sa, Sb);
+            Floats Y(n * C);
+            x.backend->ops->wkv7(x, s.ref(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), Y.data(), n,
+                                 H, N);
+            return cat({&Y, &s.a, &s.b});
+          },
+          want, tol_rel(want, 2e-5, 2e-5));
+
+    // Keys: head 1 of row 0 all zero (the 1e-12 floor of the norm).
+    const size_t Hk = 3, Nk = 4, Ck = Hk * Nk, nk = 2;
+    Floats K0 = randn(nk * Ck, rng), A0(nk * Ck), k_k = randn(Ck, rng), k_a = randn(Ck, rng);
+    for (float& x : A0) x = ud(rng) - 0.5f;
+    for (size_t j = 0; j < Nk; ++j) K0[Nk + j] = 0.f;
+    Doubles kk(nk * Ck), k2(nk * Ck), na(nk * Ck), bb(nk * Ck);
+    for (size_t i = 0; i < nk; ++i)
+      for (size_t h = 0; h < Hk; ++h) {
+        double ss = 0;
+        for (size_t j = 0; j < Nk; ++j) {
+          const size_t c = i * Ck + h * Nk + j;
+          kk[c] = double(K0[c]) * k_k[h * Nk + j];
+          ss += kk[c] * kk[c];
+        }
+        const double inv = 1 / std::max(std::sqrt(ss), 1e-12);
+        for (size_t j = 0; j < Nk; ++j) {
+          const size_t c = i * Ck + h * Nk + j, cc = h * Nk + j;
+          kk[c] *= inv;
+          k2[c] = K0[c] * (1 + (double(A0[c]) - 1) * k_a[cc]);
+          na[c] = -kk[c];
+          bb[c] = kk[c] * A0[c];
+        }
+      }
+    Doubles want_keys = k2;
+    want_keys.insert(want_keys.end(), na.begin(), na.end());
+    want_keys.insert(want_keys.end(), bb.begin(), bb.end());
+    check("wkv7_keys",
+          [&](const Exec& x) {
+            Floats K = K0, NA(nk * Ck), B(nk * Ck);
+            x.backend->ops->wkv7_keys(x, K.data(), A0.data(), k_k.data(), k_a.data(), NA.data(), B.data(), nk, Hk, Nk);
+            return cat({&K, &NA, &B});
+          },
+          want_keys, tol_rel(want_keys, 1e-5, 1e-6));
+
+    const Floats Y0 = randn(n * C, rng), r_k = randn(C, rng);
+    Doubles want_bonus(n * C);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t h = 0; h < H; ++h) {
+        const size_t o = i * C + h * N;
+        double bonus = 0;
+        for (size_t j = 0; j < N; ++j) bonus += double(r[o + j]) * k[o + j] * r_k[h * N + j];
+        for (size_t j = 0; j < N; ++j) want_bonus[o + j] = Y0[o + j] + bonus * v[o + j];
+      }
+    check("wkv7_bonus",
+          [&](const Exec& x) {
+            Floats Y = Y0;
+            x.backend->ops->wkv7_bonus(x, Y.data(), r.data(), k.data(), r_k.data(), v.data(), n, H, N);
+            return Y;
+          },
+          want_bonus, tol_rel(want_bonus, 1e-5, 1e-5));
+  }
+
+  TEST_CASE("token_shift: six mixes into strided rows, and one mix in place; rows of two states") {
+    std::mt19937 rng(18);
+    const size_t C = 11, n = 4;
+    for (size_t k : {6, 1}) {
+      const bool in_place = k == 1;
+      const size_t ldy = in_place ? C : k * C + 5;
+      const Floats pa = randn(C, rng), pb = randn(C, rng), U = randn(n * C, rng), mix = randn(k * C, rng);
+      std::vector<Doubles> st = {Doubles(pa.begin(), pa.end()), Doubles(pb.begin(), pb.end())};
+      Doubles y(n * k * C);
+      for (size_t i = 0; i < n; ++i) {
+        Doubles& p = st[kRowState[i]];
+        for (size_t c = 0; c < C; ++c) {
+          const double u = U[i * C + c];
+          for (size_t j = 0; j < k; ++j) y[(i * k + j) * C + c] = u + (p[c] - u) * mix[j * C + c];
+          p[c] = u;
+        }
+      }
+      Doubles want = y;
+      want.insert(want.end(), st[0].begin(), st[0].end());
+      want.insert(want.end(), st[1].begin(), st[1].end());
+      check(std::string("token_shift k=") + std::to_string(k),
+            [&](const Exec& x) {
+              States s(pa, pb);
+              Floats Uc = U, Y(in_place ? 0 : n * ldy), out;
+              float* y_ptr = in_place ? Uc.data() : Y.data();
+              x.backend->ops->token_shift(x, s.ref(), Uc.data(), mix.data(), k, y_ptr, ldy, n, C);
+              for (size_t i = 0; i < n; ++i) out.insert(out.end(), y_ptr + i * ldy, y_ptr + i * ldy + k * C);
+              return cat({&out, &s.a, &s.b});
+            },
+            want, tol_rel(want, 1e-6, 1e-6));
+    }
+  }
+
+  TEST_CASE("gates and activations: softplus_dt (threshold, clamps), act (every kind), add, add_bias, mul, lerp") {
+    std::mt19937 rng(19);
+    const size_t n = 3, len = 9, ldx = 13;
+    Floats X = randn(n * ldx, rng, 8.f);
+    X[0] = 25.f, X[1] = -40.f, X[2] = 19.9f;  // past the threshold, deep negative, just below
+    const Floats bias = randn(len, rng);
+    for (auto lohi : {std::pair<float, float>{-INFINITY, INFINITY}, {0.5f, 3.f}}) {
+      Doubles want(n * len);
+      for (size_t i = 0; i < n; ++i)
+        for (size_t c = 0; c < len; ++c)
+          want[i * len + c] = std::min<double>(std::max<double>(softplus(double(X[i * ldx + c] + bias[c])), lohi.first),
+                                               lohi.second);
+      check("softplus_dt clamp [" + std::to_string(lohi.first) + ", " + std::to_string(lohi.second) + "]",
+            [&](const Exec& x) {
+              Floats Y(n * len);
+              x.backend->ops->softplus_dt(x, X.data(), ldx, bias.data(), Y.data(), n, len, lohi.first, lohi.second);
+              return Y;
+            },
+            want, tol_rel(want, 2e-6, 1e-6));
+    }
+    const size_t count = 37;
+    Floats v = randn(count, rng, 6.f);
+    v[0] = 30.f, v[1] = -30.f, v[2] = 0.f;
+    const std::pair<Act, std::function<double(double)>> acts[] = {
+        {Act::kTanh, [](double t) { return std::tanh(t); }},
+        {Act::kSigmoid, sigmoid},
+        {Act::kReluSq, [](double t) { return t > 0 ? t * t : 0.0; }},
+        {Act::kRwkv7Decay, [](double t) { return std::exp(-std::exp(-0.5) * sigmoid(t)); }}};
+    for (const auto& a : acts) {
+      Doubles want(count);
+      for (size_t i = 0; i < count; ++i) want[i] = a.second(v[i]);
+      check("act " + std::to_string(static_cast<int>(a.first)),
+            [&](const Exec& x) {
+              Floats Y = v;
+              x.backend->ops->act(x, a.first, Y.data(), count);
+              return Y;
+            },
+            want, tol_rel(want, 2e-6, 1e-7));
+    }
+    const Floats Y0 = randn(n * len, rng), X1 = randn(n * len, rng), T = randn(n * len, rng);
+    Doubles w_add(n * len), w_bias(n * len), w_mul(n * len), w_lerp(n * len);
+    for (size_t i = 0; i < n * len; ++i) {
+      w_add[i] = double(Y0[i]) + X1[i];
+      w_bias[i] = double(Y0[i]) + bias[i % len];
+      w_mul[i] = double(Y0[i]) * X1[i];
+      w_lerp[i] = Y0[i] + (double(X1[i]) - Y0[i]) * T[i];
+    }
+    auto elementwise = [&](const char* name, const Doubles& want, auto op) {
+      check(name,
+            [&](const Exec& x) {
+              Floats Y = Y0;
+              op(x, Y.data());
+              return Y;
+            },
+            want, tol_rel(want, 1e-6, 1e-6));
+    };
+    elementwise("add", w_add, [&](const Exec& x, float* Y) { x.backend->ops->add(x, Y, X1.data(), n * len); });
+    elementwise("add_bias", w_bias, [&](const Exec& x, float* Y) { x.backend->ops->add_bias(x, Y, bias.data(), n, len); });
+    elementwise("mul", w_mul, [&](const Exec& x, float* Y) { x.backend->ops->mul(x, Y, X1.data(), n * len); });
+    elementwise("lerp", w_lerp, [&](const Exec& x, float* Y) { x.backend->ops->lerp(x, Y, X1.data(), T.data(), n * len); });
+  }
+}
