@@ -22,5 +22,5 @@ scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== aarch64 (NEON) under qemu-user" >&2
 scripts/test_arm64.sh | tee -a "$log"
 ctests=$(grep -o 'tests failed out of [0-9]*' "$log" | awk '{s += $NF} END {print s + 0}')
-echo "all suites green: $ctests ctest tests (release + sanitizers), 4 fuzz targets, aarch64 kernel+golden suite"
+echo "all suites green: $ctests ctest tests (release + sanitizers), 4 fuzz targets, aarch64 kernel+op+golden suites"
 echo "$((ctests + 5)) passed, 0 failed"

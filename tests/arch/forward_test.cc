@@ -1,0 +1,189 @@
+// Each architecture's forward pass over rows (arch/arch.h), on every compiled-in backend:
+//   - the golden fixtures, stepped one row at a time, match the reference logits on each backend (not
+//     only the one Model::init picks);
+//   - one pass over rows of N different states (multi-stream) equals N single-row passes bit for bit,
+//     logits and states;
+//   - a session's prefill gives bit-identical state and logits for any prefill_chunk.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "arch/arch.h"
+#include "test_util.h"
+
+using namespace rill;
+using namespace rill_test;
+
+namespace {
+
+const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
+                        "mamba2_groups",  "mamba2_tied_bf16",        "rwkv7_fla_world",    "rwkv7_blink_bf16",
+                        "../fuzz/rwkv7_world_tiny"};
+
+std::vector<const BackendImpl*> backends() {
+  const BackendImpl* b[16];
+  const size_t n = all_backends(b, 16);
+  return std::vector<const BackendImpl*>(b, b + n);
+}
+
+struct AlignedBuf {
+  unsigned char* p;
+  explicit AlignedBuf(size_t n) : p(static_cast<unsigned char*>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64))) {
+    std::memset(p, 0, (n + 63) / 64 * 64 + 64);
+  }
+  ~AlignedBuf() { std::free(p); }
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+};
+
+// Forward passes of up to max_rows rows on one backend, over caller-chosen state blocks.
+struct Runner {
+  const ModelImpl& m;
+  const BackendImpl* be;
+  AlignedBuf scratch, work;
+  Runner(const ModelImpl& model, const BackendImpl* backend, size_t max_rows)
+      : m(model),
+        be(backend),
+        scratch(find_arch(model.arch)->scratch_bytes(model, max_rows)),
+        work(backend->work_bytes(backend, max_rows, model.max_cols)) {}
+  // tokens[i] advances states[i]; logits of the last n_logits rows.
+  void run(const std::vector<int32_t>& tokens, std::vector<unsigned char*> states, float* logits, size_t n_logits) {
+    const Exec x{be, nullptr, nullptr, scratch.p, work.p};
+    const Rows r{tokens.size(), tokens.data(), states.data(), logits, n_logits};
+    find_arch(m.arch)->forward(x, m, r);
+  }
+};
+
+struct Loaded {
+  TempDir tmp;
+  LoadedModel lm;
+  explicit Loaded(const std::string& ckpt, const std::string& dtype = "f32") {
+    const std::string path = tmp.file("m.rill");
+    const std::string err = convert_ckpt(ckpt, path, dtype);
+    REQUIRE_MESSAGE(err.empty(), err);
+    Error e;
+    REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
+  }
+  const ModelImpl& impl() const { return *lm.model().impl(); }
+};
+
+}  // namespace
+
+TEST_SUITE("golden") {
+  TEST_CASE("every backend: golden fixtures stepped one row at a time match the reference logits") {
+    for (const char* name : kCases) {
+      CAPTURE(name);
+      Loaded l(golden_dir(name));
+      const ModelImpl& m = l.impl();
+      const std::vector<int32_t> tokens = read_tokens(golden_dir(name) + "/tokens.txt");
+      const Npy want = read_npy(golden_dir(name) + "/logits.npy");
+      const size_t V = m.info.vocab_size;
+      REQUIRE(want.data.size() == tokens.size() * V);
+      float max_abs = 0;
+      for (float v : want.data) max_abs = std::max(max_abs, std::fabs(v));
+      for (const BackendImpl* be : backends()) {
+        CAPTURE(be->name);
+        Runner run(m, be, 1);
+        AlignedBuf state(m.state_bytes);
+        std::vector<float> logits(V);
+        float worst = 0;
+        for (size_t t = 0; t < tokens.size(); ++t) {
+          run.run({tokens[t]}, {state.p}, logits.data(), 1);
+          for (size_t v = 0; v < V; ++v) worst = std::max(worst, std::fabs(logits[v] - want.data[t * V + v]));
+        }
+        CHECK_MESSAGE(worst <= 1e-4f * max_abs, be->name << ": max diff " << worst << " of max |logit| " << max_abs);
+      }
+    }
+  }
+}
+
+TEST_SUITE("arch") {
+  TEST_CASE("multi-stream: one pass over rows of 3 states equals 3 single-row passes, bit for bit (f32, q8, q4)") {
+    for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world"}) {
+      for (const char* dtype : {"f32", "q8", "q4"}) {
+        CAPTURE(name);
+        CAPTURE(dtype);
+        Loaded l(golden_dir(name), dtype);
+        const ModelImpl& m = l.impl();
+        const size_t V = m.info.vocab_size, S = 3;
+        for (const BackendImpl* be : backends()) {
+          CAPTURE(be->name);
+          Runner batched(m, be, S), single(m, be, 1);
+          std::vector<AlignedBuf*> a, b;  // a: stepped together, b: stepped alone
+          for (size_t s = 0; s < S; ++s) a.push_back(new AlignedBuf(m.state_bytes)), b.push_back(new AlignedBuf(m.state_bytes));
+          std::vector<float> la(S * V), lb(V);
+          for (size_t step = 0; step < 12; ++step) {
+            std::vector<int32_t> toks(S);
+            for (size_t s = 0; s < S; ++s) toks[s] = static_cast<int32_t>((step * 7 + s * 13 + 1) % V);
+            batched.run(toks, {a[0]->p, a[1]->p, a[2]->p}, la.data(), S);
+            for (size_t s = 0; s < S; ++s) {
+              single.run({toks[s]}, {b[s]->p}, lb.data(), 1);
+              REQUIRE_MESSAGE(std::memcmp(la.data() + s * V, lb.data(), V * 4) == 0, "step " << step << " stream " << s);
+            }
+          }
+          for (size_t s = 0; s < S; ++s) CHECK(std::memcmp(a[s]->p, b[s]->p, m.state_bytes) == 0);
+          // Streams that saw different tokens hold different states (the rows were not mixed up).
+          CHECK(std::memcmp(a[0]->p, a[1]->p, m.state_bytes) != 0);
+          for (size_t s = 0; s < S; ++s) delete a[s], delete b[s];
+        }
+      }
+    }
+  }
+
+  TEST_CASE("prefill: any prefill_chunk leaves the state and logits of stepping, bit for bit") {
+    for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world"}) {
+      for (const char* dtype : {"f32", "q8"}) {
+        CAPTURE(name);
+        CAPTURE(dtype);
+        Loaded l(golden_dir(name), dtype);
+        const Model& model = l.lm.model();
+        const size_t V = model.info().vocab_size;
+        std::vector<int32_t> prompt(29);
+        for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 3) % V);
+        OwnedSession stepped;
+        REQUIRE(OwnedSession::create(model, SessionOptions{}, &stepped) == Status::kOk);
+        std::vector<float> want(V), got(V);
+        for (int32_t t : prompt) REQUIRE(stepped.session().step(t, want.data(), V) == Status::kOk);
+        std::vector<unsigned char> want_state(stepped.session().state_size()), got_state(want_state.size());
+        REQUIRE(stepped.session().state_copy_out(want_state.data(), want_state.size()) == Status::kOk);
+        for (uint32_t chunk : {1u, 3u, 8u, 13u, 64u}) {
+          CAPTURE(chunk);
+          SessionOptions so;
+          so.prefill_chunk = chunk;
+          OwnedSession s;
+          REQUIRE(OwnedSession::create(model, so, &s) == Status::kOk);
+          REQUIRE(s.session().prefill(prompt.data(), prompt.size(), got.data(), V) == Status::kOk);
+          REQUIRE(s.session().state_copy_out(got_state.data(), got_state.size()) == Status::kOk);
+          CHECK(std::memcmp(got.data(), want.data(), V * 4) == 0);
+          CHECK(got_state == want_state);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("the plan: footprint grows with prefill_chunk, and an out-of-range chunk is refused") {
+    Loaded l(golden_dir("mamba1_awkward"));
+    const Model& model = l.lm.model();
+    size_t b1 = 0, b8 = 0, b64 = 0, bad = 0;
+    SessionOptions so;
+    so.prefill_chunk = 1;
+    REQUIRE(Session::footprint(model, so, &b1) == Status::kOk);
+    so.prefill_chunk = 8;
+    REQUIRE(Session::footprint(model, so, &b8) == Status::kOk);
+    so.prefill_chunk = 64;
+    REQUIRE(Session::footprint(model, so, &b64) == Status::kOk);
+    CHECK(b1 < b8);
+    CHECK(b8 < b64);
+    CHECK(b1 > model.info().state_bytes);
+    for (uint32_t c : {0u, 4097u}) {
+      so.prefill_chunk = c;
+      CHECK(Session::footprint(model, so, &bad) == Status::kInvalidArgument);
+      alignas(64) static unsigned char arena[1 << 16];
+      Session s;
+      Error e;
+      CHECK(Session::init(model, so, arena, sizeof arena, &s, &e) == Status::kInvalidArgument);
+      CHECK(std::string(e.message).find("prefill_chunk") != std::string::npos);
+    }
+  }
+}
