@@ -248,7 +248,9 @@ int cmd_inspect(int argc, char** argv) {
       for (uint64_t v : *s->shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(v);
       std::printf("  %-20s [%s] f32 (per layer)\n", s->name()->c_str(), shape.c_str());
     }
-  std::printf("arena         %zu bytes per session (state + scratch)\n", arena);
+  std::printf("arena         %zu bytes per session (state + scratch for prefill chunks of %u tokens)\n", arena,
+              SessionOptions{}.prefill_chunk);
+  std::printf("backend       %s\n", in.backend);
   std::printf("model memory  %zu bytes (weight views; weights are used in place)\n", model_mem);
   if (const fb::Provenance* p = m->provenance()) {
     std::printf("provenance    %s, %s, options: %s\n", p->converter() ? p->converter()->c_str() : "?",
@@ -759,10 +761,11 @@ int cmd_bench(int argc, char** argv) {
                   "\"ms_per_token_median\": %.4f, \"ms_per_token_p99\": %.4f, \"prefill_tokens\": %lld, "
                   "\"prefill_tokens_per_s\": %.2f, \"weight_bytes_per_token\": %llu, \"achieved_gb_per_s\": %.3f, "
                   "\"probe_read_gb_per_s\": %.3f, \"percent_of_read_bandwidth\": %.1f, \"peak_rss_mib\": %.1f, "
-                  "\"file_bytes\": %llu, \"state_bytes\": %llu}\n",
+                  "\"file_bytes\": %llu, \"state_bytes\": %llu, \"backend\": \"%s\"}\n",
                   label.c_str(), arch_name(info.arch), r.threads, r.tps, r.median, r.p99, n_pre, r.prefill_tps,
                   static_cast<unsigned long long>(bpt), r.gbs, r.probe, 100 * r.gbs / r.probe, rss_mib,
-                  static_cast<unsigned long long>(info.file_bytes), static_cast<unsigned long long>(info.state_bytes));
+                  static_cast<unsigned long long>(info.file_bytes), static_cast<unsigned long long>(info.state_bytes),
+                  info.backend);
   } else {
     std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | "
                 "read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n", n_pre);
@@ -770,7 +773,7 @@ int cmd_bench(int argc, char** argv) {
       std::printf("| %s | %lld | %.1f | %.3f | %.3f | %.1f | %s | %.2f | %.1f GB/s | %.0f %% | %.1f MiB |\n",
                   label.c_str(), r.threads, r.tps, r.median, r.p99, r.prefill_tps, human_bytes(bpt).c_str(), r.gbs,
                   r.probe, 100 * r.gbs / r.probe, rss_mib);
-    std::printf("(file %s, state %s per session; peak RSS before the bandwidth probe)\n",
+    std::printf("(backend %s; file %s, state %s per session; peak RSS before the bandwidth probe)\n", info.backend,
                 human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
   }
   return 0;
