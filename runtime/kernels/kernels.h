@@ -16,19 +16,27 @@ namespace kernels {
 
 // Activations of T tokens as the quantized kernels read them: the floats (row t at x + t * ldx) and,
 // for tables with int8-activation kernels (Table::prepare_act non-null), their int8 form: each row
-// quantized per 32-element block, x[b*32 + j] ~ s[b] q[b*32 + j] with |q| <= 127, sum[b] = sum_j q,
-// and corr[g] = 8 sum_{b in group g} s[b] sum[b] (what removes the +8 of int4 nibbles; groups of the
-// weight's group size, zero for int8 weights). Row t's q at q + t * ldq, s and sum at + t * (ldq / 32),
-// corr at + t * ldc.
+// quantized per 32-element block, x[b*32 + j] ~ s[b] q[b*32 + j] with |q| <= 127, and for int4
+// weights corr[g] = 8 sum_{b in group g} s[b] sum_j q[b*32 + j] (what removes the +8 of the stored
+// nibbles). Row t's q at q + t * ldq, s at s + t * (ldq / 32), corr at corr + t * ldc.
 struct QAct {
   const float* x;
   size_t ldx;
   const int8_t* q;
   const float* s;
-  const int32_t* sum;
   const float* corr;
   size_t ldq, ldc;
 };
+
+// Where PrepareAct puts T rows of `cols` in its workspace: q [T, ldq] int8, then s, the per-block sums
+// of q (int32) and corr, [T, ldq / 32] each; every region kAlign (64) aligned.
+struct ActLayout {
+  size_t ldq, s, sum, corr, bytes;  // row stride of q; byte offsets; total bytes
+};
+inline ActLayout act_layout(size_t T, size_t cols) {
+  const size_t ldq = (cols + 63) / 64 * 64, region = (T * (ldq / 32) * 4 + 63) / 64 * 64;
+  return ActLayout{ldq, T * ldq, T * ldq + region, T * ldq + 2 * region, T * ldq + 3 * region};
+}
 
 // Kernel signatures (function types: `MatvecF32 matvec_f32__avx2;` declares one kernel).
 // y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
@@ -75,9 +83,9 @@ struct Table {
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.
-size_t prepare_act_bytes(size_t T, size_t cols);
+inline size_t prepare_act_bytes(size_t T, size_t cols) { return act_layout(T, cols).bytes; }
 // The QAct of float activations only (for tables without prepare_act).
-inline QAct float_act(const float* X, size_t ldx) { return QAct{X, ldx, nullptr, nullptr, nullptr, nullptr, 0, 0}; }
+inline QAct float_act(const float* X, size_t ldx) { return QAct{X, ldx, nullptr, nullptr, nullptr, 0, 0}; }
 
 // The table for this CPU (chosen once).
 const Table& active();

@@ -157,7 +157,7 @@ class Session {
   bool ok() const { return model_ != nullptr; }
 
  private:
-  Status forward(size_t n, float* logits);  // the first n input tokens through the model
+  void forward(size_t n, float* logits);  // the first n input tokens through the model
 
   const Model* model_ = nullptr;
   const ParallelFor* pool_ = nullptr;

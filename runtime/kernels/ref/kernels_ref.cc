@@ -72,12 +72,6 @@ float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
 float silu(float x) { return x / (1.f + std::exp(-x)); }
 float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
-size_t prepare_act_bytes(size_t T, size_t cols) {
-  // q [T, ldq] int8; s, sum, corr [T, ldq / 32] each; every region kAlign (64) aligned.
-  const size_t ldq = (cols + 63) / 64 * 64, blocks = T * (ldq / 32) * 4;
-  return T * ldq + 3 * ((blocks + 63) / 64 * 64);
-}
-
 void matvec_f32__ref(const float* W, const float* x, float* y, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
     const float* w = W + r * cols;

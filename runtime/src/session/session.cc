@@ -80,12 +80,11 @@ void Session::reset() {
 }
 
 // The first n (<= max_rows_) tokens of the input slots through the model; logits of the last one.
-Status Session::forward(size_t n, float* logits) {
+void Session::forward(size_t n, float* logits) {
   const ModelImpl& m = *model_->impl();
   const Exec x{m.backend, pool_, nullptr, scratch_, work_};
   const Rows rows{n, tokens_, states_, logits, logits ? 1u : 0u};  // the CPU writes the caller's logits
   find_arch(m.arch)->forward(x, m, rows);
-  return Status::kOk;
 }
 
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
@@ -94,7 +93,8 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   m.backend->upload(tokens_, &token, sizeof token);
-  return forward(1, logits);
+  forward(1, logits);
+  return Status::kOk;
 }
 
 Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits) {

@@ -146,19 +146,17 @@ inline void q4_corrections(const float* sx, const int32_t* sumx, size_t ng, size
 
 // QAct of T rows: quantized blocks and, for int4 groups, the per-group +8 corrections.
 void prepare_act(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work, QAct* a) {
-  const size_t ldq = (cols + 63) / 64 * 64, blocks = T * (ldq / 32);
+  const ActLayout L = act_layout(T, cols);
+  const size_t lb = L.ldq / 32;  // blocks per row
   int8_t* q = reinterpret_cast<int8_t*>(work);
-  unsigned char* p = work + T * ldq;
-  float* s = reinterpret_cast<float*>(p);
-  p += (blocks * 4 + 63) / 64 * 64;
-  int32_t* sum = reinterpret_cast<int32_t*>(p);
-  p += (blocks * 4 + 63) / 64 * 64;
-  float* corr = reinterpret_cast<float*>(p);
+  float* s = reinterpret_cast<float*>(work + L.s);
+  int32_t* sum = reinterpret_cast<int32_t*>(work + L.sum);
+  float* corr = reinterpret_cast<float*>(work + L.corr);
   for (size_t t = 0; t < T; ++t) {
-    quantize_blocks(X + t * ldx, cols, q + t * ldq, s + t * (ldq / 32), sum + t * (ldq / 32));
-    if (group) q4_corrections(s + t * (ldq / 32), sum + t * (ldq / 32), cols / group, group / 32, corr + t * (ldq / 32));
+    quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
+    if (group) q4_corrections(s + t * lb, sum + t * lb, cols / group, group / 32, corr + t * lb);
   }
-  *a = QAct{X, ldx, q, s, sum, corr, ldq, ldq / 32};
+  *a = QAct{X, ldx, q, s, corr, L.ldq, lb};
 }
 
 void matvec_q8(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
