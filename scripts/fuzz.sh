@@ -14,7 +14,7 @@ for t in model checkpoint state tokenizer; do
   mkdir -p "$work/$t" "$work/$t-artifacts"
   cp -r tests/fuzz/corpus/$t/. "$work/$t/"
   echo "== fuzz_$t for ${secs}s" >&2
-  if ! build-fuzz/tests/fuzz/fuzz_$t "$work/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  if ! build-fuzz/tests/fuzz/fuzz_$t "$work/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
        -max_len=262144 -print_final_stats=1 -artifact_prefix="$work/$t-artifacts/" >"$work/$t.log" 2>&1; then
     status=1
     echo "fuzz_$t: FINDING" >&2

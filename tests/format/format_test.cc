@@ -166,6 +166,73 @@ TEST_SUITE("format") {
     }
   }
 
+  TEST_CASE("a footprint is sized only from checked hyper-parameters and the layers the file holds") {
+    TempDir tmp;
+    const std::string s = golden_model(tmp);
+    Error e;
+    size_t need = 0;
+    {
+      Bytes b(s);  // n_layer far beyond the file's 2 layers: would size terabytes of views
+      auto* p = static_cast<fb::Mamba1Params*>(b.model()->mutable_params());
+      REQUIRE(p->mutate_n_layer(1u << 31));
+      CHECK(Model::footprint(b.p(), b.size, &need, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("n_layer") != std::string::npos);
+      REQUIRE(p->mutate_n_layer(3));  // in range, but the file holds 2
+      CHECK(Model::footprint(b.p(), b.size, &need, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("file has 2 layers") != std::string::npos);
+    }
+    {
+      Bytes b(s);  // every hyper-parameter is checked before the footprint, not only at init
+      auto* p = static_cast<fb::Mamba1Params*>(b.model()->mutable_params());
+      REQUIRE(p->mutate_d_inner(0xFFFFFFFFu));
+      CHECK(Model::footprint(b.p(), b.size, &need, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("d_inner") != std::string::npos);
+    }
+    {
+      // Through the allocating helper: a hostile file fails with kCorrupt before model memory is sized.
+      Bytes b(s);
+      auto* p = static_cast<fb::Mamba1Params*>(b.model()->mutable_params());
+      REQUIRE(p->mutate_n_layer(0x7FFFFFFFu));
+      const std::string path = tmp.file("hostile.rill");
+      write_file(path, std::string(reinterpret_cast<const char*>(b.p()), b.size));
+      LoadedModel lm;
+      CHECK(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kCorrupt);
+    }
+  }
+
+  TEST_CASE("under random header corruption every accepted footprint stays within 4 KiB per layer held") {
+    // Every architecture, float and quantized; 8 random bytes overwritten in the first 4 KiB, as a
+    // damaged download or a hostile file would be.
+    struct Case {
+      const char* ckpt;
+      const char* dtype;
+    };
+    const Case cases[] = {{"mamba1_awkward", "f32"}, {"mamba2_groups", "q8"}, {"rwkv7_fla_world", "q4"}};
+    std::mt19937 rng(9);
+    size_t accepted = 0, runs = 0;
+    for (const Case& c : cases) {
+      TempDir tmp;
+      const std::string out = tmp.file("m.rill");
+      REQUIRE(convert_ckpt(golden_dir(c.ckpt), out, c.dtype).empty());
+      const std::string s = read_file(out);
+      Bytes b(s);
+      for (int i = 0; i < 1500; ++i, ++runs) {
+        std::memcpy(b.p(), s.data(), s.size());
+        const size_t at = rng() % (std::min<size_t>(4096, s.size()) - 8);
+        for (int k = 0; k < 8; ++k) b.p()[at + k] = static_cast<unsigned char>(rng());
+        Error e;
+        size_t need = 0;
+        if (Model::footprint(b.p(), b.size, &need, &e) != Status::kOk) continue;
+        ++accepted;
+        const fb::Model* m = fb::GetSizePrefixedModel(b.p());
+        const size_t layers = m->layers() ? m->layers()->size() : 0;
+        REQUIRE_MESSAGE(need <= 4096 * layers + 4096, c.ckpt << " " << c.dtype << ": footprint " << need << " for "
+                                                              << layers << " layers");
+      }
+    }
+    MESSAGE("footprints accepted: " << accepted << " / " << runs);
+  }
+
   TEST_CASE("random byte flips anywhere in the header never crash the loader") {
     TempDir tmp;
     const std::string s = golden_model(tmp);

@@ -10,10 +10,13 @@ namespace rill {
 
 struct ArchOps {
   Arch arch;
-  // Bytes of model memory for this architecture's views (per-layer weights, state slots).
-  size_t (*view_bytes)(const FileView& f);
-  // Checks hyper-parameters and every tensor against them; binds views; fills the state layout.
-  // `mem` holds view_bytes.
+  // Checks the hyper-parameters (ranges, relations, n_layer against the layers the file holds), then
+  // gives the bytes of model memory for this architecture's views (per-layer weights, state slots).
+  // No size is derived from an unchecked value, so a hostile header fails here (kCorrupt) and the
+  // footprint stays bounded by what the file contains.
+  Status (*view_bytes)(const FileView& f, size_t* bytes, Error* err);
+  // After view_bytes succeeded on the same file: checks every tensor against the hyper-parameters;
+  // binds views; fills the state layout. `mem` holds view_bytes.
   Status (*bind)(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err);
   // Bytes of activation scratch (Exec::scratch) for forward passes of up to max_rows rows.
   size_t (*scratch_bytes)(const ModelImpl& m, size_t max_rows);
@@ -61,12 +64,11 @@ Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const Layer
 // when base is null); returns the bytes used.
 size_t carve_floats(unsigned char* base, const size_t* sizes, size_t n, float** out);
 
-// Model memory of a language model: the architecture struct, one layer struct per layer and
-// `state_per_layer` state slots per layer, each region kAlign-aligned.
-size_t lm_view_bytes(size_t arch_bytes, size_t layer_bytes, size_t n_layer, size_t state_per_layer);
-
-// The file must hold exactly n_layer layers.
-Status check_layer_count(const FileView& f, uint32_t n_layer, Error* err);
+// Model memory of a language model whose hyper-parameters were checked: the architecture struct, one
+// layer struct per layer and `state_per_layer` state slots per layer, each region kAlign-aligned. The
+// file must hold exactly n_layer layers (kCorrupt otherwise).
+Status lm_view_bytes(const FileView& f, uint32_t n_layer, size_t arch_bytes, size_t layer_bytes,
+                     size_t state_per_layer, size_t* bytes, Error* err);
 
 // The end of every bind: state layout and the info fields every architecture has.
 Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32_t n_state, StateSlot* slots,

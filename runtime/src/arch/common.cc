@@ -67,14 +67,12 @@ size_t carve_floats(unsigned char* base, const size_t* sizes, size_t n, float** 
   return off;
 }
 
-size_t lm_view_bytes(size_t arch_bytes, size_t layer_bytes, size_t n_layer, size_t state_per_layer) {
-  return align_up(arch_bytes, kAlign) + align_up(n_layer * layer_bytes, kAlign) +
-         align_up(state_per_layer * n_layer * sizeof(StateSlot), kAlign);
-}
-
-Status check_layer_count(const FileView& f, uint32_t n_layer, Error* err) {
+Status lm_view_bytes(const FileView& f, uint32_t n_layer, size_t arch_bytes, size_t layer_bytes,
+                     size_t state_per_layer, size_t* bytes, Error* err) {
   const uint32_t have = f.model->layers() ? f.model->layers()->size() : 0u;
   if (have != n_layer) return fail(err, Status::kCorrupt, "file has %u layers, n_layer is %u", have, n_layer);
+  *bytes = align_up(arch_bytes, kAlign) + align_up(n_layer * layer_bytes, kAlign) +
+           align_up(state_per_layer * n_layer * sizeof(StateSlot), kAlign);
   return Status::kOk;
 }
 

@@ -65,25 +65,33 @@ size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
   return scratch_layout(static_cast<const Mamba1*>(m.arch_data)->p, max_rows, nullptr, nullptr);
 }
 
-size_t view_bytes(const FileView& f) {
-  const auto* p = f.model->params_as_Mamba1Params();
-  return lm_view_bytes(sizeof(Mamba1), sizeof(Mamba1Layer), p ? p->n_layer() : 0, 2);
-}
-
-void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e);
-
-Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
-  const fb::Mamba1Params* p = f.model->params_as_Mamba1Params();
+// Hyper-parameters in range and consistent, before anything is sized from them.
+Status check_params(const fb::Mamba1Params* p, Error* err) {
   if (!p) return fail(err, Status::kCorrupt, "mamba1 hyper-parameters are missing");
   const RangeCheck ranges[] = {
       {"d_model", p->d_model(), 1, kMaxDim},         {"n_layer", p->n_layer(), 1, kMaxLayers},
       {"vocab_size", p->vocab_size(), 1, kMaxVocab}, {"d_inner", p->d_inner(), 1, 4 * kMaxDim},
       {"d_state", p->d_state(), 1, 1024},            {"d_conv", p->d_conv(), 2, 64},
       {"dt_rank", p->dt_rank(), 1, kMaxDim}};
-  Status s = check_ranges("mamba1", ranges, sizeof ranges / sizeof ranges[0], err);
+  const Status s = check_ranges("mamba1", ranges, sizeof ranges / sizeof ranges[0], err);
   if (s != Status::kOk) return s;
   if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f))
     return fail(err, Status::kCorrupt, "mamba1 norm_eps = %g is not in (0, 1)", static_cast<double>(p->norm_eps()));
+  return Status::kOk;
+}
+
+Status view_bytes(const FileView& f, size_t* bytes, Error* err) {
+  const fb::Mamba1Params* p = f.model->params_as_Mamba1Params();
+  const Status s = check_params(p, err);
+  if (s != Status::kOk) return s;
+  return lm_view_bytes(f, p->n_layer(), sizeof(Mamba1), sizeof(Mamba1Layer), 2, bytes, err);
+}
+
+void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e);
+
+Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
+  const fb::Mamba1Params* p = f.model->params_as_Mamba1Params();  // checked by view_bytes
+  Status s;
   auto* arch = reinterpret_cast<Mamba1*>(mem);
   mem += align_up(sizeof(Mamba1), kAlign);
   m->arch_data = arch;
@@ -92,7 +100,6 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
                   p->d_conv(),  p->dt_rank(), p->norm_eps()};
   const uint64_t d = h.d_model, E = h.d_inner, N = h.d_state, K = h.d_conv, R = h.dt_rank, V = h.vocab;
   if ((s = bind_lm_tensors(f, m, V, d, p->tied_head(), err)) != Status::kOk) return s;
-  if ((s = check_layer_count(f, h.n_layer, err)) != Status::kOk) return s;
   arch->layers = reinterpret_cast<Mamba1Layer*>(mem);
   auto* slots = reinterpret_cast<StateSlot*>(mem + align_up(h.n_layer * sizeof(Mamba1Layer), kAlign));
   for (uint32_t i = 0; i < h.n_layer; ++i) {

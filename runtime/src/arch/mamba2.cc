@@ -56,9 +56,31 @@ size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
   return scratch_layout(static_cast<const Mamba2*>(m.arch_data)->p, max_rows, nullptr, nullptr);
 }
 
-size_t view_bytes(const FileView& f) {
-  const auto* p = f.model->params_as_Mamba2Params();
-  return lm_view_bytes(sizeof(Mamba2), sizeof(Mamba2Layer), p ? p->n_layer() : 0, 2);
+// Hyper-parameters in range and consistent, before anything is sized from them.
+Status check_params(const fb::Mamba2Params* p, Error* err) {
+  if (!p) return fail(err, Status::kCorrupt, "mamba2 hyper-parameters are missing");
+  const RangeCheck ranges[] = {
+      {"d_model", p->d_model(), 1, 1u << 16},   {"n_layer", p->n_layer(), 1, 1024},
+      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"d_state", p->d_state(), 1, 1024},
+      {"d_conv", p->d_conv(), 2, 64},           {"n_heads", p->n_heads(), 1, 1u << 12},
+      {"head_dim", p->head_dim(), 1, 1u << 12}, {"n_groups", p->n_groups(), 1, p->n_heads()},
+      {"d_inner", p->d_inner(), 1, 1u << 18}};
+  const Status s = check_ranges("mamba2", ranges, sizeof ranges / sizeof ranges[0], err);
+  if (s != Status::kOk) return s;
+  if (p->d_inner() != p->n_heads() * p->head_dim() || p->n_heads() % p->n_groups() != 0)
+    return fail(err, Status::kCorrupt, "mamba2 d_inner %u != n_heads %u * head_dim %u, or heads not a multiple of groups %u",
+                p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups());
+  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f) || !(p->dt_min() >= 0.f) || !(p->dt_max() > p->dt_min()))
+    return fail(err, Status::kCorrupt, "mamba2 norm_eps %g or dt limits [%g, %g] are not sane",
+                static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()), static_cast<double>(p->dt_max()));
+  return Status::kOk;
+}
+
+Status view_bytes(const FileView& f, size_t* bytes, Error* err) {
+  const fb::Mamba2Params* p = f.model->params_as_Mamba2Params();
+  const Status s = check_params(p, err);
+  if (s != Status::kOk) return s;
+  return lm_view_bytes(f, p->n_layer(), sizeof(Mamba2), sizeof(Mamba2Layer), 2, bytes, err);
 }
 
 // Per-layer state tensors, in file order: layers.i.conv [K-1, conv_dim], layers.i.ssm [H, P, N].
@@ -74,22 +96,8 @@ void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
 }
 
 Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
-  const fb::Mamba2Params* p = f.model->params_as_Mamba2Params();
-  if (!p) return fail(err, Status::kCorrupt, "mamba2 hyper-parameters are missing");
-  const RangeCheck ranges[] = {
-      {"d_model", p->d_model(), 1, 1u << 16},   {"n_layer", p->n_layer(), 1, 1024},
-      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"d_state", p->d_state(), 1, 1024},
-      {"d_conv", p->d_conv(), 2, 64},           {"n_heads", p->n_heads(), 1, 1u << 12},
-      {"head_dim", p->head_dim(), 1, 1u << 12}, {"n_groups", p->n_groups(), 1, p->n_heads()},
-      {"d_inner", p->d_inner(), 1, 1u << 18}};
-  Status s = check_ranges("mamba2", ranges, sizeof ranges / sizeof ranges[0], err);
-  if (s != Status::kOk) return s;
-  if (p->d_inner() != p->n_heads() * p->head_dim() || p->n_heads() % p->n_groups() != 0)
-    return fail(err, Status::kCorrupt, "mamba2 d_inner %u != n_heads %u * head_dim %u, or heads not a multiple of groups %u",
-                p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups());
-  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f) || !(p->dt_min() >= 0.f) || !(p->dt_max() > p->dt_min()))
-    return fail(err, Status::kCorrupt, "mamba2 norm_eps %g or dt limits [%g, %g] are not sane",
-                static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()), static_cast<double>(p->dt_max()));
+  const fb::Mamba2Params* p = f.model->params_as_Mamba2Params();  // checked by view_bytes
+  Status s;
   auto* arch = reinterpret_cast<Mamba2*>(mem);
   mem += align_up(sizeof(Mamba2), kAlign);
   m->arch_data = arch;
@@ -98,7 +106,6 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
                   p->n_heads(), p->head_dim(), p->n_groups(), p->norm_eps(), p->dt_min(),  p->dt_max()};
   const uint64_t d = h.d_model, E = h.d_inner, K = h.d_conv, H = h.n_heads, C = h.conv_dim(), V = h.vocab;
   if ((s = bind_lm_tensors(f, m, V, d, p->tied_head(), err)) != Status::kOk) return s;
-  if ((s = check_layer_count(f, h.n_layer, err)) != Status::kOk) return s;
   arch->layers = reinterpret_cast<Mamba2Layer*>(mem);
   auto* slots = reinterpret_cast<StateSlot*>(mem + align_up(h.n_layer * sizeof(Mamba2Layer), kAlign));
   for (uint32_t i = 0; i < h.n_layer; ++i) {

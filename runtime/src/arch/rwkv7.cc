@@ -74,9 +74,31 @@ size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
   return scratch_layout(static_cast<const Rwkv7*>(m.arch_data)->p, max_rows, nullptr, nullptr);
 }
 
-size_t view_bytes(const FileView& f) {
-  const auto* p = f.model->params_as_Rwkv7Params();
-  return lm_view_bytes(sizeof(Rwkv7), sizeof(Rwkv7Layer), p ? p->n_layer() : 0, 3);
+// Hyper-parameters in range and consistent, before anything is sized from them.
+Status check_params(const fb::Rwkv7Params* p, Error* err) {
+  if (!p) return fail(err, Status::kCorrupt, "rwkv7 hyper-parameters are missing");
+  const RangeCheck ranges[] = {
+      {"d_model", p->d_model(), 1, 1u << 16},  {"n_layer", p->n_layer(), 1, 1024},
+      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"head_size", p->head_size(), 1, 1024},
+      {"n_heads", p->n_heads(), 1, 1u << 16},  {"d_ffn", p->d_ffn(), 1, 1u << 18},
+      {"rank_w", p->rank_w(), 1, 4096},        {"rank_a", p->rank_a(), 1, 4096},
+      {"rank_v", p->rank_v(), 1, 4096},        {"rank_g", p->rank_g(), 1, 4096}};
+  const Status s = check_ranges("rwkv7", ranges, sizeof ranges / sizeof ranges[0], err);
+  if (s != Status::kOk) return s;
+  if (static_cast<uint64_t>(p->n_heads()) * p->head_size() != p->d_model())
+    return fail(err, Status::kCorrupt, "rwkv7 n_heads %u * head_size %u != d_model %u", p->n_heads(), p->head_size(),
+                p->d_model());
+  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f) || !(p->group_norm_eps() > 0.f && p->group_norm_eps() < 1.f))
+    return fail(err, Status::kCorrupt, "rwkv7 norm eps %g or group norm eps %g not in (0, 1)",
+                static_cast<double>(p->norm_eps()), static_cast<double>(p->group_norm_eps()));
+  return Status::kOk;
+}
+
+Status view_bytes(const FileView& f, size_t* bytes, Error* err) {
+  const fb::Rwkv7Params* p = f.model->params_as_Rwkv7Params();
+  const Status s = check_params(p, err);
+  if (s != Status::kOk) return s;
+  return lm_view_bytes(f, p->n_layer(), sizeof(Rwkv7), sizeof(Rwkv7Layer), 3, bytes, err);
 }
 
 // Per-layer state tensors, in file order: att_shift [C], ffn_shift [C], wkv [H, N, N].
@@ -92,22 +114,8 @@ void expect_state(const ModelImpl& m, uint32_t i, ExpectedState* e) {
 }
 
 Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
-  const fb::Rwkv7Params* p = f.model->params_as_Rwkv7Params();
-  if (!p) return fail(err, Status::kCorrupt, "rwkv7 hyper-parameters are missing");
-  const RangeCheck ranges[] = {
-      {"d_model", p->d_model(), 1, 1u << 16},  {"n_layer", p->n_layer(), 1, 1024},
-      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"head_size", p->head_size(), 1, 1024},
-      {"n_heads", p->n_heads(), 1, 1u << 16},  {"d_ffn", p->d_ffn(), 1, 1u << 18},
-      {"rank_w", p->rank_w(), 1, 4096},        {"rank_a", p->rank_a(), 1, 4096},
-      {"rank_v", p->rank_v(), 1, 4096},        {"rank_g", p->rank_g(), 1, 4096}};
-  Status s = check_ranges("rwkv7", ranges, sizeof ranges / sizeof ranges[0], err);
-  if (s != Status::kOk) return s;
-  if (static_cast<uint64_t>(p->n_heads()) * p->head_size() != p->d_model())
-    return fail(err, Status::kCorrupt, "rwkv7 n_heads %u * head_size %u != d_model %u", p->n_heads(), p->head_size(),
-                p->d_model());
-  if (!(p->norm_eps() > 0.f && p->norm_eps() < 1.f) || !(p->group_norm_eps() > 0.f && p->group_norm_eps() < 1.f))
-    return fail(err, Status::kCorrupt, "rwkv7 norm eps %g or group norm eps %g not in (0, 1)",
-                static_cast<double>(p->norm_eps()), static_cast<double>(p->group_norm_eps()));
+  const fb::Rwkv7Params* p = f.model->params_as_Rwkv7Params();  // checked by view_bytes
+  Status s;
   auto* arch = reinterpret_cast<Rwkv7*>(mem);
   mem += align_up(sizeof(Rwkv7), kAlign);
   m->arch_data = arch;
@@ -119,7 +127,6 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
   if ((s = bind_tensor(f, find_tensor(f.model->tensors(), "norm_f_bias"), "norm_f_bias", {C}, {DType::kF32},
                        &arch->norm_f_bias, err)) != Status::kOk)
     return s;
-  if ((s = check_layer_count(f, h.n_layer, err)) != Status::kOk) return s;
   arch->layers = reinterpret_cast<Rwkv7Layer*>(mem);
   auto* slots = reinterpret_cast<StateSlot*>(mem + align_up(h.n_layer * sizeof(Rwkv7Layer), kAlign));
   for (uint32_t i = 0; i < h.n_layer; ++i) {

@@ -368,7 +368,9 @@ Status Model::footprint(const void* data, size_t size, size_t* bytes, Error* err
   if (!ops)
     return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
                 static_cast<unsigned>(fv.model->arch()));
-  *bytes = align_up(sizeof(ModelImpl), kAlign) + ops->view_bytes(fv);
+  size_t views = 0;
+  if ((s = ops->view_bytes(fv, &views, err)) != Status::kOk) return s;
+  *bytes = align_up(sizeof(ModelImpl), kAlign) + views;
   return Status::kOk;
 }
 
@@ -388,7 +390,9 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   if (!ops)
     return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
                 static_cast<unsigned>(fv.model->arch()));
-  const size_t need = align_up(sizeof(ModelImpl), kAlign) + ops->view_bytes(fv);
+  size_t views = 0;
+  if ((s = ops->view_bytes(fv, &views, err)) != Status::kOk) return s;
+  const size_t need = align_up(sizeof(ModelImpl), kAlign) + views;
   if (!mem || reinterpret_cast<uintptr_t>(mem) % kAlign != 0)
     return fail(err, Status::kAlignment, "model memory must be non-null and %zu-byte aligned", kAlign);
   if (mem_size < need)
