@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "format/views.h"
 #include "rill_generated.h"
 #include "test_util.h"
 
@@ -231,6 +232,38 @@ TEST_SUITE("format") {
       }
     }
     MESSAGE("footprints accepted: " << accepted << " / " << runs);
+  }
+
+  TEST_CASE("quantized tensors: columns a multiple of 32 and zero point 0, or kCorrupt") {
+    // A lone tensor table over a 64-aligned data region, bound as a [rows, cols] matrix.
+    AlignedBuffer region;
+    REQUIRE(AlignedBuffer::allocate(1 << 16, &region) == Status::kOk);
+    const auto* data = static_cast<const unsigned char*>(region.data());
+    const FileView f{data, nullptr, 0, 1 << 16, data};
+    auto bind = [&](DType dt, uint64_t rows, uint64_t cols, uint32_t group, int32_t zero_point, Error* e) {
+      flatbuffers::FlatBufferBuilder b;
+      const bool i8 = dt == DType::kI8;
+      const uint64_t bytes = i8 ? rows * cols : rows * cols / 2;
+      const uint64_t sbytes = i8 ? rows * 4 : rows * (cols / group) * 2;
+      const auto q = fb::CreateQuant(b, i8 ? fb::QuantScheme::PerRow : fb::QuantScheme::Grouped, group,
+                                     i8 ? fb::DType::F32 : fb::DType::F16, 32768, sbytes, zero_point);
+      const std::vector<uint64_t> shape = {rows, cols};
+      const auto t = fb::CreateTensor(b, b.CreateString("w"), static_cast<fb::DType>(dt), b.CreateVector(shape), 0,
+                                      bytes, q);
+      b.Finish(t);
+      TensorView v;
+      return bind_tensor(f, flatbuffers::GetRoot<fb::Tensor>(b.GetBufferPointer()), "w", {rows, cols}, {dt}, &v, e);
+    };
+    Error e;
+    CHECK(bind(DType::kI8, 4, 64, 64, 0, &e) == Status::kOk);  // the control: a well-formed one binds
+    CHECK(bind(DType::kI4, 4, 64, 32, 0, &e) == Status::kOk);
+    CHECK(bind(DType::kI8, 4, 40, 40, 0, &e) == Status::kCorrupt);  // the q8 kernels read whole 32-blocks
+    CHECK(std::string(e.message).find("multiple of 32") != std::string::npos);
+    CHECK(bind(DType::kI8, 3, 33, 33, 0, &e) == Status::kCorrupt);
+    CHECK(bind(DType::kI8, 4, 64, 64, 3, &e) == Status::kCorrupt);  // asymmetric: the kernels ignore it
+    CHECK(std::string(e.message).find("zero point 3") != std::string::npos);
+    CHECK(bind(DType::kI4, 4, 64, 32, -8, &e) == Status::kCorrupt);
+    CHECK(bind(DType::kI4, 4, 96, 64, 0, &e) == Status::kCorrupt);  // 96 is not a multiple of the group
   }
 
   TEST_CASE("random byte flips anywhere in the header never crash the loader") {

@@ -20,6 +20,13 @@ cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin
 cp $tmp/c.rill $c/model/bytes_f16.bin
 head -c 3000 $tmp/c.rill > $c/model/bytes_truncated.bin
+# Quantized models of every architecture (int8 per row, int4 in groups of 32 and 64).
+for q in "tests/golden/mamba1_hf_f16_tied mamba1" "tests/golden/mamba2_tied_bf16 mamba2" "tests/fuzz/rwkv7_world_tiny rwkv7"; do
+  set -- $q
+  $rill convert $1 -o $c/model/${2}_q8.bin -q --dtype q8
+  $rill convert $1 -o $c/model/${2}_q4.bin -q --dtype q4
+done
+$rill convert tests/golden/mamba2_tied_bf16 -o $c/model/mamba2_q4g64.bin -q --dtype q4 --group 64
 for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
          tests/fuzz/rwkv7_world_tiny; do
   { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin

@@ -189,15 +189,20 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
   if (quantized) {
     // Scales: I8 one f32 per row; I4 one f16 per group (32, 64 or 128 elements of a row).
     if (ne != 2 || !q) return fail(err, Status::kCorrupt, "tensor %s: quantized tensors must be 2-D with a Quant", what);
+    // The kernels read whole 32-element blocks (int8 and int4 alike) and dequantize as scale * q, so
+    // columns must be a multiple of 32 and the zero point 0.
     const uint64_t rows = exp[0], cols = exp[1];
     const bool i8 = dt == DType::kI8;
     const uint32_t g = q->group_size();
-    if (i8 ? (q->scheme() != fb::QuantScheme::PerRow || q->scale_dtype() != fb::DType::F32 || g != cols)
-           : (q->scheme() != fb::QuantScheme::Grouped || q->scale_dtype() != fb::DType::F16 ||
-              (g != 32 && g != 64 && g != 128) || cols % g != 0))
-      return fail(err, Status::kCorrupt, "tensor %s: quantization scheme %u group %u scale %s does not fit %s [%llu, %llu]",
-                  what, static_cast<unsigned>(q->scheme()), g, fb::EnumNameDType(q->scale_dtype()), dtype_name(dt),
-                  static_cast<unsigned long long>(rows), static_cast<unsigned long long>(cols));
+    if (cols % 32 != 0 || q->zero_point() != 0 ||
+        (i8 ? (q->scheme() != fb::QuantScheme::PerRow || q->scale_dtype() != fb::DType::F32 || g != cols)
+            : (q->scheme() != fb::QuantScheme::Grouped || q->scale_dtype() != fb::DType::F16 ||
+               (g != 32 && g != 64 && g != 128) || cols % g != 0)))
+      return fail(err, Status::kCorrupt,
+                  "tensor %s: quantization scheme %u group %u scale %s zero point %d does not fit %s [%llu, %llu] "
+                  "(columns a multiple of 32, zero point 0)",
+                  what, static_cast<unsigned>(q->scheme()), g, fb::EnumNameDType(q->scale_dtype()), q->zero_point(),
+                  dtype_name(dt), static_cast<unsigned long long>(rows), static_cast<unsigned long long>(cols));
     const uint64_t n_scales = i8 ? rows : rows * (cols / g);
     const uint64_t sbytes = n_scales * (i8 ? 4 : 2);
     if (q->scales_size() != sbytes || q->scales_offset() > f.data_size || sbytes > f.data_size - q->scales_offset() ||
