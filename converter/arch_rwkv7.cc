@@ -254,7 +254,10 @@ Plan rwkv7_plan(const ArchInput& in) {
     plan.state.push_back(PlanState{p + "wkv", static_cast<int>(i), {H, N, N}});
   }
   plan.params_type = fb::ArchParams::Rwkv7Params;
-  const float feps = static_cast<float>(eps), gn_eps = static_cast<float>(eps * static_cast<double>(N));
+  // GroupNorm eps of the attention output, as each layout's authors compute it: fla's RWKV7Attention
+  // uses head_dim * norm_eps; BlinkDL's RWKV-v7 code (ln_x) a fixed 64e-5 whatever the head size.
+  const float feps = static_cast<float>(eps);
+  const float gn_eps = fla ? static_cast<float>(eps * static_cast<double>(N)) : 64e-5f;
   plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
     return fb::CreateRwkv7Params(b, uint32_t(C), uint32_t(L), uint32_t(V), uint32_t(N), uint32_t(H), uint32_t(F),
                                  uint32_t(Dw), uint32_t(Da), uint32_t(Dv), uint32_t(Dg), feps, gn_eps)

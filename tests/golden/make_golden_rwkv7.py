@@ -55,8 +55,7 @@ def wkv_parallel(r, w, k, v, a, b):
 
 def reference(W, c, tokens):
     """W in rill-neutral names (see to_fla / to_blink). Returns logits, att shift, ffn shift, wkv."""
-    C, L, H, N, eps = c["C"], c["L"], c["H"], c["N"], c["eps"]
-    gn_eps = N * eps
+    C, L, H, N, eps, gn_eps = c["C"], c["L"], c["H"], c["N"], c["eps"], c["gn_eps"]
     T = len(tokens)
     x = layernorm(W["emb"][tokens], W["ln0_w"], W["ln0_b"], eps)
     atts, ffns, wkvs = [], [], []
@@ -282,7 +281,9 @@ def make_case(name, seed, c, layout, config_json, dtype, T=16, with_vocab=False,
 def main():
     # 1. fla layout, head size 64 (2 heads), vocab 131 (not a multiple of 8), LoRA ranks 16/8/12/24,
     #    layer 0 without the value-residual LoRA, norm_eps 2e-5 (GroupNorm eps = 64 * 2e-5), world vocab.
-    c = dict(C=128, L=2, H=2, N=64, F=512, V=131, Dw=16, Da=8, Dv=12, Dg=24, eps=2e-5)
+    # GroupNorm eps of the attention output, per layout as its authors compute it: fla's RWKV7Attention
+    # uses head_dim * norm_eps; BlinkDL's RWKV-v7 code (rwkv_v7_demo_rnn.py, ln_x) a fixed 64e-5.
+    c = dict(C=128, L=2, H=2, N=64, F=512, V=131, Dw=16, Da=8, Dv=12, Dg=24, eps=2e-5, gn_eps=64 * 2e-5)
     make_case("rwkv7_fla_world", 21, c, "fla", {
         "model_type": "rwkv7", "architectures": ["RWKV7ForCausalLM"], "hidden_size": 128, "num_hidden_layers": 2,
         "head_dim": 64, "num_heads": 2, "hidden_ratio": 4.0, "intermediate_size": 512, "decay_low_rank_dim": 16,
@@ -292,11 +293,11 @@ def main():
         "initializer_range": 0.006, "max_position_embeddings": 2048, "bos_token_id": 1, "eos_token_id": 2,
         "torch_dtype": "float32", "transformers_version": "4.48.0", "value_dim": None}, "F32", with_vocab=True)
     # 2. BlinkDL naming as safetensors (no config.json: shapes decide), head size 16 (3 heads), vocab 50,
-    #    3 layers, bf16.
-    c = dict(C=48, L=3, H=3, N=16, F=192, V=50, Dw=8, Da=8, Dv=4, Dg=16, eps=1e-5)
+    #    3 layers, bf16; GroupNorm eps 64e-5 whatever the head size, as in the authors' code.
+    c = dict(C=48, L=3, H=3, N=16, F=192, V=50, Dw=8, Da=8, Dv=4, Dg=16, eps=1e-5, gn_eps=64e-5)  # not 16 * 1e-5
     make_case("rwkv7_blink_bf16", 22, c, "blink", None, "BF16")
     # 3. A tiny world-vocabulary model (fla layout, f16) small enough to seed the loader fuzzer.
-    c = dict(C=32, L=2, H=2, N=16, F=64, V=131, Dw=4, Da=4, Dv=4, Dg=4, eps=1e-5)
+    c = dict(C=32, L=2, H=2, N=16, F=64, V=131, Dw=4, Da=4, Dv=4, Dg=4, eps=1e-5, gn_eps=16 * 1e-5)
     make_case("rwkv7_world_tiny", 23, c, "fla", {"model_type": "rwkv7", "hidden_size": 32, "num_hidden_layers": 2,
               "head_dim": 16, "vocab_size": 131}, "F16", with_vocab=True,
               out=os.path.join(HERE, "..", "fuzz", "rwkv7_world_tiny"))
