@@ -2,8 +2,10 @@
 # README command 2: set up, build and run every test:
 #   1. release build: unit, golden, zero-allocation, CLI, install + find_package consumer
 #   2. the unit, golden and CLI tests again under ASan + UBSan (leak checking on)
-#   3. each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
-#   4. the kernel, op and golden suites cross-built for aarch64 (NEON) and run under qemu-user
+#   3. sessions on many threads over one model under ThreadSanitizer (the "threads" suite; the "pool"
+#      suite is left to 1 and 2: pthreadpool is not instrumented, so TSan cannot see its hand-offs)
+#   4. each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
+#   5. the kernel, op and golden suites cross-built for aarch64 (NEON) and run under qemu-user
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,10 +19,14 @@ BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_BUILD_TES
   -DRILL_BUILD_EXAMPLES=OFF
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j 2) | tee -a "$log"
+echo "== ThreadSanitizer build: sessions on many threads" >&2
+BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_TSAN=ON -DRILL_BUILD_TESTS=ON \
+  -DRILL_BUILD_EXAMPLES=OFF -DRILL_XNNPACK=OFF
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/rill_tests --test-suite=threads
 echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target" >&2
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== aarch64 (NEON) under qemu-user" >&2
 scripts/test_arm64.sh | tee -a "$log"
 ctests=$(grep -o 'tests failed out of [0-9]*' "$log" | awk '{s += $NF} END {print s + 0}')
-echo "all suites green: $ctests ctest tests (release + sanitizers), 4 fuzz targets, aarch64 kernel+op+golden suites"
-echo "$((ctests + 5)) passed, 0 failed"
+echo "all suites green: $ctests ctest tests (release + sanitizers), TSan threads suite, 4 fuzz targets, aarch64 kernel+op+golden suites"
+echo "$((ctests + 6)) passed, 0 failed"

@@ -63,7 +63,7 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
 
 Status AlignedBuffer::allocate(size_t bytes, AlignedBuffer* out) {
   void* p = nullptr;
-  if (posix_memalign(&p, kAlign, bytes ? align_up(bytes, kAlign) : kAlign) != 0) return Status::kArenaTooSmall;
+  if (posix_memalign(&p, kAlign, bytes ? align_up(bytes, kAlign) : kAlign) != 0) return Status::kOutOfMemory;
   std::memset(p, 0, bytes);
   AlignedBuffer b;
   b.data_ = p;
@@ -79,13 +79,19 @@ ThreadPool::~ThreadPool() {
 }
 
 #if defined(RILL_HAVE_PTHREADPOOL)
-namespace {
-// ParallelFor::run over pthreadpool: task(ctx, i) for i in [0, n), the calling thread taking part.
-void run_pthreadpool(const ParallelFor* self, ParallelFor::Task task, void* ctx, size_t n) {
-  const auto* pool = static_cast<const ThreadPool*>(self);
-  pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool->handle()), task, ctx, n, 0);
-}
-}  // namespace
+struct ThreadPoolAccess {
+  // ParallelFor::run over pthreadpool: task(ctx, i) for i in [0, n), the calling thread taking part. A
+  // pool already in use by another thread is not waited for: the caller runs every task itself.
+  static void run(const ParallelFor* self, ParallelFor::Task task, void* ctx, size_t n) {
+    const auto* pool = static_cast<const ThreadPool*>(self);
+    if (pool->busy_.exchange(true, std::memory_order_acquire)) {
+      for (size_t i = 0; i < n; ++i) task(ctx, i);
+      return;
+    }
+    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool->handle_), task, ctx, n, 0);
+    pool->busy_.store(false, std::memory_order_release);
+  }
+};
 #endif
 
 Status ThreadPool::create(size_t threads, ThreadPool** out) {
@@ -96,9 +102,9 @@ Status ThreadPool::create(size_t threads, ThreadPool** out) {
   if (threads > 1) {
     if (!(p->handle_ = pthreadpool_create(threads))) {
       delete p;
-      return Status::kInvalidArgument;
+      return Status::kOutOfMemory;
     }
-    p->run = run_pthreadpool;
+    p->run = ThreadPoolAccess::run;
     p->n_threads = pthreadpool_get_threads_count(static_cast<pthreadpool_t>(p->handle_));
   }
   *out = p;

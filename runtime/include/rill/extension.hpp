@@ -3,6 +3,8 @@
 // that must not allocate.
 #pragma once
 
+#include <atomic>
+
 #include "rill/rill.hpp"
 
 namespace rill {
@@ -60,20 +62,29 @@ class LoadedModel {
 
 // Worker threads for SessionOptions::pool: a ParallelFor over pthreadpool. Creating it allocates;
 // stepping with it does not. threads() == 1 means no workers.
+//
+// It never makes a step wait for another session's work: a product that finds the pool busy (another
+// thread is stepping with it at that moment) runs all its slices on the calling thread instead of
+// queueing behind it; results are the same. So pthreadpool's own lock is only ever taken uncontended.
+// A step with the pool still waits for its own slices on the pool's workers: in a loop with a hard
+// deadline, give each stepping thread its own pool, or none.
 class ThreadPool : public ParallelFor {
  public:
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  // Null and kNoBackend if this build has no thread support.
+  // kOutOfMemory if the threads could not be created; kNoBackend (and null) if this build has no
+  // thread support and threads > 1.
   static Status create(size_t threads, ThreadPool** out);
   static void destroy(ThreadPool* p) { delete p; }
   size_t threads() const;
   void* handle() const { return handle_; }  // pthreadpool_t
 
  private:
+  friend struct ThreadPoolAccess;
   ThreadPool() = default;
   void* handle_ = nullptr;
+  mutable std::atomic<bool> busy_{false};  // a run() is inside pthreadpool
 };
 
 // A session that owns its arena.

@@ -3,7 +3,9 @@
 // Data flow: model file bytes (mapped or caller buffer, used in place)
 //            -> Model::init   verifies everything once, binds zero-copy weight views (caller memory)
 //            -> Session::init places state + scratch in a caller arena
-//            -> Session::step token -> logits, with no allocation, exception, lock or I/O.
+//            -> Session::step token -> logits, with no allocation, exception or I/O. Without a
+//               thread pool it takes no lock and waits on nothing; with one it waits only for the
+//               pool's threads to finish its own slices, never for another session (ParallelFor).
 //
 // Nothing in this header allocates. The only allocating helpers are in rill/extension.hpp.
 // A Model is immutable after init and may be shared by many sessions and threads. A Session is used
@@ -29,6 +31,7 @@ enum class Status : int32_t {
   kIo = 25,               // a file could not be opened, mapped or read (extension helpers only)
   kArenaTooSmall = 40,    // the caller's memory is smaller than the footprint
   kAlignment = 41,        // a caller buffer is not aligned as required
+  kOutOfMemory = 42,      // the system could not provide memory or threads (extension helpers only)
   kNoBackend = 60,        // the requested backend is not compiled in
   kTokenRange = 80,       // a token id outside [0, vocab)
   kNonFinite = 81,        // NaN or Inf in caller input
@@ -100,9 +103,11 @@ class Model {
 
 // How the caller lends rill threads. `run(self, task, ctx, n)` must call task(ctx, i) exactly once for
 // every i in [0, n), on any threads, and return after all calls have returned. rill calls it inside
-// step, so it must not allocate. Matrix products cut their rows into `n_threads` contiguous slices;
-// results are bit-identical to one thread. rill/extension.hpp's ThreadPool (pthreadpool) is one;
-// wrap any other pool the same way.
+// step, so it must not allocate, and to keep step's promise it must not make the caller wait for
+// anything but these tasks (a pool busy with another caller's work should run them on the calling
+// thread, as rill's does). Matrix products cut their rows into `n_threads` contiguous slices; results
+// are bit-identical to one thread, whatever ran where. rill/extension.hpp's ThreadPool (pthreadpool)
+// is one; wrap any other pool the same way.
 struct ParallelFor {
   using Task = void (*)(void* ctx, size_t i);
   void (*run)(const ParallelFor* self, Task task, void* ctx, size_t n) = nullptr;

@@ -41,6 +41,7 @@ const char* status_str(Status s) {
     case Status::kIo: return "I/O error";
     case Status::kArenaTooSmall: return "arena too small";
     case Status::kAlignment: return "misaligned buffer";
+    case Status::kOutOfMemory: return "out of memory";
     case Status::kNoBackend: return "backend not compiled in";
     case Status::kTokenRange: return "token id out of range";
     case Status::kNonFinite: return "non-finite input";

@@ -80,9 +80,12 @@ bool make_pool(Args& a, ThreadPool** pool) {
     std::fprintf(stderr, "rill %s: --threads wants a positive integer\n", a.cmd);
     return false;
   }
-  if (n > 1 && ThreadPool::create(static_cast<size_t>(n), pool) != Status::kOk) {
-    std::fprintf(stderr, "rill %s: this build has no thread support\n", a.cmd);
-    return false;
+  if (n > 1) {
+    const Status s = ThreadPool::create(static_cast<size_t>(n), pool);
+    if (s != Status::kOk) {
+      std::fprintf(stderr, "rill %s: cannot create %lld threads (%s)\n", a.cmd, n, status_str(s));
+      return false;
+    }
   }
   return true;
 }
@@ -717,9 +720,12 @@ int cmd_bench(int argc, char** argv) {
   std::vector<float> logits(info.vocab_size);
   for (long long nt : thread_counts) {
     ThreadPool* pool = nullptr;
-    if (nt > 1 && ThreadPool::create(static_cast<size_t>(nt), &pool) != Status::kOk) {
-      std::fprintf(stderr, "rill bench: this build has no thread support\n");
-      return 1;
+    if (nt > 1) {
+      const Status s = ThreadPool::create(static_cast<size_t>(nt), &pool);
+      if (s != Status::kOk) {
+        std::fprintf(stderr, "rill bench: cannot create %lld threads (%s)\n", nt, status_str(s));
+        return 1;
+      }
     }
     SessionOptions so;
     so.pool = pool;
