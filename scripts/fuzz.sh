@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
 BUILD_DIR=build-fuzz CC=clang CXX=clang++ BUILD_TYPE=RelWithDebInfo scripts/build.sh \
-  -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_XNNPACK=OFF >/dev/null
+  -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 work="$(mktemp -d /tmp/rill-fuzz-run-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 status=0

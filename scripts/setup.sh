@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs rill's build and test dependencies from Debian packages (bookworm), only those missing.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ pkg-config libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
+pkgs=(cmake ninja-build g++ pkg-config libpthreadpool-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev nlohmann-json3-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -17,11 +17,11 @@ BUILD_DIR=build scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=OFF
 echo "== ASan + UBSan build" >&2
 BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=ON \
   -DRILL_BUILD_EXAMPLES=OFF
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j 2) | tee -a "$log"
 echo "== ThreadSanitizer build: sessions on many threads" >&2
 BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_TSAN=ON -DRILL_BUILD_TESTS=ON \
-  -DRILL_BUILD_EXAMPLES=OFF -DRILL_XNNPACK=OFF
+  -DRILL_BUILD_EXAMPLES=OFF
 TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/rill_tests --test-suite=threads
 echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target" >&2
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -13,6 +13,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 cmake -S . -B build-arm64 -G Ninja --toolchain platforms/linux-aarch64/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
-  -DRILL_XNNPACK=OFF -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
+  -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-arm64 --target rill_tests -j "$(nproc)"
 qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/rill_tests --test-suite=kernels,ops,golden

@@ -64,3 +64,15 @@ expect(0 ${RILL} eval ${WORK}/w.rill --text ${SRC}/tests/golden/rwkv7_fla_world/
 expect_text("bits/byte over 24 bytes (10 tokens)")
 expect(1 ${RILL} eval ${WORK}/m.rill --text ${SRC}/tests/golden/rwkv7_fla_world/tokenizer_text.bin)
 expect_text("no tokenizer")
+
+# bench -o json is valid JSON even for a path with a quote and a backslash.
+file(COPY_FILE ${WORK}/m.rill "${WORK}/we\"ird\\name.rill")
+execute_process(COMMAND ${RILL} bench "${WORK}/we\"ird\\name.rill" -o json -n 4 --prefill 4 -t 1 --probe-mb 16
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc)
+  message(FATAL_ERROR "bench failed: ${err}")
+endif()
+string(JSON model ERROR_VARIABLE jerr GET "${out}" model)
+if(jerr OR NOT model STREQUAL "${WORK}/we\"ird\\name.rill")
+  message(FATAL_ERROR "bench JSON does not parse or names the wrong model (${jerr}): ${out}")
+endif()

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -69,8 +70,9 @@ struct TempDir {
     path = mkdtemp(tmpl);
   }
   ~TempDir() {
-    const std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", path.c_str());
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    if (ec) std::fprintf(stderr, "cannot remove %s: %s\n", path.c_str(), ec.message().c_str());
   }
   std::string file(const std::string& n) const { return path + "/" + n; }
 };
@@ -81,8 +83,10 @@ inline bool file_exists(const std::string& p) {
 }
 
 inline void copy_dir(const std::string& from, const std::string& to) {
-  const std::string cmd = "mkdir -p '" + to + "' && cp -r '" + from + "'/. '" + to + "'";
-  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "copy failed: %s\n", cmd.c_str());
+  std::error_code ec;
+  std::filesystem::create_directories(to, ec);
+  std::filesystem::copy(from, to, std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) std::fprintf(stderr, "copy %s -> %s failed: %s\n", from.c_str(), to.c_str(), ec.message().c_str());
 }
 
 inline std::string read_file(const std::string& p) {

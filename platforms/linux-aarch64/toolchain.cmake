@@ -2,9 +2,9 @@
 # from an x86_64 Debian host:
 #   apt-get install g++-aarch64-linux-gnu
 #   cmake -S . -B build-arm64 -G Ninja --toolchain platforms/linux-aarch64/toolchain.cmake \
-#         -DRILL_XNNPACK=OFF -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_CONVERTER=OFF
-# The runtime needs only FlatBuffers headers (architecture-independent) besides libc++/libstdc++.
-# XNNPACK for arm64 needs Debian's arm64 multiarch packages (libxnnpack-dev:arm64) in the sysroot.
+#         -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_CONVERTER=OFF
+# The runtime needs only FlatBuffers headers (architecture-independent) besides libc++/libstdc++;
+# ThreadPool needs pthreadpool for arm64 in the sysroot (without it, sessions run on one thread).
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)

@@ -21,6 +21,10 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
 #include "args.h"
 #include "rill/convert.hpp"
 #include "rill/extension.hpp"
@@ -682,7 +686,8 @@ int cmd_bench(int argc, char** argv) {
       convert::run(o);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "rill bench: %s\n", e.what());
-      std::system(("rm -rf '" + tmpdir + "'").c_str());
+      std::error_code ec;
+      std::filesystem::remove_all(tmpdir, ec);
       return 1;
     }
     path = tmpdir + "/model.rill";
@@ -695,7 +700,10 @@ int cmd_bench(int argc, char** argv) {
   LoadedModel lm;
   Error e;
   const Status st = LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e);
-  if (!tmpdir.empty()) std::system(("rm -rf '" + tmpdir + "'").c_str());  // the mapping stays valid
+  if (!tmpdir.empty()) {  // the mapping stays valid
+    std::error_code ec;
+    std::filesystem::remove_all(tmpdir, ec);
+  }
   if (st != Status::kOk) return report(e, path.c_str());
   const ModelInfo info = lm.model().info();
   std::vector<long long> thread_counts;
@@ -762,16 +770,26 @@ int cmd_bench(int argc, char** argv) {
   const double rss_mib = ru.ru_maxrss / 1024.0;  // before the probe's buffer
   for (Row& r : rows) r.probe = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, static_cast<int>(r.threads));
   if (a.get("--output") == "json") {
-    for (const Row& r : rows)  // one JSON object per line (per thread count)
-      std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"threads\": %lld, \"decode_tokens_per_s\": %.2f, "
-                  "\"ms_per_token_median\": %.4f, \"ms_per_token_p99\": %.4f, \"prefill_tokens\": %lld, "
-                  "\"prefill_tokens_per_s\": %.2f, \"weight_bytes_per_token\": %llu, \"achieved_gb_per_s\": %.3f, "
-                  "\"probe_read_gb_per_s\": %.3f, \"percent_of_read_bandwidth\": %.1f, \"peak_rss_mib\": %.1f, "
-                  "\"file_bytes\": %llu, \"state_bytes\": %llu, \"backend\": \"%s\"}\n",
-                  label.c_str(), arch_name(info.arch), r.threads, r.tps, r.median, r.p99, n_pre, r.prefill_tps,
-                  static_cast<unsigned long long>(bpt), r.gbs, r.probe, 100 * r.gbs / r.probe, rss_mib,
-                  static_cast<unsigned long long>(info.file_bytes), static_cast<unsigned long long>(info.state_bytes),
-                  info.backend);
+    for (const Row& r : rows) {  // one JSON object per line (per thread count)
+      const nlohmann::json j = {{"model", label},
+                                {"arch", arch_name(info.arch)},
+                                {"backend", info.backend},
+                                {"threads", r.threads},
+                                {"decode_tokens_per_s", r.tps},
+                                {"ms_per_token_median", r.median},
+                                {"ms_per_token_p99", r.p99},
+                                {"prefill_tokens", n_pre},
+                                {"prefill_tokens_per_s", r.prefill_tps},
+                                {"weight_bytes_per_token", bpt},
+                                {"achieved_gb_per_s", r.gbs},
+                                {"probe_read_gb_per_s", r.probe},
+                                {"percent_of_read_bandwidth", 100 * r.gbs / r.probe},
+                                {"peak_rss_mib", rss_mib},
+                                {"file_bytes", info.file_bytes},
+                                {"state_bytes", info.state_bytes}};
+      // Paths are not always valid UTF-8: replace bad bytes rather than throw.
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    }
   } else {
     std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | "
                 "read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n", n_pre);
