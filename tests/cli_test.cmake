@@ -76,3 +76,7 @@ string(JSON model ERROR_VARIABLE jerr GET "${out}" model)
 if(jerr OR NOT model STREQUAL "${WORK}/we\"ird\\name.rill")
   message(FATAL_ERROR "bench JSON does not parse or names the wrong model (${jerr}): ${out}")
 endif()
+
+# A damaged file the loader accepts (a provenance entry lost its optional name and hash) is shown, not crashed on.
+expect(0 ${RILL} inspect ${SRC}/tests/hostile/regress/provenance_without_name.rill)
+expect_text("sha256 ?")

@@ -260,12 +260,14 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("backend       %s\n", in.backend);
   std::printf("model memory  %zu bytes (weight views; weights are used in place)\n", model_mem);
   if (const fb::Provenance* p = m->provenance()) {
-    std::printf("provenance    %s, %s, options: %s\n", p->converter() ? p->converter()->c_str() : "?",
-                p->source_format() ? p->source_format()->c_str() : "?", p->options() ? p->options()->c_str() : "");
+    // Provenance strings are optional in the schema: a damaged file may lack any of them.
+    auto text = [](const flatbuffers::String* s, const char* none) { return s ? s->c_str() : none; };
+    std::printf("provenance    %s, %s, options: %s\n", text(p->converter(), "?"), text(p->source_format(), "?"),
+                text(p->options(), ""));
     if (p->source_dir()) std::printf("  source      %s\n", p->source_dir()->c_str());
     if (p->source_files())
       for (const fb::SourceFile* f : *p->source_files())
-        std::printf("  %-28s %12" PRIu64 " B sha256 %s\n", f->name()->c_str(), f->size(), f->sha256()->c_str());
+        std::printf("  %-28s %12" PRIu64 " B sha256 %s\n", text(f->name(), "?"), f->size(), text(f->sha256(), "?"));
   }
   if (a.flag("--verify")) {
     Error e;
