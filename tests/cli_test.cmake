@@ -80,3 +80,9 @@ endif()
 # A damaged file the loader accepts (a provenance entry lost its optional name and hash) is shown, not crashed on.
 expect(0 ${RILL} inspect ${SRC}/tests/hostile/regress/provenance_without_name.rill)
 expect_text("sha256 ?")
+
+# bench --soak reports the first and last windows' step time and resident memory.
+expect(0 ${RILL} bench ${WORK}/m.rill -n 4 --prefill 4 -t 1 --probe-mb 16 --soak 3000)
+expect_text("soak: 3000 steps")
+expect_text("last 1500 steps")
+expect_text("resident memory at start")

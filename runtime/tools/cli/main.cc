@@ -633,6 +633,62 @@ uint64_t bytes_per_token(const fb::Model* m) {
   return total;
 }
 
+// Resident memory now (not the peak), from /proc/self/statm.
+uint64_t rss_bytes() {
+  unsigned long long pages_total = 0, pages_resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%llu %llu", &pages_total, &pages_resident) != 2) pages_resident = 0;
+    std::fclose(f);
+  }
+  return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Long-run stability: n steps of one session on one thread, each timed; resident memory sampled ten
+// times. Drift in the time per step or growth in memory over a million steps is what a control loop
+// or a long-lived server would meet.
+bool soak(const Model& model, size_t n, bool json, const std::string& label) {
+  const size_t V = model.info().vocab_size, window = std::min<size_t>(10000, std::max<size_t>(n / 2, 1));
+  OwnedSession os;
+  Error e;
+  if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session"), false;
+  std::vector<float> logits(V), ms(n);
+  std::vector<uint64_t> rss;
+  int32_t tok = 1;
+  for (int i = 0; i < 100; ++i) (void)os.session().step(tok, logits.data(), V);  // warm up
+  const uint64_t rss_start = rss_bytes();
+  const double t0 = now_s();
+  for (size_t i = 0; i < n && !g_interrupted; ++i) {
+    const double s0 = now_s();
+    if (os.session().step(tok, logits.data(), V) != Status::kOk) return false;
+    ms[i] = static_cast<float>((now_s() - s0) * 1e3);
+    tok = static_cast<int32_t>((static_cast<uint64_t>(tok) * 7 + 3 + i) % V);
+    if ((i + 1) % (n / 10 > 0 ? n / 10 : 1) == 0) rss.push_back(rss_bytes());
+  }
+  const double total_s = now_s() - t0;
+  auto mean = [&](size_t b, size_t e2) {
+    double sum = 0;
+    for (size_t i = b; i < e2; ++i) sum += ms[i];
+    return sum / static_cast<double>(e2 - b);
+  };
+  const double first = mean(0, window), last = mean(n - window, n);
+  const uint64_t rss_end = rss_bytes(), rss_max = rss.empty() ? rss_end : *std::max_element(rss.begin(), rss.end());
+  if (json) {
+    const nlohmann::json j = {{"model", label},           {"soak_steps", n},
+                              {"seconds", total_s},       {"window", window},
+                              {"first_window_mean_ms", first}, {"last_window_mean_ms", last},
+                              {"rss_start_bytes", rss_start}, {"rss_end_bytes", rss_end},
+                              {"rss_max_sampled_bytes", rss_max}};
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("\nsoak: %zu steps in %.1f s on one thread\n", n, total_s);
+    std::printf("  mean ms/step, first %zu steps %.4f, last %zu steps %.4f (%+.1f %%)\n", window, first, window, last,
+                100 * (last - first) / first);
+    std::printf("  resident memory at start %s, at end %s, highest of 10 samples %s\n", human_bytes(rss_start).c_str(),
+                human_bytes(rss_end).c_str(), human_bytes(rss_max).c_str());
+  }
+  return true;
+}
+
 int cmd_bench(int argc, char** argv) {
   Args a{"bench", "(MODEL.rill | --random ARCH:key=value,...) [options]",
          "Decode and prefill speed: tokens/s, time per token (median, p99), weight bytes read per token,\n"
@@ -647,10 +703,13 @@ int cmd_bench(int argc, char** argv) {
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer", "1024"},
           {"-t", "--threads", "LIST", "thread counts to measure, e.g. 1,2", "1,2"},
+          {nullptr, "--soak", "N", "afterwards, step one session N times on one thread and compare the first\n"
+           "                                 and last 10,000 steps' mean time and the resident memory (0: off)", "0"},
           {"-o", "--output", "FORMAT", "md | json", "md"}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
-  long long n_tok, n_pre, probe_mb;
+  long long n_tok, n_pre, probe_mb, n_soak;
   if (!cli::parse_int(a.get("--tokens"), 1, 1 << 24, &n_tok) || !cli::parse_int(a.get("--prefill"), 0, 1 << 24, &n_pre) ||
+      !cli::parse_int(a.get("--soak"), 0, 1ll << 32, &n_soak) ||
       !cli::parse_int(a.get("--probe-mb"), 16, 1 << 16, &probe_mb) ||
       (a.get("--output") != "md" && a.get("--output") != "json")) {
     std::fprintf(stderr, "rill bench: bad option (see rill bench --help)\nexample: %s\n", a.example);
@@ -802,6 +861,7 @@ int cmd_bench(int argc, char** argv) {
     std::printf("(backend %s; file %s, state %s per session; peak RSS before the bandwidth probe)\n", info.backend,
                 human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
   }
+  if (n_soak > 0) return soak(lm.model(), static_cast<size_t>(n_soak), a.get("--output") == "json", label) ? 0 : 1;
   return 0;
 }
 
