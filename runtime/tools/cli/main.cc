@@ -677,7 +677,7 @@ bool soak(const Model& model, size_t n, bool json, const std::string& label) {
                               {"seconds", total_s},       {"window", window},
                               {"first_window_mean_ms", first}, {"last_window_mean_ms", last},
                               {"rss_start_bytes", rss_start}, {"rss_end_bytes", rss_end},
-                              {"rss_max_sampled_bytes", rss_max}};
+                              {"rss_max_sampled_bytes", rss_max}, {"rss_samples_bytes", rss}};
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("\nsoak: %zu steps in %.1f s on one thread\n", n, total_s);
@@ -685,6 +685,9 @@ bool soak(const Model& model, size_t n, bool json, const std::string& label) {
                 100 * (last - first) / first);
     std::printf("  resident memory at start %s, at end %s, highest of 10 samples %s\n", human_bytes(rss_start).c_str(),
                 human_bytes(rss_end).c_str(), human_bytes(rss_max).c_str());
+    std::printf("  every %zu steps (KiB):", n / 10 > 0 ? n / 10 : 1);
+    for (uint64_t r : rss) std::printf(" %llu", static_cast<unsigned long long>(r / 1024));
+    std::printf("\n");
   }
   return true;
 }
