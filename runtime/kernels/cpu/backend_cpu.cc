@@ -98,11 +98,12 @@ void slice_task(void* ctx, size_t i) {
 
 // With a pool of several threads and at least 64 rows: one contiguous slice of rows per thread, so each
 // streams its part of W sequentially. Rows are independent, so results do not depend on the split.
-template <SliceFn Fn, bool kQuantized>
+template <SliceFn Fn>
 void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
   const Table& t = table(x);
   QAct a = kernels::float_act(X, ldx);
-  if (kQuantized && t.prepare_act) t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 ? W.group : 0, x.work, &a);
+  const bool quantized = W.dtype == DType::kI8 || W.dtype == DType::kI4;
+  if (quantized && t.prepare_act) t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 ? W.group : 0, x.work, &a);
   const Product p{&t, &W, &a, Y, ldy, n};
   const size_t rows = W.rows();
   const ParallelFor* pool = x.pool;
@@ -263,7 +264,7 @@ void wkv7_bonus(const Exec&, float* Y, const float* R, const float* K, const flo
 
 const Ops kCpuOps = {
     embed,
-    {matmul<slice_f32, false>, matmul<slice_f16, false>, nullptr, matmul<slice_q8, true>, matmul<slice_q4, true>},
+    {matmul<slice_f32>, matmul<slice_f16>, nullptr, matmul<slice_q8>, matmul<slice_q4>},
     rmsnorm,
     layernorm,
     group_norm,

@@ -304,6 +304,20 @@ Status open_view(const void* data, size_t size, bool verify, FileView* fv, Error
   return Status::kOk;
 }
 
+// The file's architecture, and the model memory it needs: the implementation struct and the views,
+// sized only after the hyper-parameters were checked (ArchOps::view_bytes).
+Status size_model(const FileView& fv, const ArchOps** ops, size_t* bytes, Error* err) {
+  *ops = find_arch(static_cast<Arch>(fv.model->arch()));
+  if (!*ops)
+    return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
+                static_cast<unsigned>(fv.model->arch()));
+  size_t views = 0;
+  const Status s = (*ops)->view_bytes(fv, &views, err);
+  if (s != Status::kOk) return s;
+  *bytes = align_up(sizeof(ModelImpl), kAlign) + views;
+  return Status::kOk;
+}
+
 // After bind (every tensor checked): the widest matrix, and a product op for every matrix dtype.
 Status check_ops(const FileView& f, const BackendImpl& be, ModelImpl* impl, Error* err) {
   uint64_t max_cols = 0;
@@ -370,14 +384,8 @@ Status Model::footprint(const void* data, size_t size, size_t* bytes, Error* err
   FileView fv;
   Status s = open_view(data, size, /*verify=*/true, &fv, err);
   if (s != Status::kOk) return s;
-  const ArchOps* ops = find_arch(static_cast<Arch>(fv.model->arch()));
-  if (!ops)
-    return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
-                static_cast<unsigned>(fv.model->arch()));
-  size_t views = 0;
-  if ((s = ops->view_bytes(fv, &views, err)) != Status::kOk) return s;
-  *bytes = align_up(sizeof(ModelImpl), kAlign) + views;
-  return Status::kOk;
+  const ArchOps* ops = nullptr;
+  return size_model(fv, &ops, bytes, err);
 }
 
 Status Model::init(const void* data, size_t size, const ModelOptions& opts, void* mem, size_t mem_size, Model* out,
@@ -392,13 +400,9 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   FileView fv;
   Status s = open_view(data, size, opts.verify, &fv, err);
   if (s != Status::kOk) return s;
-  const ArchOps* ops = find_arch(static_cast<Arch>(fv.model->arch()));
-  if (!ops)
-    return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
-                static_cast<unsigned>(fv.model->arch()));
-  size_t views = 0;
-  if ((s = ops->view_bytes(fv, &views, err)) != Status::kOk) return s;
-  const size_t need = align_up(sizeof(ModelImpl), kAlign) + views;
+  const ArchOps* ops = nullptr;
+  size_t need = 0;
+  if ((s = size_model(fv, &ops, &need, err)) != Status::kOk) return s;
   if (!mem || reinterpret_cast<uintptr_t>(mem) % kAlign != 0)
     return fail(err, Status::kAlignment, "model memory must be non-null and %zu-byte aligned", kAlign);
   if (mem_size < need)

@@ -1,5 +1,6 @@
 // Session: a stream's persistent state and scratch, placed in caller memory. The step path below
-// checks only caller input, never allocates, throws, locks or does I/O.
+// checks only caller input and never allocates, throws or does I/O; it waits on nothing but the
+// pool's threads computing its own products (rill.hpp, ParallelFor).
 #include <cstring>
 
 #include "arch/arch.h"
