@@ -77,6 +77,15 @@ Opt threads_opt(const char* def = "1") {
 }
 
 // A pool for --threads N (null for 1). Exits the command with a usage error on a bad value.
+// A pool of n threads (null for 1); false, with a message naming `cmd`, if it cannot be created.
+bool create_pool(const char* cmd, long long n, ThreadPool** pool) {
+  *pool = nullptr;
+  if (n <= 1) return true;
+  const Status s = ThreadPool::create(static_cast<size_t>(n), pool);
+  if (s != Status::kOk) std::fprintf(stderr, "rill %s: cannot create %lld threads (%s)\n", cmd, n, status_str(s));
+  return s == Status::kOk;
+}
+
 bool make_pool(Args& a, ThreadPool** pool) {
   long long n;
   *pool = nullptr;
@@ -84,14 +93,12 @@ bool make_pool(Args& a, ThreadPool** pool) {
     std::fprintf(stderr, "rill %s: --threads wants a positive integer\n", a.cmd);
     return false;
   }
-  if (n > 1) {
-    const Status s = ThreadPool::create(static_cast<size_t>(n), pool);
-    if (s != Status::kOk) {
-      std::fprintf(stderr, "rill %s: cannot create %lld threads (%s)\n", a.cmd, n, status_str(s));
-      return false;
-    }
-  }
-  return true;
+  return create_pool(a.cmd, n, pool);
+}
+
+// One JSON object per line; paths are not always valid UTF-8, so bad bytes are replaced, not thrown on.
+void print_json_line(const nlohmann::json& j) {
+  std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
 Opt model_opt() { return {"-m", "--model", "FILE", "model file (or give it as the first argument)", "", "RILL_MODEL"}; }
@@ -645,25 +652,30 @@ uint64_t rss_bytes() {
 
 // Long-run stability: n steps of one session on one thread, each timed; resident memory sampled ten
 // times. Drift in the time per step or growth in memory over a million steps is what a control loop
-// or a long-lived server would meet.
-bool soak(const Model& model, size_t n, bool json, const std::string& label) {
-  const size_t V = model.info().vocab_size, window = std::min<size_t>(10000, std::max<size_t>(n / 2, 1));
+// or a long-lived server would meet. Ctrl-C stops it early and reports the steps that ran (exit 130).
+int soak(const Model& model, size_t n, bool json, const std::string& label) {
+  const size_t V = model.info().vocab_size, every = std::max<size_t>(n / 10, 1);
   OwnedSession os;
   Error e;
-  if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session"), false;
+  if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
   std::vector<float> logits(V), ms(n);
   std::vector<uint64_t> rss;
   int32_t tok = 1;
   for (int i = 0; i < 100; ++i) (void)os.session().step(tok, logits.data(), V);  // warm up
+  std::signal(SIGINT, on_sigint);
   const uint64_t rss_start = rss_bytes();
   const double t0 = now_s();
-  for (size_t i = 0; i < n && !g_interrupted; ++i) {
+  size_t done = 0;  // fewer than n after Ctrl-C
+  for (; done < n && !g_interrupted; ++done) {
     const double s0 = now_s();
-    if (os.session().step(tok, logits.data(), V) != Status::kOk) return false;
-    ms[i] = static_cast<float>((now_s() - s0) * 1e3);
-    tok = static_cast<int32_t>((static_cast<uint64_t>(tok) * 7 + 3 + i) % V);
-    if ((i + 1) % (n / 10 > 0 ? n / 10 : 1) == 0) rss.push_back(rss_bytes());
+    if (os.session().step(tok, logits.data(), V) != Status::kOk) return 1;
+    ms[done] = static_cast<float>((now_s() - s0) * 1e3);
+    tok = static_cast<int32_t>((static_cast<uint64_t>(tok) * 7 + 3 + done) % V);
+    if ((done + 1) % every == 0) rss.push_back(rss_bytes());
   }
+  if (done == 0) return 130;
+  n = done;
+  const size_t window = std::min<size_t>(10000, std::max<size_t>(n / 2, 1));
   const double total_s = now_s() - t0;
   auto mean = [&](size_t b, size_t e2) {
     double sum = 0;
@@ -678,18 +690,18 @@ bool soak(const Model& model, size_t n, bool json, const std::string& label) {
                               {"first_window_mean_ms", first}, {"last_window_mean_ms", last},
                               {"rss_start_bytes", rss_start}, {"rss_end_bytes", rss_end},
                               {"rss_max_sampled_bytes", rss_max}, {"rss_samples_bytes", rss}};
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    print_json_line(j);
   } else {
     std::printf("\nsoak: %zu steps in %.1f s on one thread\n", n, total_s);
     std::printf("  mean ms/step, first %zu steps %.4f, last %zu steps %.4f (%+.1f %%)\n", window, first, window, last,
                 100 * (last - first) / first);
     std::printf("  resident memory at start %s, at end %s, highest of 10 samples %s\n", human_bytes(rss_start).c_str(),
                 human_bytes(rss_end).c_str(), human_bytes(rss_max).c_str());
-    std::printf("  every %zu steps (KiB):", n / 10 > 0 ? n / 10 : 1);
+    std::printf("  every %zu steps (KiB):", every);
     for (uint64_t r : rss) std::printf(" %llu", static_cast<unsigned long long>(r / 1024));
     std::printf("\n");
   }
-  return true;
+  return g_interrupted ? 130 : 0;
 }
 
 int cmd_bench(int argc, char** argv) {
@@ -792,13 +804,7 @@ int cmd_bench(int argc, char** argv) {
   std::vector<float> logits(info.vocab_size);
   for (long long nt : thread_counts) {
     ThreadPool* pool = nullptr;
-    if (nt > 1) {
-      const Status s = ThreadPool::create(static_cast<size_t>(nt), &pool);
-      if (s != Status::kOk) {
-        std::fprintf(stderr, "rill bench: cannot create %lld threads (%s)\n", nt, status_str(s));
-        return 1;
-      }
-    }
+    if (!create_pool("bench", nt, &pool)) return 1;
     SessionOptions so;
     so.pool = pool;
     OwnedSession os;
@@ -851,8 +857,7 @@ int cmd_bench(int argc, char** argv) {
                                 {"peak_rss_mib", rss_mib},
                                 {"file_bytes", info.file_bytes},
                                 {"state_bytes", info.state_bytes}};
-      // Paths are not always valid UTF-8: replace bad bytes rather than throw.
-      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      print_json_line(j);
     }
   } else {
     std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | "
@@ -864,7 +869,7 @@ int cmd_bench(int argc, char** argv) {
     std::printf("(backend %s; file %s, state %s per session; peak RSS before the bandwidth probe)\n", info.backend,
                 human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
   }
-  if (n_soak > 0) return soak(lm.model(), static_cast<size_t>(n_soak), a.get("--output") == "json", label) ? 0 : 1;
+  if (n_soak > 0) return soak(lm.model(), static_cast<size_t>(n_soak), a.get("--output") == "json", label);
   return 0;
 }
 
