@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "arch/arch.h"
+#include "backend/backends.h"
 #include "test_util.h"
 
 using namespace rill;
@@ -21,35 +22,29 @@ const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_
                         "mamba2_groups",  "mamba2_tied_bf16",        "rwkv7_fla_world",    "rwkv7_blink_bf16",
                         "../fuzz/rwkv7_world_tiny"};
 
-std::vector<const BackendImpl*> backends() {
-  const BackendImpl* b[16];
-  const size_t n = all_backends(b, 16);
-  return std::vector<const BackendImpl*>(b, b + n);
-}
+using rill_test::backends;
 
-struct AlignedBuf {
-  unsigned char* p;
-  explicit AlignedBuf(size_t n) : p(static_cast<unsigned char*>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64))) {
-    std::memset(p, 0, (n + 63) / 64 * 64 + 64);
-  }
-  ~AlignedBuf() { std::free(p); }
-  AlignedBuf(const AlignedBuf&) = delete;
-  AlignedBuf& operator=(const AlignedBuf&) = delete;
-};
+// Zeroed, 64-byte-aligned bytes (a fresh state block, or scratch), as an arena gives.
+AlignedBuffer zeroed(size_t n) {
+  AlignedBuffer b;
+  REQUIRE(AlignedBuffer::allocate(n, &b) == Status::kOk);
+  return b;
+}
+unsigned char* bytes(const AlignedBuffer& b) { return static_cast<unsigned char*>(b.data()); }
 
 // Forward passes of up to max_rows rows on one backend, over caller-chosen state blocks.
 struct Runner {
   const ModelImpl& m;
   const BackendImpl* be;
-  AlignedBuf scratch, work;
+  AlignedBuffer scratch, work;
   Runner(const ModelImpl& model, const BackendImpl* backend, size_t max_rows)
       : m(model),
         be(backend),
-        scratch(find_arch(model.arch)->scratch_bytes(model, max_rows)),
-        work(backend->work_bytes(backend, max_rows, model.max_cols)) {}
+        scratch(zeroed(find_arch(model.arch)->scratch_bytes(model, max_rows))),
+        work(zeroed(backend->work_bytes(backend, max_rows, model.max_cols))) {}
   // tokens[i] advances states[i]; logits of the last n_logits rows.
   void run(const std::vector<int32_t>& tokens, std::vector<unsigned char*> states, float* logits, size_t n_logits) {
-    const Exec x{be, nullptr, nullptr, scratch.p, work.p};
+    const Exec x{be, nullptr, nullptr, bytes(scratch), bytes(work)};
     const Rows r{tokens.size(), tokens.data(), states.data(), logits, n_logits};
     find_arch(m.arch)->forward(x, m, r);
   }
@@ -85,11 +80,11 @@ TEST_SUITE("golden") {
       for (const BackendImpl* be : backends()) {
         CAPTURE(be->name);
         Runner run(m, be, 1);
-        AlignedBuf state(m.state_bytes);
+        const AlignedBuffer state = zeroed(m.state_bytes);
         std::vector<float> logits(V);
         float worst = 0;
         for (size_t t = 0; t < tokens.size(); ++t) {
-          run.run({tokens[t]}, {state.p}, logits.data(), 1);
+          run.run({tokens[t]}, {bytes(state)}, logits.data(), 1);
           for (size_t v = 0; v < V; ++v) worst = std::max(worst, std::fabs(logits[v] - want.data[t * V + v]));
         }
         CHECK_MESSAGE(worst <= 1e-4f * max_abs, be->name << ": max diff " << worst << " of max |logit| " << max_abs);
@@ -110,22 +105,21 @@ TEST_SUITE("arch") {
         for (const BackendImpl* be : backends()) {
           CAPTURE(be->name);
           Runner batched(m, be, S), single(m, be, 1);
-          std::vector<AlignedBuf*> a, b;  // a: stepped together, b: stepped alone
-          for (size_t s = 0; s < S; ++s) a.push_back(new AlignedBuf(m.state_bytes)), b.push_back(new AlignedBuf(m.state_bytes));
+          std::vector<AlignedBuffer> a, b;  // a: stepped together, b: stepped alone
+          for (size_t s = 0; s < S; ++s) a.push_back(zeroed(m.state_bytes)), b.push_back(zeroed(m.state_bytes));
           std::vector<float> la(S * V), lb(V);
           for (size_t step = 0; step < 12; ++step) {
             std::vector<int32_t> toks(S);
             for (size_t s = 0; s < S; ++s) toks[s] = static_cast<int32_t>((step * 7 + s * 13 + 1) % V);
-            batched.run(toks, {a[0]->p, a[1]->p, a[2]->p}, la.data(), S);
+            batched.run(toks, {bytes(a[0]), bytes(a[1]), bytes(a[2])}, la.data(), S);
             for (size_t s = 0; s < S; ++s) {
-              single.run({toks[s]}, {b[s]->p}, lb.data(), 1);
+              single.run({toks[s]}, {bytes(b[s])}, lb.data(), 1);
               REQUIRE_MESSAGE(std::memcmp(la.data() + s * V, lb.data(), V * 4) == 0, "step " << step << " stream " << s);
             }
           }
-          for (size_t s = 0; s < S; ++s) CHECK(std::memcmp(a[s]->p, b[s]->p, m.state_bytes) == 0);
+          for (size_t s = 0; s < S; ++s) CHECK(std::memcmp(bytes(a[s]), bytes(b[s]), m.state_bytes) == 0);
           // Streams that saw different tokens hold different states (the rows were not mixed up).
-          CHECK(std::memcmp(a[0]->p, a[1]->p, m.state_bytes) != 0);
-          for (size_t s = 0; s < S; ++s) delete a[s], delete b[s];
+          CHECK(std::memcmp(bytes(a[0]), bytes(a[1]), m.state_bytes) != 0);
         }
       }
     }

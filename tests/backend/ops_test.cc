@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/backend.h"
+#include "backend/backends.h"
 #include "kernels/kernels.h"
 #include "plan.h"
 #include "rill/extension.hpp"
@@ -27,20 +27,7 @@ namespace {
 using Floats = std::vector<float>;
 using Doubles = std::vector<double>;
 
-// 64-byte-aligned bytes, as an arena gives.
-struct Aligned {
-  unsigned char* p = nullptr;
-  explicit Aligned(size_t n) : p(static_cast<unsigned char*>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64))) {}
-  ~Aligned() { std::free(p); }
-  Aligned(const Aligned&) = delete;
-  Aligned& operator=(const Aligned&) = delete;
-};
-
-std::vector<const BackendImpl*> backends() {
-  const BackendImpl* b[16];
-  const size_t n = all_backends(b, 16);
-  return std::vector<const BackendImpl*>(b, b + n);
-}
+using rill_test::backends;
 
 Floats randn(size_t n, std::mt19937& rng, float scale = 1.f) {
   std::normal_distribution<float> nd;
@@ -59,8 +46,9 @@ void check(const std::string& what, const std::function<Floats(const Exec&)>& ru
   REQUIRE(std::string(all[0]->name) == "cpu-ref");
   Floats ref;
   for (const BackendImpl* be : all) {
-    Aligned w(be->work_bytes(be, 32, 8192) + 1);
-    const Exec x{be, pool, nullptr, nullptr, w.p};
+    AlignedBuffer w;  // the ops' workspace, 64-byte aligned as in an arena
+    REQUIRE(AlignedBuffer::allocate(be->work_bytes(be, 32, 8192), &w) == Status::kOk);
+    const Exec x{be, pool, nullptr, nullptr, static_cast<unsigned char*>(w.data())};
     const Floats got = run(x);
     REQUIRE_MESSAGE(got.size() == want.size(), what);
     if (be == all[0]) ref = got;
