@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
+
 #include "rill/convert.hpp"
 #include "rill/extension.hpp"
 #include "rill/rill.hpp"
@@ -117,5 +119,19 @@ inline std::string convert_ckpt(const std::string& dir, const std::string& out, 
   }
   return "";
 }
+
+// A checkpoint converted into a temporary folder and opened (mapped, verified) for the test.
+struct ConvertedModel {
+  TempDir tmp;
+  rill::LoadedModel lm;
+  explicit ConvertedModel(const std::string& ckpt, const std::string& dtype = "f32") {
+    const std::string path = tmp.file("m.rill");
+    const std::string err = convert_ckpt(ckpt, path, dtype);
+    REQUIRE_MESSAGE(err.empty(), err);
+    rill::Error e;
+    REQUIRE_MESSAGE(rill::LoadedModel::open(path.c_str(), rill::ModelOptions{}, &lm, &e) == rill::Status::kOk, e.message);
+  }
+  const rill::Model& model() const { return lm.model(); }
+};
 
 }  // namespace rill_test

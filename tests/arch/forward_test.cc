@@ -50,18 +50,6 @@ struct Runner {
   }
 };
 
-struct Loaded {
-  TempDir tmp;
-  LoadedModel lm;
-  explicit Loaded(const std::string& ckpt, const std::string& dtype = "f32") {
-    const std::string path = tmp.file("m.rill");
-    const std::string err = convert_ckpt(ckpt, path, dtype);
-    REQUIRE_MESSAGE(err.empty(), err);
-    Error e;
-    REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
-  }
-  const ModelImpl& impl() const { return *lm.model().impl(); }
-};
 
 }  // namespace
 
@@ -69,8 +57,8 @@ TEST_SUITE("golden") {
   TEST_CASE("every backend: golden fixtures stepped one row at a time match the reference logits") {
     for (const char* name : kCases) {
       CAPTURE(name);
-      Loaded l(golden_dir(name));
-      const ModelImpl& m = l.impl();
+      ConvertedModel l(golden_dir(name));
+      const ModelImpl& m = *l.model().impl();
       const std::vector<int32_t> tokens = read_tokens(golden_dir(name) + "/tokens.txt");
       const Npy want = read_npy(golden_dir(name) + "/logits.npy");
       const size_t V = m.info.vocab_size;
@@ -99,8 +87,8 @@ TEST_SUITE("arch") {
       for (const char* dtype : {"f32", "q8", "q4"}) {
         CAPTURE(name);
         CAPTURE(dtype);
-        Loaded l(golden_dir(name), dtype);
-        const ModelImpl& m = l.impl();
+        ConvertedModel l(golden_dir(name), dtype);
+        const ModelImpl& m = *l.model().impl();
         const size_t V = m.info.vocab_size, S = 3;
         for (const BackendImpl* be : backends()) {
           CAPTURE(be->name);
@@ -130,8 +118,8 @@ TEST_SUITE("arch") {
       for (const char* dtype : {"f32", "q8"}) {
         CAPTURE(name);
         CAPTURE(dtype);
-        Loaded l(golden_dir(name), dtype);
-        const Model& model = l.lm.model();
+        ConvertedModel l(golden_dir(name), dtype);
+        const Model& model = l.model();
         const size_t V = model.info().vocab_size;
         std::vector<int32_t> prompt(29);
         for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 3) % V);
@@ -157,8 +145,8 @@ TEST_SUITE("arch") {
   }
 
   TEST_CASE("the plan: footprint grows with prefill_chunk, and an out-of-range chunk is refused") {
-    Loaded l(golden_dir("mamba1_awkward"));
-    const Model& model = l.lm.model();
+    ConvertedModel l(golden_dir("mamba1_awkward"));
+    const Model& model = l.model();
     size_t b1 = 0, b8 = 0, b64 = 0, bad = 0;
     SessionOptions so;
     so.prefill_chunk = 1;

@@ -41,15 +41,7 @@ void run_stream(Session& s, size_t stream, size_t steps, size_t V, Trace* out) {
   out->ok &= s.state_copy_out(out->state.data(), out->state.size()) == Status::kOk;
 }
 
-struct Demo {
-  TempDir tmp;
-  LoadedModel lm;
-  explicit Demo(const char* dtype) {
-    const std::string path = tmp.file("demo.rill");
-    REQUIRE(convert_ckpt(src_dir() + "/examples/demo_model/checkpoint", path, dtype).empty());
-    REQUIRE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm) == Status::kOk);
-  }
-};
+const std::string kDemo = src_dir() + "/examples/demo_model/checkpoint";
 
 // Steps `streams` sessions of one model, each on its own thread (all at once), and checks each against
 // the same stream stepped alone on this thread first.
@@ -88,8 +80,8 @@ void check_concurrent(const Model& model, size_t streams, size_t steps, const Pa
 
 TEST_SUITE("threads") {
   TEST_CASE("8 sessions on 8 threads over one shared model equal stepping each alone (q8, 1500 steps each)") {
-    Demo d("q8");
-    check_concurrent(d.lm.model(), 8, 1500, nullptr);
+    ConvertedModel d(kDemo, "q8");
+    check_concurrent(d.model(), 8, 1500, nullptr);
   }
 }
 
@@ -97,8 +89,8 @@ TEST_SUITE("pool") {
   TEST_CASE("a pool busy with another thread's work never makes a step wait: it computes alone, same results") {
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
-    Demo d("q8");
-    const Model& model = d.lm.model();
+    ConvertedModel d(kDemo, "q8");
+    const Model& model = d.model();
     const size_t V = model.info().vocab_size;
     // Thread A holds the pool: its two tasks (one per pool thread; pthreadpool runs a single task inline,
     // without its lock) spin until released.
@@ -147,8 +139,8 @@ TEST_SUITE("pool") {
   TEST_CASE("8 sessions on 8 threads sharing one 2-thread pool equal stepping each alone") {
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
-    Demo d("q4");
-    check_concurrent(d.lm.model(), 8, 300, pool);
+    ConvertedModel d(kDemo, "q4");
+    check_concurrent(d.model(), 8, 300, pool);
     ThreadPool::destroy(pool);
   }
 }
