@@ -97,6 +97,14 @@ class Model {
   ModelInfo info() const;
   const ModelImpl* impl() const { return impl_; }
 
+  // A Model is a handle on its implementation, which lives in the caller's `mem`: copying or moving
+  // the Model object (or a LoadedModel) leaves sessions valid; freeing `mem` or the file does not.
+  static Model from_impl(const ModelImpl* impl) {
+    Model m;
+    m.impl_ = impl;
+    return m;
+  }
+
  private:
   const ModelImpl* impl_ = nullptr;
 };
@@ -123,9 +131,19 @@ struct SessionOptions {
   uint32_t prefill_chunk = 8;
 };
 
-// A stream's state and scratch, placed in a caller arena. Copyable as bytes via state_copy_*.
+// A stream's state and scratch, placed in a caller arena. A Session refers to the model's
+// implementation (in the model memory), not to the Model object, so the Model or LoadedModel may be
+// moved. It owns its arena's contents: it can be moved but not copied (two handles on one arena would
+// step one state twice); Session::clone makes an explicit copy in another arena, state_copy_* copies
+// the state as bytes.
 class Session {
  public:
+  Session() = default;
+  Session(Session&& o) noexcept { *this = static_cast<Session&&>(o); }
+  Session& operator=(Session&& o) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
   // Bytes of arena a session of `model` with `opts` needs: state, input slots, and the scratch of a
   // forward pass over opts.prefill_chunk tokens, each region kAlign-aligned. kInvalidArgument if the
   // options are out of range.
@@ -134,6 +152,11 @@ class Session {
   // Places the session in `arena` (kAlign-aligned). The state starts zeroed (reset).
   static Status init(const Model& model, const SessionOptions& opts, void* arena, size_t arena_size,
                      Session* out, Error* err = nullptr);
+
+  // An explicit copy: a session with this one's model and options in `arena` (>= arena_bytes()),
+  // holding a copy of this state. The two then step independently.
+  Status clone(void* arena, size_t arena_size, Session* out, Error* err = nullptr) const;
+  size_t arena_bytes() const;
 
   // One token: advances the state and writes `vocab` logits (n_logits must equal vocab_size), or
   // skips the head when logits is null. No allocation. On error the state is unchanged.
@@ -158,13 +181,14 @@ class Session {
   // Direct access to one named state tensor ("layers.0.ssm"); null if no such tensor.
   const float* state_tensor(const char* name, size_t* n_floats) const;
 
-  const Model* model() const { return model_; }
-  bool ok() const { return model_ != nullptr; }
+  Model model() const { return Model::from_impl(impl_); }
+  bool ok() const { return impl_ != nullptr; }
 
  private:
+  friend class Batch;
   void forward(size_t n, float* logits);  // the first n input tokens through the model
 
-  const Model* model_ = nullptr;
+  const ModelImpl* impl_ = nullptr;   // in the caller's model memory: does not move
   const ParallelFor* pool_ = nullptr;
   uint32_t max_rows_ = 0;             // rows one forward pass takes (the plan)
   unsigned char* state_ = nullptr;    // [state_bytes], backend memory
@@ -172,6 +196,49 @@ class Session {
   unsigned char** states_ = nullptr;  // [max_rows] the state each row advances (all state_), backend memory
   unsigned char* scratch_ = nullptr;  // the architecture's activations for max_rows rows
   unsigned char* work_ = nullptr;     // the backend ops' workspace for max_rows rows
+};
+
+struct BatchOptions {
+  // Work splitting for the matrix products (see SessionOptions::pool).
+  const ParallelFor* pool = nullptr;
+  // The most sessions one Batch::step advances. The batch's scratch grows with it. 1 to 4096.
+  uint32_t max_streams = 16;
+};
+
+// Many streams, one pass over the weights: Batch::step advances n sessions of one model by one token
+// each, reading every weight row once for all n. Each session's state and logits are bit-identical to
+// stepping it alone. The batch holds only the scratch of a forward pass over max_streams rows, in a
+// caller arena; the sessions keep their own states and may also be stepped alone between batches.
+// Like a Session, a Batch is used by one thread at a time, and moved, not copied.
+class Batch {
+ public:
+  Batch() = default;
+  Batch(Batch&& o) noexcept { *this = static_cast<Batch&&>(o); }
+  Batch& operator=(Batch&& o) noexcept;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  static Status footprint(const Model& model, const BatchOptions& opts, size_t* bytes);
+  static Status init(const Model& model, const BatchOptions& opts, void* arena, size_t arena_size, Batch* out,
+                     Error* err = nullptr);
+
+  // sessions[i] takes tokens[i], for i < n (1 <= n <= max_streams), and its logits go to row i of
+  // `logits` [n, vocab] (n_logits == n * vocab), or nowhere when logits is null. Every session must be
+  // of this batch's model and appear once. All input is checked before any state is touched: on error
+  // no session has changed.
+  Status step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits);
+
+  bool ok() const { return impl_ != nullptr; }
+  uint32_t max_streams() const { return max_rows_; }
+
+ private:
+  const ModelImpl* impl_ = nullptr;
+  const ParallelFor* pool_ = nullptr;
+  uint32_t max_rows_ = 0;
+  int32_t* tokens_ = nullptr;         // [max_rows] backend memory
+  unsigned char** states_ = nullptr;  // [max_rows] backend memory
+  unsigned char* scratch_ = nullptr;
+  unsigned char* work_ = nullptr;
 };
 
 // Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).

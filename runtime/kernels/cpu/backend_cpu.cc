@@ -311,7 +311,7 @@ void fill(CpuBackends* c) {
   c->n = kernels::available(tables, CpuBackends::kMax);
   for (size_t i = 0; i < c->n; ++i) {
     std::snprintf(c->names[i], sizeof c->names[i], "cpu-%s", tables[i]->isa);
-    c->b[i] = BackendImpl{c->names[i], Backend::kCpu, &kCpuOps, tables[i], place_in_place, work_bytes, copy, copy, zero};
+    c->b[i] = BackendImpl{c->names[i], Backend::kCpu, &kCpuOps, tables[i], place_in_place, work_bytes, copy, copy, copy, zero};
     if (tables[i] == &kernels::active()) c->best = &c->b[i];
   }
 }

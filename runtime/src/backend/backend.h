@@ -147,9 +147,11 @@ struct BackendImpl {
   Status (*place_weights)(const unsigned char* data, uint64_t bytes, const unsigned char** out, Error* err);
   // Workspace bytes the ops need for passes of up to max_rows rows over matrices of up to max_cols columns.
   size_t (*work_bytes)(const BackendImpl* self, size_t max_rows, size_t max_cols);
-  // Host <-> backend memory (state blobs, input tokens), and zeroing backend memory.
+  // Host <-> backend memory (state blobs, input tokens), backend <-> backend (Session::clone), and
+  // zeroing backend memory.
   void (*upload)(void* dst, const void* src, size_t bytes);
   void (*download)(void* dst, const void* src, size_t bytes);
+  void (*copy)(void* dst, const void* src, size_t bytes);
   void (*zero)(void* dst, size_t bytes);
 };
 

@@ -12,38 +12,37 @@ namespace rill {
 namespace {
 constexpr uint32_t kMaxPrefillChunk = 4096;
 
-// The session's plan: where each region of the arena lies (offsets, kAlign-aligned), for forward
-// passes of up to `rows` rows.
+// The plan of a session (with_state) or of a batch: where each region of the arena lies (offsets,
+// kAlign-aligned), for forward passes of up to `rows` rows.
 struct Plan {
   size_t rows, state, tokens, states, scratch, work, total;
 };
 
-Status make_plan(const ModelImpl& m, const SessionOptions& o, Plan* p) {
-  if (o.prefill_chunk < 1 || o.prefill_chunk > kMaxPrefillChunk) return Status::kInvalidArgument;
-  const size_t rows = o.prefill_chunk;
+Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
+  Plan p{};
   size_t off = 0;
   auto region = [&off](size_t bytes) {
     const size_t at = off;
     off += align_up(bytes, kAlign);
     return at;
   };
-  p->rows = rows;
-  p->state = region(m.state_bytes);
-  p->tokens = region(rows * sizeof(int32_t));
-  p->states = region(rows * sizeof(unsigned char*));
-  p->scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
-  p->work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
-  p->total = off;
-  return Status::kOk;
+  p.rows = rows;
+  p.state = region(with_state ? m.state_bytes : 0);
+  p.tokens = region(rows * sizeof(int32_t));
+  p.states = region(rows * sizeof(unsigned char*));
+  p.scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
+  p.work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
+  p.total = off;
+  return p;
 }
+
+bool rows_ok(uint32_t rows) { return rows >= 1 && rows <= kMaxPrefillChunk; }
 }  // namespace
 
 Status Session::footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
-  Plan p;
-  const Status s = make_plan(*model.impl(), opts, &p);
-  if (s != Status::kOk) return s;
-  *bytes = p.total;
+  if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
+  *bytes = make_plan(*model.impl(), opts.prefill_chunk, true).total;
   return Status::kOk;
 }
 
@@ -53,17 +52,17 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   *out = Session{};
   if (!model.ok()) return fail(err, Status::kBadState, "model is not initialised");
   const ModelImpl& m = *model.impl();
-  Plan p;
-  if (make_plan(m, opts, &p) != Status::kOk)
+  if (!rows_ok(opts.prefill_chunk))
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
+  const Plan p = make_plan(m, opts.prefill_chunk, true);
   if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
     return fail(err, Status::kAlignment, "session arena must be non-null and %zu-byte aligned", kAlign);
   if (arena_size < p.total)
     return fail(err, Status::kArenaTooSmall, "session arena is %zu bytes, %zu needed", arena_size, p.total);
   // The CPU backend's memory is the host's: the arena itself.
   unsigned char* base = static_cast<unsigned char*>(arena);
-  out->model_ = &model;
+  out->impl_ = &m;
   out->pool_ = opts.pool;
   out->max_rows_ = static_cast<uint32_t>(p.rows);
   out->state_ = base + p.state;
@@ -76,21 +75,50 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   return Status::kOk;
 }
 
+Session& Session::operator=(Session&& o) noexcept {
+  if (this != &o) {
+    impl_ = o.impl_;
+    pool_ = o.pool_;
+    max_rows_ = o.max_rows_;
+    state_ = o.state_;
+    tokens_ = o.tokens_;
+    states_ = o.states_;
+    scratch_ = o.scratch_;
+    work_ = o.work_;
+    o.impl_ = nullptr;  // the arena has one handle
+  }
+  return *this;
+}
+
+size_t Session::arena_bytes() const { return impl_ ? make_plan(*impl_, max_rows_, true).total : 0; }
+
+Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) const {
+  if (!impl_) return fail(err, Status::kBadState, "session is not initialised");
+  if (out == this) return fail(err, Status::kInvalidArgument, "clone into itself");
+  SessionOptions o;
+  o.pool = pool_;
+  o.prefill_chunk = max_rows_;
+  const Status s = init(model(), o, arena, arena_size, out, err);
+  if (s != Status::kOk) return s;
+  impl_->backend->copy(out->state_, state_, impl_->state_bytes);
+  return Status::kOk;
+}
+
 void Session::reset() {
-  if (model_) model_->impl()->backend->zero(state_, model_->impl()->state_bytes);
+  if (impl_) impl_->backend->zero(state_, impl_->state_bytes);
 }
 
 // The first n (<= max_rows_) tokens of the input slots through the model; logits of the last one.
 void Session::forward(size_t n, float* logits) {
-  const ModelImpl& m = *model_->impl();
+  const ModelImpl& m = *impl_;
   const Exec x{m.backend, pool_, nullptr, scratch_, work_};
   const Rows rows{n, tokens_, states_, logits, logits ? 1u : 0u};  // the CPU writes the caller's logits
   find_arch(m.arch)->forward(x, m, rows);
 }
 
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
-  if (!model_) return Status::kBadState;
-  const ModelImpl& m = *model_->impl();
+  if (!impl_) return Status::kBadState;
+  const ModelImpl& m = *impl_;
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   m.backend->upload(tokens_, &token, sizeof token);
@@ -99,8 +127,8 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
 }
 
 Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits) {
-  if (!model_) return Status::kBadState;
-  const ModelImpl& m = *model_->impl();
+  if (!impl_) return Status::kBadState;
+  const ModelImpl& m = *impl_;
   if (n_tokens > 0 && !tokens) return Status::kInvalidArgument;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
@@ -111,6 +139,72 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
     m.backend->upload(tokens_, tokens + i, n * sizeof(int32_t));
     forward(n, i + n == n_tokens ? logits : nullptr);
   }
+  return Status::kOk;
+}
+
+// ---- Batch: one forward pass whose row i advances sessions[i]'s state.
+
+Status Batch::footprint(const Model& model, const BatchOptions& opts, size_t* bytes) {
+  if (!model.ok() || !bytes || !rows_ok(opts.max_streams)) return Status::kInvalidArgument;
+  *bytes = make_plan(*model.impl(), opts.max_streams, false).total;
+  return Status::kOk;
+}
+
+Status Batch::init(const Model& model, const BatchOptions& opts, void* arena, size_t arena_size, Batch* out,
+                   Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  *out = Batch{};
+  if (!model.ok()) return fail(err, Status::kBadState, "model is not initialised");
+  if (!rows_ok(opts.max_streams))
+    return fail(err, Status::kInvalidArgument, "max_streams %u is outside [1, %u]", opts.max_streams,
+                kMaxPrefillChunk);
+  const ModelImpl& m = *model.impl();
+  const Plan p = make_plan(m, opts.max_streams, false);
+  if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
+    return fail(err, Status::kAlignment, "batch arena must be non-null and %zu-byte aligned", kAlign);
+  if (arena_size < p.total)
+    return fail(err, Status::kArenaTooSmall, "batch arena is %zu bytes, %zu needed", arena_size, p.total);
+  unsigned char* base = static_cast<unsigned char*>(arena);
+  out->impl_ = &m;
+  out->pool_ = opts.pool;
+  out->max_rows_ = opts.max_streams;
+  out->tokens_ = reinterpret_cast<int32_t*>(base + p.tokens);
+  out->states_ = reinterpret_cast<unsigned char**>(base + p.states);
+  out->scratch_ = base + p.scratch;
+  out->work_ = base + p.work;
+  return Status::kOk;
+}
+
+Batch& Batch::operator=(Batch&& o) noexcept {
+  if (this != &o) {
+    impl_ = o.impl_;
+    pool_ = o.pool_;
+    max_rows_ = o.max_rows_;
+    tokens_ = o.tokens_;
+    states_ = o.states_;
+    scratch_ = o.scratch_;
+    work_ = o.work_;
+    o.impl_ = nullptr;
+  }
+  return *this;
+}
+
+Status Batch::step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits) {
+  if (!impl_) return Status::kBadState;
+  const ModelImpl& m = *impl_;
+  if (!sessions || !tokens || n < 1 || n > max_rows_) return Status::kInvalidArgument;
+  if (logits && n_logits != n * m.info.vocab_size) return Status::kInvalidArgument;
+  for (size_t i = 0; i < n; ++i) {
+    const Session* s = sessions[i];
+    if (!s || s->impl_ != &m) return Status::kInvalidArgument;  // another model, or not initialised
+    if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
+    for (size_t j = 0; j < i; ++j)  // twice in one pass would advance one state by two rows
+      if (sessions[j] == s) return Status::kInvalidArgument;
+  }
+  m.backend->upload(tokens_, tokens, n * sizeof(int32_t));
+  for (size_t i = 0; i < n; ++i) m.backend->upload(&states_[i], &sessions[i]->state_, sizeof(unsigned char*));
+  const Exec x{m.backend, pool_, nullptr, scratch_, work_};
+  find_arch(m.arch)->forward(x, m, Rows{n, tokens_, states_, logits, logits ? n : 0u});
   return Status::kOk;
 }
 
@@ -127,12 +221,12 @@ struct StateHeader {
 static_assert(sizeof(StateHeader) == Session::kStateHeaderBytes, "state header is 64 bytes");
 }  // namespace
 
-size_t Session::state_size() const { return model_ ? kStateHeaderBytes + model_->impl()->state_bytes : 0; }
+size_t Session::state_size() const { return impl_ ? kStateHeaderBytes + impl_->state_bytes : 0; }
 
 Status Session::state_copy_out(void* dst, size_t size) const {
-  if (!model_) return Status::kBadState;
+  if (!impl_) return Status::kBadState;
   if (!dst || size != state_size()) return Status::kInvalidArgument;
-  const ModelImpl& m = *model_->impl();
+  const ModelImpl& m = *impl_;
   StateHeader h{};
   std::memcpy(h.magic, "RLST", 4);
   h.version = 1;
@@ -146,9 +240,9 @@ Status Session::state_copy_out(void* dst, size_t size) const {
 }
 
 Status Session::state_copy_in(const void* src, size_t size) {
-  if (!model_) return Status::kBadState;
+  if (!impl_) return Status::kBadState;
   if (!src) return Status::kInvalidArgument;
-  const ModelImpl& m = *model_->impl();
+  const ModelImpl& m = *impl_;
   if (size != state_size()) return Status::kStateMismatch;
   StateHeader h;
   std::memcpy(&h, src, sizeof h);
@@ -163,8 +257,8 @@ Status Session::state_copy_in(const void* src, size_t size) {
 }
 
 const float* Session::state_tensor(const char* name, size_t* n_floats) const {
-  if (!model_ || !name) return nullptr;
-  const ModelImpl& m = *model_->impl();
+  if (!impl_ || !name) return nullptr;
+  const ModelImpl& m = *impl_;
   for (uint32_t i = 0; i < m.n_state_slots; ++i) {
     if (std::strcmp(m.state_slots[i].name, name) == 0) {
       if (n_floats) *n_floats = m.state_slots[i].floats;
