@@ -60,6 +60,7 @@ enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2 };
 
 struct ModelOptions {
   Backend backend = Backend::kCpu;
+  int32_t device = 0;  // device index for GPU backends
   bool verify = true;  // run the FlatBuffers verifier (leave on unless the image is trusted)
 };
 

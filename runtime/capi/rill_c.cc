@@ -1,0 +1,457 @@
+// The C API (rill/rill.h) over the C++ one. Each handle is a small struct placed at the start of the
+// caller's memory, followed by what the C++ object needs there; the only heap use is in
+// rill_model_open and rill_pool_create (through the extension), as rill.h states.
+#include "rill/rill.h"
+
+#include <cstring>
+#include <new>
+
+#include "rill/extension.hpp"
+#include "rill/rill.hpp"
+
+using namespace rill;
+
+// The status values are the C++ ones.
+static_assert(RILL_OK == static_cast<int>(Status::kOk) && RILL_INVALID_ARGUMENT == static_cast<int>(Status::kInvalidArgument) &&
+                  RILL_BAD_STATE == static_cast<int>(Status::kBadState) && RILL_BAD_MAGIC == static_cast<int>(Status::kBadMagic) &&
+                  RILL_VERSION == static_cast<int>(Status::kVersion) && RILL_CORRUPT == static_cast<int>(Status::kCorrupt) &&
+                  RILL_UNSUPPORTED == static_cast<int>(Status::kUnsupported) &&
+                  RILL_TRUNCATED == static_cast<int>(Status::kTruncated) && RILL_IO == static_cast<int>(Status::kIo) &&
+                  RILL_ARENA_TOO_SMALL == static_cast<int>(Status::kArenaTooSmall) &&
+                  RILL_ALIGNMENT == static_cast<int>(Status::kAlignment) &&
+                  RILL_OUT_OF_MEMORY == static_cast<int>(Status::kOutOfMemory) &&
+                  RILL_NO_BACKEND == static_cast<int>(Status::kNoBackend) &&
+                  RILL_TOKEN_RANGE == static_cast<int>(Status::kTokenRange) &&
+                  RILL_NON_FINITE == static_cast<int>(Status::kNonFinite) &&
+                  RILL_STATE_MISMATCH == static_cast<int>(Status::kStateMismatch),
+              "C and C++ status values agree");
+static_assert(RILL_ALIGN == kAlign, "alignment");
+static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_MAMBA2 == static_cast<int>(Arch::kMamba2) &&
+                  RILL_ARCH_RWKV7 == static_cast<int>(Arch::kRwkv7),
+              "arch values");
+static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
+                  RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld),
+              "tokenizer values");
+static_assert(RILL_BACKEND_CUDA == static_cast<int>(Backend::kCuda), "backend values");
+
+struct rill_model {
+  Model model;
+  LoadedModel* owned;  // set by rill_model_open
+};
+struct rill_session {
+  Session session;
+};
+struct rill_batch {
+  Batch batch;
+  Session** rows;  // [max_streams], the C sessions' C++ objects for one step
+};
+struct rill_sampler {
+  Sampler sampler;
+};
+
+namespace {
+
+constexpr size_t handle_bytes(size_t s) { return (s + kAlign - 1) / kAlign * kAlign; }
+
+rill_status code(Status s) { return static_cast<rill_status>(s); }
+
+rill_status report(rill_error* out, const Error& e) {
+  if (out) {
+    out->status = code(e.status);
+    std::memcpy(out->message, e.message, sizeof out->message);
+    out->message[sizeof out->message - 1] = '\0';
+  }
+  return code(e.status);
+}
+
+rill_status report(rill_error* out, Status s, const char* msg) {
+  Error e;
+  e.status = s;
+  std::strncpy(e.message, msg, sizeof e.message - 1);
+  return report(out, e);
+}
+
+bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlign == 0; }
+
+// Zeroes the caller's struct_size bytes (fields this library does not know read as zero, which
+// means "as before" for every field added later), then writes the defaults of the fields that fit.
+template <class T>
+bool init_opts(T* o, size_t size) {
+  if (!o || size < sizeof(uint32_t)) return false;
+  std::memset(o, 0, size);
+  o->struct_size = static_cast<uint32_t>(size);
+  return true;
+}
+#define RILL_FITS(o, field) (offsetof(std::remove_pointer_t<decltype(o)>, field) + sizeof((o)->field) <= (o)->struct_size)
+
+// The caller's options, as this library's struct: fields the caller's (older) struct lacks keep
+// their defaults; fields past ours (a newer caller) must be zero, or kUnsupported.
+template <class T>
+Status take_opts(const T* in, void (*defaults)(T*, size_t), T* out) {
+  defaults(out, sizeof(T));
+  if (!in) return Status::kOk;
+  const size_t n = in->struct_size;
+  if (n < sizeof(uint32_t)) return Status::kInvalidArgument;
+  std::memcpy(out, in, n < sizeof(T) ? n : sizeof(T));
+  const unsigned char* b = reinterpret_cast<const unsigned char*>(in);
+  for (size_t i = sizeof(T); i < n; ++i)
+    if (b[i]) return Status::kUnsupported;
+  out->struct_size = sizeof(T);
+  return Status::kOk;
+}
+
+Status model_opts(const rill_model_options* in, ModelOptions* out) {
+  rill_model_options o;
+  const Status s = take_opts(in, rill_model_options_init, &o);
+  if (s != Status::kOk) return s;
+  if (o.backend != RILL_BACKEND_CPU && o.backend != RILL_BACKEND_CUDA) return Status::kInvalidArgument;
+  out->backend = static_cast<Backend>(o.backend);
+  out->device = o.device;
+  out->verify = o.verify != 0;
+  return Status::kOk;
+}
+
+const ParallelFor* pool_of(rill_pool* p) { return reinterpret_cast<const ThreadPool*>(p); }
+
+Status session_opts(const rill_session_options* in, SessionOptions* out) {
+  rill_session_options o;
+  const Status s = take_opts(in, rill_session_options_init, &o);
+  if (s != Status::kOk) return s;
+  out->pool = pool_of(o.pool);
+  out->prefill_chunk = o.prefill_chunk;
+  return Status::kOk;
+}
+
+Status batch_opts(const rill_batch_options* in, BatchOptions* out) {
+  rill_batch_options o;
+  const Status s = take_opts(in, rill_batch_options_init, &o);
+  if (s != Status::kOk) return s;
+  out->pool = pool_of(o.pool);
+  out->max_streams = o.max_streams;
+  return Status::kOk;
+}
+
+bool live(const rill_model* m) { return m && m->model.ok(); }
+bool live(const rill_session* s) { return s && s->session.ok(); }
+
+}  // namespace
+
+extern "C" {
+
+int32_t rill_version(void) { return RILL_VERSION_NUMBER; }
+const char* rill_version_string(void) { return version_string(); }
+const char* rill_status_str(rill_status s) { return status_str(static_cast<Status>(s)); }
+
+// ---- options
+
+void rill_model_options_init(rill_model_options* o, size_t size) {
+  if (!init_opts(o, size)) return;
+  if (RILL_FITS(o, backend)) o->backend = RILL_BACKEND_CPU;
+  if (RILL_FITS(o, device)) o->device = 0;
+  if (RILL_FITS(o, verify)) o->verify = 1;
+}
+
+void rill_session_options_init(rill_session_options* o, size_t size) {
+  if (!init_opts(o, size)) return;
+  const SessionOptions d;
+  if (RILL_FITS(o, prefill_chunk)) o->prefill_chunk = d.prefill_chunk;
+}
+
+void rill_batch_options_init(rill_batch_options* o, size_t size) {
+  if (!init_opts(o, size)) return;
+  const BatchOptions d;
+  if (RILL_FITS(o, max_streams)) o->max_streams = d.max_streams;
+}
+
+void rill_sampler_options_init(rill_sampler_options* o, size_t size) {
+  if (!init_opts(o, size)) return;
+  const SamplerParams d;
+  if (RILL_FITS(o, temperature)) o->temperature = d.temperature;
+  if (RILL_FITS(o, top_k)) o->top_k = d.top_k;
+  if (RILL_FITS(o, top_p)) o->top_p = d.top_p;
+  if (RILL_FITS(o, seed)) o->seed = d.seed;
+}
+
+// ---- model
+
+rill_status rill_model_footprint(const void* data, size_t size, size_t* bytes, rill_error* err) {
+  if (!bytes) return report(err, Status::kInvalidArgument, "bytes is null");
+  Error e;
+  size_t b = 0;
+  if (Model::footprint(data, size, &b, &e) != Status::kOk) return report(err, e);
+  *bytes = handle_bytes(sizeof(rill_model)) + b;
+  return RILL_OK;
+}
+
+rill_status rill_model_init(const void* data, size_t size, const rill_model_options* opts, void* mem,
+                            size_t mem_size, rill_model** out, rill_error* err) {
+  if (!out) return report(err, Status::kInvalidArgument, "out is null");
+  *out = nullptr;
+  ModelOptions mo;
+  const Status so = model_opts(opts, &mo);
+  if (so != Status::kOk) return report(err, so, "model options: bad struct_size, backend, or unknown fields set");
+  if (!mem || !aligned(mem)) return report(err, Status::kAlignment, "model memory must be non-null and 64-byte aligned");
+  const size_t h = handle_bytes(sizeof(rill_model));
+  if (mem_size < h) return report(err, Status::kArenaTooSmall, "model memory is smaller than its footprint");
+  auto* m = new (mem) rill_model{Model{}, nullptr};
+  Error e;
+  if (Model::init(data, size, mo, static_cast<unsigned char*>(mem) + h, mem_size - h, &m->model, &e) != Status::kOk)
+    return report(err, e);
+  *out = m;
+  return RILL_OK;
+}
+
+rill_status rill_model_open(const char* path, const rill_model_options* opts, rill_model** out, rill_error* err) {
+  if (!out || !path) return report(err, Status::kInvalidArgument, "path or out is null");
+  *out = nullptr;
+  ModelOptions mo;
+  const Status so = model_opts(opts, &mo);
+  if (so != Status::kOk) return report(err, so, "model options: bad struct_size, backend, or unknown fields set");
+  auto* lm = new (std::nothrow) LoadedModel;
+  auto* m = new (std::nothrow) rill_model{Model{}, lm};
+  if (!lm || !m) {
+    delete lm;
+    delete m;
+    return report(err, Status::kOutOfMemory, "cannot allocate a model handle");
+  }
+  Error e;
+  if (LoadedModel::open(path, mo, lm, &e) != Status::kOk) {
+    delete lm;
+    delete m;
+    return report(err, e);
+  }
+  m->model = lm->model();
+  *out = m;
+  return RILL_OK;
+}
+
+void rill_model_close(rill_model* m) {
+  if (!m || !m->owned) return;
+  delete m->owned;
+  delete m;
+}
+
+rill_status rill_model_get_info(const rill_model* m, rill_model_info* info) {
+  if (!live(m)) return RILL_BAD_STATE;
+  if (!info || info->struct_size < sizeof(uint32_t)) return RILL_INVALID_ARGUMENT;
+  const ModelInfo in = m->model.info();
+  rill_model_info o;
+  std::memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.arch = static_cast<int32_t>(in.arch);
+  o.d_model = in.d_model;
+  o.n_layer = in.n_layer;
+  o.vocab_size = in.vocab_size;
+  o.tokenizer = static_cast<int32_t>(in.tokenizer);
+  o.bos_id = in.bos_id;
+  o.eos_id = in.eos_id;
+  o.weight_bytes = in.weight_bytes;
+  o.state_bytes = in.state_bytes;
+  o.file_bytes = in.file_bytes;
+  o.arch_name = arch_name(in.arch);
+  o.backend = in.backend;
+  const size_t n = info->struct_size < sizeof o ? info->struct_size : sizeof o;
+  const uint32_t caller_size = info->struct_size;
+  std::memcpy(info, &o, n);
+  info->struct_size = caller_size;
+  return RILL_OK;
+}
+
+rill_status rill_model_verify_data(const rill_model* m, rill_error* err) {
+  if (!live(m)) return report(err, Status::kBadState, "model is not initialised");
+  Error e;
+  if (m->model.verify_data(&e) != Status::kOk) return report(err, e);
+  return RILL_OK;
+}
+
+// ---- pool
+
+rill_status rill_pool_create(size_t threads, rill_pool** out) {
+  if (!out) return RILL_INVALID_ARGUMENT;
+  *out = nullptr;
+  ThreadPool* p = nullptr;
+  const Status s = ThreadPool::create(threads, &p);
+  if (s != Status::kOk) return code(s);
+  *out = reinterpret_cast<rill_pool*>(p);
+  return RILL_OK;
+}
+
+void rill_pool_destroy(rill_pool* p) { ThreadPool::destroy(reinterpret_cast<ThreadPool*>(p)); }
+
+// ---- session
+
+rill_status rill_session_footprint(const rill_model* m, const rill_session_options* opts, size_t* bytes) {
+  if (!live(m)) return RILL_BAD_STATE;
+  if (!bytes) return RILL_INVALID_ARGUMENT;
+  SessionOptions so;
+  Status s = session_opts(opts, &so);
+  if (s != Status::kOk) return code(s);
+  size_t b = 0;
+  if ((s = Session::footprint(m->model, so, &b)) != Status::kOk) return code(s);
+  *bytes = handle_bytes(sizeof(rill_session)) + b;
+  return RILL_OK;
+}
+
+rill_status rill_session_init(const rill_model* m, const rill_session_options* opts, void* arena,
+                              size_t arena_size, rill_session** out, rill_error* err) {
+  if (!out) return report(err, Status::kInvalidArgument, "out is null");
+  *out = nullptr;
+  if (!live(m)) return report(err, Status::kBadState, "model is not initialised");
+  SessionOptions so;
+  const Status s = session_opts(opts, &so);
+  if (s != Status::kOk) return report(err, s, "session options: bad struct_size, or unknown fields set");
+  if (!arena || !aligned(arena)) return report(err, Status::kAlignment, "session arena must be non-null and 64-byte aligned");
+  const size_t h = handle_bytes(sizeof(rill_session));
+  if (arena_size < h) return report(err, Status::kArenaTooSmall, "session arena is smaller than its footprint");
+  auto* r = new (arena) rill_session{};
+  Error e;
+  if (Session::init(m->model, so, static_cast<unsigned char*>(arena) + h, arena_size - h, &r->session, &e) !=
+      Status::kOk)
+    return report(err, e);
+  *out = r;
+  return RILL_OK;
+}
+
+rill_status rill_session_clone(const rill_session* src, void* arena, size_t arena_size, rill_session** out,
+                               rill_error* err) {
+  if (!out) return report(err, Status::kInvalidArgument, "out is null");
+  *out = nullptr;
+  if (!live(src)) return report(err, Status::kBadState, "session is not initialised");
+  if (!arena || !aligned(arena)) return report(err, Status::kAlignment, "session arena must be non-null and 64-byte aligned");
+  const size_t h = handle_bytes(sizeof(rill_session));
+  if (arena_size < h) return report(err, Status::kArenaTooSmall, "session arena is smaller than its footprint");
+  if (arena == static_cast<const void*>(src)) return report(err, Status::kInvalidArgument, "clone into its own arena");
+  auto* r = new (arena) rill_session{};
+  Error e;
+  if (src->session.clone(static_cast<unsigned char*>(arena) + h, arena_size - h, &r->session, &e) != Status::kOk)
+    return report(err, e);
+  *out = r;
+  return RILL_OK;
+}
+
+rill_status rill_session_step(rill_session* s, int32_t token, float* logits, size_t n_logits) {
+  if (!s) return RILL_INVALID_ARGUMENT;
+  return code(s->session.step(token, logits, n_logits));
+}
+
+rill_status rill_session_prefill(rill_session* s, const int32_t* tokens, size_t n_tokens, float* logits,
+                                 size_t n_logits) {
+  if (!s) return RILL_INVALID_ARGUMENT;
+  return code(s->session.prefill(tokens, n_tokens, logits, n_logits));
+}
+
+rill_status rill_session_reset(rill_session* s) {
+  if (!live(s)) return RILL_BAD_STATE;
+  s->session.reset();
+  return RILL_OK;
+}
+
+size_t rill_session_state_size(const rill_session* s) { return s ? s->session.state_size() : 0; }
+
+rill_status rill_session_state_copy_out(const rill_session* s, void* dst, size_t size) {
+  if (!s) return RILL_INVALID_ARGUMENT;
+  return code(s->session.state_copy_out(dst, size));
+}
+
+rill_status rill_session_state_copy_in(rill_session* s, const void* src, size_t size) {
+  if (!s) return RILL_INVALID_ARGUMENT;
+  return code(s->session.state_copy_in(src, size));
+}
+
+// ---- batch
+
+rill_status rill_batch_footprint(const rill_model* m, const rill_batch_options* opts, size_t* bytes) {
+  if (!live(m)) return RILL_BAD_STATE;
+  if (!bytes) return RILL_INVALID_ARGUMENT;
+  BatchOptions bo;
+  Status s = batch_opts(opts, &bo);
+  if (s != Status::kOk) return code(s);
+  size_t b = 0;
+  if ((s = Batch::footprint(m->model, bo, &b)) != Status::kOk) return code(s);
+  *bytes = handle_bytes(sizeof(rill_batch)) + handle_bytes(bo.max_streams * sizeof(Session*)) + b;
+  return RILL_OK;
+}
+
+rill_status rill_batch_init(const rill_model* m, const rill_batch_options* opts, void* arena, size_t arena_size,
+                            rill_batch** out, rill_error* err) {
+  if (!out) return report(err, Status::kInvalidArgument, "out is null");
+  *out = nullptr;
+  if (!live(m)) return report(err, Status::kBadState, "model is not initialised");
+  BatchOptions bo;
+  const Status s = batch_opts(opts, &bo);
+  if (s != Status::kOk) return report(err, s, "batch options: bad struct_size, or unknown fields set");
+  if (bo.max_streams < 1 || bo.max_streams > 4096)
+    return report(err, Status::kInvalidArgument, "max_streams is outside [1, 4096]");
+  if (!arena || !aligned(arena)) return report(err, Status::kAlignment, "batch arena must be non-null and 64-byte aligned");
+  const size_t h = handle_bytes(sizeof(rill_batch)) + handle_bytes(bo.max_streams * sizeof(Session*));
+  if (arena_size < h) return report(err, Status::kArenaTooSmall, "batch arena is smaller than its footprint");
+  unsigned char* base = static_cast<unsigned char*>(arena);
+  auto* r = new (arena) rill_batch{};
+  r->rows = reinterpret_cast<Session**>(base + handle_bytes(sizeof(rill_batch)));
+  Error e;
+  if (Batch::init(m->model, bo, base + h, arena_size - h, &r->batch, &e) != Status::kOk) return report(err, e);
+  *out = r;
+  return RILL_OK;
+}
+
+rill_status rill_batch_step(rill_batch* b, rill_session* const* sessions, const int32_t* tokens, size_t n,
+                            float* logits, size_t n_logits) {
+  if (!b) return RILL_INVALID_ARGUMENT;
+  if (!b->batch.ok()) return RILL_BAD_STATE;
+  if (!sessions || n < 1 || n > b->batch.max_streams()) return RILL_INVALID_ARGUMENT;
+  for (size_t i = 0; i < n; ++i) b->rows[i] = sessions[i] ? &sessions[i]->session : nullptr;
+  return code(b->batch.step(b->rows, tokens, n, logits, n_logits));
+}
+
+// ---- text
+
+rill_status rill_tokenize(const rill_model* m, const char* text, size_t len, int32_t* out, size_t cap,
+                          size_t* n_out) {
+  if (!live(m)) return RILL_BAD_STATE;
+  return code(tokenize(m->model, text, len, out, cap, n_out));
+}
+
+rill_status rill_detokenize(const rill_model* m, int32_t token, char* out, size_t cap, size_t* n_out) {
+  if (!live(m)) return RILL_BAD_STATE;
+  return code(detokenize(m->model, token, out, cap, n_out));
+}
+
+// ---- sampling
+
+size_t rill_sampler_footprint(size_t vocab) {
+  return handle_bytes(sizeof(rill_sampler)) + Sampler::scratch_count(vocab) * sizeof(Sampler::Candidate);
+}
+
+rill_status rill_sampler_init(const rill_sampler_options* opts, size_t vocab, void* mem, size_t mem_size,
+                              rill_sampler** out) {
+  if (!out) return RILL_INVALID_ARGUMENT;
+  *out = nullptr;
+  rill_sampler_options o;
+  const Status s = take_opts(opts, rill_sampler_options_init, &o);
+  if (s != Status::kOk) return code(s);
+  if (!mem || !aligned(mem)) return RILL_ALIGNMENT;
+  if (vocab > (SIZE_MAX - kAlign) / sizeof(Sampler::Candidate) || mem_size < rill_sampler_footprint(vocab))
+    return RILL_ARENA_TOO_SMALL;
+  SamplerParams p;
+  p.temperature = o.temperature;
+  p.top_k = o.top_k;
+  p.top_p = o.top_p;
+  p.seed = o.seed;
+  auto* r = new (mem) rill_sampler{};
+  auto* cand = reinterpret_cast<Sampler::Candidate*>(static_cast<unsigned char*>(mem) + handle_bytes(sizeof(rill_sampler)));
+  const Status si = r->sampler.init(p, cand, Sampler::scratch_count(vocab));
+  if (si != Status::kOk) return code(si);
+  *out = r;
+  return RILL_OK;
+}
+
+int32_t rill_sampler_sample(rill_sampler* s, const float* logits, size_t n, size_t n_valid) {
+  if (!s || !logits) return -1;
+  return s->sampler.sample(logits, n, n_valid);
+}
+
+void rill_sampler_reseed(rill_sampler* s, uint64_t seed) {
+  if (s) s->sampler.reseed(seed);
+}
+
+}  // extern "C"

@@ -1,0 +1,248 @@
+/* rill: the stable C API (C99; usable from C and C++).
+ *
+ * The same runtime as rill.hpp behind opaque handles, for C programs and for code that keeps a C
+ * boundary. Guarantees:
+ *   - ABI: functions are only added, never changed or removed, within a major version. Option
+ *     structs begin with `struct_size`; fill them with the *_default_options() functions below, so
+ *     a program built against this header keeps working with a later library that has more fields.
+ *     Status values never change.
+ *   - Memory: the size-then-init pairs (rill_model_footprint/rill_model_init,
+ *     rill_session_footprint/rill_session_init, ...) place every object in memory the caller gives
+ *     (RILL_ALIGN-aligned); the handle points into that memory. Nothing is freed: release the
+ *     memory when done. Only rill_model_open, rill_pool_create and their close/destroy calls
+ *     allocate or do I/O.
+ *   - After init, step, prefill, batch step, reset, state copies, tokenize, detokenize and
+ *     sampling never allocate, never do I/O and never block on anything but the calling session's
+ *     own pool work. On error they return a status and leave the state unchanged.
+ *   - A model may be shared by many sessions and threads; a session, batch or sampler is used by
+ *     one thread at a time.
+ *
+ * Minimal use:
+ *   rill_model* m;  rill_error e;
+ *   rill_model_options mo = rill_model_default_options();
+ *   if (rill_model_open("demo.rill", &mo, &m, &e) != RILL_OK) { puts(e.message); return 1; }
+ *   rill_session_options so = rill_session_default_options();
+ *   size_t bytes;  rill_session_footprint(m, &so, &bytes);
+ *   void* arena = my_aligned_alloc(RILL_ALIGN, bytes);
+ *   rill_session* s;  rill_session_init(m, &so, arena, bytes, &s, &e);
+ *   rill_session_step(s, token, logits, vocab);
+ */
+#ifndef RILL_H_
+#define RILL_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define RILL_API
+#else
+#define RILL_API __attribute__((visibility("default")))
+#endif
+
+/* ---- version: of this header (macros) and of the library (rill_version) ------------------------- */
+#define RILL_VERSION_MAJOR 0
+#define RILL_VERSION_MINOR 1
+#define RILL_VERSION_PATCH 0
+#define RILL_VERSION_NUMBER (RILL_VERSION_MAJOR * 10000 + RILL_VERSION_MINOR * 100 + RILL_VERSION_PATCH)
+
+/* The library's version as RILL_VERSION_NUMBER computes it; a program may check at run time that
+ * rill_version() / 10000 == RILL_VERSION_MAJOR. */
+RILL_API int32_t rill_version(void);
+/* "0.1.0+<commit>" (static text). */
+RILL_API const char* rill_version_string(void);
+
+/* ---- status ------------------------------------------------------------------------------------ */
+typedef int32_t rill_status;
+enum {
+  RILL_OK = 0,
+  RILL_INVALID_ARGUMENT = 1, /* a null pointer, a wrong buffer size, an option out of range */
+  RILL_BAD_STATE = 2,        /* the object was not initialised */
+  RILL_BAD_MAGIC = 20,       /* not a rill model file */
+  RILL_VERSION = 21,         /* the file's format major version is newer than this library */
+  RILL_CORRUPT = 22,         /* the file failed verification */
+  RILL_UNSUPPORTED = 23,     /* an architecture, dtype, option or feature this build does not support */
+  RILL_TRUNCATED = 24,       /* the file is shorter than it declares */
+  RILL_IO = 25,              /* a file could not be opened, mapped or read */
+  RILL_ARENA_TOO_SMALL = 40, /* the caller's memory is smaller than the footprint */
+  RILL_ALIGNMENT = 41,       /* a caller buffer is not RILL_ALIGN-aligned */
+  RILL_OUT_OF_MEMORY = 42,   /* the system could not provide memory or threads */
+  RILL_NO_BACKEND = 60,      /* the requested backend is not compiled in or not present */
+  RILL_TOKEN_RANGE = 80,     /* a token id outside [0, vocab) */
+  RILL_NON_FINITE = 81,      /* NaN or Inf in caller input */
+  RILL_STATE_MISMATCH = 82   /* a state blob from another model, of the wrong size, or damaged */
+};
+
+/* A short description of a status ("arena too small"); static text, never null. */
+RILL_API const char* rill_status_str(rill_status s);
+
+/* Detail for a failed init or open: the status and a message naming the object and the cause. */
+typedef struct rill_error {
+  rill_status status;
+  char message[256];
+} rill_error;
+
+/* Alignment of model data, model memory and arenas. */
+#define RILL_ALIGN 64
+
+/* ---- handles ------------------------------------------------------------------------------------ */
+typedef struct rill_model rill_model;     /* a verified model (in caller memory, or opened) */
+typedef struct rill_session rill_session; /* one stream: state + scratch in a caller arena */
+typedef struct rill_batch rill_batch;     /* scratch for stepping many sessions in one pass */
+typedef struct rill_sampler rill_sampler; /* token sampling (temperature, top-k, top-p) */
+typedef struct rill_pool rill_pool;       /* worker threads for the matrix products */
+
+/* ---- model --------------------------------------------------------------------------------------- */
+enum { RILL_BACKEND_CPU = 0, RILL_BACKEND_CUDA = 1 };
+enum { RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3 };
+enum { RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2 };
+
+typedef struct rill_model_options {
+  uint32_t struct_size; /* sizeof(rill_model_options), set by rill_model_default_options() */
+  int32_t backend;      /* RILL_BACKEND_CPU (default) */
+  int32_t device;       /* device index for GPU backends (default 0) */
+  int32_t verify;       /* 1 (default): run the file verifier; 0 only for images you trust */
+} rill_model_options;
+
+typedef struct rill_model_info {
+  uint32_t struct_size;
+  int32_t arch; /* RILL_ARCH_* */
+  uint32_t d_model, n_layer, vocab_size;
+  int32_t tokenizer; /* RILL_TOKENIZER_* */
+  int32_t bos_id, eos_id; /* -1 if none */
+  uint64_t weight_bytes, state_bytes, file_bytes;
+  const char* arch_name; /* "mamba1" (static text) */
+  const char* backend;   /* the backend computing it, e.g. "cpu-avx512vnni" (static text) */
+} rill_model_info;
+
+/* Fills defaults for the fields that fit in struct_size bytes (use the inline wrappers below). */
+RILL_API void rill_model_options_init(rill_model_options* opts, size_t struct_size);
+
+/* Bytes of model memory rill_model_init needs for the file `data[0, size)` (checks the header). */
+RILL_API rill_status rill_model_footprint(const void* data, size_t size, size_t* bytes, rill_error* err);
+/* Verifies the file and places the model in `mem`; `data` (RILL_ALIGN-aligned, e.g. a mapped
+ * file) and `mem` must outlive the model and its sessions. opts may be null (defaults). */
+RILL_API rill_status rill_model_init(const void* data, size_t size, const rill_model_options* opts, void* mem,
+                                     size_t mem_size, rill_model** out, rill_error* err);
+/* Maps the file at `path` and initialises the model in memory of its own; release with
+ * rill_model_close. Allocates and does I/O. */
+RILL_API rill_status rill_model_open(const char* path, const rill_model_options* opts, rill_model** out,
+                                     rill_error* err);
+/* Releases a model from rill_model_open (no-op for null, or for a model from rill_model_init). Every
+ * session of it must be dead. */
+RILL_API void rill_model_close(rill_model* model);
+/* info->struct_size must be set (sizeof(rill_model_info)); fields past it are not written. */
+RILL_API rill_status rill_model_get_info(const rill_model* model, rill_model_info* info);
+/* Recomputes the SHA-256 of the weights (reads every weight byte). */
+RILL_API rill_status rill_model_verify_data(const rill_model* model, rill_error* err);
+
+/* ---- worker threads ------------------------------------------------------------------------------ */
+/* A pool of `threads` (1 = the caller only). Allocates. Share one pool between sessions stepped in
+ * turn; in a hard-deadline loop, give each stepping thread its own pool, or none. */
+RILL_API rill_status rill_pool_create(size_t threads, rill_pool** out);
+RILL_API void rill_pool_destroy(rill_pool* pool);
+
+/* ---- session: one stream -------------------------------------------------------------------------- */
+typedef struct rill_session_options {
+  uint32_t struct_size;
+  uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 8) */
+  rill_pool* pool;        /* null (default): the calling thread does all the work */
+} rill_session_options;
+
+RILL_API void rill_session_options_init(rill_session_options* opts, size_t struct_size);
+
+/* Bytes of arena a session needs (handle, state, scratch). opts may be null (defaults). */
+RILL_API rill_status rill_session_footprint(const rill_model* model, const rill_session_options* opts,
+                                            size_t* bytes);
+/* Places a session in `arena` (RILL_ALIGN-aligned, >= footprint); the state starts at zero. */
+RILL_API rill_status rill_session_init(const rill_model* model, const rill_session_options* opts, void* arena,
+                                       size_t arena_size, rill_session** out, rill_error* err);
+/* An explicit copy in another arena (same size as the original's footprint), then independent. */
+RILL_API rill_status rill_session_clone(const rill_session* session, void* arena, size_t arena_size,
+                                        rill_session** out, rill_error* err);
+/* One token: advances the state and writes n_logits == vocab logits (or none, if logits is null). */
+RILL_API rill_status rill_session_step(rill_session* session, int32_t token, float* logits, size_t n_logits);
+/* n tokens: the same state as n steps; the last token's logits if logits is not null. */
+RILL_API rill_status rill_session_prefill(rill_session* session, const int32_t* tokens, size_t n_tokens,
+                                          float* logits, size_t n_logits);
+RILL_API rill_status rill_session_reset(rill_session* session);
+/* The state as a self-describing blob (64-byte header + state): save, restore, branch. copy_in
+ * refuses (RILL_STATE_MISMATCH) a blob of another model or a damaged one, state unchanged. */
+RILL_API size_t rill_session_state_size(const rill_session* session);
+RILL_API rill_status rill_session_state_copy_out(const rill_session* session, void* dst, size_t size);
+RILL_API rill_status rill_session_state_copy_in(rill_session* session, const void* src, size_t size);
+
+/* ---- batch: many sessions of one model, one pass over the weights ---------------------------------- */
+typedef struct rill_batch_options {
+  uint32_t struct_size;
+  uint32_t max_streams; /* the most sessions one step takes, 1..4096 (default 16) */
+  rill_pool* pool;      /* null (default): the calling thread does all the work */
+} rill_batch_options;
+
+RILL_API void rill_batch_options_init(rill_batch_options* opts, size_t struct_size);
+RILL_API rill_status rill_batch_footprint(const rill_model* model, const rill_batch_options* opts, size_t* bytes);
+RILL_API rill_status rill_batch_init(const rill_model* model, const rill_batch_options* opts, void* arena,
+                                     size_t arena_size, rill_batch** out, rill_error* err);
+/* sessions[i] takes tokens[i] (i < n <= max_streams); row i of logits [n, vocab] (n_logits ==
+ * n * vocab) gets its logits, bit-identical to stepping it alone. Each session once, all of this
+ * batch's model; everything is checked before any state changes. */
+RILL_API rill_status rill_batch_step(rill_batch* batch, rill_session* const* sessions, const int32_t* tokens,
+                                     size_t n, float* logits, size_t n_logits);
+
+/* ---- text ------------------------------------------------------------------------------------------ */
+/* Text -> token ids with the model's embedded tokenizer (RILL_UNSUPPORTED if it has none). Writes at
+ * most `cap` ids and sets *n_out to the count needed; RILL_INVALID_ARGUMENT if cap was too small
+ * (call again with *n_out). */
+RILL_API rill_status rill_tokenize(const rill_model* model, const char* text, size_t len, int32_t* out, size_t cap,
+                                   size_t* n_out);
+/* The bytes of one token (not NUL-terminated; *n_out may be 0). */
+RILL_API rill_status rill_detokenize(const rill_model* model, int32_t token, char* out, size_t cap, size_t* n_out);
+
+/* ---- sampling ------------------------------------------------------------------------------------------ */
+typedef struct rill_sampler_options {
+  uint32_t struct_size;
+  float temperature; /* 0 = greedy (default 0.8) */
+  int32_t top_k;     /* 0 = off (default 40) */
+  float top_p;       /* 1 = off (default 0.95) */
+  uint64_t seed;     /* default 0 */
+} rill_sampler_options;
+
+RILL_API void rill_sampler_options_init(rill_sampler_options* opts, size_t struct_size);
+/* Bytes of memory a sampler over `vocab` logits needs. */
+RILL_API size_t rill_sampler_footprint(size_t vocab);
+RILL_API rill_status rill_sampler_init(const rill_sampler_options* opts, size_t vocab, void* mem, size_t mem_size,
+                                       rill_sampler** out);
+/* A token id from logits[0, n); ids >= n_valid (padding rows) are never picked; -1 on misuse. */
+RILL_API int32_t rill_sampler_sample(rill_sampler* sampler, const float* logits, size_t n, size_t n_valid);
+RILL_API void rill_sampler_reseed(rill_sampler* sampler, uint64_t seed);
+
+/* ---- defaults (inline: the struct size is this header's) ------------------------------------------------- */
+static inline rill_model_options rill_model_default_options(void) {
+  rill_model_options o;
+  rill_model_options_init(&o, sizeof o);
+  return o;
+}
+static inline rill_session_options rill_session_default_options(void) {
+  rill_session_options o;
+  rill_session_options_init(&o, sizeof o);
+  return o;
+}
+static inline rill_batch_options rill_batch_default_options(void) {
+  rill_batch_options o;
+  rill_batch_options_init(&o, sizeof o);
+  return o;
+}
+static inline rill_sampler_options rill_sampler_default_options(void) {
+  rill_sampler_options o;
+  rill_sampler_options_init(&o, sizeof o);
+  return o;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* RILL_H_ */
