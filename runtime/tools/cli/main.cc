@@ -704,6 +704,89 @@ int soak(const Model& model, size_t n, bool json, const std::string& label) {
   return g_interrupted ? 130 : 0;
 }
 
+// Many streams of one model advanced together (Batch::step): aggregate steps/s and the time of one
+// batched step (every stream's latency), per thread count and stream count.
+int bench_streams(const Model& model, const std::vector<long long>& thread_counts,
+                  const std::vector<long long>& streams, long long n_steps, bool json, const std::string& label) {
+  const ModelInfo info = model.info();
+  struct Row {
+    long long threads, n;
+    double steps_per_s, median, p99;
+  };
+  std::vector<Row> rows;
+  Error e;
+  for (long long nt : thread_counts) {
+    ThreadPool* pool = nullptr;
+    if (!create_pool("bench", nt, &pool)) return 1;
+    for (long long n : streams) {
+      std::vector<OwnedSession> sessions(static_cast<size_t>(n));
+      std::vector<Session*> ptrs;
+      for (OwnedSession& os : sessions) {
+        if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+        ptrs.push_back(&os.session());
+      }
+      BatchOptions bo;
+      bo.pool = pool;
+      bo.max_streams = static_cast<uint32_t>(n);
+      size_t bytes = 0;
+      AlignedBuffer arena;
+      Batch batch;
+      if (Batch::footprint(model, bo, &bytes) != Status::kOk || AlignedBuffer::allocate(bytes, &arena) != Status::kOk ||
+          Batch::init(model, bo, arena.data(), arena.size(), &batch, &e) != Status::kOk)
+        return report(e, "batch");
+      std::vector<int32_t> toks(static_cast<size_t>(n));
+      std::vector<float> logits(static_cast<size_t>(n) * info.vocab_size);
+      auto next = [&](long long step) {
+        for (size_t i = 0; i < toks.size(); ++i)
+          toks[i] = static_cast<int32_t>((step * 7 + static_cast<long long>(i) * 13 + 3) % info.vocab_size);
+      };
+      for (int w = 0; w < 4; ++w) {
+        next(w);
+        (void)batch.step(ptrs.data(), toks.data(), toks.size(), logits.data(), logits.size());
+      }
+      std::vector<double> ms(static_cast<size_t>(n_steps));
+      const double t0 = now_s();
+      for (long long i = 0; i < n_steps; ++i) {
+        next(i);
+        const double s0 = now_s();
+        (void)batch.step(ptrs.data(), toks.data(), toks.size(), logits.data(), logits.size());
+        ms[static_cast<size_t>(i)] = (now_s() - s0) * 1e3;
+      }
+      const double secs = now_s() - t0;
+      std::sort(ms.begin(), ms.end());
+      rows.push_back(Row{nt, n, n * n_steps / secs, ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]});
+      if (g_interrupted) break;
+    }
+    ThreadPool::destroy(pool);
+  }
+  auto base = [&](const Row& r) {  // the one-stream row of the same thread count, if measured
+    for (const Row& b : rows)
+      if (b.threads == r.threads && b.n == 1) return b.steps_per_s;
+    return 0.0;
+  };
+  if (json) {
+    for (const Row& r : rows) {
+      nlohmann::json j = {{"model", label},           {"arch", arch_name(info.arch)},
+                          {"backend", info.backend},  {"threads", r.threads},
+                          {"streams", r.n},           {"aggregate_steps_per_s", r.steps_per_s},
+                          {"step_ms_median", r.median}, {"step_ms_p99", r.p99}};
+      if (base(r) > 0) j["speedup_vs_1_stream"] = r.steps_per_s / base(r);
+      print_json_line(j);
+    }
+  } else {
+    std::printf("\n| model | threads | streams | aggregate steps/s | per-stream latency median (ms) | p99 | vs 1 stream |\n"
+                "|---|---|---|---|---|---|---|\n");
+    for (const Row& r : rows) {
+      char speedup[32] = "";
+      if (base(r) > 0) std::snprintf(speedup, sizeof speedup, "%.2fx", r.steps_per_s / base(r));
+      std::printf("| %s | %lld | %lld | %.1f | %.3f | %.3f | %s |\n", label.c_str(), r.threads, r.n, r.steps_per_s,
+                  r.median, r.p99, speedup);
+    }
+    std::printf("(Batch::step: every stream advances one token per step, weights read once for all of them)\n");
+  }
+  return g_interrupted ? 130 : 0;
+}
+
 int cmd_bench(int argc, char** argv) {
   Args a{"bench", "(MODEL.rill | --random ARCH:key=value,...) [options]",
          "Decode and prefill speed: tokens/s, time per token (median, p99), weight bytes read per token,\n"
@@ -718,6 +801,8 @@ int cmd_bench(int argc, char** argv) {
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer", "1024"},
           {"-t", "--threads", "LIST", "thread counts to measure, e.g. 1,2", "1,2"},
+          {nullptr, "--streams", "LIST", "then many streams in one pass (Batch::step), e.g. 1,4,16,64:\n"
+           "                                 aggregate steps/s and per-stream latency (empty: off)", ""},
           {nullptr, "--soak", "N", "afterwards, step one session N times on one thread and compare the first\n"
            "                                 and last 10,000 steps' mean time and the resident memory (0: off)", "0"},
           {"-o", "--output", "FORMAT", "md | json", "md"}}};
@@ -795,6 +880,15 @@ int cmd_bench(int argc, char** argv) {
     std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
     return 2;
   }
+  std::vector<long long> streams;
+  for (const std::string& item : cli::split(a.get("--streams"))) {
+    long long v;
+    if (!cli::parse_int(item, 1, 4096, &v)) {
+      std::fprintf(stderr, "rill bench: --streams wants a list like 1,4,16,64 (each 1 to 4096)\n");
+      return 2;
+    }
+    streams.push_back(v);
+  }
   struct Row {
     long long threads;
     double tps, median, p99, prefill_tps, gbs, probe;
@@ -868,6 +962,11 @@ int cmd_bench(int argc, char** argv) {
                   r.probe, 100 * r.gbs / r.probe, rss_mib);
     std::printf("(backend %s; file %s, state %s per session; peak RSS before the bandwidth probe)\n", info.backend,
                 human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
+  }
+  if (!streams.empty()) {
+    std::signal(SIGINT, on_sigint);
+    const int rc = bench_streams(lm.model(), thread_counts, streams, n_tok, a.get("--output") == "json", label);
+    if (rc != 0) return rc;
   }
   if (n_soak > 0) return soak(lm.model(), static_cast<size_t>(n_soak), a.get("--output") == "json", label);
   return 0;

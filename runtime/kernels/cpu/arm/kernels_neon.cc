@@ -1,12 +1,14 @@
 // NEON kernels for aarch64 (Jetson Orin/Thor CPUs, Arm SBCs, phones). Baseline ARMv8 NEON only, so
 // no feature check is needed: f16 weights through vcvt_f32_f16; int8/int4 weights widened to f32 and
 // multiplied with f32 activations (no activation rounding, so closer to the reference than the x86
-// int8-activation kernels). Batched (matmul) forms loop the matvec, so they match it bit for bit.
+// int8-activation kernels). Batched (matmul) forms read each weight row once per tile of 4 tokens and
+// match the matvec bit for bit (see rows_*).
 // Not yet: dot-product (SDOT, ARMv8.2) and i8mm paths with int8 activations, a NEON scan.
 #include <arm_neon.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/isa_kernels.h"
 
@@ -14,101 +16,159 @@ namespace rill {
 namespace kernels {
 
 namespace {
-inline float dot_f32(const float* w, const float* x, size_t n) {
-  float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0);
-  size_t c = 0;
-  for (; c + 8 <= n; c += 8) {
-    a0 = vfmaq_f32(a0, vld1q_f32(w + c), vld1q_f32(x + c));
-    a1 = vfmaq_f32(a1, vld1q_f32(w + c + 4), vld1q_f32(x + c + 4));
+// Every product runs through one row kernel per dtype over a tile of NT tokens (1..4): each weight
+// row is loaded and widened once for the tile, and each token's accumulators see exactly the
+// sequence of operations they would see alone. So matmul reads W once per 4 tokens and still equals
+// matvec (NT = 1) bit for bit, whatever the tiling.
+constexpr size_t kTile = 4;
+
+inline float f16_to_f32(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+
+template <size_t NT>
+void rows_f32(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* w = W + r * cols;
+    float32x4_t a0[NT], a1[NT];
+    for (size_t t = 0; t < NT; ++t) a0[t] = a1[t] = vdupq_n_f32(0);
+    size_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const float32x4_t w0 = vld1q_f32(w + c), w1 = vld1q_f32(w + c + 4);
+      for (size_t t = 0; t < NT; ++t) {
+        a0[t] = vfmaq_f32(a0[t], w0, vld1q_f32(X + t * ldx + c));
+        a1[t] = vfmaq_f32(a1[t], w1, vld1q_f32(X + t * ldx + c + 4));
+      }
+    }
+    for (size_t t = 0; t < NT; ++t) {
+      float s = vaddvq_f32(vaddq_f32(a0[t], a1[t]));
+      for (size_t k = c; k < cols; ++k) s = __builtin_fmaf(w[k], X[t * ldx + k], s);
+      Y[t * ldy + r] = s;
+    }
   }
-  float s = vaddvq_f32(vaddq_f32(a0, a1));
-  for (; c < n; ++c) s = __builtin_fmaf(w[c], x[c], s);
-  return s;
 }
 
-inline float dot_f16(const uint16_t* w, const float* x, size_t n) {
-  float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0);
-  size_t c = 0;
-  for (; c + 8 <= n; c += 8) {
-    const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w + c));
-    a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(x + c));
-    a1 = vfmaq_f32(a1, vcvt_high_f32_f16(h), vld1q_f32(x + c + 4));
+template <size_t NT>
+void rows_f16(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols) {
+  for (size_t r = 0; r < rows; ++r) {
+    const uint16_t* w = W + r * cols;
+    float32x4_t a0[NT], a1[NT];
+    for (size_t t = 0; t < NT; ++t) a0[t] = a1[t] = vdupq_n_f32(0);
+    size_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w + c));
+      const float32x4_t w0 = vcvt_f32_f16(vget_low_f16(h)), w1 = vcvt_high_f32_f16(h);
+      for (size_t t = 0; t < NT; ++t) {
+        a0[t] = vfmaq_f32(a0[t], w0, vld1q_f32(X + t * ldx + c));
+        a1[t] = vfmaq_f32(a1[t], w1, vld1q_f32(X + t * ldx + c + 4));
+      }
+    }
+    for (size_t t = 0; t < NT; ++t) {
+      float s = vaddvq_f32(vaddq_f32(a0[t], a1[t]));
+      for (size_t k = c; k < cols; ++k) s = __builtin_fmaf(f16_to_f32(w[k]), X[t * ldx + k], s);
+      Y[t * ldy + r] = s;
+    }
   }
-  float s = vaddvq_f32(vaddq_f32(a0, a1));
-  for (; c < n; ++c) s = __builtin_fmaf(vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(w[c]))), 0), x[c], s);
-  return s;
 }
 
-// 16 int8 values times 16 floats, accumulated into acc.
-inline float32x4_t fma_i8x16(float32x4_t acc, int8x16_t q, const float* x) {
+// 16 int8 weights widened to four f32 vectors, then accumulated into each token's acc.
+template <size_t NT>
+inline void fma_i8x16(float32x4_t* acc, int8x16_t q, const float* X, size_t ldx) {
   const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_s8(vget_high_s8(q));
-  acc = vfmaq_f32(acc, vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), vld1q_f32(x));
-  acc = vfmaq_f32(acc, vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), vld1q_f32(x + 4));
-  acc = vfmaq_f32(acc, vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), vld1q_f32(x + 8));
-  return vfmaq_f32(acc, vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), vld1q_f32(x + 12));
-}
-}  // namespace
-
-void matvec_f32__neon(const float* W, const float* x, float* y, size_t rows, size_t cols) {
-  for (size_t r = 0; r < rows; ++r) y[r] = dot_f32(W + r * cols, x, cols);
-}
-
-void matvec_f16__neon(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols) {
-  for (size_t r = 0; r < rows; ++r) y[r] = dot_f16(W + r * cols, x, cols);
+  const float32x4_t w0 = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), w1 = vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo)));
+  const float32x4_t w2 = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), w3 = vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi)));
+  for (size_t t = 0; t < NT; ++t) {
+    const float* x = X + t * ldx;
+    float32x4_t a = vfmaq_f32(acc[t], w0, vld1q_f32(x));
+    a = vfmaq_f32(a, w1, vld1q_f32(x + 4));
+    a = vfmaq_f32(a, w2, vld1q_f32(x + 8));
+    acc[t] = vfmaq_f32(a, w3, vld1q_f32(x + 12));
+  }
 }
 
-// cols is a multiple of 32 (the converter quantizes only such matrices). Float activations (a.x).
-void matvec_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
-  const float* x = a.x;
+// cols is a multiple of 32 (the converter quantizes only such matrices). Float activations.
+template <size_t NT>
+void rows_q8(const int8_t* W, const float* scales, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows,
+             size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
     const int8_t* w = W + r * cols;
-    float32x4_t acc = vdupq_n_f32(0);
-    for (size_t c = 0; c < cols; c += 16) acc = fma_i8x16(acc, vld1q_s8(w + c), x + c);
-    y[r] = vaddvq_f32(acc) * scales[r];
+    float32x4_t acc[NT];
+    for (size_t t = 0; t < NT; ++t) acc[t] = vdupq_n_f32(0);
+    for (size_t c = 0; c < cols; c += 16) fma_i8x16<NT>(acc, vld1q_s8(w + c), X + c, ldx);
+    for (size_t t = 0; t < NT; ++t) Y[t * ldy + r] = vaddvq_f32(acc[t]) * scales[r];
   }
 }
 
-void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
-                     size_t cols) {
-  const float* x = a.x;
+template <size_t NT>
+void rows_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float* X, size_t ldx, float* Y, size_t ldy,
+             size_t rows, size_t cols) {
   const size_t groups = cols / group;
   const uint8x16_t mask = vdupq_n_u8(0x0F);
   const int8x16_t eight = vdupq_n_s8(8);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* w = W + r * (cols / 2);
-    float s = 0.f;
+    float s[NT];
+    for (size_t t = 0; t < NT; ++t) s[t] = 0.f;
     for (size_t g = 0; g < groups; ++g) {
-      float32x4_t acc = vdupq_n_f32(0);
+      float32x4_t acc[NT];
+      for (size_t t = 0; t < NT; ++t) acc[t] = vdupq_n_f32(0);
       for (size_t b = g * group / 32; b < (g + 1) * group / 32; ++b) {  // 32 elements in 16 bytes
         const uint8x16_t packed = vld1q_u8(w + b * 16);
         const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, mask)), eight);  // elements 0..15
         const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), eight);   // elements 16..31
-        acc = fma_i8x16(acc, lo, x + b * 32);
-        acc = fma_i8x16(acc, hi, x + b * 32 + 16);
+        fma_i8x16<NT>(acc, lo, X + b * 32, ldx);
+        fma_i8x16<NT>(acc, hi, X + b * 32 + 16, ldx);
       }
-      const float sc = vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(scales[r * groups + g]))), 0);
-      s = __builtin_fmaf(vaddvq_f32(acc), sc, s);
+      const float sc = f16_to_f32(scales[r * groups + g]);
+      for (size_t t = 0; t < NT; ++t) s[t] = __builtin_fmaf(vaddvq_f32(acc[t]), sc, s[t]);
     }
-    y[r] = s;
+    for (size_t t = 0; t < NT; ++t) Y[t * ldy + r] = s[t];
   }
+}
+
+// Tiles of kTile tokens, then the rest; f(nt, t0) runs one tile.
+template <class F>
+inline void tiles(size_t T, F f) {
+  size_t t = 0;
+  for (; t + kTile <= T; t += kTile) f(std::integral_constant<size_t, kTile>{}, t);
+  switch (T - t) {
+    case 3: f(std::integral_constant<size_t, 3>{}, t); break;
+    case 2: f(std::integral_constant<size_t, 2>{}, t); break;
+    case 1: f(std::integral_constant<size_t, 1>{}, t); break;
+    default: break;
+  }
+}
+}  // namespace
+
+void matvec_f32__neon(const float* W, const float* x, float* y, size_t rows, size_t cols) {
+  rows_f32<1>(W, x, 0, y, 0, rows, cols);
+}
+void matvec_f16__neon(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols) {
+  rows_f16<1>(W, x, 0, y, 0, rows, cols);
+}
+void matvec_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
+  rows_q8<1>(W, scales, a.x, 0, y, 0, rows, cols);
+}
+void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y, size_t rows,
+                     size_t cols) {
+  rows_q4<1>(W, scales, group, a.x, 0, y, 0, rows, cols);
 }
 
 void matmul_f32__neon(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
                       size_t T) {
-  for (size_t t = 0; t < T; ++t) matvec_f32__neon(W, X + t * ldx, Y + t * ldy, rows, cols);
+  tiles(T, [&](auto nt, size_t t) { rows_f32<decltype(nt)::value>(W, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols); });
 }
 void matmul_f16__neon(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
                       size_t T) {
-  for (size_t t = 0; t < T; ++t) matvec_f16__neon(W, X + t * ldx, Y + t * ldy, rows, cols);
+  tiles(T, [&](auto nt, size_t t) { rows_f16<decltype(nt)::value>(W, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols); });
 }
 void matmul_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                      size_t cols, size_t T) {
-  for (size_t t = 0; t < T; ++t) matvec_q8__neon(W, scales, float_act(a.x + t * a.ldx, a.ldx), Y + t * ldy, rows, cols);
+  tiles(T, [&](auto nt, size_t t) { rows_q8<decltype(nt)::value>(W, scales, a.x + t * a.ldx, a.ldx, Y + t * ldy, ldy, rows, cols); });
 }
 void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                      size_t rows, size_t cols, size_t T) {
-  for (size_t t = 0; t < T; ++t)
-    matvec_q4__neon(W, scales, group, float_act(a.x + t * a.ldx, a.ldx), Y + t * ldy, rows, cols);
+  tiles(T, [&](auto nt, size_t t) {
+    rows_q4<decltype(nt)::value>(W, scales, group, a.x + t * a.ldx, a.ldx, Y + t * ldy, ldy, rows, cols);
+  });
 }
 
 }  // namespace kernels
