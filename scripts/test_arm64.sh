@@ -15,4 +15,4 @@ fi
 cmake -S . -B build-arm64 -G Ninja --toolchain platforms/linux-aarch64/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
   -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-arm64 --target rill_tests -j "$(nproc)"
-qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/rill_tests --test-suite=kernels,ops,golden
+qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/rill_tests --test-suite=kernels,ops,golden,batch

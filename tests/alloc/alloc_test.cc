@@ -1,5 +1,5 @@
 // Proves "no allocation after load": counting hooks on malloc/calloc/realloc/free/aligned variants
-// and global operator new/delete, armed around 1000+ steps, a prefill, sampling, reset and state
+// and global operator new/delete, armed around 1000+ steps, a prefill, batch and C API steps, sampling, reset and state
 // copies. A control allocation inside the window proves the hooks see allocations at all.
 // (Built without sanitizers: ASan owns malloc.)
 #include <doctest/doctest.h>
@@ -9,6 +9,7 @@
 #include <new>
 
 #include "test_util.h"
+#include "rill/rill.h"
 
 extern "C" {
 void* __libc_malloc(size_t);
@@ -93,6 +94,10 @@ struct Work {
   int32_t* prompt;
   size_t n_prompt;
   unsigned char* snapshot;
+  Batch* batch;
+  Session* other;  // stepped with s in batches
+  float* batch_logits;
+  rill_session* cs;  // the same model through the C API
   int steps_done = 0;
   bool all_ok = true;
 };
@@ -106,6 +111,12 @@ void decode(void* p) {
     w.all_ok &= tok >= 0;
     w.all_ok &= w.s->step(tok, w.logits, w.V) == Status::kOk;
     ++w.steps_done;
+    if (i % 100 == 0) {
+      Session* ss[] = {w.s, w.other};
+      const int32_t toks[] = {tok, static_cast<int32_t>(i % w.V)};
+      w.all_ok &= w.batch->step(ss, toks, 2, w.batch_logits, 2 * w.V) == Status::kOk;
+      w.all_ok &= rill_session_step(w.cs, tok, w.logits, w.V) == RILL_OK;
+    }
     if (i == 600) {
       w.all_ok &= w.s->state_copy_out(w.snapshot, w.s->state_size()) == Status::kOk;
       w.all_ok &= w.s->state_copy_in(w.snapshot, w.s->state_size()) == Status::kOk;
@@ -147,11 +158,35 @@ void check_model(const std::string& ckpt, const std::string& dtype = "f32", size
   std::vector<int32_t> prompt(64);
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7) % V);
   std::vector<unsigned char> snap(os.session().state_size());
-  Work w{&os.session(), &greedy, &sampler, logits.data(), V, prompt.data(), prompt.size(), snap.data()};
+  OwnedSession other;
+  REQUIRE(OwnedSession::create(lm.model(), so, &other) == Status::kOk);
+  BatchOptions bo;
+  bo.pool = pool;
+  bo.max_streams = 2;
+  size_t bytes = 0;
+  REQUIRE(Batch::footprint(lm.model(), bo, &bytes) == Status::kOk);
+  AlignedBuffer batch_mem;
+  REQUIRE(AlignedBuffer::allocate(bytes, &batch_mem) == Status::kOk);
+  Batch batch;
+  REQUIRE(Batch::init(lm.model(), bo, batch_mem.data(), bytes, &batch) == Status::kOk);
+  std::vector<float> batch_logits(2 * V);
+  // The C API over the same file: model and session in memory given here.
+  size_t cm_bytes = 0, cs_bytes = 0;
+  REQUIRE(rill_model_footprint(lm.file().data(), lm.file().size(), &cm_bytes, nullptr) == RILL_OK);
+  AlignedBuffer cm_mem, cs_mem;
+  REQUIRE(AlignedBuffer::allocate(cm_bytes, &cm_mem) == Status::kOk);
+  rill_model* cm = nullptr;
+  REQUIRE(rill_model_init(lm.file().data(), lm.file().size(), nullptr, cm_mem.data(), cm_bytes, &cm, nullptr) == RILL_OK);
+  REQUIRE(rill_session_footprint(cm, nullptr, &cs_bytes) == RILL_OK);
+  REQUIRE(AlignedBuffer::allocate(cs_bytes, &cs_mem) == Status::kOk);
+  rill_session* cs = nullptr;
+  REQUIRE(rill_session_init(cm, nullptr, cs_mem.data(), cs_bytes, &cs, nullptr) == RILL_OK);
+  Work w{&os.session(), &greedy, &sampler, logits.data(), V, prompt.data(), prompt.size(), snap.data(),
+         &batch, &other.session(), batch_logits.data(), cs};
   const long n = run_window(decode, &w);
   CHECK(w.all_ok);
   CHECK(w.steps_done == 1200);
-  CHECK_MESSAGE(n == 0, n << " heap calls during prefill + 1200 steps + sampling + state copies");
+  CHECK_MESSAGE(n == 0, n << " heap calls during prefill + 1200 steps + sampling + state copies + batch and C API steps");
   ThreadPool::destroy(pool);
 }
 }  // namespace

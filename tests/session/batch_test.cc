@@ -78,6 +78,7 @@ const char* const kCkpts[] = {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_worl
 
 }  // namespace
 
+TEST_SUITE("batch") {
 TEST_CASE("batch step: n streams in one pass equal each stream stepped alone, bit for bit") {
   for (const char* c : kCkpts) {
     for (const char* dtype : {"f32", "f16", "q8", "q4"}) {
@@ -203,3 +204,5 @@ TEST_CASE("lifetime: sessions survive moving the Model and LoadedModel; sessions
   CHECK(s2.model().impl() == moved->model().impl());
   delete moved;
 }
+
+}  // TEST_SUITE("batch")
