@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs rill's build and test dependencies from Debian packages (bookworm), only those missing.
+#   scripts/setup.sh        build + tests
+#   scripts/setup.sh ros    also ROS 1 (roscore, roscpp, std_msgs, std_srvs, catkin) for the ROS node
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libpthreadpool-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev nlohmann-json3-dev clang libclang-rt-14-dev)
+if [ "${1:-}" = "ros" ]; then
+  pkgs+=(ros-core-dev libroscpp-dev libstd-msgs-dev libstd-srvs-dev catkin python3)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

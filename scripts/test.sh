@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: set up, build and run every test:
-#   1. release build: unit, golden, zero-allocation, CLI, install + find_package consumer
+#   1. release build: unit, golden, zero-allocation, CLI, C API + ABI, install + consumers (C++, C),
+#      and the ROS node against a real roscore
 #   2. the unit, golden and CLI tests again under ASan + UBSan (leak checking on)
 #   3. sessions on many threads over one model under ThreadSanitizer (the "threads" suite; the "pool"
 #      suite is left to 1 and 2: pthreadpool is not instrumented, so TSan cannot see its hand-offs)
@@ -8,11 +9,11 @@
 #   5. the kernel, op and golden suites cross-built for aarch64 (NEON) and run under qemu-user
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh ros
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "== release build" >&2
-BUILD_DIR=build scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=OFF
+BUILD_DIR=build scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=OFF -DRILL_ROS=ON
 (cd build && ctest --output-on-failure -j 2) | tee -a "$log"
 echo "== ASan + UBSan build" >&2
 BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=ON \
