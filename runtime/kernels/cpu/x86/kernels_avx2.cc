@@ -69,24 +69,44 @@ struct LoadF16 {
 };
 }  // namespace
 
-// T tokens, in tiles of 8: each row is loaded once per tile (from L1 after the first token) and dotted
-// with every token of the tile, accumulating exactly as matvec_rows4 does for one row, so results equal
-// T matvec calls.
+// T tokens, in tiles of 8: each 8-column slice of a row is loaded (and converted) once and multiplied
+// into every token of the tile, one accumulator per token. Each token's accumulator sees exactly the
+// sequence matvec_rows4 gives its row (one chain over c, then the fma tail), so results equal T matvec
+// calls bit for bit, and the 8 independent chains keep the FMA units busy.
+template <size_t NT, typename LoadFn>
+inline void matmul_tile(LoadFn load, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols) {
+  const size_t c8 = cols & ~size_t(7);
+  for (size_t r = 0; r < rows; ++r) {
+    __m256 a[NT];
+    for (size_t t = 0; t < NT; ++t) a[t] = _mm256_setzero_ps();
+    for (size_t c = 0; c < c8; c += 8) {
+      const __m256 w = load(r, c);
+      for (size_t t = 0; t < NT; ++t) a[t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(X + t * ldx + c), a[t]);
+    }
+    for (size_t t = 0; t < NT; ++t) {
+      float s = hsum(a[t]);
+      for (size_t c = c8; c < cols; ++c) s = std::fma(load.scalar(r, c), X[t * ldx + c], s);
+      Y[t * ldy + r] = s;
+    }
+  }
+}
+
 template <typename LoadFn>
 inline void matmul_rows(LoadFn load, const float* X, size_t ldx, float* Y, size_t ldy, size_t T, size_t rows,
                         size_t cols) {
-  const size_t c8 = cols & ~size_t(7);
-  for (size_t t0 = 0; t0 < T; t0 += 8) {
-    const size_t t1 = T - t0 < 8 ? T : t0 + 8;
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t t = t0; t < t1; ++t) {
-        const float* x = X + t * ldx;
-        __m256 a = _mm256_setzero_ps();
-        for (size_t c = 0; c < c8; c += 8) a = _mm256_fmadd_ps(load(r, c), _mm256_loadu_ps(x + c), a);
-        float s = hsum(a);
-        for (size_t c = c8; c < cols; ++c) s = std::fma(load.scalar(r, c), x[c], s);
-        Y[t * ldy + r] = s;
-      }
+  size_t t = 0;
+  for (; t + 8 <= T; t += 8) matmul_tile<8>(load, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols);
+  const float* x = X + t * ldx;
+  float* y = Y + t * ldy;
+  switch (T - t) {
+    case 7: matmul_tile<7>(load, x, ldx, y, ldy, rows, cols); break;
+    case 6: matmul_tile<6>(load, x, ldx, y, ldy, rows, cols); break;
+    case 5: matmul_tile<5>(load, x, ldx, y, ldy, rows, cols); break;
+    case 4: matmul_tile<4>(load, x, ldx, y, ldy, rows, cols); break;
+    case 3: matmul_tile<3>(load, x, ldx, y, ldy, rows, cols); break;
+    case 2: matmul_tile<2>(load, x, ldx, y, ldy, rows, cols); break;
+    case 1: matmul_tile<1>(load, x, ldx, y, ldy, rows, cols); break;
+    default: break;
   }
 }
 

@@ -185,6 +185,39 @@ void matvec_q4(const uint8_t* W, const uint16_t* scales, size_t group, const QAc
 // matvec_q8's / matvec_q4's (same blocks, same chunks, same order), so results are bit-identical to T
 // separate calls.
 
+// q8_row_dot for NT tokens at once: each pair of weight blocks is loaded once and dotted with every
+// token's activations; token t's accumulators see exactly q8_row_dot's sequence (so the results are
+// the same bits), and the NT x 2 independent chains overlap.
+template <size_t NT>
+inline void q8_row_dot_tokens(const int8_t* w, const int8_t* qx, size_t ldq, const float* sx, size_t lds, size_t nb,
+                              float* out) {
+  __m256 acc0[NT], acc1[NT];
+  for (size_t t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+  size_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32 + 32));
+    for (size_t t = 0; t < NT; ++t) {
+      const int8_t* x = qx + t * ldq + b * 32;
+      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(x));
+      const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + 32));
+      const __m256i d0 = QDOT(_mm256_setzero_si256(), _mm256_sign_epi8(x0, x0), _mm256_sign_epi8(w0, x0));
+      const __m256i d1 = QDOT(_mm256_setzero_si256(), _mm256_sign_epi8(x1, x1), _mm256_sign_epi8(w1, x1));
+      acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(sx[t * lds + b]), acc0[t]);
+      acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(sx[t * lds + b + 1]), acc1[t]);
+    }
+  }
+  if (b < nb) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 32));
+    for (size_t t = 0; t < NT; ++t) {
+      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qx + t * ldq + b * 32));
+      const __m256i d0 = QDOT(_mm256_setzero_si256(), _mm256_sign_epi8(x0, x0), _mm256_sign_epi8(w0, x0));
+      acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(sx[t * lds + b]), acc0[t]);
+    }
+  }
+  for (size_t t = 0; t < NT; ++t) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
 void matmul_q8(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows, size_t cols,
                size_t T) {
   for (size_t t = 0; t < T; ++t)
@@ -194,10 +227,22 @@ void matmul_q8(const int8_t* W, const float* scales, const QAct& a, float* Y, si
     const size_t n = cols - c0 < kChunk ? cols - c0 : kChunk;
     for (size_t t0 = 0; t0 < T; t0 += kTokenTile) {
       const size_t t1 = T - t0 < kTokenTile ? T : t0 + kTokenTile;
-      for (size_t r = 0; r < rows; ++r)
-        for (size_t t = t0; t < t1; ++t)
-          Y[t * ldy + r] +=
-              q8_row_dot(W + r * cols + c0, a.q + t * a.ldq + c0, a.s + t * lds + c0 / 32, n / 32) * scales[r];
+      for (size_t r = 0; r < rows; ++r) {
+        const int8_t* w = W + r * cols + c0;
+        for (size_t t = t0; t < t1; t += 4) {  // four tokens per pass over the row's chunk
+          float d[4];
+          const int8_t* qx = a.q + t * a.ldq + c0;
+          const float* sx = a.s + t * lds + c0 / 32;
+          const size_t m = t1 - t < 4 ? t1 - t : 4;
+          switch (m) {
+            case 4: q8_row_dot_tokens<4>(w, qx, a.ldq, sx, lds, n / 32, d); break;
+            case 3: q8_row_dot_tokens<3>(w, qx, a.ldq, sx, lds, n / 32, d); break;
+            case 2: q8_row_dot_tokens<2>(w, qx, a.ldq, sx, lds, n / 32, d); break;
+            default: q8_row_dot_tokens<1>(w, qx, a.ldq, sx, lds, n / 32, d); break;
+          }
+          for (size_t i = 0; i < m; ++i) Y[(t + i) * ldy + r] += d[i] * scales[r];
+        }
+      }
     }
   }
 }
