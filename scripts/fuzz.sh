@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
-BUILD_DIR=build-fuzz CC=clang CXX=clang++ BUILD_TYPE=RelWithDebInfo scripts/build.sh \
-  -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 work="$(mktemp -d /tmp/rill-fuzz-run-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
+if ! BUILD_DIR=build-fuzz CC=clang CXX=clang++ BUILD_TYPE=RelWithDebInfo scripts/build.sh \
+     -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF >"$work/build.log" 2>&1; then
+  echo "fuzz: the clang build failed" >&2
+  grep -E -A12 'FAILED|error' "$work/build.log" | head -60 >&2
+  exit 1
+fi
 status=0
 for t in model checkpoint state tokenizer; do
   mkdir -p "$work/$t" "$work/$t-artifacts"
