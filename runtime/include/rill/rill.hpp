@@ -132,6 +132,19 @@ struct SessionOptions {
   uint32_t prefill_chunk = 8;
 };
 
+// The slots of one forward pass in a caller arena (a Session's or a Batch's): the model, the pool,
+// how many rows a pass takes, and where their inputs and activations live (backend memory).
+// Internal; placed by Session::init and Batch::init.
+struct PassSlots {
+  const ModelImpl* impl = nullptr;  // in the caller's model memory: does not move
+  const ParallelFor* pool = nullptr;
+  uint32_t max_rows = 0;
+  int32_t* tokens = nullptr;         // [max_rows] input token ids
+  unsigned char** states = nullptr;  // [max_rows] the state each row advances
+  unsigned char* scratch = nullptr;  // the architecture's activations for max_rows rows
+  unsigned char* work = nullptr;     // the backend ops' workspace for max_rows rows
+};
+
 // A stream's state and scratch, placed in a caller arena. A Session refers to the model's
 // implementation (in the model memory), not to the Model object, so the Model or LoadedModel may be
 // moved. It owns its arena's contents: it can be moved but not copied (two handles on one arena would
@@ -141,7 +154,7 @@ class Session {
  public:
   Session() = default;
   Session(Session&& o) noexcept { *this = static_cast<Session&&>(o); }
-  Session& operator=(Session&& o) noexcept;
+  Session& operator=(Session&& o) noexcept;  // o is left empty: the arena has one handle
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -182,21 +195,13 @@ class Session {
   // Direct access to one named state tensor ("layers.0.ssm"); null if no such tensor.
   const float* state_tensor(const char* name, size_t* n_floats) const;
 
-  Model model() const { return Model::from_impl(impl_); }
-  bool ok() const { return impl_ != nullptr; }
+  Model model() const { return Model::from_impl(pass_.impl); }
+  bool ok() const { return pass_.impl != nullptr; }
 
  private:
   friend class Batch;
-  void forward(size_t n, float* logits);  // the first n input tokens through the model
-
-  const ModelImpl* impl_ = nullptr;   // in the caller's model memory: does not move
-  const ParallelFor* pool_ = nullptr;
-  uint32_t max_rows_ = 0;             // rows one forward pass takes (the plan)
-  unsigned char* state_ = nullptr;    // [state_bytes], backend memory
-  int32_t* tokens_ = nullptr;         // [max_rows] input token ids, backend memory
-  unsigned char** states_ = nullptr;  // [max_rows] the state each row advances (all state_), backend memory
-  unsigned char* scratch_ = nullptr;  // the architecture's activations for max_rows rows
-  unsigned char* work_ = nullptr;     // the backend ops' workspace for max_rows rows
+  PassSlots pass_;                  // every row advances state_ (the plan: prefill_chunk rows)
+  unsigned char* state_ = nullptr;  // [state_bytes], backend memory
 };
 
 struct BatchOptions {
@@ -229,17 +234,11 @@ class Batch {
   // no session has changed.
   Status step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits);
 
-  bool ok() const { return impl_ != nullptr; }
-  uint32_t max_streams() const { return max_rows_; }
+  bool ok() const { return pass_.impl != nullptr; }
+  uint32_t max_streams() const { return pass_.max_rows; }
 
  private:
-  const ModelImpl* impl_ = nullptr;
-  const ParallelFor* pool_ = nullptr;
-  uint32_t max_rows_ = 0;
-  int32_t* tokens_ = nullptr;         // [max_rows] backend memory
-  unsigned char** states_ = nullptr;  // [max_rows] backend memory
-  unsigned char* scratch_ = nullptr;
-  unsigned char* work_ = nullptr;
+  PassSlots pass_;  // row i advances the i-th session of a step
 };
 
 // Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).

@@ -37,6 +37,39 @@ Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
 }
 
 bool rows_ok(uint32_t rows) { return rows >= 1 && rows <= kMaxPrefillChunk; }
+
+// Checks `arena` against plan p and places a pass's slots in it (Session::init, Batch::init).
+Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, const char* what, void* arena,
+                  size_t arena_size, PassSlots* out, Error* err) {
+  if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
+    return fail(err, Status::kAlignment, "%s arena must be non-null and %zu-byte aligned", what, kAlign);
+  if (arena_size < p.total)
+    return fail(err, Status::kArenaTooSmall, "%s arena is %zu bytes, %zu needed", what, arena_size, p.total);
+  // The CPU backend's memory is the host's: the arena itself.
+  unsigned char* base = static_cast<unsigned char*>(arena);
+  *out = PassSlots{&m,
+                   pool,
+                   static_cast<uint32_t>(p.rows),
+                   reinterpret_cast<int32_t*>(base + p.tokens),
+                   reinterpret_cast<unsigned char**>(base + p.states),
+                   base + p.scratch,
+                   base + p.work};
+  return Status::kOk;
+}
+
+// The first n rows of the slots through the model; logits of the last n_logits rows.
+void run_pass(const PassSlots& p, size_t n, float* logits, size_t n_logits) {
+  const ModelImpl& m = *p.impl;
+  const Exec x{m.backend, p.pool, nullptr, p.scratch, p.work};
+  find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.states, logits, logits ? n_logits : 0u});
+}
+
+// Moves a handle's slots, leaving the source empty (one handle per arena).
+void take_pass(PassSlots* to, PassSlots* from) {
+  if (to == from) return;
+  *to = *from;
+  from->impl = nullptr;
+}
 }  // namespace
 
 Status Session::footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
@@ -56,88 +89,60 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
   const Plan p = make_plan(m, opts.prefill_chunk, true);
-  if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
-    return fail(err, Status::kAlignment, "session arena must be non-null and %zu-byte aligned", kAlign);
-  if (arena_size < p.total)
-    return fail(err, Status::kArenaTooSmall, "session arena is %zu bytes, %zu needed", arena_size, p.total);
-  // The CPU backend's memory is the host's: the arena itself.
-  unsigned char* base = static_cast<unsigned char*>(arena);
-  out->impl_ = &m;
-  out->pool_ = opts.pool;
-  out->max_rows_ = static_cast<uint32_t>(p.rows);
-  out->state_ = base + p.state;
-  out->tokens_ = reinterpret_cast<int32_t*>(base + p.tokens);
-  out->states_ = reinterpret_cast<unsigned char**>(base + p.states);
-  out->scratch_ = base + p.scratch;
-  out->work_ = base + p.work;
-  for (size_t i = 0; i < p.rows; ++i) m.backend->upload(&out->states_[i], &out->state_, sizeof(unsigned char*));
+  const Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, err);
+  if (s != Status::kOk) return s;
+  out->state_ = static_cast<unsigned char*>(arena) + p.state;
+  for (size_t i = 0; i < p.rows; ++i) m.backend->upload(&out->pass_.states[i], &out->state_, sizeof(unsigned char*));
   out->reset();
   return Status::kOk;
 }
 
 Session& Session::operator=(Session&& o) noexcept {
-  if (this != &o) {
-    impl_ = o.impl_;
-    pool_ = o.pool_;
-    max_rows_ = o.max_rows_;
-    state_ = o.state_;
-    tokens_ = o.tokens_;
-    states_ = o.states_;
-    scratch_ = o.scratch_;
-    work_ = o.work_;
-    o.impl_ = nullptr;  // the arena has one handle
-  }
+  state_ = o.state_;
+  take_pass(&pass_, &o.pass_);
   return *this;
 }
 
-size_t Session::arena_bytes() const { return impl_ ? make_plan(*impl_, max_rows_, true).total : 0; }
+size_t Session::arena_bytes() const { return pass_.impl ? make_plan(*pass_.impl, pass_.max_rows, true).total : 0; }
 
 Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) const {
-  if (!impl_) return fail(err, Status::kBadState, "session is not initialised");
+  if (!pass_.impl) return fail(err, Status::kBadState, "session is not initialised");
   if (out == this) return fail(err, Status::kInvalidArgument, "clone into itself");
   SessionOptions o;
-  o.pool = pool_;
-  o.prefill_chunk = max_rows_;
+  o.pool = pass_.pool;
+  o.prefill_chunk = pass_.max_rows;
   const Status s = init(model(), o, arena, arena_size, out, err);
   if (s != Status::kOk) return s;
-  impl_->backend->copy(out->state_, state_, impl_->state_bytes);
+  pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes);
   return Status::kOk;
 }
 
 void Session::reset() {
-  if (impl_) impl_->backend->zero(state_, impl_->state_bytes);
-}
-
-// The first n (<= max_rows_) tokens of the input slots through the model; logits of the last one.
-void Session::forward(size_t n, float* logits) {
-  const ModelImpl& m = *impl_;
-  const Exec x{m.backend, pool_, nullptr, scratch_, work_};
-  const Rows rows{n, tokens_, states_, logits, logits ? 1u : 0u};  // the CPU writes the caller's logits
-  find_arch(m.arch)->forward(x, m, rows);
+  if (pass_.impl) pass_.impl->backend->zero(state_, pass_.impl->state_bytes);
 }
 
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
-  if (!impl_) return Status::kBadState;
-  const ModelImpl& m = *impl_;
+  if (!pass_.impl) return Status::kBadState;
+  const ModelImpl& m = *pass_.impl;
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
-  m.backend->upload(tokens_, &token, sizeof token);
-  forward(1, logits);
+  m.backend->upload(pass_.tokens, &token, sizeof token);
+  run_pass(pass_, 1, logits, 1);  // the CPU writes the caller's logits
   return Status::kOk;
 }
 
 Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits) {
-  if (!impl_) return Status::kBadState;
-  const ModelImpl& m = *impl_;
+  if (!pass_.impl) return Status::kBadState;
+  const ModelImpl& m = *pass_.impl;
   if (n_tokens > 0 && !tokens) return Status::kInvalidArgument;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
-  // Chunks of max_rows_ tokens: each weight is read once per chunk.
-  for (size_t i = 0; i < n_tokens; i += max_rows_) {
-    const size_t n = n_tokens - i < max_rows_ ? n_tokens - i : max_rows_;
-    m.backend->upload(tokens_, tokens + i, n * sizeof(int32_t));
-    forward(n, i + n == n_tokens ? logits : nullptr);
+  // Chunks of pass_.max_rows tokens: each weight is read once per chunk.
+  for (size_t i = 0; i < n_tokens; i += pass_.max_rows) {
+    const size_t n = n_tokens - i < pass_.max_rows ? n_tokens - i : pass_.max_rows;
+    m.backend->upload(pass_.tokens, tokens + i, n * sizeof(int32_t));
+    run_pass(pass_, n, i + n == n_tokens ? logits : nullptr, 1);
   }
   return Status::kOk;
 }
@@ -159,52 +164,30 @@ Status Batch::init(const Model& model, const BatchOptions& opts, void* arena, si
     return fail(err, Status::kInvalidArgument, "max_streams %u is outside [1, %u]", opts.max_streams,
                 kMaxPrefillChunk);
   const ModelImpl& m = *model.impl();
-  const Plan p = make_plan(m, opts.max_streams, false);
-  if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
-    return fail(err, Status::kAlignment, "batch arena must be non-null and %zu-byte aligned", kAlign);
-  if (arena_size < p.total)
-    return fail(err, Status::kArenaTooSmall, "batch arena is %zu bytes, %zu needed", arena_size, p.total);
-  unsigned char* base = static_cast<unsigned char*>(arena);
-  out->impl_ = &m;
-  out->pool_ = opts.pool;
-  out->max_rows_ = opts.max_streams;
-  out->tokens_ = reinterpret_cast<int32_t*>(base + p.tokens);
-  out->states_ = reinterpret_cast<unsigned char**>(base + p.states);
-  out->scratch_ = base + p.scratch;
-  out->work_ = base + p.work;
-  return Status::kOk;
+  return place_pass(m, opts.pool, make_plan(m, opts.max_streams, false), "batch", arena, arena_size, &out->pass_,
+                    err);
 }
 
 Batch& Batch::operator=(Batch&& o) noexcept {
-  if (this != &o) {
-    impl_ = o.impl_;
-    pool_ = o.pool_;
-    max_rows_ = o.max_rows_;
-    tokens_ = o.tokens_;
-    states_ = o.states_;
-    scratch_ = o.scratch_;
-    work_ = o.work_;
-    o.impl_ = nullptr;
-  }
+  take_pass(&pass_, &o.pass_);
   return *this;
 }
 
 Status Batch::step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits) {
-  if (!impl_) return Status::kBadState;
-  const ModelImpl& m = *impl_;
-  if (!sessions || !tokens || n < 1 || n > max_rows_) return Status::kInvalidArgument;
+  if (!pass_.impl) return Status::kBadState;
+  const ModelImpl& m = *pass_.impl;
+  if (!sessions || !tokens || n < 1 || n > pass_.max_rows) return Status::kInvalidArgument;
   if (logits && n_logits != n * m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n; ++i) {
     const Session* s = sessions[i];
-    if (!s || s->impl_ != &m) return Status::kInvalidArgument;  // another model, or not initialised
+    if (!s || s->pass_.impl != &m) return Status::kInvalidArgument;  // another model, or not initialised
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
     for (size_t j = 0; j < i; ++j)  // twice in one pass would advance one state by two rows
       if (sessions[j] == s) return Status::kInvalidArgument;
   }
-  m.backend->upload(tokens_, tokens, n * sizeof(int32_t));
-  for (size_t i = 0; i < n; ++i) m.backend->upload(&states_[i], &sessions[i]->state_, sizeof(unsigned char*));
-  const Exec x{m.backend, pool_, nullptr, scratch_, work_};
-  find_arch(m.arch)->forward(x, m, Rows{n, tokens_, states_, logits, logits ? n : 0u});
+  m.backend->upload(pass_.tokens, tokens, n * sizeof(int32_t));
+  for (size_t i = 0; i < n; ++i) m.backend->upload(&pass_.states[i], &sessions[i]->state_, sizeof(unsigned char*));
+  run_pass(pass_, n, logits, n);
   return Status::kOk;
 }
 
@@ -221,12 +204,12 @@ struct StateHeader {
 static_assert(sizeof(StateHeader) == Session::kStateHeaderBytes, "state header is 64 bytes");
 }  // namespace
 
-size_t Session::state_size() const { return impl_ ? kStateHeaderBytes + impl_->state_bytes : 0; }
+size_t Session::state_size() const { return pass_.impl ? kStateHeaderBytes + pass_.impl->state_bytes : 0; }
 
 Status Session::state_copy_out(void* dst, size_t size) const {
-  if (!impl_) return Status::kBadState;
+  if (!pass_.impl) return Status::kBadState;
   if (!dst || size != state_size()) return Status::kInvalidArgument;
-  const ModelImpl& m = *impl_;
+  const ModelImpl& m = *pass_.impl;
   StateHeader h{};
   std::memcpy(h.magic, "RLST", 4);
   h.version = 1;
@@ -240,9 +223,9 @@ Status Session::state_copy_out(void* dst, size_t size) const {
 }
 
 Status Session::state_copy_in(const void* src, size_t size) {
-  if (!impl_) return Status::kBadState;
+  if (!pass_.impl) return Status::kBadState;
   if (!src) return Status::kInvalidArgument;
-  const ModelImpl& m = *impl_;
+  const ModelImpl& m = *pass_.impl;
   if (size != state_size()) return Status::kStateMismatch;
   StateHeader h;
   std::memcpy(&h, src, sizeof h);
@@ -257,8 +240,8 @@ Status Session::state_copy_in(const void* src, size_t size) {
 }
 
 const float* Session::state_tensor(const char* name, size_t* n_floats) const {
-  if (!impl_ || !name) return nullptr;
-  const ModelImpl& m = *impl_;
+  if (!pass_.impl || !name) return nullptr;
+  const ModelImpl& m = *pass_.impl;
   for (uint32_t i = 0; i < m.n_state_slots; ++i) {
     if (std::strcmp(m.state_slots[i].name, name) == 0) {
       if (n_floats) *n_floats = m.state_slots[i].floats;
