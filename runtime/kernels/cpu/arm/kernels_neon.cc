@@ -2,7 +2,7 @@
 // no feature check is needed: f16 weights through vcvt_f32_f16; int8/int4 weights widened to f32 and
 // multiplied with f32 activations (no activation rounding, so closer to the reference than the x86
 // int8-activation kernels). Batched (matmul) forms read each weight row once per tile of 4 tokens and
-// match the matvec bit for bit (see rows_*).
+// match the matvec bit for bit (see rows_float, rows_q8, rows_q4).
 // Not yet: dot-product (SDOT, ARMv8.2) and i8mm paths with int8 activations, a NEON scan.
 #include <arm_neon.h>
 
@@ -24,38 +24,37 @@ constexpr size_t kTile = 4;
 
 inline float f16_to_f32(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
 
-template <size_t NT>
-void rows_f32(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols) {
-  for (size_t r = 0; r < rows; ++r) {
-    const float* w = W + r * cols;
-    float32x4_t a0[NT], a1[NT];
-    for (size_t t = 0; t < NT; ++t) a0[t] = a1[t] = vdupq_n_f32(0);
-    size_t c = 0;
-    for (; c + 8 <= cols; c += 8) {
-      const float32x4_t w0 = vld1q_f32(w + c), w1 = vld1q_f32(w + c + 4);
-      for (size_t t = 0; t < NT; ++t) {
-        a0[t] = vfmaq_f32(a0[t], w0, vld1q_f32(X + t * ldx + c));
-        a1[t] = vfmaq_f32(a1[t], w1, vld1q_f32(X + t * ldx + c + 4));
-      }
-    }
-    for (size_t t = 0; t < NT; ++t) {
-      float s = vaddvq_f32(vaddq_f32(a0[t], a1[t]));
-      for (size_t k = c; k < cols; ++k) s = __builtin_fmaf(w[k], X[t * ldx + k], s);
-      Y[t * ldy + r] = s;
-    }
+// Float weights: Load gives 8 weights of row r at column c as two f32 vectors, and one as a scalar.
+struct LoadF32 {
+  const float* W;
+  size_t cols;
+  void operator()(size_t r, size_t c, float32x4_t* w0, float32x4_t* w1) const {
+    *w0 = vld1q_f32(W + r * cols + c);
+    *w1 = vld1q_f32(W + r * cols + c + 4);
   }
-}
+  float scalar(size_t r, size_t c) const { return W[r * cols + c]; }
+};
 
-template <size_t NT>
-void rows_f16(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols) {
+struct LoadF16 {
+  const uint16_t* W;
+  size_t cols;
+  void operator()(size_t r, size_t c, float32x4_t* w0, float32x4_t* w1) const {
+    const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(W + r * cols + c));
+    *w0 = vcvt_f32_f16(vget_low_f16(h));
+    *w1 = vcvt_high_f32_f16(h);
+  }
+  float scalar(size_t r, size_t c) const { return f16_to_f32(W[r * cols + c]); }
+};
+
+template <size_t NT, typename Load>
+void rows_float(Load load, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
-    const uint16_t* w = W + r * cols;
     float32x4_t a0[NT], a1[NT];
     for (size_t t = 0; t < NT; ++t) a0[t] = a1[t] = vdupq_n_f32(0);
     size_t c = 0;
     for (; c + 8 <= cols; c += 8) {
-      const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w + c));
-      const float32x4_t w0 = vcvt_f32_f16(vget_low_f16(h)), w1 = vcvt_high_f32_f16(h);
+      float32x4_t w0, w1;
+      load(r, c, &w0, &w1);
       for (size_t t = 0; t < NT; ++t) {
         a0[t] = vfmaq_f32(a0[t], w0, vld1q_f32(X + t * ldx + c));
         a1[t] = vfmaq_f32(a1[t], w1, vld1q_f32(X + t * ldx + c + 4));
@@ -63,7 +62,7 @@ void rows_f16(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ld
     }
     for (size_t t = 0; t < NT; ++t) {
       float s = vaddvq_f32(vaddq_f32(a0[t], a1[t]));
-      for (size_t k = c; k < cols; ++k) s = __builtin_fmaf(f16_to_f32(w[k]), X[t * ldx + k], s);
+      for (size_t k = c; k < cols; ++k) s = __builtin_fmaf(load.scalar(r, k), X[t * ldx + k], s);
       Y[t * ldy + r] = s;
     }
   }
@@ -139,10 +138,10 @@ inline void tiles(size_t T, F f) {
 }  // namespace
 
 void matvec_f32__neon(const float* W, const float* x, float* y, size_t rows, size_t cols) {
-  rows_f32<1>(W, x, 0, y, 0, rows, cols);
+  rows_float<1>(LoadF32{W, cols}, x, 0, y, 0, rows, cols);
 }
 void matvec_f16__neon(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols) {
-  rows_f16<1>(W, x, 0, y, 0, rows, cols);
+  rows_float<1>(LoadF16{W, cols}, x, 0, y, 0, rows, cols);
 }
 void matvec_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
   rows_q8<1>(W, scales, a.x, 0, y, 0, rows, cols);
@@ -154,11 +153,15 @@ void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, con
 
 void matmul_f32__neon(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
                       size_t T) {
-  tiles(T, [&](auto nt, size_t t) { rows_f32<decltype(nt)::value>(W, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols); });
+  tiles(T, [&](auto nt, size_t t) {
+    rows_float<decltype(nt)::value>(LoadF32{W, cols}, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols);
+  });
 }
 void matmul_f16__neon(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
                       size_t T) {
-  tiles(T, [&](auto nt, size_t t) { rows_f16<decltype(nt)::value>(W, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols); });
+  tiles(T, [&](auto nt, size_t t) {
+    rows_float<decltype(nt)::value>(LoadF16{W, cols}, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols);
+  });
 }
 void matmul_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                      size_t cols, size_t T) {
