@@ -3,6 +3,7 @@
 // rill_model_open and rill_pool_create (through the extension), as rill.h states.
 #include "rill/rill.h"
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -72,6 +73,21 @@ rill_status report(rill_error* out, Status s, const char* msg) {
 }
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlign == 0; }
+
+// Memory for a handle of h bytes followed by the C++ object's own: non-null, aligned, at least h
+// bytes (the object's init checks the rest). RILL_OK, or the status reported into err.
+rill_status check_handle_memory(const void* mem, size_t size, size_t h, const char* what, rill_error* err) {
+  char msg[96];
+  if (!mem || !aligned(mem)) {
+    std::snprintf(msg, sizeof msg, "%s must be non-null and 64-byte aligned", what);
+    return report(err, Status::kAlignment, msg);
+  }
+  if (size < h) {
+    std::snprintf(msg, sizeof msg, "%s is smaller than its footprint", what);
+    return report(err, Status::kArenaTooSmall, msg);
+  }
+  return RILL_OK;
+}
 
 // Zeroes the caller's struct_size bytes (fields this library does not know read as zero, which
 // means "as before" for every field added later), then writes the defaults of the fields that fit.
@@ -190,9 +206,8 @@ rill_status rill_model_init(const void* data, size_t size, const rill_model_opti
   ModelOptions mo;
   const Status so = model_opts(opts, &mo);
   if (so != Status::kOk) return report(err, so, "model options: bad struct_size, backend, or unknown fields set");
-  if (!mem || !aligned(mem)) return report(err, Status::kAlignment, "model memory must be non-null and 64-byte aligned");
   const size_t h = handle_bytes(sizeof(rill_model));
-  if (mem_size < h) return report(err, Status::kArenaTooSmall, "model memory is smaller than its footprint");
+  if (const rill_status c = check_handle_memory(mem, mem_size, h, "model memory", err)) return c;
   auto* m = new (mem) rill_model{Model{}, nullptr};
   Error e;
   if (Model::init(data, size, mo, static_cast<unsigned char*>(mem) + h, mem_size - h, &m->model, &e) != Status::kOk)
@@ -300,9 +315,8 @@ rill_status rill_session_init(const rill_model* m, const rill_session_options* o
   SessionOptions so;
   const Status s = session_opts(opts, &so);
   if (s != Status::kOk) return report(err, s, "session options: bad struct_size, or unknown fields set");
-  if (!arena || !aligned(arena)) return report(err, Status::kAlignment, "session arena must be non-null and 64-byte aligned");
   const size_t h = handle_bytes(sizeof(rill_session));
-  if (arena_size < h) return report(err, Status::kArenaTooSmall, "session arena is smaller than its footprint");
+  if (const rill_status c = check_handle_memory(arena, arena_size, h, "session arena", err)) return c;
   auto* r = new (arena) rill_session{};
   Error e;
   if (Session::init(m->model, so, static_cast<unsigned char*>(arena) + h, arena_size - h, &r->session, &e) !=
@@ -317,9 +331,8 @@ rill_status rill_session_clone(const rill_session* src, void* arena, size_t aren
   if (!out) return report(err, Status::kInvalidArgument, "out is null");
   *out = nullptr;
   if (!live(src)) return report(err, Status::kBadState, "session is not initialised");
-  if (!arena || !aligned(arena)) return report(err, Status::kAlignment, "session arena must be non-null and 64-byte aligned");
   const size_t h = handle_bytes(sizeof(rill_session));
-  if (arena_size < h) return report(err, Status::kArenaTooSmall, "session arena is smaller than its footprint");
+  if (const rill_status c = check_handle_memory(arena, arena_size, h, "session arena", err)) return c;
   if (arena == static_cast<const void*>(src)) return report(err, Status::kInvalidArgument, "clone into its own arena");
   auto* r = new (arena) rill_session{};
   Error e;
@@ -382,9 +395,8 @@ rill_status rill_batch_init(const rill_model* m, const rill_batch_options* opts,
   if (s != Status::kOk) return report(err, s, "batch options: bad struct_size, or unknown fields set");
   if (bo.max_streams < 1 || bo.max_streams > 4096)
     return report(err, Status::kInvalidArgument, "max_streams is outside [1, 4096]");
-  if (!arena || !aligned(arena)) return report(err, Status::kAlignment, "batch arena must be non-null and 64-byte aligned");
   const size_t h = handle_bytes(sizeof(rill_batch)) + handle_bytes(bo.max_streams * sizeof(Session*));
-  if (arena_size < h) return report(err, Status::kArenaTooSmall, "batch arena is smaller than its footprint");
+  if (const rill_status c = check_handle_memory(arena, arena_size, h, "batch arena", err)) return c;
   unsigned char* base = static_cast<unsigned char*>(arena);
   auto* r = new (arena) rill_batch{};
   r->rows = reinterpret_cast<Session**>(base + handle_bytes(sizeof(rill_batch)));
