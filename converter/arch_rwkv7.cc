@@ -263,7 +263,6 @@ Plan rwkv7_plan(const ArchInput& in) {
                                  uint32_t(Dw), uint32_t(Da), uint32_t(Dv), uint32_t(Dg), feps, gn_eps)
         .Union();
   };
-  if (cfg.contains("eos_token_id") && cfg["eos_token_id"].is_number_integer()) plan.eos_id = cfg["eos_token_id"].get<int32_t>();
   return plan;
 }
 

@@ -71,6 +71,49 @@ void write_error_plot(const Report& r, const std::string& csv_path) {
 
 }  // namespace
 
+namespace {
+
+std::string base_name(const std::string& p) {
+  const size_t slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+bool is_json(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".json") == 0; }
+
+// Reads a tokenizer file into the plan: a .json is a Hugging Face tokenizer.json (byte-level BPE),
+// anything else an RWKV world vocabulary.
+void read_tokenizer_file(const std::string& path, uint64_t vocab_size, Plan* plan) {
+  if (is_json(path)) {
+    plan->bpe = read_hf_tokenizer(path, vocab_size);
+    plan->vocab = std::move(plan->bpe.vocab);
+    plan->tokenizer = fb::TokenizerKind::Bpe;
+  } else {
+    plan->vocab = read_world_vocab(path, vocab_size);
+    plan->tokenizer = fb::TokenizerKind::World;
+  }
+  plan->tokenizer_source = base_name(path);
+}
+
+}  // namespace
+
+std::string tokenizer_buffer(const std::string& path, uint32_t* vocab_size) {
+  Plan plan;
+  read_tokenizer_file(path, 1u << 22, &plan);
+  size_t n = plan.vocab.size();
+  while (n > 0 && plan.vocab[n - 1].empty()) --n;
+  plan.vocab.resize(n);
+  if (plan.tokenizer == fb::TokenizerKind::Bpe) plan.eos_id = plan.bpe.eos_id;
+  flatbuffers::FlatBufferBuilder b;
+  auto tok = make_tokenizer(b, plan);
+  fb::ModelBuilder mb(b);
+  mb.add_format_major(1);
+  mb.add_format_minor(1);
+  mb.add_tokenizer(tok);
+  b.Finish(mb.Finish(), "RILL");
+  *vocab_size = static_cast<uint32_t>(n);
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
 Report run(const Options& opts) {
   if (opts.input_dir.empty()) throw ConvertError("no checkpoint folder given");
   if (opts.output.empty()) throw ConvertError("no output file given (-o MODEL.rill)");
@@ -117,28 +160,53 @@ Report run(const Options& opts) {
     throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7)");
   }
 
-  // Tokenizer: --tokenizer, else what the folder declares.
-  std::string tk = opts.tokenizer;
+  // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,
+  // then a tokenizer.json; tokenizer_config.json {"rill_tokenizer": "bytes"} marks a byte model.
+  std::string tk = opts.tokenizer, tk_file;
+  auto exists = [](const std::string& p) { return static_cast<bool>(std::ifstream(p)); };
   const std::string world_vocab = opts.input_dir + "/rwkv_vocab_v20230424.txt";
+  const std::string hf_json = opts.input_dir + "/tokenizer.json";
   if (tk == "auto") {
-    tk = std::ifstream(world_vocab) ? "world" : "none";
+    tk = exists(world_vocab) ? "world" : exists(hf_json) ? "bpe" : "none";
     std::ifstream tf(opts.input_dir + "/tokenizer_config.json");
     if (tf) {
       auto j = nlohmann::json::parse(tf, nullptr, false);
       if (!j.is_discarded() && j.is_object() && j.contains("rill_tokenizer") && j["rill_tokenizer"] == "bytes")
         tk = "bytes";
     }
+    tk_file = tk == "world" ? world_vocab : hf_json;
+  } else if (tk == "world") {
+    tk_file = world_vocab;
+  } else if (tk != "bytes" && tk != "none") {  // a file: .json is a tokenizer.json, else a world vocabulary
+    tk_file = tk;
+    if (!exists(tk_file))
+      throw ConvertError("--tokenizer " + tk + ": no such file (or use auto, bytes, none)");
+    tk = is_json(tk_file) ? "bpe" : "world";
   }
+  uint64_t V = 0;
+  for (const PlanTensor& t : plan.tensors)
+    if (t.name == "embedding") V = t.shape[0];
   if (tk == "bytes") {
     plan.tokenizer = fb::TokenizerKind::Bytes;
+    plan.tokenizer_source = "bytes";
   } else if (tk == "world") {
-    uint64_t V = 0;
-    for (const PlanTensor& t : plan.tensors)
-      if (t.name == "embedding") V = t.shape[0];
-    plan.vocab = read_world_vocab(world_vocab, V);
-    plan.tokenizer = fb::TokenizerKind::World;
-  } else if (tk != "none") {
-    throw ConvertError("--tokenizer " + tk + " is not supported (auto, bytes, world, none)");
+    read_tokenizer_file(tk_file, V, &plan);
+  } else if (tk == "bpe") {
+    read_tokenizer_file(tk_file, V, &plan);
+  }
+  // End and start of text: config.json's ids, else the tokenizer's own end-of-text token.
+  {
+    auto cfg = parse_config(config_text);
+    auto id = [&](const char* key, int32_t def) {
+      if (cfg.contains(key) && cfg[key].is_number_integer() && cfg[key].get<int64_t>() >= 0 &&
+          static_cast<uint64_t>(cfg[key].get<int64_t>()) < V)
+        return cfg[key].get<int32_t>();
+      return def;
+    };
+    if (plan.tokenizer != fb::TokenizerKind::Bytes) {
+      plan.eos_id = id("eos_token_id", plan.tokenizer == fb::TokenizerKind::Bpe ? plan.bpe.eos_id : plan.eos_id);
+      plan.bos_id = id("bos_token_id", plan.bos_id);
+    }
   }
 
   choose_quantization(&plan, opts);

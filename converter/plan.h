@@ -34,6 +34,26 @@ struct PlanState {
   std::vector<uint64_t> shape;
 };
 
+inline constexpr uint32_t kNoToken = 0xFFFFFFFFu;
+
+// A byte-level BPE tokenizer read from a Hugging Face tokenizer.json.
+struct BpeTokenizer {
+  struct Merge {
+    uint32_t left, right, merged, rank;
+  };
+  struct Added {
+    uint32_t id;
+    bool special, normalized;
+  };
+  std::vector<std::string> vocab;  // the bytes of each token id (empty: none)
+  std::vector<Merge> merges;       // sorted by (left, right)
+  std::vector<uint32_t> byte_tokens;  // 256; kNoToken for bytes valid UTF-8 never holds
+  std::vector<Added> added;
+  bool nfc = false;
+  std::string pattern, source;
+  int32_t eos_id = -1;
+};
+
 struct Plan {
   fb::Arch arch = fb::Arch::Unknown;
   std::string source_format;
@@ -47,6 +67,8 @@ struct Plan {
   fb::TokenizerKind tokenizer = fb::TokenizerKind::None;
   int32_t bos_id = -1, eos_id = -1;
   std::vector<std::string> vocab;  // World: the bytes of each token id (empty: no text)
+  BpeTokenizer bpe;                // Bpe: everything but vocab (in `vocab`)
+  std::string tokenizer_source;    // the file the tokenizer came from
 };
 
 struct ArchInput {
@@ -75,8 +97,12 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
 
 // Reads an RWKV world vocabulary file into vocab_size entries (ids absent from the file stay empty).
 std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size);
+// Reads a Hugging Face tokenizer.json (byte-level BPE) for a model with vocab_size embedding rows.
+BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size);
 
 // Writes the plan (temporary file + rename). Returns the file size.
+// The Tokenizer table of the plan's tokenizer.
+flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const Plan& plan);
 uint64_t write_model(const Plan& plan, const Options& opts, const Checkpoint& ck, const std::string& config_text,
                      Report* report);
 

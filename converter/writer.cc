@@ -115,6 +115,44 @@ std::string sha256_file(const SrcFile& f) {
 
 }  // namespace
 
+// The file's Tokenizer table for the plan's tokenizer (kind None: a table saying so).
+flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const Plan& plan) {
+  flatbuffers::Offset<fb::Tokenizer> tok;
+  if (plan.tokenizer == fb::TokenizerKind::World || plan.tokenizer == fb::TokenizerKind::Bpe) {
+    const bool world = plan.tokenizer == fb::TokenizerKind::World;
+    std::vector<uint8_t> bytes;
+    std::vector<uint32_t> offsets{0}, sorted;
+    uint32_t max_len = 0;
+    for (uint32_t id = 0; id < plan.vocab.size(); ++id) {
+      const std::string& t = plan.vocab[id];
+      bytes.insert(bytes.end(), t.begin(), t.end());
+      offsets.push_back(static_cast<uint32_t>(bytes.size()));
+      if (!t.empty() && world) sorted.push_back(id);
+      max_len = std::max<uint32_t>(max_len, static_cast<uint32_t>(t.size()));
+    }
+    std::sort(sorted.begin(), sorted.end(), [&](uint32_t x, uint32_t y) { return plan.vocab[x] < plan.vocab[y]; });
+    for (size_t k = 1; k < sorted.size(); ++k)
+      if (plan.vocab[sorted[k]] == plan.vocab[sorted[k - 1]])
+        throw ConvertError("vocabulary: ids " + std::to_string(sorted[k - 1]) + " and " + std::to_string(sorted[k]) +
+                           " have the same bytes");
+    std::vector<fb::BpeMerge> merges;
+    std::vector<flatbuffers::Offset<fb::AddedToken>> added;
+    for (const BpeTokenizer::Merge& m : plan.bpe.merges) merges.emplace_back(m.left, m.right, m.merged, m.rank);
+    for (const BpeTokenizer::Added& a : plan.bpe.added)
+      added.push_back(fb::CreateAddedToken(b, a.id, a.special, a.normalized));
+    tok = fb::CreateTokenizerDirect(
+        b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, &bytes, &offsets, world ? &sorted : nullptr, max_len,
+        world ? nullptr : &merges, world ? nullptr : &plan.bpe.byte_tokens, world ? nullptr : &added,
+        plan.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
+        world ? nullptr : plan.bpe.pattern.c_str(), plan.tokenizer_source.c_str());
+  } else {
+    tok = fb::CreateTokenizerDirect(b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, nullptr, nullptr, nullptr, 0,
+                                    nullptr, nullptr, nullptr, fb::TextNormalizer::None, nullptr,
+                                    plan.tokenizer_source.empty() ? nullptr : plan.tokenizer_source.c_str());
+  }
+  return tok;
+}
+
 uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint& ck, const std::string& config_text,
                      Report* report) {
   Plan plan = plan_in;
@@ -187,35 +225,14 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
       st.push_back(fb::CreateStateTensorDirect(b, plan.state[i].name.c_str(), plan.state[i].layer, fb::DType::F32,
                                                &plan.state[i].shape, state_off[i].first, state_off[i].second));
     auto state = fb::CreateStateLayoutDirect(b, state_bytes, 64, &st);
-    flatbuffers::Offset<fb::Tokenizer> tok;
-    if (plan.tokenizer == fb::TokenizerKind::World) {
-      std::vector<uint8_t> bytes;
-      std::vector<uint32_t> offsets{0}, sorted;
-      uint32_t max_len = 0;
-      for (uint32_t id = 0; id < plan.vocab.size(); ++id) {
-        const std::string& t = plan.vocab[id];
-        bytes.insert(bytes.end(), t.begin(), t.end());
-        offsets.push_back(static_cast<uint32_t>(bytes.size()));
-        if (!t.empty()) sorted.push_back(id);
-        max_len = std::max<uint32_t>(max_len, static_cast<uint32_t>(t.size()));
-      }
-      std::sort(sorted.begin(), sorted.end(), [&](uint32_t x, uint32_t y) { return plan.vocab[x] < plan.vocab[y]; });
-      for (size_t k = 1; k < sorted.size(); ++k)
-        if (plan.vocab[sorted[k]] == plan.vocab[sorted[k - 1]])
-          throw ConvertError("vocabulary: ids " + std::to_string(sorted[k - 1]) + " and " + std::to_string(sorted[k]) +
-                             " have the same bytes");
-      tok = fb::CreateTokenizerDirect(b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, &bytes, &offsets, &sorted,
-                                      max_len);
-    } else {
-      tok = fb::CreateTokenizer(b, plan.tokenizer, plan.bos_id, plan.eos_id);
-    }
+    flatbuffers::Offset<fb::Tokenizer> tok = make_tokenizer(b, plan);
     std::vector<flatbuffers::Offset<fb::SourceFile>> sf;
     for (const Src& s : srcs) sf.push_back(fb::CreateSourceFileDirect(b, s.name.c_str(), s.size, s.sha.c_str()));
     const std::string conv = std::string("rill-convert ") + RILL_VERSION_STRING;
     auto prov = fb::CreateProvenanceDirect(b, conv.c_str(), now, opts.input_dir.c_str(), plan.source_format.c_str(),
                                            &sf, opts.command_line.c_str(), config_text.c_str());
     auto params = plan.params(b);
-    auto model = fb::CreateModelDirect(b, 1, 0, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
+    auto model = fb::CreateModelDirect(b, 1, 1, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
                                        64, data_offset, data_size, file_size, sha);
     fb::FinishSizePrefixedModelBuffer(b, model);
   };

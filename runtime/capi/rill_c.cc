@@ -31,7 +31,8 @@ static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_M
                   RILL_ARCH_RWKV7 == static_cast<int>(Arch::kRwkv7),
               "arch values");
 static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
-                  RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld),
+                  RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld) &&
+                  RILL_TOKENIZER_BPE == static_cast<int>(TokenizerKind::kBpe),
               "tokenizer values");
 static_assert(RILL_BACKEND_CUDA == static_cast<int>(Backend::kCuda), "backend values");
 

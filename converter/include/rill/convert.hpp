@@ -20,7 +20,7 @@ struct Options {
   std::vector<std::string> keep_float;  // glob patterns of rill tensor names kept in float (f16)
   std::vector<std::string> quantize;    // glob patterns quantized even if sensitive by default
   std::string report;              // CSV file: per-tensor dtype, bytes, relative RMS error
-  std::string tokenizer = "auto";  // auto | bytes | none
+  std::string tokenizer = "auto";  // auto | bytes | none | FILE (tokenizer.json or a world vocabulary)
   bool force = false;              // overwrite an existing output
   bool allow_unknown_config = false;
   bool quiet = false;
@@ -45,6 +45,11 @@ struct Report {
 // written to a temporary file beside it and renamed, so a failure never leaves a partial model and
 // never replaces an existing file.
 Report run(const Options& opts);
+
+// Reads a tokenizer file (a Hugging Face tokenizer.json, or an RWKV world vocabulary) into a
+// FlatBuffer `Model` holding only that tokenizer; *vocab_size = its highest id + 1. For inspecting a
+// tokenizer without a model (`rill tokenize --tokenizer FILE`). Throws ConvertError.
+std::string tokenizer_buffer(const std::string& path, uint32_t* vocab_size);
 
 // Writes a random-weight checkpoint (Hugging Face layout, bf16) of the given architecture and shape
 // into `dir` (created); keys for mamba1: d_model, n_layer, vocab, d_state, d_conv, expand, seed.

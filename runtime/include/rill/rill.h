@@ -11,8 +11,8 @@
  *     (RILL_ALIGN-aligned); the handle points into that memory. Nothing is freed: release the
  *     memory when done. Only rill_model_open, rill_pool_create and their close/destroy calls
  *     allocate or do I/O.
- *   - After init, step, prefill, batch step, reset, state copies, tokenize, detokenize and
- *     sampling never allocate, never do I/O and never block on anything but the calling session's
+ *   - After init, step, prefill, batch step, reset, state copies, detokenize and sampling never
+ *     allocate (tokenize does, for a BPE tokenizer: normalizing and splitting text), never do I/O and never block on anything but the calling session's
  *     own pool work. On error they return a status and leave the state unchanged.
  *   - A model may be shared by many sessions and threads; a session, batch or sampler is used by
  *     one thread at a time.
@@ -98,7 +98,7 @@ typedef struct rill_pool rill_pool;       /* worker threads for the matrix produ
 /* ---- model --------------------------------------------------------------------------------------- */
 enum { RILL_BACKEND_CPU = 0, RILL_BACKEND_CUDA = 1 };
 enum { RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3 };
-enum { RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2 };
+enum { RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2, RILL_TOKENIZER_BPE = 3 };
 
 typedef struct rill_model_options {
   uint32_t struct_size; /* sizeof(rill_model_options), set by rill_model_default_options() */
@@ -193,9 +193,11 @@ RILL_API rill_status rill_batch_step(rill_batch* batch, rill_session* const* ses
                                      size_t n, float* logits, size_t n_logits);
 
 /* ---- text ------------------------------------------------------------------------------------------ */
-/* Text -> token ids with the model's embedded tokenizer (RILL_UNSUPPORTED if it has none). Writes at
- * most `cap` ids and sets *n_out to the count needed; RILL_INVALID_ARGUMENT if cap was too small
- * (call again with *n_out). */
+/* Text -> token ids with the model's embedded tokenizer (RILL_UNSUPPORTED if it has none, or for BPE
+ * in a build without text support). Writes at most `cap` ids and sets *n_out to the count needed;
+ * RILL_INVALID_ARGUMENT if cap was too small (call again with *n_out), if a byte has no token
+ * (world), or if the text is not valid UTF-8 (BPE); RILL_OUT_OF_MEMORY if BPE's working memory could
+ * not be had. */
 RILL_API rill_status rill_tokenize(const rill_model* model, const char* text, size_t len, int32_t* out, size_t cap,
                                    size_t* n_out);
 /* The bytes of one token (not NUL-terminated; *n_out may be 0). */

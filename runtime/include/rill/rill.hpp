@@ -55,8 +55,9 @@ enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
 enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3 };
 const char* arch_name(Arch a);
 
-// kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match.
-enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2 };
+// kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match. kBpe: byte-level
+// BPE from a Hugging Face tokenizer.json (NFC, split pattern, merges by rank, added tokens).
+enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2, kBpe = 3 };
 
 struct ModelOptions {
   Backend backend = Backend::kCpu;
@@ -243,8 +244,12 @@ class Batch {
 
 // Text <-> tokens with the model's embedded tokenizer (kUnsupported if it has none).
 // tokenize writes at most `cap` ids and sets *n_out to the count needed; kInvalidArgument if cap
-// was too small (nothing is lost: call again with *n_out), or if some byte has no token (then
-// *n_out is the count up to it). detokenize writes the bytes of one token (*n_out may be 0).
+// was too small (nothing is lost: call again with *n_out), if some byte has no token (world; then
+// *n_out is the count up to it) or if the text is not valid UTF-8 (BPE). detokenize writes the
+// bytes of one token (*n_out may be 0).
+// tokenize is part of the extension: for BPE it allocates (normalizing and splitting the text, with
+// PCRE2 and utf8proc; kOutOfMemory if it cannot) and returns kUnsupported in a build without them.
+// detokenize is part of the core and never allocates.
 Status tokenize(const Model& model, const char* text, size_t len, int32_t* out, size_t cap, size_t* n_out);
 Status detokenize(const Model& model, int32_t token, char* out, size_t cap, size_t* n_out);
 

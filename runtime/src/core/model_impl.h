@@ -7,6 +7,7 @@
 #include <cstdarg>
 
 #include "core/tensor.h"
+#include "core/tokenizer_view.h"
 #include "rill/rill.hpp"
 
 namespace rill {
@@ -37,12 +38,7 @@ struct ModelImpl {
   uint32_t n_state_slots = 0;
   uint64_t state_bytes = 0;
   uint64_t fingerprint = 0;  // identifies compatible state blobs
-  // World tokenizer: token i = vocab_bytes[vocab_offsets[i], vocab_offsets[i+1]); vocab_sorted lists
-  // the non-empty tokens by their bytes. All verified at init.
-  const uint8_t* vocab_bytes = nullptr;
-  const uint32_t* vocab_offsets = nullptr;
-  const uint32_t* vocab_sorted = nullptr;
-  uint32_t n_sorted = 0, max_token_bytes = 0;
+  TokenizerView tok;  // the embedded tokenizer, verified at init
 };
 
 // Formats into err (if not null) and returns code. Used at init time only, never in step.

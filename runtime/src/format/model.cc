@@ -339,44 +339,6 @@ Status check_ops(const FileView& f, const BackendImpl& be, ModelImpl* impl, Erro
   return s;
 }
 
-// Checks the world vocabulary completely so tokenize can trust it: offsets in bounds and ordered,
-// sorted ids valid, non-empty and strictly increasing by bytes.
-Status bind_world_vocab(const fb::Tokenizer* tk, ModelImpl* impl, Error* err) {
-  const auto* bytes = tk->vocab_bytes();
-  const auto* off = tk->vocab_offsets();
-  const auto* sorted = tk->vocab_sorted();
-  const uint32_t V = impl->info.vocab_size;
-  if (!bytes || !off || !sorted || off->size() != V + 1ull || off->Get(0) != 0 || off->Get(V) != bytes->size())
-    return fail(err, Status::kCorrupt, "world vocabulary: offsets do not describe %u tokens", V);
-  uint32_t max_len = 0;
-  for (uint32_t i = 0; i < V; ++i) {
-    if (off->Get(i + 1) < off->Get(i)) return fail(err, Status::kCorrupt, "world vocabulary: offsets decrease at %u", i);
-    max_len = std::max(max_len, off->Get(i + 1) - off->Get(i));
-  }
-  if (max_len != tk->max_token_bytes() || max_len > 4096)
-    return fail(err, Status::kCorrupt, "world vocabulary: longest token is %u bytes, header says %u", max_len,
-                tk->max_token_bytes());
-  const uint8_t* b = bytes->data();
-  for (uint32_t k = 0; k < sorted->size(); ++k) {
-    const uint32_t id = sorted->Get(k);
-    if (id >= V || off->Get(id + 1) == off->Get(id))
-      return fail(err, Status::kCorrupt, "world vocabulary: sorted entry %u (id %u) is not a token", k, id);
-    if (k > 0) {
-      const uint32_t p = sorted->Get(k - 1);
-      const uint32_t la = off->Get(p + 1) - off->Get(p), lb = off->Get(id + 1) - off->Get(id);
-      const int c = std::memcmp(b + off->Get(p), b + off->Get(id), std::min(la, lb));
-      if (c > 0 || (c == 0 && la >= lb))
-        return fail(err, Status::kCorrupt, "world vocabulary: entries %u and %u are out of order", k - 1, k);
-    }
-  }
-  impl->vocab_bytes = b;
-  impl->vocab_offsets = off->data();
-  impl->vocab_sorted = sorted->data();
-  impl->n_sorted = sorted->size();
-  impl->max_token_bytes = max_len;
-  return Status::kOk;
-}
-
 }  // namespace
 
 Status Model::footprint(const void* data, size_t size, size_t* bytes, Error* err) {
@@ -421,14 +383,9 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   impl->info.weight_bytes = fv.data_size;
   impl->info.state_bytes = impl->state_bytes;
   impl->info.file_bytes = size;
+  if ((s = bind_tokenizer(fv.model->tokenizer(), impl->info.vocab_size, &impl->tok, err)) != Status::kOk) return s;
+  impl->info.tokenizer = impl->tok.kind;
   if (const fb::Tokenizer* tk = fv.model->tokenizer()) {
-    impl->info.tokenizer = static_cast<TokenizerKind>(tk->kind());
-    if (tk->kind() != fb::TokenizerKind::None && tk->kind() != fb::TokenizerKind::Bytes &&
-        tk->kind() != fb::TokenizerKind::World)
-      return fail(err, Status::kUnsupported, "tokenizer kind %u not supported", static_cast<unsigned>(tk->kind()));
-    if (tk->kind() == fb::TokenizerKind::World && (s = bind_world_vocab(tk, impl, err)) != Status::kOk) return s;
-    if (tk->kind() == fb::TokenizerKind::Bytes && impl->info.vocab_size < 256)
-      return fail(err, Status::kCorrupt, "byte tokenizer needs vocab >= 256, model has %u", impl->info.vocab_size);
     impl->info.bos_id = tk->bos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->bos_id() : -1;
     impl->info.eos_id = tk->eos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->eos_id() : -1;
   }

@@ -1,0 +1,249 @@
+// Hugging Face `tokenizer.json`, byte-level BPE (the GPT-2 / GPT-NeoX family): read, checked against
+// what rill's BPE tokenizer implements, and turned into the file's tables. Anything that would change
+// the tokenization and is not implemented is refused by name rather than silently ignored.
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "plan.h"
+
+namespace rill {
+namespace convert {
+
+namespace {
+
+using json = nlohmann::json;
+
+// The GPT-2 split pattern of the ByteLevel pre-tokenizer (use_regex = true), as the tokenizers library
+// defines it.
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+void put_utf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    *out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    *out += static_cast<char>(0xC0 | (cp >> 6));
+    *out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    *out += static_cast<char>(0xE0 | (cp >> 12));
+    *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    *out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// GPT-2's bytes_to_unicode: every byte gets a printable code point (printable Latin-1 bytes map to
+// themselves, the rest to U+0100 onwards). Returns the code point -> byte table.
+std::map<uint32_t, uint8_t> unicode_to_bytes() {
+  std::map<uint32_t, uint8_t> m;
+  uint32_t extra = 0;
+  for (uint32_t b = 0; b < 256; ++b) {
+    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    m[printable ? b : 256 + extra++] = static_cast<uint8_t>(b);
+  }
+  return m;
+}
+
+// Next code point of UTF-8 `s` at *i (advanced); false if malformed.
+bool next_cp(const std::string& s, size_t* i, uint32_t* cp) {
+  const auto c = static_cast<unsigned char>(s[*i]);
+  int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+  if (n < 0 || *i + static_cast<size_t>(n) >= s.size()) return false;
+  *cp = n == 0 ? c : c & (0x3F >> n);
+  for (int k = 1; k <= n; ++k) {
+    const auto d = static_cast<unsigned char>(s[*i + k]);
+    if ((d & 0xC0) != 0x80) return false;
+    *cp = (*cp << 6) | (d & 0x3F);
+  }
+  *i += static_cast<size_t>(n) + 1;
+  return true;
+}
+
+// The ByteLevel decoder on one token: every code point through the byte table, or, if any is not in
+// it, the token's own UTF-8 bytes (the tokenizers library's rule).
+std::string byte_level_decode(const std::string& tok, const std::map<uint32_t, uint8_t>& table) {
+  std::string out;
+  size_t i = 0;
+  while (i < tok.size()) {
+    uint32_t cp = 0;
+    if (!next_cp(tok, &i, &cp)) return tok;
+    auto it = table.find(cp);
+    if (it == table.end()) return tok;
+    out += static_cast<char>(it->second);
+  }
+  return out;
+}
+
+bool is_null_or(const json& j, const char* key, const json& allowed) {
+  return !j.contains(key) || j[key].is_null() || j[key] == allowed;
+}
+
+}  // namespace
+
+BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw ConvertError(path + ": cannot read");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  auto bad = [&](const std::string& why) { return ConvertError(path + ": " + why); };
+  if (j.is_discarded() || !j.is_object()) throw bad("not a JSON object");
+  if (!j.contains("model") || !j["model"].is_object()) throw bad("no \"model\" object");
+  const json& model = j["model"];
+  if (!model.contains("type") || model["type"] != "BPE")
+    throw bad("model type " + (model.contains("type") ? model["type"].dump() : std::string("(none)")) +
+              " is not supported (rill reads byte-level BPE)");
+  // Model options that change the tokenization.
+  if (!is_null_or(model, "dropout", json()) && !(model["dropout"].is_number() && model["dropout"] == 0))
+    throw bad("model.dropout is set; BPE dropout is not supported");
+  if (!is_null_or(model, "unk_token", json())) throw bad("model.unk_token is set; byte-level BPE needs none");
+  if (!is_null_or(model, "continuing_subword_prefix", "")) throw bad("model.continuing_subword_prefix is not supported");
+  if (!is_null_or(model, "end_of_word_suffix", "")) throw bad("model.end_of_word_suffix is not supported");
+  if (!is_null_or(model, "byte_fallback", false)) throw bad("model.byte_fallback is not supported");
+  if (!is_null_or(model, "ignore_merges", false)) throw bad("model.ignore_merges is not supported");
+
+  BpeTokenizer t;
+  t.source = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  // Normalizer: none or NFC.
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    const json& n = j["normalizer"];
+    if (!n.is_object() || n.value("type", "") != "NFC")
+      throw bad("normalizer " + n.dump() + " is not supported (none or NFC)");
+    t.nfc = true;
+  }
+  // Pre-tokenizer: ByteLevel with the GPT-2 pattern, or Split(Regex, Isolated) then ByteLevel without.
+  if (!j.contains("pre_tokenizer") || !j["pre_tokenizer"].is_object()) throw bad("no pre_tokenizer (ByteLevel expected)");
+  const json& pt = j["pre_tokenizer"];
+  auto check_byte_level = [&](const json& bl, bool want_regex) {
+    if (bl.value("add_prefix_space", false)) throw bad("pre_tokenizer ByteLevel add_prefix_space = true is not supported");
+    if (bl.value("use_regex", true) != want_regex)
+      throw bad(std::string("pre_tokenizer ByteLevel use_regex = ") + (want_regex ? "false" : "true") +
+                " is not supported here");
+  };
+  if (pt.value("type", "") == "ByteLevel") {
+    check_byte_level(pt, true);
+    t.pattern = kGpt2Pattern;
+  } else if (pt.value("type", "") == "Sequence" && pt.contains("pretokenizers") && pt["pretokenizers"].is_array() &&
+             pt["pretokenizers"].size() == 2 && pt["pretokenizers"][0].value("type", "") == "Split" &&
+             pt["pretokenizers"][1].value("type", "") == "ByteLevel") {
+    const json& sp = pt["pretokenizers"][0];
+    if (!sp.contains("pattern") || !sp["pattern"].is_object() || !sp["pattern"].contains("Regex") ||
+        !sp["pattern"]["Regex"].is_string())
+      throw bad("pre_tokenizer Split: only a Regex pattern is supported");
+    if (sp.value("behavior", "") != "Isolated" || sp.value("invert", false))
+      throw bad("pre_tokenizer Split: only behavior Isolated without invert is supported");
+    check_byte_level(pt["pretokenizers"][1], false);
+    t.pattern = sp["pattern"]["Regex"].get<std::string>();
+  } else {
+    throw bad("pre_tokenizer " + pt.dump().substr(0, 120) + " is not supported (ByteLevel expected)");
+  }
+  if (j.contains("decoder") && !j["decoder"].is_null() && j["decoder"].value("type", "") != "ByteLevel")
+    throw bad("decoder " + j["decoder"].dump().substr(0, 120) + " is not supported (ByteLevel expected)");
+  if (j.contains("post_processor") && !j["post_processor"].is_null() &&
+      j["post_processor"].value("type", "") != "ByteLevel")
+    throw bad("post_processor " + j["post_processor"].value("type", std::string("?")) +
+              " is not supported (it would add tokens; ByteLevel or none expected)");
+
+  // Vocabulary: token string -> id; each id's bytes through the ByteLevel decoder.
+  if (!model.contains("vocab") || !model["vocab"].is_object()) throw bad("model.vocab is not an object");
+  const auto table = unicode_to_bytes();
+  t.vocab.assign(vocab_size, std::string());
+  std::vector<bool> seen(vocab_size, false);
+  std::map<std::string, uint32_t> ids;
+  auto add_id = [&](const std::string& s, const json& idj, const char* what) {
+    if (!idj.is_number_unsigned()) throw bad(std::string(what) + " \"" + s + "\": id is not a non-negative integer");
+    const uint64_t id = idj.get<uint64_t>();
+    if (id >= vocab_size)
+      throw bad(std::string(what) + " \"" + s + "\" has id " + std::to_string(id) + ", the model has " +
+                std::to_string(vocab_size) + " embedding rows");
+    return static_cast<uint32_t>(id);
+  };
+  for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
+    const uint32_t id = add_id(it.key(), it.value(), "vocab token");
+    if (seen[id]) throw bad("vocab: id " + std::to_string(id) + " appears twice");
+    seen[id] = true;
+    ids[it.key()] = id;
+    t.vocab[id] = byte_level_decode(it.key(), table);
+  }
+  // Added tokens: matched in the text before splitting; their text is their content.
+  if (j.contains("added_tokens")) {
+    if (!j["added_tokens"].is_array()) throw bad("added_tokens is not an array");
+    for (const json& a : j["added_tokens"]) {
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id"))
+        throw bad("added_tokens: an entry without id and content");
+      const std::string content = a["content"].get<std::string>();
+      const uint32_t id = add_id(content, a["id"], "added token");
+      for (const char* flag : {"lstrip", "rstrip", "single_word"})
+        if (a.value(flag, false))
+          throw bad("added token \"" + content + "\": " + flag + " = true is not supported");
+      if (content.empty()) throw bad("added token " + std::to_string(id) + " is empty");
+      if (byte_level_decode(content, table) != content)
+        throw bad("added token \"" + content + "\" changes under byte-level decoding; not supported");
+      if (seen[id] && t.vocab[id] != content)
+        throw bad("added token " + std::to_string(id) + " \"" + content + "\" differs from vocab entry " +
+                  std::to_string(id));
+      seen[id] = true;
+      t.vocab[id] = content;
+      t.added.push_back({id, a.value("special", false), a.value("normalized", !a.value("special", false))});
+    }
+  }
+  // Single bytes: every byte that valid UTF-8 can hold must have its token, or some text could not be
+  // encoded (0xC0, 0xC1 and 0xF5-0xFF never occur; GPT-NeoX's vocabulary leaves them out).
+  t.byte_tokens.assign(256, kNoToken);
+  for (uint32_t b = 0; b < 256; ++b) {
+    std::string ch;
+    for (const auto& [cp, byte] : table)
+      if (byte == b) put_utf8(cp, &ch);
+    auto it = ids.find(ch);
+    if (it != ids.end()) {
+      t.byte_tokens[b] = it->second;
+    } else if (!(b == 0xC0 || b == 0xC1 || b >= 0xF5)) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", b);
+      throw bad(std::string("vocab has no token for byte ") + hex + " (\"" + ch + "\"); not a byte-level BPE vocabulary");
+    }
+  }
+  // Merges, in rank order: "a b" strings (older files) or [a, b] pairs.
+  if (!model.contains("merges") || !model["merges"].is_array()) throw bad("model.merges is not an array");
+  const json& merges = model["merges"];
+  t.merges.reserve(merges.size());
+  for (size_t r = 0; r < merges.size(); ++r) {
+    std::string a, b;
+    const json& m = merges[r];
+    if (m.is_string()) {
+      const std::string s = m.get<std::string>();
+      const size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+        throw bad("merge " + std::to_string(r) + " \"" + s + "\" is not two tokens separated by one space");
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      a = m[0].get<std::string>();
+      b = m[1].get<std::string>();
+    } else {
+      throw bad("merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
+    }
+    auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
+    if (ia == ids.end() || ib == ids.end() || im == ids.end())
+      throw bad("merge " + std::to_string(r) + " (\"" + a + "\", \"" + b + "\") names a token not in the vocab");
+    t.merges.push_back({ia->second, ib->second, im->second, static_cast<uint32_t>(r)});
+  }
+  std::sort(t.merges.begin(), t.merges.end(), [](const BpeTokenizer::Merge& x, const BpeTokenizer::Merge& y) {
+    return x.left != y.left ? x.left < y.left : x.right < y.right;
+  });
+  for (size_t k = 1; k < t.merges.size(); ++k)
+    if (t.merges[k].left == t.merges[k - 1].left && t.merges[k].right == t.merges[k - 1].right)
+      throw bad("merges " + std::to_string(std::min(t.merges[k].rank, t.merges[k - 1].rank)) + " and " +
+                std::to_string(std::max(t.merges[k].rank, t.merges[k - 1].rank)) + " are the same pair");
+  // The end-of-text token, for generation to stop at: the special added token named so.
+  for (const auto& a : t.added)
+    if (a.special && (t.vocab[a.id] == "<|endoftext|>" || t.vocab[a.id] == "</s>" || t.vocab[a.id] == "<|end_of_text|>"))
+      t.eos_id = static_cast<int32_t>(a.id);
+  return t;
+}
+
+}  // namespace convert
+}  // namespace rill
