@@ -1,4 +1,5 @@
-// Mamba-2 checkpoints in the Hugging Face Mamba2ForCausalLM layout (architectures.md section 2).
+// Mamba-2 checkpoints in the Hugging Face Mamba2ForCausalLM layout (architectures.md section 2), or
+// mamba_ssm's own (state-spaces/mamba2-*: MambaConfig naming, backbone.embedding.weight).
 // in_proj rows are [z (E), x (E), B (G*N), C (G*N), dt (H)]; conv covers x, B, C.
 #include <cmath>
 #include <limits>
@@ -18,19 +19,73 @@ const std::set<std::string> kIgnoredKeys = {
     "_name_or_path", "torch_dtype", "transformers_version", "pad_token_id", "initializer_range",
     "rescale_prenorm_residual", "time_step_min", "time_step_max", "time_step_floor", "time_step_rank",
     "chunk_size", "use_cache", "residual_in_fp32"};
+// mamba_ssm's own config.json (state-spaces/mamba2-*): MambaConfig with ssm_cfg.layer = "Mamba2".
+const std::set<std::string> kSsmKeys = {"d_model", "d_intermediate", "n_layer", "vocab_size", "ssm_cfg",
+                                        "attn_layer_idx", "attn_cfg", "rms_norm", "pad_vocab_size_multiple",
+                                        "tie_embeddings"};
+const std::set<std::string> kSsmIgnoredKeys = {"residual_in_fp32", "fused_add_norm"};
+const std::set<std::string> kSsmCfgKeys = {"layer", "d_state", "d_conv", "expand", "headdim", "ngroups", "rmsnorm",
+                                           "norm_before_gate", "dt_limit", "bias", "conv_bias", "D_has_hdim"};
+const std::set<std::string> kSsmCfgIgnored = {"dt_min", "dt_max", "dt_init_floor", "A_init_range", "chunk_size",
+                                              "use_mem_eff_path", "d_ssm"};
+
+bool is_mamba_ssm_mamba2(const json& cfg) {
+  return !cfg.contains("model_type") && cfg.contains("ssm_cfg") && cfg["ssm_cfg"].is_object() &&
+         cfg["ssm_cfg"].value("layer", "") == "Mamba2";
+}
+
+// Rewrites a mamba_ssm Mamba-2 config in the Hugging Face field names (defaults: mamba_ssm's Mamba2).
+json from_mamba_ssm(const json& c, bool allow_unknown) {
+  std::vector<std::string> unknown;
+  check_keys(c, kSsmKeys, kSsmIgnoredKeys, "", &unknown);
+  const json& s = c["ssm_cfg"];
+  check_keys(s, kSsmCfgKeys, kSsmCfgIgnored, "ssm_cfg.", &unknown);
+  fail_unknown(unknown, allow_unknown);
+  if (cfg_uint(c, {"d_intermediate"}, 0, false) != 0)
+    throw ConvertError("config.json: d_intermediate > 0 (an MLP after each mixer) is not supported");
+  if (c.contains("attn_layer_idx") && !(c["attn_layer_idx"].is_array() && c["attn_layer_idx"].empty()))
+    throw ConvertError("config.json: attn_layer_idx is not empty (attention layers) - not supported");
+  if (s.contains("d_ssm") && !s["d_ssm"].is_null())
+    throw ConvertError("config.json: ssm_cfg.d_ssm (an SSM narrower than the mixer) is not supported");
+  const uint64_t d = cfg_uint(c, {"d_model"}, 0, true), expand = cfg_uint(s, {"expand"}, 2, false);
+  const uint64_t P = cfg_uint(s, {"headdim"}, 64, false);
+  if (P == 0 || (expand * d) % P != 0)
+    throw ConvertError("config.json: expand * d_model is not a multiple of ssm_cfg.headdim");
+  json h = {{"model_type", "mamba2"},
+            {"hidden_size", d},
+            {"num_hidden_layers", cfg_uint(c, {"n_layer"}, 0, true)},
+            {"vocab_size", cfg_uint(c, {"vocab_size"}, 0, true)},
+            {"state_size", cfg_uint(s, {"d_state"}, 128, false)},
+            {"conv_kernel", cfg_uint(s, {"d_conv"}, 4, false)},
+            {"expand", expand},
+            {"head_dim", P},
+            {"num_heads", expand * d / P},
+            {"n_groups", cfg_uint(s, {"ngroups"}, 1, false)},
+            {"rms_norm", cfg_bool(s, {"rmsnorm"}, true)},
+            {"norm_before_gate", cfg_bool(s, {"norm_before_gate"}, false)},
+            {"use_bias", cfg_bool(s, {"bias"}, false)},
+            {"use_conv_bias", cfg_bool(s, {"conv_bias"}, true)},
+            {"tie_word_embeddings", cfg_bool(c, {"tie_embeddings"}, true)}};
+  if (s.contains("dt_limit")) h["time_step_limit"] = s["dt_limit"];
+  if (!cfg_bool(c, {"rms_norm"}, true)) throw ConvertError("config.json: rms_norm=false (LayerNorm blocks) is not supported");
+  return h;
+}
 }  // namespace
 
 bool mamba2_matches(const ArchInput& in) {
   try {
     const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "mamba2";
+    return (cfg.contains("model_type") && cfg["model_type"] == "mamba2") || is_mamba_ssm_mamba2(cfg);
   } catch (const ConvertError&) {
     return false;
   }
 }
 
 Plan mamba2_plan(const ArchInput& in) {
-  const json cfg = parse_config(in.config_text);
+  json cfg = parse_config(in.config_text);
+  const bool ssm_config = is_mamba_ssm_mamba2(cfg);
+  const uint64_t pad = ssm_config ? cfg_uint(cfg, {"pad_vocab_size_multiple"}, 16, false) : 1;
+  if (ssm_config) cfg = from_mamba_ssm(cfg, in.allow_unknown_config);
   std::vector<std::string> unknown;
   check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
   fail_unknown(unknown, in.allow_unknown_config);
@@ -86,6 +141,10 @@ Plan mamba2_plan(const ArchInput& in) {
   if (!emb || emb->shape.size() != 2 || emb->shape[1] != d)
     throw ConvertError("checkpoint: " + emb_name + " missing or not [vocab, " + std::to_string(d) + "]");
   const uint64_t V = emb->shape[0];
+  if (pad > 1 && V != vocab && V != (vocab + pad - 1) / pad * pad)
+    throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, config vocab_size is " +
+                       std::to_string(vocab) + " (padded to a multiple of " + std::to_string(pad) + ": " +
+                       std::to_string((vocab + pad - 1) / pad * pad) + ")");
   if (V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
                                     std::to_string(vocab));
   const SrcTensor* in0 = ck.find("backbone.layers.0.mixer.in_proj.weight");

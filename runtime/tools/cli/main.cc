@@ -141,8 +141,9 @@ int cmd_convert(int argc, char** argv) {
          "model-*.safetensors with model.safetensors.index.json; f32/f16/bf16) into a rill model file.\n"
          "Every tensor name and shape is checked against config.json before anything is written; the\n"
          "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
-         "Mamba-2 (HF Mamba2ForCausalLM), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL naming as safetensors;\n"
-         "an rwkv_vocab_v20230424.txt in the folder is embedded as the tokenizer).",
+         "Mamba-2 (HF Mamba2ForCausalLM and mamba_ssm naming), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL\n"
+         "naming as safetensors). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
+         "(RWKV world), else tokenizer.json (byte-level BPE, e.g. GPT-NeoX for Mamba).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
          {{"-o", "--output", "FILE", "output model file", ""},
           {nullptr, "--dtype", "TYPE",
@@ -154,7 +155,8 @@ int cmd_convert(int argc, char** argv) {
           {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
           {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV, and a bar chart\n"
            "                                 of the error per layer beside it (FILE with .svg)", ""},
-          {nullptr, "--tokenizer", "KIND", "auto | bytes | world | none (auto: what the folder holds)", "auto"},
+          {nullptr, "--tokenizer", "FILE", "auto (what the folder holds) | none | bytes | a tokenizer.json or\n"
+                                              "                                 rwkv_vocab_*.txt file", "auto"},
           {"-f", "--force", nullptr, "overwrite an existing output file", ""},
           {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
           {"-q", "--quiet", nullptr, "no progress or summary", ""}}};
@@ -248,9 +250,18 @@ int cmd_inspect(int argc, char** argv) {
                 p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups(),
                 p->d_state(), p->d_conv(), static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()),
                 static_cast<double>(p->dt_max()), p->tied_head());
-  std::printf("tokenizer     %s\n", in.tokenizer == TokenizerKind::kBytes   ? "bytes"
-                                   : in.tokenizer == TokenizerKind::kWorld ? "world (RWKV vocabulary, longest match)"
-                                                                           : "none");
+  std::printf("tokenizer     %s", in.tokenizer == TokenizerKind::kBytes   ? "bytes"
+                                 : in.tokenizer == TokenizerKind::kWorld ? "world (RWKV vocabulary, longest match)"
+                                 : in.tokenizer == TokenizerKind::kBpe   ? "bpe (byte-level BPE)"
+                                                                         : "none");
+  if (const fb::Tokenizer* tk = m->tokenizer()) {
+    if (tk->source() && tk->source()->size()) std::printf(", from %s", tk->source()->c_str());
+    if (tk->merges())
+      std::printf(", %u merges, %u added tokens%s", tk->merges()->size(), tk->added_tokens() ? tk->added_tokens()->size() : 0,
+                  tk->normalizer() == fb::TextNormalizer::Nfc ? ", NFC" : "");
+    if (in.eos_id >= 0) std::printf(", end of text = %d", in.eos_id);
+  }
+  std::printf("\n");
   if (const auto* p = m->params_as_Rwkv7Params())
     std::printf("hyper         d_model=%u n_layer=%u vocab=%u heads=%u head_size=%u d_ffn=%u lora_ranks w/a/v/g=%u/%u/%u/%u"
                 " eps=%g group_norm_eps=%g\n",
@@ -722,8 +733,9 @@ int cmd_logits(int argc, char** argv) {
 // ---- eval ----------------------------------------------------------------------------------
 int cmd_eval(int argc, char** argv) {
   Args a{"eval", "MODEL.rill --text FILE [options]",
-         "Bits per byte on a text file: the text is tokenized with the model's tokenizer and stepped from an\n"
-         "empty state; bits per byte = sum of -log2 p(next token) / bytes of the predicted tokens.",
+         "Bits per byte and perplexity on a text file: the text is tokenized with the model's tokenizer and\n"
+         "stepped from an empty state; bits per byte = sum of -log2 p(next token) / bytes of the predicted\n"
+         "tokens; perplexity = 2^(sum of -log2 p / predicted tokens), per token of this model's tokenizer.",
          "rill eval demo.rill --text examples/demo_model/heldout.txt",
          {model_opt(), {nullptr, "--text", "FILE", "text file to score", ""},
           {nullptr, "--max-bytes", "N", "score at most N bytes; 0 = all", "0"},
@@ -798,8 +810,13 @@ int cmd_eval(int argc, char** argv) {
   }
   if (tty) std::fprintf(stderr, "\r%-60s\r", "");
   const double dt = now_s() - t0;
-  std::printf("%.4f bits/byte over %zu bytes (%zu tokens) of %s", bits / static_cast<double>(std::max<size_t>(scored_bytes, 1)),
-              scored_bytes, scored, a.get("--text").c_str());
+  const char* tk_name = info.tokenizer == TokenizerKind::kBytes ? "bytes"
+                        : info.tokenizer == TokenizerKind::kWorld ? "world"
+                                                                  : "bpe";
+  std::printf("%.4f bits/byte, perplexity %.3f per %s token, over %zu bytes (%zu tokens) of %s",
+              bits / static_cast<double>(std::max<size_t>(scored_bytes, 1)),
+              std::exp2(bits / static_cast<double>(std::max<size_t>(scored, 1))), tk_name, scored_bytes, scored,
+              a.get("--text").c_str());
   if (window > 0) std::printf(" in windows of %lld tokens", window);
   std::printf(" (%.0f tokens/s)\n", scored / dt);
   ThreadPool::destroy(pool);

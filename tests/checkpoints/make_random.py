@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""A random-weight checkpoint for one of the real configs in this folder, in that checkpoint's own
+tensor layout and dtype, with its real tokenizer file beside it.
+
+Usage: make_random.py NAME OUT_DIR     (NAME: a folder here, e.g. mamba-130m-hf)
+
+The shapes come from the config (the real 130M / 0.1B sizes); the weights are random with the
+scales of the architectures' initialisers, so the model runs and produces finite text, not sense.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(os.path.dirname(here))
+sys.path.insert(0, os.path.join(root, "scripts"))
+sys.path.insert(0, os.path.join(root, "tests/golden"))
+from st_io import write_safetensors  # noqa: E402
+
+name, out = sys.argv[1], sys.argv[2]
+text = open(os.path.join(here, name, "config.json")).read()
+cfg = json.loads(text)
+rng = np.random.default_rng(7)
+os.makedirs(out, exist_ok=True)
+open(os.path.join(out, "config.json"), "w").write(text)
+
+
+def normal(std, shape):
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
+
+
+def inv_softplus_dt(n):
+    dt = np.exp(rng.uniform(math.log(1e-3), math.log(0.1), n))
+    return (dt + np.log(-np.expm1(-dt))).astype(np.float32)
+
+
+W = {}
+if name == "mamba-130m-hf":  # transformers MambaForCausalLM, float32, tied (no lm_head.weight)
+    d, L, V, N, K = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["state_size"], cfg["conv_kernel"]
+    E, R = cfg["intermediate_size"], cfg["time_step_rank"]
+    W["backbone.embeddings.weight"] = normal(0.02, (V, d))
+    W["backbone.norm_f.weight"] = np.ones(d, np.float32)
+    for i in range(L):
+        p = f"backbone.layers.{i}."
+        W[p + "norm.weight"] = np.ones(d, np.float32)
+        W[p + "mixer.in_proj.weight"] = normal(d ** -0.5, (2 * E, d))
+        W[p + "mixer.conv1d.weight"] = rng.uniform(-0.5, 0.5, (E, 1, K)).astype(np.float32)
+        W[p + "mixer.conv1d.bias"] = normal(0.1, (E,))
+        W[p + "mixer.x_proj.weight"] = normal(E ** -0.5, (R + 2 * N, E))
+        W[p + "mixer.dt_proj.weight"] = normal(R ** -0.5, (E, R))
+        W[p + "mixer.dt_proj.bias"] = inv_softplus_dt(E)
+        W[p + "mixer.A_log"] = np.log(np.tile(np.arange(1, N + 1, dtype=np.float32), (E, 1)))
+        W[p + "mixer.D"] = np.ones(E, np.float32)
+        W[p + "mixer.out_proj.weight"] = normal(E ** -0.5, (d, E))
+    dtype, tok = "F32", "gpt-neox-20b-tokenizer.json"
+elif name in ("mamba2-130m", "mamba2-130m-hf"):
+    if name == "mamba2-130m":  # mamba_ssm MambaLMHeadModel state_dict (lm_head.weight saved too, tied)
+        d, L, s = cfg["d_model"], cfg["n_layer"], cfg["ssm_cfg"]
+        pad = cfg["pad_vocab_size_multiple"]
+        V = (cfg["vocab_size"] + pad - 1) // pad * pad
+        N, K, P, G, E = s.get("d_state", 128), s.get("d_conv", 4), s.get("headdim", 64), s.get("ngroups", 1), 2 * d
+        emb = "backbone.embedding.weight"
+    else:  # transformers Mamba2ForCausalLM, tied (no lm_head.weight)
+        d, L, V, N, K = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["state_size"], cfg["conv_kernel"]
+        P, G, E = cfg["head_dim"], cfg["n_groups"], cfg["num_heads"] * cfg["head_dim"]
+        emb = "backbone.embeddings.weight"
+    H = E // P
+    W[emb] = normal(0.02, (V, d))
+    W["backbone.norm_f.weight"] = np.ones(d, np.float32)
+    for i in range(L):
+        p = f"backbone.layers.{i}."
+        W[p + "norm.weight"] = np.ones(d, np.float32)
+        W[p + "mixer.in_proj.weight"] = normal(d ** -0.5, (2 * E + 2 * G * N + H, d))
+        W[p + "mixer.conv1d.weight"] = rng.uniform(-0.6, 0.6, (E + 2 * G * N, 1, K)).astype(np.float32)
+        W[p + "mixer.conv1d.bias"] = normal(0.1, (E + 2 * G * N,))
+        W[p + "mixer.dt_bias"] = inv_softplus_dt(H)
+        W[p + "mixer.A_log"] = np.log(rng.uniform(1, 16, H)).astype(np.float32)
+        W[p + "mixer.D"] = np.ones(H, np.float32)
+        W[p + "mixer.norm.weight"] = np.ones(E, np.float32)
+        W[p + "mixer.out_proj.weight"] = normal(E ** -0.5, (d, E))
+    if name == "mamba2-130m":
+        W["lm_head.weight"] = W[emb]
+    dtype, tok = "F32", "gpt-neox-20b-tokenizer.json"
+elif name == "rwkv7-0.1B-world":  # flash-linear-attention RWKV7ForCausalLM, bfloat16
+    import make_golden_rwkv7 as r7
+    C, hd = cfg["hidden_size"], cfg["head_dim"]
+    c = dict(C=C, L=cfg["num_hidden_layers"], H=C // hd, N=hd, F=cfg["intermediate_size"], V=cfg["vocab_size"],
+             Dw=cfg["decay_low_rank_dim"], Da=cfg["a_low_rank_dim"], Dv=cfg["v_low_rank_dim"],
+             Dg=cfg["gate_low_rank_dim"], eps=cfg["norm_eps"])
+    W = r7.to_fla(r7.random_weights(rng, c), c)
+    dtype, tok = "BF16", "rwkv_vocab_v20230424.txt"
+else:
+    sys.exit(f"unknown checkpoint {name}")
+
+write_safetensors(os.path.join(out, "model.safetensors"), W, dtype)
+dst = "tokenizer.json" if tok.endswith(".json") else tok
+shutil.copyfile(os.path.join(root, "data/tokenizers", tok), os.path.join(out, dst))
+print(f"{name}: {sum(v.size for v in W.values()) / 1e6:.1f} M parameters ({dtype}) + {dst} in {out}")
