@@ -159,6 +159,14 @@ void TensorSet::lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, 
   if (!tied) copy("lm_head.weight", "head", -1, matrix_dtype, {V, d});
 }
 
+bool TensorSet::head_is_embedding(const std::string& emb_name) {
+  const SrcTensor* h = ck_.find("lm_head.weight");
+  const SrcTensor* e = ck_.find(emb_name);
+  if (!h || !e || h->shape != e->shape || ck_.read_f32(*h) != ck_.read_f32(*e)) return false;
+  consumed_.insert("lm_head.weight");
+  return true;
+}
+
 void TensorSet::finish(const std::string& what) {
   for (const auto& kv : ck_.tensors())
     if (!consumed_.count(kv.first)) problems_.push_back("unexpected tensor " + kv.first + " " + shape_str(kv.second.shape));

@@ -48,6 +48,9 @@ class TensorSet {
   void conv_weight(const std::string& src_name, int layer, uint64_t channels, uint64_t K);
   // The model-level tensors of a language model: embedding [V, d], norm_f [d], head [V, d] unless tied.
   void lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype);
+  // True if lm_head.weight holds exactly the embedding's values (a tied model's saved state_dict() has
+  // both); it is then consumed and the head is stored once, as the embedding.
+  bool head_is_embedding(const std::string& emb_name);
   // Adds unexpected tensors to the problems and throws if there are any; `what` summarises the config.
   void finish(const std::string& what);
   const Checkpoint& ck() const { return ck_; }

@@ -113,7 +113,7 @@ Plan mamba1_plan(const ArchInput& in) {
   const bool has_head = ck.find("lm_head.weight") != nullptr;
   if (!has_head && !tie_cfg)
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
-  const bool tied = !has_head;
+  bool tied = !has_head;
 
   Plan plan;
   plan.arch = fb::Arch::Mamba1;
@@ -122,6 +122,7 @@ Plan mamba1_plan(const ArchInput& in) {
   plan.layer_kind = fb::LayerKind::Mamba1Mixer;
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
+  if (has_head && tie_cfg && ts.head_is_embedding(emb_name)) tied = true;
   ts.lm_tensors(emb_name, V, d, tied, M);
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";

@@ -155,7 +155,7 @@ Plan mamba2_plan(const ArchInput& in) {
   const bool has_head = ck.find("lm_head.weight") != nullptr;
   if (!has_head && !cfg_bool(cfg, {"tie_word_embeddings"}, false))
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
-  const bool tied = !has_head;
+  bool tied = !has_head;
   const bool conv_bias = ck.find("backbone.layers.0.mixer.conv1d.bias") != nullptr;
   const SrcTensor* d0 = ck.find("backbone.layers.0.mixer.D");
   const bool d_per_channel = d0 && d0->shape == std::vector<uint64_t>{E};
@@ -167,6 +167,7 @@ Plan mamba2_plan(const ArchInput& in) {
   plan.layer_kind = fb::LayerKind::Mamba2Mixer;
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
+  if (has_head && cfg_bool(cfg, {"tie_word_embeddings"}, false) && ts.head_is_embedding(emb_name)) tied = true;
   ts.lm_tensors(emb_name, V, d, tied, M);
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";

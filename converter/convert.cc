@@ -189,13 +189,11 @@ Report run(const Options& opts) {
   if (tk == "bytes") {
     plan.tokenizer = fb::TokenizerKind::Bytes;
     plan.tokenizer_source = "bytes";
-  } else if (tk == "world") {
-    read_tokenizer_file(tk_file, V, &plan);
-  } else if (tk == "bpe") {
+  } else if (tk == "world" || tk == "bpe") {
     read_tokenizer_file(tk_file, V, &plan);
   }
   // End and start of text: config.json's ids, else the tokenizer's own end-of-text token.
-  {
+  if (!config_text.empty()) {  // BlinkDL's RWKV-7 layout comes without a config.json
     auto cfg = parse_config(config_text);
     auto id = [&](const char* key, int32_t def) {
       if (cfg.contains(key) && cfg[key].is_number_integer() && cfg[key].get<int64_t>() >= 0 &&

@@ -1,8 +1,11 @@
 // libFuzzer: tokenizer on arbitrary bytes. Tokenize with a too-small then an exact buffer; every
-// token detokenizes; the bytes round-trip exactly.
+// token detokenizes; the bytes round-trip exactly (bytes, world). BPE (GPT-NeoX's tokenizer.json):
+// either a clean refusal or tokens whose text tokenizes to the same tokens (decoding gives the NFC
+// form), and ASCII comes back exactly.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -14,11 +17,12 @@ using namespace rill;
 namespace {
 LoadedModel* g_model;  // byte tokenizer
 LoadedModel* g_world;  // RWKV world vocabulary (does not cover every byte)
-void load(const char* ckpt, const char* name, LoadedModel* lm, TokenizerKind want) {
+LoadedModel* g_bpe;    // GPT-NeoX byte-level BPE
+void load(const std::string& ckpt, const char* name, LoadedModel* lm, TokenizerKind want) {
   char dir[] = "/tmp/rill-fuzz-XXXXXX";
   if (!mkdtemp(dir)) std::abort();
   convert::Options o;
-  o.input_dir = std::string(RILL_SOURCE_DIR) + ckpt;
+  o.input_dir = ckpt;
   o.output = std::string(dir) + "/" + name;
   o.quiet = true;
   convert::run(o);
@@ -26,10 +30,17 @@ void load(const char* ckpt, const char* name, LoadedModel* lm, TokenizerKind wan
   if (lm->model().info().tokenizer != want) std::abort();
 }
 void setup() {
-  static LoadedModel bytes, world;
-  load("/tests/fuzz/byte_model", "b.rill", &bytes, TokenizerKind::kBytes);
-  load("/tests/fuzz/rwkv7_world_tiny", "w.rill", &world, TokenizerKind::kWorld);
-  g_model = &bytes, g_world = &world;
+  static LoadedModel bytes, world, bpe;
+  load(std::string(RILL_SOURCE_DIR) + "/tests/fuzz/byte_model", "b.rill", &bytes, TokenizerKind::kBytes);
+  load(std::string(RILL_SOURCE_DIR) + "/tests/fuzz/rwkv7_world_tiny", "w.rill", &world, TokenizerKind::kWorld);
+  char dir[] = "/tmp/rill-fuzz-XXXXXX";
+  if (!mkdtemp(dir)) std::abort();
+  const std::string ck = std::string(dir) + "/neox";
+  convert::write_random_checkpoint("mamba1", {{"d_model", 8}, {"n_layer", 1}, {"vocab", 50280}}, ck);
+  std::filesystem::copy_file(std::string(RILL_SOURCE_DIR) + "/data/tokenizers/gpt-neox-20b-tokenizer.json",
+                             ck + "/tokenizer.json");
+  load(ck, "n.rill", &bpe, TokenizerKind::kBpe);
+  g_model = &bytes, g_world = &world, g_bpe = &bpe;
 }
 
 // World: tokenize; when it succeeds, the detokenized ids give the input back; when a byte has no
@@ -57,6 +68,41 @@ void check_world(const uint8_t* data, size_t size) {
     std::abort();  // the tokens before the uncovered byte must still be a prefix of the input
   }
 }
+std::vector<int32_t> bpe_ids(const char* text, size_t size, Status* s) {
+  size_t n = 0;
+  *s = tokenize(g_bpe->model(), text, size, nullptr, 0, &n);
+  std::vector<int32_t> ids(n);
+  if (*s == Status::kOk || (*s == Status::kInvalidArgument && n > 0))
+    *s = tokenize(g_bpe->model(), text, size, ids.data(), ids.size(), &n);
+  if (*s != Status::kOk) ids.clear();
+  return ids;
+}
+
+std::string bpe_text(const std::vector<int32_t>& ids) {
+  std::string out;
+  for (int32_t t : ids) {
+    char buf[4096];
+    size_t k = 0;
+    if (detokenize(g_bpe->model(), t, buf, sizeof buf, &k) != Status::kOk) std::abort();
+    out.append(buf, k);
+  }
+  return out;
+}
+
+void check_bpe(const uint8_t* data, size_t size) {
+  Status s;
+  const std::vector<int32_t> ids = bpe_ids(reinterpret_cast<const char*>(data), size, &s);
+  if (s != Status::kOk) {
+    if (s != Status::kInvalidArgument) std::abort();  // only "not UTF-8" is a refusal
+    return;
+  }
+  const std::string back = bpe_text(ids);
+  bool ascii = true;
+  for (size_t i = 0; i < size; ++i) ascii = ascii && data[i] < 0x80;
+  if (ascii && (back.size() != size || std::memcmp(back.data(), data, size) != 0)) std::abort();
+  Status s2;
+  if (bpe_ids(back.data(), back.size(), &s2) != ids || s2 != Status::kOk) std::abort();
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -81,5 +127,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   char c;
   if (detokenize(m, -1, &c, 1, &k) != Status::kTokenRange) std::abort();
   check_world(data, size);
+  check_bpe(data, size);
   return 0;
 }
