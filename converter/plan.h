@@ -95,6 +95,8 @@ std::string full_name(const PlanTensor& t);
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
                        std::vector<uint8_t>* data, std::vector<uint8_t>* scales);
 
+// Appends code point cp (<= U+10FFFF) as UTF-8.
+void put_utf8(uint32_t cp, std::string* out);
 // Reads an RWKV world vocabulary file into vocab_size entries (ids absent from the file stay empty).
 std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size);
 // Reads a Hugging Face tokenizer.json (byte-level BPE) for a model with vocab_size embedding rows.

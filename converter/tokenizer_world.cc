@@ -8,8 +8,6 @@
 namespace rill {
 namespace convert {
 
-namespace {
-
 void put_utf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {
     *out += static_cast<char>(cp);
@@ -27,6 +25,8 @@ void put_utf8(uint32_t cp, std::string* out) {
     *out += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
+
+namespace {
 
 int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';

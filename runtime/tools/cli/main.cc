@@ -756,16 +756,11 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "rill eval: need --text FILE\nexample: %s\n", a.example);
     return 2;
   }
-  FILE* f = std::fopen(a.get("--text").c_str(), "rb");
-  if (!f) {
+  std::string text;
+  if (!read_whole_file(a.get("--text"), &text)) {
     std::fprintf(stderr, "rill eval: cannot open %s\n", a.get("--text").c_str());
     return 1;
   }
-  std::string text;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  std::fclose(f);
   if (max_bytes > 0 && text.size() > static_cast<size_t>(max_bytes)) text.resize(static_cast<size_t>(max_bytes));
   std::vector<int32_t> toks;
   if (!text_to_tokens(lm.model(), text, &toks)) {
