@@ -328,12 +328,20 @@ int cmd_inspect(int argc, char** argv) {
 }
 
 // ---- shared: tokens ------------------------------------------------------------------------
-bool parse_tokens(const std::string& s, std::vector<int32_t>* out) {
+// Comma-separated integers, each in [lo, hi]; false on a bad item (an empty string is an empty list).
+bool parse_int_list(const std::string& s, long long lo, long long hi, std::vector<long long>* out) {
   for (const std::string& item : cli::split(s)) {
     long long v;
-    if (!cli::parse_int(item, INT32_MIN, INT32_MAX, &v)) return false;
-    out->push_back(static_cast<int32_t>(v));
+    if (!cli::parse_int(item, lo, hi, &v)) return false;
+    out->push_back(v);
   }
+  return true;
+}
+
+bool parse_tokens(const std::string& s, std::vector<int32_t>* out) {
+  std::vector<long long> v;
+  if (!parse_int_list(s, INT32_MIN, INT32_MAX, &v)) return false;
+  out->assign(v.begin(), v.end());
   return !out->empty();
 }
 
@@ -1117,27 +1125,14 @@ int cmd_bench(int argc, char** argv) {
   }
   if (st != Status::kOk) return report(e, path.c_str());
   const ModelInfo info = lm.model().info();
-  std::vector<long long> thread_counts;
-  for (const std::string& item : cli::split(a.get("--threads"))) {
-    long long v;
-    if (!cli::parse_int(item, 1, 1024, &v)) {
-      std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
-      return 2;
-    }
-    thread_counts.push_back(v);
-  }
-  if (thread_counts.empty()) {
+  std::vector<long long> thread_counts, streams;
+  if (!parse_int_list(a.get("--threads"), 1, 1024, &thread_counts) || thread_counts.empty()) {
     std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
     return 2;
   }
-  std::vector<long long> streams;
-  for (const std::string& item : cli::split(a.get("--streams"))) {
-    long long v;
-    if (!cli::parse_int(item, 1, 4096, &v)) {
-      std::fprintf(stderr, "rill bench: --streams wants a list like 1,4,16,64 (each 1 to 4096)\n");
-      return 2;
-    }
-    streams.push_back(v);
+  if (!parse_int_list(a.get("--streams"), 1, 4096, &streams)) {
+    std::fprintf(stderr, "rill bench: --streams wants a list like 1,4,16,64 (each 1 to 4096)\n");
+    return 2;
   }
   struct Row {
     long long threads;
