@@ -159,6 +159,58 @@ void TensorSet::lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, 
   if (!tied) copy("lm_head.weight", "head", -1, matrix_dtype, {V, d});
 }
 
+VectorIo read_vector_io(const json& cfg) {
+  VectorIo io;
+  io.d_input = cfg_uint(cfg, {"d_input"}, 0, false);
+  io.d_output = cfg_uint(cfg, {"d_output"}, 0, false);
+  if (!io.d_input != !io.d_output)
+    throw ConvertError("config.json: a vector model needs both d_input and d_output");
+  if (io.d_input > (1u << 16) || io.d_output > (1u << 16))
+    throw ConvertError("config.json: d_input and d_output must be at most 65536");
+  const bool has_mean = cfg.contains("input_mean"), has_std = cfg.contains("input_std");
+  if (has_mean != has_std) throw ConvertError("config.json: input_mean and input_std come together");
+  if (has_mean && !io.d_input) throw ConvertError("config.json: input_mean/input_std without d_input");
+  for (const char* key : {"input_mean", "input_std"}) {
+    if (!cfg.contains(key)) continue;
+    const json& v = cfg[key];
+    if (!v.is_array() || v.size() != io.d_input)
+      throw ConvertError(std::string("config.json: ") + key + " must be a list of d_input = " +
+                         std::to_string(io.d_input) + " numbers");
+    std::vector<float>& out = key[6] == 'm' ? io.mean : io.std;
+    for (const json& x : v) {
+      const double d = cfg_number(x, key);
+      if (!std::isfinite(d) || (key[6] == 's' && !(d > 0)))
+        throw ConvertError(std::string("config.json: ") + key + " holds " + x.dump() +
+                           (key[6] == 's' ? " (each must be finite and > 0)" : " (each must be finite)"));
+      out.push_back(static_cast<float>(d));
+    }
+  }
+  return io;
+}
+
+void TensorSet::vector_io(const VectorIo& io, uint64_t d) {
+  const fb::DType F = fb::DType::F32;
+  copy("encoder.weight", "encoder", -1, F, {d, io.d_input});
+  copy("encoder.bias", "encoder_bias", -1, F, {d});
+  copy("decoder.weight", "decoder", -1, F, {io.d_output, d});
+  copy("decoder.bias", "decoder_bias", -1, F, {io.d_output});
+  if (!io.mean.empty()) {
+    const std::vector<float> mean = io.mean, sd = io.std;
+    for (int k = 0; k < 2; ++k) {
+      PlanTensor t;
+      t.name = k ? "input_std" : "input_mean";
+      t.dtype = F;
+      t.shape = {io.d_input};
+      t.source = "config.json " + t.name;
+      const std::vector<float> v = k ? sd : mean;
+      t.values = [v] { return v; };
+      plan_->tensors.push_back(std::move(t));
+    }
+  }
+  plan_->d_input = static_cast<uint32_t>(io.d_input);
+  plan_->d_output = static_cast<uint32_t>(io.d_output);
+}
+
 bool TensorSet::head_is_embedding(const std::string& emb_name) {
   const SrcTensor* h = ck_.find("lm_head.weight");
   const SrcTensor* e = ck_.find(emb_name);

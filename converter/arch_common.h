@@ -33,6 +33,14 @@ void fail_unknown(const std::vector<std::string>& unknown, bool allow);
 
 std::string shape_str(const std::vector<uint64_t>& s);
 
+// Vector input and output (sensor models): config.json's d_input and d_output (both or neither), and
+// the optional per-channel input standardization input_mean / input_std (lists of d_input numbers).
+struct VectorIo {
+  uint64_t d_input = 0, d_output = 0;  // 0: a token model
+  std::vector<float> mean, std;
+};
+VectorIo read_vector_io(const json& cfg);
+
 class TensorSet {
  public:
   TensorSet(const Checkpoint& ck, Plan* plan) : ck_(ck), plan_(plan) {}
@@ -48,6 +56,9 @@ class TensorSet {
   void conv_weight(const std::string& src_name, int layer, uint64_t channels, uint64_t K);
   // The model-level tensors of a language model: embedding [V, d], norm_f [d], head [V, d] unless tied.
   void lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype);
+  // A vector model's ends, f32: encoder.weight [d, d_input] + encoder.bias, decoder.weight
+  // [d_output, d] + decoder.bias, and input_mean / input_std from the config when given.
+  void vector_io(const VectorIo& io, uint64_t d);
   // True if lm_head.weight holds exactly the embedding's values (a tied model's saved state_dict() has
   // both); it is then consumed and the head is stored once, as the embedding.
   bool head_is_embedding(const std::string& emb_name);

@@ -145,7 +145,10 @@ Report run(const Options& opts) {
   ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config};
   Plan plan;
   Report report;
-  if (rwkv7_matches(in)) {
+  if (s4d_matches(in)) {
+    plan = s4d_plan(in);
+    report.arch = "s4d";
+  } else if (rwkv7_matches(in)) {
     plan = rwkv7_plan(in);
     report.arch = "rwkv7";
   } else if (mamba2_matches(in)) {
@@ -157,7 +160,7 @@ Report run(const Options& opts) {
   } else {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
-    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7)");
+    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7, s4d)");
   }
 
   // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,

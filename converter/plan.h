@@ -69,6 +69,9 @@ struct Plan {
   std::vector<std::string> vocab;  // World: the bytes of each token id (empty: no text)
   BpeTokenizer bpe;                // Bpe: everything but vocab (in `vocab`)
   std::string tokenizer_source;    // the file the tokenizer came from
+  // Vector models: floats per step in and out (0: token ids in, logits out); tensors encoder,
+  // encoder_bias, decoder, decoder_bias (and input_mean, input_std) are in `tensors`.
+  uint32_t d_input = 0, d_output = 0;
 };
 
 struct ArchInput {
@@ -86,6 +89,8 @@ bool mamba2_matches(const ArchInput& in);
 Plan mamba2_plan(const ArchInput& in);
 bool rwkv7_matches(const ArchInput& in);
 Plan rwkv7_plan(const ArchInput& in);
+bool s4d_matches(const ArchInput& in);
+Plan s4d_plan(const ArchInput& in);
 
 // Marks the plan's matrices for int8/int4 per the options (sensitive tensors, patterns, shapes).
 void choose_quantization(Plan* plan, const Options& opts);

@@ -1,5 +1,5 @@
-// Random-weight Hugging Face checkpoints of any Mamba-1 shape, for speed work without a download:
-// `rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280`. Weights are bf16 with the scales a
+// Random-weight checkpoints of any Mamba-1 (Hugging Face layout) or S4D (S4Model layout) shape, for
+// speed work without a download: `rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280`. Weights are bf16 with the scales a
 // trained model has (so activations stay finite); they mean nothing.
 #include <sys/stat.h>
 
@@ -33,15 +33,19 @@ uint16_t bf16(float f) {
 struct Spec {
   std::string name;
   std::vector<uint64_t> shape;
-  int kind;  // 0 uniform(-a, a), 1 constant a, 2 A_log rows, 3 dt bias
+  int kind;  // 0 uniform with std a, 1 constant a, 2 log(1 + i % period), 3 dt bias, 4 log dt, 5 pi (i % period)
   float a;
+  uint64_t period;
 };
 
 }  // namespace
 
-std::string write_random_checkpoint(const std::string& arch, const std::map<std::string, uint64_t>& kv,
-                                    const std::string& dir) {
-  if (arch != "mamba1") throw ConvertError("--random: architecture '" + arch + "' is not supported here (mamba1)");
+namespace {
+
+using Config = nlohmann::json;
+
+// A Mamba-1 model in the Hugging Face layout.
+Config mamba1_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>* specs) {
   auto get = [&](const char* k, uint64_t def) {
     auto it = kv.find(k);
     return it == kv.end() ? def : it->second;
@@ -55,21 +59,76 @@ std::string write_random_checkpoint(const std::string& arch, const std::map<std:
                  K = get("d_conv", 4), E = get("expand", 2) * d, R = (d + 15) / 16;
   if (d == 0 || L == 0 || V == 0 || N == 0 || K < 2 || E == 0 || d > 65536 || L > 1024 || V > (1u << 22))
     throw ConvertError("--random mamba1: shape out of range");
-  std::vector<Spec> specs = {{"backbone.embeddings.weight", {V, d}, 0, 0.1f}, {"backbone.norm_f.weight", {d}, 1, 1.f}};
+  *specs = {{"backbone.embeddings.weight", {V, d}, 0, 0.1f, 0}, {"backbone.norm_f.weight", {d}, 1, 1.f, 0}};
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".";
     const float sd = 1.f / std::sqrt(static_cast<float>(d)), se = 1.f / std::sqrt(static_cast<float>(E));
-    specs.push_back({p + "norm.weight", {d}, 1, 1.f});
-    specs.push_back({p + "mixer.in_proj.weight", {2 * E, d}, 0, sd});
-    specs.push_back({p + "mixer.conv1d.weight", {E, 1, K}, 0, 0.5f});
-    specs.push_back({p + "mixer.conv1d.bias", {E}, 0, 0.1f});
-    specs.push_back({p + "mixer.x_proj.weight", {R + 2 * N, E}, 0, se});
-    specs.push_back({p + "mixer.dt_proj.weight", {E, R}, 0, 1.f / std::sqrt(static_cast<float>(R))});
-    specs.push_back({p + "mixer.dt_proj.bias", {E}, 3, 0.f});
-    specs.push_back({p + "mixer.A_log", {E, N}, 2, 0.f});
-    specs.push_back({p + "mixer.D", {E}, 1, 1.f});
-    specs.push_back({p + "mixer.out_proj.weight", {d, E}, 0, se});
+    specs->push_back({p + "norm.weight", {d}, 1, 1.f, 0});
+    specs->push_back({p + "mixer.in_proj.weight", {2 * E, d}, 0, sd, 0});
+    specs->push_back({p + "mixer.conv1d.weight", {E, 1, K}, 0, 0.5f, 0});
+    specs->push_back({p + "mixer.conv1d.bias", {E}, 0, 0.1f, 0});
+    specs->push_back({p + "mixer.x_proj.weight", {R + 2 * N, E}, 0, se, 0});
+    specs->push_back({p + "mixer.dt_proj.weight", {E, R}, 0, 1.f / std::sqrt(static_cast<float>(R)), 0});
+    specs->push_back({p + "mixer.dt_proj.bias", {E}, 3, 0.f, 0});
+    specs->push_back({p + "mixer.A_log", {E, N}, 2, 0.f, N});
+    specs->push_back({p + "mixer.D", {E}, 1, 1.f, 0});
+    specs->push_back({p + "mixer.out_proj.weight", {d, E}, 0, se, 0});
   }
+  return Config{{"model_type", "mamba"}, {"vocab_size", V},         {"hidden_size", d},
+                {"state_size", N},      {"num_hidden_layers", L}, {"intermediate_size", E},
+                {"conv_kernel", K},     {"time_step_rank", R},    {"tie_word_embeddings", true}};
+}
+
+// An S4D model in the state-spaces/s4 S4Model layout, with S4DKernel's initialisation.
+Config s4d_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>* specs) {
+  auto get = [&](const char* k, uint64_t def) {
+    auto it = kv.find(k);
+    return it == kv.end() ? def : it->second;
+  };
+  for (const auto& p : kv)
+    if (p.first != "d_model" && p.first != "n_layer" && p.first != "d_state" && p.first != "d_input" &&
+        p.first != "d_output" && p.first != "seed")
+      throw ConvertError("--random s4d: unknown key '" + p.first +
+                         "' (d_model, n_layer, d_state, d_input, d_output, seed)");
+  const uint64_t H = get("d_model", 256), L = get("n_layer", 4), N = get("d_state", 64), din = get("d_input", 8),
+                 dout = get("d_output", 8), M = N / 2;
+  if (H == 0 || L == 0 || M == 0 || din == 0 || dout == 0 || H > 65536 || L > 1024 || N > 8192 || din > 65536 ||
+      dout > 65536)
+    throw ConvertError("--random s4d: shape out of range");
+  const float sh = 1.f / std::sqrt(static_cast<float>(H));
+  *specs = {{"encoder.weight", {H, din}, 0, 1.f / std::sqrt(static_cast<float>(din)), 0},
+            {"encoder.bias", {H}, 0, 0.1f, 0},
+            {"decoder.weight", {dout, H}, 0, sh, 0},
+            {"decoder.bias", {dout}, 0, 0.1f, 0}};
+  for (uint64_t i = 0; i < L; ++i) {
+    const std::string p = "s4_layers." + std::to_string(i) + ".", n = "norms." + std::to_string(i) + ".";
+    specs->push_back({p + "D", {H}, 0, 1.f, 0});
+    specs->push_back({p + "kernel.log_dt", {H}, 4, 0.f, 0});
+    specs->push_back({p + "kernel.C", {H, M, 2}, 0, 0.7071f, 0});
+    specs->push_back({p + "kernel.log_A_real", {H, M}, 1, std::log(0.5f), 0});
+    specs->push_back({p + "kernel.A_imag", {H, M}, 5, 0.f, M});
+    specs->push_back({p + "output_linear.0.weight", {2 * H, H, 1}, 0, sh, 0});
+    specs->push_back({p + "output_linear.0.bias", {2 * H}, 0, 0.1f, 0});
+    specs->push_back({n + "weight", {H}, 1, 1.f, 0});
+    specs->push_back({n + "bias", {H}, 1, 0.f, 0});
+  }
+  return Config{{"model_type", "s4d"}, {"d_input", din}, {"d_output", dout}, {"d_model", H},
+                {"d_state", N},        {"n_layers", L},  {"prenorm", false},  {"pool", "none"}};
+}
+
+}  // namespace
+
+std::string write_random_checkpoint(const std::string& arch, const std::map<std::string, uint64_t>& kv,
+                                    const std::string& dir) {
+  std::vector<Spec> specs;
+  Config config;
+  if (arch == "mamba1") config = mamba1_specs(kv, &specs);
+  else if (arch == "s4d") config = s4d_specs(kv, &specs);
+  else throw ConvertError("--random: architecture '" + arch + "' is not supported here (mamba1, s4d)");
+  auto get = [&](const char* k, uint64_t def) {
+    auto it = kv.find(k);
+    return it == kv.end() ? def : it->second;
+  };
   ::mkdir(dir.c_str(), 0755);
   nlohmann::json header = nlohmann::json::object();
   uint64_t off = 0;
@@ -96,7 +155,9 @@ std::string write_random_checkpoint(const std::string& arch, const std::map<std:
       switch (s.kind) {
         case 0: v = (2.f * rng.uniform() - 1.f) * s.a * 1.7320508f; break;  // uniform with std a
         case 1: v = s.a; break;
-        case 2: v = std::log(static_cast<float>(i % N + 1)); break;
+        case 2: v = std::log(static_cast<float>(i % s.period + 1)); break;
+        case 4: v = std::log(1e-3f) + rng.uniform() * (std::log(0.1f) - std::log(1e-3f)); break;
+        case 5: v = 3.14159265f * static_cast<float>(i % s.period); break;
         default: {
           const float dt = std::exp(std::log(1e-3f) + rng.uniform() * (std::log(0.1f) - std::log(1e-3f)));
           v = dt + std::log(-std::expm1(-dt));  // softplus^-1
@@ -107,11 +168,7 @@ std::string write_random_checkpoint(const std::string& arch, const std::map<std:
     f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(2 * n));
   }
   if (!f) throw ConvertError("cannot write a random checkpoint under " + dir);
-  std::ofstream(dir + "/config.json")
-      << nlohmann::json{{"model_type", "mamba"}, {"vocab_size", V},         {"hidden_size", d},
-                        {"state_size", N},      {"num_hidden_layers", L}, {"intermediate_size", E},
-                        {"conv_kernel", K},     {"time_step_rank", R},    {"tie_word_embeddings", true}}
-             .dump();
+  std::ofstream(dir + "/config.json") << config.dump();
   return dir;
 }
 

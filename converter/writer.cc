@@ -232,8 +232,11 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     auto prov = fb::CreateProvenanceDirect(b, conv.c_str(), now, opts.input_dir.c_str(), plan.source_format.c_str(),
                                            &sf, opts.command_line.c_str(), config_text.c_str());
     auto params = plan.params(b);
-    auto model = fb::CreateModelDirect(b, 1, 1, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
-                                       64, data_offset, data_size, file_size, sha);
+    flatbuffers::Offset<fb::Io> io = 0;
+    if (plan.d_input)
+      io = fb::CreateIo(b, fb::IoKind::Vector, plan.d_input, fb::IoKind::Vector, plan.d_output);
+    auto model = fb::CreateModelDirect(b, 1, 2, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
+                                       64, data_offset, data_size, file_size, sha, io);
     fb::FinishSizePrefixedModelBuffer(b, model);
   };
   const std::string zeros(64, '0');

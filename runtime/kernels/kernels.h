@@ -122,6 +122,12 @@ void layernorm(const float* x, const float* w, const float* b, float* out, size_
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
                const float* b, float* y, size_t H, size_t N);
 
+// Diagonal complex SSM step (S4D after zero-order hold) for H channels of M modes. s, A, C [M, 2, H]
+// (mode m: H real parts, then H imaginary parts); D, u, y [H].
+//   s_m = A_m s_m + u  (complex; u real);   y = 2 Re(sum_m C_m s_m) + D u
+void s4d_step(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+              size_t M);
+
 // GroupNorm over H groups of N channels: each group normalised on its own, then * w + b.  y [H*N].
 void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps);
 

@@ -45,7 +45,7 @@ struct Runner {
   // tokens[i] advances states[i]; logits of the last n_logits rows.
   void run(const std::vector<int32_t>& tokens, std::vector<unsigned char*> states, float* logits, size_t n_logits) {
     const Exec x{be, nullptr, nullptr, bytes(scratch), bytes(work)};
-    const Rows r{tokens.size(), tokens.data(), states.data(), logits, n_logits};
+    const Rows r{tokens.size(), tokens.data(), nullptr, states.data(), logits, n_logits};
     find_arch(m.arch)->forward(x, m, r);
   }
 };

@@ -52,7 +52,7 @@ inline constexpr size_t kAlign = 64;
 // Compute backends. The model format and the session API are the same for all.
 enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
 
-enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3 };
+enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4 };
 const char* arch_name(Arch a);
 
 // kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match. kBpe: byte-level
@@ -67,7 +67,10 @@ struct ModelOptions {
 
 struct ModelInfo {
   Arch arch = Arch::kUnknown;
-  uint32_t d_model = 0, n_layer = 0, vocab_size = 0;
+  uint32_t d_model = 0, n_layer = 0, vocab_size = 0;  // vocab_size 0: a vector model
+  // What a step takes and gives: d_input 0 means a token id in and d_output = vocab_size logits out;
+  // otherwise float[d_input] in (Session::step_vector) and float[d_output] out.
+  uint32_t d_input = 0, d_output = 0;
   uint64_t weight_bytes = 0;  // bytes of tensor data in the file
   uint64_t state_bytes = 0;   // persistent state of one session
   uint64_t file_bytes = 0;
@@ -141,6 +144,7 @@ struct PassSlots {
   const ParallelFor* pool = nullptr;
   uint32_t max_rows = 0;
   int32_t* tokens = nullptr;         // [max_rows] input token ids
+  float* inputs = nullptr;           // [max_rows, d_input] input vectors (vector models)
   unsigned char** states = nullptr;  // [max_rows] the state each row advances
   unsigned char* scratch = nullptr;  // the architecture's activations for max_rows rows
   unsigned char* work = nullptr;     // the backend ops' workspace for max_rows rows
@@ -174,12 +178,24 @@ class Session {
   size_t arena_bytes() const;
 
   // One token: advances the state and writes `vocab` logits (n_logits must equal vocab_size), or
-  // skips the head when logits is null. No allocation. On error the state is unchanged.
+  // skips the head when logits is null. No allocation. On error the state is unchanged. A vector model
+  // gives kInvalidArgument (use step_vector).
   Status step(int32_t token, float* logits, size_t n_logits);
 
   // A run of tokens: leaves the same state as stepping them one by one; writes the last token's
   // logits if `logits` is not null. All token ids are checked before the state is touched.
   Status prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits);
+
+  // Vector models (ModelInfo::d_input > 0): one step of `n_input` == d_input floats; writes
+  // `n_output` == d_output floats, or nothing when output is null. NaN or Inf in the input gives
+  // kNonFinite, a wrong size kInvalidArgument; either way the state is unchanged. No allocation.
+  Status step_vector(const float* input, size_t n_input, float* output, size_t n_output);
+
+  // n_steps vectors, row-major [n_steps, d_input] (n_input == n_steps * d_input): leaves the same state
+  // as stepping them one by one. Writes the last step's output (n_output == d_output) or every step's
+  // ([n_steps, d_output], n_output == n_steps * d_output), or nothing when output is null. All input is
+  // checked before the state is touched.
+  Status prefill_vectors(const float* inputs, size_t n_steps, size_t n_input, float* output, size_t n_output);
 
   // Back to the empty state (zeros).
   void reset();

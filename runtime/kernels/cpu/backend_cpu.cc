@@ -166,6 +166,25 @@ void wkv7(const Exec&, StateRef S, const float* r, const float* w, const float* 
   }
 }
 
+void s4d_step(const Exec&, StateRef s, const float* A, const float* C, const float* D, const float* U, float* Y,
+              size_t n, size_t H, size_t M) {
+  for (size_t i = 0; i < n; ++i) kernels::s4d_step(s.row(i), A, C, D, U + i * H, Y + i * H, H, M);
+}
+
+void running_mean(const Exec&, StateRef mean, StateRef count, float* X, size_t n, size_t d) {
+  for (size_t i = 0; i < n; ++i) {
+    float* m = mean.row(i);
+    float& c = *count.row(i);
+    if (c < 16777216.f) c += 1.f;  // 2^24: beyond it, c + 1 == c in f32
+    const float inv = 1.f / c;
+    float* x = X + i * d;
+    for (size_t j = 0; j < d; ++j) {
+      m[j] += (x[j] - m[j]) * inv;
+      x[j] = m[j];
+    }
+  }
+}
+
 void token_shift(const Exec&, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
                  size_t n, size_t C) {
   for (size_t i = 0; i < n; ++i) {
@@ -207,6 +226,9 @@ void act(const Exec&, Act kind, float* Y, size_t count) {
     case Act::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
       for (size_t i = 0; i < count; ++i) Y[i] = std::exp(-0.6065306597126334f * kernels::sigmoid(Y[i]));
       break;
+    case Act::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
+      for (size_t i = 0; i < count; ++i) Y[i] = 0.5f * Y[i] * (1.f + std::erf(Y[i] * 0.7071067811865476f));
+      break;
   }
 }
 
@@ -225,6 +247,16 @@ void mul(const Exec&, float* Y, const float* X, size_t count) {
 
 void lerp(const Exec&, float* Y, const float* X, const float* T, size_t count) {
   for (size_t i = 0; i < count; ++i) Y[i] += (X[i] - Y[i]) * T[i];
+}
+
+void glu(const Exec&, const float* X, float* Y, size_t n, size_t H) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < H; ++c) Y[i * H + c] = X[i * 2 * H + c] * kernels::sigmoid(X[i * 2 * H + H + c]);
+}
+
+void standardize(const Exec&, float* X, const float* mean, const float* std, size_t n, size_t d) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < d; ++c) X[i * d + c] = (X[i * d + c] - mean[c]) / std[c];
 }
 
 void wkv7_keys(const Exec&, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
@@ -273,6 +305,8 @@ const Ops kCpuOps = {
     ssm_scan,
     ssd_step,
     wkv7,
+    s4d_step,
+    running_mean,
     token_shift,
     softplus_dt,
     act,
@@ -280,6 +314,8 @@ const Ops kCpuOps = {
     add_bias,
     mul,
     lerp,
+    glu,
+    standardize,
     wkv7_keys,
     wkv7_bonus,
 };

@@ -238,6 +238,27 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
   }
 }
 
+void s4d_step(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+              size_t M) {
+  for (size_t h = 0; h < H; ++h) y[h] = 0.f;
+  for (size_t m = 0; m < M; ++m) {
+    float* __restrict sr = s + m * 2 * H;
+    float* __restrict si = sr + H;
+    const float* ar = A + m * 2 * H;
+    const float* ai = ar + H;
+    const float* cr = C + m * 2 * H;
+    const float* ci = cr + H;
+    for (size_t h = 0; h < H; ++h) {  // channels are independent: vectorises across h
+      const float r = ar[h] * sr[h] - ai[h] * si[h] + u[h];
+      const float i = ar[h] * si[h] + ai[h] * sr[h];
+      sr[h] = r;
+      si[h] = i;
+      y[h] += cr[h] * r - ci[h] * i;
+    }
+  }
+  for (size_t h = 0; h < H; ++h) y[h] = 2.f * y[h] + D[h] * u[h];
+}
+
 void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps) {
   for (size_t h = 0; h < H; ++h) layernorm(y + h * N, w + h * N, b + h * N, y + h * N, N, eps);
 }

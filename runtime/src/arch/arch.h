@@ -31,6 +31,7 @@ const ArchOps* find_arch(Arch a);
 extern const ArchOps kMamba1Ops;
 extern const ArchOps kMamba2Ops;
 extern const ArchOps kRwkv7Ops;
+extern const ArchOps kS4dOps;
 
 }  // namespace rill
 
@@ -44,10 +45,13 @@ struct RangeCheck {
 // Fails naming the first hyper-parameter outside [lo, hi].
 Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err);
 
-// embedding [V, d], norm_f [d] f32, and head [V, d] (or the embedding when tied); also checks the
-// model-level tensor count, which includes `n_extra` tensors the architecture binds itself.
+// The model-level tensors of the file's inputs and outputs (its Io table), and norm_f [d] f32 unless
+// !norm_f. Tokens: embedding [V, d] and head [V, d] (or the embedding when tied). Vectors (V must be 0):
+// encoder [d, d_input] + encoder_bias, decoder [d_output, d] + decoder_bias, optionally input_mean and
+// input_std [d_input]. Also checks the model-level tensor count, which includes `n_extra` tensors the
+// architecture binds itself, and sets m->d_input / d_output.
 Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err,
-                       size_t n_extra = 0);
+                       size_t n_extra = 0, bool norm_f = true);
 
 struct LayerSpec {
   const char* name;
@@ -79,7 +83,11 @@ inline StateRef state_ref(const ModelImpl& m, const Rows& r, uint32_t i) {
   return StateRef{r.states, m.state_slots[i].offset};
 }
 
-// Final norm and head over the last rows.n_logits rows of h [n, d]: logits = head (norm(h) norm_f),
+// The residual stream h [n, d] of the rows' inputs: embedding rows of the tokens, or the encoder of
+// the input vectors (standardized in place first when the file has input_mean / input_std).
+void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h);
+
+// Final norm (when the model has norm_f) and head (+ decoder_bias) over the last rows.n_logits rows of h [n, d]: logits = head (norm(h) norm_f),
 // RMSNorm, or LayerNorm when norm_bias is given. u [n, d] is scratch. Nothing without rows.logits.
 void lm_head(const Exec& x, const ModelImpl& m, const Rows& r, const float* h, float* u, size_t d, float eps,
              const float* norm_bias = nullptr);

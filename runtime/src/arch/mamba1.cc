@@ -70,7 +70,7 @@ Status check_params(const fb::Mamba1Params* p, Error* err) {
   if (!p) return fail(err, Status::kCorrupt, "mamba1 hyper-parameters are missing");
   const RangeCheck ranges[] = {
       {"d_model", p->d_model(), 1, kMaxDim},         {"n_layer", p->n_layer(), 1, kMaxLayers},
-      {"vocab_size", p->vocab_size(), 1, kMaxVocab}, {"d_inner", p->d_inner(), 1, 4 * kMaxDim},
+      {"vocab_size", p->vocab_size(), 0, kMaxVocab}, {"d_inner", p->d_inner(), 1, 4 * kMaxDim},
       {"d_state", p->d_state(), 1, 1024},            {"d_conv", p->d_conv(), 2, 64},
       {"dt_rank", p->dt_rank(), 1, kMaxDim}};
   const Status s = check_ranges("mamba1", ranges, sizeof ranges / sizeof ranges[0], err);
@@ -144,7 +144,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const size_t n = r.n, d = p.d_model, E = p.d_inner, N = p.d_state, R = p.dt_rank, K = p.d_conv, DBC = R + 2 * N;
   Scratch s;  // each buffer [n, ...]
   scratch_layout(p, n, x.scratch, &s);
-  op.embed(x, m.embed, r.tokens, s.h, n);  // h [n, d]
+  model_input(x, m, r, s.h);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Mamba1Layer& L = arch.layers[l];
     const StateRef conv = state_ref(m, r, 2 * l);  // [K-1, E]

@@ -61,7 +61,7 @@ Status check_params(const fb::Mamba2Params* p, Error* err) {
   if (!p) return fail(err, Status::kCorrupt, "mamba2 hyper-parameters are missing");
   const RangeCheck ranges[] = {
       {"d_model", p->d_model(), 1, 1u << 16},   {"n_layer", p->n_layer(), 1, 1024},
-      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"d_state", p->d_state(), 1, 1024},
+      {"vocab_size", p->vocab_size(), 0, 1u << 22}, {"d_state", p->d_state(), 1, 1024},
       {"d_conv", p->d_conv(), 2, 64},           {"n_heads", p->n_heads(), 1, 1u << 12},
       {"head_dim", p->head_dim(), 1, 1u << 12}, {"n_groups", p->n_groups(), 1, p->n_heads()},
       {"d_inner", p->d_inner(), 1, 1u << 18}};
@@ -138,7 +138,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const size_t C = p.conv_dim(), IN = p.in_rows();
   Scratch s;  // each buffer [n, ...]
   scratch_layout(p, n, x.scratch, &s);
-  op.embed(x, m.embed, r.tokens, s.h, n);  // h [n, d]
+  model_input(x, m, r, s.h);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Mamba2Layer& L = arch.layers[l];
     const StateRef conv = state_ref(m, r, 2 * l);  // [K-1, conv_dim]

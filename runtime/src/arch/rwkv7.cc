@@ -79,7 +79,7 @@ Status check_params(const fb::Rwkv7Params* p, Error* err) {
   if (!p) return fail(err, Status::kCorrupt, "rwkv7 hyper-parameters are missing");
   const RangeCheck ranges[] = {
       {"d_model", p->d_model(), 1, 1u << 16},  {"n_layer", p->n_layer(), 1, 1024},
-      {"vocab_size", p->vocab_size(), 1, 1u << 22}, {"head_size", p->head_size(), 1, 1024},
+      {"vocab_size", p->vocab_size(), 0, 1u << 22}, {"head_size", p->head_size(), 1, 1024},
       {"n_heads", p->n_heads(), 1, 1u << 16},  {"d_ffn", p->d_ffn(), 1, 1u << 18},
       {"rank_w", p->rank_w(), 1, 4096},        {"rank_a", p->rank_a(), 1, 4096},
       {"rank_v", p->rank_v(), 1, 4096},        {"rank_g", p->rank_g(), 1, 4096}};
@@ -123,6 +123,8 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
   h = Rwkv7Hyper{p->d_model(), p->n_layer(), p->vocab_size(), p->head_size(), p->n_heads(), p->d_ffn(),
                  p->rank_w(),  p->rank_a(),  p->rank_v(),     p->rank_g(),    p->norm_eps(), p->group_norm_eps()};
   const uint64_t C = h.d_model, F = h.d_ffn, V = h.vocab;
+  if (f.model->io() && f.model->io()->input() != fb::IoKind::Tokens)  // ln0 is folded into the embedding rows
+    return fail(err, Status::kUnsupported, "rwkv7 with vector input is not supported");
   if ((s = bind_lm_tensors(f, m, V, C, /*tied=*/false, err, /*n_extra=*/1)) != Status::kOk) return s;
   if ((s = bind_tensor(f, find_tensor(f.model->tensors(), "norm_f_bias"), "norm_f_bias", {C}, {DType::kF32},
                        &arch->norm_f_bias, err)) != Status::kOk)
@@ -182,7 +184,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   scratch_layout(p, n, x.scratch, &s);
   const float *xr = s.mix, *xw = s.mix + C, *xk = s.mix + 2 * C, *xv = s.mix + 3 * C, *xa = s.mix + 4 * C,
               *xg = s.mix + 5 * C;  // rows 6C apart
-  op.embed(x, m.embed, r.tokens, s.h, n);  // h [n, C], ln0 already applied
+  model_input(x, m, r, s.h);  // h [n, C], ln0 already applied
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Rwkv7Layer& L = arch.layers[l];
     const StateRef att_shift = state_ref(m, r, 3 * l);  // [C]

@@ -44,9 +44,12 @@ struct StateRef {
 
 // The rows of one forward pass: row i is token tokens[i] advancing the state block at states[i].
 // The last n_logits rows' logits go to logits [n_logits, vocab] (none if logits is null).
+// Vector models take inputs [n, d_input] in place of tokens (and the forward pass may overwrite them),
+// and their outputs [n_logits, d_output] go to `logits`.
 struct Rows {
   size_t n;
   const int32_t* tokens;         // [n] backend memory
+  float* inputs;                 // [n, d_input] backend memory (vector models)
   unsigned char* const* states;  // [n] backend memory
   float* logits;                 // [n_logits, vocab] backend memory, or null
   size_t n_logits;
@@ -58,6 +61,7 @@ enum class Act : uint8_t {
   kSigmoid,     // 1 / (1 + exp(-x))
   kReluSq,      // max(x, 0)^2
   kRwkv7Decay,  // exp(-exp(-1/2) sigmoid(x)): RWKV-7's decay, in (0.545, 1)
+  kGeluErf,     // x/2 (1 + erf(x / sqrt 2)): exact GELU
 };
 
 // The op table. One per backend; every entry is required except matmul_by_dtype entries, which a
@@ -109,6 +113,14 @@ struct Ops {
   //   sa_i = sum_j S_ij a_j (old S);  S_ij = S_ij w_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
   void (*wkv7)(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* Y, size_t n, size_t H, size_t N);
+  // Diagonal complex SSM step (S4D after zero-order hold), M modes per channel, H channels. s [M, 2, H]
+  // per row (mode m: real parts, then imaginary parts); A, C [M, 2, H] the same way (Ā and C̃); D [H];
+  // U, Y [n, H]:  s_m = A_m s_m + u (complex, u real);  y = 2 Re(sum_m C_m s_m) + D u
+  void (*s4d_step)(const Exec& x, StateRef s, const float* A, const float* C, const float* D, const float* U,
+                   float* Y, size_t n, size_t H, size_t M);
+  // Running mean over a stream's steps, in place on X [n, d]: count = count + 1 (held at 2^24),
+  // mean += (x - mean) / count; then X[i] = mean. mean [d] and count [1] per row.
+  void (*running_mean)(const Exec& x, StateRef mean, StateRef count, float* X, size_t n, size_t d);
   // RWKV token shift: prev [C] per row. For j < k: Y[i, j*C + c] = u + (prev - u) mix[j*C + c] with
   // u = U[i, c]; then prev = U[i]. U [n, C]; Y rows ldy apart; Y may be U when k == 1.
   void (*token_shift)(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y,
@@ -124,6 +136,10 @@ struct Ops {
   void (*add_bias)(const Exec& x, float* Y, const float* b, size_t n, size_t d);           // Y[i] += b
   void (*mul)(const Exec& x, float* Y, const float* X, size_t count);                      // Y *= X
   void (*lerp)(const Exec& x, float* Y, const float* X, const float* T, size_t count);     // Y += (X - Y) T
+  // GLU over channels: Y[i, c] = X[i, c] sigmoid(X[i, H + c]).  X [n, 2H], Y [n, H].
+  void (*glu)(const Exec& x, const float* X, float* Y, size_t n, size_t H);
+  // Per-channel standardization in place: X[i, c] = (X[i, c] - mean[c]) / std[c].  X [n, d].
+  void (*standardize)(const Exec& x, float* X, const float* mean, const float* std, size_t n, size_t d);
   // RWKV-7 keys, per row and head (N channels): kk = L2-normalise(k * k_k) (norm at least 1e-12);
   // k = k (1 + (a - 1) k_a) in place; then wkv7's a = -kk into NA and b = kk a into B. K, A, NA, B [n, H*N].
   void (*wkv7_keys)(const Exec& x, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,

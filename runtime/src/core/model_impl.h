@@ -31,6 +31,12 @@ struct ModelImpl {
   TensorView embed;   // [V, d]
   TensorView norm_f;  // [d] f32
   TensorView head;    // [V, d] (the embedding when tied)
+  // Vector models (Io table): embed is the encoder [d, d_input], head the decoder [d_output, d].
+  uint32_t d_input = 0;   // floats per step in; 0: token ids
+  uint32_t d_output = 0;  // floats per step out (vocab_size for token models)
+  TensorView embed_b;     // encoder_bias [d] f32
+  TensorView head_b;      // decoder_bias [d_output] f32
+  TensorView in_mean, in_std;  // [d_input] f32, or empty
   // The architecture's own hyper-parameters and per-layer views, a struct defined in
   // arch/<arch>.cc and placed in the caller's model memory by its bind().
   const void* arch_data = nullptr;

@@ -55,6 +55,7 @@ const char* arch_name(Arch a) {
     case Arch::kMamba1: return "mamba1";
     case Arch::kMamba2: return "mamba2";
     case Arch::kRwkv7: return "rwkv7";
+    case Arch::kS4d: return "s4d";
     default: return "unknown";
   }
 }
@@ -87,6 +88,7 @@ const ArchOps* find_arch(Arch a) {
   if (a == Arch::kMamba1) return &kMamba1Ops;
   if (a == Arch::kMamba2) return &kMamba2Ops;
   if (a == Arch::kRwkv7) return &kRwkv7Ops;
+  if (a == Arch::kS4d) return &kS4dOps;
   return nullptr;
 }
 
@@ -382,6 +384,8 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   impl->info.backend = backend->name;
   impl->info.weight_bytes = fv.data_size;
   impl->info.state_bytes = impl->state_bytes;
+  impl->info.d_input = impl->d_input;
+  impl->info.d_output = impl->d_output;
   impl->info.file_bytes = size;
   if ((s = bind_tokenizer(fv.model->tokenizer(), impl->info.vocab_size, &impl->tok, err)) != Status::kOk) return s;
   impl->info.tokenizer = impl->tok.kind;

@@ -1,6 +1,7 @@
 // Session: a stream's persistent state and scratch, placed in caller memory. The step path below
 // checks only caller input and never allocates, throws or does I/O; it waits on nothing but the
 // pool's threads computing its own products (rill.hpp, ParallelFor).
+#include <cstdint>
 #include <cstring>
 
 #include "arch/arch.h"
@@ -15,7 +16,7 @@ constexpr uint32_t kMaxPrefillChunk = 4096;
 // The plan of a session (with_state) or of a batch: where each region of the arena lies (offsets,
 // kAlign-aligned), for forward passes of up to `rows` rows.
 struct Plan {
-  size_t rows, state, tokens, states, scratch, work, total;
+  size_t rows, state, tokens, inputs, states, scratch, work, total;
 };
 
 Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
@@ -29,6 +30,7 @@ Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
   p.rows = rows;
   p.state = region(with_state ? m.state_bytes : 0);
   p.tokens = region(rows * sizeof(int32_t));
+  p.inputs = region(rows * m.d_input * sizeof(float));
   p.states = region(rows * sizeof(unsigned char*));
   p.scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
   p.work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
@@ -51,6 +53,7 @@ Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, co
                    pool,
                    static_cast<uint32_t>(p.rows),
                    reinterpret_cast<int32_t*>(base + p.tokens),
+                   reinterpret_cast<float*>(base + p.inputs),
                    reinterpret_cast<unsigned char**>(base + p.states),
                    base + p.scratch,
                    base + p.work};
@@ -61,7 +64,7 @@ Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, co
 void run_pass(const PassSlots& p, size_t n, float* logits, size_t n_logits) {
   const ModelImpl& m = *p.impl;
   const Exec x{m.backend, p.pool, nullptr, p.scratch, p.work};
-  find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.states, logits, logits ? n_logits : 0u});
+  find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.inputs, p.states, logits, logits ? n_logits : 0u});
 }
 
 // Moves a handle's slots, leaving the source empty (one handle per arena).
@@ -124,6 +127,7 @@ void Session::reset() {
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
   if (!pass_.impl) return Status::kBadState;
   const ModelImpl& m = *pass_.impl;
+  if (m.d_input) return Status::kInvalidArgument;  // a vector model
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   m.backend->upload(pass_.tokens, &token, sizeof token);
@@ -134,6 +138,7 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
 Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, size_t n_logits) {
   if (!pass_.impl) return Status::kBadState;
   const ModelImpl& m = *pass_.impl;
+  if (m.d_input) return Status::kInvalidArgument;  // a vector model
   if (n_tokens > 0 && !tokens) return Status::kInvalidArgument;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
@@ -143,6 +148,42 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
     const size_t n = n_tokens - i < pass_.max_rows ? n_tokens - i : pass_.max_rows;
     m.backend->upload(pass_.tokens, tokens + i, n * sizeof(int32_t));
     run_pass(pass_, n, i + n == n_tokens ? logits : nullptr, 1);
+  }
+  return Status::kOk;
+}
+
+namespace {
+// True if every value is finite; branch-free over the values, so a NaN costs what a number does.
+bool all_finite(const float* v, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, &v[i], 4);
+    bad |= static_cast<uint32_t>((b & 0x7F800000u) == 0x7F800000u);  // exponent all ones: Inf or NaN
+  }
+  return bad == 0;
+}
+}  // namespace
+
+Status Session::step_vector(const float* input, size_t n_input, float* output, size_t n_output) {
+  return prefill_vectors(input, 1, n_input, output, n_output);
+}
+
+Status Session::prefill_vectors(const float* inputs, size_t n_steps, size_t n_input, float* output,
+                                size_t n_output) {
+  if (!pass_.impl) return Status::kBadState;
+  const ModelImpl& m = *pass_.impl;
+  const size_t din = m.d_input, dout = m.d_output;
+  if (!din || !inputs || n_steps == 0 || n_steps > SIZE_MAX / din || n_input != n_steps * din)
+    return Status::kInvalidArgument;
+  const bool every = output && n_steps > 1 && n_output == n_steps * dout;
+  if (output && n_output != dout && !every) return Status::kInvalidArgument;
+  if (!all_finite(inputs, n_input)) return Status::kNonFinite;
+  for (size_t i = 0; i < n_steps; i += pass_.max_rows) {
+    const size_t n = n_steps - i < pass_.max_rows ? n_steps - i : pass_.max_rows;
+    m.backend->upload(pass_.inputs, inputs + i * din, n * din * sizeof(float));
+    if (every) run_pass(pass_, n, output + i * dout, n);
+    else run_pass(pass_, n, i + n == n_steps ? output : nullptr, 1);
   }
   return Status::kOk;
 }
@@ -176,7 +217,7 @@ Batch& Batch::operator=(Batch&& o) noexcept {
 Status Batch::step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits) {
   if (!pass_.impl) return Status::kBadState;
   const ModelImpl& m = *pass_.impl;
-  if (!sessions || !tokens || n < 1 || n > pass_.max_rows) return Status::kInvalidArgument;
+  if (!sessions || !tokens || n < 1 || n > pass_.max_rows || m.d_input) return Status::kInvalidArgument;
   if (logits && n_logits != n * m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n; ++i) {
     const Session* s = sessions[i];

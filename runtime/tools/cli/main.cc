@@ -63,7 +63,11 @@ std::string human_bytes(uint64_t b) {
 }
 
 // Opens the model named by the first positional argument (or -m).
-int open_model(Args& a, LoadedModel* lm) {
+enum class Takes { kAny, kTokens, kVectors };
+
+// Opens the model named by --model or the first argument; refuses (exit 1) a model of the other input
+// kind with the command that fits it.
+int open_model(Args& a, LoadedModel* lm, Takes takes = Takes::kAny) {
   std::string path = a.find("--model") ? a.get("--model") : "";
   if (path.empty() && !a.positional.empty()) path = a.positional[0];
   if (path.empty()) {
@@ -72,6 +76,17 @@ int open_model(Args& a, LoadedModel* lm) {
   }
   Error e;
   if (LoadedModel::open(path.c_str(), ModelOptions{}, lm, &e) != Status::kOk) return report(e, path.c_str());
+  const ModelInfo in = lm->model().info();
+  if (takes == Takes::kTokens && in.d_input) {
+    std::fprintf(stderr, "rill %s: %s takes float vectors (%u in, %u out), not tokens: use rill stream\n", a.cmd,
+                 path.c_str(), in.d_input, in.d_output);
+    return 1;
+  }
+  if (takes == Takes::kVectors && !in.d_input) {
+    std::fprintf(stderr, "rill %s: %s is a token model (vocabulary %u): use rill run, logits or eval\n", a.cmd,
+                 path.c_str(), in.vocab_size);
+    return 1;
+  }
   return 0;
 }
 
@@ -250,6 +265,21 @@ int cmd_inspect(int argc, char** argv) {
                 p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups(),
                 p->d_state(), p->d_conv(), static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()),
                 static_cast<double>(p->dt_max()), p->tied_head());
+  if (const auto* p = m->params_as_S4DParams())
+    std::printf("hyper         d_model=%u n_layer=%u d_state=%u (%u complex modes per channel, discretized by zero-order "
+                "hold) %s pool=%s eps=%g\n",
+                p->d_model(), p->n_layer(), p->d_state(), p->d_state() / 2, p->prenorm() ? "prenorm" : "postnorm",
+                p->pool() == fb::Pool::Mean ? "mean" : "none", static_cast<double>(p->norm_eps()));
+  if (in.d_input) {
+    const fb::Tensor* mean = nullptr;
+    for (const fb::Tensor* t : *m->tensors())
+      if (t->name()->str() == "input_mean") mean = t;
+    std::printf("input         float[%u] per step (encoder)%s\n", in.d_input,
+                mean ? ", standardized per channel first: (x - input_mean) / input_std" : "");
+    std::printf("output        float[%u] per step (decoder)\n", in.d_output);
+  } else {
+    std::printf("input         token id in [0, %u)\noutput        logits [%u]\n", in.vocab_size, in.vocab_size);
+  }
   std::printf("tokenizer     %s", in.tokenizer == TokenizerKind::kBytes   ? "bytes"
                                  : in.tokenizer == TokenizerKind::kWorld ? "world (RWKV vocabulary, longest match)"
                                  : in.tokenizer == TokenizerKind::kBpe   ? "bpe (byte-level BPE)"
@@ -299,10 +329,10 @@ int cmd_inspect(int argc, char** argv) {
   std::printf(")\nfile          %s\n", human_bytes(in.file_bytes).c_str());
   std::printf("state         %" PRIu64 " bytes per session (%s)\n", in.state_bytes, human_bytes(in.state_bytes).c_str());
   for (const fb::StateTensor* s : *m->state()->tensors())
-    if (s->layer() == 0) {
+    if (s->layer() <= 0) {
       std::string shape;
       for (uint64_t v : *s->shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(v);
-      std::printf("  %-20s [%s] f32 (per layer)\n", s->name()->c_str(), shape.c_str());
+      std::printf("  %-20s [%s] f32 (%s)\n", s->name()->c_str(), shape.c_str(), s->layer() == 0 ? "per layer" : "once");
     }
   std::printf("arena         %zu bytes per session (state + scratch for prefill chunks of %u tokens)\n", arena,
               SessionOptions{}.prefill_chunk);
@@ -423,7 +453,7 @@ int cmd_run(int argc, char** argv) {
           {"-q", "--quiet", nullptr, "no closing line", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
-  if (int r = open_model(a, &lm)) return r;
+  if (int r = open_model(a, &lm, Takes::kTokens)) return r;
   const ModelInfo info = lm.model().info();
   long long n_predict;
   double temp, top_p;
@@ -604,7 +634,7 @@ int cmd_tokenize(int argc, char** argv) {
       return 1;
     }
   } else {
-    if (int r = open_model(a, &lm)) return r;
+    if (int r = open_model(a, &lm, Takes::kTokens)) return r;
     tv = lm.model().impl()->tok;
     if (tv.kind == TokenizerKind::kNone) {
       std::fprintf(stderr, "rill tokenize: this model has no tokenizer (convert it with --tokenizer FILE)\n");
@@ -701,7 +731,7 @@ int cmd_logits(int argc, char** argv) {
           {"-o", "--output", "FILE", "output .npy file", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
-  if (int r = open_model(a, &lm)) return r;
+  if (int r = open_model(a, &lm, Takes::kTokens)) return r;
   const ModelInfo info = lm.model().info();
   std::vector<int32_t> toks;
   if (a.flag("--tokens")) {
@@ -738,6 +768,118 @@ int cmd_logits(int argc, char** argv) {
   return 0;
 }
 
+// ---- stream --------------------------------------------------------------------------------
+// A float .npy (little-endian f4 or f8, C order, 1-D or 2-D) as f32 rows x cols; 1-D is [n, 1].
+bool read_npy(const std::string& path, std::vector<float>* out, size_t* rows, size_t* cols, std::string* why) {
+  std::string bytes;
+  if (!read_whole_file(path, &bytes)) return *why = "cannot read the file", false;
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) return *why = "not a .npy file", false;
+  const unsigned major = static_cast<unsigned char>(bytes[6]);
+  size_t hl, at;
+  if (major == 1) hl = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8, at = 10;
+  else if ((major == 2 || major == 3) && bytes.size() >= 12)
+    hl = static_cast<size_t>(static_cast<unsigned char>(bytes[8])) | static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8 |
+         static_cast<size_t>(static_cast<unsigned char>(bytes[10])) << 16 | static_cast<size_t>(static_cast<unsigned char>(bytes[11])) << 24,
+    at = 12;
+  else return *why = "unknown .npy version", false;
+  if (hl > bytes.size() - at) return *why = "truncated .npy header", false;
+  const std::string h = bytes.substr(at, hl);
+  at += hl;
+  const bool f4 = h.find("'<f4'") != std::string::npos, f8 = h.find("'<f8'") != std::string::npos;
+  if (!f4 && !f8) return *why = "dtype must be little-endian float32 or float64", false;
+  if (h.find("'fortran_order': False") == std::string::npos) return *why = "must be C order (fortran_order False)", false;
+  const size_t lp = h.find("'shape': ("), rp = lp == std::string::npos ? lp : h.find(')', lp);
+  if (rp == std::string::npos) return *why = "no shape in the header", false;
+  std::vector<long long> dims;
+  for (const std::string& item : cli::split(h.substr(lp + 10, rp - lp - 10))) {
+    long long v;
+    if (item.empty()) continue;
+    if (!cli::parse_int(item, 0, 1ll << 40, &v)) return *why = "bad shape", false;
+    dims.push_back(v);
+  }
+  if (dims.empty() || dims.size() > 2) return *why = "must be 1-D or 2-D", false;
+  *rows = static_cast<size_t>(dims[0]);
+  *cols = dims.size() == 2 ? static_cast<size_t>(dims[1]) : 1;
+  const size_t esz = f4 ? 4 : 8;
+  if (*cols != 0 && *rows > (bytes.size() - at) / esz / *cols) return *why = "data shorter than its shape", false;
+  const size_t n = *rows * *cols;
+  if (bytes.size() - at != n * esz) return *why = "data longer than its shape", false;
+  out->resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (f4) {
+      std::memcpy(&(*out)[i], bytes.data() + at + 4 * i, 4);
+    } else {
+      double d;
+      std::memcpy(&d, bytes.data() + at + 8 * i, 8);
+      (*out)[i] = static_cast<float>(d);
+    }
+  }
+  return true;
+}
+
+int cmd_stream(int argc, char** argv) {
+  Args a{"stream", "MODEL.rill --inputs IN.npy -o OUT.npy [options]",
+         "Step a vector model (a sensor model: float vectors in, float vectors out) over the rows of IN.npy,\n"
+         "float32 or float64 [T, d_input], from an empty state, and write every step's output as float32\n"
+         "[T, d_output] .npy: one row per step. The sensor counterpart of rill logits.",
+         "rill stream pendulum.rill --inputs examples/sensor_demo/heldout_inputs.npy -o estimates.npy",
+         {model_opt(),
+          {"-i", "--inputs", "FILE", "input .npy, [T, d_input] (1-D when d_input is 1)", ""},
+          {"-o", "--output", "FILE", "output .npy file", ""},
+          {nullptr, "--chunk", "N", "steps per forward pass (prefill_vectors; 1 = step_vector each row)", "1"}}};
+  if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
+  LoadedModel lm;
+  if (int r = open_model(a, &lm, Takes::kVectors)) return r;
+  const ModelInfo info = lm.model().info();
+  long long chunk;
+  if (a.get("--inputs").empty() || a.get("--output").empty() || !cli::parse_int(a.get("--chunk"), 1, 4096, &chunk)) {
+    std::fprintf(stderr, "rill stream: --inputs IN.npy and -o OUT.npy are required (--chunk 1 to 4096)\nexample: %s\n",
+                 a.example);
+    return 2;
+  }
+  std::vector<float> in;
+  size_t T = 0, cols = 0;
+  std::string why;
+  if (!read_npy(a.get("--inputs"), &in, &T, &cols, &why)) {
+    std::fprintf(stderr, "rill stream: %s: %s\n", a.get("--inputs").c_str(), why.c_str());
+    return 1;
+  }
+  if (cols != info.d_input) {
+    std::fprintf(stderr, "rill stream: %s has %zu columns, the model takes %u per step\n", a.get("--inputs").c_str(), cols,
+                 info.d_input);
+    return 1;
+  }
+  SessionOptions so;
+  so.prefill_chunk = static_cast<uint32_t>(chunk);
+  OwnedSession os;
+  Error e;
+  if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
+  const size_t dout = info.d_output;
+  std::vector<float> out(T * dout);
+  std::vector<double> us;
+  const double t0 = now_s();
+  for (size_t t = 0; t < T; t += static_cast<size_t>(chunk)) {
+    const size_t n = std::min(T - t, static_cast<size_t>(chunk));
+    const double s0 = now_s();
+    const Status s = os.session().prefill_vectors(in.data() + t * cols, n, n * cols, out.data() + t * dout, n * dout);
+    us.push_back((now_s() - s0) * 1e6 / static_cast<double>(n));
+    if (s != Status::kOk) {
+      std::fprintf(stderr, "rill stream: row %zu%s: %s\n", t, n > 1 ? " (or a later row of its chunk)" : "",
+                   status_str(s));
+      return 1;
+    }
+  }
+  const double secs = now_s() - t0;
+  if (!write_npy(a.get("--output"), out, T, dout)) {
+    std::fprintf(stderr, "rill stream: cannot write %s\n", a.get("--output").c_str());
+    return 1;
+  }
+  std::sort(us.begin(), us.end());
+  std::fprintf(stderr, "wrote %s: float32 [%zu, %zu]; %zu steps in %.3f s, %.2f us/step median\n",
+               a.get("--output").c_str(), T, dout, T, secs, us.empty() ? 0.0 : us[us.size() / 2]);
+  return 0;
+}
+
 // ---- eval ----------------------------------------------------------------------------------
 int cmd_eval(int argc, char** argv) {
   Args a{"eval", "MODEL.rill --text FILE [options]",
@@ -752,7 +894,7 @@ int cmd_eval(int argc, char** argv) {
           {"-q", "--quiet", nullptr, "no progress", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
-  if (int r = open_model(a, &lm)) return r;
+  if (int r = open_model(a, &lm, Takes::kTokens)) return r;
   const ModelInfo info = lm.model().info();
   if (info.tokenizer == TokenizerKind::kNone) {
     std::fprintf(stderr, "rill eval: this model has no tokenizer; bits per byte needs one\n");
@@ -908,27 +1050,54 @@ uint64_t rss_bytes() {
   return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+// Deterministic inputs for timing runs: a token id, or a vector for a vector model; prepare() fills
+// step i's input outside the timed region, run() steps the session with it.
+struct Feed {
+  ModelInfo info;
+  int32_t tok = 1;
+  std::vector<float> x, out;
+  explicit Feed(const ModelInfo& i) : info(i), x(i.d_input), out(i.d_input ? i.d_output : i.vocab_size) {}
+  void prepare(size_t i) {
+    if (!info.d_input) tok = static_cast<int32_t>((i * 7 + 3) % info.vocab_size);
+    for (size_t c = 0; c < x.size(); ++c) x[c] = std::sin(0.01f * static_cast<float>(i) + static_cast<float>(c));
+  }
+  Status run(Session& s) {
+    return info.d_input ? s.step_vector(x.data(), x.size(), out.data(), out.size())
+                        : s.step(tok, out.data(), out.size());
+  }
+  Status prefill(Session& s, size_t n) {
+    if (!info.d_input) {
+      std::vector<int32_t> prompt(n);
+      for (size_t i = 0; i < n; ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % info.vocab_size);
+      return s.prefill(prompt.data(), n, out.data(), out.size());
+    }
+    std::vector<float> v(n * x.size());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37f * static_cast<float>(i));
+    return s.prefill_vectors(v.data(), n, v.size(), out.data(), out.size());
+  }
+};
+
 // Long-run stability: n steps of one session on one thread, each timed; resident memory sampled ten
 // times. Drift in the time per step or growth in memory over a million steps is what a control loop
 // or a long-lived server would meet. Ctrl-C stops it early and reports the steps that ran (exit 130).
 int soak(const Model& model, size_t n, bool json, const std::string& label) {
-  const size_t V = model.info().vocab_size, every = std::max<size_t>(n / 10, 1);
+  const size_t every = std::max<size_t>(n / 10, 1);
   OwnedSession os;
   Error e;
   if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
-  std::vector<float> logits(V), ms(n);
+  Feed feed(model.info());
+  std::vector<float> ms(n);
   std::vector<uint64_t> rss;
-  int32_t tok = 1;
-  for (int i = 0; i < 100; ++i) (void)os.session().step(tok, logits.data(), V);  // warm up
+  for (int i = 0; i < 100; ++i) (void)feed.run(os.session());  // warm up
   std::signal(SIGINT, on_sigint);
   const uint64_t rss_start = rss_bytes();
   const double t0 = now_s();
   size_t done = 0;  // fewer than n after Ctrl-C
   for (; done < n && !g_interrupted; ++done) {
+    feed.prepare(done);
     const double s0 = now_s();
-    if (os.session().step(tok, logits.data(), V) != Status::kOk) return 1;
+    if (feed.run(os.session()) != Status::kOk) return 1;
     ms[done] = static_cast<float>((now_s() - s0) * 1e3);
-    tok = static_cast<int32_t>((static_cast<uint64_t>(tok) * 7 + 3 + done) % V);
     if ((done + 1) % every == 0) rss.push_back(rss_bytes());
   }
   if (done == 0) return 130;
@@ -1053,7 +1222,8 @@ int cmd_bench(int argc, char** argv) {
          "converted with --dtype), so no checkpoint is needed.",
          "rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280 --dtype q8",
          {model_opt(),
-          {nullptr, "--random", "SPEC", "ARCH:key=value,... e.g. mamba1:d_model=2048,n_layer=48,vocab=50280", ""},
+          {nullptr, "--random", "SPEC", "ARCH:key=value,... e.g. mamba1:d_model=2048,n_layer=48,vocab=50280\n"
+           "                                 or s4d:d_model=256,n_layer=4,d_state=64,d_input=8,d_output=8", ""},
           {nullptr, "--dtype", "TYPE", "weights of the --random model: f32 | f16 | q8 | q4", "q8"},
           {"-n", "--tokens", "N", "decode steps timed", "128"},
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
@@ -1136,11 +1306,11 @@ int cmd_bench(int argc, char** argv) {
   }
   struct Row {
     long long threads;
-    double tps, median, p99, prefill_tps, gbs, probe;
+    double tps, median, p99, p999, max, prefill_tps, gbs, probe;
   };
   std::vector<Row> rows;
   const uint64_t bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
-  std::vector<float> logits(info.vocab_size);
+  Feed feed(info);
   for (long long nt : thread_counts) {
     ThreadPool* pool = nullptr;
     if (!create_pool("bench", nt, &pool)) return 1;
@@ -1149,25 +1319,23 @@ int cmd_bench(int argc, char** argv) {
     OwnedSession os;
     if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
     // Decode: warm up, then time each step.
-    int32_t tok = 1;
-    for (int i = 0; i < 8; ++i) (void)os.session().step(tok, logits.data(), logits.size());
+    for (int i = 0; i < 8; ++i) (void)feed.run(os.session());
     std::vector<double> ms(static_cast<size_t>(n_tok));
-    const double t0 = now_s();
+    double decode_s = 0;
     for (long long i = 0; i < n_tok; ++i) {
+      feed.prepare(static_cast<size_t>(i));
       const double s0 = now_s();
-      (void)os.session().step(tok, logits.data(), logits.size());
+      (void)feed.run(os.session());
       ms[static_cast<size_t>(i)] = (now_s() - s0) * 1e3;
-      tok = static_cast<int32_t>((tok * 7 + 3) % info.vocab_size);
+      decode_s += ms[static_cast<size_t>(i)] / 1e3;
     }
-    const double decode_s = now_s() - t0;
     std::sort(ms.begin(), ms.end());
-    Row r{nt, n_tok / decode_s, ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], 0, 0, 0};
+    auto pct = [&](size_t per_mille) { return ms[std::min(ms.size() - 1, ms.size() * per_mille / 1000)]; };
+    Row r{nt, n_tok / decode_s, ms[ms.size() / 2], pct(990), pct(999), ms.back(), 0, 0, 0};
     if (n_pre > 0) {
-      std::vector<int32_t> prompt(static_cast<size_t>(n_pre));
-      for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % info.vocab_size);
       os.session().reset();
       const double p0 = now_s();
-      (void)os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
+      (void)feed.prefill(os.session(), static_cast<size_t>(n_pre));
       r.prefill_tps = n_pre / (now_s() - p0);
     }
     r.gbs = bpt * r.tps / 1e9;
@@ -1178,6 +1346,7 @@ int cmd_bench(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   const double rss_mib = ru.ru_maxrss / 1024.0;  // before the probe's buffer
   for (Row& r : rows) r.probe = probe_read_gbs(static_cast<size_t>(probe_mb) << 20, static_cast<int>(r.threads));
+  const char* unit = info.d_input ? "step" : "tok";
   if (a.get("--output") == "json") {
     for (const Row& r : rows) {  // one JSON object per line (per thread count)
       const nlohmann::json j = {{"model", label},
@@ -1187,6 +1356,8 @@ int cmd_bench(int argc, char** argv) {
                                 {"decode_tokens_per_s", r.tps},
                                 {"ms_per_token_median", r.median},
                                 {"ms_per_token_p99", r.p99},
+                                {"ms_per_token_p999", r.p999},
+                                {"ms_per_token_max", r.max},
                                 {"prefill_tokens", n_pre},
                                 {"prefill_tokens_per_s", r.prefill_tps},
                                 {"weight_bytes_per_token", bpt},
@@ -1199,14 +1370,19 @@ int cmd_bench(int argc, char** argv) {
       print_json_line(j);
     }
   } else {
-    std::printf("| model | threads | decode tok/s | ms/token median | p99 | prefill %lld tok/s | bytes/token | GB/s | "
-                "read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n", n_pre);
+    std::printf("| model | threads | decode %s/s | ms/%s median | p99 | p99.9 | max | prefill %lld %s/s | bytes/%s | "
+                "GB/s | read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+                unit, unit, n_pre, unit, unit);
     for (const Row& r : rows)
-      std::printf("| %s | %lld | %.1f | %.3f | %.3f | %.1f | %s | %.2f | %.1f GB/s | %.0f %% | %.1f MiB |\n",
-                  label.c_str(), r.threads, r.tps, r.median, r.p99, r.prefill_tps, human_bytes(bpt).c_str(), r.gbs,
-                  r.probe, 100 * r.gbs / r.probe, rss_mib);
+      std::printf("| %s | %lld | %.1f | %.4f | %.4f | %.4f | %.4f | %.1f | %s | %.2f | %.1f GB/s | %.0f %% | %.1f MiB |\n",
+                  label.c_str(), r.threads, r.tps, r.median, r.p99, r.p999, r.max, r.prefill_tps,
+                  human_bytes(bpt).c_str(), r.gbs, r.probe, 100 * r.gbs / r.probe, rss_mib);
     std::printf("(backend %s; file %s, state %s per session; peak RSS before the bandwidth probe)\n", info.backend,
                 human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
+  }
+  if (!streams.empty() && info.d_input) {
+    std::fprintf(stderr, "rill bench: --streams (Batch::step) takes token models only\n");
+    return 2;
   }
   if (!streams.empty()) {
     std::signal(SIGINT, on_sigint);
@@ -1219,13 +1395,14 @@ int cmd_bench(int argc, char** argv) {
 
 void usage(FILE* f) {
   std::fprintf(f,
-               "rill %s: run recurrent sequence models (Mamba, ...) with a fixed-size state\n\n"
+               "rill %s: run recurrent sequence models (Mamba, Mamba-2, RWKV-7, S4D) with a fixed-size state\n\n"
                "usage: rill <command> [options]    (rill <command> --help for each)\n\n"
                "commands:\n"
                "  convert   Hugging Face checkpoint folder -> rill model file\n"
                "  inspect   show a model file: architecture, tensors, state and arena bytes, provenance\n"
                "  run       stream generated text from a prompt\n"
                "  logits    write per-step logits of a token sequence as .npy\n"
+               "  stream    step a vector (sensor) model over the rows of a .npy, write its outputs as .npy\n"
                "  eval      bits per byte and perplexity on a text file\n"
                "  tokenize  text -> token ids (and back) with a model's or a file's tokenizer\n"
                "  bench     decode/prefill speed, bytes per token, share of memory bandwidth\n\n"
@@ -1254,6 +1431,7 @@ int main(int argc, char** argv) {
   if (c == "inspect") return cmd_inspect(argc - 2, argv + 2);
   if (c == "run") return cmd_run(argc - 2, argv + 2);
   if (c == "logits") return cmd_logits(argc - 2, argv + 2);
+  if (c == "stream") return cmd_stream(argc - 2, argv + 2);
   if (c == "eval") return cmd_eval(argc - 2, argv + 2);
   if (c == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
   if (c == "bench") return cmd_bench(argc - 2, argv + 2);
