@@ -266,6 +266,8 @@ rill_status rill_model_get_info(const rill_model* m, rill_model_info* info) {
   o.file_bytes = in.file_bytes;
   o.arch_name = arch_name(in.arch);
   o.backend = in.backend;
+  o.d_input = in.d_input;
+  o.d_output = in.d_output;
   const size_t n = info->struct_size < sizeof o ? info->struct_size : sizeof o;
   const uint32_t caller_size = info->struct_size;
   std::memcpy(info, &o, n);
@@ -352,6 +354,18 @@ rill_status rill_session_prefill(rill_session* s, const int32_t* tokens, size_t 
                                  size_t n_logits) {
   if (!s) return RILL_INVALID_ARGUMENT;
   return code(s->session.prefill(tokens, n_tokens, logits, n_logits));
+}
+
+rill_status rill_session_step_vector(rill_session* s, const float* input, size_t n_input, float* output,
+                                     size_t n_output) {
+  if (!s) return RILL_INVALID_ARGUMENT;
+  return code(s->session.step_vector(input, n_input, output, n_output));
+}
+
+rill_status rill_session_prefill_vectors(rill_session* s, const float* inputs, size_t n_steps, size_t n_input,
+                                         float* output, size_t n_output) {
+  if (!s) return RILL_INVALID_ARGUMENT;
+  return code(s->session.prefill_vectors(inputs, n_steps, n_input, output, n_output));
 }
 
 rill_status rill_session_reset(rill_session* s) {

@@ -4,6 +4,8 @@
 // (Built without sanitizers: ASan owns malloc.)
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -189,7 +191,72 @@ void check_model(const std::string& ckpt, const std::string& dtype = "f32", size
   CHECK_MESSAGE(n == 0, n << " heap calls during prefill + 1200 steps + sampling + state copies + batch and C API steps");
   ThreadPool::destroy(pool);
 }
+struct VectorWork {
+  Session* s;
+  rill_session* cs;
+  const float* in;  // [T, din]
+  size_t T, din, dout;
+  float* out;       // [T, dout]
+  unsigned char* snapshot;
+  int steps_done = 0;
+  bool all_ok = true;
+};
+
+void vector_steps(void* p) {
+  VectorWork& w = *static_cast<VectorWork*>(p);
+  w.all_ok &= w.s->prefill_vectors(w.in, w.T, w.T * w.din, w.out, w.T * w.dout) == Status::kOk;
+  for (int i = 0; i < 5000; ++i) {
+    const float* x = w.in + (static_cast<size_t>(i) % w.T) * w.din;
+    w.all_ok &= w.s->step_vector(x, w.din, w.out, w.dout) == Status::kOk;
+    ++w.steps_done;
+    if (i % 500 == 0) {
+      w.all_ok &= rill_session_step_vector(w.cs, x, w.din, w.out, w.dout) == RILL_OK;
+      w.all_ok &= w.s->state_copy_out(w.snapshot, w.s->state_size()) == Status::kOk;
+      w.all_ok &= w.s->state_copy_in(w.snapshot, w.s->state_size()) == Status::kOk;
+    }
+  }
+  float bad[64];
+  for (size_t c = 0; c < w.din && c < 64; ++c) bad[c] = c == 0 ? std::numeric_limits<float>::quiet_NaN() : 0.f;
+  w.all_ok &= w.s->step_vector(bad, w.din, w.out, w.dout) == Status::kNonFinite;  // error paths too
+  w.all_ok &= w.s->step_vector(w.in, w.din + 1, w.out, w.dout) == Status::kInvalidArgument;
+}
+
+void check_vector_model(const std::string& ckpt) {
+  TempDir tmp;
+  const std::string path = tmp.file("v.rill");
+  REQUIRE(convert_ckpt(ckpt, path, "f32").empty());
+  LoadedModel lm;
+  Error e;
+  REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
+  OwnedSession os;
+  REQUIRE(OwnedSession::create(lm.model(), SessionOptions{}, &os) == Status::kOk);
+  const Npy in = read_npy(ckpt + "/inputs.npy");
+  const ModelInfo info = lm.model().info();
+  REQUIRE(in.shape.size() == 2);
+  REQUIRE(in.shape[1] == info.d_input);
+  std::vector<float> out(in.shape[0] * info.d_output);
+  std::vector<unsigned char> snap(os.session().state_size());
+  size_t cm_bytes = 0, cs_bytes = 0;
+  REQUIRE(rill_model_footprint(lm.file().data(), lm.file().size(), &cm_bytes, nullptr) == RILL_OK);
+  AlignedBuffer cm_mem, cs_mem;
+  REQUIRE(AlignedBuffer::allocate(cm_bytes, &cm_mem) == Status::kOk);
+  rill_model* cm = nullptr;
+  REQUIRE(rill_model_init(lm.file().data(), lm.file().size(), nullptr, cm_mem.data(), cm_bytes, &cm, nullptr) == RILL_OK);
+  REQUIRE(rill_session_footprint(cm, nullptr, &cs_bytes) == RILL_OK);
+  REQUIRE(AlignedBuffer::allocate(cs_bytes, &cs_mem) == Status::kOk);
+  rill_session* cs = nullptr;
+  REQUIRE(rill_session_init(cm, nullptr, cs_mem.data(), cs_bytes, &cs, nullptr) == RILL_OK);
+  VectorWork w{&os.session(), cs, in.data.data(), in.shape[0], info.d_input, info.d_output, out.data(), snap.data()};
+  const long n = run_window(vector_steps, &w);
+  CHECK(w.all_ok);
+  CHECK(w.steps_done == 5000);
+  CHECK_MESSAGE(n == 0, n << " heap calls during vector prefill + 5000 vector steps + state copies + C API steps");
+}
 }  // namespace
+
+TEST_CASE("no heap call after load: S4D vector model (pooled), vector prefill, steps, errors, C API") {
+  check_vector_model(golden_dir("s4d_prenorm_mean"));
+}
 
 TEST_CASE("the counting hooks see an allocation (the test can fail)") {
   CHECK(run_window(control, nullptr) == 2);

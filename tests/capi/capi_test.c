@@ -52,8 +52,10 @@ static void check_layout(void) {
   CHECK(sizeof(rill_session_options) == 16 && offsetof(rill_session_options, pool) == 8);
   CHECK(sizeof(rill_batch_options) == 16 && offsetof(rill_batch_options, pool) == 8);
   CHECK(sizeof(rill_sampler_options) == 24 && offsetof(rill_sampler_options, seed) == 16);
-  CHECK(sizeof(rill_model_info) == 72 && offsetof(rill_model_info, weight_bytes) == 32 &&
-        offsetof(rill_model_info, backend) == 64);
+  /* The released fields keep their offsets; d_input and d_output were appended (struct_size grows). */
+  CHECK(sizeof(rill_model_info) == 80 && offsetof(rill_model_info, weight_bytes) == 32 &&
+        offsetof(rill_model_info, backend) == 64 && offsetof(rill_model_info, d_input) == 72 &&
+        offsetof(rill_model_info, d_output) == 76);
   CHECK(RILL_OK == 0 && RILL_ARENA_TOO_SMALL == 40 && RILL_TOKEN_RANGE == 80 && RILL_STATE_MISMATCH == 82);
 }
 
@@ -79,6 +81,41 @@ static rill_session* new_session(const rill_model* m, block* arena) {
   if (rill_session_footprint(m, &so, &bytes) != RILL_OK || !block_alloc(arena, bytes)) return NULL;
   if (rill_session_init(m, &so, arena->p, bytes, &s, NULL) != RILL_OK) return NULL;
   return s;
+}
+
+/* A vector (sensor) model: float vectors in and out; bad input leaves the state as it was. */
+static int vector_model(rill_model* m, const rill_model_info* info) {
+  block arena, b0, b1;
+  rill_session* s = NULL;
+  size_t i, din = info->d_input, dout = info->d_output;
+  float x[64], y[64], y2[64], rows[3 * 64];
+  CHECK(info->vocab_size == 0 && din <= 64 && dout <= 64 && strcmp(info->arch_name, "s4d") == 0 &&
+        info->arch == RILL_ARCH_S4D);
+  REQUIRE((s = new_session(m, &arena)) != NULL);
+  for (i = 0; i < din; ++i) x[i] = 0.25f * (float)i - 0.5f;
+  CHECK(rill_session_step(s, 0, y, dout) == RILL_INVALID_ARGUMENT); /* takes no tokens */
+  CHECK(rill_session_step_vector(s, x, din, y, dout) == RILL_OK);
+  REQUIRE(block_alloc(&b0, rill_session_state_size(s)) && block_alloc(&b1, rill_session_state_size(s)));
+  CHECK(rill_session_state_copy_out(s, b0.p, b0.size) == RILL_OK);
+  x[0] = NAN;
+  CHECK(rill_session_step_vector(s, x, din, y, dout) == RILL_NON_FINITE);
+  x[0] = -0.5f;
+  CHECK(rill_session_step_vector(s, x, din + 1, y, dout) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_step_vector(s, x, din, y, dout + 1) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_step_vector(NULL, x, din, y, dout) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_state_copy_out(s, b1.p, b1.size) == RILL_OK && memcmp(b0.p, b1.p, b0.size) == 0);
+  /* Three steps one by one equal a prefill of three rows (its last output and its state). */
+  for (i = 0; i < 3 * din; ++i) rows[i] = (float)(i % 7) * 0.3f - 1.f;
+  for (i = 0; i < 3; ++i) CHECK(rill_session_step_vector(s, rows + i * din, din, y, dout) == RILL_OK);
+  CHECK(rill_session_state_copy_out(s, b1.p, b1.size) == RILL_OK);
+  CHECK(rill_session_state_copy_in(s, b0.p, b0.size) == RILL_OK);
+  CHECK(rill_session_prefill_vectors(s, rows, 3, 3 * din, y2, dout) == RILL_OK);
+  CHECK(memcmp(y, y2, dout * sizeof(float)) == 0);
+  CHECK(rill_session_state_copy_out(s, b0.p, b0.size) == RILL_OK && memcmp(b0.p, b1.p, b0.size) == 0);
+  free(arena.raw); free(b0.raw); free(b1.raw);
+  printf("capi_test (vector model, d_input %zu, d_output %zu): %d checks, %d failed\n", din, dout, checks, failures);
+  fflush(stdout);
+  return failures ? 1 : 0;
 }
 
 int main(int argc, char** argv) {
@@ -138,7 +175,9 @@ int main(int argc, char** argv) {
   REQUIRE(rill_model_init(file.p, file.size, NULL, mem.p, bytes, &m, &err) == RILL_OK);
   info.struct_size = sizeof info;
   REQUIRE(rill_model_get_info(m, &info) == RILL_OK);
-  CHECK(info.vocab_size > 0 && info.state_bytes > 0 && info.arch_name && info.backend && info.struct_size == sizeof info);
+  if (info.d_input > 0) return vector_model(m, &info);
+  CHECK(info.vocab_size > 0 && info.d_output == info.vocab_size && info.state_bytes > 0 && info.arch_name &&
+        info.backend && info.struct_size == sizeof info);
   {
     rill_model_info small;
     memset(&small, 0xAB, sizeof small);

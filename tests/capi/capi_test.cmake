@@ -1,9 +1,10 @@
-# The C API end to end: capi_test (C99, static librill.a) on the demo model (bytes) and on an RWKV-7
-# model (world vocabulary); then examples/c_consumer (shared librill.so) must print exactly what
+# The C API end to end: capi_test (C99, static librill.a) on the demo model (bytes), on an RWKV-7
+# model (world vocabulary) and on an S4D vector model; then examples/c_consumer (shared librill.so) must print exactly what
 # `rill run --greedy` prints for the same prompt.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
-foreach(pair "demo;${SRC}/examples/demo_model/checkpoint" "rwkv7;${SRC}/tests/golden/rwkv7_fla_world")
+foreach(pair "demo;${SRC}/examples/demo_model/checkpoint" "rwkv7;${SRC}/tests/golden/rwkv7_fla_world"
+             "s4d;${SRC}/tests/golden/s4d_prenorm_mean")
   list(GET pair 0 name)
   list(GET pair 1 ckpt)
   execute_process(COMMAND ${RILL} convert ${ckpt} -o ${WORK}/${name}.rill --force RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)

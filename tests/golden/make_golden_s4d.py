@@ -129,7 +129,7 @@ CASES = {
                               input_mean=[0.5, -1.0, 2.0], input_std=[2.0, 0.5, 1.5]), 48, 11),
     "s4d_postnorm_none": (dict(d_input=1, d_output=3, d_model=12, d_state=6, n_layers=3, prenorm=False, pool="none"),
                           64, 12),
-    "s4d_prenorm_none_wide": (dict(d_input=4, d_output=4, d_model=40, d_state=34, n_layers=2, prenorm=True,
+    "s4d_prenorm_none_wide": (dict(d_input=4, d_output=4, d_model=64, d_state=34, n_layers=2, prenorm=True,
                                    pool="none"), 80, 13),
     "s4d_postnorm_mean": (dict(d_input=2, d_output=1, d_model=16, d_state=64, n_layers=1, prenorm=False, pool="mean"),
                           40, 14),

@@ -97,7 +97,7 @@ typedef struct rill_pool rill_pool;       /* worker threads for the matrix produ
 
 /* ---- model --------------------------------------------------------------------------------------- */
 enum { RILL_BACKEND_CPU = 0, RILL_BACKEND_CUDA = 1 };
-enum { RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3 };
+enum { RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3, RILL_ARCH_S4D = 4 };
 enum { RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2, RILL_TOKENIZER_BPE = 3 };
 
 typedef struct rill_model_options {
@@ -116,6 +116,9 @@ typedef struct rill_model_info {
   uint64_t weight_bytes, state_bytes, file_bytes;
   const char* arch_name; /* "mamba1" (static text) */
   const char* backend;   /* the backend computing it, e.g. "cpu-avx512vnni" (static text) */
+  /* Since 0.1 with vector models: d_input 0 means token ids in and vocab_size logits out; otherwise
+   * float[d_input] in (rill_session_step_vector) and float[d_output] out, and vocab_size is 0. */
+  uint32_t d_input, d_output;
 } rill_model_info;
 
 /* Fills defaults for the fields that fit in struct_size bytes (use the inline wrappers below). */
@@ -168,6 +171,15 @@ RILL_API rill_status rill_session_step(rill_session* session, int32_t token, flo
 /* n tokens: the same state as n steps; the last token's logits if logits is not null. */
 RILL_API rill_status rill_session_prefill(rill_session* session, const int32_t* tokens, size_t n_tokens,
                                           float* logits, size_t n_logits);
+/* Vector (sensor) models: one step of n_input == d_input floats; writes n_output == d_output floats
+ * (or none, if output is null). NaN or Inf in the input: RILL_NON_FINITE; a wrong size:
+ * RILL_INVALID_ARGUMENT; either way the state is unchanged. */
+RILL_API rill_status rill_session_step_vector(rill_session* session, const float* input, size_t n_input,
+                                              float* output, size_t n_output);
+/* n_steps vectors [n_steps, d_input] (n_input == n_steps * d_input): the same state as n_steps steps.
+ * Writes the last step's output (n_output == d_output), every step's ([n_steps, d_output]), or none. */
+RILL_API rill_status rill_session_prefill_vectors(rill_session* session, const float* inputs, size_t n_steps,
+                                                  size_t n_input, float* output, size_t n_output);
 RILL_API rill_status rill_session_reset(rill_session* session);
 /* The state as a self-describing blob (64-byte header + state): save, restore, branch. copy_in
  * refuses (RILL_STATE_MISMATCH) a blob of another model or a damaged one, state unchanged. */
