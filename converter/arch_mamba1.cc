@@ -14,7 +14,8 @@ const std::set<std::string> kUsedKeys = {
     "vocab_size", "hidden_size", "d_model", "state_size", "num_hidden_layers", "n_layer", "expand",
     "intermediate_size", "d_inner", "conv_kernel", "time_step_rank", "layer_norm_epsilon", "use_bias",
     "use_conv_bias", "hidden_act", "tie_word_embeddings", "tie_embeddings", "ssm_cfg", "rms_norm",
-    "pad_vocab_size_multiple", "model_type", "architectures", "bos_token_id", "eos_token_id"};
+    "pad_vocab_size_multiple", "model_type", "architectures", "bos_token_id", "eos_token_id", "d_input", "d_output",
+    "input_mean", "input_std"};
 const std::set<std::string> kIgnoredKeys = {
     "_name_or_path", "torch_dtype", "transformers_version", "pad_token_id", "initializer_range",
     "rescale_prenorm_residual", "time_step_min", "time_step_max", "time_step_floor", "time_step_scale",
@@ -56,7 +57,8 @@ Plan mamba1_plan(const ArchInput& in) {
   // 2. Hyper-parameters (HF names first, mamba_ssm names second).
   const uint64_t d = cfg_uint(cfg, {"hidden_size", "d_model"}, 0, true);
   const uint64_t L = cfg_uint(cfg, {"num_hidden_layers", "n_layer"}, 0, true);
-  const uint64_t vocab_cfg = cfg_uint(cfg, {"vocab_size"}, 0, true);
+  const VectorIo io = read_vector_io(cfg);  // a sensor model: encoder and decoder instead of embedding and head
+  const uint64_t vocab_cfg = io.d_input ? 0 : cfg_uint(cfg, {"vocab_size"}, 0, true);
   const uint64_t N = cfg_uint(cfg, {"state_size"}, cfg_uint(ssm, {"d_state"}, 16, false), false);
   const uint64_t K = cfg_uint(cfg, {"conv_kernel"}, cfg_uint(ssm, {"d_conv"}, 4, false), false);
   const uint64_t expand = cfg_uint(cfg, {"expand"}, cfg_uint(ssm, {"expand"}, 2, false), false);
@@ -73,7 +75,7 @@ Plan mamba1_plan(const ArchInput& in) {
   }
   const double eps = cfg.contains("layer_norm_epsilon") ? cfg_number(cfg["layer_norm_epsilon"], "layer_norm_epsilon") : 1e-5;
   const bool tie_cfg = cfg_bool(cfg, {"tie_word_embeddings", "tie_embeddings"}, true);
-  if (d == 0 || L == 0 || N == 0 || E == 0 || K < 2 || vocab_cfg == 0)
+  if (d == 0 || L == 0 || N == 0 || E == 0 || K < 2 || (vocab_cfg == 0 && !io.d_input))
     throw ConvertError("config.json: hidden_size, num_hidden_layers, state_size, intermediate_size, vocab_size must be "
                        "positive and conv_kernel >= 2");
   if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: layer_norm_epsilon must be in (0, 1)");
@@ -92,14 +94,15 @@ Plan mamba1_plan(const ArchInput& in) {
   // 3. Naming scheme.
   const Checkpoint& ck = in.ck;
   std::string emb_name, fmt;
-  if (ck.find("backbone.embeddings.weight")) emb_name = "backbone.embeddings.weight", fmt = "hf-mamba";
+  if (io.d_input) emb_name = "encoder.weight", fmt = "rill-mamba-vector";
+  else if (ck.find("backbone.embeddings.weight")) emb_name = "backbone.embeddings.weight", fmt = "hf-mamba";
   else if (ck.find("backbone.embedding.weight")) emb_name = "backbone.embedding.weight", fmt = "mamba_ssm";
   else throw ConvertError("checkpoint: no embedding tensor (backbone.embeddings.weight or backbone.embedding.weight)");
   const SrcTensor* emb = ck.find(emb_name);
-  if (emb->shape.size() != 2 || emb->shape[1] != d)
+  if (!io.d_input && (emb->shape.size() != 2 || emb->shape[1] != d))
     throw ConvertError("tensor " + emb_name + ": expected [vocab, " + std::to_string(d) + "], got " +
                        shape_str(emb->shape));
-  const uint64_t V = emb->shape[0];
+  const uint64_t V = io.d_input ? 0 : emb->shape[0];
   const uint64_t pad = cfg_uint(cfg, {"pad_vocab_size_multiple"}, 1, false);
   const uint64_t padded = pad ? (vocab_cfg + pad - 1) / pad * pad : vocab_cfg;
   if (V != vocab_cfg && V != padded)
@@ -110,7 +113,7 @@ Plan mamba1_plan(const ArchInput& in) {
   const bool in_bias = ck.find("backbone.layers.0.mixer.in_proj.bias") != nullptr;
   const bool out_bias = ck.find("backbone.layers.0.mixer.out_proj.bias") != nullptr;
   const bool conv_bias = ck.find("backbone.layers.0.mixer.conv1d.bias") != nullptr;
-  const bool has_head = ck.find("lm_head.weight") != nullptr;
+  const bool has_head = ck.find("lm_head.weight") != nullptr || io.d_input;
   if (!has_head && !tie_cfg)
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
   bool tied = !has_head;
@@ -122,8 +125,13 @@ Plan mamba1_plan(const ArchInput& in) {
   plan.layer_kind = fb::LayerKind::Mamba1Mixer;
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
-  if (has_head && tie_cfg && ts.head_is_embedding(emb_name)) tied = true;
-  ts.lm_tensors(emb_name, V, d, tied, M);
+  if (io.d_input) {
+    ts.vector_io(io, d);
+    ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
+  } else {
+    if (has_head && tie_cfg && ts.head_is_embedding(emb_name)) tied = true;
+    ts.lm_tensors(emb_name, V, d, tied, M);
+  }
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);

@@ -14,7 +14,7 @@ const std::set<std::string> kUsedKeys = {
     "vocab_size", "hidden_size", "num_heads", "head_dim", "state_size", "expand", "n_groups", "conv_kernel",
     "num_hidden_layers", "layer_norm_epsilon", "use_bias", "use_conv_bias", "hidden_act", "rms_norm",
     "time_step_limit", "norm_before_gate", "tie_word_embeddings", "model_type", "architectures", "bos_token_id",
-    "eos_token_id"};
+    "eos_token_id", "d_input", "d_output", "input_mean", "input_std"};
 const std::set<std::string> kIgnoredKeys = {
     "_name_or_path", "torch_dtype", "transformers_version", "pad_token_id", "initializer_range",
     "rescale_prenorm_residual", "time_step_min", "time_step_max", "time_step_floor", "time_step_rank",
@@ -100,7 +100,8 @@ Plan mamba2_plan(const ArchInput& in) {
 
   const uint64_t d = cfg_uint(cfg, {"hidden_size"}, 0, true);
   const uint64_t L = cfg_uint(cfg, {"num_hidden_layers"}, 0, true);
-  const uint64_t vocab = cfg_uint(cfg, {"vocab_size"}, 0, true);
+  const VectorIo io = read_vector_io(cfg);  // a sensor model: encoder and decoder instead of embedding and head
+  const uint64_t vocab = io.d_input ? 1 : cfg_uint(cfg, {"vocab_size"}, 0, true);
   const uint64_t H = cfg_uint(cfg, {"num_heads"}, 0, true);
   const uint64_t P = cfg_uint(cfg, {"head_dim"}, 0, true);
   const uint64_t N = cfg_uint(cfg, {"state_size"}, 128, false);
@@ -138,21 +139,21 @@ Plan mamba2_plan(const ArchInput& in) {
   const Checkpoint& ck = in.ck;
   std::string emb_name = ck.find("backbone.embedding.weight") ? "backbone.embedding.weight" : "backbone.embeddings.weight";
   const SrcTensor* emb = ck.find(emb_name);
-  if (!emb || emb->shape.size() != 2 || emb->shape[1] != d)
+  if (!io.d_input && (!emb || emb->shape.size() != 2 || emb->shape[1] != d))
     throw ConvertError("checkpoint: " + emb_name + " missing or not [vocab, " + std::to_string(d) + "]");
-  const uint64_t V = emb->shape[0];
+  const uint64_t V = io.d_input ? 0 : emb->shape[0];
   if (pad > 1 && V != vocab && V != (vocab + pad - 1) / pad * pad)
     throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, config vocab_size is " +
                        std::to_string(vocab) + " (padded to a multiple of " + std::to_string(pad) + ": " +
                        std::to_string((vocab + pad - 1) / pad * pad) + ")");
-  if (V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
+  if (!io.d_input && V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
                                     std::to_string(vocab));
   const SrcTensor* in0 = ck.find("backbone.layers.0.mixer.in_proj.weight");
   const std::string hint = in0 && in0->shape.size() == 2 && in0->shape[0] > in_rows
                                ? "; in_proj has more rows than 2*E + 2*n_groups*state_size + num_heads: if that is "
                                  "the extra gated-MLP branch (d_mlp > 0), rill does not support it"
                                : "";
-  const bool has_head = ck.find("lm_head.weight") != nullptr;
+  const bool has_head = ck.find("lm_head.weight") != nullptr || io.d_input;
   if (!has_head && !cfg_bool(cfg, {"tie_word_embeddings"}, false))
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
   bool tied = !has_head;
@@ -162,13 +163,19 @@ Plan mamba2_plan(const ArchInput& in) {
 
   Plan plan;
   plan.arch = fb::Arch::Mamba2;
-  plan.source_format = emb_name == "backbone.embedding.weight" ? "mamba_ssm-mamba2" : "hf-mamba2";
+  plan.source_format = io.d_input ? "rill-mamba2-vector"
+                      : emb_name == "backbone.embedding.weight" ? "mamba_ssm-mamba2" : "hf-mamba2";
   plan.n_layer = static_cast<uint32_t>(L);
   plan.layer_kind = fb::LayerKind::Mamba2Mixer;
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
-  if (has_head && cfg_bool(cfg, {"tie_word_embeddings"}, false) && ts.head_is_embedding(emb_name)) tied = true;
-  ts.lm_tensors(emb_name, V, d, tied, M);
+  if (io.d_input) {
+    ts.vector_io(io, d);
+    ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
+  } else {
+    if (has_head && cfg_bool(cfg, {"tie_word_embeddings"}, false) && ts.head_is_embedding(emb_name)) tied = true;
+    ts.lm_tensors(emb_name, V, d, tied, M);
+  }
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);
