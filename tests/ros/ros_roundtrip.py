@@ -57,6 +57,44 @@ def expected_replies(rill, model):
     return out
 
 
+def vector_round_trip(a, env, procs, logs):
+    """The node with a vector (sensor) model: Float32MultiArray rows in, outputs out, a reset in the
+    middle; every output must equal, bit for bit, `rill stream` over the same rows."""
+    import numpy as np
+    model = os.path.join(a.work, "s4d.rill")
+    ckpt = os.path.join(a.src, "tests/golden/s4d_prenorm_mean")
+    subprocess.run([a.rill, "convert", ckpt, "-o", model, "--force"], stdout=subprocess.DEVNULL, check=True,
+                   timeout=120)
+    x = np.load(os.path.join(ckpt, "inputs.npy")).astype(np.float32)
+    split = 20
+    want = []
+    for part in (x[:split], x[split:]):  # the reset starts a new stream
+        np.save(os.path.join(a.work, "part.npy"), part)
+        subprocess.run([a.rill, "stream", model, "-i", os.path.join(a.work, "part.npy"), "-o",
+                        os.path.join(a.work, "part_out.npy")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True, timeout=60)
+        want.append(np.load(os.path.join(a.work, "part_out.npy")))
+    want = np.concatenate(want)
+    logs["sensor"] = open(os.path.join(a.work, "sensor_node.log"), "wb")
+    procs.append(start([a.node, "__name:=rill_sensor", f"_model:={model}", "_input_topic:=/rill_test/vin",
+                        "_output_topic:=/rill_test/vout"], env, logs["sensor"]))
+    rows = [" ".join(f"{v:.9g}" for v in r).encode() for r in x]
+    inputs = os.path.join(a.work, "vector_inputs.bin")
+    with open(inputs, "wb") as f:
+        f.write(b"\0".join(rows[:split] + [b"\x01reset"] + rows[split:]) + b"\0")
+    replies_file = os.path.join(a.work, "vector_replies.bin")
+    subprocess.run([a.driver, "/rill_test/vin", "/rill_test/vout", "/rill_sensor/reset", inputs, replies_file,
+                    "vector"], env=env, check=True, timeout=180)
+    with open(replies_file, "rb") as f:
+        got = np.array([[float(v) for v in r.split()] for r in f.read().split(b"\0")[:-1]], dtype=np.float32)
+    if got.shape != want.shape or not np.array_equal(got, want):
+        print(f"vector replies differ from rill stream: shapes {got.shape} {want.shape}, "
+              f"max diff {np.abs(got - want).max() if got.shape == want.shape else 'n/a'}")
+        return 1
+    print(f"ros vector round trip: {len(got)} Float32MultiArray outputs (a reset after {split}) equal rill stream")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("--rill", "--node", "--driver", "--src", "--work"):
@@ -104,7 +142,7 @@ def main():
             print(f"{len(got)} replies, {len(want)} expected")
             return 1
         print(f"ros round trip: {len(got)} replies over a real roscore (port {port}) equal rill run --greedy")
-        return 0
+        return vector_round_trip(a, env, procs, logs)
     finally:
         for p in reversed(procs):
             stop(p)

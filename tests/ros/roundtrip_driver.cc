@@ -1,9 +1,11 @@
 // Test driver for the ROS round trip: publishes recorded inputs to the node one at a time, waits for
 // each reply, and records the replies. Records are separated by NUL bytes; an input record "\x01reset"
-// calls the node's reset service instead of publishing.
+// calls the node's reset service instead of publishing. With a 6th argument "vector", each record is a
+// line of floats published as std_msgs/Float32MultiArray, and each reply is recorded the same way.
 //
-//   roundtrip_driver INPUT_TOPIC OUTPUT_TOPIC RESET_SERVICE INPUTS_FILE REPLIES_FILE
+//   roundtrip_driver INPUT_TOPIC OUTPUT_TOPIC RESET_SERVICE INPUTS_FILE REPLIES_FILE [vector]
 #include <ros/ros.h>
+#include <std_msgs/Float32MultiArray.h>
 #include <std_msgs/String.h>
 #include <std_srvs/Empty.h>
 
@@ -14,10 +16,12 @@
 
 int main(int argc, char** argv) {
   ros::init(argc, argv, "rill_roundtrip_driver", ros::init_options::AnonymousName);
-  if (argc != 6) {
-    std::fprintf(stderr, "usage: %s INPUT_TOPIC OUTPUT_TOPIC RESET_SERVICE INPUTS_FILE REPLIES_FILE\n", argv[0]);
+  if (argc != 6 && !(argc == 7 && std::string(argv[6]) == "vector")) {
+    std::fprintf(stderr, "usage: %s INPUT_TOPIC OUTPUT_TOPIC RESET_SERVICE INPUTS_FILE REPLIES_FILE [vector]\n",
+                 argv[0]);
     return 2;
   }
+  const bool vec = argc == 7;
   std::ifstream in(argv[4], std::ios::binary);
   const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> inputs;
@@ -26,10 +30,21 @@ int main(int argc, char** argv) {
 
   ros::NodeHandle nh;
   std::vector<std::string> replies;
-  ros::Subscriber sub = nh.subscribe<std_msgs::String>(argv[2], 100, [&](const std_msgs::String::ConstPtr& m) {
-    replies.push_back(m->data);
-  });
-  ros::Publisher pub = nh.advertise<std_msgs::String>(argv[1], 100);
+  ros::Subscriber sub = vec ? nh.subscribe<std_msgs::Float32MultiArray>(
+                                  argv[2], 100, [&](const std_msgs::Float32MultiArray::ConstPtr& m) {
+                                    std::string line;
+                                    char buf[32];
+                                    for (float v : m->data) {
+                                      std::snprintf(buf, sizeof buf, "%.9g ", static_cast<double>(v));
+                                      line += buf;
+                                    }
+                                    replies.push_back(line);
+                                  })
+                            : nh.subscribe<std_msgs::String>(argv[2], 100, [&](const std_msgs::String::ConstPtr& m) {
+                                replies.push_back(m->data);
+                              });
+  ros::Publisher pub = vec ? nh.advertise<std_msgs::Float32MultiArray>(argv[1], 100)
+                           : nh.advertise<std_msgs::String>(argv[1], 100);
   ros::ServiceClient reset = nh.serviceClient<std_srvs::Empty>(argv[3]);
   const ros::WallTime t0 = ros::WallTime::now();
   while (ros::ok() && (pub.getNumSubscribers() == 0 || sub.getNumPublishers() == 0)) {
@@ -54,9 +69,16 @@ int main(int argc, char** argv) {
       }
       continue;
     }
-    std_msgs::String m;
-    m.data = rec;
-    pub.publish(m);
+    if (vec) {
+      std_msgs::Float32MultiArray m;
+      std::stringstream fs(rec);
+      for (float v; fs >> v;) m.data.push_back(v);
+      pub.publish(m);
+    } else {
+      std_msgs::String m;
+      m.data = rec;
+      pub.publish(m);
+    }
     ++expected;
     const ros::WallTime s0 = ros::WallTime::now();
     while (ros::ok() && replies.size() < expected) {
