@@ -8,12 +8,13 @@ residual, post-LayerNorm; no pooling: an output every step). The inputs are stan
 first; the mean and std go into config.json (input_mean, input_std), where rill's converter finds them.
 
     apt-get install python3-torch          # Debian's; run with /usr/bin/python3
-    /usr/bin/python3 examples/sensor_demo/train_s4d.py      # about 5 minutes on 2 cores
+    /usr/bin/python3 examples/sensor_demo/train_s4d.py      # about 7 minutes on 2 cores
 
 Writes into examples/sensor_demo/: checkpoint/{config.json, model.safetensors}, the held-out
 trajectory (heldout_inputs.npy [T, 2]: measured angle, drive; heldout_targets.npy [T, 2]: angle,
 angular velocity) and this trainer's own outputs on it (heldout_trainer_outputs.npy, float64 forward
-pass over the whole sequence), and metrics.json (RMSE against the baselines on 32 held-out runs).
+pass over the whole sequence), and metrics.json (RMSE against the baselines on 32 held-out runs of
+10 s, after their first second).
 """
 import json
 import math
@@ -32,7 +33,7 @@ import plant  # noqa: E402
 from st_io import write_safetensors, write_npy  # noqa: E402
 
 D_MODEL, N_LAYERS, D_STATE = 32, 3, 32
-TRAIN_T, BATCH, STEPS = 3000, 16, 900
+TRAIN_T, BATCH, STEPS = 8000, 6, 900
 SEED = 7
 
 
@@ -86,7 +87,7 @@ class S4Model(nn.Module):
         self.register_buffer("mean", torch.tensor(mean))
         self.register_buffer("std", torch.tensor(std))
         self.encoder = nn.Linear(d_input, d_model)
-        self.s4_layers = nn.ModuleList([S4D(d_model, d_state, dt_min=1e-4, dt_max=1e-1) for _ in range(n_layers)])
+        self.s4_layers = nn.ModuleList([S4D(d_model, d_state, dt_min=1e-3, dt_max=1e-1) for _ in range(n_layers)])
         self.norms = nn.ModuleList([nn.LayerNorm(d_model) for _ in range(n_layers)])
         self.decoder = nn.Linear(d_model, d_output)
 
@@ -102,7 +103,7 @@ def main():
     torch.set_num_threads(os.cpu_count() or 2)
     rng = np.random.default_rng(SEED)
     t0 = time.time()
-    x_train, y_train = plant.simulate(rng, 512, TRAIN_T)
+    x_train, y_train = plant.simulate(rng, 256, TRAIN_T)
     x_val, y_val = plant.simulate(np.random.default_rng(SEED + 1), 32, 10000)
     mean = x_train.reshape(-1, 2).mean(0).tolist()
     std = x_train.reshape(-1, 2).std(0).tolist()
@@ -133,14 +134,17 @@ def main():
     model = model.double().eval()
     with torch.no_grad():
         pred = model(torch.tensor(x_val)).numpy()
+    skip = 1000  # RMSE after the first second: every estimator starts from nothing
+    pred, x_val, y_val = pred[:, skip:], x_val, y_val[:, skip:]
     best_w = min(range(1, 201), key=lambda w: plant.rmse(plant.baselines(x_train[:64], w), y_train[:64])[1])
     metrics = {
         "heldout_runs": int(x_val.shape[0]), "steps_per_run": int(x_val.shape[1]),
         "rmse_model": dict(zip(["theta_rad", "omega_rad_s"], plant.rmse(pred, y_val).tolist())),
         "rmse_last_value_and_one_step_difference":
-            dict(zip(["theta_rad", "omega_rad_s"], plant.rmse(plant.baselines(x_val, 1), y_val).tolist())),
+            dict(zip(["theta_rad", "omega_rad_s"], plant.rmse(plant.baselines(x_val, 1)[:, skip:], y_val).tolist())),
         f"rmse_last_value_and_{best_w}_step_difference":
-            dict(zip(["theta_rad", "omega_rad_s"], plant.rmse(plant.baselines(x_val, best_w), y_val).tolist())),
+            dict(zip(["theta_rad", "omega_rad_s"], plant.rmse(plant.baselines(x_val, best_w)[:, skip:], y_val).tolist())),
+        "rmse_after_steps": skip,
         "difference_window_steps": best_w,
         "train_steps": STEPS, "train_seconds": round(time.time() - t0, 1),
     }

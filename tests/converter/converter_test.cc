@@ -2,6 +2,8 @@
 // nothing and never replaces an existing file.
 #include <doctest/doctest.h>
 
+#include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "safetensors.h"
@@ -162,5 +164,56 @@ TEST_SUITE("converter") {
     } catch (const rill::convert::ConvertError& e) {
       CHECK(contains(e.what(), "exceeds 100 MB"));
     }
+  }
+}
+
+TEST_SUITE("converter") {
+  TEST_CASE("vector models: bad S4D and vector-head configs are refused by name, nothing written") {
+    TempDir tmp;
+    const std::string out = tmp.file("o.rill");
+    SUBCASE("pool other than none or mean") {
+      const auto dir = with_config(tmp, "s4d_postnorm_none", [](json& j) { j["pool"] = "max"; });
+      CHECK(contains(convert_ckpt(dir, out), "pool is \"max\""));
+    }
+    SUBCASE("d_input without d_output") {
+      const auto dir = with_config(tmp, "s4d_postnorm_none", [](json& j) { j.erase("d_output"); });
+      CHECK(contains(convert_ckpt(dir, out), "needs both d_input and d_output"));
+    }
+    SUBCASE("input_std not positive") {
+      const auto dir = with_config(tmp, "s4d_prenorm_mean", [](json& j) { j["input_std"][1] = 0.0; });
+      CHECK(contains(convert_ckpt(dir, out), "input_std holds 0.0 (each must be finite and > 0)"));
+    }
+    SUBCASE("input_mean of the wrong length") {
+      const auto dir = with_config(tmp, "s4d_prenorm_mean", [](json& j) { j["input_mean"] = {1.0}; });
+      CHECK(contains(convert_ckpt(dir, out), "input_mean must be a list of d_input = 3 numbers"));
+    }
+    SUBCASE("d_state disagreeing with the kernel tensors") {
+      const auto dir = with_config(tmp, "s4d_postnorm_none", [](json& j) { j["d_state"] = 8; });
+      CHECK(contains(convert_ckpt(dir, out), "s4_layers.0.kernel.C"));
+    }
+    SUBCASE("a vector-head Mamba whose encoder does not match d_input") {
+      const auto dir = with_config(tmp, "mamba1_vector", [](json& j) {
+        j["d_input"] = 4;
+        j.erase("input_mean");
+        j.erase("input_std");
+      });
+      CHECK(contains(convert_ckpt(dir, out), "encoder.weight"));
+    }
+    SUBCASE("a mode that discretizes to a non-finite value is refused, naming it") {
+      const std::string dir = tmp.file("ck");
+      copy_dir(golden_dir("s4d_postnorm_none"), dir);
+      std::string st = read_file(dir + "/model.safetensors");
+      rill::convert::Checkpoint ck;
+      ck.parse(reinterpret_cast<const uint8_t*>(st.data()), st.size(), "model.safetensors");
+      const auto* ai = ck.find("s4_layers.1.kernel.A_imag");
+      REQUIRE(ai != nullptr);
+      const size_t at = static_cast<size_t>(ai->data - reinterpret_cast<const uint8_t*>(st.data()));
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(&st[at], &nan, 4);  // channel 0, mode 0 of layer 1
+      write_file(dir + "/model.safetensors", st);
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "s4_layers.1.kernel.: channel 0 mode 0"));
+    }
+    CHECK(!file_exists(out));
   }
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "rill/rill.hpp"
@@ -27,12 +28,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         void* ab = std::aligned_alloc(64, (arena + 63) / 64 * 64);
         Session s;
         if (Session::init(m, SessionOptions{}, ab, arena, &s, &e) == Status::kOk) {
-          const uint32_t V = m.info().vocab_size;
-          std::vector<float> logits(V);
-          const int32_t toks[3] = {0, static_cast<int32_t>(V - 1), static_cast<int32_t>(V / 2)};
-          (void)s.prefill(toks, 3, logits.data(), V);
-          (void)s.step(1 % V, logits.data(), V);
-          (void)s.step(static_cast<int32_t>(V), logits.data(), V);
+          const ModelInfo info = m.info();
+          if (info.d_input) {  // a vector model: vector steps, a prefill, a NaN
+            std::vector<float> x(3 * size_t{info.d_input}, 0.5f), y(info.d_output);
+            (void)s.prefill_vectors(x.data(), 3, x.size(), y.data(), y.size());
+            (void)s.step_vector(x.data(), info.d_input, y.data(), y.size());
+            x[0] = std::numeric_limits<float>::quiet_NaN();
+            if (s.step_vector(x.data(), info.d_input, y.data(), y.size()) != Status::kNonFinite) std::abort();
+          } else {
+            const uint32_t V = info.vocab_size;
+            std::vector<float> logits(V);
+            const int32_t toks[3] = {0, static_cast<int32_t>(V - 1), static_cast<int32_t>(V / 2)};
+            (void)s.prefill(toks, 3, logits.data(), V);
+            (void)s.step(1 % V, logits.data(), V);
+            (void)s.step(static_cast<int32_t>(V), logits.data(), V);
+          }
           std::vector<unsigned char> st(s.state_size());
           if (s.state_copy_out(st.data(), st.size()) != Status::kOk || s.state_copy_in(st.data(), st.size()) != Status::kOk)
             std::abort();  // a blob just copied out must be accepted back

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rill=build/bin/rill
 c=tests/fuzz/corpus
-keep=$(mktemp -d); cp $c/*/regress_* $keep/ 2>/dev/null || true
+keep=$(mktemp -d); cp $c/*/regress_* $c/tokenizer/*.txt $keep/ 2>/dev/null || true
 rm -rf $c && mkdir -p $c/model $c/checkpoint $c/state $c/tokenizer
 tmp=$(mktemp -d); trap 'rm -rf $tmp' EXIT
 $rill convert tests/golden/mamba1_awkward -o $tmp/a.rill -q
@@ -27,8 +27,12 @@ for q in "tests/golden/mamba1_hf_f16_tied mamba1" "tests/golden/mamba2_tied_bf16
   $rill convert $1 -o $c/model/${2}_q4.bin -q --dtype q4
 done
 $rill convert tests/golden/mamba2_tied_bf16 -o $c/model/mamba2_q4g64.bin -q --dtype q4 --group 64
+# Vector models: S4D (pooled, input standardization) and Mamba with vector heads.
+$rill convert tests/golden/s4d_prenorm_mean -o $c/model/s4d_mean_f32.bin -q
+$rill convert tests/golden/s4d_prenorm_none_wide -o $c/model/s4d_q8.bin -q --dtype q8
+$rill convert tests/golden/mamba1_vector -o $c/model/mamba1_vector.bin -q
 for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
-         tests/fuzz/rwkv7_world_tiny; do
+         tests/fuzz/rwkv7_world_tiny tests/golden/s4d_postnorm_none tests/golden/mamba2_vector; do
   { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin
 done
 { cat tests/golden/mamba1_ssm_bf16_sharded/config.json; printf '\0'; cat tests/golden/mamba1_ssm_bf16_sharded/model-00002-of-00002.safetensors; } > $c/checkpoint/ssm_shard2.bin
@@ -41,5 +45,6 @@ printf '\x00\xff\xc3\xa9\xe2\x82\xac\n' > $c/tokenizer/bytes.bin
 cp tests/golden/rwkv7_fla_world/tokenizer_text.bin $c/tokenizer/world.bin
 cp $keep/regress_*u64* $c/model/ 2>/dev/null || true
 cp $keep/regress_reserved* $c/state/ 2>/dev/null || true
+cp $keep/*.txt $c/tokenizer/ 2>/dev/null || true  # hand-written texts (NFC, emoji, code, special tokens)
 rm -rf $keep
 du -sh $c
