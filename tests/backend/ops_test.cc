@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <cstdlib>
 #include <functional>
 #include <random>
@@ -477,6 +478,98 @@ TEST_SUITE("ops") {
           want, tol_rel(want, 2e-5, 2e-5));
   }
 
+  TEST_CASE("s4d_step, running_mean, glu, standardize (S4D and vector input): rows of two states") {
+    std::mt19937 rng(23);
+    const size_t H = 7, M = 3, n = 4;
+    const Floats Sa = randn(M * 2 * H, rng), Sb = randn(M * 2 * H, rng), C = randn(M * 2 * H, rng),
+                 D = randn(H, rng), U = randn(n * H, rng);
+    Floats A(M * 2 * H);  // |A| < 1, as the converter guarantees
+    for (size_t m = 0; m < M; ++m)
+      for (size_t h = 0; h < H; ++h) {
+        const double r = 0.5 + 0.49 * std::uniform_real_distribution<double>(0, 1)(rng), th = 0.3 * (m + 1) + 0.1 * h;
+        A[m * 2 * H + h] = static_cast<float>(r * std::cos(th));
+        A[m * 2 * H + H + h] = static_cast<float>(r * std::sin(th));
+      }
+    std::vector<Doubles> st = {Doubles(Sa.begin(), Sa.end()), Doubles(Sb.begin(), Sb.end())};
+    Doubles y(n * H);
+    for (size_t i = 0; i < n; ++i) {
+      Doubles& S = st[kRowState[i]];
+      for (size_t h = 0; h < H; ++h) {
+        std::complex<double> acc = 0;
+        for (size_t m = 0; m < M; ++m) {
+          const std::complex<double> a(A[m * 2 * H + h], A[m * 2 * H + H + h]), c(C[m * 2 * H + h], C[m * 2 * H + H + h]);
+          std::complex<double> x(S[m * 2 * H + h], S[m * 2 * H + H + h]);
+          x = a * x + double(U[i * H + h]);
+          S[m * 2 * H + h] = x.real();
+          S[m * 2 * H + H + h] = x.imag();
+          acc += c * x;
+        }
+        y[i * H + h] = 2 * acc.real() + double(D[h]) * U[i * H + h];
+      }
+    }
+    Doubles want = y;
+    want.insert(want.end(), st[0].begin(), st[0].end());
+    want.insert(want.end(), st[1].begin(), st[1].end());
+    check("s4d_step",
+          [&](const Exec& x) {
+            States s(Sa, Sb);
+            Floats Y(n * H);
+            x.backend->ops->s4d_step(x, s.ref(), A.data(), C.data(), D.data(), U.data(), Y.data(), n, H, M);
+            return cat({&Y, &s.a, &s.b});
+          },
+          want, tol_rel(want, 2e-5, 2e-5));
+
+    // running_mean: two streams, one with 4 steps behind it (count 4), one fresh; rows A, A, B, A.
+    const size_t d = 5;
+    const Floats X = randn(n * d, rng), Ma = randn(d, rng);
+    Floats Ca = {4.f}, Cb = {0.f}, Mb(d, 0.f);
+    std::vector<Doubles> mean = {Doubles(Ma.begin(), Ma.end()), Doubles(d, 0.0)};
+    double cnt[2] = {4, 0};
+    Doubles wm(n * d);
+    for (size_t i = 0; i < n; ++i) {
+      const int k = kRowState[i];
+      cnt[k] += 1;
+      for (size_t j = 0; j < d; ++j) wm[i * d + j] = mean[k][j] = mean[k][j] + (X[i * d + j] - mean[k][j]) / cnt[k];
+    }
+    want = wm;
+    want.insert(want.end(), mean[0].begin(), mean[0].end());
+    want.push_back(cnt[0]);
+    want.insert(want.end(), mean[1].begin(), mean[1].end());
+    want.push_back(cnt[1]);
+    check("running_mean",
+          [&](const Exec& x) {
+            States m(Ma, Mb), c(Ca, Cb);
+            Floats Y = X;
+            x.backend->ops->running_mean(x, m.ref(), c.ref(), Y.data(), n, d);
+            return cat({&Y, &m.a, &c.a, &m.b, &c.b});
+          },
+          want, tol_rel(want, 2e-6, 1e-6));
+
+    const Floats G = randn(n * 2 * H, rng, 4.f), mu = randn(H, rng);
+    Floats sd(H);
+    for (float& v : sd) v = 0.1f + std::fabs(randn(1, rng)[0]);
+    Doubles wg(n * H), ws(n * H);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t c = 0; c < H; ++c) {
+        wg[i * H + c] = G[i * 2 * H + c] * sigmoid(G[i * 2 * H + H + c]);
+        ws[i * H + c] = (double(U[i * H + c]) - mu[c]) / sd[c];
+      }
+    check("glu",
+          [&](const Exec& x) {
+            Floats Y(n * H);
+            x.backend->ops->glu(x, G.data(), Y.data(), n, H);
+            return Y;
+          },
+          wg, tol_rel(wg, 2e-6, 1e-7));
+    check("standardize",
+          [&](const Exec& x) {
+            Floats Y = U;
+            x.backend->ops->standardize(x, Y.data(), mu.data(), sd.data(), n, H);
+            return Y;
+          },
+          ws, tol_rel(ws, 2e-6, 1e-7));
+  }
+
   TEST_CASE("wkv7, wkv7_keys, wkv7_bonus (RWKV-7): odd head size, rows of two states") {
     std::mt19937 rng(17);
     std::uniform_real_distribution<float> ud(0.5f, 1.f);
@@ -629,7 +722,8 @@ TEST_SUITE("ops") {
         {Act::kTanh, [](double t) { return std::tanh(t); }},
         {Act::kSigmoid, sigmoid},
         {Act::kReluSq, [](double t) { return t > 0 ? t * t : 0.0; }},
-        {Act::kRwkv7Decay, [](double t) { return std::exp(-std::exp(-0.5) * sigmoid(t)); }}};
+        {Act::kRwkv7Decay, [](double t) { return std::exp(-std::exp(-0.5) * sigmoid(t)); }},
+        {Act::kGeluErf, [](double t) { return 0.5 * t * (1 + std::erf(t / std::sqrt(2.0))); }}};
     for (const auto& a : acts) {
       Doubles want(count);
       for (size_t i = 0; i < count; ++i) want[i] = a.second(v[i]);
