@@ -44,19 +44,21 @@ namespace {
 
 using Config = nlohmann::json;
 
+uint64_t value(const std::map<std::string, uint64_t>& kv, const char* key, uint64_t def) {
+  auto it = kv.find(key);
+  return it == kv.end() ? def : it->second;
+}
+
 // A Mamba-1 model in the Hugging Face layout.
 Config mamba1_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>* specs) {
-  auto get = [&](const char* k, uint64_t def) {
-    auto it = kv.find(k);
-    return it == kv.end() ? def : it->second;
-  };
   for (const auto& p : kv)
     if (p.first != "d_model" && p.first != "n_layer" && p.first != "vocab" && p.first != "d_state" &&
         p.first != "d_conv" && p.first != "expand" && p.first != "seed")
       throw ConvertError("--random mamba1: unknown key '" + p.first +
                          "' (d_model, n_layer, vocab, d_state, d_conv, expand, seed)");
-  const uint64_t d = get("d_model", 768), L = get("n_layer", 24), V = get("vocab", 50280), N = get("d_state", 16),
-                 K = get("d_conv", 4), E = get("expand", 2) * d, R = (d + 15) / 16;
+  const uint64_t d = value(kv, "d_model", 768), L = value(kv, "n_layer", 24), V = value(kv, "vocab", 50280);
+  const uint64_t N = value(kv, "d_state", 16), K = value(kv, "d_conv", 4), E = value(kv, "expand", 2) * d,
+                 R = (d + 15) / 16;
   if (d == 0 || L == 0 || V == 0 || N == 0 || K < 2 || E == 0 || d > 65536 || L > 1024 || V > (1u << 22))
     throw ConvertError("--random mamba1: shape out of range");
   *specs = {{"backbone.embeddings.weight", {V, d}, 0, 0.1f, 0}, {"backbone.norm_f.weight", {d}, 1, 1.f, 0}};
@@ -81,17 +83,13 @@ Config mamba1_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>
 
 // An S4D model in the state-spaces/s4 S4Model layout, with S4DKernel's initialisation.
 Config s4d_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>* specs) {
-  auto get = [&](const char* k, uint64_t def) {
-    auto it = kv.find(k);
-    return it == kv.end() ? def : it->second;
-  };
   for (const auto& p : kv)
     if (p.first != "d_model" && p.first != "n_layer" && p.first != "d_state" && p.first != "d_input" &&
         p.first != "d_output" && p.first != "seed")
       throw ConvertError("--random s4d: unknown key '" + p.first +
                          "' (d_model, n_layer, d_state, d_input, d_output, seed)");
-  const uint64_t H = get("d_model", 256), L = get("n_layer", 4), N = get("d_state", 64), din = get("d_input", 8),
-                 dout = get("d_output", 8), M = N / 2;
+  const uint64_t H = value(kv, "d_model", 256), L = value(kv, "n_layer", 4), N = value(kv, "d_state", 64);
+  const uint64_t din = value(kv, "d_input", 8), dout = value(kv, "d_output", 8), M = N / 2;
   if (H == 0 || L == 0 || M == 0 || din == 0 || dout == 0 || H > 65536 || L > 1024 || N > 8192 || din > 65536 ||
       dout > 65536)
     throw ConvertError("--random s4d: shape out of range");
@@ -125,10 +123,6 @@ std::string write_random_checkpoint(const std::string& arch, const std::map<std:
   if (arch == "mamba1") config = mamba1_specs(kv, &specs);
   else if (arch == "s4d") config = s4d_specs(kv, &specs);
   else throw ConvertError("--random: architecture '" + arch + "' is not supported here (mamba1, s4d)");
-  auto get = [&](const char* k, uint64_t def) {
-    auto it = kv.find(k);
-    return it == kv.end() ? def : it->second;
-  };
   ::mkdir(dir.c_str(), 0755);
   nlohmann::json header = nlohmann::json::object();
   uint64_t off = 0;
@@ -144,7 +138,7 @@ std::string write_random_checkpoint(const std::string& arch, const std::map<std:
   const uint64_t hl = h.size();
   f.write(reinterpret_cast<const char*>(&hl), 8);
   f.write(h.data(), static_cast<std::streamsize>(h.size()));
-  Rng rng{get("seed", 1) * 0x9E3779B97F4A7C15ull | 1};
+  Rng rng{value(kv, "seed", 1) * 0x9E3779B97F4A7C15ull | 1};
   std::vector<uint16_t> buf;
   for (const Spec& s : specs) {
     uint64_t n = 1;
