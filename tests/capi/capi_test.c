@@ -175,7 +175,12 @@ int main(int argc, char** argv) {
   REQUIRE(rill_model_init(file.p, file.size, NULL, mem.p, bytes, &m, &err) == RILL_OK);
   info.struct_size = sizeof info;
   REQUIRE(rill_model_get_info(m, &info) == RILL_OK);
-  if (info.d_input > 0) return vector_model(m, &info);
+  if (info.d_input > 0) {
+    const int rc = vector_model(m, &info);
+    free(file.raw);
+    free(mem.raw);
+    return rc;
+  }
   CHECK(info.vocab_size > 0 && info.d_output == info.vocab_size && info.state_bytes > 0 && info.arch_name &&
         info.backend && info.struct_size == sizeof info);
   {
