@@ -8,7 +8,7 @@ residual, post-LayerNorm; no pooling: an output every step). The inputs are stan
 first; the mean and std go into config.json (input_mean, input_std), where rill's converter finds them.
 
     apt-get install python3-torch          # Debian's; run with /usr/bin/python3
-    /usr/bin/python3 examples/sensor_demo/train_s4d.py      # about 7 minutes on 2 cores
+    /usr/bin/python3 examples/sensor_demo/train_s4d.py      # about 10 minutes on 2 cores
 
 Writes into examples/sensor_demo/: checkpoint/{config.json, model.safetensors}, the held-out
 trajectory (heldout_inputs.npy [T, 2]: measured angle, drive; heldout_targets.npy [T, 2]: angle,
