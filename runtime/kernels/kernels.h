@@ -68,6 +68,12 @@ using PrepareAct = void(const float* X, size_t ldx, size_t T, size_t cols, size_
 using Mamba1Scan = void(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
                         const float* D, const float* z, float* y, size_t E, size_t N);
 
+// S4D step (a diagonal complex SSM after zero-order hold) for H channels of M modes; s, A, C [M, 2, H]
+// (mode m: H real parts, then H imaginary parts); D, u, y [H]:
+//   s_m = A_m s_m + u  (complex; u real);   y = 2 Re(sum_m C_m s_m) + D u
+using S4dStep = void(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+                     size_t M);
+
 struct Table {
   const char* isa;
   MatvecF32* matvec_f32;
@@ -80,6 +86,7 @@ struct Table {
   MatmulF32* matmul_f32;
   MatmulF16* matmul_f16;
   PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
+  S4dStep* s4d_step;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.
@@ -121,12 +128,6 @@ void layernorm(const float* x, const float* w, const float* b, float* out, size_
 //   S_ij = S_ij w_j + sa_i b_j + v_i k_j;   y_i = sum_j S_ij r_j.     r, w, k, v, a, b, y [H*N].
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
                const float* b, float* y, size_t H, size_t N);
-
-// Diagonal complex SSM step (S4D after zero-order hold) for H channels of M modes. s, A, C [M, 2, H]
-// (mode m: H real parts, then H imaginary parts); D, u, y [H].
-//   s_m = A_m s_m + u  (complex; u real);   y = 2 Re(sum_m C_m s_m) + D u
-void s4d_step(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
-              size_t M);
 
 // GroupNorm over H groups of N channels: each group normalised on its own, then * w + b.  y [H*N].
 void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps);

@@ -120,6 +120,40 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("s4d_step: every kernel table against the reference, channel tails, 50 steps") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(41);
+    std::normal_distribution<float> nd;
+    std::uniform_real_distribution<float> ur(0.3f, 0.999f), uth(-3.1f, 3.1f);
+    const size_t shapes[][2] = {{1, 1}, {7, 3}, {8, 5}, {13, 16}, {256, 32}};
+    for (size_t ti = 0; ti < nt; ++ti) {
+      for (auto& sh : shapes) {
+        const size_t H = sh[0], M = sh[1];
+        std::vector<float> s(M * 2 * H), A(M * 2 * H), C(M * 2 * H), D(H), u(H), y(H), yr(H);
+        for (size_t m = 0; m < M; ++m)
+          for (size_t h = 0; h < H; ++h) {  // |A| < 1, as the converter guarantees
+            const float r = ur(rng), th = uth(rng);
+            A[m * 2 * H + h] = r * std::cos(th);
+            A[m * 2 * H + H + h] = r * std::sin(th);
+          }
+        for (auto* vec : {&s, &C, &D})
+          for (auto& v : *vec) v = nd(rng);
+        std::vector<float> sr = s;
+        for (int step = 0; step < 50; ++step) {
+          for (auto& v : u) v = nd(rng);
+          tables[ti]->s4d_step(s.data(), A.data(), C.data(), D.data(), u.data(), y.data(), H, M);
+          s4d_step__ref(sr.data(), A.data(), C.data(), D.data(), u.data(), yr.data(), H, M);
+        }
+        float smax = 0, ymax = 0, ds = 0, dy = 0;
+        for (size_t i = 0; i < s.size(); ++i) smax = std::max(smax, std::fabs(sr[i])), ds = std::max(ds, std::fabs(s[i] - sr[i]));
+        for (size_t i = 0; i < H; ++i) ymax = std::max(ymax, std::fabs(yr[i])), dy = std::max(dy, std::fabs(y[i] - yr[i]));
+        CHECK_MESSAGE(ds <= 1e-5f * (1 + smax), tables[ti]->isa << " s " << H << "x" << M);
+        CHECK_MESSAGE(dy <= 1e-5f * (1 + ymax) * std::sqrt(float(M)), tables[ti]->isa << " y " << H << "x" << M);
+      }
+    }
+  }
+
   TEST_CASE("q8/q4 matvec: every kernel table within the activation-rounding bound of the reference") {
     // The fast kernels round activations to int8 per 32-element block (scale s_b = max|x|/127), so
     // each x moves by at most s_b / 2: |y_fast - y_ref| <= sum_b (s_b / 2) sum_{j in b} |w_j| (w dequantized).

@@ -166,9 +166,10 @@ void wkv7(const Exec&, StateRef S, const float* r, const float* w, const float* 
   }
 }
 
-void s4d_step(const Exec&, StateRef s, const float* A, const float* C, const float* D, const float* U, float* Y,
+void s4d_step(const Exec& x, StateRef s, const float* A, const float* C, const float* D, const float* U, float* Y,
               size_t n, size_t H, size_t M) {
-  for (size_t i = 0; i < n; ++i) kernels::s4d_step(s.row(i), A, C, D, U + i * H, Y + i * H, H, M);
+  const Table& t = table(x);
+  for (size_t i = 0; i < n; ++i) t.s4d_step(s.row(i), A, C, D, U + i * H, Y + i * H, H, M);
 }
 
 void running_mean(const Exec&, StateRef mean, StateRef count, float* X, size_t n, size_t d) {

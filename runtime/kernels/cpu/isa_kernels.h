@@ -18,6 +18,7 @@ MatmulF32 matmul_f32__avx2;
 MatmulF16 matmul_f16__avx2;
 Mamba1Scan mamba1_scan__avx2;
 PrepareAct prepare_act__avx2;
+S4dStep s4d_step__avx2;
 #endif
 
 #if defined(RILL_HAVE_AVX512)  // kernels/cpu/x86/kernels_avx512.cc: AVX-512 VNNI (quantized products)

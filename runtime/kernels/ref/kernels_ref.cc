@@ -238,8 +238,8 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
   }
 }
 
-void s4d_step(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
-              size_t M) {
+void s4d_step__ref(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+                   size_t M) {
   for (size_t h = 0; h < H; ++h) y[h] = 0.f;
   for (size_t m = 0; m < M; ++m) {
     float* __restrict sr = s + m * 2 * H;

@@ -16,5 +16,6 @@ MatmulQ4 matmul_q4__ref;
 MatmulF32 matmul_f32__ref;
 MatmulF16 matmul_f16__ref;
 Mamba1Scan mamba1_scan__ref;
+S4dStep s4d_step__ref;
 }  // namespace kernels
 }  // namespace rill
