@@ -134,6 +134,23 @@ void control(void*) {
   std::free(p);
 }
 
+// The C API over a loaded file: model and session in memory given here (placed before the window).
+struct CSession {
+  AlignedBuffer model_mem, session_mem;
+  rill_model* model = nullptr;
+  rill_session* session = nullptr;
+  explicit CSession(const LoadedModel& lm) {
+    size_t m_bytes = 0, s_bytes = 0;
+    REQUIRE(rill_model_footprint(lm.file().data(), lm.file().size(), &m_bytes, nullptr) == RILL_OK);
+    REQUIRE(AlignedBuffer::allocate(m_bytes, &model_mem) == Status::kOk);
+    REQUIRE(rill_model_init(lm.file().data(), lm.file().size(), nullptr, model_mem.data(), m_bytes, &model, nullptr) ==
+            RILL_OK);
+    REQUIRE(rill_session_footprint(model, nullptr, &s_bytes) == RILL_OK);
+    REQUIRE(AlignedBuffer::allocate(s_bytes, &session_mem) == Status::kOk);
+    REQUIRE(rill_session_init(model, nullptr, session_mem.data(), s_bytes, &session, nullptr) == RILL_OK);
+  }
+};
+
 void check_model(const std::string& ckpt, const std::string& dtype = "f32", size_t threads = 1) {
   TempDir tmp;
   const std::string path = tmp.file("m.rill");
@@ -172,19 +189,9 @@ void check_model(const std::string& ckpt, const std::string& dtype = "f32", size
   Batch batch;
   REQUIRE(Batch::init(lm.model(), bo, batch_mem.data(), bytes, &batch) == Status::kOk);
   std::vector<float> batch_logits(2 * V);
-  // The C API over the same file: model and session in memory given here.
-  size_t cm_bytes = 0, cs_bytes = 0;
-  REQUIRE(rill_model_footprint(lm.file().data(), lm.file().size(), &cm_bytes, nullptr) == RILL_OK);
-  AlignedBuffer cm_mem, cs_mem;
-  REQUIRE(AlignedBuffer::allocate(cm_bytes, &cm_mem) == Status::kOk);
-  rill_model* cm = nullptr;
-  REQUIRE(rill_model_init(lm.file().data(), lm.file().size(), nullptr, cm_mem.data(), cm_bytes, &cm, nullptr) == RILL_OK);
-  REQUIRE(rill_session_footprint(cm, nullptr, &cs_bytes) == RILL_OK);
-  REQUIRE(AlignedBuffer::allocate(cs_bytes, &cs_mem) == Status::kOk);
-  rill_session* cs = nullptr;
-  REQUIRE(rill_session_init(cm, nullptr, cs_mem.data(), cs_bytes, &cs, nullptr) == RILL_OK);
+  CSession c(lm);  // the C API over the same file
   Work w{&os.session(), &greedy, &sampler, logits.data(), V, prompt.data(), prompt.size(), snap.data(),
-         &batch, &other.session(), batch_logits.data(), cs};
+         &batch, &other.session(), batch_logits.data(), c.session};
   const long n = run_window(decode, &w);
   CHECK(w.all_ok);
   CHECK(w.steps_done == 1200);
@@ -236,17 +243,8 @@ void check_vector_model(const std::string& ckpt) {
   REQUIRE(in.shape[1] == info.d_input);
   std::vector<float> out(in.shape[0] * info.d_output);
   std::vector<unsigned char> snap(os.session().state_size());
-  size_t cm_bytes = 0, cs_bytes = 0;
-  REQUIRE(rill_model_footprint(lm.file().data(), lm.file().size(), &cm_bytes, nullptr) == RILL_OK);
-  AlignedBuffer cm_mem, cs_mem;
-  REQUIRE(AlignedBuffer::allocate(cm_bytes, &cm_mem) == Status::kOk);
-  rill_model* cm = nullptr;
-  REQUIRE(rill_model_init(lm.file().data(), lm.file().size(), nullptr, cm_mem.data(), cm_bytes, &cm, nullptr) == RILL_OK);
-  REQUIRE(rill_session_footprint(cm, nullptr, &cs_bytes) == RILL_OK);
-  REQUIRE(AlignedBuffer::allocate(cs_bytes, &cs_mem) == Status::kOk);
-  rill_session* cs = nullptr;
-  REQUIRE(rill_session_init(cm, nullptr, cs_mem.data(), cs_bytes, &cs, nullptr) == RILL_OK);
-  VectorWork w{&os.session(), cs, in.data.data(), in.shape[0], info.d_input, info.d_output, out.data(), snap.data()};
+  CSession c(lm);
+  VectorWork w{&os.session(), c.session, in.data.data(), in.shape[0], info.d_input, info.d_output, out.data(), snap.data()};
   const long n = run_window(vector_steps, &w);
   CHECK(w.all_ok);
   CHECK(w.steps_done == 5000);

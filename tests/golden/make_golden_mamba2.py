@@ -90,17 +90,11 @@ def reference(W, c, tokens):
     return logits, np.stack(convs), np.stack(ssms)
 
 
-def make_case(name, seed, c, V, cfg_json, dtype, untied, d_per_channel, T=24):
-    out = os.path.join(HERE, name)
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    rng = np.random.default_rng(seed)
+def random_layers(rng, c, W, d_per_channel):
+    """Random weights of every backbone layer into W (shapes of the Hugging Face layout)."""
     d, L, N, K, H, P, G = (c[k] for k in ("d", "L", "N", "K", "H", "P", "G"))
     E = H * P
     conv_dim = E + 2 * G * N
-    W = {"backbone.embeddings.weight": rng.normal(0, 1, (V, d)), "backbone.norm_f.weight": rng.uniform(0.5, 1.5, d)}
-    if untied:
-        W["lm_head.weight"] = rng.normal(0, d ** -0.5, (V, d))
     for i in range(L):
         p = f"backbone.layers.{i}."
         W[p + "norm.weight"] = rng.uniform(0.5, 1.5, d)
@@ -113,6 +107,18 @@ def make_case(name, seed, c, V, cfg_json, dtype, untied, d_per_channel, T=24):
         W[p + "mixer.D"] = rng.uniform(0.5, 1.5, E if d_per_channel else H)
         W[p + "mixer.norm.weight"] = rng.uniform(0.5, 1.5, E)
         W[p + "mixer.out_proj.weight"] = rng.normal(0, E ** -0.5, (d, E))
+
+
+def make_case(name, seed, c, V, cfg_json, dtype, untied, d_per_channel, T=24):
+    out = os.path.join(HERE, name)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    rng = np.random.default_rng(seed)
+    d, L, N, K, H, P, G = (c[k] for k in ("d", "L", "N", "K", "H", "P", "G"))
+    W = {"backbone.embeddings.weight": rng.normal(0, 1, (V, d)), "backbone.norm_f.weight": rng.uniform(0.5, 1.5, d)}
+    if untied:
+        W["lm_head.weight"] = rng.normal(0, d ** -0.5, (V, d))
+    random_layers(rng, c, W, d_per_channel)
     stored = write_safetensors(os.path.join(out, "model.safetensors"), W, dtype)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg_json, f, indent=1)

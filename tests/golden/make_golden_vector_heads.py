@@ -14,7 +14,6 @@ given the encoded inputs as rows (token t selects row t) and their head is the d
     /usr/bin/python3 tests/golden/make_golden_vector_heads.py
 """
 import json
-import math
 import os
 import shutil
 import sys
@@ -79,23 +78,11 @@ def mamba2_case(name, seed, T=32):
     rng = np.random.default_rng(seed)
     c = dict(d=32, L=2, N=8, K=4, H=4, P=16, G=2, eps=1e-5, Q=8, tmin=0.0, tmax=np.inf)
     d, L, N, K, H, P, G = (c[k] for k in ("d", "L", "N", "K", "H", "P", "G"))
-    E, din, dout = H * P, 2, 4
-    conv_dim = E + 2 * G * N
+    din, dout = 2, 4
     W = {"backbone.norm_f.weight": rng.uniform(0.5, 1.5, d),
          "encoder.weight": rng.normal(0, din ** -0.5, (d, din)), "encoder.bias": rng.normal(0, 0.1, d),
          "decoder.weight": rng.normal(0, d ** -0.5, (dout, d)), "decoder.bias": rng.normal(0, 0.1, dout)}
-    for i in range(L):
-        p = f"backbone.layers.{i}."
-        W[p + "norm.weight"] = rng.uniform(0.5, 1.5, d)
-        W[p + "mixer.in_proj.weight"] = rng.normal(0, d ** -0.5, (2 * E + 2 * G * N + H, d))
-        W[p + "mixer.conv1d.weight"] = rng.uniform(-0.6, 0.6, (conv_dim, 1, K))
-        W[p + "mixer.conv1d.bias"] = rng.normal(0, 0.1, conv_dim)
-        dt = np.exp(rng.uniform(math.log(0.01), math.log(0.5), H))
-        W[p + "mixer.dt_bias"] = dt + np.log(-np.expm1(-dt))
-        W[p + "mixer.A_log"] = np.log(rng.uniform(1, 16, H))
-        W[p + "mixer.D"] = rng.uniform(0.5, 1.5, H)
-        W[p + "mixer.norm.weight"] = rng.uniform(0.5, 1.5, E)
-        W[p + "mixer.out_proj.weight"] = rng.normal(0, E ** -0.5, (d, E))
+    make_golden_mamba2.random_layers(rng, c, W, d_per_channel=False)
     stored = write_safetensors(os.path.join(out, "model.safetensors"), W, "F32")
     cfg = {"model_type": "mamba2", "d_input": din, "d_output": dout, "hidden_size": d, "num_heads": H,
            "head_dim": P, "state_size": N, "expand": 2, "n_groups": G, "conv_kernel": K, "num_hidden_layers": L,
