@@ -101,7 +101,7 @@ Plan mamba2_plan(const ArchInput& in) {
   const uint64_t d = cfg_uint(cfg, {"hidden_size"}, 0, true);
   const uint64_t L = cfg_uint(cfg, {"num_hidden_layers"}, 0, true);
   const VectorIo io = read_vector_io(cfg);  // a sensor model: encoder and decoder instead of embedding and head
-  const uint64_t vocab = io.d_input ? 1 : cfg_uint(cfg, {"vocab_size"}, 0, true);
+  const uint64_t vocab = io.d_input ? 0 : cfg_uint(cfg, {"vocab_size"}, 0, true);
   const uint64_t H = cfg_uint(cfg, {"num_heads"}, 0, true);
   const uint64_t P = cfg_uint(cfg, {"head_dim"}, 0, true);
   const uint64_t N = cfg_uint(cfg, {"state_size"}, 128, false);
@@ -119,7 +119,7 @@ Plan mamba2_plan(const ArchInput& in) {
   struct Lim {
     const char* name;
     uint64_t v, lo, hi;
-  } lims[] = {{"hidden_size", d, 1, 1u << 16}, {"num_hidden_layers", L, 1, 1024}, {"vocab_size", vocab, 1, 1u << 22},
+  } lims[] = {{"hidden_size", d, 1, 1u << 16}, {"num_hidden_layers", L, 1, 1024}, {"vocab_size", vocab, io.d_input ? 0u : 1u, 1u << 22},
               {"num_heads", H, 1, 1u << 12},  {"head_dim", P, 1, 1u << 12},       {"state_size", N, 1, 1024},
               {"n_groups", G, 1, 1u << 12},   {"conv_kernel", K, 2, 64}};
   for (const Lim& l : lims)
@@ -146,7 +146,7 @@ Plan mamba2_plan(const ArchInput& in) {
     throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, config vocab_size is " +
                        std::to_string(vocab) + " (padded to a multiple of " + std::to_string(pad) + ": " +
                        std::to_string((vocab + pad - 1) / pad * pad) + ")");
-  if (!io.d_input && V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
+  if (V < vocab) throw ConvertError("tensor " + emb_name + " has " + std::to_string(V) + " rows, vocab_size is " +
                                     std::to_string(vocab));
   const SrcTensor* in0 = ck.find("backbone.layers.0.mixer.in_proj.weight");
   const std::string hint = in0 && in0->shape.size() == 2 && in0->shape[0] > in_rows

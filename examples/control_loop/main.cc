@@ -188,6 +188,7 @@ int main(int argc, char** argv) {
   pendulum::Noise noise;
   double se_theta = 0, se_omega = 0, se_track = 0, se_fd = 0;
   double prev_meas = x.theta;
+  double u = 0;  // the torque applied during the previous period: the model's second input
   long long misses = 0, errors = 0, overruns = 0;
   const long long window = steps < 20000 ? steps / 2 : 10000;
   double first_ns = 0, last_ns = 0;
@@ -203,7 +204,6 @@ int main(int argc, char** argv) {
     const double t = k * pendulum::kDt;
     const double meas = x.theta + pendulum::kNoiseTheta * noise.gauss();
     const double ref = (static_cast<long long>(t / 2.0) % 2) ? -0.6 : 0.6;
-    static double u = 0;  // the torque applied during the previous period: the model's second input
     const float in[2] = {static_cast<float>(meas), static_cast<float>(u)};
     float est[2];
     const int64_t s0 = now_ns();
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
     }
     x = pendulum::rk4(x, u);  // the plant moves on during this period
     if (k >= 1000) {  // after the first second (the estimator starts from an empty state)
-      se_theta += (est[0] - (x.theta)) * (est[0] - (x.theta));
+      se_theta += (est[0] - x.theta) * (est[0] - x.theta);
       se_omega += (est[1] - x.omega) * (est[1] - x.omega);
       se_track += (ref - x.theta) * (ref - x.theta);
       const double fd = (meas - prev_meas) / pendulum::kDt;

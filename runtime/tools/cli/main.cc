@@ -774,14 +774,12 @@ bool read_npy(const std::string& path, std::vector<float>* out, size_t* rows, si
   std::string bytes;
   if (!read_whole_file(path, &bytes)) return *why = "cannot read the file", false;
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) return *why = "not a .npy file", false;
+  // The header length: u16 after the version in format 1, u32 in formats 2 and 3 (little-endian).
   const unsigned major = static_cast<unsigned char>(bytes[6]);
-  size_t hl, at;
-  if (major == 1) hl = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8, at = 10;
-  else if ((major == 2 || major == 3) && bytes.size() >= 12)
-    hl = static_cast<size_t>(static_cast<unsigned char>(bytes[8])) | static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8 |
-         static_cast<size_t>(static_cast<unsigned char>(bytes[10])) << 16 | static_cast<size_t>(static_cast<unsigned char>(bytes[11])) << 24,
-    at = 12;
-  else return *why = "unknown .npy version", false;
+  const size_t len_bytes = major == 1 ? 2 : (major == 2 || major == 3) ? 4 : 0;
+  if (len_bytes == 0 || bytes.size() < 8 + len_bytes) return *why = "unknown .npy version", false;
+  size_t hl = 0, at = 8 + len_bytes;
+  for (size_t k = 0; k < len_bytes; ++k) hl |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
   if (hl > bytes.size() - at) return *why = "truncated .npy header", false;
   const std::string h = bytes.substr(at, hl);
   at += hl;
