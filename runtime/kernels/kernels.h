@@ -74,6 +74,15 @@ using Mamba1Scan = void(float* s, const float* A, const float* dt, const float* 
 using S4dStep = void(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
                      size_t M);
 
+// The Mamba-2 (SSD) step over T tokens of one stream, in order (mamba2_scan_step's math per token).
+//   S [H, P, N] persistent; token t's x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P].
+using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
+                       const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G);
+// The RWKV-7 state update over T tokens of one stream, in order (wkv7_step's math per token).
+//   S [H, N, N] persistent; r, w, k, v, a, b, y [T, H*N].
+using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+                      const float* b, float* y, size_t T, size_t H, size_t N);
+
 struct Table {
   const char* isa;
   MatvecF32* matvec_f32;
@@ -87,6 +96,8 @@ struct Table {
   MatmulF16* matmul_f16;
   PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
   S4dStep* s4d_step;
+  Mamba2Ssd* mamba2_ssd;
+  Wkv7Scan* wkv7_scan;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.

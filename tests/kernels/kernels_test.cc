@@ -154,6 +154,89 @@ TEST_SUITE("kernels") {
     }
   }
 
+  // The scans over T tokens of one stream: within float rounding of the scalar reference, and T tokens
+  // in one call leave exactly the bits of T one-token calls (what makes prefill equal stepping).
+  TEST_CASE("mamba2_ssd / wkv7_scan: every table against the reference; T tokens at once equal T steps bit for bit") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(43);
+    std::normal_distribution<float> nd;
+    std::uniform_real_distribution<float> udt(0.001f, 0.5f), uw(0.55f, 1.f);
+    auto max_abs = [](const std::vector<float>& v) {
+      float m = 0;
+      for (float x : v) m = std::max(m, std::fabs(x));
+      return m;
+    };
+    auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+      float m = 0;
+      for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+      return m;
+    };
+    // SSD: {H, P, N, G}, N on and off the vector width.
+    const size_t ssd_shapes[][4] = {{4, 8, 16, 2}, {3, 5, 7, 1}, {2, 4, 128, 1}, {6, 3, 40, 3}};
+    for (auto& sh : ssd_shapes) {
+      const size_t H = sh[0], P = sh[1], N = sh[2], G = sh[3], E = H * P, ld = E + 2 * G * N + 3;  // padded rows
+      const size_t T = 21;
+      std::vector<float> X(T * ld), dt(T * H), A(H), D(E), S0(H * P * N);
+      for (auto* v : {&X, &D, &S0})
+        for (auto& e : *v) e = nd(rng);
+      for (auto& e : dt) e = udt(rng);
+      for (auto& e : A) e = -std::exp(nd(rng));
+      std::vector<float> Sr = S0, yr(T * E);
+      mamba2_ssd__ref(Sr.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
+                      yr.data(), T, H, P, N, G);
+      for (size_t ti = 0; ti < nt; ++ti) {
+        const Table& t = *tables[ti];
+        std::vector<float> Sa = S0, ya(T * E), Sb = S0, yb(T * E);
+        t.mamba2_ssd(Sa.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
+                     ya.data(), T, H, P, N, G);
+        for (size_t i = 0; i < T; ++i)
+          t.mamba2_ssd(Sb.data(), X.data() + i * ld, X.data() + i * ld + E, X.data() + i * ld + E + G * N, ld,
+                       dt.data() + i * H, A.data(), D.data(), yb.data() + i * E, 1, H, P, N, G);
+        CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, t.isa << " ssd state T=21 vs steps");
+        CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " ssd y T=21 vs steps");
+        CHECK_MESSAGE(max_diff(Sa, Sr) <= 1e-5f * (1 + max_abs(Sr)), t.isa << " ssd state " << H << "x" << P << "x" << N);
+        CHECK_MESSAGE(max_diff(ya, yr) <= 1e-5f * (1 + max_abs(yr)) * std::sqrt(float(N)), t.isa << " ssd y " << N);
+      }
+    }
+    // wkv7: {H, N}.
+    const size_t wkv_shapes[][2] = {{2, 16}, {3, 7}, {2, 64}, {1, 24}};
+    for (auto& sh : wkv_shapes) {
+      const size_t H = sh[0], N = sh[1], C = H * N, T = 19;
+      std::vector<float> r(T * C), w(T * C), k(T * C), v(T * C), a(T * C), b(T * C), S0(H * N * N);
+      for (auto* vec : {&r, &k, &v, &S0})
+        for (auto& e : *vec) e = nd(rng);
+      for (auto& e : w) e = uw(rng);
+      for (size_t t = 0; t < T; ++t)  // a = -kk, b = kk * rate with kk unit per head, as wkv7_keys makes them
+        for (size_t h = 0; h < H; ++h) {
+          float ss = 0;
+          std::vector<float> kk(N);
+          for (auto& e : kk) e = nd(rng), ss += e * e;
+          for (size_t j = 0; j < N; ++j) {
+            const float u = kk[j] / std::sqrt(ss);
+            a[t * C + h * N + j] = -u;
+            b[t * C + h * N + j] = u * 0.5f;
+          }
+        }
+      std::vector<float> Sr = S0, yr(T * C);
+      wkv7_scan__ref(Sr.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), yr.data(), T, H, N);
+      for (size_t ti = 0; ti < nt; ++ti) {
+        const Table& t = *tables[ti];
+        std::vector<float> Sa = S0, ya(T * C), Sb = S0, yb(T * C);
+        t.wkv7_scan(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), ya.data(), T, H, N);
+        for (size_t i = 0; i < T; ++i) {
+          const size_t o = i * C;
+          t.wkv7_scan(Sb.data(), r.data() + o, w.data() + o, k.data() + o, v.data() + o, a.data() + o, b.data() + o,
+                      yb.data() + o, 1, H, N);
+        }
+        CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, t.isa << " wkv7 state T=19 vs steps");
+        CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " wkv7 y T=19 vs steps");
+        CHECK_MESSAGE(max_diff(Sa, Sr) <= 1e-4f * (1 + max_abs(Sr)), t.isa << " wkv7 state " << H << "x" << N);
+        CHECK_MESSAGE(max_diff(ya, yr) <= 1e-4f * (1 + max_abs(yr)) * std::sqrt(float(N)), t.isa << " wkv7 y " << N);
+      }
+    }
+  }
+
   TEST_CASE("q8/q4 matvec: every kernel table within the activation-rounding bound of the reference") {
     // The fast kernels round activations to int8 per 32-element block (scale s_b = max|x|/127), so
     // each x moves by at most s_b / 2: |y_fast - y_ref| <= sum_b (s_b / 2) sum_{j in b} |w_j| (w dequantized).

@@ -150,19 +150,31 @@ void ssm_scan(const Exec& x, StateRef s, const float* A, const float* dt, const 
     t.mamba1_scan(s.row(i), A, dt + i * E, X + i * E, B + i * ldbc, C + i * ldbc, D, Z + i * ldz, Y + i * E, E, N);
 }
 
-void ssd_step(const Exec&, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
-              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
-  for (size_t i = 0; i < n; ++i)
-    kernels::mamba2_scan_step(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, dt + i * H, A, D, Y + i * H * P, H, P,
-                              N, G);
+// Rows i..i+len-1 advance one state (a prefill chunk of one stream): the scans take them as one run.
+size_t same_state_run(StateRef S, size_t i, size_t n) {
+  size_t len = 1;
+  while (i + len < n && S.base[i + len] == S.base[i]) ++len;
+  return len;
 }
 
-void wkv7(const Exec&, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
+void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
+              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
+  const Table& t = table(x);
+  for (size_t i = 0, len; i < n; i += len) {
+    len = same_state_run(S, i, n);
+    t.mamba2_ssd(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, ldx, dt + i * H, A, D, Y + i * H * P, len, H, P, N,
+                 G);
+  }
+}
+
+void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
           const float* b, float* Y, size_t n, size_t H, size_t N) {
+  const Table& t = table(x);
   const size_t C = H * N;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0, len; i < n; i += len) {
+    len = same_state_run(S, i, n);
     const size_t o = i * C;
-    kernels::wkv7_step(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, H, N);
+    t.wkv7_scan(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, len, H, N);
   }
 }
 

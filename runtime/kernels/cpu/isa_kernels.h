@@ -19,6 +19,8 @@ MatmulF16 matmul_f16__avx2;
 Mamba1Scan mamba1_scan__avx2;
 PrepareAct prepare_act__avx2;
 S4dStep s4d_step__avx2;
+Mamba2Ssd mamba2_ssd__avx2;
+Wkv7Scan wkv7_scan__avx2;
 #endif
 
 #if defined(RILL_HAVE_AVX512)  // kernels/cpu/x86/kernels_avx512.cc: AVX-512 VNNI (quantized products)
@@ -27,6 +29,8 @@ MatvecQ4 matvec_q4__avx512vnni;
 MatmulQ8 matmul_q8__avx512vnni;
 MatmulQ4 matmul_q4__avx512vnni;
 PrepareAct prepare_act__avx512vnni;
+Mamba2Ssd mamba2_ssd__avx512;
+Wkv7Scan wkv7_scan__avx512;
 #endif
 
 #if defined(RILL_HAVE_NEON)  // kernels/cpu/arm/kernels_neon.cc: baseline aarch64 NEON

@@ -238,6 +238,19 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
   }
 }
 
+void mamba2_ssd__ref(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
+                     const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
+  for (size_t t = 0; t < T; ++t)
+    mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * H * P, H, P, N, G);
+}
+
+void wkv7_scan__ref(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+                    const float* b, float* y, size_t T, size_t H, size_t N) {
+  const size_t C = H * N;
+  for (size_t t = 0; t < T; ++t)
+    wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N);
+}
+
 void s4d_step__ref(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
                    size_t M) {
   for (size_t h = 0; h < H; ++h) y[h] = 0.f;

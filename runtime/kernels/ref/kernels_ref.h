@@ -17,5 +17,7 @@ MatmulF32 matmul_f32__ref;
 MatmulF16 matmul_f16__ref;
 Mamba1Scan mamba1_scan__ref;
 S4dStep s4d_step__ref;
+Mamba2Ssd mamba2_ssd__ref;
+Wkv7Scan wkv7_scan__ref;
 }  // namespace kernels
 }  // namespace rill

@@ -261,3 +261,31 @@ void matmul_q4__avx2(const uint8_t* W, const uint16_t* scales, size_t group, con
 }
 }  // namespace kernels
 }  // namespace rill
+
+namespace rill {
+namespace kernels {
+namespace {
+struct V8 {
+  using R = __m256;
+  static constexpr size_t W = 8;
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set1(float v) { return _mm256_set1_ps(v); }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static float sum(R v) { return hsum(v); }
+};
+#include "kernels/cpu/x86/scans.inl"
+}  // namespace
+
+void mamba2_ssd__avx2(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
+                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
+  ssd_scan_v<V8>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G);
+}
+void wkv7_scan__avx2(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+                     const float* b, float* y, size_t T, size_t H, size_t N) {
+  wkv7_scan_v<V8>(S, r, w, k, v, a, b, y, T, H, N);
+}
+}  // namespace kernels
+}  // namespace rill

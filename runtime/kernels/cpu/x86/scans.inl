@@ -1,0 +1,85 @@
+// The recurrences of Mamba-2 (SSD) and RWKV-7 (wkv7) over T tokens of one stream, written once over a
+// vector type V and included by each x86 kernel file inside its own anonymous namespace, with V
+// defined there: V::R a register of V::W floats, and load/store/set1/mul/fmadd/zero/sum.
+//
+// Each state row stays in L1 (or registers) while the tokens of a block pass over it, so a prefill chunk
+// reads the state once instead of once per token. Per token the arithmetic is the same whatever T is,
+// so a prefill leaves the bits a sequence of steps leaves. Shapes whose state rows are not a multiple
+// of V::W take the scalar reference per token (also the same for every T).
+
+// Tokens per block: their decays (SSD) are computed once per head and block.
+constexpr size_t kScanBlock = 16;
+
+// S [H, P, N]; token t: x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P].
+template <class V>
+void ssd_scan_v(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt, const float* A,
+                const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
+  const size_t E = H * P;
+  if (N % V::W != 0) {
+    for (size_t t = 0; t < T; ++t)
+      mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * E, H, P, N, G);
+    return;
+  }
+  const size_t hpg = H / G;
+  for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
+    const size_t nt = T - t0 < kScanBlock ? T - t0 : kScanBlock;
+    for (size_t h = 0; h < H; ++h) {
+      float decay[kScanBlock];
+      for (size_t i = 0; i < nt; ++i) decay[i] = std::exp(dt[(t0 + i) * H + h] * A[h]);
+      const size_t g = h / hpg;
+      for (size_t p = 0; p < P; ++p) {
+        const size_t c = h * P + p;
+        float* s = S + c * N;
+        for (size_t i = 0; i < nt; ++i) {
+          const size_t t = t0 + i;
+          const float* xt = x + t * ldx;
+          const float* Bt = B + t * ldx + g * N;
+          const float* Ct = C + t * ldx + g * N;
+          const typename V::R a = V::set1(decay[i]), dtx = V::set1(dt[t * H + h] * xt[c]);
+          typename V::R acc = V::zero();
+          for (size_t n = 0; n < N; n += V::W) {
+            const typename V::R sn = V::fmadd(a, V::load(s + n), V::mul(dtx, V::load(Bt + n)));
+            V::store(s + n, sn);
+            acc = V::fmadd(sn, V::load(Ct + n), acc);
+          }
+          y[t * E + c] = V::sum(acc) + D[c] * xt[c];
+        }
+      }
+    }
+  }
+}
+
+// S [H, N, N] (S[h][i][j], i the value index, j the key index); r, w, k, v, a, b, y [T, H*N].
+template <class V>
+void wkv7_scan_v(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+                 const float* b, float* y, size_t T, size_t H, size_t N) {
+  const size_t C = H * N;
+  if (N % V::W != 0) {
+    for (size_t t = 0; t < T; ++t)
+      wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N);
+    return;
+  }
+  // Head by head and block by block: the head's state (N x N) and the block's vectors stay in L1.
+  for (size_t h = 0; h < H; ++h)
+    for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
+      const size_t t1 = T - t0 < kScanBlock ? T : t0 + kScanBlock;
+      for (size_t i = 0; i < N; ++i) {
+        float* row = S + (h * N + i) * N;  // S[h][i][:], over keys j
+        for (size_t t = t0; t < t1; ++t) {
+          const size_t o = t * C + h * N;
+          typename V::R sa = V::zero();
+          for (size_t j = 0; j < N; j += V::W) sa = V::fmadd(V::load(row + j), V::load(a + o + j), sa);
+          const typename V::R sab = V::set1(V::sum(sa)), vi = V::set1(v[o + i]);
+          typename V::R acc = V::zero();
+          for (size_t j = 0; j < N; j += V::W) {
+            typename V::R sj = V::mul(V::load(row + j), V::load(w + o + j));
+            sj = V::fmadd(sab, V::load(b + o + j), sj);
+            sj = V::fmadd(vi, V::load(k + o + j), sj);
+            V::store(row + j, sj);
+            acc = V::fmadd(sj, V::load(r + o + j), acc);
+          }
+          y[o + i] = V::sum(acc);
+        }
+      }
+    }
+}
