@@ -151,7 +151,7 @@ RILL_API void rill_pool_destroy(rill_pool* pool);
 /* ---- session: one stream -------------------------------------------------------------------------- */
 typedef struct rill_session_options {
   uint32_t struct_size;
-  uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 8) */
+  uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 32) */
   rill_pool* pool;        /* null (default): the calling thread does all the work */
 } rill_session_options;
 

@@ -132,8 +132,10 @@ struct SessionOptions {
   // the session; may be shared by sessions stepped in turn.
   const ParallelFor* pool = nullptr;
   // Tokens one forward pass takes during prefill: each weight is read once per chunk of this many
-  // tokens. The session's scratch grows with it (Session::footprint counts it). 1 to 4096.
-  uint32_t prefill_chunk = 8;
+  // tokens. The session's scratch grows with it (Session::footprint counts it). 1 to 4096. 32 was
+  // within noise of the fastest of 8..128 for every 130m-class shape measured (`rill bench --chunk`);
+  // a memory-tight caller may take 8 for about 10-25 % slower prefill.
+  uint32_t prefill_chunk = 32;
 };
 
 // The slots of one forward pass in a caller arena (a Session's or a Batch's): the model, the pool,

@@ -1214,8 +1214,9 @@ int bench_streams(const Model& model, const std::vector<long long>& thread_count
 
 int cmd_bench(int argc, char** argv) {
   Args a{"bench", "(MODEL.rill | --random ARCH:key=value,...) [options]",
-         "Decode and prefill speed: tokens/s, time per token (median, p99), weight bytes read per token,\n"
-         "achieved GB/s and percent of this machine's read bandwidth (measured here by a probe), peak RSS.\n"
+         "Decode and prefill speed: tokens/s, time per token (median, p99), bytes moved per token (weights\n"
+         "read plus state read and written), achieved GB/s and percent of this machine's read bandwidth\n"
+         "(measured here by a probe), peak RSS.\n"
          "--random builds a random-weight model of any shape (a bf16 checkpoint in a temporary folder,\n"
          "converted with --dtype), so no checkpoint is needed.",
          "rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280 --dtype q8",
@@ -1225,6 +1226,8 @@ int cmd_bench(int argc, char** argv) {
           {nullptr, "--dtype", "TYPE", "weights of the --random model: f32 | f16 | q8 | q4", "q8"},
           {"-n", "--tokens", "N", "decode steps timed", "128"},
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
+          {nullptr, "--chunk", "LIST", "prefill chunk sizes (tokens per forward pass) to time, e.g. 8,16,32,64\n"
+           "                                 (default: the session default)", ""},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer", "1024"},
           {"-t", "--threads", "LIST", "thread counts to measure, e.g. 1,2", "1,2"},
           {nullptr, "--streams", "LIST", "then many streams in one pass (Batch::step), e.g. 1,4,16,64:\n"
@@ -1298,16 +1301,25 @@ int cmd_bench(int argc, char** argv) {
     std::fprintf(stderr, "rill bench: --threads wants a list like 1,2\n");
     return 2;
   }
+  std::vector<long long> chunks;
+  if (!parse_int_list(a.get("--chunk"), 1, 4096, &chunks)) {
+    std::fprintf(stderr, "rill bench: --chunk wants a list like 8,16,32,64 (each 1 to 4096)\n");
+    return 2;
+  }
+  if (chunks.empty()) chunks.push_back(SessionOptions{}.prefill_chunk);
   if (!parse_int_list(a.get("--streams"), 1, 4096, &streams)) {
     std::fprintf(stderr, "rill bench: --streams wants a list like 1,4,16,64 (each 1 to 4096)\n");
     return 2;
   }
   struct Row {
     long long threads;
-    double tps, median, p99, p999, max, prefill_tps, gbs, probe;
+    double tps, median, p99, p999, max, gbs, probe;
+    std::vector<double> prefill_tps;  // per chunk size
   };
   std::vector<Row> rows;
-  const uint64_t bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
+  // What one decode step moves: the weights it reads, and every state tensor read and written.
+  const uint64_t weight_bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
+  const uint64_t state_bpt = 2 * info.state_bytes, bpt = weight_bpt + state_bpt;
   Feed feed(info);
   for (long long nt : thread_counts) {
     ThreadPool* pool = nullptr;
@@ -1329,12 +1341,16 @@ int cmd_bench(int argc, char** argv) {
     }
     std::sort(ms.begin(), ms.end());
     auto pct = [&](size_t per_mille) { return ms[std::min(ms.size() - 1, ms.size() * per_mille / 1000)]; };
-    Row r{nt, n_tok / decode_s, ms[ms.size() / 2], pct(990), pct(999), ms.back(), 0, 0, 0};
-    if (n_pre > 0) {
-      os.session().reset();
+    Row r{nt, n_tok / decode_s, ms[ms.size() / 2], pct(990), pct(999), ms.back(), 0, 0, {}};
+    for (long long c : chunks) {  // a session per chunk size (it sizes the session's scratch)
+      if (n_pre == 0) break;
+      SessionOptions sc = so;
+      sc.prefill_chunk = static_cast<uint32_t>(c);
+      OwnedSession ps;
+      if (OwnedSession::create(lm.model(), sc, &ps, &e) != Status::kOk) return report(e, "session");
       const double p0 = now_s();
-      (void)feed.prefill(os.session(), static_cast<size_t>(n_pre));
-      r.prefill_tps = n_pre / (now_s() - p0);
+      (void)feed.prefill(ps.session(), static_cast<size_t>(n_pre));
+      r.prefill_tps.push_back(n_pre / (now_s() - p0));
     }
     r.gbs = bpt * r.tps / 1e9;
     rows.push_back(r);
@@ -1347,6 +1363,8 @@ int cmd_bench(int argc, char** argv) {
   const char* unit = info.d_input ? "step" : "tok";
   if (a.get("--output") == "json") {
     for (const Row& r : rows) {  // one JSON object per line (per thread count)
+      nlohmann::json by_chunk = nlohmann::json::object();
+      for (size_t i = 0; i < r.prefill_tps.size(); ++i) by_chunk[std::to_string(chunks[i])] = r.prefill_tps[i];
       const nlohmann::json j = {{"model", label},
                                 {"arch", arch_name(info.arch)},
                                 {"backend", info.backend},
@@ -1357,8 +1375,12 @@ int cmd_bench(int argc, char** argv) {
                                 {"ms_per_token_p999", r.p999},
                                 {"ms_per_token_max", r.max},
                                 {"prefill_tokens", n_pre},
-                                {"prefill_tokens_per_s", r.prefill_tps},
-                                {"weight_bytes_per_token", bpt},
+                                {"prefill_chunk", chunks[0]},
+                                {"prefill_tokens_per_s", r.prefill_tps.empty() ? 0.0 : r.prefill_tps[0]},
+                                {"prefill_tokens_per_s_by_chunk", by_chunk},
+                                {"weight_bytes_per_token", weight_bpt},
+                                {"state_bytes_per_token", state_bpt},
+                                {"bytes_per_token", bpt},
                                 {"achieved_gb_per_s", r.gbs},
                                 {"probe_read_gb_per_s", r.probe},
                                 {"percent_of_read_bandwidth", 100 * r.gbs / r.probe},
@@ -1368,15 +1390,26 @@ int cmd_bench(int argc, char** argv) {
       print_json_line(j);
     }
   } else {
-    std::printf("| model | threads | decode %s/s | ms/%s median | p99 | p99.9 | max | prefill %lld %s/s | bytes/%s | "
-                "GB/s | read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-                unit, unit, n_pre, unit, unit);
-    for (const Row& r : rows)
-      std::printf("| %s | %lld | %.1f | %.4f | %.4f | %.4f | %.4f | %.1f | %s | %.2f | %.1f GB/s | %.0f %% | %.1f MiB |\n",
-                  label.c_str(), r.threads, r.tps, r.median, r.p99, r.p999, r.max, r.prefill_tps,
-                  human_bytes(bpt).c_str(), r.gbs, r.probe, 100 * r.gbs / r.probe, rss_mib);
-    std::printf("(backend %s; file %s, state %s per session; peak RSS before the bandwidth probe)\n", info.backend,
-                human_bytes(info.file_bytes).c_str(), human_bytes(info.state_bytes).c_str());
+    std::string pre_cols, pre_rule;
+    for (long long c : chunks) {
+      if (n_pre == 0) break;
+      pre_cols += " prefill " + std::to_string(n_pre) + " " + unit + "/s (chunk " + std::to_string(c) + ") |";
+      pre_rule += "---|";
+    }
+    std::printf("| model | threads | decode %s/s | ms/%s median | p99 | p99.9 | max |%s bytes/%s | "
+                "GB/s | read BW (probe) | %% of BW | peak RSS |\n|---|---|---|---|---|---|---|%s---|---|---|---|---|\n",
+                unit, unit, pre_cols.c_str(), unit, pre_rule.c_str());
+    for (const Row& r : rows) {
+      std::printf("| %s | %lld | %.1f | %.4f | %.4f | %.4f | %.4f |", label.c_str(), r.threads, r.tps, r.median, r.p99,
+                  r.p999, r.max);
+      for (double p : r.prefill_tps) std::printf(" %.1f |", p);
+      std::printf(" %s | %.2f | %.1f GB/s | %.0f %% | %.1f MiB |\n", human_bytes(bpt).c_str(), r.gbs, r.probe,
+                  100 * r.gbs / r.probe, rss_mib);
+    }
+    std::printf("(backend %s; bytes/%s = weights read %s + state read and written 2 x %s; file %s; peak RSS before\n"
+                " the bandwidth probe)\n",
+                info.backend, unit, human_bytes(weight_bpt).c_str(), human_bytes(info.state_bytes).c_str(),
+                human_bytes(info.file_bytes).c_str());
   }
   if (!streams.empty() && info.d_input) {
     std::fprintf(stderr, "rill bench: --streams (Batch::step) takes token models only\n");
