@@ -83,6 +83,19 @@ using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C,
 using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
                       const float* b, float* y, size_t T, size_t H, size_t N);
 
+// Elementwise functions (the backend's Act, plus SiLU), in place on n floats.
+enum class ActFn : uint8_t { kTanh, kSigmoid, kReluSq, kRwkv7Decay, kGeluErf, kSilu };
+using Activation = void(ActFn kind, float* y, size_t n);
+// Depthwise causal conv step + SiLU (conv1d_step_silu's math) over T tokens of one stream, in order:
+// hist [K-1, C]; w [K, C]; b [C] or null; token t's input at X + t * ldx; Y [T, C].
+using ConvSilu = void(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
+                      size_t C, size_t K);
+// gated_rmsnorm over n rows: Y [n, E] in place, Z rows ldz apart.
+using GatedRmsnorm = void(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
+                          float eps);
+// layernorm over n rows of d.
+using Layernorm = void(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps);
+
 struct Table {
   const char* isa;
   MatvecF32* matvec_f32;
@@ -98,6 +111,10 @@ struct Table {
   S4dStep* s4d_step;
   Mamba2Ssd* mamba2_ssd;
   Wkv7Scan* wkv7_scan;
+  Activation* act;
+  ConvSilu* conv_silu;
+  GatedRmsnorm* gated_rmsnorm;
+  Layernorm* layernorm;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.

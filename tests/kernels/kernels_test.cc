@@ -237,6 +237,76 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("act / conv_silu / gated_rmsnorm / layernorm: every table against the reference; position-independent") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(47);
+    std::normal_distribution<float> nd(0.f, 3.f);
+    const ActFn kinds[] = {ActFn::kTanh, ActFn::kSigmoid, ActFn::kReluSq, ActFn::kRwkv7Decay, ActFn::kGeluErf,
+                           ActFn::kSilu};
+    std::vector<float> x(53);
+    for (auto& v : x) v = nd(rng);
+    x[3] = 0.f, x[4] = 1e-6f, x[5] = -1e-6f, x[6] = 95.f, x[7] = -95.f, x[8] = INFINITY, x[9] = -INFINITY;
+    x[10] = 30.f, x[11] = -30.f, x[12] = std::nanf("");
+    for (size_t ti = 0; ti < nt; ++ti) {
+      const Table& t = *tables[ti];
+      for (ActFn k : kinds) {
+        std::vector<float> want = x, got = x;
+        act__ref(k, want.data(), want.size());
+        t.act(k, got.data(), got.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          const std::string isa = t.isa;
+          if (k == ActFn::kSilu && std::isinf(x[i])) continue;  // x / (1 + e^-x) is NaN at -inf; x sigmoid(x) -inf
+          if (std::isnan(want[i])) {
+            CHECK_MESSAGE(std::isnan(got[i]), isa << " act " << int(k) << " NaN at " << i << " got " << got[i]);
+          } else if (got[i] != want[i]) {  // equal infinities pass here
+            const float tol = 2e-6f * std::max(1.f, std::fabs(want[i]));
+            CHECK_MESSAGE(std::fabs(got[i] - want[i]) <= tol,
+                          isa << " act " << int(k) << " x=" << x[i] << " got " << got[i] << " want " << want[i]);
+          }
+          float one = x[i];  // the same element alone: the same bits
+          t.act(k, &one, 1);
+          CHECK_MESSAGE(std::memcmp(&one, &got[i], 4) == 0, isa << " act " << int(k) << " position " << i);
+        }
+      }
+      // conv + SiLU: {C, K}, channel tails; T tokens at once equal T steps.
+      const size_t conv_shapes[][2] = {{37, 4}, {16, 2}, {64, 5}};
+      for (auto& sh : conv_shapes) {
+        const size_t C = sh[0], K = sh[1], T = 11, ld = C + 5;
+        std::vector<float> w(K * C), b(C), X(T * ld), h0((K - 1) * C);
+        for (auto* v : {&w, &b, &X, &h0})
+          for (auto& e : *v) e = nd(rng) * 0.3f;
+        std::vector<float> hr = h0, yr(T * C), ha = h0, ya(T * C), hb = h0, yb(T * C);
+        conv_silu__ref(hr.data(), w.data(), b.data(), X.data(), ld, yr.data(), T, C, K);
+        t.conv_silu(ha.data(), w.data(), b.data(), X.data(), ld, ya.data(), T, C, K);
+        for (size_t i = 0; i < T; ++i)
+          t.conv_silu(hb.data(), w.data(), b.data(), X.data() + i * ld, ld, yb.data() + i * C, 1, C, K);
+        CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " conv T vs steps");
+        CHECK_MESSAGE(std::memcmp(ha.data(), hb.data(), ha.size() * 4) == 0, t.isa << " conv history T vs steps");
+        CHECK_MESSAGE(std::memcmp(ha.data(), hr.data(), ha.size() * 4) == 0, t.isa << " conv history");
+        for (size_t i = 0; i < ya.size(); ++i)
+          CHECK_MESSAGE(std::fabs(ya[i] - yr[i]) <= 1e-5f * (1 + std::fabs(yr[i])), t.isa << " conv y " << C);
+      }
+      // Norms: rows of widths on and off the vector width.
+      for (size_t d : {size_t(48), size_t(64), size_t(37)}) {
+        const size_t n = 3, G = d == 64 ? 2 : 1;
+        std::vector<float> X(n * d), Z(n * (d + 3)), w(d), b(d);
+        for (auto* v : {&X, &Z, &w, &b})
+          for (auto& e : *v) e = nd(rng);
+        std::vector<float> yr(n * d), ya(n * d);
+        layernorm__ref(X.data(), w.data(), b.data(), yr.data(), n, d, 1e-5f);
+        t.layernorm(X.data(), w.data(), b.data(), ya.data(), n, d, 1e-5f);
+        for (size_t i = 0; i < ya.size(); ++i)
+          CHECK_MESSAGE(std::fabs(ya[i] - yr[i]) <= 1e-5f * (1 + std::fabs(yr[i])), t.isa << " layernorm " << d);
+        std::vector<float> gr = X, ga = X;
+        gated_rmsnorm__ref(gr.data(), Z.data(), d + 3, w.data(), n, d, G, 1e-5f);
+        t.gated_rmsnorm(ga.data(), Z.data(), d + 3, w.data(), n, d, G, 1e-5f);
+        for (size_t i = 0; i < ga.size(); ++i)
+          CHECK_MESSAGE(std::fabs(ga[i] - gr[i]) <= 1e-5f * (1 + std::fabs(gr[i])), t.isa << " gated_rmsnorm " << d);
+      }
+    }
+  }
+
   TEST_CASE("q8/q4 matvec: every kernel table within the activation-rounding bound of the reference") {
     // The fast kernels round activations to int8 per 32-element block (scale s_b = max|x|/127), so
     // each x moves by at most s_b / 2: |y_fast - y_ref| <= sum_b (s_b / 2) sum_{j in b} |w_j| (w dequantized).

@@ -122,25 +122,22 @@ void rmsnorm(const Exec&, const float* X, const float* w, float* Y, size_t n, si
   for (size_t i = 0; i < n; ++i) kernels::rmsnorm(X + i * d, w, Y + i * d, d, eps);
 }
 
-void layernorm(const Exec&, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
-  for (size_t i = 0; i < n; ++i) kernels::layernorm(X + i * d, w, b, Y + i * d, d, eps);
+void layernorm(const Exec& x, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d,
+               float eps) {
+  table(x).layernorm(X, w, b, Y, n, d, eps);
 }
 
 void group_norm(const Exec&, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N, float eps) {
   for (size_t i = 0; i < n; ++i) kernels::group_norm(Y + i * H * N, w, b, H, N, eps);
 }
 
-void gated_rmsnorm(const Exec&, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
-                   float eps) {
-  for (size_t i = 0; i < n; ++i) kernels::gated_rmsnorm(Y + i * E, Z + i * ldz, w, E, G, eps);
+void gated_rmsnorm(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E,
+                   size_t G, float eps) {
+  table(x).gated_rmsnorm(Y, Z, ldz, w, n, E, G, eps);
 }
 
 // ---- recurrences
 
-void conv_step(const Exec&, StateRef hist, const float* w, const float* b, const float* X, size_t ldx, float* Y,
-               size_t n, size_t C, size_t K) {
-  for (size_t i = 0; i < n; ++i) kernels::conv1d_step_silu(hist.row(i), w, b, X + i * ldx, Y + i * C, C, K);
-}
 
 void ssm_scan(const Exec& x, StateRef s, const float* A, const float* dt, const float* X, const float* B,
               const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n, size_t E,
@@ -155,6 +152,15 @@ size_t same_state_run(StateRef S, size_t i, size_t n) {
   size_t len = 1;
   while (i + len < n && S.base[i + len] == S.base[i]) ++len;
   return len;
+}
+
+void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx, float* Y,
+               size_t n, size_t C, size_t K) {
+  const Table& t = table(x);
+  for (size_t i = 0, len; i < n; i += len) {
+    len = same_state_run(hist, i, n);
+    t.conv_silu(hist.row(i), w, b, X + i * ldx, ldx, Y + i * C, len, C, K);
+  }
 }
 
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
@@ -225,24 +231,15 @@ void softplus_dt(const Exec&, const float* X, size_t ldx, const float* bias, flo
     }
 }
 
-void act(const Exec&, Act kind, float* Y, size_t count) {
-  switch (kind) {
-    case Act::kTanh:
-      for (size_t i = 0; i < count; ++i) Y[i] = std::tanh(Y[i]);
-      break;
-    case Act::kSigmoid:
-      for (size_t i = 0; i < count; ++i) Y[i] = kernels::sigmoid(Y[i]);
-      break;
-    case Act::kReluSq:
-      for (size_t i = 0; i < count; ++i) Y[i] = Y[i] > 0.f ? Y[i] * Y[i] : 0.f;
-      break;
-    case Act::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
-      for (size_t i = 0; i < count; ++i) Y[i] = std::exp(-0.6065306597126334f * kernels::sigmoid(Y[i]));
-      break;
-    case Act::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
-      for (size_t i = 0; i < count; ++i) Y[i] = 0.5f * Y[i] * (1.f + std::erf(Y[i] * 0.7071067811865476f));
-      break;
-  }
+static_assert(static_cast<int>(Act::kTanh) == static_cast<int>(kernels::ActFn::kTanh) &&
+                  static_cast<int>(Act::kSigmoid) == static_cast<int>(kernels::ActFn::kSigmoid) &&
+                  static_cast<int>(Act::kReluSq) == static_cast<int>(kernels::ActFn::kReluSq) &&
+                  static_cast<int>(Act::kRwkv7Decay) == static_cast<int>(kernels::ActFn::kRwkv7Decay) &&
+                  static_cast<int>(Act::kGeluErf) == static_cast<int>(kernels::ActFn::kGeluErf),
+              "Act and kernels::ActFn number the functions alike");
+
+void act(const Exec& x, Act kind, float* Y, size_t count) {
+  table(x).act(static_cast<kernels::ActFn>(kind), Y, count);
 }
 
 void add(const Exec&, float* Y, const float* X, size_t count) {

@@ -21,6 +21,10 @@ PrepareAct prepare_act__avx2;
 S4dStep s4d_step__avx2;
 Mamba2Ssd mamba2_ssd__avx2;
 Wkv7Scan wkv7_scan__avx2;
+Activation act__avx2;
+ConvSilu conv_silu__avx2;
+GatedRmsnorm gated_rmsnorm__avx2;
+Layernorm layernorm__avx2;
 #endif
 
 #if defined(RILL_HAVE_AVX512)  // kernels/cpu/x86/kernels_avx512.cc: AVX-512 VNNI (quantized products)
@@ -31,6 +35,10 @@ MatmulQ4 matmul_q4__avx512vnni;
 PrepareAct prepare_act__avx512vnni;
 Mamba2Ssd mamba2_ssd__avx512;
 Wkv7Scan wkv7_scan__avx512;
+Activation act__avx512;
+ConvSilu conv_silu__avx512;
+GatedRmsnorm gated_rmsnorm__avx512;
+Layernorm layernorm__avx512;
 #endif
 
 #if defined(RILL_HAVE_NEON)  // kernels/cpu/arm/kernels_neon.cc: baseline aarch64 NEON

@@ -251,6 +251,43 @@ void wkv7_scan__ref(float* S, const float* r, const float* w, const float* k, co
     wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N);
 }
 
+void act__ref(ActFn kind, float* y, size_t n) {
+  switch (kind) {
+    case ActFn::kTanh:
+      for (size_t i = 0; i < n; ++i) y[i] = std::tanh(y[i]);
+      break;
+    case ActFn::kSigmoid:
+      for (size_t i = 0; i < n; ++i) y[i] = sigmoid(y[i]);
+      break;
+    case ActFn::kReluSq:
+      for (size_t i = 0; i < n; ++i) y[i] = y[i] > 0.f ? y[i] * y[i] : 0.f;
+      break;
+    case ActFn::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
+      for (size_t i = 0; i < n; ++i) y[i] = std::exp(-0.6065306597126334f * sigmoid(y[i]));
+      break;
+    case ActFn::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
+      for (size_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.7071067811865476f));
+      break;
+    case ActFn::kSilu:
+      for (size_t i = 0; i < n; ++i) y[i] = silu(y[i]);
+      break;
+  }
+}
+
+void conv_silu__ref(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
+                    size_t C, size_t K) {
+  for (size_t t = 0; t < T; ++t) conv1d_step_silu(hist, w, b, X + t * ldx, Y + t * C, C, K);
+}
+
+void gated_rmsnorm__ref(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
+                        float eps) {
+  for (size_t i = 0; i < n; ++i) gated_rmsnorm(Y + i * E, Z + i * ldz, w, E, G, eps);
+}
+
+void layernorm__ref(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
+  for (size_t i = 0; i < n; ++i) layernorm(X + i * d, w, b, Y + i * d, d, eps);
+}
+
 void s4d_step__ref(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
                    size_t M) {
   for (size_t h = 0; h < H; ++h) y[h] = 0.f;

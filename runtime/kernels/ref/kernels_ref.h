@@ -19,5 +19,9 @@ Mamba1Scan mamba1_scan__ref;
 S4dStep s4d_step__ref;
 Mamba2Ssd mamba2_ssd__ref;
 Wkv7Scan wkv7_scan__ref;
+Activation act__ref;
+ConvSilu conv_silu__ref;
+GatedRmsnorm gated_rmsnorm__ref;
+Layernorm layernorm__ref;
 }  // namespace kernels
 }  // namespace rill

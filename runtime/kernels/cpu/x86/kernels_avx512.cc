@@ -23,6 +23,7 @@
 #include <cmath>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/ref/kernels_ref.h"
 
 #define QDOT _mm256_dpbusd_epi32
 #define QSUFFIX q_avx512vnni
@@ -171,14 +172,47 @@ struct V16 {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static float sum(R v) { return _mm512_reduce_add_ps(v); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  static R exp(R x) {  // as V8::exp (kernels_avx2.cc)
+    x = _mm512_max_ps(_mm512_set1_ps(-88.3762626647949f), _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x));
+    const R n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
+    R p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.f)));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  }
 };
 #include "kernels/cpu/x86/scans.inl"
+#include "kernels/cpu/x86/rowops.inl"
 
 }  // namespace
 
 void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
                         const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G);
+}
+void act__avx512(ActFn kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
+void conv_silu__avx512(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
+                       size_t C, size_t K) {
+  conv_silu_v<V16>(hist, w, b, X, ldx, Y, T, C, K);
+}
+void gated_rmsnorm__avx512(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
+                           float eps) {
+  gated_rmsnorm_v<V16>(Y, Z, ldz, w, n, E, G, eps);
+}
+void layernorm__avx512(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
+  layernorm_v<V16>(X, w, b, Y, n, d, eps);
 }
 void wkv7_scan__avx512(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
                        const float* b, float* y, size_t T, size_t H, size_t N) {

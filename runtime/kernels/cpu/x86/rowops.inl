@@ -1,0 +1,131 @@
+// Activations and the row ops built on them (depthwise conv + SiLU, gated RMSNorm, LayerNorm), written
+// once over a vector type V and included by each x86 kernel file inside its own anonymous namespace,
+// after V (see scans.inl) with, besides, add/sub/div and exp.
+//
+// Every element goes through the vector code, tails included (through a V::W buffer): an element's
+// value never depends on where it falls in the array, so n rows in one call give the bits of n calls.
+
+template <class V>
+inline typename V::R sigmoid_v(typename V::R x) {
+  const typename V::R one = V::set1(1.f);
+  return V::div(one, V::add(one, V::exp(V::sub(V::zero(), x))));
+}
+
+template <class V>
+inline typename V::R act1(ActFn kind, typename V::R x) {
+  switch (kind) {
+    case ActFn::kTanh: {  // 1 - 2 / (e^2x + 1): e^2x held finite by exp's clamp, so +-1 at the ends
+      const typename V::R one = V::set1(1.f);
+      return V::sub(one, V::div(V::set1(2.f), V::add(V::exp(V::add(x, x)), one)));
+    }
+    case ActFn::kSigmoid:
+      return sigmoid_v<V>(x);
+    case ActFn::kReluSq: {
+      const typename V::R r = V::max(x, V::zero());
+      return V::mul(r, r);
+    }
+    case ActFn::kRwkv7Decay:  // exp(-exp(-1/2) sigmoid(x))
+      return V::exp(V::mul(V::set1(-0.6065306597126334f), sigmoid_v<V>(x)));
+    case ActFn::kSilu:
+      return V::mul(x, sigmoid_v<V>(x));
+    default:
+      return x;
+  }
+}
+
+template <class V>
+void act_v(ActFn kind, float* y, size_t n) {
+  if (kind == ActFn::kGeluErf) {  // no vector erf: the reference (S4D only, a few channels)
+    act__ref(kind, y, n);
+    return;
+  }
+  size_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, act1<V>(kind, V::load(y + i)));
+  if (i < n) {
+    float buf[V::W] = {};
+    for (size_t j = i; j < n; ++j) buf[j - i] = y[j];
+    V::store(buf, act1<V>(kind, V::load(buf)));
+    for (size_t j = i; j < n; ++j) y[j] = buf[j - i];
+  }
+}
+
+// Depthwise causal conv + SiLU over T tokens of one stream (conv1d_step_silu's math per token):
+// hist [K-1, C] oldest first; w [K, C]; b [C] or null; token t's input at X + t * ldx, output Y [T, C].
+template <class V>
+void conv_silu_v(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
+                 size_t C, size_t K) {
+  float xb[V::W], yb[V::W], hb[V::W];
+  for (size_t c = 0; c < C; c += V::W) {
+    const size_t m = C - c < V::W ? C - c : V::W;  // channels in this block (a tail goes through buffers)
+    auto load = [&](const float* p, float* buf) -> typename V::R {
+      if (m == V::W) return V::load(p);
+      for (size_t j = 0; j < V::W; ++j) buf[j] = j < m ? p[j] : 0.f;
+      return V::load(buf);
+    };
+    const typename V::R bias = b ? load(b + c, yb) : V::zero();
+    for (size_t t = 0; t < T; ++t) {
+      const float* x = X + t * ldx + c;
+      const typename V::R xv = load(x, xb);
+      typename V::R acc = V::fmadd(load(w + (K - 1) * C + c, yb), xv, bias);
+      for (size_t k = 0; k + 1 < K; ++k) acc = V::fmadd(load(w + k * C + c, yb), load(hist + k * C + c, hb), acc);
+      const typename V::R out = act1<V>(ActFn::kSilu, acc);
+      if (m == V::W) {
+        V::store(Y + t * C + c, out);
+      } else {
+        V::store(yb, out);
+        for (size_t j = 0; j < m; ++j) Y[t * C + c + j] = yb[j];
+      }
+      for (size_t k = 0; k + 2 < K; ++k)  // shift the block's history, x in last
+        for (size_t j = 0; j < m; ++j) hist[k * C + c + j] = hist[(k + 1) * C + c + j];
+      if (K >= 2)
+        for (size_t j = 0; j < m; ++j) hist[(K - 2) * C + c + j] = x[j];
+    }
+  }
+}
+
+// Mamba-2's gated RMSNorm over n rows (gated_rmsnorm's math): y = y silu(z), then per group of E/G.
+template <class V>
+void gated_rmsnorm_v(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G, float eps) {
+  const size_t gs = E / G;
+  if (gs % V::W != 0) {
+    for (size_t i = 0; i < n; ++i) gated_rmsnorm(Y + i * E, Z + i * ldz, w, E, G, eps);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    float* y = Y + i * E;
+    const float* z = Z + i * ldz;
+    for (size_t c = 0; c < E; c += V::W)
+      V::store(y + c, V::mul(V::load(y + c), act1<V>(ActFn::kSilu, V::load(z + c))));
+    for (size_t g = 0; g < G; ++g) {
+      float* yg = y + g * gs;
+      typename V::R ss = V::zero();
+      for (size_t c = 0; c < gs; c += V::W) ss = V::fmadd(V::load(yg + c), V::load(yg + c), ss);
+      const typename V::R inv = V::set1(1.f / std::sqrt(V::sum(ss) / static_cast<float>(gs) + eps));
+      for (size_t c = 0; c < gs; c += V::W) V::store(yg + c, V::mul(V::mul(V::load(yg + c), inv), V::load(w + g * gs + c)));
+    }
+  }
+}
+
+// LayerNorm over n rows of d (layernorm's math: biased variance, two passes).
+template <class V>
+void layernorm_v(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
+  if (d % V::W != 0) {
+    for (size_t i = 0; i < n; ++i) layernorm(X + i * d, w, b, Y + i * d, d, eps);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const float* x = X + i * d;
+    float* y = Y + i * d;
+    typename V::R s = V::zero();
+    for (size_t c = 0; c < d; c += V::W) s = V::add(s, V::load(x + c));
+    const typename V::R mu = V::set1(V::sum(s) / static_cast<float>(d));
+    typename V::R var = V::zero();
+    for (size_t c = 0; c < d; c += V::W) {
+      const typename V::R e = V::sub(V::load(x + c), mu);
+      var = V::fmadd(e, e, var);
+    }
+    const typename V::R inv = V::set1(1.f / std::sqrt(V::sum(var) / static_cast<float>(d) + eps));
+    for (size_t c = 0; c < d; c += V::W)
+      V::store(y + c, V::fmadd(V::mul(V::sub(V::load(x + c), mu), inv), V::load(w + c), V::load(b + c)));
+  }
+}
