@@ -74,14 +74,16 @@ using Mamba1Scan = void(float* s, const float* A, const float* dt, const float* 
 using S4dStep = void(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
                      size_t M);
 
-// The Mamba-2 (SSD) step over T tokens of one stream, in order (mamba2_scan_step's math per token).
+// The Mamba-2 (SSD) step over T tokens of one stream, in order (mamba2_scan_step's math per token), for
+// heads [h0, h1) (heads are independent: threads may take disjoint ranges).
 //   S [H, P, N] persistent; token t's x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P].
 using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
-                       const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G);
-// The RWKV-7 state update over T tokens of one stream, in order (wkv7_step's math per token).
-//   S [H, N, N] persistent; r, w, k, v, a, b, y [T, H*N].
+                       const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
+                       size_t h0, size_t h1);
+// The RWKV-7 state update over T tokens of one stream, in order (wkv7_step's math per token), for
+// heads [h0, h1).   S [H, N, N] persistent; r, w, k, v, a, b, y [T, H*N].
 using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                      const float* b, float* y, size_t T, size_t H, size_t N);
+                      const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1);
 
 // Elementwise functions (the backend's Act, plus SiLU), in place on n floats.
 enum class ActFn : uint8_t { kTanh, kSigmoid, kReluSq, kRwkv7Decay, kGeluErf, kSilu };
@@ -141,8 +143,9 @@ void conv1d_step_silu(float* hist, const float* w, const float* b, const float* 
 // Mamba-2 (SSD) step, scalar decay per head, heads mapped to groups contiguously (g = h / (H/G)).
 //   S [H, P, N] persistent; x, D, y [H*P]; B, C [G, N]; dt, A [H] (dt after softplus and clamp, A < 0).
 //   S[h,p,n] = exp(dt[h] A[h]) S[h,p,n] + dt[h] x[h,p] B[g,n];  y[h,p] = sum_n S[h,p,n] C[g,n] + D[h,p] x[h,p]
+// Heads [h0, h1) only.
 void mamba2_scan_step(float* S, const float* x, const float* B, const float* C, const float* dt, const float* A,
-                      const float* D, float* y, size_t H, size_t P, size_t N, size_t G);
+                      const float* D, float* y, size_t H, size_t P, size_t N, size_t G, size_t h0, size_t h1);
 
 // Gated RMSNorm of Mamba-2 (mamba_ssm form, gate before norm): y = y * silu(z), then each of the G
 // groups of E/G channels is RMS-normalised on its own, times w.  y, z, w [E].
@@ -153,9 +156,9 @@ void layernorm(const float* x, const float* w, const float* b, float* out, size_
 
 // RWKV-7 state update and read-out, per head h (ggml's rwkv_wkv7 form), S [H, N, N] with S[h][i][j],
 // i the value index and j the key index:  sa_i = sum_j S_ij a_j  (old S);
-//   S_ij = S_ij w_j + sa_i b_j + v_i k_j;   y_i = sum_j S_ij r_j.     r, w, k, v, a, b, y [H*N].
+//   S_ij = S_ij w_j + sa_i b_j + v_i k_j;   y_i = sum_j S_ij r_j.     r, w, k, v, a, b, y [H*N]. Heads [h0, h1).
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-               const float* b, float* y, size_t H, size_t N);
+               const float* b, float* y, size_t H, size_t N, size_t h0, size_t h1);
 
 // GroupNorm over H groups of N channels: each group normalised on its own, then * w + b.  y [H*N].
 void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps);

@@ -113,9 +113,11 @@ TEST_SUITE("arch") {
     }
   }
 
-  TEST_CASE("prefill: any prefill_chunk leaves the state and logits of stepping, bit for bit") {
+  TEST_CASE("prefill: any prefill_chunk, with or without a pool, leaves the state and logits of stepping, bit for bit") {
+    ThreadPool* pool = nullptr;
+    REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
     for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world"}) {
-      for (const char* dtype : {"f32", "q8"}) {
+      for (const char* dtype : {"f32", "q8", "q4"}) {
         CAPTURE(name);
         CAPTURE(dtype);
         ConvertedModel l(golden_dir(name), dtype);
@@ -129,10 +131,17 @@ TEST_SUITE("arch") {
         for (int32_t t : prompt) REQUIRE(stepped.session().step(t, want.data(), V) == Status::kOk);
         std::vector<unsigned char> want_state(stepped.session().state_size()), got_state(want_state.size());
         REQUIRE(stepped.session().state_copy_out(want_state.data(), want_state.size()) == Status::kOk);
-        for (uint32_t chunk : {1u, 3u, 8u, 13u, 64u}) {
-          CAPTURE(chunk);
+        struct Run {
+          uint32_t chunk;
+          bool pooled;
+        };
+        for (const Run run : {Run{1, false}, Run{3, false}, Run{8, false}, Run{13, false}, Run{64, false},
+                              Run{1, true}, Run{3, true}, Run{13, true}}) {
+          CAPTURE(run.chunk);
+          CAPTURE(run.pooled);
           SessionOptions so;
-          so.prefill_chunk = chunk;
+          so.prefill_chunk = run.chunk;
+          so.pool = run.pooled ? pool : nullptr;
           OwnedSession s;
           REQUIRE(OwnedSession::create(model, so, &s) == Status::kOk);
           REQUIRE(s.session().prefill(prompt.data(), prompt.size(), got.data(), V) == Status::kOk);
@@ -142,6 +151,7 @@ TEST_SUITE("arch") {
         }
       }
     }
+    ThreadPool::destroy(pool);
   }
 
   TEST_CASE("the plan: footprint grows with prefill_chunk, and an out-of-range chunk is refused") {

@@ -156,7 +156,7 @@ TEST_SUITE("kernels") {
 
   // The scans over T tokens of one stream: within float rounding of the scalar reference, and T tokens
   // in one call leave exactly the bits of T one-token calls (what makes prefill equal stepping).
-  TEST_CASE("mamba2_ssd / wkv7_scan: every table against the reference; T tokens at once equal T steps bit for bit") {
+  TEST_CASE("mamba2_ssd / wkv7_scan: every table against the reference; T tokens at once equal T steps (in head ranges) bit for bit") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);
     std::mt19937 rng(43);
@@ -184,15 +184,17 @@ TEST_SUITE("kernels") {
       for (auto& e : A) e = -std::exp(nd(rng));
       std::vector<float> Sr = S0, yr(T * E);
       mamba2_ssd__ref(Sr.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
-                      yr.data(), T, H, P, N, G);
+                      yr.data(), T, H, P, N, G, 0, H);
       for (size_t ti = 0; ti < nt; ++ti) {
         const Table& t = *tables[ti];
         std::vector<float> Sa = S0, ya(T * E), Sb = S0, yb(T * E);
         t.mamba2_ssd(Sa.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
-                     ya.data(), T, H, P, N, G);
-        for (size_t i = 0; i < T; ++i)
-          t.mamba2_ssd(Sb.data(), X.data() + i * ld, X.data() + i * ld + E, X.data() + i * ld + E + G * N, ld,
-                       dt.data() + i * H, A.data(), D.data(), yb.data() + i * E, 1, H, P, N, G);
+                     ya.data(), T, H, P, N, G, 0, H);
+        for (size_t i = 0; i < T; ++i)  // and each step in two head ranges, as two threads take them
+          for (size_t part = 0; part < 2; ++part)
+            t.mamba2_ssd(Sb.data(), X.data() + i * ld, X.data() + i * ld + E, X.data() + i * ld + E + G * N, ld,
+                         dt.data() + i * H, A.data(), D.data(), yb.data() + i * E, 1, H, P, N, G, part * H / 2,
+                         (part + 1) * H / 2);
         CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, t.isa << " ssd state T=21 vs steps");
         CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " ssd y T=21 vs steps");
         CHECK_MESSAGE(max_diff(Sa, Sr) <= 1e-5f * (1 + max_abs(Sr)), t.isa << " ssd state " << H << "x" << P << "x" << N);
@@ -219,15 +221,16 @@ TEST_SUITE("kernels") {
           }
         }
       std::vector<float> Sr = S0, yr(T * C);
-      wkv7_scan__ref(Sr.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), yr.data(), T, H, N);
+      wkv7_scan__ref(Sr.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), yr.data(), T, H, N, 0, H);
       for (size_t ti = 0; ti < nt; ++ti) {
         const Table& t = *tables[ti];
         std::vector<float> Sa = S0, ya(T * C), Sb = S0, yb(T * C);
-        t.wkv7_scan(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), ya.data(), T, H, N);
+        t.wkv7_scan(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), ya.data(), T, H, N, 0, H);
         for (size_t i = 0; i < T; ++i) {
           const size_t o = i * C;
-          t.wkv7_scan(Sb.data(), r.data() + o, w.data() + o, k.data() + o, v.data() + o, a.data() + o, b.data() + o,
-                      yb.data() + o, 1, H, N);
+          for (size_t part = 0; part < 2; ++part)
+            t.wkv7_scan(Sb.data(), r.data() + o, w.data() + o, k.data() + o, v.data() + o, a.data() + o, b.data() + o,
+                        yb.data() + o, 1, H, N, part * H / 2, (part + 1) * H / 2);
         }
         CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, t.isa << " wkv7 state T=19 vs steps");
         CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " wkv7 y T=19 vs steps");

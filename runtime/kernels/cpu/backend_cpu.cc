@@ -163,13 +163,37 @@ void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, con
   }
 }
 
+// Heads are independent: with a pool, each thread takes a contiguous range of heads of every run.
+// The split does not change any head's arithmetic, so results do not depend on the thread count.
+template <class Fn>
+void over_heads(const Exec& x, size_t H, Fn fn) {
+  const ParallelFor* pool = x.pool;
+  if (!pool || !pool->run || pool->n_threads < 2 || H < 2) {
+    fn(0, H);
+    return;
+  }
+  struct Ctx {
+    Fn* fn;
+    size_t H, parts;
+  } ctx{&fn, H, pool->n_threads < H ? pool->n_threads : H};
+  pool->run(
+      pool,
+      [](void* c, size_t i) {
+        const Ctx& k = *static_cast<const Ctx*>(c);
+        (*k.fn)(k.H * i / k.parts, k.H * (i + 1) / k.parts);
+      },
+      &ctx, ctx.parts);
+}
+
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
               const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
   const Table& t = table(x);
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
-    t.mamba2_ssd(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, ldx, dt + i * H, A, D, Y + i * H * P, len, H, P, N,
-                 G);
+    over_heads(x, H, [&](size_t h0, size_t h1) {
+      t.mamba2_ssd(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, ldx, dt + i * H, A, D, Y + i * H * P, len, H, P,
+                   N, G, h0, h1);
+    });
   }
 }
 
@@ -180,7 +204,9 @@ void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
     const size_t o = i * C;
-    t.wkv7_scan(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, len, H, N);
+    over_heads(x, H, [&](size_t h0, size_t h1) {
+      t.wkv7_scan(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, len, H, N, h0, h1);
+    });
   }
 }
 

@@ -177,9 +177,9 @@ void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x,
 }
 
 void mamba2_scan_step(float* S, const float* x, const float* B, const float* C, const float* dt, const float* A,
-                      const float* D, float* y, size_t H, size_t P, size_t N, size_t G) {
+                      const float* D, float* y, size_t H, size_t P, size_t N, size_t G, size_t h0, size_t h1) {
   const size_t heads_per_group = H / G;
-  for (size_t h = 0; h < H; ++h) {
+  for (size_t h = h0; h < h1; ++h) {
     const float a = std::exp(dt[h] * A[h]);
     const float* Bg = B + (h / heads_per_group) * N;
     const float* Cg = C + (h / heads_per_group) * N;
@@ -220,8 +220,8 @@ void layernorm(const float* x, const float* w, const float* b, float* out, size_
 }
 
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-               const float* b, float* y, size_t H, size_t N) {
-  for (size_t h = 0; h < H; ++h) {
+               const float* b, float* y, size_t, size_t N, size_t h0, size_t h1) {
+  for (size_t h = h0; h < h1; ++h) {
     const size_t o = h * N;
     float* Sh = S + h * N * N;
     for (size_t i = 0; i < N; ++i) {
@@ -239,16 +239,17 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
 }
 
 void mamba2_ssd__ref(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
-                     const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
+                     const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
+                     size_t h0, size_t h1) {
   for (size_t t = 0; t < T; ++t)
-    mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * H * P, H, P, N, G);
+    mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * H * P, H, P, N, G, h0, h1);
 }
 
 void wkv7_scan__ref(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                    const float* b, float* y, size_t T, size_t H, size_t N) {
+                    const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
   const size_t C = H * N;
   for (size_t t = 0; t < T; ++t)
-    wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N);
+    wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N, h0, h1);
 }
 
 void act__ref(ActFn kind, float* y, size_t n) {

@@ -304,8 +304,9 @@ struct V8 {
 }  // namespace
 
 void mamba2_ssd__avx2(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
-                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
-  ssd_scan_v<V8>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G);
+                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
+                      size_t h0, size_t h1) {
+  ssd_scan_v<V8>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
 void act__avx2(ActFn kind, float* y, size_t n) { act_v<V8>(kind, y, n); }
 void conv_silu__avx2(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
@@ -320,8 +321,8 @@ void layernorm__avx2(const float* X, const float* w, const float* b, float* Y, s
   layernorm_v<V8>(X, w, b, Y, n, d, eps);
 }
 void wkv7_scan__avx2(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                     const float* b, float* y, size_t T, size_t H, size_t N) {
-  wkv7_scan_v<V8>(S, r, w, k, v, a, b, y, T, H, N);
+                     const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
+  wkv7_scan_v<V8>(S, r, w, k, v, a, b, y, T, H, N, h0, h1);
 }
 }  // namespace kernels
 }  // namespace rill

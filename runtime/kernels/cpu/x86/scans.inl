@@ -13,17 +13,17 @@ constexpr size_t kScanBlock = 16;
 // S [H, P, N]; token t: x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P].
 template <class V>
 void ssd_scan_v(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt, const float* A,
-                const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G) {
+                const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, size_t h0, size_t h1) {
   const size_t E = H * P;
   if (N % V::W != 0) {
     for (size_t t = 0; t < T; ++t)
-      mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * E, H, P, N, G);
+      mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * E, H, P, N, G, h0, h1);
     return;
   }
   const size_t hpg = H / G;
   for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
     const size_t nt = T - t0 < kScanBlock ? T - t0 : kScanBlock;
-    for (size_t h = 0; h < H; ++h) {
+    for (size_t h = h0; h < h1; ++h) {
       float decay[kScanBlock];
       for (size_t i = 0; i < nt; ++i) decay[i] = std::exp(dt[(t0 + i) * H + h] * A[h]);
       const size_t g = h / hpg;
@@ -52,15 +52,15 @@ void ssd_scan_v(float* S, const float* x, const float* B, const float* C, size_t
 // S [H, N, N] (S[h][i][j], i the value index, j the key index); r, w, k, v, a, b, y [T, H*N].
 template <class V>
 void wkv7_scan_v(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                 const float* b, float* y, size_t T, size_t H, size_t N) {
+                 const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
   const size_t C = H * N;
   if (N % V::W != 0) {
     for (size_t t = 0; t < T; ++t)
-      wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N);
+      wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N, h0, h1);
     return;
   }
   // Head by head and block by block: the head's state (N x N) and the block's vectors stay in L1.
-  for (size_t h = 0; h < H; ++h)
+  for (size_t h = h0; h < h1; ++h)
     for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
       const size_t t1 = T - t0 < kScanBlock ? T : t0 + kScanBlock;
       for (size_t i = 0; i < N; ++i) {

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""rill against llama.cpp on twin random-weight models, side by side, alternating.
+
+For each shape (the real Mamba-130m, Mamba2-130m and RWKV7-0.1B configs in tests/checkpoints/), a
+random checkpoint is written once (tests/checkpoints/make_random.py, fixed seed) and converted twice:
+by `rill convert --dtype q8|q4` and, for llama.cpp, by its own convert_hf_to_gguf.py (f16) and
+llama-quantize (Q8_0, Q4_0). Both runtimes then see the same weights. Each round runs `rill bench`
+and `llama-bench` once per shape, dtype and thread count, one after the other, so bandwidth drift
+between runs hits both; the table gives the median over rounds and the ratio rill / llama.cpp.
+
+llama.cpp is not a dependency of rill. Point --llama at a llama.cpp checkout with llama-bench and
+llama-quantize built (in BUILD, default build/bin). One way to get one without network access to
+GitHub: the npm package node-llama-cpp@3.22.1 carries the llama.cpp source as a git bundle:
+
+    npm pack node-llama-cpp@3.22.1 && tar xzf node-llama-cpp-3.22.1.tgz
+    git clone package/llama/gitRelease.bundle llama.cpp        # commit de3ff815
+    cmake -S llama.cpp -B llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF
+    cmake --build llama.cpp/build -j --target llama-bench llama-quantize
+
+On a CPU that reports AMX but whose kernel (or hypervisor) does not enable it, -DGGML_NATIVE=ON
+builds AMX kernels that die with SIGILL: build with -DGGML_NATIVE=OFF -DGGML_AVX512=ON
+-DGGML_AVX512_VNNI=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX2=ON -DGGML_FMA=ON
+-DGGML_F16C=ON instead.
+
+llama.cpp's converter needs torch and numpy (Debian: python3-torch, python3-numpy); `transformers`
+and `tqdm`, which it imports but does not need for these checkpoints, are stubbed here.
+
+usage: scripts/compare_llama.py --llama DIR [--rill build/bin/rill] [--work /tmp/rill-compare]
+       [--shapes mamba,mamba2,rwkv7] [--dtypes q8,q4] [--threads 1,2] [--rounds 3]
+       [--prefill 512] [--tokens 128] [--json FILE]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPES = {  # name: (tests/checkpoints folder, HF architecture for llama.cpp's converter, label)
+    "mamba": ("mamba-130m-hf", "MambaForCausalLM", "mamba-130m"),
+    "mamba2": ("mamba2-130m-hf", "Mamba2ForCausalLM", "mamba2-130m"),
+    "rwkv7": ("rwkv7-0.1B-world", "RWKV7ForCausalLM", "rwkv7-0.1b"),
+}
+GGUF_TYPE = {"q8": "Q8_0", "q4": "Q4_0"}
+
+# Stand-ins for modules llama.cpp's converter imports but these checkpoints do not use, and the
+# dtypes a Debian torch may lack (only used as dictionary keys there).
+STUB_TRANSFORMERS = """
+class AutoConfig:
+    @staticmethod
+    def from_pretrained(*a, **k):
+        raise RuntimeError("transformers is not installed")
+AutoTokenizer = AutoConfig
+"""
+STUB_TQDM = """
+class tqdm:
+    def __init__(self, iterable=None, *a, **k): self.iterable = iterable
+    def __iter__(self): return iter(self.iterable)
+    def __enter__(self): return self
+    def __exit__(self, *a): return False
+    def update(self, *a, **k): pass
+    def set_description(self, *a, **k): pass
+    def close(self): pass
+"""
+RUN_CONVERT = """
+import os, runpy, sys, torch
+for n in ("float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64"):
+    if not hasattr(torch, n):
+        setattr(torch, n, type(n, (), {})())
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(script))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"compare_llama: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r.stdout
+
+
+def prepare(args, shape):
+    folder, hf_arch, _ = SHAPES[shape]
+    base = os.path.join(args.work, shape)
+    ckpt, twin = os.path.join(base, "checkpoint"), os.path.join(base, "twin")
+    if not os.path.exists(os.path.join(ckpt, "model.safetensors")):
+        log(f"[{shape}] random checkpoint of tests/checkpoints/{folder}")
+        run([sys.executable, os.path.join(ROOT, "tests/checkpoints/make_random.py"), folder, ckpt])
+    models = {}
+    for d in args.dtypes:
+        out = os.path.join(base, f"model.{d}.rill")
+        if not os.path.exists(out):
+            log(f"[{shape}] rill convert --dtype {d}")
+            run([args.rill, "convert", ckpt, "-o", out, "--dtype", d, "--tokenizer", "none", "-q", "-f"])
+        models[("rill", d)] = out
+    # The twin folder: the same safetensors, the config with what llama.cpp's converter looks for, and
+    # no tokenizer.json (its GPT-2 path needs transformers; Mamba then takes llama.cpp's GPT-NeoX vocab).
+    os.makedirs(twin, exist_ok=True)
+    link = os.path.join(twin, "model.safetensors")
+    if not os.path.exists(link):
+        os.symlink(os.path.abspath(os.path.join(ckpt, "model.safetensors")), link)
+    cfg = json.load(open(os.path.join(ckpt, "config.json")))
+    cfg["architectures"] = [hf_arch]
+    cfg["pad_vocab_size_multiple"] = 8  # no padding rows: the vocabulary is already a multiple of 8
+    json.dump(cfg, open(os.path.join(twin, "config.json"), "w"))
+    vocab = os.path.join(ckpt, "rwkv_vocab_v20230424.txt")
+    if os.path.exists(vocab):
+        shutil.copyfile(vocab, os.path.join(twin, "rwkv_vocab_v20230424.txt"))
+    f16 = os.path.join(base, "twin.f16.gguf")
+    if not os.path.exists(f16):
+        log(f"[{shape}] llama.cpp convert_hf_to_gguf.py --outtype f16")
+        stub = os.path.join(args.work, "stubs")
+        for mod, text in (("transformers", STUB_TRANSFORMERS), ("tqdm", STUB_TQDM)):
+            os.makedirs(os.path.join(stub, mod), exist_ok=True)
+            open(os.path.join(stub, mod, "__init__.py"), "w").write(text)
+        open(os.path.join(stub, "run_convert.py"), "w").write(RUN_CONVERT)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([stub, os.path.join(args.llama, "gguf-py"), args.llama]))
+        run([sys.executable, os.path.join(stub, "run_convert.py"), os.path.join(args.llama, "convert_hf_to_gguf.py"),
+             twin, "--outtype", "f16", "--outfile", f16], env=env)
+    for d in args.dtypes:
+        out = os.path.join(base, f"twin.{GGUF_TYPE[d]}.gguf")
+        if not os.path.exists(out):
+            log(f"[{shape}] llama-quantize {GGUF_TYPE[d]}")
+            run([os.path.join(args.llama_bin, "llama-quantize"), f16, out, GGUF_TYPE[d]])
+        models[("llama", d)] = out
+    return models
+
+
+def bench_rill(args, model, threads):
+    out = run([args.rill, "bench", model, "-t", str(threads), "-n", str(args.tokens), "--prefill", str(args.prefill),
+               "--probe-mb", "16", "-o", "json"])
+    j = json.loads(out.splitlines()[0])
+    return j["decode_tokens_per_s"], j["prefill_tokens_per_s"]
+
+
+def bench_llama(args, model, threads):
+    out = run([os.path.join(args.llama_bin, "llama-bench"), "-m", model, "-t", str(threads), "-p", str(args.prefill),
+               "-n", str(args.tokens), "-r", "1", "-o", "json"])
+    decode = prefill = 0.0
+    for row in json.loads(out):
+        if row.get("n_gen", 0) > 0:
+            decode = row["avg_ts"]
+        elif row.get("n_prompt", 0) > 0:
+            prefill = row["avg_ts"]
+    return decode, prefill
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=textwrap.dedent(__doc__[__doc__.index("\n"):]))
+    p.add_argument("--llama", required=True, help="llama.cpp checkout (convert_hf_to_gguf.py, gguf-py/)")
+    p.add_argument("--llama-build", default="build/bin", help="llama-bench and llama-quantize, relative to --llama")
+    p.add_argument("--rill", default=os.path.join(ROOT, "build/bin/rill"), help="the rill binary")
+    p.add_argument("--work", default="/tmp/rill-compare", help="checkpoints and model files (kept between runs)")
+    p.add_argument("--shapes", default="mamba,mamba2,rwkv7")
+    p.add_argument("--dtypes", default="q8,q4")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--prefill", type=int, default=512)
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--json", help="also write every measurement here")
+    args = p.parse_args()
+    args.llama = os.path.abspath(args.llama)
+    args.llama_bin = os.path.join(args.llama, args.llama_build)
+    args.dtypes = args.dtypes.split(",")
+    shapes = args.shapes.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
+    for s in shapes:
+        if s not in SHAPES:
+            sys.exit(f"compare_llama: unknown shape {s} (known: {', '.join(SHAPES)})")
+    for d in args.dtypes:
+        if d not in GGUF_TYPE:
+            sys.exit(f"compare_llama: unknown dtype {d} (q8, q4)")
+    for tool in ("llama-bench", "llama-quantize"):
+        if not os.access(os.path.join(args.llama_bin, tool), os.X_OK):
+            sys.exit(f"compare_llama: no {tool} in {args.llama_bin} (see --help to build one)")
+    if not os.access(args.rill, os.X_OK):
+        sys.exit(f"compare_llama: no rill binary at {args.rill} (scripts/build.sh builds it)")
+    os.makedirs(args.work, exist_ok=True)
+    models = {s: prepare(args, s) for s in shapes}
+    results = {}  # (shape, dtype, threads, runtime) -> [(decode, prefill)]
+    for rnd in range(args.rounds):
+        for s in shapes:
+            for d in args.dtypes:
+                for t in threads:
+                    log(f"round {rnd + 1}/{args.rounds}: {s} {d} {t} thread(s)")
+                    results.setdefault((s, d, t, "rill"), []).append(bench_rill(args, models[s][("rill", d)], t))
+                    results.setdefault((s, d, t, "llama"), []).append(bench_llama(args, models[s][("llama", d)], t))
+    print(f"| shape | dtype | threads | decode rill / llama.cpp (tok/s) | ratio | prefill {args.prefill} "
+          f"rill / llama.cpp (tok/s) | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for s in shapes:
+        for d in args.dtypes:
+            for t in threads:
+                r, l = results[(s, d, t, "rill")], results[(s, d, t, "llama")]
+                rd, rp = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
+                ld, lp = statistics.median(x[0] for x in l), statistics.median(x[1] for x in l)
+                print(f"| {SHAPES[s][2]} | {d} | {t} | {rd:.1f} / {ld:.1f} | {rd / ld:.2f} | {rp:.1f} / {lp:.1f} | "
+                      f"{rp / lp:.2f} |")
+                rows.append({"shape": SHAPES[s][2], "dtype": d, "threads": t, "rill": r, "llama": l,
+                             "decode_ratio": rd / ld, "prefill_ratio": rp / lp})
+    print(f"(medians of {args.rounds} alternating rounds; llama.cpp {GGUF_TYPE['q8']}/{GGUF_TYPE['q4']} twins of the "
+          "same random checkpoints)")
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
