@@ -38,8 +38,9 @@ namespace {
 // Rows and tokens of one tile: MR x NT accumulators (16 zmm at 4 x 4) stay in registers while the
 // row tile's weights (MR rows, from L1 after the first token tile) meet every token tile.
 constexpr int kMR = 4, kNT = 4;
-// Weights are prefetched this many rows (four row tiles) ahead: with the hardware prefetcher alone a
-// one-token product read 6-10 GB/s here, with this 13-17 GB/s (Sapphire Rapids VM, 17 GB/s probe).
+// Weights are prefetched this many rows (four row tiles) ahead into L1: with the hardware prefetcher
+// alone a one-token q8 product read 6-10 GB/s on a Sapphire Rapids VM (17 GB/s probe), with this
+// 12-14 GB/s. 32 or 64 rows ahead, or into L2 only, were no better; non-temporal was 3x worse.
 constexpr size_t kAhead = 16;
 
 // Lanes 0-7 from element 0 of a 128-bit vector, lanes 8-15 from element 1.
@@ -98,11 +99,22 @@ template <int MR, int NT>
 inline void tile(const Q4& m, const QAct& a, size_t r0, size_t t0, float* Y, size_t ldy) {
   const size_t nb = m.cols / 32, lds = a.ldq / 32, groups = m.cols / m.group, bpg = m.group / 32;
   const __m512i zero = _mm512_setzero_si512(), low = _mm512_set1_epi8(0x0F), c08 = _mm512_set1_epi8(8);
+  const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 acc[MR][NT];
   for (int r = 0; r < MR; ++r)
     for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+  // Groups of 32 (one scale per block): each row's scales of 16 blocks are converted at once, and a
+  // block pair's two are permuted out of them (idx: lanes 0-7 the pair's first block, 8-15 its second).
+  __m512 sw16[MR];
+  __m512i idx = first;
   for (size_t b = 0; b < nb; b += 2) {
     const bool tail = b + 1 == nb;
+    if (bpg == 1 && b % 16 == 0) {
+      const __mmask16 k = nb - b >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (nb - b)) - 1);
+      for (int r = 0; r < MR; ++r)
+        sw16[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, m.scales + (r0 + r) * groups + b));
+      idx = first;
+    }
     __m512i u[MR];
     __m512 sw[MR];
     for (int r = 0; r < MR; ++r) {
@@ -115,14 +127,11 @@ inline void tile(const Q4& m, const QAct& a, size_t r0, size_t t0, float* Y, siz
       z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));
       z = _mm512_mask_srli_epi16(z, 0xFF00FF00u, z, 4);
       u[r] = _mm512_and_si512(z, low);
-      const uint16_t* s = m.scales + (r0 + r) * groups;
-      if (bpg > 1) {
-        sw[r] = _mm512_set1_ps(_cvtsh_ss(s[b / bpg]));
-      } else {  // groups of 32: one scale per block
-        const unsigned hi = tail ? s[b] : s[b + 1];
-        sw[r] = pair_lanes(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(s[b] | (hi << 16)))));
-      }
+      // In the tail the second block's lanes multiply zeros; its scale lane (a masked-off zero) is finite.
+      sw[r] = bpg == 1 ? _mm512_permutexvar_ps(idx, sw16[r])
+                       : _mm512_set1_ps(_cvtsh_ss(m.scales[(r0 + r) * groups + b / bpg]));
     }
+    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));
     for (int t = 0; t < NT; ++t) {
       const int8_t* q = a.q + (t0 + t) * a.ldq + b * 32;
       const __m512i x = tail ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, q) : _mm512_load_si512(q);
