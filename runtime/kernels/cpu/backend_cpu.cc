@@ -163,12 +163,16 @@ void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, con
   }
 }
 
-// Heads are independent: with a pool, each thread takes a contiguous range of heads of every run.
-// The split does not change any head's arithmetic, so results do not depend on the thread count.
+// Heads are independent: with a pool, each thread takes a contiguous range of heads of a run, when the
+// run updates at least kSplitElems state elements (below that, waking the pool costs more than the
+// work: one RWKV-7 0.1B decode step is 49K, one Mamba-2 130m step 196K). The split does not change
+// any head's arithmetic, so results do not depend on the thread count.
+constexpr size_t kSplitElems = size_t(1) << 16;
+
 template <class Fn>
-void over_heads(const Exec& x, size_t H, Fn fn) {
+void over_heads(const Exec& x, size_t H, size_t elems, Fn fn) {
   const ParallelFor* pool = x.pool;
-  if (!pool || !pool->run || pool->n_threads < 2 || H < 2) {
+  if (!pool || !pool->run || pool->n_threads < 2 || H < 2 || elems < kSplitElems) {
     fn(0, H);
     return;
   }
@@ -190,7 +194,7 @@ void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const f
   const Table& t = table(x);
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
-    over_heads(x, H, [&](size_t h0, size_t h1) {
+    over_heads(x, H, len * H * P * N, [&](size_t h0, size_t h1) {
       t.mamba2_ssd(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, ldx, dt + i * H, A, D, Y + i * H * P, len, H, P,
                    N, G, h0, h1);
     });
@@ -204,7 +208,7 @@ void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
     const size_t o = i * C;
-    over_heads(x, H, [&](size_t h0, size_t h1) {
+    over_heads(x, H, len * H * N * N, [&](size_t h0, size_t h1) {
       t.wkv7_scan(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, len, H, N, h0, h1);
     });
   }

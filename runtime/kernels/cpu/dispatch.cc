@@ -31,11 +31,10 @@ bool cpu_has_avx2() {
 #endif
 
 #if defined(RILL_HAVE_AVX512)
-// The float products stay AVX2 (bandwidth-bound); the quantized products use VNNI, the scans 512-bit
-// vectors.
-const Table kAvx512 = {"avx512vnni",          matvec_f32__avx2,      matvec_f16__avx2,      mamba1_scan__avx2,
+// 512-bit vectors throughout (VNNI for the quantized products); the Mamba-1 and S4D steps stay AVX2.
+const Table kAvx512 = {"avx512vnni",          matvec_f32__avx512,    matvec_f16__avx512,    mamba1_scan__avx2,
                        matvec_q8__avx512vnni, matvec_q4__avx512vnni, matmul_q8__avx512vnni, matmul_q4__avx512vnni,
-                       matmul_f32__avx2,      matmul_f16__avx2,      prepare_act__avx512vnni,
+                       matmul_f32__avx512,    matmul_f16__avx512,    prepare_act__avx512vnni,
                        s4d_step__avx2,        mamba2_ssd__avx512,    wkv7_scan__avx512,
                        act__avx512,           conv_silu__avx512,     gated_rmsnorm__avx512, layernorm__avx512};
 bool cpu_has_avx512vnni() {

@@ -1,6 +1,7 @@
-// AVX-512 VNNI kernels (Sapphire Rapids, Zen 4 and later): the quantized products on 512-bit vectors,
-// one vpdpbusd per 64 products. Compiled with -mavx512f -mavx512vl -mavx512bw -mavx512vnni on this
-// file only; called only when the CPU reports those features.
+// AVX-512 kernels (Ice Lake, Sapphire Rapids, Zen 4 and later): the quantized products with VNNI on
+// 512-bit vectors, one vpdpbusd per 64 products, and the scans and row ops (scans.inl, rowops.inl) 16
+// floats at a time. Compiled with -mavx512f -mavx512vl -mavx512bw -mavx512vnni on this file only;
+// called only when the CPU reports those features.
 //
 // Activations are quantized per 32-element block as in qmatvec.inl (x[b*32+j] ~ sx[b] q[b*32+j]) and
 // read two blocks (64 columns) at a time: lanes 0-7 of a dot product hold block b, lanes 8-15 block
@@ -14,6 +15,7 @@
 // [sx[b] x 8, sx[b+1] x 8] (times the weight scales for q4). One accumulator per (row, token), summed
 // over block pairs in column order and reduced once: the matrix-vector kernels are the one-token case
 // of the same tile, so matvec and matmul give the same bits.
+
 // GCC 12's avx512fintrin.h builds undefined vectors as `__Y = __Y`, which -Wuninitialized flags in
 // every caller of a cast or permute intrinsic.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -171,6 +173,103 @@ void product(const M& m, const QAct& a, float* Y, size_t ldy, size_t rows, size_
   }
 }
 
+// ---- float products (f32 and f16 weights)
+//
+// A tile of 16 accumulators, one per (row, token): 16 rows x 1 token for a matrix-vector product,
+// 4 rows x 4 tokens for several tokens. Each accumulator sums its row's 16-column slices in order
+// (the last slice masked), then the 16 are reduced together: lane i of reduce16 is accumulator i
+// summed by the same tree whatever the tile's shape (lanes l + l+8, then + 4, + 2, + 1), so matvec
+// and matmul give the same bits, with one transposing reduction per 16 results instead of one
+// horizontal sum each (which dominated the products with 32-128 columns: RWKV-7's LoRAs, Mamba's
+// dt_proj).
+
+inline __m512 reduce16(const __m512* v) {
+  __m512 a[8], b[4], c[2];
+  for (int k = 0; k < 8; ++k)  // lanes 0-7: v[2k] l + l+8; lanes 8-15: v[2k+1]
+    a[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int m = 0; m < 4; ++m)  // quarter j: v[4m + j], l + l+4
+    b[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int q = 0; q < 2; ++q)  // quarter j: v[8q + j] (lanes 0-1), v[8q + 4 + j] (lanes 2-3), l + l+2
+    c[q] = _mm512_add_ps(
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b[2 * q]), _mm512_castps_pd(b[2 * q + 1]))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b[2 * q]), _mm512_castps_pd(b[2 * q + 1]))));
+  // lane 4j + s: v[4s + j], l + l+1; then lane i gets v[i]
+  const __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), d);
+}
+
+struct F32W {
+  const float* W;
+  size_t cols;
+  __m512 load(size_t r, size_t c) const { return _mm512_loadu_ps(W + r * cols + c); }
+  __m512 load_tail(size_t r, size_t c, __mmask16 k) const { return _mm512_maskz_loadu_ps(k, W + r * cols + c); }
+  size_t row_bytes() const { return cols * 4; }
+};
+struct F16W {
+  const uint16_t* W;
+  size_t cols;
+  __m512 load(size_t r, size_t c) const {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(W + r * cols + c)));
+  }
+  __m512 load_tail(size_t r, size_t c, __mmask16 k) const {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, W + r * cols + c));
+  }
+  size_t row_bytes() const { return cols * 2; }
+};
+
+// Rows r0.. and tokens t0.. past the ends repeat the last row / token (valid memory); their results
+// are dropped.
+template <int MR, int NT, class L>
+void ftile(const L& w, const float* X, size_t ldx, float* Y, size_t ldy, size_t r0, size_t rows, size_t t0,
+           size_t T) {
+  static_assert(MR * NT == 16, "one reduce16 per tile");
+  size_t row[MR], tok[NT];
+  for (int r = 0; r < MR; ++r) row[r] = r0 + r < rows ? r0 + r : rows - 1;
+  for (int t = 0; t < NT; ++t) tok[t] = t0 + t < T ? t0 + t : T - 1;
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  const size_t cols = w.cols;
+  const char* ahead = reinterpret_cast<const char*>(w.W) + (row[0] + kAhead) * w.row_bytes();
+  size_t c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    __m512 x[NT];
+    for (int t = 0; t < NT; ++t) x[t] = _mm512_loadu_ps(X + tok[t] * ldx + c);
+    for (int r = 0; r < MR; ++r) {
+      if (NT == 1 && c % 64 == 0) _mm_prefetch(ahead + r * w.row_bytes() + c * sizeof(*w.W), _MM_HINT_T0);
+      const __m512 wv = w.load(row[r], c);
+      for (int t = 0; t < NT; ++t) acc[r * NT + t] = _mm512_fmadd_ps(wv, x[t], acc[r * NT + t]);
+    }
+  }
+  if (c < cols) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (cols - c)) - 1);
+    __m512 x[NT];
+    for (int t = 0; t < NT; ++t) x[t] = _mm512_maskz_loadu_ps(k, X + tok[t] * ldx + c);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 wv = w.load_tail(row[r], c, k);
+      for (int t = 0; t < NT; ++t) acc[r * NT + t] = _mm512_fmadd_ps(wv, x[t], acc[r * NT + t]);
+    }
+  }
+  alignas(64) float out[16];
+  _mm512_store_ps(out, reduce16(acc));
+  for (int r = 0; r < MR; ++r)
+    for (int t = 0; t < NT; ++t)
+      if (r0 + r < rows && t0 + t < T) Y[(t0 + t) * ldy + r0 + r] = out[r * NT + t];
+}
+
+template <class L>
+void fproduct(const L& w, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t T) {
+  if (rows == 0 || T == 0) return;
+  if (T == 1) {
+    for (size_t r = 0; r < rows; r += 16) ftile<16, 1>(w, X, ldx, Y, ldy, r, rows, 0, 1);
+    return;
+  }
+  for (size_t r = 0; r < rows; r += 4)
+    for (size_t t = 0; t < T; t += 4) ftile<4, 4>(w, X, ldx, Y, ldy, r, rows, t, T);
+}
+
 struct V16 {
   using R = __m512;
   static constexpr size_t W = 16;
@@ -227,6 +326,21 @@ void layernorm__avx512(const float* X, const float* w, const float* b, float* Y,
 void wkv7_scan__avx512(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
                        const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
   wkv7_scan_v<V16>(S, r, w, k, v, a, b, y, T, H, N, h0, h1);
+}
+
+void matvec_f32__avx512(const float* W, const float* x, float* y, size_t rows, size_t cols) {
+  fproduct(F32W{W, cols}, x, 0, y, 0, rows, 1);
+}
+void matmul_f32__avx512(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
+                        size_t T) {
+  fproduct(F32W{W, cols}, X, ldx, Y, ldy, rows, T);
+}
+void matvec_f16__avx512(const uint16_t* W, const float* x, float* y, size_t rows, size_t cols) {
+  fproduct(F16W{W, cols}, x, 0, y, 0, rows, 1);
+}
+void matmul_f16__avx512(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows,
+                        size_t cols, size_t T) {
+  fproduct(F16W{W, cols}, X, ldx, Y, ldy, rows, T);
 }
 
 void prepare_act__avx512vnni(const float* X, size_t ldx, size_t T, size_t cols, size_t, unsigned char* work,
