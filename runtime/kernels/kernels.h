@@ -28,14 +28,15 @@ struct QAct {
   size_t ldq, ldc;
 };
 
-// Where PrepareAct puts T rows of `cols` in its workspace: q [T, ldq] int8, then s, the per-block sums
-// of q (int32) and corr, [T, ldq / 32] each; every region kAlign (64) aligned.
+// Where PrepareAct puts T rows of `cols` in its workspace: q [T, ldq] int8, then s and the per-block
+// sums of q (int32), [T, ldq / 32] each, then corr: room for [T, ldq / 4] 4-byte values (a table's
+// int4 corrections, per group or per 4 columns); every region kAlign (64) aligned.
 struct ActLayout {
   size_t ldq, s, sum, corr, bytes;  // row stride of q; byte offsets; total bytes
 };
 inline ActLayout act_layout(size_t T, size_t cols) {
   const size_t ldq = (cols + 63) / 64 * 64, region = (T * (ldq / 32) * 4 + 63) / 64 * 64;
-  return ActLayout{ldq, T * ldq, T * ldq + region, T * ldq + 2 * region, T * ldq + 3 * region};
+  return ActLayout{ldq, T * ldq, T * ldq + region, T * ldq + 2 * region, 2 * T * ldq + 2 * region};
 }
 
 // Kernel signatures (function types: `MatvecF32 matvec_f32__avx2;` declares one kernel).

@@ -9,8 +9,8 @@
 // a correction that makes it exact:
 //   q8 (signed weights w):   d = -128 sum4(w) + dot(q ^ 0x80, w)      = dot(q, w)
 //   q4 (nibbles u = w + 8):  d =   -8 sum4(q) + dot(u, q)             = dot(w, q)
-// The first correction depends on the weights only and the second on the activations only, so in a
-// tile of rows x tokens each is computed once per row or once per token. Per (row, token, block pair)
+// The first correction depends on the weights only and is computed once per row of a tile; the second
+// depends on the activations only and is computed once per token, when they are quantized. Per (row, token, block pair)
 // the float work is one conversion and one FMA: acc += float(d) * scale, the scale being
 // [sx[b] x 8, sx[b+1] x 8] (times the weight scales for q4). One accumulator per (row, token), summed
 // over block pairs in column order and reduced once: the matrix-vector kernels are the one-token case
@@ -37,9 +37,11 @@ namespace rill {
 namespace kernels {
 namespace {
 
-// Rows and tokens of one tile: MR x NT accumulators (16 zmm at 4 x 4) stay in registers while the
-// row tile's weights (MR rows, from L1 after the first token tile) meet every token tile.
-constexpr int kMR = 4, kNT = 4;
+// Rows and tokens of one tile: MR x NT accumulators (16 zmm) stay in registers while the row tile's
+// weights (MR rows, from L1 after the first token tile) meet every token tile. int4 rows cost more to
+// unpack than int8 ones, so their several-token tiles take 2 rows x 8 tokens (64 tokens: 56 against 53
+// GMAC/s at 4 x 4); int8 keeps 4 x 4 (its per-token work is the larger).
+constexpr int kMR = 4, kNT = 4, kQ4MR = 2, kQ4NT = 8;
 // Weights are prefetched this many rows (four row tiles) ahead into L1: with the hardware prefetcher
 // alone a one-token q8 product read 6-10 GB/s on a Sapphire Rapids VM (17 GB/s probe), with this
 // 12-14 GB/s. 32 or 64 rows ahead, or into L2 only, were no better; non-temporal was 3x worse.
@@ -100,7 +102,8 @@ inline void tile(const Q8& m, const QAct& a, size_t r0, size_t t0, float* Y, siz
 template <int MR, int NT>
 inline void tile(const Q4& m, const QAct& a, size_t r0, size_t t0, float* Y, size_t ldy) {
   const size_t nb = m.cols / 32, lds = a.ldq / 32, groups = m.cols / m.group, bpg = m.group / 32;
-  const __m512i zero = _mm512_setzero_si512(), low = _mm512_set1_epi8(0x0F), c08 = _mm512_set1_epi8(8);
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  const int32_t* corr = reinterpret_cast<const int32_t*>(a.corr);
   const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 acc[MR][NT];
   for (int r = 0; r < MR; ++r)
@@ -137,7 +140,7 @@ inline void tile(const Q4& m, const QAct& a, size_t r0, size_t t0, float* Y, siz
     for (int t = 0; t < NT; ++t) {
       const int8_t* q = a.q + (t0 + t) * a.ldq + b * 32;
       const __m512i x = tail ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, q) : _mm512_load_si512(q);
-      const __m512i init = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c08, x));  // -8 sum4(q)
+      const __m512i init = _mm512_load_si512(corr + (t0 + t) * a.ldc + b * 8);  // -8 sum4(q), zero past cols
       const __m512 s = act_scales(a.s + (t0 + t) * lds + b, tail);
       for (int r = 0; r < MR; ++r)
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, u[r], x)), _mm512_mul_ps(s, sw[r]),
@@ -148,11 +151,16 @@ inline void tile(const Q4& m, const QAct& a, size_t r0, size_t t0, float* Y, siz
     for (int t = 0; t < NT; ++t) Y[(t0 + t) * ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-template <int MR, typename M>
+// Token tiles of NT over one row tile of MR rows; the last tile takes what is left.
+template <int MR, int NT, typename M>
 inline void tokens(const M& m, const QAct& a, size_t r0, size_t T, float* Y, size_t ldy) {
   size_t t = 0;
-  for (; t + kNT <= T; t += kNT) tile<MR, kNT>(m, a, r0, t, Y, ldy);
+  for (; t + NT <= T; t += NT) tile<MR, NT>(m, a, r0, t, Y, ldy);
   switch (T - t) {
+    case 7: tile<MR, 7>(m, a, r0, t, Y, ldy); break;
+    case 6: tile<MR, 6>(m, a, r0, t, Y, ldy); break;
+    case 5: tile<MR, 5>(m, a, r0, t, Y, ldy); break;
+    case 4: tile<MR, 4>(m, a, r0, t, Y, ldy); break;
     case 3: tile<MR, 3>(m, a, r0, t, Y, ldy); break;
     case 2: tile<MR, 2>(m, a, r0, t, Y, ldy); break;
     case 1: tile<MR, 1>(m, a, r0, t, Y, ldy); break;
@@ -161,14 +169,15 @@ inline void tokens(const M& m, const QAct& a, size_t r0, size_t T, float* Y, siz
 }
 
 // Row tiles outermost: a tile's weights are read from memory once and from L1 for every later token tile.
-template <typename M>
+template <int MR, int NT, typename M>
 void product(const M& m, const QAct& a, float* Y, size_t ldy, size_t rows, size_t T) {
+  static_assert(NT <= 8 && MR <= 4, "tails are dispatched up to 7 tokens and 3 rows");
   size_t r = 0;
-  for (; r + kMR <= rows; r += kMR) tokens<kMR>(m, a, r, T, Y, ldy);
+  for (; r + MR <= rows; r += MR) tokens<MR, NT>(m, a, r, T, Y, ldy);
   switch (rows - r) {
-    case 3: tokens<3>(m, a, r, T, Y, ldy); break;
-    case 2: tokens<2>(m, a, r, T, Y, ldy); break;
-    case 1: tokens<1>(m, a, r, T, Y, ldy); break;
+    case 3: tokens<3, NT>(m, a, r, T, Y, ldy); break;
+    case 2: tokens<2, NT>(m, a, r, T, Y, ldy); break;
+    case 1: tokens<1, NT>(m, a, r, T, Y, ldy); break;
     default: break;
   }
 }
@@ -343,24 +352,39 @@ void matmul_f16__avx512(const uint16_t* W, const float* X, size_t ldx, float* Y,
   fproduct(F16W{W, cols}, X, ldx, Y, ldy, rows, T);
 }
 
-void prepare_act__avx512vnni(const float* X, size_t ldx, size_t T, size_t cols, size_t, unsigned char* work,
+// For int4 weights, each 4-column lane's correction -8 sum4(q) is computed here once per token (the
+// tile starts its integer sums there), as int32 [T, ldq / 4] in the corr region, zero past `cols`.
+void prepare_act__avx512vnni(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
                              QAct* a) {
-  q_avx512vnni::prepare_act(X, ldx, T, cols, 0, work, a);  // the int4 correction is part of the tile
+  q_avx512vnni::prepare_act(X, ldx, T, cols, 0, work, a);
+  if (!group) return;
+  const ActLayout L = act_layout(T, cols);
+  int32_t* corr = reinterpret_cast<int32_t*>(work + L.corr);
+  const __m512i zero = _mm512_setzero_si512(), c08 = _mm512_set1_epi8(8);
+  for (size_t t = 0; t < T; ++t)
+    for (size_t c = 0; c < L.ldq; c += 64) {
+      const size_t valid = cols > c ? (cols - c < 64 ? cols - c : 64) : 0;
+      const __mmask64 k = valid == 64 ? ~__mmask64(0) : ((__mmask64(1) << valid) - 1);
+      const __m512i x = _mm512_maskz_loadu_epi8(k, a->q + t * L.ldq + c);
+      _mm512_store_si512(corr + t * (L.ldq / 4) + c / 4, _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c08, x)));
+    }
+  a->corr = reinterpret_cast<const float*>(corr);  // int32 values; QAct's field is shared with other tables
+  a->ldc = L.ldq / 4;
 }
 void matvec_q8__avx512vnni(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
-  product(Q8{W, scales, cols}, a, y, 0, rows, 1);
+  product<kMR, kNT>(Q8{W, scales, cols}, a, y, 0, rows, 1);
 }
 void matvec_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y,
                            size_t rows, size_t cols) {
-  product(Q4{W, scales, cols, group}, a, y, 0, rows, 1);
+  product<kMR, kNT>(Q4{W, scales, cols, group}, a, y, 0, rows, 1);
 }
 void matmul_q8__avx512vnni(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                            size_t cols, size_t T) {
-  product(Q8{W, scales, cols}, a, Y, ldy, rows, T);
+  product<kMR, kNT>(Q8{W, scales, cols}, a, Y, ldy, rows, T);
 }
 void matmul_q4__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
                            size_t ldy, size_t rows, size_t cols, size_t T) {
-  product(Q4{W, scales, cols, group}, a, Y, ldy, rows, T);
+  product<kQ4MR, kQ4NT>(Q4{W, scales, cols, group}, a, Y, ldy, rows, T);
 }
 
 }  // namespace kernels
