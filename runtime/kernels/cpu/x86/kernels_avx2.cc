@@ -137,8 +137,11 @@ namespace kernels {
 namespace {
 // exp(x) for 8 floats: range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial (Cephes
 // expf coefficients), scale by 2^n. Relative error ~2e-7 over [-87, 88]; inputs clamped there.
+// e^x, Cephes' expf: x clamped to [-87.3, 88.3] (2^n stays a normal float; NaN passes: min/max return
+// their second operand on NaN), e^x = 2^n e^r with |r| <= ln2/2, e^r by a degree-6 polynomial; about
+// 1 ulp. The Mamba-1 scan and the row ops (rowops.inl) share it.
 inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  x = _mm256_max_ps(_mm256_set1_ps(-87.3f), _mm256_min_ps(_mm256_set1_ps(88.3f), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -280,24 +283,7 @@ struct V8 {
   static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
   static R div(R a, R b) { return _mm256_div_ps(a, b); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
-  // e^x, Cephes' expf: x clamped to [-88.38, 88.38] (NaN kept: min/max return their second operand on
-  // NaN), e^x = 2^n e^r with |r| <= ln2/2, e^r by a degree-6 polynomial; about 1 ulp.
-  static R exp(R x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-88.3762626647949f), _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x));
-    const R n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
-    R p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  }
+  static R exp(R x) { return exp8(x); }
 };
 #include "kernels/cpu/x86/scans.inl"
 #include "kernels/cpu/x86/rowops.inl"
