@@ -24,6 +24,7 @@ struct PlanTensor {
   uint64_t offset = 0, size = 0;               // filled by the writer
   int qbits = 0;                               // 8 or 4: quantized (dtype I8 / I4)
   uint32_t group = 0;                          // elements per scale
+  bool rows16 = false;                         // int4 in the 16-row interleaved layout
   uint64_t scales_offset = 0, scales_size = 0;  // filled by the writer
   std::string note;                            // why a matrix stayed float
 };
@@ -98,7 +99,7 @@ std::string full_name(const PlanTensor& t);
 // Quantizes a [rows, cols] matrix to int8 (bits 8) or int4 (bits 4, `group`); returns the relative
 // RMS error of the dequantized values.
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
-                       std::vector<uint8_t>* data, std::vector<uint8_t>* scales);
+                       bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales);
 
 // Appends code point cp (<= U+10FFFF) as UTF-8.
 void put_utf8(uint32_t cp, std::string* out);

@@ -52,6 +52,7 @@ void choose_quantization(Plan* plan, const Options& opts) {
     } else {
       t.qbits = bits;
       t.group = group;
+      t.rows16 = bits == 4 && opts.q4_layout == "rows16" && t.shape[0] % 16 == 0;
       t.dtype = bits == 8 ? fb::DType::I8 : fb::DType::I4;
       continue;
     }
@@ -61,7 +62,7 @@ void choose_quantization(Plan* plan, const Options& opts) {
 
 // Quantizes rows x cols values; fills data and scale bytes, returns the relative RMS error.
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
-                       std::vector<uint8_t>* data, std::vector<uint8_t>* scales) {
+                       bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales) {
   double err2 = 0, ref2 = 0;
   if (bits == 8) {
     data->assign(rows * cols, 0);
@@ -105,6 +106,14 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
         }
         std::memcpy(scales->data() + (r * groups + g) * 2, &sh, 2);
       }
+    }
+    if (rows16) {  // the same values, 16 rows interleaved (kernels.h, q4x16_value)
+      std::vector<uint8_t> d2(data->size());
+      std::vector<uint16_t> s_in(rows * groups), s_out(rows * groups);
+      std::memcpy(s_in.data(), scales->data(), scales->size());
+      kernels::q4_to_x16(data->data(), s_in.data(), rows, cols, group, d2.data(), s_out.data());
+      data->swap(d2);
+      std::memcpy(scales->data(), s_out.data(), scales->size());
     }
   }
   return ref2 > 0 ? std::sqrt(err2 / ref2) : 0.0;

@@ -41,7 +41,7 @@ const char* dtype_label(const PlanTensor& t) {
 // Encodes values as the tensor's dtype; returns the relative RMS error of what was stored.
 double encode(const PlanTensor& t, const std::vector<float>& v, std::vector<uint8_t>* data,
               std::vector<uint8_t>* scales) {
-  if (t.qbits) return quantize_matrix(v, t.shape[0], t.shape[1], t.qbits, t.group, data, scales);
+  if (t.qbits) return quantize_matrix(v, t.shape[0], t.shape[1], t.qbits, t.group, t.rows16, data, scales);
   data->assign(dtype_bytes(t.dtype, v.size()), 0);
   if (t.dtype == fb::DType::F32) {
     std::memcpy(data->data(), v.data(), data->size());
@@ -200,6 +200,10 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
 
   // Two passes: the header's size does not depend on the data_offset value (scalars are forced),
   // so build once to measure, then again with the final offsets.
+  // 1.3 where an int4 tensor is interleaved (older readers refuse its scheme), else 1.2.
+  uint16_t minor = 2;
+  for (const PlanTensor& t : plan.tensors)
+    if (t.rows16) minor = 3;
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
     auto make_tensor = [&](const PlanTensor& t) {
@@ -207,7 +211,8 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
       if (t.qbits == 8)
         q = fb::CreateQuant(b, fb::QuantScheme::PerRow, t.group, fb::DType::F32, t.scales_offset, t.scales_size, 0);
       else if (t.qbits == 4)
-        q = fb::CreateQuant(b, fb::QuantScheme::Grouped, t.group, fb::DType::F16, t.scales_offset, t.scales_size, 0);
+        q = fb::CreateQuant(b, t.rows16 ? fb::QuantScheme::GroupedRows16 : fb::QuantScheme::Grouped, t.group,
+                            fb::DType::F16, t.scales_offset, t.scales_size, 0);
       return fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.offset, t.size, q, t.source.c_str());
     };
     std::vector<flatbuffers::Offset<fb::Tensor>> top;
@@ -235,7 +240,7 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     flatbuffers::Offset<fb::Io> io = 0;
     if (plan.d_input)
       io = fb::CreateIo(b, fb::IoKind::Vector, plan.d_input, fb::IoKind::Vector, plan.d_output);
-    auto model = fb::CreateModelDirect(b, 1, 2, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
+    auto model = fb::CreateModelDirect(b, 1, minor, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
                                        64, data_offset, data_size, file_size, sha, io);
     fb::FinishSizePrefixedModelBuffer(b, model);
   };

@@ -26,6 +26,7 @@ struct QAct {
   const float* s;
   const float* corr;
   size_t ldq, ldc;
+  const int32_t* sum = nullptr;  // per-block sums of q: row t's at sum + t * (ldq / 32)
 };
 
 // Where PrepareAct puts T rows of `cols` in its workspace: q [T, ldq] int8, then s and the per-block
@@ -58,6 +59,10 @@ using MatmulQ8 = void(const int8_t* W, const float* scales, const QAct& a, float
                       size_t cols, size_t T);
 using MatmulQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                       size_t rows, size_t cols, size_t T);
+// The same product over int4 weights in the 16-row interleaved layout (q4x16_value below); rows a
+// multiple of 16. One kernel serves every T (T = 1 is the matrix-vector product), so T tokens at once
+// give the bits of T single tokens.
+using MatmulQ4x16 = MatmulQ4;
 // Fills `a` (x, ldx included) for T rows of `cols` floats, carving q, s, sum and corr from `work`
 // (prepare_act_bytes(T, cols) bytes, kAlign-aligned); group = the int4 group size, or 0.
 using PrepareAct = void(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
@@ -110,6 +115,7 @@ struct Table {
   MatmulQ4* matmul_q4;
   MatmulF32* matmul_f32;
   MatmulF16* matmul_f16;
+  MatmulQ4x16* matmul_q4x16;
   PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
   S4dStep* s4d_step;
   Mamba2Ssd* mamba2_ssd;
@@ -174,6 +180,25 @@ inline int q4_value(const uint8_t* row, size_t c) {
   const uint8_t byte = row[(c / 32) * 16 + (c % 16)];
   return ((c % 32) < 16 ? (byte & 0xF) : (byte >> 4)) - 8;
 }
+
+// The 16-row interleaved int4 layout (QuantScheme GroupedRows16), chosen by the converter for the
+// vector kernels: 16 rows side by side, one per 32-bit lane, so one 64-byte load feeds every lane
+// with 8 columns of its own row and a lane's products never cross lanes.
+//   rows 16i..16i+15 take bytes [8 cols i, 8 cols (i+1)); in them, columns 8k..8k+7 take 64 bytes at
+//   64k: byte 4l + j holds row 16i+l's column 8k+j in its low nibble and column 8k+4+j in its high
+//   nibble (q + 8). Scales (f16, one per `group` columns): row r's scale of group g at
+//   ((r / 16) groups + g) 16 + r % 16.
+// AVX-512 VNNI multiplies a lane's 4 bytes with 4 broadcast activations (vpdpbusd); NEON's sdot and
+// AVX2's 8 lanes take the same order, so the layout is one for every ISA.
+inline int q4x16_value(const uint8_t* W, size_t cols, size_t r, size_t c) {
+  const uint8_t byte = W[(r / 16) * 8 * cols + (c / 8) * 64 + (r % 16) * 4 + (c % 4)];
+  return ((c % 8) < 4 ? (byte & 0xF) : (byte >> 4)) - 8;
+}
+inline size_t q4x16_scale_index(size_t groups, size_t r, size_t g) { return ((r / 16) * groups + g) * 16 + r % 16; }
+// Rewrites a [rows, cols] int4 tensor (rows a multiple of 16) from the row layout (q4_value) into the
+// 16-row layout: data rows * cols / 2 bytes, scales rows * (cols / group) f16 values.
+void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t cols, size_t group, uint8_t* out,
+               uint16_t* out_scales);
 
 // IEEE binary16 <-> binary32 (round to nearest even).
 float f16_to_f32(uint16_t h);

@@ -110,7 +110,7 @@ struct Weights {
   Doubles deq;  // [rows, cols]
 };
 
-Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937& rng) {
+Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937& rng, bool rows16 = false) {
   Weights w;
   const Floats f = randn(R * C, rng);
   w.deq.resize(R * C);
@@ -124,11 +124,18 @@ Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937&
     for (size_t i = 0; i < R * C; ++i) h[i] = kernels::f32_to_f16(f[i]), w.deq[i] = kernels::f16_to_f32(h[i]);
   } else if (dt == DType::kI8) {
     group = static_cast<uint32_t>(C);
-    convert::quantize_matrix(f, R, C, 8, group, &w.data, &w.scales);
+    convert::quantize_matrix(f, R, C, 8, group, false, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const float*>(w.scales.data());
     for (size_t i = 0; i < R * C; ++i) w.deq[i] = static_cast<int8_t>(w.data[i]) * static_cast<double>(s[i / C]);
+  } else if (rows16) {  // the 16-row interleaved layout, read back through its own accessors
+    convert::quantize_matrix(f, R, C, 4, group, true, &w.data, &w.scales);
+    const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
+    for (size_t r = 0; r < R; ++r)
+      for (size_t c = 0; c < C; ++c)
+        w.deq[r * C + c] = kernels::q4x16_value(w.data.data(), C, r, c) *
+                           static_cast<double>(kernels::f16_to_f32(s[kernels::q4x16_scale_index(C / group, r, c / group)]));
   } else {
-    convert::quantize_matrix(f, R, C, 4, group, &w.data, &w.scales);
+    convert::quantize_matrix(f, R, C, 4, group, false, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
     for (size_t r = 0; r < R; ++r)
       for (size_t c = 0; c < C; ++c)
@@ -139,6 +146,7 @@ Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937&
   w.v.dtype = dt;
   w.v.scales = w.scales.empty() ? nullptr : w.scales.data();
   w.v.group = (dt == DType::kI8 || dt == DType::kI4) ? group : 0;
+  w.v.rows16 = rows16;
   w.v.ndim = 2;
   w.v.shape[0] = R, w.v.shape[1] = C;
   return w;
@@ -197,17 +205,22 @@ TEST_SUITE("ops") {
     // crosses the int8 kernels' column chunk.
     const Shape float_shapes[] = {{1, 1}, {3, 7}, {37, 40}, {80, 129}, {65, 255}};
     const Shape quant_shapes[] = {{1, 128}, {5, 256}, {70, 384}, {3, 4096 + 128}};
+    // The 16-row int4 layout: rows a multiple of 16; 208 rows split over 2 threads at 112 + 96.
+    const Shape rows16_shapes[] = {{16, 128}, {48, 256}, {208, 384}, {16, 4096 + 128}};
     struct Kind {
       DType dt;
       uint32_t group;
+      bool rows16;
     };
-    const Kind kinds[] = {{DType::kF32, 0}, {DType::kF16, 0}, {DType::kI8, 0},
-                          {DType::kI4, 32}, {DType::kI4, 64}, {DType::kI4, 128}};
+    const Kind kinds[] = {{DType::kF32, 0, false}, {DType::kF16, 0, false}, {DType::kI8, 0, false},
+                          {DType::kI4, 32, false}, {DType::kI4, 64, false}, {DType::kI4, 128, false},
+                          {DType::kI4, 32, true},  {DType::kI4, 64, true},  {DType::kI4, 128, true}};
     for (const Kind& k : kinds) {
       const bool quant = k.dt == DType::kI8 || k.dt == DType::kI4;
-      for (const Shape& sh : quant ? std::vector<Shape>(std::begin(quant_shapes), std::end(quant_shapes))
-                                   : std::vector<Shape>(std::begin(float_shapes), std::end(float_shapes))) {
-        const Weights W = make_weights(k.dt, sh.R, sh.C, k.group, rng);
+      for (const Shape& sh : k.rows16 ? std::vector<Shape>(std::begin(rows16_shapes), std::end(rows16_shapes))
+                             : quant  ? std::vector<Shape>(std::begin(quant_shapes), std::end(quant_shapes))
+                                      : std::vector<Shape>(std::begin(float_shapes), std::end(float_shapes))) {
+        const Weights W = make_weights(k.dt, sh.R, sh.C, k.group, rng, k.rows16);
         for (size_t n : {1, 3, 9}) {
           const size_t ldx = sh.C + 3, ldy = sh.R + 2;
           Floats X = randn(n * ldx, rng);
@@ -240,7 +253,7 @@ TEST_SUITE("ops") {
               for (size_t i = 0; i < n; ++i) out.insert(out.end(), Y.begin() + i * ldy, Y.begin() + i * ldy + sh.R);
               return out;
             };
-            check(std::string("matmul ") + dtype_str(k.dt) + " g" + std::to_string(k.group) + " " +
+            check(std::string("matmul ") + dtype_str(k.dt) + (k.rows16 ? "x16" : "") + " g" + std::to_string(k.group) + " " +
                       std::to_string(sh.R) + "x" + std::to_string(sh.C) + " n=" + std::to_string(n) +
                       (pl ? " split " + std::to_string(pl->n_threads) : ""),
                   run, want, tol, pl);
@@ -253,19 +266,20 @@ TEST_SUITE("ops") {
 
   TEST_CASE("embed: every dtype, rows 0 and V-1") {
     std::mt19937 rng(12);
-    const size_t V = 37;
     struct Kind {
       DType dt;
       uint32_t group;
-      size_t d;
+      size_t d, V;
+      bool rows16;
     };
-    for (const Kind& k : {Kind{DType::kF32, 0, 13}, Kind{DType::kF16, 0, 13}, Kind{DType::kI8, 0, 96},
-                          Kind{DType::kI4, 32, 96}, Kind{DType::kI4, 128, 128}}) {
-      const Weights W = make_weights(k.dt, V, k.d, k.group, rng);
-      const int32_t tokens[] = {0, 36, 5, 5, 17};
+    for (const Kind& k : {Kind{DType::kF32, 0, 13, 37, false}, Kind{DType::kF16, 0, 13, 37, false},
+                          Kind{DType::kI8, 0, 96, 37, false}, Kind{DType::kI4, 32, 96, 37, false},
+                          Kind{DType::kI4, 128, 128, 37, false}, Kind{DType::kI4, 64, 128, 48, true}}) {
+      const Weights W = make_weights(k.dt, k.V, k.d, k.group, rng, k.rows16);
+      const int32_t tokens[] = {0, static_cast<int32_t>(k.V - 1), 5, 5, 17};
       Doubles want;
       for (int32_t t : tokens) want.insert(want.end(), W.deq.begin() + t * k.d, W.deq.begin() + (t + 1) * k.d);
-      check(std::string("embed ") + dtype_str(k.dt),
+      check(std::string("embed ") + dtype_str(k.dt) + (k.rows16 ? "x16" : ""),
             [&](const Exec& x) {
               Floats out(5 * k.d);
               x.backend->ops->embed(x, W.v, tokens, out.data(), 5);

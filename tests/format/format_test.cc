@@ -240,19 +240,21 @@ TEST_SUITE("format") {
     REQUIRE(AlignedBuffer::allocate(1 << 16, &region) == Status::kOk);
     const auto* data = static_cast<const unsigned char*>(region.data());
     const FileView f{data, nullptr, 0, 1 << 16, data};
-    auto bind = [&](DType dt, uint64_t rows, uint64_t cols, uint32_t group, int32_t zero_point, Error* e) {
+    auto bind = [&](DType dt, uint64_t rows, uint64_t cols, uint32_t group, int32_t zero_point, Error* e,
+                    fb::QuantScheme i4_scheme = fb::QuantScheme::Grouped, TensorView* out = nullptr) {
       flatbuffers::FlatBufferBuilder b;
       const bool i8 = dt == DType::kI8;
       const uint64_t bytes = i8 ? rows * cols : rows * cols / 2;
       const uint64_t sbytes = i8 ? rows * 4 : rows * (cols / group) * 2;
-      const auto q = fb::CreateQuant(b, i8 ? fb::QuantScheme::PerRow : fb::QuantScheme::Grouped, group,
+      const auto q = fb::CreateQuant(b, i8 ? fb::QuantScheme::PerRow : i4_scheme, group,
                                      i8 ? fb::DType::F32 : fb::DType::F16, 32768, sbytes, zero_point);
       const std::vector<uint64_t> shape = {rows, cols};
       const auto t = fb::CreateTensor(b, b.CreateString("w"), static_cast<fb::DType>(dt), b.CreateVector(shape), 0,
                                       bytes, q);
       b.Finish(t);
       TensorView v;
-      return bind_tensor(f, flatbuffers::GetRoot<fb::Tensor>(b.GetBufferPointer()), "w", {rows, cols}, {dt}, &v, e);
+      return bind_tensor(f, flatbuffers::GetRoot<fb::Tensor>(b.GetBufferPointer()), "w", {rows, cols}, {dt},
+                         out ? out : &v, e);
     };
     Error e;
     CHECK(bind(DType::kI8, 4, 64, 64, 0, &e) == Status::kOk);  // the control: a well-formed one binds
@@ -264,6 +266,15 @@ TEST_SUITE("format") {
     CHECK(std::string(e.message).find("zero point 3") != std::string::npos);
     CHECK(bind(DType::kI4, 4, 64, 32, -8, &e) == Status::kCorrupt);
     CHECK(bind(DType::kI4, 4, 96, 64, 0, &e) == Status::kCorrupt);  // 96 is not a multiple of the group
+    // The 16-row interleaved int4 layout (format 1.3): rows a multiple of 16, int4 only.
+    TensorView v;
+    CHECK(bind(DType::kI4, 32, 64, 32, 0, &e, fb::QuantScheme::GroupedRows16, &v) == Status::kOk);
+    CHECK(v.rows16);
+    CHECK(bind(DType::kI4, 32, 64, 32, 0, &e, fb::QuantScheme::Grouped, &v) == Status::kOk);
+    CHECK(!v.rows16);
+    CHECK(bind(DType::kI4, 24, 64, 32, 0, &e, fb::QuantScheme::GroupedRows16) == Status::kCorrupt);
+    CHECK(std::string(e.message).find("multiple of 16") != std::string::npos);
+    CHECK(bind(DType::kI4, 32, 64, 32, 0, &e, fb::QuantScheme::PerRow) == Status::kCorrupt);
   }
 
   TEST_CASE("random byte flips anywhere in the header never crash the loader") {

@@ -328,7 +328,7 @@ TEST_SUITE("kernels") {
           for (uint32_t group : {32u, 64u, 128u}) {
             if (bits == 8 && group != 32) continue;
             std::vector<uint8_t> data, scales;
-            rill::convert::quantize_matrix(W, R, C, bits, bits == 8 ? static_cast<uint32_t>(C) : group, &data, &scales);
+            rill::convert::quantize_matrix(W, R, C, bits, bits == 8 ? static_cast<uint32_t>(C) : group, false, &data, &scales);
             std::vector<unsigned char> work;
             const QAct a = prepare(*tables[ti], x.data(), C, 1, C, bits == 8 ? 0 : group, &work);
             if (bits == 8) {
@@ -365,6 +365,67 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("q4 in the 16-row layout: the same values, within the rounding bound of the reference, T tokens = T single tokens") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd;
+    const size_t shapes[][2] = {{16, 128}, {48, 768}, {64, 4096 + 128}};
+    for (auto& sh : shapes) {
+      const size_t R = sh[0], C = sh[1], ldx = C + 5, ldy = R + 3;
+      std::vector<float> W(R * C), X(kMaxT * ldx), Y(kMaxT * ldy), y(R), yr(R), yrows(R);
+      for (auto& v : W) v = nd(rng);
+      for (auto& v : X) v = nd(rng) * ((rng() % 16 == 0) ? 20.f : 1.f);
+      for (uint32_t group : {32u, 64u, 128u}) {
+        std::vector<uint8_t> rows, rscales, x16, xscales;
+        rill::convert::quantize_matrix(W, R, C, 4, group, false, &rows, &rscales);
+        rill::convert::quantize_matrix(W, R, C, 4, group, true, &x16, &xscales);
+        const auto* rs = reinterpret_cast<const uint16_t*>(rscales.data());
+        const auto* xs = reinterpret_cast<const uint16_t*>(xscales.data());
+        // Every value and scale lands where q4x16_value / q4x16_scale_index look for it.
+        for (size_t r = 0; r < R; ++r)
+          for (size_t c = 0; c < C; ++c) {
+            REQUIRE(q4x16_value(x16.data(), C, r, c) == q4_value(rows.data() + r * (C / 2), c));
+            REQUIRE(xs[q4x16_scale_index(C / group, r, c / group)] == rs[r * (C / group) + c / group]);
+          }
+        // The references of both layouts sum in the same order: the same bits.
+        matvec_q4__ref(rows.data(), rs, group, float_act(X.data(), ldx), yrows.data(), R, C);
+        matmul_q4x16__ref(x16.data(), xs, group, float_act(X.data(), ldx), yr.data(), R, R, C, 1);
+        REQUIRE(std::memcmp(yr.data(), yrows.data(), R * sizeof(float)) == 0);
+        for (size_t ti = 0; ti < nt; ++ti) {
+          const Table& tb = *tables[ti];
+          std::vector<unsigned char> work, work1;
+          const QAct a1 = prepare(tb, X.data(), ldx, 1, C, 0, &work1);
+          tb.matmul_q4x16(x16.data(), xs, group, a1, y.data(), R, R, C, 1);
+          for (size_t r = 0; r < R; ++r) {  // int8 activations move each x by at most s_b / 2 (see above)
+            double bound = 0;
+            for (size_t b = 0; b < C / 32; ++b) {
+              float amax = 0;
+              double wsum = 0;
+              for (size_t j = b * 32; j < b * 32 + 32; ++j) {
+                amax = std::max(amax, std::fabs(X[j]));
+                wsum += std::fabs(q4_value(rows.data() + r * (C / 2), j) * f16_to_f32(rs[r * (C / group) + j / group]));
+              }
+              bound += amax / 127.0 / 2.0 * wsum;
+            }
+            REQUIRE_MESSAGE(std::fabs(y[r] - yr[r]) <= bound * 1.001 + 1e-4 * (1 + std::fabs(yr[r])),
+                            tb.isa << " g" << group << " " << R << "x" << C << " row " << r << ": " << y[r] << " vs "
+                                   << yr[r] << " bound " << bound);
+          }
+          for (size_t T : kTokenCounts) {
+            tb.matmul_q4x16(x16.data(), xs, group, prepare(tb, X.data(), ldx, T, C, 0, &work), Y.data(), ldy, R, C, T);
+            for (size_t t = 0; t < T; ++t) {
+              tb.matmul_q4x16(x16.data(), xs, group, prepare(tb, X.data() + t * ldx, ldx, 1, C, 0, &work1), y.data(), R,
+                              R, C, 1);
+              REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
+                              tb.isa << " g" << group << " T=" << T << " t=" << t);
+            }
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("matmul f32/f16/q4 equal T matvec calls bit for bit (every table, strided X and Y)") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);
@@ -377,7 +438,7 @@ TEST_SUITE("kernels") {
     std::vector<uint16_t> Wh(R * C);
     for (size_t i = 0; i < R * C; ++i) Wh[i] = f32_to_f16(W[i]);
     std::vector<uint8_t> q4, s4;
-    rill::convert::quantize_matrix(W, R, C4, 4, 64, &q4, &s4);
+    rill::convert::quantize_matrix(W, R, C4, 4, 64, false, &q4, &s4);
     const auto* sw4 = reinterpret_cast<const uint16_t*>(s4.data());
     for (size_t ti = 0; ti < nt; ++ti) {
       const Table& tb = *tables[ti];
@@ -409,7 +470,7 @@ TEST_SUITE("kernels") {
     for (auto& v : W) v = nd(rng);
     for (auto& v : X) v = nd(rng);
     std::vector<uint8_t> data, scales;
-    rill::convert::quantize_matrix(W, R, C, 8, static_cast<uint32_t>(C), &data, &scales);
+    rill::convert::quantize_matrix(W, R, C, 8, static_cast<uint32_t>(C), false, &data, &scales);
     const auto* q = reinterpret_cast<const int8_t*>(data.data());
     const auto* sw = reinterpret_cast<const float*>(scales.data());
     for (size_t ti = 0; ti < nt; ++ti) {

@@ -138,6 +138,38 @@ void matvec_q4__ref(const uint8_t* W, const uint16_t* scales, size_t group, cons
   }
 }
 
+void matmul_q4x16__ref(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                       size_t rows, size_t cols, size_t T) {
+  const size_t groups = cols / group;
+  for (size_t t = 0; t < T; ++t) {
+    const float* x = a.x + t * a.ldx;
+    for (size_t r = 0; r < rows; ++r) {
+      double acc = 0.0;
+      for (size_t g = 0; g < groups; ++g) {
+        double part = 0.0;
+        for (size_t c = g * group; c < (g + 1) * group; ++c)
+          part += q4x16_value(W, cols, r, c) * static_cast<double>(x[c]);
+        acc += part * f16_to_f32(scales[q4x16_scale_index(groups, r, g)]);
+      }
+      Y[t * ldy + r] = static_cast<float>(acc);
+    }
+  }
+}
+
+void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t cols, size_t group, uint8_t* out,
+               uint16_t* out_scales) {
+  const size_t groups = cols / group;
+  for (size_t i = 0; i < rows * cols / 2; ++i) out[i] = 0;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* row = data + r * (cols / 2);
+    for (size_t c = 0; c < cols; ++c) {
+      uint8_t& byte = out[(r / 16) * 8 * cols + (c / 8) * 64 + (r % 16) * 4 + (c % 4)];
+      byte = static_cast<uint8_t>(byte | ((q4_value(row, c) + 8) << ((c % 8) < 4 ? 0 : 4)));
+    }
+    for (size_t g = 0; g < groups; ++g) out_scales[q4x16_scale_index(groups, r, g)] = scales[r * groups + g];
+  }
+}
+
 void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps) {
   float ss = 0.f;
   for (size_t i = 0; i < n; ++i) ss += x[i] * x[i];

@@ -20,6 +20,9 @@ struct TensorView {
   // nibble, stored as q + 8).
   const void* scales = nullptr;
   uint32_t group = 0;
+  // kI4 only: stored in the 16-row interleaved layout (QuantScheme GroupedRows16; kernels.h,
+  // q4x16_value) rather than row by row. Rows are then a multiple of 16.
+  bool rows16 = false;
   uint32_t ndim = 0;
   uint64_t shape[4] = {0, 0, 0, 0};
   uint64_t rows() const { return ndim ? shape[0] : 0; }

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/q4x16_float.inl"
 
 namespace rill {
 namespace kernels {
@@ -172,6 +173,11 @@ void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, con
   tiles(T, [&](auto nt, size_t t) {
     rows_q4<decltype(nt)::value>(W, scales, group, a.x + t * a.ldx, a.ldx, Y + t * ldy, ldy, rows, cols);
   });
+}
+
+void matmul_q4x16__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                        size_t rows, size_t cols, size_t T) {
+  q4x16_product(W, scales, group, a.x, a.ldx, Y, ldy, rows, cols, T);
 }
 
 }  // namespace kernels

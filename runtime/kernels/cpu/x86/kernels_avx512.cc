@@ -182,6 +182,50 @@ void product(const M& m, const QAct& a, float* Y, size_t ldy, size_t rows, size_
   }
 }
 
+// ---- int4 in the 16-row interleaved layout (kernels.h, q4x16_value)
+//
+// The 16 lanes of a vector are 16 rows: a 64-byte load holds 8 columns of each, split into two
+// vectors of 4 (low and high nibbles), and each meets 4 activation bytes broadcast to every lane. A
+// token's integer sum over a 32-column block starts at -8 sum(q) (the block's sum from prepare_act)
+// and is exact; per (block, token) the float work is one conversion and one FMA for all 16 rows,
+// against one per row in the row layout. Results land as 16 consecutive floats: no reduction.
+// Weights of one row group (8 cols bytes) stay in L1/L2 across token tiles of kX16NT.
+constexpr int kX16NT = 8;
+constexpr size_t kX16Ahead = 1024;  // bytes of weights prefetched ahead of the load
+
+template <int NT>
+inline void tile_x16(const uint8_t* W, const uint16_t* S, size_t cols, size_t group, const QAct& a, size_t t0,
+                     float* Y, size_t ldy) {
+  const size_t nb = cols / 32, lds = a.ldq / 32, bpg = group / 32;
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  __m512 sw = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    if (b % bpg == 0) sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(S + (b / bpg) * 16)));
+    const uint8_t* p = W + b * 256;
+    __m512i u[8];
+    for (int k = 0; k < 4; ++k) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
+      const __m512i v = _mm512_loadu_si512(p + 64 * k);
+      u[2 * k] = _mm512_and_si512(v, low);                          // columns 8k..8k+3
+      u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);  // columns 8k+4..8k+7
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int32_t* q = reinterpret_cast<const int32_t*>(a.q + (t0 + t) * a.ldq + b * 32);
+      const size_t blk = (t0 + t) * lds + b;
+      __m512i d0 = _mm512_set1_epi32(-8 * a.sum[blk]), d1 = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        d0 = _mm512_dpbusd_epi32(d0, u[k], _mm512_set1_epi32(q[k]));
+        d1 = _mm512_dpbusd_epi32(d1, u[k + 1], _mm512_set1_epi32(q[k + 1]));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)), _mm512_mul_ps(sw, _mm512_set1_ps(a.s[blk])),
+                               acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(Y + (t0 + t) * ldy, acc[t]);
+}
+
 // ---- float products (f32 and f16 weights)
 //
 // A tile of 16 accumulators, one per (row, token): 16 rows x 1 token for a matrix-vector product,
@@ -350,6 +394,28 @@ void matvec_f16__avx512(const uint16_t* W, const float* x, float* y, size_t rows
 void matmul_f16__avx512(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows,
                         size_t cols, size_t T) {
   fproduct(F16W{W, cols}, X, ldx, Y, ldy, rows, T);
+}
+
+void matmul_q4x16__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
+                              size_t ldy, size_t rows, size_t cols, size_t T) {
+  const size_t groups = cols / group;
+  for (size_t r = 0; r < rows; r += 16) {
+    const uint8_t* w = W + r * (cols / 2);
+    const uint16_t* s = scales + r * groups;
+    float* y = Y + r;
+    size_t t = 0;
+    for (; t + kX16NT <= T; t += kX16NT) tile_x16<kX16NT>(w, s, cols, group, a, t, y, ldy);
+    switch (T - t) {
+      case 7: tile_x16<7>(w, s, cols, group, a, t, y, ldy); break;
+      case 6: tile_x16<6>(w, s, cols, group, a, t, y, ldy); break;
+      case 5: tile_x16<5>(w, s, cols, group, a, t, y, ldy); break;
+      case 4: tile_x16<4>(w, s, cols, group, a, t, y, ldy); break;
+      case 3: tile_x16<3>(w, s, cols, group, a, t, y, ldy); break;
+      case 2: tile_x16<2>(w, s, cols, group, a, t, y, ldy); break;
+      case 1: tile_x16<1>(w, s, cols, group, a, t, y, ldy); break;
+      default: break;
+    }
+  }
 }
 
 // For int4 weights, each 4-column lane's correction -8 sum4(q) is computed here once per token (the

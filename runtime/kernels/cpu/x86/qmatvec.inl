@@ -156,7 +156,7 @@ void prepare_act(const float* X, size_t ldx, size_t T, size_t cols, size_t group
     quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
     if (group) q4_corrections(s + t * lb, sum + t * lb, cols / group, group / 32, corr + t * lb);
   }
-  *a = QAct{X, ldx, q, s, corr, L.ldq, lb};
+  *a = QAct{X, ldx, q, s, corr, L.ldq, lb, sum};
 }
 
 void matvec_q8(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
