@@ -128,8 +128,8 @@ Report run(const Options& opts) {
   else throw ConvertError("--dtype " + opts.dtype + " is not supported (f32, f16, q8, q4)");
   if (opts.dtype == "q4" && opts.group != 32 && opts.group != 64 && opts.group != 128)
     throw ConvertError("--group " + std::to_string(opts.group) + " is not supported (32, 64, 128)");
-  if (opts.q4_layout != "rows16" && opts.q4_layout != "rows")
-    throw ConvertError("--q4-layout " + opts.q4_layout + " is not supported (rows16, rows)");
+  if (opts.quant_layout != "rows16" && opts.quant_layout != "rows")
+    throw ConvertError("--quant-layout " + opts.quant_layout + " is not supported (rows16, rows)");
 
   auto ck = Checkpoint::open_dir(opts.input_dir);
   const std::string cfg_path = opts.input_dir + "/config.json";

@@ -52,7 +52,7 @@ void choose_quantization(Plan* plan, const Options& opts) {
     } else {
       t.qbits = bits;
       t.group = group;
-      t.rows16 = bits == 4 && opts.q4_layout == "rows16" && t.shape[0] % 16 == 0;
+      t.rows16 = opts.quant_layout == "rows16" && t.shape[0] % 16 == 0;
       t.dtype = bits == 8 ? fb::DType::I8 : fb::DType::I4;
       continue;
     }
@@ -81,6 +81,11 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
         err2 += d * d, ref2 += static_cast<double>(x[c]) * x[c];
       }
       std::memcpy(scales->data() + r * 4, &s, 4);
+    }
+    if (rows16) {  // the same values, 16 rows interleaved and offset to unsigned (kernels.h, q8x16_value)
+      std::vector<uint8_t> d2(data->size());
+      kernels::q8_to_x16(reinterpret_cast<const int8_t*>(data->data()), rows, cols, d2.data());
+      data->swap(d2);
     }
   } else {
     const uint64_t groups = cols / group;

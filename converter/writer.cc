@@ -200,7 +200,7 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
 
   // Two passes: the header's size does not depend on the data_offset value (scalars are forced),
   // so build once to measure, then again with the final offsets.
-  // 1.3 where an int4 tensor is interleaved (older readers refuse its scheme), else 1.2.
+  // 1.3 where a quantized tensor is interleaved (older readers refuse its scheme), else 1.2.
   uint16_t minor = 2;
   for (const PlanTensor& t : plan.tensors)
     if (t.rows16) minor = 3;
@@ -209,7 +209,8 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
     auto make_tensor = [&](const PlanTensor& t) {
       flatbuffers::Offset<fb::Quant> q = 0;
       if (t.qbits == 8)
-        q = fb::CreateQuant(b, fb::QuantScheme::PerRow, t.group, fb::DType::F32, t.scales_offset, t.scales_size, 0);
+        q = fb::CreateQuant(b, t.rows16 ? fb::QuantScheme::PerRowRows16 : fb::QuantScheme::PerRow, t.group,
+                            fb::DType::F32, t.scales_offset, t.scales_size, 0);
       else if (t.qbits == 4)
         q = fb::CreateQuant(b, t.rows16 ? fb::QuantScheme::GroupedRows16 : fb::QuantScheme::Grouped, t.group,
                             fb::DType::F16, t.scales_offset, t.scales_size, 0);

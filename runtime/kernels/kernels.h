@@ -63,6 +63,9 @@ using MatmulQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, co
 // multiple of 16. One kernel serves every T (T = 1 is the matrix-vector product), so T tokens at once
 // give the bits of T single tokens.
 using MatmulQ4x16 = MatmulQ4;
+// int8 weights in the 16-row layout (q8x16_value), one f32 scale per row; any T, rows a multiple of 16.
+using MatmulQ8x16 = void(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                         size_t cols, size_t T);
 // Fills `a` (x, ldx included) for T rows of `cols` floats, carving q, s, sum and corr from `work`
 // (prepare_act_bytes(T, cols) bytes, kAlign-aligned); group = the int4 group size, or 0.
 using PrepareAct = void(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
@@ -116,6 +119,7 @@ struct Table {
   MatmulF32* matmul_f32;
   MatmulF16* matmul_f16;
   MatmulQ4x16* matmul_q4x16;
+  MatmulQ8x16* matmul_q8x16;
   PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
   S4dStep* s4d_step;
   Mamba2Ssd* mamba2_ssd;
@@ -195,6 +199,14 @@ inline int q4x16_value(const uint8_t* W, size_t cols, size_t r, size_t c) {
   return ((c % 8) < 4 ? (byte & 0xF) : (byte >> 4)) - 8;
 }
 inline size_t q4x16_scale_index(size_t groups, size_t r, size_t g) { return ((r / 16) * groups + g) * 16 + r % 16; }
+// int8 in the 16-row layout (QuantScheme PerRowRows16): rows 16i..16i+15 take bytes [16 cols i,
+// 16 cols (i+1)); columns 4k..4k+3 take 64 bytes at 64k, byte 4l + j holding row 16i+l's column 4k+j
+// as w + 128 (unsigned, so vpdpbusd takes the weights as its unsigned operand and the correction
+// -128 sum(q) depends on the activations only). Scales stay one f32 per row, in row order.
+inline int q8x16_value(const uint8_t* W, size_t cols, size_t r, size_t c) {
+  return static_cast<int>(W[(r / 16) * 16 * cols + (c / 4) * 64 + (r % 16) * 4 + (c % 4)]) - 128;
+}
+void q8_to_x16(const int8_t* data, size_t rows, size_t cols, uint8_t* out);
 // Rewrites a [rows, cols] int4 tensor (rows a multiple of 16) from the row layout (q4_value) into the
 // 16-row layout: data rows * cols / 2 bytes, scales rows * (cols / group) f16 values.
 void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t cols, size_t group, uint8_t* out,

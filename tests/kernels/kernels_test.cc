@@ -365,7 +365,7 @@ TEST_SUITE("kernels") {
     }
   }
 
-  TEST_CASE("q4 in the 16-row layout: the same values, within the rounding bound of the reference, T tokens = T single tokens") {
+  TEST_CASE("q8/q4 in the 16-row layout: the same values, within the rounding bound of the reference, T tokens = T single tokens") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);
     std::mt19937 rng(11);
@@ -376,49 +376,71 @@ TEST_SUITE("kernels") {
       std::vector<float> W(R * C), X(kMaxT * ldx), Y(kMaxT * ldy), y(R), yr(R), yrows(R);
       for (auto& v : W) v = nd(rng);
       for (auto& v : X) v = nd(rng) * ((rng() % 16 == 0) ? 20.f : 1.f);
-      for (uint32_t group : {32u, 64u, 128u}) {
-        std::vector<uint8_t> rows, rscales, x16, xscales;
-        rill::convert::quantize_matrix(W, R, C, 4, group, false, &rows, &rscales);
-        rill::convert::quantize_matrix(W, R, C, 4, group, true, &x16, &xscales);
-        const auto* rs = reinterpret_cast<const uint16_t*>(rscales.data());
-        const auto* xs = reinterpret_cast<const uint16_t*>(xscales.data());
-        // Every value and scale lands where q4x16_value / q4x16_scale_index look for it.
-        for (size_t r = 0; r < R; ++r)
-          for (size_t c = 0; c < C; ++c) {
-            REQUIRE(q4x16_value(x16.data(), C, r, c) == q4_value(rows.data() + r * (C / 2), c));
-            REQUIRE(xs[q4x16_scale_index(C / group, r, c / group)] == rs[r * (C / group) + c / group]);
-          }
-        // The references of both layouts sum in the same order: the same bits.
-        matvec_q4__ref(rows.data(), rs, group, float_act(X.data(), ldx), yrows.data(), R, C);
-        matmul_q4x16__ref(x16.data(), xs, group, float_act(X.data(), ldx), yr.data(), R, R, C, 1);
-        REQUIRE(std::memcmp(yr.data(), yrows.data(), R * sizeof(float)) == 0);
-        for (size_t ti = 0; ti < nt; ++ti) {
-          const Table& tb = *tables[ti];
-          std::vector<unsigned char> work, work1;
-          const QAct a1 = prepare(tb, X.data(), ldx, 1, C, 0, &work1);
-          tb.matmul_q4x16(x16.data(), xs, group, a1, y.data(), R, R, C, 1);
-          for (size_t r = 0; r < R; ++r) {  // int8 activations move each x by at most s_b / 2 (see above)
-            double bound = 0;
-            for (size_t b = 0; b < C / 32; ++b) {
-              float amax = 0;
-              double wsum = 0;
-              for (size_t j = b * 32; j < b * 32 + 32; ++j) {
-                amax = std::max(amax, std::fabs(X[j]));
-                wsum += std::fabs(q4_value(rows.data() + r * (C / 2), j) * f16_to_f32(rs[r * (C / group) + j / group]));
+      for (int bits : {8, 4}) {
+        for (uint32_t group : {32u, 64u, 128u}) {
+          if (bits == 8 && group != 32) continue;
+          const uint32_t g = bits == 8 ? static_cast<uint32_t>(C) : group;
+          std::vector<uint8_t> rows, rscales, x16, xscales;
+          rill::convert::quantize_matrix(W, R, C, bits, g, false, &rows, &rscales);
+          rill::convert::quantize_matrix(W, R, C, bits, g, true, &x16, &xscales);
+          const auto* rs4 = reinterpret_cast<const uint16_t*>(rscales.data());
+          const auto* xs4 = reinterpret_cast<const uint16_t*>(xscales.data());
+          const auto* s8 = reinterpret_cast<const float*>(rscales.data());
+          // Every value and scale lands where the layout's accessors look for it.
+          auto w_rows = [&](size_t r, size_t c) {
+            return bits == 8 ? static_cast<int8_t>(rows[r * C + c]) * static_cast<double>(s8[r])
+                             : q4_value(rows.data() + r * (C / 2), c) * static_cast<double>(f16_to_f32(rs4[r * (C / g) + c / g]));
+          };
+          for (size_t r = 0; r < R; ++r)
+            for (size_t c = 0; c < C; ++c) {
+              if (bits == 8) {
+                REQUIRE(q8x16_value(x16.data(), C, r, c) == static_cast<int8_t>(rows[r * C + c]));
+              } else {
+                REQUIRE(q4x16_value(x16.data(), C, r, c) == q4_value(rows.data() + r * (C / 2), c));
+                REQUIRE(xs4[q4x16_scale_index(C / g, r, c / g)] == rs4[r * (C / g) + c / g]);
               }
-              bound += amax / 127.0 / 2.0 * wsum;
             }
-            REQUIRE_MESSAGE(std::fabs(y[r] - yr[r]) <= bound * 1.001 + 1e-4 * (1 + std::fabs(yr[r])),
-                            tb.isa << " g" << group << " " << R << "x" << C << " row " << r << ": " << y[r] << " vs "
-                                   << yr[r] << " bound " << bound);
+          if (bits == 8) REQUIRE(rscales == xscales);  // per-row scales stay in row order
+          // The references of both layouts sum in the same order: the same bits.
+          auto product = [&](const Table& tb, const QAct& a, float* out, size_t ld, size_t T) {
+            if (bits == 8) tb.matmul_q8x16(x16.data(), s8, a, out, ld, R, C, T);
+            else tb.matmul_q4x16(x16.data(), xs4, g, a, out, ld, R, C, T);
+          };
+          if (bits == 8) {
+            matvec_q8__ref(reinterpret_cast<const int8_t*>(rows.data()), s8, float_act(X.data(), ldx), yrows.data(), R, C);
+            matmul_q8x16__ref(x16.data(), s8, float_act(X.data(), ldx), yr.data(), R, R, C, 1);
+          } else {
+            matvec_q4__ref(rows.data(), rs4, g, float_act(X.data(), ldx), yrows.data(), R, C);
+            matmul_q4x16__ref(x16.data(), xs4, g, float_act(X.data(), ldx), yr.data(), R, R, C, 1);
           }
-          for (size_t T : kTokenCounts) {
-            tb.matmul_q4x16(x16.data(), xs, group, prepare(tb, X.data(), ldx, T, C, 0, &work), Y.data(), ldy, R, C, T);
-            for (size_t t = 0; t < T; ++t) {
-              tb.matmul_q4x16(x16.data(), xs, group, prepare(tb, X.data() + t * ldx, ldx, 1, C, 0, &work1), y.data(), R,
-                              R, C, 1);
-              REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
-                              tb.isa << " g" << group << " T=" << T << " t=" << t);
+          REQUIRE(std::memcmp(yr.data(), yrows.data(), R * sizeof(float)) == 0);
+          for (size_t ti = 0; ti < nt; ++ti) {
+            const Table& tb = *tables[ti];
+            std::vector<unsigned char> work, work1;
+            product(tb, prepare(tb, X.data(), ldx, 1, C, 0, &work1), y.data(), R, 1);
+            for (size_t r = 0; r < R; ++r) {  // int8 activations move each x by at most s_b / 2 (see above)
+              double bound = 0, mag = 0;
+              for (size_t b = 0; b < C / 32; ++b) {
+                float amax = 0;
+                double wsum = 0;
+                for (size_t j = b * 32; j < b * 32 + 32; ++j) {
+                  amax = std::max(amax, std::fabs(X[j]));
+                  wsum += std::fabs(w_rows(r, j));
+                  mag += std::fabs(w_rows(r, j) * X[j]);
+                }
+                bound += amax / 127.0 / 2.0 * wsum;
+              }
+              REQUIRE_MESSAGE(std::fabs(y[r] - yr[r]) <= bound * 1.001 + 2e-6 * mag + 1e-5,
+                              tb.isa << " q" << bits << " g" << g << " " << R << "x" << C << " row " << r << ": "
+                                     << y[r] << " vs " << yr[r] << " bound " << bound);
+            }
+            for (size_t T : kTokenCounts) {
+              product(tb, prepare(tb, X.data(), ldx, T, C, 0, &work), Y.data(), ldy, T);
+              for (size_t t = 0; t < T; ++t) {
+                product(tb, prepare(tb, X.data() + t * ldx, ldx, 1, C, 0, &work1), y.data(), R, 1);
+                REQUIRE_MESSAGE(std::memcmp(y.data(), Y.data() + t * ldy, R * sizeof(float)) == 0,
+                                tb.isa << " q" << bits << " g" << g << " T=" << T << " t=" << t);
+              }
             }
           }
         }

@@ -27,6 +27,10 @@ void embedding_row(const TensorView& W, uint64_t r, float* out) {
   } else if (W.dtype == DType::kF16) {
     const uint16_t* p = static_cast<const uint16_t*>(W.data) + r * d;
     for (uint64_t i = 0; i < d; ++i) out[i] = kernels::f16_to_f32(p[i]);
+  } else if (W.dtype == DType::kI8 && W.rows16) {
+    const uint8_t* p = static_cast<const uint8_t*>(W.data);
+    const float s = static_cast<const float*>(W.scales)[r];
+    for (uint64_t i = 0; i < d; ++i) out[i] = static_cast<float>(kernels::q8x16_value(p, d, r, i)) * s;
   } else if (W.dtype == DType::kI8) {
     const int8_t* p = static_cast<const int8_t*>(W.data) + r * d;
     const float s = static_cast<const float*>(W.scales)[r];
@@ -91,13 +95,19 @@ void slice_q4(const Product& p, size_t r0, size_t rows) {
   else p.t->matmul_q4(W, s, g, *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
 }
 
-// The 16-row layout: slices start at a multiple of 16 rows, where a row group's bytes and scales begin
+// The 16-row layouts: slices start at a multiple of 16 rows, where a row group's bytes and scales begin
 // as a row's would in the row layout; one kernel for every n.
 void slice_q4x16(const Product& p, size_t r0, size_t rows) {
   const size_t cols = p.W->cols(), g = p.W->group;
   const uint8_t* W = static_cast<const uint8_t*>(p.W->data) + r0 * (cols / 2);
   const uint16_t* s = static_cast<const uint16_t*>(p.W->scales) + r0 * (cols / g);
   p.t->matmul_q4x16(W, s, g, *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
+}
+
+void slice_q8x16(const Product& p, size_t r0, size_t rows) {
+  const size_t cols = p.W->cols();
+  p.t->matmul_q8x16(static_cast<const uint8_t*>(p.W->data) + r0 * cols, static_cast<const float*>(p.W->scales) + r0,
+                    *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
 }
 
 struct Slices {
@@ -114,14 +124,14 @@ void slice_task(void* ctx, size_t i) {
 
 // With a pool of several threads and at least 64 rows: one contiguous slice of rows per thread, so each
 // streams its part of W sequentially. Rows are independent, so results do not depend on the split.
-// The 16-row int4 layout slices at multiples of 16 rows, and its kernels need only the int8 activations
-// and their block sums (group 0 to prepare_act).
+// The 16-row layouts slice at multiples of 16 rows, and their kernels need only the int8 activations and
+// their block sums (group 0 to prepare_act).
 template <SliceFn Fn>
 void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
   const Table& t = table(x);
   QAct a = kernels::float_act(X, ldx);
   const bool quantized = W.dtype == DType::kI8 || W.dtype == DType::kI4;
-  const SliceFn fn = W.rows16 ? slice_q4x16 : Fn;
+  const SliceFn fn = !W.rows16 ? Fn : W.dtype == DType::kI4 ? slice_q4x16 : slice_q8x16;
   const size_t unit = W.rows16 ? 16 : 1;
   if (quantized && t.prepare_act)
     t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 && !W.rows16 ? W.group : 0, x.work, &a);

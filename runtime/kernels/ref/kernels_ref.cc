@@ -156,6 +156,24 @@ void matmul_q4x16__ref(const uint8_t* W, const uint16_t* scales, size_t group, c
   }
 }
 
+void matmul_q8x16__ref(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                       size_t cols, size_t T) {
+  for (size_t t = 0; t < T; ++t) {
+    const float* x = a.x + t * a.ldx;
+    for (size_t r = 0; r < rows; ++r) {
+      double acc = 0.0;
+      for (size_t c = 0; c < cols; ++c) acc += q8x16_value(W, cols, r, c) * static_cast<double>(x[c]);
+      Y[t * ldy + r] = static_cast<float>(acc * scales[r]);
+    }
+  }
+}
+
+void q8_to_x16(const int8_t* data, size_t rows, size_t cols, uint8_t* out) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c)
+      out[(r / 16) * 16 * cols + (c / 4) * 64 + (r % 16) * 4 + (c % 4)] = static_cast<uint8_t>(data[r * cols + c] + 128);
+}
+
 void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t cols, size_t group, uint8_t* out,
                uint16_t* out_scales) {
   const size_t groups = cols / group;

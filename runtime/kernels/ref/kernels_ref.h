@@ -14,6 +14,7 @@ MatvecQ4 matvec_q4__ref;
 MatmulQ8 matmul_q8__ref;
 MatmulQ4 matmul_q4__ref;
 MatmulQ4x16 matmul_q4x16__ref;
+MatmulQ8x16 matmul_q8x16__ref;
 MatmulF32 matmul_f32__ref;
 MatmulF16 matmul_f16__ref;
 Mamba1Scan mamba1_scan__ref;

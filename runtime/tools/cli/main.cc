@@ -166,8 +166,8 @@ int cmd_convert(int argc, char** argv) {
            "                                 norms, A, D, conv, LoRAs stay f32; in q8/q4 Mamba's x_proj/dt_proj stay f16",
            "f32"},
           {nullptr, "--group", "N", "q4 group size: 32 | 64 | 128", "32"},
-          {nullptr, "--q4-layout", "L", "q4 byte order: rows16 (16 rows interleaved for the vector kernels; file format 1.3)\n"
-           "                                 | rows (row by row, readable by format 1.2 readers)", "rows16"},
+          {nullptr, "--quant-layout", "L", "q8/q4 byte order: rows16 (16 rows interleaved for the vector kernels;\n"
+           "                                 file format 1.3) | rows (row by row, readable by format 1.2 readers)", "rows16"},
           {nullptr, "--keep-float", "PATTERNS", "comma-separated globs of tensors kept in f16, e.g. 'head,layers.0.*'", ""},
           {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
           {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV, and a bar chart\n"
@@ -197,12 +197,13 @@ int cmd_convert(int argc, char** argv) {
     return 2;
   }
   o.group = static_cast<uint32_t>(group);
-  o.q4_layout = a.get("--q4-layout");
+  o.quant_layout = a.get("--quant-layout");
   o.keep_float = cli::split(a.get("--keep-float"));
   o.quantize = cli::split(a.get("--quantize"));
   o.report = a.get("--report");
   o.command_line = "--dtype " + o.dtype +
-                   (o.dtype == "q4" ? " --group " + std::to_string(o.group) + " --q4-layout " + o.q4_layout : "") +
+                   (o.dtype == "q4" ? " --group " + std::to_string(o.group) : "") +
+                   (o.dtype == "q8" || o.dtype == "q4" ? " --quant-layout " + o.quant_layout : "") +
                    " --tokenizer " + o.tokenizer + (o.keep_float.empty() ? "" : " --keep-float " + a.get("--keep-float")) +
                    (o.quantize.empty() ? "" : " --quantize " + a.get("--quantize"));
   const double t0 = now_s();

@@ -175,6 +175,10 @@ void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, con
   });
 }
 
+void matmul_q8x16__neon(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                        size_t cols, size_t T) {
+  q8x16_product(W, scales, a.x, a.ldx, Y, ldy, rows, cols, T);
+}
 void matmul_q4x16__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                         size_t rows, size_t cols, size_t T) {
   q4x16_product(W, scales, group, a.x, a.ldx, Y, ldy, rows, cols, T);

@@ -311,6 +311,10 @@ void wkv7_scan__avx2(float* S, const float* r, const float* w, const float* k, c
                      const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
   wkv7_scan_v<V8>(S, r, w, k, v, a, b, y, T, H, N, h0, h1);
 }
+void matmul_q8x16__avx2(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                        size_t cols, size_t T) {
+  q8x16_product(W, scales, a.x, a.ldx, Y, ldy, rows, cols, T);
+}
 void matmul_q4x16__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                         size_t rows, size_t cols, size_t T) {
   q4x16_product(W, scales, group, a.x, a.ldx, Y, ldy, rows, cols, T);

@@ -226,6 +226,36 @@ inline void tile_x16(const uint8_t* W, const uint16_t* S, size_t cols, size_t gr
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(Y + (t0 + t) * ldy, acc[t]);
 }
 
+// int8 in the 16-row layout (q8x16_value): weights stored + 128, so they are vpdpbusd's unsigned operand
+// and need no unpacking: 8 loads and 8 products per 32-column block and token; the sum starts at
+// -128 sum(q) of the block and the rows' scales multiply once at the end.
+template <int NT>
+inline void tile_q8x16(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y, size_t ldy) {
+  const size_t nb = cols / 32, lds = a.ldq / 32;
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* p = W + b * 512;
+    __m512i w[8];
+    for (int k = 0; k < 8; ++k) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
+      w[k] = _mm512_loadu_si512(p + 64 * k);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int32_t* q = reinterpret_cast<const int32_t*>(a.q + (t0 + t) * a.ldq + b * 32);
+      const size_t blk = (t0 + t) * lds + b;
+      __m512i d0 = _mm512_set1_epi32(-128 * a.sum[blk]), d1 = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        d0 = _mm512_dpbusd_epi32(d0, w[k], _mm512_set1_epi32(q[k]));
+        d1 = _mm512_dpbusd_epi32(d1, w[k + 1], _mm512_set1_epi32(q[k + 1]));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)), _mm512_set1_ps(a.s[blk]), acc[t]);
+    }
+  }
+  const __m512 sc = _mm512_loadu_ps(S);
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(Y + (t0 + t) * ldy, _mm512_mul_ps(acc[t], sc));
+}
+
 // ---- float products (f32 and f16 weights)
 //
 // A tile of 16 accumulators, one per (row, token): 16 rows x 1 token for a matrix-vector product,
@@ -394,6 +424,27 @@ void matvec_f16__avx512(const uint16_t* W, const float* x, float* y, size_t rows
 void matmul_f16__avx512(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows,
                         size_t cols, size_t T) {
   fproduct(F16W{W, cols}, X, ldx, Y, ldy, rows, T);
+}
+
+void matmul_q8x16__avx512vnni(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                              size_t cols, size_t T) {
+  for (size_t r = 0; r < rows; r += 16) {
+    const uint8_t* w = W + r * cols;
+    const float* s = scales + r;
+    float* y = Y + r;
+    size_t t = 0;
+    for (; t + kX16NT <= T; t += kX16NT) tile_q8x16<kX16NT>(w, s, cols, a, t, y, ldy);
+    switch (T - t) {
+      case 7: tile_q8x16<7>(w, s, cols, a, t, y, ldy); break;
+      case 6: tile_q8x16<6>(w, s, cols, a, t, y, ldy); break;
+      case 5: tile_q8x16<5>(w, s, cols, a, t, y, ldy); break;
+      case 4: tile_q8x16<4>(w, s, cols, a, t, y, ldy); break;
+      case 3: tile_q8x16<3>(w, s, cols, a, t, y, ldy); break;
+      case 2: tile_q8x16<2>(w, s, cols, a, t, y, ldy); break;
+      case 1: tile_q8x16<1>(w, s, cols, a, t, y, ldy); break;
+      default: break;
+    }
+  }
 }
 
 void matmul_q4x16__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
