@@ -417,7 +417,23 @@ TEST_SUITE("kernels") {
           for (size_t ti = 0; ti < nt; ++ti) {
             const Table& tb = *tables[ti];
             std::vector<unsigned char> work, work1;
-            product(tb, prepare(tb, X.data(), ldx, 1, C, 0, &work1), y.data(), R, 1);
+            const QAct a1 = prepare(tb, X.data(), ldx, 1, C, 0, &work1);
+            product(tb, a1, y.data(), R, 1);
+            // Tightly: y is the product with either the float activations or their int8 form (whose
+            // integer sums are exact), up to float rounding.
+            for (size_t r = 0; r < R; ++r) {
+              double want_f = 0, want_q = 0, mag = 0;
+              for (size_t c = 0; c < C; ++c) {
+                want_f += w_rows(r, c) * X[c];
+                mag += std::fabs(w_rows(r, c) * X[c]);
+                if (a1.q) want_q += w_rows(r, c) * a1.q[c] * a1.s[c / 32];
+              }
+              const double tol = 1e-5 * mag + 1e-6;
+              REQUIRE_MESSAGE((std::fabs(y[r] - want_f) <= tol || (a1.q && std::fabs(y[r] - want_q) <= tol)),
+                              std::string(tb.isa) << " q" << bits << " g" << g << " " << R << "x" << C << " row " << r
+                                                  << ": " << y[r] << " vs " << want_f << " (float x), " << want_q
+                                                  << " (int8 x)");
+            }
             for (size_t r = 0; r < R; ++r) {  // int8 activations move each x by at most s_b / 2 (see above)
               double bound = 0, mag = 0;
               for (size_t b = 0; b < C / 32; ++b) {
