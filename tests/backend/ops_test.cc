@@ -124,9 +124,11 @@ Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937&
     for (size_t i = 0; i < R * C; ++i) h[i] = kernels::f32_to_f16(f[i]), w.deq[i] = kernels::f16_to_f32(h[i]);
   } else if (dt == DType::kI8) {
     group = static_cast<uint32_t>(C);
-    convert::quantize_matrix(f, R, C, 8, group, false, &w.data, &w.scales);
+    convert::quantize_matrix(f, R, C, 8, group, rows16, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const float*>(w.scales.data());
-    for (size_t i = 0; i < R * C; ++i) w.deq[i] = static_cast<int8_t>(w.data[i]) * static_cast<double>(s[i / C]);
+    for (size_t i = 0; i < R * C; ++i)
+      w.deq[i] = (rows16 ? kernels::q8x16_value(w.data.data(), C, i / C, i % C) : static_cast<int8_t>(w.data[i])) *
+                 static_cast<double>(s[i / C]);
   } else if (rows16) {  // the 16-row interleaved layout, read back through its own accessors
     convert::quantize_matrix(f, R, C, 4, group, true, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
@@ -214,7 +216,8 @@ TEST_SUITE("ops") {
     };
     const Kind kinds[] = {{DType::kF32, 0, false}, {DType::kF16, 0, false}, {DType::kI8, 0, false},
                           {DType::kI4, 32, false}, {DType::kI4, 64, false}, {DType::kI4, 128, false},
-                          {DType::kI4, 32, true},  {DType::kI4, 64, true},  {DType::kI4, 128, true}};
+                          {DType::kI8, 0, true},   {DType::kI4, 32, true},  {DType::kI4, 64, true},
+                          {DType::kI4, 128, true}};
     for (const Kind& k : kinds) {
       const bool quant = k.dt == DType::kI8 || k.dt == DType::kI4;
       for (const Shape& sh : k.rows16 ? std::vector<Shape>(std::begin(rows16_shapes), std::end(rows16_shapes))
@@ -274,7 +277,8 @@ TEST_SUITE("ops") {
     };
     for (const Kind& k : {Kind{DType::kF32, 0, 13, 37, false}, Kind{DType::kF16, 0, 13, 37, false},
                           Kind{DType::kI8, 0, 96, 37, false}, Kind{DType::kI4, 32, 96, 37, false},
-                          Kind{DType::kI4, 128, 128, 37, false}, Kind{DType::kI4, 64, 128, 48, true}}) {
+                          Kind{DType::kI4, 128, 128, 37, false}, Kind{DType::kI4, 64, 128, 48, true},
+                          Kind{DType::kI8, 0, 96, 32, true}}) {
       const Weights W = make_weights(k.dt, k.V, k.d, k.group, rng, k.rows16);
       const int32_t tokens[] = {0, static_cast<int32_t>(k.V - 1), 5, 5, 17};
       Doubles want;

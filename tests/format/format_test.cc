@@ -241,12 +241,13 @@ TEST_SUITE("format") {
     const auto* data = static_cast<const unsigned char*>(region.data());
     const FileView f{data, nullptr, 0, 1 << 16, data};
     auto bind = [&](DType dt, uint64_t rows, uint64_t cols, uint32_t group, int32_t zero_point, Error* e,
-                    fb::QuantScheme i4_scheme = fb::QuantScheme::Grouped, TensorView* out = nullptr) {
+                    fb::QuantScheme scheme = fb::QuantScheme::None, TensorView* out = nullptr) {
       flatbuffers::FlatBufferBuilder b;
       const bool i8 = dt == DType::kI8;
       const uint64_t bytes = i8 ? rows * cols : rows * cols / 2;
       const uint64_t sbytes = i8 ? rows * 4 : rows * (cols / group) * 2;
-      const auto q = fb::CreateQuant(b, i8 ? fb::QuantScheme::PerRow : i4_scheme, group,
+      if (scheme == fb::QuantScheme::None) scheme = i8 ? fb::QuantScheme::PerRow : fb::QuantScheme::Grouped;
+      const auto q = fb::CreateQuant(b, scheme, group,
                                      i8 ? fb::DType::F32 : fb::DType::F16, 32768, sbytes, zero_point);
       const std::vector<uint64_t> shape = {rows, cols};
       const auto t = fb::CreateTensor(b, b.CreateString("w"), static_cast<fb::DType>(dt), b.CreateVector(shape), 0,
@@ -275,6 +276,11 @@ TEST_SUITE("format") {
     CHECK(bind(DType::kI4, 24, 64, 32, 0, &e, fb::QuantScheme::GroupedRows16) == Status::kCorrupt);
     CHECK(std::string(e.message).find("multiple of 16") != std::string::npos);
     CHECK(bind(DType::kI4, 32, 64, 32, 0, &e, fb::QuantScheme::PerRow) == Status::kCorrupt);
+    CHECK(bind(DType::kI4, 32, 64, 32, 0, &e, fb::QuantScheme::PerRowRows16) == Status::kCorrupt);
+    CHECK(bind(DType::kI8, 32, 64, 64, 0, &e, fb::QuantScheme::PerRowRows16, &v) == Status::kOk);
+    CHECK(v.rows16);
+    CHECK(bind(DType::kI8, 40, 64, 64, 0, &e, fb::QuantScheme::PerRowRows16) == Status::kCorrupt);
+    CHECK(bind(DType::kI8, 32, 64, 64, 0, &e, fb::QuantScheme::GroupedRows16) == Status::kCorrupt);
   }
 
   TEST_CASE("random byte flips anywhere in the header never crash the loader") {
