@@ -52,7 +52,7 @@ void choose_quantization(Plan* plan, const Options& opts) {
     } else {
       t.qbits = bits;
       t.group = group;
-      t.rows16 = opts.quant_layout == "rows16" && t.shape[0] % 16 == 0;
+      t.rows16 = opts.quant_layout == "rows16";
       t.dtype = bits == 8 ? fb::DType::I8 : fb::DType::I4;
       continue;
     }

@@ -59,9 +59,9 @@ using MatmulQ8 = void(const int8_t* W, const float* scales, const QAct& a, float
                       size_t cols, size_t T);
 using MatmulQ4 = void(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                       size_t rows, size_t cols, size_t T);
-// The same product over int4 weights in the 16-row interleaved layout (q4x16_value below); rows a
-// multiple of 16. One kernel serves every T (T = 1 is the matrix-vector product), so T tokens at once
-// give the bits of T single tokens.
+// The same product over int4 weights in the 16-row interleaved layout (q4x16_value below), for rows a
+// multiple of 16 (the backend gives a tail to the row kernels). One kernel serves every T (T = 1 is the
+// matrix-vector product), so T tokens at once give the bits of T single tokens.
 using MatmulQ4x16 = MatmulQ4;
 // int8 weights in the 16-row layout (q8x16_value), one f32 scale per row; any T, rows a multiple of 16.
 using MatmulQ8x16 = void(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
@@ -185,32 +185,39 @@ inline int q4_value(const uint8_t* row, size_t c) {
   return ((c % 32) < 16 ? (byte & 0xF) : (byte >> 4)) - 8;
 }
 
-// The 16-row interleaved int4 layout (QuantScheme GroupedRows16), chosen by the converter for the
-// vector kernels: 16 rows side by side, one per 32-bit lane, so one 64-byte load feeds every lane
-// with 8 columns of its own row and a lane's products never cross lanes.
-//   rows 16i..16i+15 take bytes [8 cols i, 8 cols (i+1)); in them, columns 8k..8k+7 take 64 bytes at
-//   64k: byte 4l + j holds row 16i+l's column 8k+j in its low nibble and column 8k+4+j in its high
-//   nibble (q + 8). Scales (f16, one per `group` columns): row r's scale of group g at
-//   ((r / 16) groups + g) 16 + r % 16.
-// AVX-512 VNNI multiplies a lane's 4 bytes with 4 broadcast activations (vpdpbusd); NEON's sdot and
-// AVX2's 8 lanes take the same order, so the layout is one for every ISA.
-inline int q4x16_value(const uint8_t* W, size_t cols, size_t r, size_t c) {
+// The 16-row interleaved layouts (QuantScheme GroupedRows16 for int4, PerRowRows16 for int8), chosen
+// by the converter for the vector kernels: 16 rows side by side, one per 32-bit lane, so one 64-byte
+// load feeds every lane with columns of its own row and a lane's products never cross lanes. AVX-512
+// VNNI multiplies a lane's 4 bytes with 4 broadcast activations (vpdpbusd); NEON's 4-lane vectors and
+// AVX2's 8 take the same order, so the layout is one for every ISA.
+//   Rows 16i..16i+15 of the first rows - rows % 16 are interleaved; the last rows % 16 rows follow row
+//   by row in the plain layout (q4_value; signed int8), where a row's bytes would begin anyway.
+//   int4: rows 16i.. take bytes [8 cols i, 8 cols (i+1)); columns 8k..8k+7 take 64 bytes at 64k, byte
+//   4l + j holding row 16i+l's column 8k+j in its low nibble and column 8k+4+j in its high one (q + 8).
+//   Scales (f16, one per `group` columns): row r's scale of group g at ((r / 16) groups + g) 16 + r % 16
+//   in the interleaved rows, r groups + g in the tail.
+//   int8: rows 16i.. take bytes [16 cols i, 16 cols (i+1)); columns 4k..4k+3 take 64 bytes at 64k, byte
+//   4l + j holding row 16i+l's column 4k+j as w + 128 (unsigned: vpdpbusd takes the weights as its
+//   unsigned operand, and the correction -128 sum(q) depends on the activations only). Scales stay one
+//   f32 per row, in row order.
+inline bool x16_tail(size_t rows, size_t r) { return r >= rows / 16 * 16; }
+inline int q4x16_value(const uint8_t* W, size_t rows, size_t cols, size_t r, size_t c) {
+  if (x16_tail(rows, r)) return q4_value(W + r * (cols / 2), c);
   const uint8_t byte = W[(r / 16) * 8 * cols + (c / 8) * 64 + (r % 16) * 4 + (c % 4)];
   return ((c % 8) < 4 ? (byte & 0xF) : (byte >> 4)) - 8;
 }
-inline size_t q4x16_scale_index(size_t groups, size_t r, size_t g) { return ((r / 16) * groups + g) * 16 + r % 16; }
-// int8 in the 16-row layout (QuantScheme PerRowRows16): rows 16i..16i+15 take bytes [16 cols i,
-// 16 cols (i+1)); columns 4k..4k+3 take 64 bytes at 64k, byte 4l + j holding row 16i+l's column 4k+j
-// as w + 128 (unsigned, so vpdpbusd takes the weights as its unsigned operand and the correction
-// -128 sum(q) depends on the activations only). Scales stay one f32 per row, in row order.
-inline int q8x16_value(const uint8_t* W, size_t cols, size_t r, size_t c) {
+inline size_t q4x16_scale_index(size_t rows, size_t groups, size_t r, size_t g) {
+  return x16_tail(rows, r) ? r * groups + g : ((r / 16) * groups + g) * 16 + r % 16;
+}
+inline int q8x16_value(const uint8_t* W, size_t rows, size_t cols, size_t r, size_t c) {
+  if (x16_tail(rows, r)) return static_cast<int8_t>(W[r * cols + c]);
   return static_cast<int>(W[(r / 16) * 16 * cols + (c / 4) * 64 + (r % 16) * 4 + (c % 4)]) - 128;
 }
-void q8_to_x16(const int8_t* data, size_t rows, size_t cols, uint8_t* out);
-// Rewrites a [rows, cols] int4 tensor (rows a multiple of 16) from the row layout (q4_value) into the
-// 16-row layout: data rows * cols / 2 bytes, scales rows * (cols / group) f16 values.
+// Rewrite a [rows, cols] tensor from the row layout into the 16-row one (data rows * cols / 2 or
+// rows * cols bytes; int4 scales rows * (cols / group) f16 values; int8 scales are unchanged).
 void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t cols, size_t group, uint8_t* out,
                uint16_t* out_scales);
+void q8_to_x16(const int8_t* data, size_t rows, size_t cols, uint8_t* out);
 
 // IEEE binary16 <-> binary32 (round to nearest even).
 float f16_to_f32(uint16_t h);

@@ -127,15 +127,15 @@ Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937&
     convert::quantize_matrix(f, R, C, 8, group, rows16, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const float*>(w.scales.data());
     for (size_t i = 0; i < R * C; ++i)
-      w.deq[i] = (rows16 ? kernels::q8x16_value(w.data.data(), C, i / C, i % C) : static_cast<int8_t>(w.data[i])) *
+      w.deq[i] = (rows16 ? kernels::q8x16_value(w.data.data(), R, C, i / C, i % C) : static_cast<int8_t>(w.data[i])) *
                  static_cast<double>(s[i / C]);
   } else if (rows16) {  // the 16-row interleaved layout, read back through its own accessors
     convert::quantize_matrix(f, R, C, 4, group, true, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
     for (size_t r = 0; r < R; ++r)
       for (size_t c = 0; c < C; ++c)
-        w.deq[r * C + c] = kernels::q4x16_value(w.data.data(), C, r, c) *
-                           static_cast<double>(kernels::f16_to_f32(s[kernels::q4x16_scale_index(C / group, r, c / group)]));
+        w.deq[r * C + c] = kernels::q4x16_value(w.data.data(), R, C, r, c) *
+                           static_cast<double>(kernels::f16_to_f32(s[kernels::q4x16_scale_index(R, C / group, r, c / group)]));
   } else {
     convert::quantize_matrix(f, R, C, 4, group, false, &w.data, &w.scales);
     const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
@@ -207,8 +207,9 @@ TEST_SUITE("ops") {
     // crosses the int8 kernels' column chunk.
     const Shape float_shapes[] = {{1, 1}, {3, 7}, {37, 40}, {80, 129}, {65, 255}};
     const Shape quant_shapes[] = {{1, 128}, {5, 256}, {70, 384}, {3, 4096 + 128}};
-    // The 16-row int4 layout: rows a multiple of 16; 208 rows split over 2 threads at 112 + 96.
-    const Shape rows16_shapes[] = {{16, 128}, {48, 256}, {208, 384}, {16, 4096 + 128}};
+    // The 16-row layouts: 208 rows split over 2 threads at 112 + 96; a tail of rows % 16 rows stored row
+    // by row (3, 21 and 70 rows; 70 split at 48 + 22).
+    const Shape rows16_shapes[] = {{16, 128}, {48, 256}, {208, 384}, {16, 4096 + 128}, {3, 256}, {21, 128}, {70, 384}};
     struct Kind {
       DType dt;
       uint32_t group;
@@ -278,7 +279,8 @@ TEST_SUITE("ops") {
     for (const Kind& k : {Kind{DType::kF32, 0, 13, 37, false}, Kind{DType::kF16, 0, 13, 37, false},
                           Kind{DType::kI8, 0, 96, 37, false}, Kind{DType::kI4, 32, 96, 37, false},
                           Kind{DType::kI4, 128, 128, 37, false}, Kind{DType::kI4, 64, 128, 48, true},
-                          Kind{DType::kI8, 0, 96, 32, true}}) {
+                          Kind{DType::kI8, 0, 96, 32, true}, Kind{DType::kI4, 32, 64, 37, true},
+                          Kind{DType::kI8, 0, 64, 37, true}}) {
       const Weights W = make_weights(k.dt, k.V, k.d, k.group, rng, k.rows16);
       const int32_t tokens[] = {0, static_cast<int32_t>(k.V - 1), 5, 5, 17};
       Doubles want;

@@ -370,7 +370,9 @@ TEST_SUITE("kernels") {
     const size_t nt = available(tables, 8);
     std::mt19937 rng(11);
     std::normal_distribution<float> nd;
-    const size_t shapes[][2] = {{16, 128}, {48, 768}, {64, 4096 + 128}};
+    // 21 rows: 16 interleaved and a tail of 5 row by row (the backend gives the tail to the row kernels;
+    // the 16-row kernels take whole groups of 16).
+    const size_t shapes[][2] = {{16, 128}, {48, 768}, {64, 4096 + 128}, {21, 256}};
     for (auto& sh : shapes) {
       const size_t R = sh[0], C = sh[1], ldx = C + 5, ldy = R + 3;
       std::vector<float> W(R * C), X(kMaxT * ldx), Y(kMaxT * ldy), y(R), yr(R), yrows(R);
@@ -394,10 +396,10 @@ TEST_SUITE("kernels") {
           for (size_t r = 0; r < R; ++r)
             for (size_t c = 0; c < C; ++c) {
               if (bits == 8) {
-                REQUIRE(q8x16_value(x16.data(), C, r, c) == static_cast<int8_t>(rows[r * C + c]));
+                REQUIRE(q8x16_value(x16.data(), R, C, r, c) == static_cast<int8_t>(rows[r * C + c]));
               } else {
-                REQUIRE(q4x16_value(x16.data(), C, r, c) == q4_value(rows.data() + r * (C / 2), c));
-                REQUIRE(xs4[q4x16_scale_index(C / g, r, c / g)] == rs4[r * (C / g) + c / g]);
+                REQUIRE(q4x16_value(x16.data(), R, C, r, c) == q4_value(rows.data() + r * (C / 2), c));
+                REQUIRE(xs4[q4x16_scale_index(R, C / g, r, c / g)] == rs4[r * (C / g) + c / g]);
               }
             }
           if (bits == 8) REQUIRE(rscales == xscales);  // per-row scales stay in row order
@@ -414,7 +416,7 @@ TEST_SUITE("kernels") {
             matmul_q4x16__ref(x16.data(), xs4, g, float_act(X.data(), ldx), yr.data(), R, R, C, 1);
           }
           REQUIRE(std::memcmp(yr.data(), yrows.data(), R * sizeof(float)) == 0);
-          for (size_t ti = 0; ti < nt; ++ti) {
+          for (size_t ti = 0; ti < nt && R % 16 == 0; ++ti) {
             const Table& tb = *tables[ti];
             std::vector<unsigned char> work, work1;
             const QAct a1 = prepare(tb, X.data(), ldx, 1, C, 0, &work1);

@@ -17,8 +17,8 @@ struct Options {
   std::string output;
   std::string dtype = "f32";       // f32 | f16 | q8 | q4: dtype of the large matrices (sensitive ones stay float)
   uint32_t group = 32;             // q4 group size: 32, 64 or 128
-  // q8/q4 byte order: "rows16" (16 rows interleaved, what the vector kernels read; matrices whose rows
-  // are not a multiple of 16 stay row by row) or "rows" (row by row, readable by format 1.2 readers)
+  // q8/q4 byte order: "rows16" (16 rows interleaved, what the vector kernels read) or "rows" (row by
+  // row, readable by format 1.2 readers)
   std::string quant_layout = "rows16";
   std::vector<std::string> keep_float;  // glob patterns of rill tensor names kept in float (f16)
   std::vector<std::string> quantize;    // glob patterns quantized even if sensitive by default

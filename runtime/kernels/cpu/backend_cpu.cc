@@ -30,7 +30,7 @@ void embedding_row(const TensorView& W, uint64_t r, float* out) {
   } else if (W.dtype == DType::kI8 && W.rows16) {
     const uint8_t* p = static_cast<const uint8_t*>(W.data);
     const float s = static_cast<const float*>(W.scales)[r];
-    for (uint64_t i = 0; i < d; ++i) out[i] = static_cast<float>(kernels::q8x16_value(p, d, r, i)) * s;
+    for (uint64_t i = 0; i < d; ++i) out[i] = static_cast<float>(kernels::q8x16_value(p, W.rows(), d, r, i)) * s;
   } else if (W.dtype == DType::kI8) {
     const int8_t* p = static_cast<const int8_t*>(W.data) + r * d;
     const float s = static_cast<const float*>(W.scales)[r];
@@ -40,8 +40,8 @@ void embedding_row(const TensorView& W, uint64_t r, float* out) {
     const uint16_t* s = static_cast<const uint16_t*>(W.scales);
     const uint64_t groups = d / W.group;
     for (uint64_t i = 0; i < d; ++i)
-      out[i] = static_cast<float>(kernels::q4x16_value(p, d, r, i)) *
-               kernels::f16_to_f32(s[kernels::q4x16_scale_index(groups, r, i / W.group)]);
+      out[i] = static_cast<float>(kernels::q4x16_value(p, W.rows(), d, r, i)) *
+               kernels::f16_to_f32(s[kernels::q4x16_scale_index(W.rows(), groups, r, i / W.group)]);
   } else {
     const uint8_t* p = static_cast<const uint8_t*>(W.data) + r * (d / 2);
     const uint16_t* s = static_cast<const uint16_t*>(W.scales) + r * (d / W.group);
@@ -96,18 +96,27 @@ void slice_q4(const Product& p, size_t r0, size_t rows) {
 }
 
 // The 16-row layouts: slices start at a multiple of 16 rows, where a row group's bytes and scales begin
-// as a row's would in the row layout; one kernel for every n.
+// as a row's would in the row layout; one kernel for every n. The last rows % 16 rows are stored row
+// by row and go to the row kernels.
+size_t interleaved_part(const Product& p, size_t r0, size_t rows) {
+  const size_t full = p.W->rows() / 16 * 16;
+  return r0 >= full ? 0 : (r0 + rows <= full ? rows : full - r0);
+}
+
 void slice_q4x16(const Product& p, size_t r0, size_t rows) {
-  const size_t cols = p.W->cols(), g = p.W->group;
+  const size_t cols = p.W->cols(), g = p.W->group, n16 = interleaved_part(p, r0, rows);
   const uint8_t* W = static_cast<const uint8_t*>(p.W->data) + r0 * (cols / 2);
   const uint16_t* s = static_cast<const uint16_t*>(p.W->scales) + r0 * (cols / g);
-  p.t->matmul_q4x16(W, s, g, *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
+  if (n16) p.t->matmul_q4x16(W, s, g, *p.a, p.Y + r0, p.ldy, n16, cols, p.n);
+  if (n16 < rows) slice_q4(p, r0 + n16, rows - n16);
 }
 
 void slice_q8x16(const Product& p, size_t r0, size_t rows) {
-  const size_t cols = p.W->cols();
-  p.t->matmul_q8x16(static_cast<const uint8_t*>(p.W->data) + r0 * cols, static_cast<const float*>(p.W->scales) + r0,
-                    *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
+  const size_t cols = p.W->cols(), n16 = interleaved_part(p, r0, rows);
+  if (n16)
+    p.t->matmul_q8x16(static_cast<const uint8_t*>(p.W->data) + r0 * cols, static_cast<const float*>(p.W->scales) + r0,
+                      *p.a, p.Y + r0, p.ldy, n16, cols, p.n);
+  if (n16 < rows) slice_q8(p, r0 + n16, rows - n16);
 }
 
 struct Slices {
@@ -125,7 +134,7 @@ void slice_task(void* ctx, size_t i) {
 // With a pool of several threads and at least 64 rows: one contiguous slice of rows per thread, so each
 // streams its part of W sequentially. Rows are independent, so results do not depend on the split.
 // The 16-row layouts slice at multiples of 16 rows, and their kernels need only the int8 activations and
-// their block sums (group 0 to prepare_act).
+// their block sums (group 0 to prepare_act), unless an int4 tail of rows goes to the row kernels.
 template <SliceFn Fn>
 void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
   const Table& t = table(x);
@@ -134,7 +143,7 @@ void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, floa
   const SliceFn fn = !W.rows16 ? Fn : W.dtype == DType::kI4 ? slice_q4x16 : slice_q8x16;
   const size_t unit = W.rows16 ? 16 : 1;
   if (quantized && t.prepare_act)
-    t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 && !W.rows16 ? W.group : 0, x.work, &a);
+    t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 && (!W.rows16 || W.rows() % 16) ? W.group : 0, x.work, &a);
   const Product p{&t, &W, &a, Y, ldy, n};
   const size_t rows = W.rows();
   const ParallelFor* pool = x.pool;

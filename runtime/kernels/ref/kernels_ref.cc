@@ -148,8 +148,8 @@ void matmul_q4x16__ref(const uint8_t* W, const uint16_t* scales, size_t group, c
       for (size_t g = 0; g < groups; ++g) {
         double part = 0.0;
         for (size_t c = g * group; c < (g + 1) * group; ++c)
-          part += q4x16_value(W, cols, r, c) * static_cast<double>(x[c]);
-        acc += part * f16_to_f32(scales[q4x16_scale_index(groups, r, g)]);
+          part += q4x16_value(W, rows, cols, r, c) * static_cast<double>(x[c]);
+        acc += part * f16_to_f32(scales[q4x16_scale_index(rows, groups, r, g)]);
       }
       Y[t * ldy + r] = static_cast<float>(acc);
     }
@@ -162,7 +162,7 @@ void matmul_q8x16__ref(const uint8_t* W, const float* scales, const QAct& a, flo
     const float* x = a.x + t * a.ldx;
     for (size_t r = 0; r < rows; ++r) {
       double acc = 0.0;
-      for (size_t c = 0; c < cols; ++c) acc += q8x16_value(W, cols, r, c) * static_cast<double>(x[c]);
+      for (size_t c = 0; c < cols; ++c) acc += q8x16_value(W, rows, cols, r, c) * static_cast<double>(x[c]);
       Y[t * ldy + r] = static_cast<float>(acc * scales[r]);
     }
   }
@@ -170,8 +170,10 @@ void matmul_q8x16__ref(const uint8_t* W, const float* scales, const QAct& a, flo
 
 void q8_to_x16(const int8_t* data, size_t rows, size_t cols, uint8_t* out) {
   for (size_t r = 0; r < rows; ++r)
-    for (size_t c = 0; c < cols; ++c)
-      out[(r / 16) * 16 * cols + (c / 4) * 64 + (r % 16) * 4 + (c % 4)] = static_cast<uint8_t>(data[r * cols + c] + 128);
+    for (size_t c = 0; c < cols; ++c) {
+      if (x16_tail(rows, r)) out[r * cols + c] = static_cast<uint8_t>(data[r * cols + c]);
+      else out[(r / 16) * 16 * cols + (c / 4) * 64 + (r % 16) * 4 + (c % 4)] = static_cast<uint8_t>(data[r * cols + c] + 128);
+    }
 }
 
 void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t cols, size_t group, uint8_t* out,
@@ -180,11 +182,15 @@ void q4_to_x16(const uint8_t* data, const uint16_t* scales, size_t rows, size_t 
   for (size_t i = 0; i < rows * cols / 2; ++i) out[i] = 0;
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* row = data + r * (cols / 2);
-    for (size_t c = 0; c < cols; ++c) {
-      uint8_t& byte = out[(r / 16) * 8 * cols + (c / 8) * 64 + (r % 16) * 4 + (c % 4)];
-      byte = static_cast<uint8_t>(byte | ((q4_value(row, c) + 8) << ((c % 8) < 4 ? 0 : 4)));
+    if (x16_tail(rows, r)) {
+      for (size_t i = 0; i < cols / 2; ++i) out[r * (cols / 2) + i] = row[i];
+    } else {
+      for (size_t c = 0; c < cols; ++c) {
+        uint8_t& byte = out[(r / 16) * 8 * cols + (c / 8) * 64 + (r % 16) * 4 + (c % 4)];
+        byte = static_cast<uint8_t>(byte | ((q4_value(row, c) + 8) << ((c % 8) < 4 ? 0 : 4)));
+      }
     }
-    for (size_t g = 0; g < groups; ++g) out_scales[q4x16_scale_index(groups, r, g)] = scales[r * groups + g];
+    for (size_t g = 0; g < groups; ++g) out_scales[q4x16_scale_index(rows, groups, r, g)] = scales[r * groups + g];
   }
 }
 

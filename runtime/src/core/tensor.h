@@ -21,7 +21,7 @@ struct TensorView {
   const void* scales = nullptr;
   uint32_t group = 0;
   // kI4 / kI8: stored in the 16-row interleaved layout (QuantScheme GroupedRows16 / PerRowRows16;
-  // kernels.h, q4x16_value / q8x16_value) rather than row by row. Rows are then a multiple of 16.
+  // kernels.h, q4x16_value / q8x16_value) rather than row by row.
   bool rows16 = false;
   uint32_t ndim = 0;
   uint64_t shape[4] = {0, 0, 0, 0};

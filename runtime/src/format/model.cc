@@ -198,13 +198,13 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
     const bool i8 = dt == DType::kI8;
     const uint32_t g = q->group_size();
     const bool rows16 = q->scheme() == (i8 ? fb::QuantScheme::PerRowRows16 : fb::QuantScheme::GroupedRows16);
-    if (cols % 32 != 0 || q->zero_point() != 0 || (rows16 && rows % 16 != 0) ||
+    if (cols % 32 != 0 || q->zero_point() != 0 ||
         (i8 ? ((q->scheme() != fb::QuantScheme::PerRow && !rows16) || q->scale_dtype() != fb::DType::F32 || g != cols)
             : ((q->scheme() != fb::QuantScheme::Grouped && !rows16) || q->scale_dtype() != fb::DType::F16 ||
                (g != 32 && g != 64 && g != 128) || cols % g != 0)))
       return fail(err, Status::kCorrupt,
                   "tensor %s: quantization scheme %u group %u scale %s zero point %d does not fit %s [%llu, %llu] "
-                  "(columns a multiple of 32, zero point 0, rows a multiple of 16 when interleaved)",
+                  "(columns a multiple of 32, zero point 0)",
                   what, static_cast<unsigned>(q->scheme()), g, fb::EnumNameDType(q->scale_dtype()), q->zero_point(),
                   dtype_name(dt), static_cast<unsigned long long>(rows), static_cast<unsigned long long>(cols));
     const uint64_t n_scales = i8 ? rows : rows * (cols / g);
