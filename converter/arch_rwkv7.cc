@@ -222,8 +222,10 @@ Plan rwkv7_plan(const ArchInput& in) {
       }
       const std::string down = fla ? n(("attn." + k + "_lora.lora.0.weight").c_str(), "") : n("", ("att." + k + "1").c_str());
       const std::string up = fla ? n(("attn." + k + "_lora.lora.2.weight").c_str(), "") : n("", ("att." + k + "2").c_str());
-      mat(down, k + "1", li, Fl, lo.rank, C, !fla);
-      mat(up, k + "2", li, Fl, C, lo.rank, !fla);
+      // The LoRAs are float matrices in the model's matrix dtype; quantized models keep them f16
+      // (quantize.cc: they shape decay and gates, and are ~10 % of the bytes read per token).
+      mat(down, k + "1", li, M, lo.rank, C, !fla);
+      mat(up, k + "2", li, M, C, lo.rank, !fla);
       if (k != "g") {
         const std::string bias = fla ? n(("attn." + k + "_lora.lora.2.bias").c_str(), "") : n("", ("att." + k + "0").c_str());
         copy_vec(bias, k + "0", li);

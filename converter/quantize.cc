@@ -23,9 +23,12 @@ bool any(const std::vector<std::string>& pats, const std::string& name) {
   return false;
 }
 
-// Matrices that carry the recurrence's dynamics stay float unless --quantize names them:
-// Mamba-1's x_proj (dt, B, C) and dt_proj (architectures.md: dt and A are sensitive).
-const std::vector<std::string> kSensitive = {"layers.*.x_proj", "layers.*.dt_proj"};
+// Matrices that carry the recurrence's dynamics stay float (f16) unless --quantize names them:
+// Mamba-1's x_proj (dt, B, C) and dt_proj (architectures.md: dt and A are sensitive), and RWKV-7's
+// LoRAs (decay w, in-context rate a, value residual v, gate g; llama.cpp keeps them unquantized too).
+const std::vector<std::string> kSensitive = {"layers.*.x_proj", "layers.*.dt_proj", "layers.*.w1", "layers.*.w2",
+                                             "layers.*.a1",     "layers.*.a2",      "layers.*.v1", "layers.*.v2",
+                                             "layers.*.g1",     "layers.*.g2"};
 
 }  // namespace
 

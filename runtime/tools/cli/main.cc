@@ -163,7 +163,8 @@ int cmd_convert(int argc, char** argv) {
          {{"-o", "--output", "FILE", "output model file", ""},
           {nullptr, "--dtype", "TYPE",
            "dtype of the large matrices: f32 | f16 | q8 (int8, a scale per row) | q4 (int4 groups, f16 scales);\n"
-           "                                 norms, A, D, conv, LoRAs stay f32; in q8/q4 Mamba's x_proj/dt_proj stay f16",
+           "                                 norms, A, D, conv stay f32; in q8/q4 Mamba's x_proj/dt_proj and RWKV-7's LoRAs\n"
+           "                                 stay f16",
            "f32"},
           {nullptr, "--group", "N", "q4 group size: 32 | 64 | 128", "32"},
           {nullptr, "--quant-layout", "L", "q8/q4 byte order: rows16 (16 rows interleaved for the vector kernels;\n"
