@@ -315,8 +315,19 @@ int cmd_inspect(int argc, char** argv) {
     if (print) {
       std::string shape;
       for (uint64_t s : *t->shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(s);
-      std::printf("  %-28s %-5s [%s] %s\n", (prefix + t->name()->str()).c_str(), fb::EnumNameDType(t->dtype()),
-                  shape.c_str(), human_bytes(t->size()).c_str());
+      const fb::Quant* q = t->quant();
+      std::string quant;
+      if (q && q->scheme() != fb::QuantScheme::None) {
+        const fb::QuantScheme sc = q->scheme();
+        const bool rows16 = sc == fb::QuantScheme::PerRowRows16 || sc == fb::QuantScheme::GroupedRows16;
+        quant = (sc == fb::QuantScheme::PerRow || sc == fb::QuantScheme::PerRowRows16
+                     ? std::string("scale per row")
+                     : "scale per " + std::to_string(q->group_size())) +
+                (rows16 ? ", 16-row interleaved" : ", row by row") + ", scales " + human_bytes(q->scales_size());
+      }
+      std::printf("  %-28s %-5s [%s] %s%s%s%s\n", (prefix + t->name()->str()).c_str(), fb::EnumNameDType(t->dtype()),
+                  shape.c_str(), human_bytes(t->size()).c_str(), quant.empty() ? "" : " (", quant.c_str(),
+                  quant.empty() ? "" : ")");
     }
   };
   const bool all = a.flag("--tensors");
