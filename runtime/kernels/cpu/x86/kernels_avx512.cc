@@ -23,6 +23,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/isa_kernels.h"
 #include "kernels/ref/kernels_ref.h"
@@ -258,6 +259,23 @@ inline void tile_q8x16(const uint8_t* W, const float* S, size_t cols, const QAct
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(Y + (t0 + t) * ldy, _mm512_mul_ps(acc[t], sc));
 }
 
+// Token tiles of kX16NT over one row group, then the rest: tile(std::integral_constant<int, NT>, t0).
+template <class Tile>
+inline void x16_token_tiles(size_t T, Tile tile) {
+  size_t t = 0;
+  for (; t + kX16NT <= T; t += kX16NT) tile(std::integral_constant<int, kX16NT>{}, t);
+  switch (T - t) {
+    case 7: tile(std::integral_constant<int, 7>{}, t); break;
+    case 6: tile(std::integral_constant<int, 6>{}, t); break;
+    case 5: tile(std::integral_constant<int, 5>{}, t); break;
+    case 4: tile(std::integral_constant<int, 4>{}, t); break;
+    case 3: tile(std::integral_constant<int, 3>{}, t); break;
+    case 2: tile(std::integral_constant<int, 2>{}, t); break;
+    case 1: tile(std::integral_constant<int, 1>{}, t); break;
+    default: break;
+  }
+}
+
 // ---- float products (f32 and f16 weights)
 //
 // A tile of 16 accumulators, one per (row, token): 16 rows x 1 token for a matrix-vector product,
@@ -430,45 +448,19 @@ void matmul_f16__avx512(const uint16_t* W, const float* X, size_t ldx, float* Y,
 
 void matmul_q8x16__avx512vnni(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                               size_t cols, size_t T) {
-  for (size_t r = 0; r < rows; r += 16) {
-    const uint8_t* w = W + r * cols;
-    const float* s = scales + r;
-    float* y = Y + r;
-    size_t t = 0;
-    for (; t + kX16NT <= T; t += kX16NT) tile_q8x16<kX16NT>(w, s, cols, a, t, y, ldy);
-    switch (T - t) {
-      case 7: tile_q8x16<7>(w, s, cols, a, t, y, ldy); break;
-      case 6: tile_q8x16<6>(w, s, cols, a, t, y, ldy); break;
-      case 5: tile_q8x16<5>(w, s, cols, a, t, y, ldy); break;
-      case 4: tile_q8x16<4>(w, s, cols, a, t, y, ldy); break;
-      case 3: tile_q8x16<3>(w, s, cols, a, t, y, ldy); break;
-      case 2: tile_q8x16<2>(w, s, cols, a, t, y, ldy); break;
-      case 1: tile_q8x16<1>(w, s, cols, a, t, y, ldy); break;
-      default: break;
-    }
-  }
+  for (size_t r = 0; r < rows; r += 16)
+    x16_token_tiles(T, [&](auto nt, size_t t) {
+      tile_q8x16<decltype(nt)::value>(W + r * cols, scales + r, cols, a, t, Y + r, ldy);
+    });
 }
 
 void matmul_q4x16__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
                               size_t ldy, size_t rows, size_t cols, size_t T) {
   const size_t groups = cols / group;
-  for (size_t r = 0; r < rows; r += 16) {
-    const uint8_t* w = W + r * (cols / 2);
-    const uint16_t* s = scales + r * groups;
-    float* y = Y + r;
-    size_t t = 0;
-    for (; t + kX16NT <= T; t += kX16NT) tile_x16<kX16NT>(w, s, cols, group, a, t, y, ldy);
-    switch (T - t) {
-      case 7: tile_x16<7>(w, s, cols, group, a, t, y, ldy); break;
-      case 6: tile_x16<6>(w, s, cols, group, a, t, y, ldy); break;
-      case 5: tile_x16<5>(w, s, cols, group, a, t, y, ldy); break;
-      case 4: tile_x16<4>(w, s, cols, group, a, t, y, ldy); break;
-      case 3: tile_x16<3>(w, s, cols, group, a, t, y, ldy); break;
-      case 2: tile_x16<2>(w, s, cols, group, a, t, y, ldy); break;
-      case 1: tile_x16<1>(w, s, cols, group, a, t, y, ldy); break;
-      default: break;
-    }
-  }
+  for (size_t r = 0; r < rows; r += 16)
+    x16_token_tiles(T, [&](auto nt, size_t t) {
+      tile_x16<decltype(nt)::value>(W + r * (cols / 2), scales + r * groups, cols, group, a, t, Y + r, ldy);
+    });
 }
 
 // For int4 weights, each 4-column lane's correction -8 sum4(q) is computed here once per token (the
