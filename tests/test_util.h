@@ -105,12 +105,13 @@ inline void write_file(const std::string& p, const std::string& s) {
 
 // Converts a checkpoint folder; returns the error message ("" on success).
 inline std::string convert_ckpt(const std::string& dir, const std::string& out, const std::string& dtype = "f32",
-                           bool force = true) {
+                           bool force = true, const std::string& quant_layout = "rows16") {
   rill::convert::Options o;
   o.input_dir = dir;
   o.output = out;
   o.dtype = dtype;
   o.force = force;
+  o.quant_layout = quant_layout;
   o.quiet = true;
   try {
     rill::convert::run(o);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "rill_generated.h"
 #include "test_util.h"
 
 using namespace rill;
@@ -63,6 +64,49 @@ Stats compare(const std::string& ckpt, const std::string& dtype, const std::vect
 }  // namespace
 
 TEST_SUITE("quant") {
+  TEST_CASE("the row layout (format 1.2) and the 16-row layout (1.3) run the same quantized model") {
+    // Both layouts hold the same values and the kernels make the same integer sums per 32-column block;
+    // only the order of the float additions differs, so the logits agree to float rounding.
+    const std::vector<int32_t> tokens = {1, 7, 3, 9, 2, 11, 5, 4, 8, 6, 10, 1, 3, 3, 7, 2, 9, 4, 6, 5};
+    for (const char* c : {"mamba1_hf_f16_tied", "mamba2_groups", "rwkv7_fla_world"}) {
+      for (const char* dtype : {"q8", "q4"}) {
+        CAPTURE(c);
+        CAPTURE(dtype);
+        TempDir tmp;
+        const std::string a = tmp.file("rows.rill"), b = tmp.file("rows16.rill");
+        REQUIRE(convert_ckpt(golden_dir(c), a, dtype, true, "rows").empty());
+        REQUIRE(convert_ckpt(golden_dir(c), b, dtype, true, "rows16").empty());
+        LoadedModel ma, mb;
+        REQUIRE(LoadedModel::open(a.c_str(), ModelOptions{}, &ma) == Status::kOk);
+        REQUIRE(LoadedModel::open(b.c_str(), ModelOptions{}, &mb) == Status::kOk);
+        const std::string sa_bytes = read_file(a);
+        CHECK(fb::GetSizePrefixedModel(sa_bytes.data())->format_minor() == 2);
+        const std::string sb_bytes = read_file(b);
+        const fb::Model* fbm = fb::GetSizePrefixedModel(sb_bytes.data());
+        CHECK(fbm->format_minor() == 3);
+        size_t interleaved = 0;
+        for (const fb::Layer* l : *fbm->layers())
+          for (const fb::Tensor* t : *l->tensors())
+            interleaved += t->quant() && (t->quant()->scheme() == fb::QuantScheme::PerRowRows16 ||
+                                          t->quant()->scheme() == fb::QuantScheme::GroupedRows16);
+        CHECK(interleaved > 0);
+        OwnedSession sa, sb;
+        REQUIRE(OwnedSession::create(ma.model(), SessionOptions{}, &sa) == Status::kOk);
+        REQUIRE(OwnedSession::create(mb.model(), SessionOptions{}, &sb) == Status::kOk);
+        const size_t V = ma.model().info().vocab_size;
+        std::vector<float> la(V), lb(V);
+        for (int32_t t : tokens) {
+          REQUIRE(sa.session().step(t, la.data(), V) == Status::kOk);
+          REQUIRE(sb.session().step(t, lb.data(), V) == Status::kOk);
+          double peak = 0, diff = 0;
+          for (size_t v = 0; v < V; ++v)
+            peak = std::max<double>(peak, std::fabs(la[v])), diff = std::max<double>(diff, std::fabs(la[v] - lb[v]));
+          REQUIRE_MESSAGE(diff <= 1e-4 * peak + 1e-5, "token " << t << ": max|diff| " << diff << " of " << peak);
+        }
+      }
+    }
+  }
+
   TEST_CASE("q8 stays within top-1 >= 99 % and mean KL <= 1e-3 of f32; q4 reported") {
     struct Case {
       std::string dir;
