@@ -8,7 +8,6 @@
 
 #include "kernels/cpu/isa_kernels.h"
 #include "kernels/ref/kernels_ref.h"
-#include "kernels/cpu/q4x16_float.inl"
 
 namespace rill {
 namespace kernels {
@@ -311,13 +310,107 @@ void wkv7_scan__avx2(float* S, const float* r, const float* w, const float* k, c
                      const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
   wkv7_scan_v<V8>(S, r, w, k, v, a, b, y, T, H, N, h0, h1);
 }
+// ---- the 16-row layouts (kernels.h, q8x16_value / q4x16_value) with int8 activations
+//
+// Two 8-lane vectors hold a load's 16 rows. Without VNNI, vpmaddubsw (u8 x s8 -> pairs of int16) then
+// vpmaddwd with ones gives each 32-bit lane the sum of 4 products, as vpdpbusd would:
+//   int4: nibbles (0..15) x q, pairs at most 2 * 15 * 127, no saturation; the sum starts at -8 sum(q).
+//   int8: (w + 128) x q could saturate a pair, so the weights are made signed again (w = u ^ 0x80) and
+//         the signs move onto them: |q| x sign(w, q), pairs at most 2 * 127 * 128; exact, no correction.
+// A block's 32 columns of 16 rows are unpacked once into L1 (16 vectors) and meet every token of the
+// tile; per block and token one conversion and one FMA cover 8 rows. One kernel for every T.
+namespace {
+constexpr int kX16NT = 4;
+
+inline __m256i dot4(__m256i u, __m256i q) {  // per 32-bit lane: sum of 4 u8 x s8 products
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
+}
+
+template <int NT, bool Int4>
+inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group, const QAct& a, size_t t0, float* Y,
+                     size_t ldy) {
+  const size_t nb = cols / 32, lds = a.ldq / 32, bpg = Int4 ? group / 32 : nb;
+  alignas(32) __m256i u[16];  // [column quad 0..7][row half 0..1]
+  __m256 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  __m256 sw[2] = {_mm256_set1_ps(1.f), _mm256_set1_ps(1.f)};
+  for (size_t b = 0; b < nb; ++b) {
+    if (Int4) {
+      if (b % bpg == 0) {
+        const uint16_t* s = static_cast<const uint16_t*>(S) + (b / bpg) * 16;
+        sw[0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+        sw[1] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 8)));
+      }
+      const uint8_t* p = W + b * 256;
+      const __m256i low = _mm256_set1_epi8(0x0F);
+      for (int k = 0; k < 4; ++k)
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * k + 32 * h));
+          u[(2 * k) * 2 + h] = _mm256_and_si256(v, low);                            // columns 8k..8k+3
+          u[(2 * k + 1) * 2 + h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);  // columns 8k+4..8k+7
+        }
+    } else {
+      const uint8_t* p = W + b * 512;
+      const __m256i c80 = _mm256_set1_epi8(static_cast<char>(0x80));
+      for (int k = 0; k < 16; ++k)
+        u[k] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * k)), c80);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int32_t* q = reinterpret_cast<const int32_t*>(a.q + (t0 + t) * a.ldq + b * 32);
+      const size_t blk = (t0 + t) * lds + b;
+      __m256i d0 = _mm256_set1_epi32(Int4 ? -8 * a.sum[blk] : 0), d1 = d0;
+      for (int k = 0; k < 8; ++k) {
+        const __m256i qb = _mm256_set1_epi32(q[k]);
+        if (Int4) {
+          d0 = _mm256_add_epi32(d0, dot4(u[2 * k], qb));
+          d1 = _mm256_add_epi32(d1, dot4(u[2 * k + 1], qb));
+        } else {
+          const __m256i qa = _mm256_abs_epi8(qb);
+          d0 = _mm256_add_epi32(d0, dot4(qa, _mm256_sign_epi8(u[2 * k], qb)));
+          d1 = _mm256_add_epi32(d1, dot4(qa, _mm256_sign_epi8(u[2 * k + 1], qb)));
+        }
+      }
+      const __m256 s = _mm256_set1_ps(a.s[blk]);
+      acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_mul_ps(sw[0], s), acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_mul_ps(sw[1], s), acc[t][1]);
+    }
+  }
+  if (!Int4) {  // int8: the rows' scales once at the end
+    sw[0] = _mm256_loadu_ps(static_cast<const float*>(S));
+    sw[1] = _mm256_loadu_ps(static_cast<const float*>(S) + 8);
+  }
+  for (int t = 0; t < NT; ++t) {
+    _mm256_storeu_ps(Y + (t0 + t) * ldy, Int4 ? acc[t][0] : _mm256_mul_ps(acc[t][0], sw[0]));
+    _mm256_storeu_ps(Y + (t0 + t) * ldy + 8, Int4 ? acc[t][1] : _mm256_mul_ps(acc[t][1], sw[1]));
+  }
+}
+
+template <bool Int4>
+void product_x16(const uint8_t* W, const void* S, size_t group, const QAct& a, float* Y, size_t ldy, size_t rows,
+                 size_t cols, size_t T) {
+  for (size_t r = 0; r < rows; r += 16) {
+    const uint8_t* w = W + r * (Int4 ? cols / 2 : cols);
+    const void* s = Int4 ? static_cast<const void*>(static_cast<const uint16_t*>(S) + r * (cols / group))
+                         : static_cast<const void*>(static_cast<const float*>(S) + r);
+    size_t t = 0;
+    for (; t + kX16NT <= T; t += kX16NT) tile_x16<kX16NT, Int4>(w, s, cols, group, a, t, Y + r, ldy);
+    switch (T - t) {
+      case 3: tile_x16<3, Int4>(w, s, cols, group, a, t, Y + r, ldy); break;
+      case 2: tile_x16<2, Int4>(w, s, cols, group, a, t, Y + r, ldy); break;
+      case 1: tile_x16<1, Int4>(w, s, cols, group, a, t, Y + r, ldy); break;
+      default: break;
+    }
+  }
+}
+}  // namespace
+
 void matmul_q8x16__avx2(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                         size_t cols, size_t T) {
-  q8x16_product(W, scales, a.x, a.ldx, Y, ldy, rows, cols, T);
+  product_x16<false>(W, scales, 0, a, Y, ldy, rows, cols, T);
 }
 void matmul_q4x16__avx2(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                         size_t rows, size_t cols, size_t T) {
-  q4x16_product(W, scales, group, a.x, a.ldx, Y, ldy, rows, cols, T);
+  product_x16<true>(W, scales, group, a, Y, ldy, rows, cols, T);
 }
 
 }  // namespace kernels
