@@ -177,18 +177,18 @@ void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, con
 // ---- the 16-row layouts (kernels.h, q8x16_value / q4x16_value)
 //
 // A load of 16 bytes holds 4 rows (one per 32-bit lane) and 4 bytes of each; shifting and masking a
-// lane gives one column of 4 rows at once, widened to f32 and multiplied with that column's activation
-// (vfmaq_n_f32), so no lane ever crosses to another row. int4: per scale group the columns' products
-// are summed in column order, then times the group's scales; int8: one sum over every column, then
-// times the rows' scales. Tiles of 2 tokens (the accumulators of 16 rows fill the registers); every
+// lane gives one column of 4 rows at once, as f32, multiplied with that column's activation
+// (vfmaq_n_f32), so no lane ever crosses to another row. The stored offset (8 for int4, 128 for int8)
+// is taken off once per sum, as offset * sum(x), not per weight. int4: per scale group the columns'
+// products are summed in column order, then times the group's scales; int8: one sum over every
+// column, then times the rows' scales. Tiles of 2 tokens (the accumulators of 16 rows fill the registers); every
 // token sees the same sequence of operations, so T tokens give the bits of T single tokens.
 namespace {
 inline float32x4_t f16x4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
-// Column j (0..3) of 4 rows from a lane's 4 bytes: (v >> shift) & mask, as f32, minus the offset.
-inline float32x4_t column(uint32x4_t v, int shift, uint32_t mask, float offset) {
-  return vsubq_f32(vcvtq_f32_u32(vandq_u32(vshlq_u32(v, vdupq_n_s32(-shift)), vdupq_n_u32(mask))),
-                   vdupq_n_f32(offset));
+// One column of 4 rows from their lanes' 4 bytes: (v >> shift) & mask, as f32 (still offset).
+inline float32x4_t column(uint32x4_t v, int shift, uint32_t mask) {
+  return vcvtq_f32_u32(vandq_u32(vshlq_u32(v, vdupq_n_s32(-shift)), vdupq_n_u32(mask)));
 }
 
 template <size_t NT>
@@ -206,13 +206,18 @@ inline void x16_q4_tile(const uint8_t* W, const uint16_t* S, size_t cols, size_t
       for (int h = 0; h < 4; ++h) v[h] = vreinterpretq_u32_u8(vld1q_u8(W + k * 64 + 16 * h));
       for (int j = 0; j < 4; ++j)
         for (int h = 0; h < 4; ++h) {
-          const float32x4_t lo = column(v[h], 8 * j, 0xF, 8.f), hi = column(v[h], 8 * j + 4, 0xF, 8.f);
+          const float32x4_t lo = column(v[h], 8 * j, 0xF), hi = column(v[h], 8 * j + 4, 0xF);
           for (size_t t = 0; t < NT; ++t) {
             const float* x = X + t * ldx + 8 * k + j;
             part[t][h] = vfmaq_n_f32(part[t][h], lo, x[0]);
             part[t][h] = vfmaq_n_f32(part[t][h], hi, x[4]);
           }
         }
+    }
+    for (size_t t = 0; t < NT; ++t) {  // sum (u - 8) x = sum u x - 8 sum x
+      float xs = 0.f;
+      for (size_t c = g * group; c < (g + 1) * group; ++c) xs += X[t * ldx + c];
+      for (int h = 0; h < 4; ++h) part[t][h] = vfmaq_n_f32(part[t][h], vdupq_n_f32(xs), -8.f);
     }
     for (int h = 0; h < 4; ++h) {
       const float32x4_t sc = f16x4(S + g * 16 + 4 * h);
@@ -234,12 +239,18 @@ inline void x16_q8_tile(const uint8_t* W, const float* S, size_t cols, const flo
     for (int h = 0; h < 4; ++h) v[h] = vreinterpretq_u32_u8(vld1q_u8(W + k * 64 + 16 * h));
     for (int j = 0; j < 4; ++j)
       for (int h = 0; h < 4; ++h) {
-        const float32x4_t w = column(v[h], 8 * j, 0xFF, 128.f);
+        const float32x4_t w = column(v[h], 8 * j, 0xFF);
         for (size_t t = 0; t < NT; ++t) acc[t][h] = vfmaq_n_f32(acc[t][h], w, X[t * ldx + 4 * k + j]);
       }
   }
-  for (size_t t = 0; t < NT; ++t)
-    for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, vmulq_f32(acc[t][h], vld1q_f32(S + 4 * h)));
+  for (size_t t = 0; t < NT; ++t) {  // sum (u - 128) x = sum u x - 128 sum x
+    float xs = 0.f;
+    for (size_t c = 0; c < cols; ++c) xs += X[t * ldx + c];
+    for (int h = 0; h < 4; ++h) {
+      const float32x4_t y = vfmaq_n_f32(acc[t][h], vdupq_n_f32(xs), -128.f);
+      vst1q_f32(Y + t * ldy + 4 * h, vmulq_f32(y, vld1q_f32(S + 4 * h)));
+    }
+  }
 }
 
 template <class Tile>
