@@ -1,0 +1,76 @@
+// rill_kernel_bench [ROWS COLS]: GMAC/s of every vector kernel table this CPU runs, for int8 and int4 (groups
+// of 32) products of a ROWS x COLS matrix (default 3072 x 768, an FFN matrix of the 130m shapes), in
+// the row layout and in the converter's 16-row layout, for 1 and 32 tokens. Activation quantization
+// (prepare_act) is included in the time. Best of 30 runs of 10 products each, one thread; the matrix
+// stays in cache, so this is the kernels' arithmetic rate, not memory bandwidth.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "plan.h"
+
+using namespace rill::kernels;
+
+int main(int argc, char** argv) {
+  if (argc == 2 || argc > 3 || (argc > 1 && argv[1][0] == '-')) {
+    std::fprintf(stderr, "usage: rill_kernel_bench [ROWS COLS]   (COLS a multiple of 32; default 3072 768)\n");
+    return 2;
+  }
+  const size_t R = argc == 3 ? std::strtoul(argv[1], nullptr, 10) : 3072;
+  const size_t C = argc == 3 ? std::strtoul(argv[2], nullptr, 10) : 768;
+  if (R == 0 || C == 0 || C % 32 != 0 || R > (1u << 16) || C > (1u << 16)) {
+    std::fprintf(stderr, "rill_kernel_bench: ROWS in [1, 65536], COLS a multiple of 32 up to 65536\n");
+    return 2;
+  }
+  const Table* tables[8];
+  const size_t nt = available(tables, 8);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  const size_t kMaxT = 32;
+  std::vector<float> W(R * C), X(kMaxT * C), Y(kMaxT * R);
+  for (auto& v : W) v = nd(rng);
+  for (auto& v : X) v = nd(rng);
+  std::printf("%zu x %zu, one thread, GMAC/s (best of 30)\n", R, C);
+  std::printf("%-11s %-5s %6s %10s %10s\n", "table", "dtype", "tokens", "rows", "rows16");
+  for (int bits : {8, 4}) {
+    const uint32_t g = bits == 8 ? static_cast<uint32_t>(C) : 32;
+    std::vector<uint8_t> d0, s0, d1, s1;
+    rill::convert::quantize_matrix(W, R, C, bits, g, false, &d0, &s0);
+    rill::convert::quantize_matrix(W, R, C, bits, g, true, &d1, &s1);
+    for (size_t ti = 1; ti < nt; ++ti) {  // tables[0] is the scalar reference
+      const Table& t = *tables[ti];
+      for (size_t T : {size_t(1), kMaxT}) {
+        std::vector<unsigned char> work(prepare_act_bytes(T, C) + 64);
+        unsigned char* w = work.data() + (64 - reinterpret_cast<uintptr_t>(work.data()) % 64) % 64;
+        double best[2] = {1e30, 1e30};
+        for (int layout = 0; layout < 2; ++layout)
+          for (int rep = 0; rep < 30; ++rep) {
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int k = 0; k < 10; ++k) {
+              QAct a = float_act(X.data(), C);
+              if (t.prepare_act) t.prepare_act(X.data(), C, T, C, layout == 0 && bits == 4 ? g : 0, w, &a);
+              const auto* sf = reinterpret_cast<const float*>(bits == 8 ? (layout ? s1 : s0).data() : nullptr);
+              const auto* sh = reinterpret_cast<const uint16_t*>((layout ? s1 : s0).data());
+              if (layout == 1 && bits == 8) t.matmul_q8x16(d1.data(), sf, a, Y.data(), R, R - R % 16, C, T);
+              if (layout == 1 && bits == 4) t.matmul_q4x16(d1.data(), sh, g, a, Y.data(), R, R - R % 16, C, T);
+              if (layout == 0 && bits == 8 && T == 1) t.matvec_q8(reinterpret_cast<const int8_t*>(d0.data()), sf, a, Y.data(), R, C);
+              if (layout == 0 && bits == 8 && T > 1)
+                t.matmul_q8(reinterpret_cast<const int8_t*>(d0.data()), sf, a, Y.data(), R, R, C, T);
+              if (layout == 0 && bits == 4 && T == 1) t.matvec_q4(d0.data(), sh, g, a, Y.data(), R, C);
+              if (layout == 0 && bits == 4 && T > 1) t.matmul_q4(d0.data(), sh, g, a, Y.data(), R, R, C, T);
+            }
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 10;
+            if (s < best[layout]) best[layout] = s;
+          }
+        const double rows16 = static_cast<double>(R - R % 16);
+        std::printf("%-11s q%-4d %6zu %10.1f %10.1f\n", t.isa, bits, T, R * C * T / best[0] / 1e9,
+                    rows16 * C * T / best[1] / 1e9);
+      }
+    }
+  }
+  return 0;
+}
