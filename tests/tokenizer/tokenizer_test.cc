@@ -76,7 +76,7 @@ TEST_SUITE("tokenizer") {
     CHECK(n == 2);
     CHECK(one[0] == 12092);
     // Not UTF-8: refused, as the tokenizers library cannot take such a string either.
-    for (const std::string bad : {std::string("\xff"), std::string("abc\xe2\x82"), std::string("\xc0\xaf"),
+    for (const std::string& bad : {std::string("\xff"), std::string("abc\xe2\x82"), std::string("\xc0\xaf"),
                                   std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80")}) {
       int32_t buf[16];
       CHECK(tokenize(m.lm.model(), bad.data(), bad.size(), buf, 16, &n) == Status::kInvalidArgument);

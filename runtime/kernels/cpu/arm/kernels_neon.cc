@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/token_tiles.h"
 
 namespace rill {
 namespace kernels {
@@ -123,18 +124,6 @@ void rows_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float
   }
 }
 
-// Tiles of kTile tokens, then the rest; f(nt, t0) runs one tile.
-template <class F>
-inline void tiles(size_t T, F f) {
-  size_t t = 0;
-  for (; t + kTile <= T; t += kTile) f(std::integral_constant<size_t, kTile>{}, t);
-  switch (T - t) {
-    case 3: f(std::integral_constant<size_t, 3>{}, t); break;
-    case 2: f(std::integral_constant<size_t, 2>{}, t); break;
-    case 1: f(std::integral_constant<size_t, 1>{}, t); break;
-    default: break;
-  }
-}
 }  // namespace
 
 void matvec_f32__neon(const float* W, const float* x, float* y, size_t rows, size_t cols) {
@@ -153,23 +142,23 @@ void matvec_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, con
 
 void matmul_f32__neon(const float* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
                       size_t T) {
-  tiles(T, [&](auto nt, size_t t) {
+  token_tiles<kTile>(T, [&](auto nt, size_t t) {
     rows_float<decltype(nt)::value>(LoadF32{W, cols}, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols);
   });
 }
 void matmul_f16__neon(const uint16_t* W, const float* X, size_t ldx, float* Y, size_t ldy, size_t rows, size_t cols,
                       size_t T) {
-  tiles(T, [&](auto nt, size_t t) {
+  token_tiles<kTile>(T, [&](auto nt, size_t t) {
     rows_float<decltype(nt)::value>(LoadF16{W, cols}, X + t * ldx, ldx, Y + t * ldy, ldy, rows, cols);
   });
 }
 void matmul_q8__neon(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                      size_t cols, size_t T) {
-  tiles(T, [&](auto nt, size_t t) { rows_q8<decltype(nt)::value>(W, scales, a.x + t * a.ldx, a.ldx, Y + t * ldy, ldy, rows, cols); });
+  token_tiles<kTile>(T, [&](auto nt, size_t t) { rows_q8<decltype(nt)::value>(W, scales, a.x + t * a.ldx, a.ldx, Y + t * ldy, ldy, rows, cols); });
 }
 void matmul_q4__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                      size_t rows, size_t cols, size_t T) {
-  tiles(T, [&](auto nt, size_t t) {
+  token_tiles<kTile>(T, [&](auto nt, size_t t) {
     rows_q4<decltype(nt)::value>(W, scales, group, a.x + t * a.ldx, a.ldx, Y + t * ldy, ldy, rows, cols);
   });
 }
@@ -253,28 +242,22 @@ inline void x16_q8_tile(const uint8_t* W, const float* S, size_t cols, const flo
   }
 }
 
-template <class Tile>
-inline void x16_rows(size_t rows, size_t T, Tile tile) {
-  for (size_t r = 0; r < rows; r += 16) {
-    size_t t = 0;
-    for (; t + 2 <= T; t += 2) tile(std::integral_constant<size_t, 2>{}, r, t);
-    if (t < T) tile(std::integral_constant<size_t, 1>{}, r, t);
-  }
-}
 }  // namespace
 
 void matmul_q8x16__neon(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                         size_t cols, size_t T) {
-  x16_rows(rows, T, [&](auto nt, size_t r, size_t t) {
-    x16_q8_tile<decltype(nt)::value>(W + r * cols, scales + r, cols, a.x + t * a.ldx, a.ldx, Y + t * ldy + r, ldy);
-  });
+  for (size_t r = 0; r < rows; r += 16)
+    token_tiles<2>(T, [&](auto nt, size_t t) {
+      x16_q8_tile<decltype(nt)::value>(W + r * cols, scales + r, cols, a.x + t * a.ldx, a.ldx, Y + t * ldy + r, ldy);
+    });
 }
 void matmul_q4x16__neon(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
                         size_t rows, size_t cols, size_t T) {
-  x16_rows(rows, T, [&](auto nt, size_t r, size_t t) {
-    x16_q4_tile<decltype(nt)::value>(W + r * (cols / 2), scales + r * (cols / group), cols, group, a.x + t * a.ldx,
-                                     a.ldx, Y + t * ldy + r, ldy);
-  });
+  for (size_t r = 0; r < rows; r += 16)
+    token_tiles<2>(T, [&](auto nt, size_t t) {
+      x16_q4_tile<decltype(nt)::value>(W + r * (cols / 2), scales + r * (cols / group), cols, group, a.x + t * a.ldx,
+                                       a.ldx, Y + t * ldy + r, ldy);
+    });
 }
 
 }  // namespace kernels

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/token_tiles.h"
 #include "kernels/ref/kernels_ref.h"
 
 namespace rill {
@@ -320,20 +321,21 @@ void wkv7_scan__avx2(float* S, const float* r, const float* w, const float* k, c
 // A block's 32 columns of 16 rows are unpacked once into L1 (16 vectors) and meet every token of the
 // tile; per block and token one conversion and one FMA cover 8 rows. One kernel for every T.
 namespace {
-constexpr int kX16NT = 4;
+constexpr size_t kX16NT = 4;
 
 inline __m256i dot4(__m256i u, __m256i q) {  // per 32-bit lane: sum of 4 u8 x s8 products
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
 }
 
-template <int NT, bool Int4>
+template <size_t NT, bool Int4>
 inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group, const QAct& a, size_t t0, float* Y,
                      size_t ldy) {
   const size_t nb = cols / 32, lds = a.ldq / 32, bpg = Int4 ? group / 32 : nb;
   alignas(32) __m256i u[16];  // [column quad 0..7][row half 0..1]
   __m256 acc[NT][2];
-  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-  __m256 sw[2] = {_mm256_set1_ps(1.f), _mm256_set1_ps(1.f)};
+  for (size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  // int4: the current group's scales of the 16 rows (set at b = 0); int8: the rows' scales, at the end
+  __m256 sw[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (size_t b = 0; b < nb; ++b) {
     if (Int4) {
       if (b % bpg == 0) {
@@ -355,7 +357,7 @@ inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group,
       for (int k = 0; k < 16; ++k)
         u[k] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * k)), c80);
     }
-    for (int t = 0; t < NT; ++t) {
+    for (size_t t = 0; t < NT; ++t) {
       const int32_t* q = reinterpret_cast<const int32_t*>(a.q + (t0 + t) * a.ldq + b * 32);
       const size_t blk = (t0 + t) * lds + b;
       __m256i d0 = _mm256_set1_epi32(Int4 ? -8 * a.sum[blk] : 0), d1 = d0;
@@ -371,15 +373,15 @@ inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group,
         }
       }
       const __m256 s = _mm256_set1_ps(a.s[blk]);
-      acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_mul_ps(sw[0], s), acc[t][0]);
-      acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_mul_ps(sw[1], s), acc[t][1]);
+      acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), Int4 ? _mm256_mul_ps(sw[0], s) : s, acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), Int4 ? _mm256_mul_ps(sw[1], s) : s, acc[t][1]);
     }
   }
   if (!Int4) {  // int8: the rows' scales once at the end
     sw[0] = _mm256_loadu_ps(static_cast<const float*>(S));
     sw[1] = _mm256_loadu_ps(static_cast<const float*>(S) + 8);
   }
-  for (int t = 0; t < NT; ++t) {
+  for (size_t t = 0; t < NT; ++t) {
     _mm256_storeu_ps(Y + (t0 + t) * ldy, Int4 ? acc[t][0] : _mm256_mul_ps(acc[t][0], sw[0]));
     _mm256_storeu_ps(Y + (t0 + t) * ldy + 8, Int4 ? acc[t][1] : _mm256_mul_ps(acc[t][1], sw[1]));
   }
@@ -392,14 +394,9 @@ void product_x16(const uint8_t* W, const void* S, size_t group, const QAct& a, f
     const uint8_t* w = W + r * (Int4 ? cols / 2 : cols);
     const void* s = Int4 ? static_cast<const void*>(static_cast<const uint16_t*>(S) + r * (cols / group))
                          : static_cast<const void*>(static_cast<const float*>(S) + r);
-    size_t t = 0;
-    for (; t + kX16NT <= T; t += kX16NT) tile_x16<kX16NT, Int4>(w, s, cols, group, a, t, Y + r, ldy);
-    switch (T - t) {
-      case 3: tile_x16<3, Int4>(w, s, cols, group, a, t, Y + r, ldy); break;
-      case 2: tile_x16<2, Int4>(w, s, cols, group, a, t, Y + r, ldy); break;
-      case 1: tile_x16<1, Int4>(w, s, cols, group, a, t, Y + r, ldy); break;
-      default: break;
-    }
+    token_tiles<kX16NT>(T, [&](auto nt, size_t t) {
+      tile_x16<decltype(nt)::value, Int4>(w, s, cols, group, a, t, Y + r, ldy);
+    });
   }
 }
 }  // namespace

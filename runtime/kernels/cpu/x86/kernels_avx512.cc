@@ -23,9 +23,9 @@
 #include <immintrin.h>
 
 #include <cmath>
-#include <type_traits>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/token_tiles.h"
 #include "kernels/ref/kernels_ref.h"
 
 #define QDOT _mm256_dpbusd_epi32
@@ -155,18 +155,7 @@ inline void tile(const Q4& m, const QAct& a, size_t r0, size_t t0, float* Y, siz
 // Token tiles of NT over one row tile of MR rows; the last tile takes what is left.
 template <int MR, int NT, typename M>
 inline void tokens(const M& m, const QAct& a, size_t r0, size_t T, float* Y, size_t ldy) {
-  size_t t = 0;
-  for (; t + NT <= T; t += NT) tile<MR, NT>(m, a, r0, t, Y, ldy);
-  switch (T - t) {
-    case 7: tile<MR, 7>(m, a, r0, t, Y, ldy); break;
-    case 6: tile<MR, 6>(m, a, r0, t, Y, ldy); break;
-    case 5: tile<MR, 5>(m, a, r0, t, Y, ldy); break;
-    case 4: tile<MR, 4>(m, a, r0, t, Y, ldy); break;
-    case 3: tile<MR, 3>(m, a, r0, t, Y, ldy); break;
-    case 2: tile<MR, 2>(m, a, r0, t, Y, ldy); break;
-    case 1: tile<MR, 1>(m, a, r0, t, Y, ldy); break;
-    default: break;
-  }
+  token_tiles<NT>(T, [&](auto nt, size_t t) { tile<MR, decltype(nt)::value>(m, a, r0, t, Y, ldy); });
 }
 
 // Row tiles outermost: a tile's weights are read from memory once and from L1 for every later token tile.
@@ -183,97 +172,64 @@ void product(const M& m, const QAct& a, float* Y, size_t ldy, size_t rows, size_
   }
 }
 
-// ---- int4 in the 16-row interleaved layout (kernels.h, q4x16_value)
+// ---- the 16-row interleaved layouts (kernels.h, q4x16_value / q8x16_value)
 //
-// The 16 lanes of a vector are 16 rows: a 64-byte load holds 8 columns of each, split into two
-// vectors of 4 (low and high nibbles), and each meets 4 activation bytes broadcast to every lane. A
-// token's integer sum over a 32-column block starts at -8 sum(q) (the block's sum from prepare_act)
-// and is exact; per (block, token) the float work is one conversion and one FMA for all 16 rows,
-// against one per row in the row layout. Results land as 16 consecutive floats: no reduction.
-// Weights of one row group (8 cols bytes) stay in L1/L2 across token tiles of kX16NT.
-constexpr int kX16NT = 8;
+// The 16 lanes of a vector are 16 rows, and each 4-byte lane meets 4 activation bytes broadcast to
+// every lane. int4: a 64-byte load holds 8 columns of each row, split into two vectors of 4 (low and
+// high nibbles); int8: weights stored + 128 are vpdpbusd's unsigned operand as loaded, 4 columns per
+// load. A token's integer sum over a 32-column block starts at -8 sum(q) or -128 sum(q) (the block's
+// sum from prepare_act) and is exact; per (block, token) the float work is one conversion and one FMA
+// for all 16 rows, against one per row in the row layout (int8 rows' scales multiply once at the
+// end). Results land as 16 consecutive floats: no reduction. Weights of one row group stay in L1/L2
+// across token tiles of kX16NT.
+constexpr size_t kX16NT = 8;
 // Bytes of weights prefetched ahead of the load: 256 against 1024 and none, alternating on this machine
 // (Mamba-130m q8 decode, one thread): 101-108 / 89-91 / 101-125 tok/s; RWKV-7 q4 no different.
 constexpr size_t kX16Ahead = 256;
 
-template <int NT>
-inline void tile_x16(const uint8_t* W, const uint16_t* S, size_t cols, size_t group, const QAct& a, size_t t0,
-                     float* Y, size_t ldy) {
-  const size_t nb = cols / 32, lds = a.ldq / 32, bpg = group / 32;
+template <int NT, bool Int4>
+inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group, const QAct& a, size_t t0, float* Y,
+                     size_t ldy) {
+  const size_t nb = cols / 32, lds = a.ldq / 32, bpg = Int4 ? group / 32 : nb;
   const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  __m512 sw = _mm512_setzero_ps();
+  __m512 sw = _mm512_setzero_ps();  // int4: the current group's scales of the 16 rows (set at b = 0)
   for (size_t b = 0; b < nb; ++b) {
-    if (b % bpg == 0) sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(S + (b / bpg) * 16)));
-    const uint8_t* p = W + b * 256;
-    __m512i u[8];
-    for (int k = 0; k < 4; ++k) {
-      _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
-      const __m512i v = _mm512_loadu_si512(p + 64 * k);
-      u[2 * k] = _mm512_and_si512(v, low);                          // columns 8k..8k+3
-      u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);  // columns 8k+4..8k+7
+    __m512i u[8];  // columns 4k..4k+3 of the 16 rows
+    if (Int4) {
+      if (b % bpg == 0)
+        sw = _mm512_cvtph_ps(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(S) + (b / bpg) * 16)));
+      const uint8_t* p = W + b * 256;
+      for (int k = 0; k < 4; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(p + 64 * k);
+        u[2 * k] = _mm512_and_si512(v, low);                            // columns 8k..8k+3
+        u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);  // columns 8k+4..8k+7
+      }
+    } else {
+      const uint8_t* p = W + b * 512;
+      for (int k = 0; k < 8; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
+        u[k] = _mm512_loadu_si512(p + 64 * k);
+      }
     }
     for (int t = 0; t < NT; ++t) {
       const int32_t* q = reinterpret_cast<const int32_t*>(a.q + (t0 + t) * a.ldq + b * 32);
       const size_t blk = (t0 + t) * lds + b;
-      __m512i d0 = _mm512_set1_epi32(-8 * a.sum[blk]), d1 = _mm512_setzero_si512();
+      __m512i d0 = _mm512_set1_epi32((Int4 ? -8 : -128) * a.sum[blk]), d1 = _mm512_setzero_si512();
       for (int k = 0; k < 8; k += 2) {
         d0 = _mm512_dpbusd_epi32(d0, u[k], _mm512_set1_epi32(q[k]));
         d1 = _mm512_dpbusd_epi32(d1, u[k + 1], _mm512_set1_epi32(q[k + 1]));
       }
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)), _mm512_mul_ps(sw, _mm512_set1_ps(a.s[blk])),
-                               acc[t]);
+      const __m512 s = _mm512_set1_ps(a.s[blk]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)), Int4 ? _mm512_mul_ps(sw, s) : s, acc[t]);
     }
   }
-  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(Y + (t0 + t) * ldy, acc[t]);
-}
-
-// int8 in the 16-row layout (q8x16_value): weights stored + 128, so they are vpdpbusd's unsigned operand
-// and need no unpacking: 8 loads and 8 products per 32-column block and token; the sum starts at
-// -128 sum(q) of the block and the rows' scales multiply once at the end.
-template <int NT>
-inline void tile_q8x16(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y, size_t ldy) {
-  const size_t nb = cols / 32, lds = a.ldq / 32;
-  __m512 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* p = W + b * 512;
-    __m512i w[8];
-    for (int k = 0; k < 8; ++k) {
-      _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
-      w[k] = _mm512_loadu_si512(p + 64 * k);
-    }
-    for (int t = 0; t < NT; ++t) {
-      const int32_t* q = reinterpret_cast<const int32_t*>(a.q + (t0 + t) * a.ldq + b * 32);
-      const size_t blk = (t0 + t) * lds + b;
-      __m512i d0 = _mm512_set1_epi32(-128 * a.sum[blk]), d1 = _mm512_setzero_si512();
-      for (int k = 0; k < 8; k += 2) {
-        d0 = _mm512_dpbusd_epi32(d0, w[k], _mm512_set1_epi32(q[k]));
-        d1 = _mm512_dpbusd_epi32(d1, w[k + 1], _mm512_set1_epi32(q[k + 1]));
-      }
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)), _mm512_set1_ps(a.s[blk]), acc[t]);
-    }
-  }
-  const __m512 sc = _mm512_loadu_ps(S);
-  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(Y + (t0 + t) * ldy, _mm512_mul_ps(acc[t], sc));
-}
-
-// Token tiles of kX16NT over one row group, then the rest: tile(std::integral_constant<int, NT>, t0).
-template <class Tile>
-inline void x16_token_tiles(size_t T, Tile tile) {
-  size_t t = 0;
-  for (; t + kX16NT <= T; t += kX16NT) tile(std::integral_constant<int, kX16NT>{}, t);
-  switch (T - t) {
-    case 7: tile(std::integral_constant<int, 7>{}, t); break;
-    case 6: tile(std::integral_constant<int, 6>{}, t); break;
-    case 5: tile(std::integral_constant<int, 5>{}, t); break;
-    case 4: tile(std::integral_constant<int, 4>{}, t); break;
-    case 3: tile(std::integral_constant<int, 3>{}, t); break;
-    case 2: tile(std::integral_constant<int, 2>{}, t); break;
-    case 1: tile(std::integral_constant<int, 1>{}, t); break;
-    default: break;
-  }
+  for (int t = 0; t < NT; ++t)  // int8: the rows' scales once at the end
+    _mm512_storeu_ps(Y + (t0 + t) * ldy,
+                     Int4 ? acc[t] : _mm512_mul_ps(acc[t], _mm512_loadu_ps(static_cast<const float*>(S))));
 }
 
 // ---- float products (f32 and f16 weights)
@@ -449,8 +405,8 @@ void matmul_f16__avx512(const uint16_t* W, const float* X, size_t ldx, float* Y,
 void matmul_q8x16__avx512vnni(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                               size_t cols, size_t T) {
   for (size_t r = 0; r < rows; r += 16)
-    x16_token_tiles(T, [&](auto nt, size_t t) {
-      tile_q8x16<decltype(nt)::value>(W + r * cols, scales + r, cols, a, t, Y + r, ldy);
+    token_tiles<kX16NT>(T, [&](auto nt, size_t t) {
+      tile_x16<decltype(nt)::value, false>(W + r * cols, scales + r, cols, 0, a, t, Y + r, ldy);
     });
 }
 
@@ -458,8 +414,8 @@ void matmul_q4x16__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t g
                               size_t ldy, size_t rows, size_t cols, size_t T) {
   const size_t groups = cols / group;
   for (size_t r = 0; r < rows; r += 16)
-    x16_token_tiles(T, [&](auto nt, size_t t) {
-      tile_x16<decltype(nt)::value>(W + r * (cols / 2), scales + r * groups, cols, group, a, t, Y + r, ldy);
+    token_tiles<kX16NT>(T, [&](auto nt, size_t t) {
+      tile_x16<decltype(nt)::value, true>(W + r * (cols / 2), scales + r * groups, cols, group, a, t, Y + r, ldy);
     });
 }
 
