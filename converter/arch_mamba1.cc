@@ -122,7 +122,7 @@ Plan mamba1_plan(const ArchInput& in) {
   plan.arch = fb::Arch::Mamba1;
   plan.source_format = fmt;
   plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kind = fb::LayerKind::Mamba1Mixer;
+  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::Mamba1Mixer);
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
   if (io.d_input) {

@@ -166,7 +166,7 @@ Plan mamba2_plan(const ArchInput& in) {
   plan.source_format = io.d_input ? "rill-mamba2-vector"
                       : emb_name == "backbone.embedding.weight" ? "mamba_ssm-mamba2" : "hf-mamba2";
   plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kind = fb::LayerKind::Mamba2Mixer;
+  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::Mamba2Mixer);
   const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
   TensorSet ts(ck, &plan);
   if (io.d_input) {

@@ -136,7 +136,7 @@ Plan rwkv7_plan(const ArchInput& in) {
   plan.arch = fb::Arch::RWKV7;
   plan.source_format = fla ? "fla-rwkv7" : "blinkdl-rwkv7";
   plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kind = fb::LayerKind::Rwkv7Block;
+  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::Rwkv7Block);
   const fb::DType M = in.matrix_dtype, Fl = fb::DType::F32;
   TensorSet ts(ck, &plan);
 

@@ -79,7 +79,7 @@ Plan s4d_plan(const ArchInput& in) {
   plan.arch = fb::Arch::S4D;
   plan.source_format = "state-spaces/s4 S4Model";
   plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kind = fb::LayerKind::S4DBlock;
+  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::S4DBlock);
   const fb::DType Mt = in.matrix_dtype, F = fb::DType::F32;
   const Checkpoint& ck = in.ck;
   TensorSet ts(ck, &plan);

@@ -144,7 +144,11 @@ Report run(const Options& opts) {
     // Only BlinkDL RWKV-7 files describe themselves by their tensors alone.
     throw ConvertError(cfg_path + " not found");
   }
-  ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config};
+  fb::DType kv = mdt == fb::DType::F32 ? fb::DType::F32 : fb::DType::F16;
+  if (opts.kv_dtype == "f32") kv = fb::DType::F32;
+  else if (opts.kv_dtype == "f16") kv = fb::DType::F16;
+  else if (opts.kv_dtype != "auto") throw ConvertError("--kv-dtype " + opts.kv_dtype + " is not supported (auto, f32, f16)");
+  ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config, kv};
   Plan plan;
   Report report;
   if (s4d_matches(in)) {
@@ -159,10 +163,14 @@ Report run(const Options& opts) {
   } else if (mamba1_matches(in)) {
     plan = mamba1_plan(in);
     report.arch = "mamba1";
+  } else if (recurrent_gemma_matches(in)) {
+    plan = recurrent_gemma_plan(in);
+    report.arch = "recurrent_gemma";
   } else {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
-    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7, s4d)");
+    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7, s4d, "
+                       "recurrent_gemma)");
   }
 
   // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,

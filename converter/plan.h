@@ -31,8 +31,9 @@ struct PlanTensor {
 
 struct PlanState {
   std::string name;
-  int layer;
+  int layer;  // -1: the whole model's (a stream's position)
   std::vector<uint64_t> shape;
+  fb::DType dtype = fb::DType::F32;  // F32, F16 (key/value rings) or I64 (positions)
 };
 
 inline constexpr uint32_t kNoToken = 0xFFFFFFFFu;
@@ -62,7 +63,7 @@ struct Plan {
   std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)> params;
   fb::ArchParams params_type = fb::ArchParams::NONE;
   uint32_t n_layer = 0;
-  fb::LayerKind layer_kind = fb::LayerKind::Mamba1Mixer;
+  std::vector<fb::LayerKind> layer_kinds;  // one per layer
   std::vector<PlanTensor> tensors;
   std::vector<PlanState> state;
   fb::TokenizerKind tokenizer = fb::TokenizerKind::None;
@@ -81,6 +82,7 @@ struct ArchInput {
   const std::string& dir;
   fb::DType matrix_dtype;
   bool allow_unknown_config;
+  fb::DType kv_dtype;  // RecurrentGemma's key/value ring buffers: F32 or F16
 };
 
 // Architectures: inspect the config/tensors and return a complete, checked plan.
@@ -92,6 +94,8 @@ bool rwkv7_matches(const ArchInput& in);
 Plan rwkv7_plan(const ArchInput& in);
 bool s4d_matches(const ArchInput& in);
 Plan s4d_plan(const ArchInput& in);
+bool recurrent_gemma_matches(const ArchInput& in);
+Plan recurrent_gemma_plan(const ArchInput& in);
 
 // Marks the plan's matrices for int8/int4 per the options (sensitive tensors, patterns, shapes).
 void choose_quantization(Plan* plan, const Options& opts);

@@ -29,6 +29,9 @@ bool any(const std::vector<std::string>& pats, const std::string& name) {
 const std::vector<std::string> kSensitive = {"layers.*.x_proj", "layers.*.dt_proj", "layers.*.w1", "layers.*.w2",
                                              "layers.*.a1",     "layers.*.a2",      "layers.*.v1", "layers.*.v2",
                                              "layers.*.g1",     "layers.*.g2"};
+// Matrices the runtime multiplies only in float: RecurrentGemma's block-diagonal RG-LRU gates (a block
+// at a time), whatever --quantize says.
+const std::vector<std::string> kFloatOnly = {"layers.*.gate_x", "layers.*.gate_a"};
 
 }  // namespace
 
@@ -46,7 +49,9 @@ void choose_quantization(Plan* plan, const Options& opts) {
     if (!matrix) continue;
     const uint64_t cols = t.shape[1];
     const uint32_t group = bits == 8 ? static_cast<uint32_t>(cols) : opts.group;
-    if (any(opts.keep_float, name)) {
+    if (any(kFloatOnly, name)) {
+      t.note = "block-diagonal gate (float only)";
+    } else if (any(opts.keep_float, name)) {
       t.note = "--keep-float";
     } else if (!forced && any(kSensitive, name)) {
       t.note = "sensitive (dynamics)";

@@ -30,6 +30,7 @@ uint64_t dtype_bytes(fb::DType dt, uint64_t count) {
     case fb::DType::BF16: return count * 2;
     case fb::DType::I8: return count;
     case fb::DType::I4: return count / 2;
+    case fb::DType::I64: return count * 8;
   }
   throw ConvertError("writer: unknown dtype");
 }
@@ -178,8 +179,9 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   for (const PlanState& s : plan.state) {
     uint64_t count = 1;
     for (uint64_t v : s.shape) count *= v;
-    state_off.emplace_back(scur, count * 4);
-    scur = align64(scur + count * 4);
+    const uint64_t bytes = count * (s.dtype == fb::DType::F16 ? 2 : s.dtype == fb::DType::I64 ? 8 : 4);
+    state_off.emplace_back(scur, bytes);
+    scur = align64(scur + bytes);
   }
   const uint64_t state_bytes = scur;
 
@@ -204,6 +206,7 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   uint16_t minor = 2;
   for (const PlanTensor& t : plan.tensors)
     if (t.rows16) minor = 3;
+  if (plan.arch == fb::Arch::RecurrentGemma) minor = 4;  // its params, layer kinds and state dtypes
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
     auto make_tensor = [&](const PlanTensor& t) {
@@ -224,11 +227,11 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
       std::vector<flatbuffers::Offset<fb::Tensor>> lt;
       for (const PlanTensor& t : plan.tensors)
         if (t.layer == static_cast<int>(i)) lt.push_back(make_tensor(t));
-      layers.push_back(fb::CreateLayerDirect(b, plan.layer_kind, &lt));
+      layers.push_back(fb::CreateLayerDirect(b, plan.layer_kinds.at(i), &lt));
     }
     std::vector<flatbuffers::Offset<fb::StateTensor>> st;
     for (size_t i = 0; i < plan.state.size(); ++i)
-      st.push_back(fb::CreateStateTensorDirect(b, plan.state[i].name.c_str(), plan.state[i].layer, fb::DType::F32,
+      st.push_back(fb::CreateStateTensorDirect(b, plan.state[i].name.c_str(), plan.state[i].layer, plan.state[i].dtype,
                                                &plan.state[i].shape, state_off[i].first, state_off[i].second));
     auto state = fb::CreateStateLayoutDirect(b, state_bytes, 64, &st);
     flatbuffers::Offset<fb::Tokenizer> tok = make_tokenizer(b, plan);

@@ -105,8 +105,10 @@ inline void write_file(const std::string& p, const std::string& s) {
 
 // Converts a checkpoint folder; returns the error message ("" on success).
 inline std::string convert_ckpt(const std::string& dir, const std::string& out, const std::string& dtype = "f32",
-                           bool force = true, const std::string& quant_layout = "rows16") {
+                           bool force = true, const std::string& quant_layout = "rows16",
+                           const std::string& kv_dtype = "auto") {
   rill::convert::Options o;
+  o.kv_dtype = kv_dtype;
   o.input_dir = dir;
   o.output = out;
   o.dtype = dtype;

@@ -95,12 +95,13 @@ using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, 
                       const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1);
 
 // Elementwise functions (the backend's Act, plus SiLU), in place on n floats.
-enum class ActFn : uint8_t { kTanh, kSigmoid, kReluSq, kRwkv7Decay, kGeluErf, kSilu };
+enum class ActFn : uint8_t { kTanh, kSigmoid, kReluSq, kRwkv7Decay, kGeluErf, kGeluTanh, kSilu };
 using Activation = void(ActFn kind, float* y, size_t n);
 // Depthwise causal conv step + SiLU (conv1d_step_silu's math) over T tokens of one stream, in order:
-// hist [K-1, C]; w [K, C]; b [C] or null; token t's input at X + t * ldx; Y [T, C].
+// hist [K-1, C]; w [K, C]; b [C] or null; token t's input at X + t * ldx; Y [T, C]. Without `silu`, the
+// plain conv (Griffin's recurrent block).
 using ConvSilu = void(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                      size_t C, size_t K);
+                      size_t C, size_t K, bool silu);
 // gated_rmsnorm over n rows: Y [n, E] in place, Z rows ldz apart.
 using GatedRmsnorm = void(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                           float eps);
@@ -148,8 +149,9 @@ void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps);
 // Depthwise causal conv step with SiLU, one new sample per channel.
 //   hist [K-1, E] oldest first (persistent), w [K, E] (w[K-1] hits the newest sample), b [E] or null.
 //   out[c] = silu(b[c] + sum_{k<K-1} w[k][c] * hist[k][c] + w[K-1][c] * x[c]); then hist shifts in x.
+// Without `silu`, out is the sum itself.
 void conv1d_step_silu(float* hist, const float* w, const float* b, const float* x, float* out, size_t E,
-                      size_t K);
+                      size_t K, bool silu = true);
 
 // Mamba-2 (SSD) step, scalar decay per head, heads mapped to groups contiguously (g = h / (H/G)).
 //   S [H, P, N] persistent; x, D, y [H*P]; B, C [G, N]; dt, A [H] (dt after softplus and clamp, A < 0).

@@ -374,10 +374,11 @@ TEST_SUITE("ops") {
     }
   }
 
-  TEST_CASE("conv_step: rows of two states in order, with and without bias, K = 2 and 4") {
+  TEST_CASE("conv_step: rows of two states in order, with and without bias and SiLU, K = 2 and 4") {
     std::mt19937 rng(14);
     for (size_t K : {2, 4}) {
-      for (bool bias : {false, true}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool bias = variant & 1, use_silu = variant & 2;
         const size_t C = 13, n = 4, ldx = 17;
         const Floats ha = randn((K - 1) * C, rng), hb = randn((K - 1) * C, rng), w = randn(K * C, rng),
                      b = randn(C, rng), X = randn(n * ldx, rng);
@@ -390,7 +391,7 @@ TEST_SUITE("ops") {
             double acc = bias ? b[c] : 0;
             for (size_t k = 0; k + 1 < K; ++k) acc += w[k * C + c] * h[k * C + c];
             acc += w[(K - 1) * C + c] * X[i * ldx + c];
-            y[i * C + c] = silu(acc);
+            y[i * C + c] = use_silu ? silu(acc) : acc;
           }
           for (size_t k = 0; k + 2 < K; ++k)
             for (size_t c = 0; c < C; ++c) h[k * C + c] = h[(k + 1) * C + c];
@@ -399,12 +400,12 @@ TEST_SUITE("ops") {
         Doubles want = y;
         want.insert(want.end(), hist[0].begin(), hist[0].end());
         want.insert(want.end(), hist[1].begin(), hist[1].end());
-        check("conv_step K=" + std::to_string(K) + (bias ? " bias" : ""),
+        check("conv_step K=" + std::to_string(K) + (bias ? " bias" : "") + (use_silu ? " silu" : ""),
               [&](const Exec& x) {
                 States s(ha, hb);
                 Floats Y(n * C);
                 x.backend->ops->conv_step(x, s.ref(), w.data(), bias ? b.data() : nullptr, X.data(), ldx, Y.data(), n,
-                                          C, K);
+                                          C, K, use_silu);
                 return cat({&Y, &s.a, &s.b});
               },
               want, tol_rel(want, 1e-5, 1e-6));
@@ -743,7 +744,10 @@ TEST_SUITE("ops") {
         {Act::kSigmoid, sigmoid},
         {Act::kReluSq, [](double t) { return t > 0 ? t * t : 0.0; }},
         {Act::kRwkv7Decay, [](double t) { return std::exp(-std::exp(-0.5) * sigmoid(t)); }},
-        {Act::kGeluErf, [](double t) { return 0.5 * t * (1 + std::erf(t / std::sqrt(2.0))); }}};
+        {Act::kGeluErf, [](double t) { return 0.5 * t * (1 + std::erf(t / std::sqrt(2.0))); }},
+        {Act::kGeluTanh, [](double t) {
+           return 0.5 * t * (1 + std::tanh(std::sqrt(2.0 / 3.141592653589793) * (t + 0.044715 * t * t * t)));
+         }}};
     for (const auto& a : acts) {
       Doubles want(count);
       for (size_t i = 0; i < count; ++i) want[i] = a.second(v[i]);
@@ -756,9 +760,10 @@ TEST_SUITE("ops") {
             want, tol_rel(want, 2e-6, 1e-7));
     }
     const Floats Y0 = randn(n * len, rng), X1 = randn(n * len, rng), T = randn(n * len, rng);
-    Doubles w_add(n * len), w_bias(n * len), w_mul(n * len), w_lerp(n * len);
+    Doubles w_add(n * len), w_bias(n * len), w_mul(n * len), w_lerp(n * len), w_scale(n * len);
     for (size_t i = 0; i < n * len; ++i) {
       w_add[i] = double(Y0[i]) + X1[i];
+      w_scale[i] = double(Y0[i]) * -0.37f;
       w_bias[i] = double(Y0[i]) + bias[i % len];
       w_mul[i] = double(Y0[i]) * X1[i];
       w_lerp[i] = Y0[i] + (double(X1[i]) - Y0[i]) * T[i];
@@ -774,6 +779,7 @@ TEST_SUITE("ops") {
     };
     elementwise("add", w_add, [&](const Exec& x, float* Y) { x.backend->ops->add(x, Y, X1.data(), n * len); });
     elementwise("add_bias", w_bias, [&](const Exec& x, float* Y) { x.backend->ops->add_bias(x, Y, bias.data(), n, len); });
+    elementwise("scale", w_scale, [&](const Exec& x, float* Y) { x.backend->ops->scale(x, Y, -0.37f, n * len); });
     elementwise("mul", w_mul, [&](const Exec& x, float* Y) { x.backend->ops->mul(x, Y, X1.data(), n * len); });
     elementwise("lerp", w_lerp, [&](const Exec& x, float* Y) { x.backend->ops->lerp(x, Y, X1.data(), T.data(), n * len); });
   }

@@ -246,7 +246,7 @@ TEST_SUITE("kernels") {
     std::mt19937 rng(47);
     std::normal_distribution<float> nd(0.f, 3.f);
     const ActFn kinds[] = {ActFn::kTanh, ActFn::kSigmoid, ActFn::kReluSq, ActFn::kRwkv7Decay, ActFn::kGeluErf,
-                           ActFn::kSilu};
+                           ActFn::kGeluTanh, ActFn::kSilu};
     std::vector<float> x(53);
     for (auto& v : x) v = nd(rng);
     x[3] = 0.f, x[4] = 1e-6f, x[5] = -1e-6f, x[6] = 95.f, x[7] = -95.f, x[8] = INFINITY, x[9] = -INFINITY;
@@ -259,7 +259,8 @@ TEST_SUITE("kernels") {
         t.act(k, got.data(), got.size());
         for (size_t i = 0; i < x.size(); ++i) {
           const std::string isa = t.isa;
-          if (k == ActFn::kSilu && std::isinf(x[i])) continue;  // x / (1 + e^-x) is NaN at -inf; x sigmoid(x) -inf
+          // x / (1 + e^-x) is NaN at -inf, x sigmoid(x) -inf; GELU's -inf (1 + tanh) likewise
+          if ((k == ActFn::kSilu || k == ActFn::kGeluTanh) && std::isinf(x[i])) continue;
           if (std::isnan(want[i])) {
             CHECK_MESSAGE(std::isnan(got[i]), isa << " act " << int(k) << " NaN at " << i << " got " << got[i]);
           } else if (got[i] != want[i]) {  // equal infinities pass here
@@ -272,18 +273,19 @@ TEST_SUITE("kernels") {
           CHECK_MESSAGE(std::memcmp(&one, &got[i], 4) == 0, isa << " act " << int(k) << " position " << i);
         }
       }
-      // conv + SiLU: {C, K}, channel tails; T tokens at once equal T steps.
+      // conv with and without SiLU: {C, K}, channel tails; T tokens at once equal T steps.
       const size_t conv_shapes[][2] = {{37, 4}, {16, 2}, {64, 5}};
+      for (bool silu : {true, false})
       for (auto& sh : conv_shapes) {
         const size_t C = sh[0], K = sh[1], T = 11, ld = C + 5;
         std::vector<float> w(K * C), b(C), X(T * ld), h0((K - 1) * C);
         for (auto* v : {&w, &b, &X, &h0})
           for (auto& e : *v) e = nd(rng) * 0.3f;
         std::vector<float> hr = h0, yr(T * C), ha = h0, ya(T * C), hb = h0, yb(T * C);
-        conv_silu__ref(hr.data(), w.data(), b.data(), X.data(), ld, yr.data(), T, C, K);
-        t.conv_silu(ha.data(), w.data(), b.data(), X.data(), ld, ya.data(), T, C, K);
+        conv_silu__ref(hr.data(), w.data(), b.data(), X.data(), ld, yr.data(), T, C, K, silu);
+        t.conv_silu(ha.data(), w.data(), b.data(), X.data(), ld, ya.data(), T, C, K, silu);
         for (size_t i = 0; i < T; ++i)
-          t.conv_silu(hb.data(), w.data(), b.data(), X.data() + i * ld, ld, yb.data() + i * C, 1, C, K);
+          t.conv_silu(hb.data(), w.data(), b.data(), X.data() + i * ld, ld, yb.data() + i * C, 1, C, K, silu);
         CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " conv T vs steps");
         CHECK_MESSAGE(std::memcmp(ha.data(), hb.data(), ha.size() * 4) == 0, t.isa << " conv history T vs steps");
         CHECK_MESSAGE(std::memcmp(ha.data(), hr.data(), ha.size() * 4) == 0, t.isa << " conv history");

@@ -20,6 +20,8 @@ struct Options {
   // q8/q4 byte order: "rows16" (16 rows interleaved, what the vector kernels read) or "rows" (row by
   // row, readable by format 1.2 readers)
   std::string quant_layout = "rows16";
+  // RecurrentGemma's key/value ring buffers in the state: "auto" (f32 in f32 models, else f16), "f32", "f16"
+  std::string kv_dtype = "auto";
   std::vector<std::string> keep_float;  // glob patterns of rill tensor names kept in float (f16)
   std::vector<std::string> quantize;    // glob patterns quantized even if sensitive by default
   std::string report;              // CSV file: per-tensor dtype, bytes, relative RMS error

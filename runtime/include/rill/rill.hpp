@@ -52,7 +52,7 @@ inline constexpr size_t kAlign = 64;
 // Compute backends. The model format and the session API are the same for all.
 enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
 
-enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4 };
+enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4, kRecurrentGemma = 5 };
 const char* arch_name(Arch a);
 
 // kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match. kBpe: byte-level
@@ -211,8 +211,11 @@ class Session {
   size_t state_size() const;
   Status state_copy_out(void* dst, size_t size) const;
   Status state_copy_in(const void* src, size_t size);
-  // Direct access to one named state tensor ("layers.0.ssm"); null if no such tensor.
+  // Direct access to one named f32 state tensor ("layers.0.ssm"); null if no such tensor, or if it is
+  // not f32 (a RecurrentGemma key/value ring at f16, the i64 "position").
   const float* state_tensor(const char* name, size_t* n_floats) const;
+  // Any state tensor's bytes, whatever its element type (rill inspect lists them); null if none.
+  const void* state_tensor_bytes(const char* name, size_t* bytes) const;
 
   Model model() const { return Model::from_impl(pass_.impl); }
   bool ok() const { return pass_.impl != nullptr; }

@@ -4,6 +4,7 @@
 // table: cpu-ref, cpu-avx2, cpu-avx512vnni, cpu-neon), the rest through the scalar row kernels.
 // Matrix products split their rows over the caller's ParallelFor; nothing else is threaded.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -195,11 +196,11 @@ size_t same_state_run(StateRef S, size_t i, size_t n) {
 }
 
 void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx, float* Y,
-               size_t n, size_t C, size_t K) {
+               size_t n, size_t C, size_t K, bool silu) {
   const Table& t = table(x);
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(hist, i, n);
-    t.conv_silu(hist.row(i), w, b, X + i * ldx, ldx, Y + i * C, len, C, K);
+    t.conv_silu(hist.row(i), w, b, X + i * ldx, ldx, Y + i * C, len, C, K, silu);
   }
 }
 
@@ -288,6 +289,114 @@ void token_shift(const Exec&, StateRef prev, const float* U, const float* mix, s
   }
 }
 
+// ---- positions and local attention (RecurrentGemma)
+
+void positions(const Exec&, StateRef pos, int64_t* P, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    int64_t* p = reinterpret_cast<int64_t*>(pos.bytes(i));
+    P[i] = *p;
+    *p = *p < INT64_MAX ? *p + 1 : *p;
+  }
+}
+
+void rglru(const Exec&, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
+           const int64_t* P, float* Y, size_t n, size_t W) {
+  for (size_t i = 0; i < n; ++i) {
+    float* s = h.row(i);
+    const size_t o = i * W;
+    const bool first = P[i] == 0;
+    for (size_t j = 0; j < W; ++j) {
+      const float log_a = -c[j] * kernels::sigmoid(GA[o + j]);
+      const float a = std::exp(log_a);
+      float u = X[o + j] * kernels::sigmoid(GX[o + j]);
+      if (!first) u *= std::sqrt(1.f - std::exp(2.f * log_a));
+      s[j] = (first ? 0.f : a * s[j]) + u;
+      Y[o + j] = s[j];
+    }
+  }
+}
+
+void rope(const Exec&, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
+          float theta) {
+  const size_t half = R / 2;
+  for (size_t i = 0; i < n; ++i) {
+    const float p = static_cast<float>(P[i]);
+    for (size_t j = 0; j < half; ++j) {
+      // inverse frequency and angle in f32, as transformers computes them
+      const float inv = 1.f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(R));
+      const float f = p * inv, cs = std::cos(f), sn = std::sin(f);
+      for (size_t hd = 0; hd < heads; ++hd) {
+        float* y = Y + i * ldy + hd * D;
+        const float a = y[j], b = y[j + half];
+        y[j] = a * cs - b * sn;
+        y[j + half] = b * cs + a * sn;
+      }
+    }
+  }
+}
+
+float dot(const float* a, const float* b, size_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (size_t k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
+  for (; j < n; ++j) acc[0] += a[j] * b[j];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+void attend(const Exec&, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
+            const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
+            float* scores) {
+  const size_t kvd = KV * D, group = H / KV;
+  float kbuf[512], vbuf[512];  // one f16 key or value head in f32 (D <= 512, checked at bind)
+  for (size_t i = 0; i < n; ++i) {
+    const size_t slot = static_cast<size_t>(static_cast<uint64_t>(P[i]) % window);
+    const size_t filled = static_cast<uint64_t>(P[i]) + 1 < window ? static_cast<size_t>(P[i]) + 1 : window;
+    if (f16) {
+      uint16_t* k = reinterpret_cast<uint16_t*>(Kr.bytes(i)) + slot * kvd;
+      uint16_t* v = reinterpret_cast<uint16_t*>(Vr.bytes(i)) + slot * kvd;
+      for (size_t j = 0; j < kvd; ++j) k[j] = kernels::f32_to_f16(Kn[i * kvd + j]), v[j] = kernels::f32_to_f16(Vn[i * kvd + j]);
+    } else {
+      std::memcpy(Kr.row(i) + slot * kvd, Kn + i * kvd, kvd * sizeof(float));
+      std::memcpy(Vr.row(i) + slot * kvd, Vn + i * kvd, kvd * sizeof(float));
+    }
+    for (size_t h = 0; h < H; ++h) {
+      const size_t g = h / group;
+      const float* q = Q + i * H * D + h * D;
+      float* y = Y + i * H * D + h * D;
+      float mx = -INFINITY;
+      for (size_t s = 0; s < filled; ++s) {
+        const float* k;
+        if (f16) {
+          const uint16_t* kh = reinterpret_cast<const uint16_t*>(Kr.bytes(i)) + s * kvd + g * D;
+          for (size_t j = 0; j < D; ++j) kbuf[j] = kernels::f16_to_f32(kh[j]);
+          k = kbuf;
+        } else {
+          k = Kr.row(i) + s * kvd + g * D;
+        }
+        scores[s] = dot(q, k, D) * scale;
+        mx = scores[s] > mx ? scores[s] : mx;
+      }
+      float sum = 0.f;
+      for (size_t s = 0; s < filled; ++s) sum += (scores[s] = std::exp(scores[s] - mx));
+      const float inv = 1.f / sum;
+      for (size_t j = 0; j < D; ++j) y[j] = 0.f;
+      for (size_t s = 0; s < filled; ++s) {
+        const float* v;
+        if (f16) {
+          const uint16_t* vh = reinterpret_cast<const uint16_t*>(Vr.bytes(i)) + s * kvd + g * D;
+          for (size_t j = 0; j < D; ++j) vbuf[j] = kernels::f16_to_f32(vh[j]);
+          v = vbuf;
+        } else {
+          v = Vr.row(i) + s * kvd + g * D;
+        }
+        const float p = scores[s] * inv;
+        for (size_t j = 0; j < D; ++j) y[j] += p * v[j];
+      }
+    }
+  }
+}
+
 // ---- gates and activations
 
 // The clamp by comparisons (maxss/minss) rather than std::fmax/fmin (library calls on x86-64): the same
@@ -305,7 +414,8 @@ static_assert(static_cast<int>(Act::kTanh) == static_cast<int>(kernels::ActFn::k
                   static_cast<int>(Act::kSigmoid) == static_cast<int>(kernels::ActFn::kSigmoid) &&
                   static_cast<int>(Act::kReluSq) == static_cast<int>(kernels::ActFn::kReluSq) &&
                   static_cast<int>(Act::kRwkv7Decay) == static_cast<int>(kernels::ActFn::kRwkv7Decay) &&
-                  static_cast<int>(Act::kGeluErf) == static_cast<int>(kernels::ActFn::kGeluErf),
+                  static_cast<int>(Act::kGeluErf) == static_cast<int>(kernels::ActFn::kGeluErf) &&
+                  static_cast<int>(Act::kGeluTanh) == static_cast<int>(kernels::ActFn::kGeluTanh),
               "Act and kernels::ActFn number the functions alike");
 
 void act(const Exec& x, Act kind, float* Y, size_t count) {
@@ -319,6 +429,10 @@ void add(const Exec&, float* Y, const float* X, size_t count) {
 void add_bias(const Exec&, float* Y, const float* b, size_t n, size_t d) {
   for (size_t i = 0; i < n; ++i)
     for (size_t c = 0; c < d; ++c) Y[i * d + c] += b[c];
+}
+
+void scale(const Exec&, float* Y, float s, size_t count) {
+  for (size_t i = 0; i < count; ++i) Y[i] *= s;
 }
 
 void mul(const Exec&, float* Y, const float* X, size_t count) {
@@ -387,10 +501,15 @@ const Ops kCpuOps = {
     wkv7,
     s4d_step,
     running_mean,
+    positions,
+    rglru,
+    rope,
+    attend,
     token_shift,
     softplus_dt,
     act,
     add,
+    scale,
     add_bias,
     mul,
     lerp,

@@ -202,7 +202,7 @@ void rmsnorm(const float* x, const float* w, float* out, size_t n, float eps) {
 }
 
 void conv1d_step_silu(float* hist, const float* w, const float* b, const float* x, float* out, size_t E,
-                      size_t K) {
+                      size_t K, bool silu) {
   // out = b + sum_k w[k] * window[k], window = hist[0..K-2], x
   for (size_t c = 0; c < E; ++c) out[c] = (b ? b[c] : 0.f) + w[(K - 1) * E + c] * x[c];
   for (size_t k = 0; k + 1 < K; ++k) {
@@ -210,7 +210,8 @@ void conv1d_step_silu(float* hist, const float* w, const float* b, const float* 
     const float* hk = hist + k * E;
     for (size_t c = 0; c < E; ++c) out[c] += wk[c] * hk[c];
   }
-  for (size_t c = 0; c < E; ++c) out[c] = out[c] / (1.f + std::exp(-out[c]));
+  if (silu)
+    for (size_t c = 0; c < E; ++c) out[c] = out[c] / (1.f + std::exp(-out[c]));
   if (K >= 2) {
     std::memmove(hist, hist + E, (K - 2) * E * sizeof(float));
     std::memcpy(hist + (K - 2) * E, x, E * sizeof(float));
@@ -325,6 +326,10 @@ void act__ref(ActFn kind, float* y, size_t n) {
     case ActFn::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
       for (size_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.7071067811865476f));
       break;
+    case ActFn::kGeluTanh:  // sqrt(2/pi) = 0.7978845608028654
+      for (size_t i = 0; i < n; ++i)
+        y[i] = 0.5f * y[i] * (1.f + std::tanh(0.7978845608028654f * (y[i] + 0.044715f * y[i] * y[i] * y[i])));
+      break;
     case ActFn::kSilu:
       for (size_t i = 0; i < n; ++i) y[i] = silu(y[i]);
       break;
@@ -332,8 +337,8 @@ void act__ref(ActFn kind, float* y, size_t n) {
 }
 
 void conv_silu__ref(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                    size_t C, size_t K) {
-  for (size_t t = 0; t < T; ++t) conv1d_step_silu(hist, w, b, X + t * ldx, Y + t * C, C, K);
+                    size_t C, size_t K, bool silu) {
+  for (size_t t = 0; t < T; ++t) conv1d_step_silu(hist, w, b, X + t * ldx, Y + t * C, C, K, silu);
 }
 
 void gated_rmsnorm__ref(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,

@@ -32,6 +32,7 @@ extern const ArchOps kMamba1Ops;
 extern const ArchOps kMamba2Ops;
 extern const ArchOps kRwkv7Ops;
 extern const ArchOps kS4dOps;
+extern const ArchOps kRecurrentGemmaOps;
 
 }  // namespace rill
 

@@ -152,7 +152,8 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
     op.matmul(x, L.in_proj, s.u, d, s.xz, 2 * E, n);  // xz [n, 2E]: x, then z
     if (L.in_proj_b) op.add_bias(x, s.xz, L.in_proj_b.f32(), n, 2 * E);
-    op.conv_step(x, conv, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.xz, 2 * E, s.xc, n, E, K);  // xc = silu(conv x)
+    op.conv_step(x, conv, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.xz, 2 * E, s.xc, n, E, K,
+                 true);  // xc = silu(conv x)
     op.matmul(x, L.x_proj, s.xc, E, s.dbc, DBC, n);  // dbc [n, R + 2N]: dt_low, B, C
     op.matmul(x, L.dt_proj, s.dbc, DBC, s.dt, E, n);  // dt [n, E] from dt_low
     op.softplus_dt(x, s.dt, E, L.dt_b.f32(), s.dt, n, E, -INFINITY, INFINITY);  // bias before softplus, no clamp

@@ -146,7 +146,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
     op.matmul(x, L.in_proj, s.u, d, s.zxbcdt, IN, n);  // [n, z (E) | xBC (conv_dim) | dt (H)]
     op.conv_step(x, conv, L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.zxbcdt + E, IN, s.xbc, n, C,
-                 K);  // xbc [n, conv_dim] = silu(conv xBC): x [H, P], B [G, N], C [G, N]
+                 K, true);  // xbc [n, conv_dim] = silu(conv xBC): x [H, P], B [G, N], C [G, N]
     op.softplus_dt(x, s.zxbcdt + E + C, IN, L.dt_b.f32(), s.dt, n, H, p.dt_min, p.dt_max);  // dt [n, H], clamped
     op.ssd_step(x, ssm, s.xbc, s.xbc + E, s.xbc + E + G * N, C, s.dt, L.A.f32(), L.D.f32(), s.y, n, H, p.head_dim, N,
                 G);  // y [n, E]

@@ -40,6 +40,7 @@ struct StateRef {
   unsigned char* const* base;
   uint64_t offset;
   float* row(size_t i) const { return reinterpret_cast<float*>(base[i] + offset); }
+  unsigned char* bytes(size_t i) const { return base[i] + offset; }
 };
 
 // The rows of one forward pass: row i is token tokens[i] advancing the state block at states[i].
@@ -62,6 +63,7 @@ enum class Act : uint8_t {
   kReluSq,      // max(x, 0)^2
   kRwkv7Decay,  // exp(-exp(-1/2) sigmoid(x)): RWKV-7's decay, in (0.545, 1)
   kGeluErf,     // x/2 (1 + erf(x / sqrt 2)): exact GELU
+  kGeluTanh,    // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's GELU, approximate="tanh"
 };
 
 // The op table. One per backend; every entry is required except matmul_by_dtype entries, which a
@@ -91,10 +93,10 @@ struct Ops {
 
   // ---- recurrences (rows in order; row i advances its own state)
   // Depthwise causal conv step + SiLU over C channels. hist [K-1, C] per row, oldest first; w [K, C]
-  // (w[K-1] hits the newest sample); b [C] or null. Y[i] = silu(b + sum_k w[k] window[k]); then the
-  // history shifts in X[i]. X rows ldx apart, Y [n, C].
+  // (w[K-1] hits the newest sample); b [C] or null. Y[i] = silu(b + sum_k w[k] window[k]) (without
+  // `silu`: the sum itself); then the history shifts in X[i]. X rows ldx apart, Y [n, C].
   void (*conv_step)(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx,
-                    float* Y, size_t n, size_t C, size_t K);
+                    float* Y, size_t n, size_t C, size_t K, bool silu);
   // Mamba-1 selective-scan step with D skip and silu(z) gate. s [N, E] per row; A [N, E]; D [E];
   // dt, X, Y [n, E]; B, C rows ldbc apart ([N] each); Z rows ldz apart ([E]).
   //   s[j,c] = exp(dt[c] A[j,c]) s[j,c] + dt[c] B[j] x[c];  y[c] = (sum_j s[j,c] C[j] + D[c] x[c]) silu(z[c])
@@ -121,6 +123,26 @@ struct Ops {
   // Running mean over a stream's steps, in place on X [n, d]: count = count + 1 (held at 2^24),
   // mean += (x - mean) / count; then X[i] = mean. mean [d] and count [1] per row.
   void (*running_mean)(const Exec& x, StateRef mean, StateRef count, float* X, size_t n, size_t d);
+  // Token positions: P[i] = row i's position (an i64 [1] state tensor), which then counts row i, in row
+  // order; so n rows of one stream get consecutive positions. P [n] (backend memory).
+  void (*positions)(const Exec& x, StateRef pos, int64_t* P, size_t n);
+  // Griffin's RG-LRU step over W channels, h [W] per row; X, GX, GA, Y [n, W]; c [W] = 8 softplus(Λ):
+  //   a = exp(-c sigmoid(GA));  u = X sigmoid(GX) (times sqrt(1 - a^2) unless P[i] == 0);
+  //   h = (P[i] == 0 ? 0 : a h) + u;  Y = h
+  void (*rglru)(const Exec& x, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
+                const int64_t* P, float* Y, size_t n, size_t W);
+  // Rotary embedding in place on Y [n, heads * D] (rows ldy apart), on the first R channels of each head,
+  // at position P[i], in the rotate-half convention: for j < R/2, f = P theta^(-2j/R),
+  //   (y_j, y_{j+R/2}) = (y_j cos f - y_{j+R/2} sin f, y_{j+R/2} cos f + y_j sin f)
+  void (*rope)(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
+               float theta);
+  // Local multi-query attention over a ring buffer of the last `window` keys and values. Kr, Vr
+  // [window, KV*D] per row, f32 or (f16) half precision; Q [n, H*D], Kn, Vn [n, KV*D]; row i writes its
+  // key and value to slot P[i] % window, then each head h (key/value head h / (H/KV)) attends over the
+  // min(P[i] + 1, window) filled slots with softmax(scale q.k). Y [n, H*D]. scores: [window] floats.
+  void (*attend)(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
+                 const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
+                 float* scores);
   // RWKV token shift: prev [C] per row. For j < k: Y[i, j*C + c] = u + (prev - u) mix[j*C + c] with
   // u = U[i, c]; then prev = U[i]. U [n, C]; Y rows ldy apart; Y may be U when k == 1.
   void (*token_shift)(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y,
@@ -133,6 +155,7 @@ struct Ops {
                       float lo, float hi);
   void (*act)(const Exec& x, Act kind, float* Y, size_t count);                            // Y = f(Y)
   void (*add)(const Exec& x, float* Y, const float* X, size_t count);                      // Y += X
+  void (*scale)(const Exec& x, float* Y, float s, size_t count);                           // Y *= s
   void (*add_bias)(const Exec& x, float* Y, const float* b, size_t n, size_t d);           // Y[i] += b
   void (*mul)(const Exec& x, float* Y, const float* X, size_t count);                      // Y *= X
   void (*lerp)(const Exec& x, float* Y, const float* X, const float* T, size_t count);     // Y += (X - Y) T

@@ -12,10 +12,16 @@
 
 namespace rill {
 
+// Element types of state tensors (the values of the file's DType for them).
+enum class StateType : uint8_t { kF32 = 0, kF16 = 1, kI64 = 5 };
+inline uint64_t state_type_bytes(StateType t) { return t == StateType::kF16 ? 2 : t == StateType::kI64 ? 8 : 4; }
+
 // Where one state tensor lives inside the session's state block.
 struct StateSlot {
   const char* name;  // points into the file
-  uint64_t offset, floats;
+  uint64_t offset, count;  // count elements of `type`
+  StateType type;
+  uint64_t bytes() const { return count * state_type_bytes(type); }
 };
 
 struct BackendImpl;

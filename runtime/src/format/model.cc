@@ -56,6 +56,7 @@ const char* arch_name(Arch a) {
     case Arch::kMamba2: return "mamba2";
     case Arch::kRwkv7: return "rwkv7";
     case Arch::kS4d: return "s4d";
+    case Arch::kRecurrentGemma: return "recurrent_gemma";
     default: return "unknown";
   }
 }
@@ -89,6 +90,7 @@ const ArchOps* find_arch(Arch a) {
   if (a == Arch::kMamba2) return &kMamba2Ops;
   if (a == Arch::kRwkv7) return &kRwkv7Ops;
   if (a == Arch::kS4d) return &kS4dOps;
+  if (a == Arch::kRecurrentGemma) return &kRecurrentGemmaOps;
   return nullptr;
 }
 
@@ -250,22 +252,25 @@ Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl
       floats *= e.shape[k];  // bounded: hyper-parameters were checked by the caller
     }
     if (!same) return fail(err, Status::kCorrupt, "state tensor %s: shape differs from the hyper-parameters", e.name);
-    if (t->dtype() != fb::DType::F32) return fail(err, Status::kCorrupt, "state tensor %s must be f32", e.name);
-    if (t->size() != floats * 4 || t->offset() % kAlign != 0 || t->offset() > total || t->size() > total - t->offset())
+    if (static_cast<unsigned>(t->dtype()) != static_cast<unsigned>(e.type))
+      return fail(err, Status::kCorrupt, "state tensor %s must be %s", e.name,
+                  e.type == StateType::kF32 ? "f32" : e.type == StateType::kF16 ? "f16" : "i64");
+    const uint64_t bytes = floats * state_type_bytes(e.type);
+    if (t->size() != bytes || t->offset() % kAlign != 0 || t->offset() > total || t->size() > total - t->offset())
       return fail(err, Status::kCorrupt, "state tensor %s: offset %llu size %llu do not fit a %llu-byte state", e.name,
                   static_cast<unsigned long long>(t->offset()), static_cast<unsigned long long>(t->size()),
                   static_cast<unsigned long long>(total));
-    slots[i] = StateSlot{t->name()->c_str(), t->offset(), floats};
+    slots[i] = StateSlot{t->name()->c_str(), t->offset(), floats, e.type};
   }
   for (uint32_t i = 0; i < n; ++i)
     for (uint32_t j = i + 1; j < n; ++j) {
-      const uint64_t a0 = slots[i].offset, a1 = a0 + slots[i].floats * 4;
-      const uint64_t b0 = slots[j].offset, b1 = b0 + slots[j].floats * 4;
+      const uint64_t a0 = slots[i].offset, a1 = a0 + slots[i].bytes();
+      const uint64_t b0 = slots[j].offset, b1 = b0 + slots[j].bytes();
       if (a0 < b1 && b0 < a1)
         return fail(err, Status::kCorrupt, "state tensors %s and %s overlap", slots[i].name, slots[j].name);
     }
   uint64_t end = 0;
-  for (uint32_t i = 0; i < n; ++i) end = slots[i].offset + slots[i].floats * 4 > end ? slots[i].offset + slots[i].floats * 4 : end;
+  for (uint32_t i = 0; i < n; ++i) end = slots[i].offset + slots[i].bytes() > end ? slots[i].offset + slots[i].bytes() : end;
   if (total != align_up(end, kAlign))
     return fail(err, Status::kCorrupt, "state_bytes %llu, the state tensors need %llu",
                 static_cast<unsigned long long>(total), static_cast<unsigned long long>(align_up(end, kAlign)));
@@ -402,8 +407,9 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   for (uint32_t i = 0; i < impl->n_state_slots; ++i) {
     const StateSlot& sl = impl->state_slots[i];
     fp = hash64(sl.name, std::strlen(sl.name), fp);
-    const uint64_t v[2] = {sl.offset, sl.floats};
+    const uint64_t v[2] = {sl.offset, sl.count};
     fp = hash64(v, sizeof v, fp);
+    if (sl.type != StateType::kF32) fp = hash64(&sl.type, sizeof sl.type, fp);  // f32 layouts hash as before
   }
   if (const fb::Provenance* p = fv.model->provenance())
     if (p->source_files())

@@ -9,7 +9,7 @@
 namespace rill {
 
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 3;
+inline constexpr uint16_t kFormatMinor = 4;
 
 struct FileView {
   const unsigned char* base;  // file start
@@ -28,12 +28,13 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what,
                    std::initializer_list<uint64_t> shape, std::initializer_list<DType> dtypes,
                    TensorView* out, Error* err, bool optional = false);
 
-// Checks the file's state layout contains exactly the tensors `expected` (name, shape), each f32,
+// Checks the file's state layout contains exactly the tensors `expected` (name, shape, element type),
 // aligned, inside state_bytes and not overlapping; fills impl->state_slots (n = expected count).
 struct ExpectedState {
   char name[48];
   uint64_t shape[3];
   uint32_t ndim;
+  StateType type = StateType::kF32;
 };
 using ExpectStateFn = void (*)(const ModelImpl& m, uint32_t i, ExpectedState* out);
 Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl* impl, StateSlot* slots,

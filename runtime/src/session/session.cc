@@ -285,10 +285,22 @@ const float* Session::state_tensor(const char* name, size_t* n_floats) const {
   const ModelImpl& m = *pass_.impl;
   for (uint32_t i = 0; i < m.n_state_slots; ++i) {
     if (std::strcmp(m.state_slots[i].name, name) == 0) {
-      if (n_floats) *n_floats = m.state_slots[i].floats;
+      if (m.state_slots[i].type != StateType::kF32) return nullptr;  // see state_tensor_bytes
+      if (n_floats) *n_floats = m.state_slots[i].count;
       return reinterpret_cast<const float*>(state_ + m.state_slots[i].offset);
     }
   }
+  return nullptr;
+}
+
+const void* Session::state_tensor_bytes(const char* name, size_t* bytes) const {
+  if (!pass_.impl || !name) return nullptr;
+  const ModelImpl& m = *pass_.impl;
+  for (uint32_t i = 0; i < m.n_state_slots; ++i)
+    if (std::strcmp(m.state_slots[i].name, name) == 0) {
+      if (bytes) *bytes = m.state_slots[i].bytes();
+      return state_ + m.state_slots[i].offset;
+    }
   return nullptr;
 }
 

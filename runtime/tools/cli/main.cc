@@ -157,7 +157,7 @@ int cmd_convert(int argc, char** argv) {
          "Every tensor name and shape is checked against config.json before anything is written; the\n"
          "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
          "Mamba-2 (HF Mamba2ForCausalLM and mamba_ssm naming), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL\n"
-         "naming as safetensors). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
+         "naming as safetensors), RecurrentGemma (HF RecurrentGemmaForCausalLM). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
          "(RWKV world), else tokenizer.json (byte-level BPE, e.g. GPT-NeoX for Mamba).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
          {{"-o", "--output", "FILE", "output model file", ""},
@@ -169,6 +169,8 @@ int cmd_convert(int argc, char** argv) {
           {nullptr, "--group", "N", "q4 group size: 32 | 64 | 128", "32"},
           {nullptr, "--quant-layout", "L", "q8/q4 byte order: rows16 (16 rows interleaved for the vector kernels;\n"
            "                                 file format 1.3) | rows (row by row, readable by format 1.2 readers)", "rows16"},
+          {nullptr, "--kv-dtype", "TYPE", "RecurrentGemma's key/value ring buffers in the state: auto (f32 in f32 models,\n"
+           "                                 else f16) | f32 | f16", "auto"},
           {nullptr, "--keep-float", "PATTERNS", "comma-separated globs of tensors kept in f16, e.g. 'head,layers.0.*'", ""},
           {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
           {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV, and a bar chart\n"
@@ -199,12 +201,14 @@ int cmd_convert(int argc, char** argv) {
   }
   o.group = static_cast<uint32_t>(group);
   o.quant_layout = a.get("--quant-layout");
+  o.kv_dtype = a.get("--kv-dtype");
   o.keep_float = cli::split(a.get("--keep-float"));
   o.quantize = cli::split(a.get("--quantize"));
   o.report = a.get("--report");
   o.command_line = "--dtype " + o.dtype +
                    (o.dtype == "q4" ? " --group " + std::to_string(o.group) : "") +
                    (o.dtype == "q8" || o.dtype == "q4" ? " --quant-layout " + o.quant_layout : "") +
+                   (o.kv_dtype != "auto" ? " --kv-dtype " + o.kv_dtype : "") +
                    " --tokenizer " + o.tokenizer + (o.keep_float.empty() ? "" : " --keep-float " + a.get("--keep-float")) +
                    (o.quantize.empty() ? "" : " --quantize " + a.get("--quantize"));
   const double t0 = now_s();

@@ -297,8 +297,8 @@ void mamba2_ssd__avx2(float* S, const float* x, const float* B, const float* C, 
 }
 void act__avx2(ActFn kind, float* y, size_t n) { act_v<V8>(kind, y, n); }
 void conv_silu__avx2(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                     size_t C, size_t K) {
-  conv_silu_v<V8>(hist, w, b, X, ldx, Y, T, C, K);
+                     size_t C, size_t K, bool silu) {
+  conv_silu_v<V8>(hist, w, b, X, ldx, Y, T, C, K, silu);
 }
 void gated_rmsnorm__avx2(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                          float eps) {

@@ -372,8 +372,8 @@ void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C
 }
 void act__avx512(ActFn kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
 void conv_silu__avx512(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                       size_t C, size_t K) {
-  conv_silu_v<V16>(hist, w, b, X, ldx, Y, T, C, K);
+                       size_t C, size_t K, bool silu) {
+  conv_silu_v<V16>(hist, w, b, X, ldx, Y, T, C, K, silu);
 }
 void gated_rmsnorm__avx512(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                            float eps) {

@@ -28,6 +28,11 @@ inline typename V::R act1(ActFn kind, typename V::R x) {
       return V::exp(V::mul(V::set1(-0.6065306597126334f), sigmoid_v<V>(x)));
     case ActFn::kSilu:
       return V::mul(x, sigmoid_v<V>(x));
+    case ActFn::kGeluTanh: {  // x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+      const typename V::R x3 = V::mul(V::mul(x, x), x);
+      const typename V::R u2 = V::mul(V::set1(2.f * 0.7978845608028654f), V::fmadd(V::set1(0.044715f), x3, x));
+      return V::mul(x, sigmoid_v<V>(u2));
+    }
     default:
       return x;
   }
@@ -53,7 +58,7 @@ void act_v(ActFn kind, float* y, size_t n) {
 // hist [K-1, C] oldest first; w [K, C]; b [C] or null; token t's input at X + t * ldx, output Y [T, C].
 template <class V>
 void conv_silu_v(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                 size_t C, size_t K) {
+                 size_t C, size_t K, bool silu) {
   float xb[V::W], yb[V::W], hb[V::W];
   for (size_t c = 0; c < C; c += V::W) {
     const size_t m = C - c < V::W ? C - c : V::W;  // channels in this block (a tail goes through buffers)
@@ -68,7 +73,7 @@ void conv_silu_v(float* hist, const float* w, const float* b, const float* X, si
       const typename V::R xv = load(x, xb);
       typename V::R acc = V::fmadd(load(w + (K - 1) * C + c, yb), xv, bias);
       for (size_t k = 0; k + 1 < K; ++k) acc = V::fmadd(load(w + k * C + c, yb), load(hist + k * C + c, hb), acc);
-      const typename V::R out = act1<V>(ActFn::kSilu, acc);
+      const typename V::R out = silu ? act1<V>(ActFn::kSilu, acc) : acc;
       if (m == V::W) {
         V::store(Y + t * C + c, out);
       } else {

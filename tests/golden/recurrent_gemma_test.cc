@@ -1,0 +1,265 @@
+// RecurrentGemma (Griffin) against tests/golden/make_golden_recurrent_gemma.py: a float64 reference over
+// the whole sequence (attention with the causal-and-window mask over all positions, the RG-LRU as explicit
+// products), on sequences several windows long so the key/value ring wraps several times.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "test_util.h"
+
+using namespace rill;
+using namespace rill_test;
+
+namespace {
+
+const char* kCases[] = {"recurrent_gemma_awkward", "recurrent_gemma_tied_bf16"};
+
+struct Golden {
+  TempDir tmp;
+  LoadedModel lm;
+  std::string dir;
+  std::vector<int32_t> tokens;
+  Npy logits;
+  size_t V = 0;
+
+  Golden(const std::string& name, const std::string& dtype = "f32", const std::string& kv = "auto") {
+    dir = golden_dir(name);
+    const std::string out = tmp.file("m.rill");
+    const std::string err = convert_ckpt(dir, out, dtype, true, "rows16", kv);
+    REQUIRE_MESSAGE(err.empty(), err);
+    Error e;
+    REQUIRE_MESSAGE(LoadedModel::open(out.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
+    tokens = read_tokens(dir + "/tokens.txt");
+    logits = read_npy(dir + "/logits.npy");
+    V = lm.model().info().vocab_size;
+    REQUIRE(lm.model().info().arch == Arch::kRecurrentGemma);
+    REQUIRE(logits.shape.size() == 2);
+    REQUIRE(logits.shape[0] == tokens.size());
+    REQUIRE(logits.shape[1] == V);
+  }
+  OwnedSession session(uint32_t chunk = 32) const {
+    OwnedSession os;
+    SessionOptions so;
+    so.prefill_chunk = chunk;
+    Error e;
+    REQUIRE_MESSAGE(OwnedSession::create(lm.model(), so, &os, &e) == Status::kOk, e.message);
+    return os;
+  }
+  float max_abs() const {
+    float m = 0;
+    for (float v : logits.data) m = std::max(m, std::fabs(v));
+    return m;
+  }
+  float step_diff(size_t t, const float* got) const {
+    float d = 0;
+    for (size_t v = 0; v < V; ++v) d = std::max(d, std::fabs(got[v] - logits.data[t * V + v]));
+    return d;
+  }
+};
+
+// A state tensor as floats, whatever its element type (f32, f16, i64).
+std::vector<float> state_values(const Session& s, const std::string& name, bool f16) {
+  size_t bytes = 0;
+  const void* p = s.state_tensor_bytes(name.c_str(), &bytes);
+  REQUIRE_MESSAGE(p != nullptr, name);
+  std::vector<float> out;
+  if (f16) {
+    const uint16_t* h = static_cast<const uint16_t*>(p);
+    for (size_t i = 0; i < bytes / 2; ++i) out.push_back(kernels::f16_to_f32(h[i]));
+  } else {
+    const float* f = static_cast<const float*>(p);
+    out.assign(f, f + bytes / 4);
+  }
+  return out;
+}
+
+int64_t position(const Session& s) {
+  size_t bytes = 0;
+  const void* p = s.state_tensor_bytes("position", &bytes);
+  REQUIRE(p != nullptr);
+  REQUIRE(bytes == 8);
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// Max |state - golden| over every layer's state tensors, and the golden's largest magnitude.
+void state_diff(const Golden& g, const Session& s, bool kv_f16, float* diff, float* scale) {
+  *diff = 0, *scale = 0;
+  struct Kind {
+    const char* name;
+    bool attention;
+  };
+  const Kind kinds[] = {{"conv", false}, {"rg_lru", false}, {"k_ring", true}, {"v_ring", true}};
+  const uint32_t L = g.lm.model().info().n_layer;
+  for (const Kind& k : kinds) {
+    const Npy ref = read_npy(g.dir + "/state_" + k.name + ".npy");
+    REQUIRE(!ref.data.empty());
+    const size_t per = ref.data.size() / ref.shape[0];
+    size_t j = 0;  // index among the layers of this kind
+    for (uint32_t l = 0; l < L; ++l) {
+      const std::string name = "layers." + std::to_string(l) + "." + k.name;
+      if (!s.state_tensor_bytes(name.c_str(), nullptr)) continue;
+      const std::vector<float> got = state_values(s, name, k.attention && kv_f16);
+      REQUIRE(got.size() == per);
+      for (size_t i = 0; i < per; ++i) {
+        *diff = std::max(*diff, std::fabs(got[i] - ref.data[j * per + i]));
+        *scale = std::max(*scale, std::fabs(ref.data[j * per + i]));
+      }
+      ++j;
+    }
+    CHECK_MESSAGE(j == ref.shape[0], k.name << ": " << j << " layers in rill, " << ref.shape[0] << " in the reference");
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("golden") {
+  TEST_CASE("recurrent_gemma f32: every step's logits and the final state, across ring wrap-around") {
+    for (const char* name : kCases) {
+      const std::string sname(name);
+      CAPTURE(sname);
+      Golden g(name);
+      OwnedSession os = g.session();
+      Session& s = os.session();
+      const float tol = 1e-4f * g.max_abs();
+      std::vector<float> out(g.V);
+      float worst = 0;
+      for (size_t t = 0; t < g.tokens.size(); ++t) {
+        REQUIRE(s.step(g.tokens[t], out.data(), out.size()) == Status::kOk);
+        const float d = g.step_diff(t, out.data());
+        worst = std::max(worst, d);
+        CHECK_MESSAGE(d <= tol, "step " << t << ": max diff " << d << " > " << tol);
+      }
+      CHECK(position(s) == static_cast<int64_t>(g.tokens.size()));
+      float sd, scale;
+      state_diff(g, s, false, &sd, &scale);
+      CHECK(sd <= 1e-4f * scale);
+      MESSAGE(sname << ": max logit diff " << worst << " (max |logit| " << g.max_abs() << "), state diff " << sd
+                   << " of " << scale);
+    }
+  }
+
+  TEST_CASE("recurrent_gemma: prefill (chunks shorter and longer than the window) leaves the stepped state") {
+    for (const char* name : kCases) {
+      const std::string sname(name);
+      CAPTURE(sname);
+      Golden g(name);
+      const size_t T = g.tokens.size(), split = T / 2 + 7;
+      for (uint32_t chunk : {5u, 32u}) {
+        CAPTURE(chunk);
+        OwnedSession a = g.session(chunk), b = g.session(chunk);
+        std::vector<float> la(g.V), lb(g.V);
+        REQUIRE(a.session().prefill(g.tokens.data(), split, la.data(), la.size()) == Status::kOk);
+        CHECK(g.step_diff(split - 1, la.data()) <= 1e-4f * g.max_abs());
+        for (size_t t = split; t < T; ++t) REQUIRE(a.session().step(g.tokens[t], la.data(), la.size()) == Status::kOk);
+        for (size_t t = 0; t < T; ++t) REQUIRE(b.session().step(g.tokens[t], lb.data(), lb.size()) == Status::kOk);
+        std::vector<unsigned char> sa(a.session().state_size()), sb(b.session().state_size());
+        REQUIRE(a.session().state_copy_out(sa.data(), sa.size()) == Status::kOk);
+        REQUIRE(b.session().state_copy_out(sb.data(), sb.size()) == Status::kOk);
+        CHECK(sa == sb);
+        CHECK(std::memcmp(la.data(), lb.data(), la.size() * 4) == 0);
+      }
+    }
+  }
+
+  TEST_CASE("recurrent_gemma: state save/restore in the middle of a wrapped ring continues bit-exactly") {
+    for (const char* kv : {"f32", "f16"}) {
+      const std::string skv(kv);
+      CAPTURE(skv);
+      Golden g("recurrent_gemma_awkward", "f32", kv);
+      const size_t T = g.tokens.size(), mid = 16 * 3 + 5;  // the window is 16: wrapped three times, slot 5 next
+      OwnedSession a = g.session(), b = g.session();
+      std::vector<float> la(g.V), lb(g.V);
+      for (size_t t = 0; t < mid; ++t) REQUIRE(a.session().step(g.tokens[t], la.data(), la.size()) == Status::kOk);
+      std::vector<unsigned char> blob(a.session().state_size());
+      REQUIRE(a.session().state_copy_out(blob.data(), blob.size()) == Status::kOk);
+      REQUIRE(b.session().state_copy_in(blob.data(), blob.size()) == Status::kOk);  // a fresh session
+      CHECK(position(b.session()) == static_cast<int64_t>(mid));
+      std::vector<std::vector<float>> first;
+      for (size_t t = mid; t < T; ++t) {
+        REQUIRE(a.session().step(g.tokens[t], la.data(), la.size()) == Status::kOk);
+        REQUIRE(b.session().step(g.tokens[t], lb.data(), lb.size()) == Status::kOk);
+        CHECK(std::memcmp(la.data(), lb.data(), la.size() * 4) == 0);
+        first.push_back(la);
+      }
+      // Back into the first session, which had gone on: the same continuation again.
+      REQUIRE(a.session().state_copy_in(blob.data(), blob.size()) == Status::kOk);
+      for (size_t t = mid; t < T; ++t) {
+        REQUIRE(a.session().step(g.tokens[t], la.data(), la.size()) == Status::kOk);
+        CHECK(std::memcmp(la.data(), first[t - mid].data(), la.size() * 4) == 0);
+      }
+      // reset starts over at position 0
+      a.session().reset();
+      CHECK(position(a.session()) == 0);
+      REQUIRE(a.session().step(g.tokens[0], la.data(), la.size()) == Status::kOk);
+      CHECK(g.step_diff(0, la.data()) <= (std::string(kv) == "f16" ? 1e-2f : 1e-4f) * g.max_abs());
+    }
+  }
+
+  TEST_CASE("recurrent_gemma: streams of different positions in one batch equal each stream alone") {
+    Golden g("recurrent_gemma_awkward");
+    OwnedSession s[3] = {g.session(), g.session(), g.session()}, alone[3] = {g.session(), g.session(), g.session()};
+    // Stream i starts 20 * i tokens in: the rings are at different fill levels and slots.
+    const size_t start[3] = {0, 20, 40};
+    std::vector<float> l(g.V);
+    for (int i = 0; i < 3; ++i)
+      for (size_t t = 0; t < start[i]; ++t) {
+        REQUIRE(s[i].session().step(g.tokens[t], nullptr, 0) == Status::kOk);
+        REQUIRE(alone[i].session().step(g.tokens[t], nullptr, 0) == Status::kOk);
+      }
+    BatchOptions bo;
+    bo.max_streams = 3;
+    size_t bytes = 0;
+    REQUIRE(Batch::footprint(g.lm.model(), bo, &bytes) == Status::kOk);
+    AlignedBuffer arena;
+    REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
+    Batch batch;
+    REQUIRE(Batch::init(g.lm.model(), bo, arena.data(), arena.size(), &batch) == Status::kOk);
+    std::vector<float> all(3 * g.V);
+    for (size_t k = 0; k < 30; ++k) {
+      Session* ss[3] = {&s[0].session(), &s[1].session(), &s[2].session()};
+      int32_t tok[3];
+      for (int i = 0; i < 3; ++i) tok[i] = g.tokens[start[i] + k];
+      REQUIRE(batch.step(ss, tok, 3, all.data(), all.size()) == Status::kOk);
+      for (int i = 0; i < 3; ++i) {
+        REQUIRE(alone[i].session().step(tok[i], l.data(), l.size()) == Status::kOk);
+        CHECK(std::memcmp(l.data(), all.data() + i * g.V, g.V * 4) == 0);
+      }
+    }
+    // Stream 0 stepped tokens 0..29, the reference's first 30 steps.
+    CHECK(g.step_diff(29, all.data()) <= 1e-4f * g.max_abs());
+  }
+
+  TEST_CASE("recurrent_gemma f16 weights and an f16 key/value ring stay close to the f32 reference") {
+    for (const char* name : kCases) {
+      const std::string sname(name);
+      CAPTURE(sname);
+      Golden g(name, "f16");
+      OwnedSession os = g.session();
+      Golden g32(name, "f32");
+      CHECK(os.session().state_size() < g32.session().session().state_size());  // the f16 ring halves
+      std::vector<float> out(g.V);
+      float worst = 0;
+      size_t agree = 0;
+      for (size_t t = 0; t < g.tokens.size(); ++t) {
+        REQUIRE(os.session().step(g.tokens[t], out.data(), out.size()) == Status::kOk);
+        worst = std::max(worst, g.step_diff(t, out.data()));
+        size_t a = 0, b = 0;
+        for (size_t v = 1; v < g.V; ++v) {
+          if (out[v] > out[a]) a = v;
+          if (g.logits.data[t * g.V + v] > g.logits.data[t * g.V + b]) b = v;
+        }
+        agree += a == b;
+      }
+      float sd, scale;
+      state_diff(g, os.session(), true, &sd, &scale);
+      MESSAGE(sname << " f16: max logit diff " << worst << " of " << g.max_abs() << ", top-1 " << agree << "/"
+                   << g.tokens.size() << ", state diff " << sd << " of " << scale);
+      CHECK(worst <= 1e-2f * g.max_abs());
+      CHECK(sd <= 1e-2f * scale);
+    }
+  }
+}
