@@ -185,7 +185,12 @@ TEST_SUITE("ops") {
                                reinterpret_cast<const void*>(o.softplus_dt), reinterpret_cast<const void*>(o.act),
                                reinterpret_cast<const void*>(o.add), reinterpret_cast<const void*>(o.add_bias),
                                reinterpret_cast<const void*>(o.mul), reinterpret_cast<const void*>(o.lerp),
-                               reinterpret_cast<const void*>(o.wkv7_keys), reinterpret_cast<const void*>(o.wkv7_bonus)};
+                               reinterpret_cast<const void*>(o.wkv7_keys), reinterpret_cast<const void*>(o.wkv7_bonus),
+                               reinterpret_cast<const void*>(o.s4d_step), reinterpret_cast<const void*>(o.running_mean),
+                               reinterpret_cast<const void*>(o.glu), reinterpret_cast<const void*>(o.standardize),
+                               reinterpret_cast<const void*>(o.scale), reinterpret_cast<const void*>(o.positions),
+                               reinterpret_cast<const void*>(o.rglru), reinterpret_cast<const void*>(o.rope),
+                               reinterpret_cast<const void*>(o.attend)};
       for (const void* e : entries) CHECK_MESSAGE(e != nullptr, be->name);
       for (DType d : {DType::kF32, DType::kF16, DType::kI8, DType::kI4})
         CHECK_MESSAGE(bool(o.matmul_by_dtype[static_cast<size_t>(d)]), be->name << " " << dtype_str(d));
@@ -782,5 +787,142 @@ TEST_SUITE("ops") {
     elementwise("scale", w_scale, [&](const Exec& x, float* Y) { x.backend->ops->scale(x, Y, -0.37f, n * len); });
     elementwise("mul", w_mul, [&](const Exec& x, float* Y) { x.backend->ops->mul(x, Y, X1.data(), n * len); });
     elementwise("lerp", w_lerp, [&](const Exec& x, float* Y) { x.backend->ops->lerp(x, Y, X1.data(), T.data(), n * len); });
+  }
+
+  TEST_CASE("positions: each row takes its stream's position, which then counts it") {
+    check("positions",
+          [&](const Exec& x) {
+            int64_t a = 5, b = 100;
+            unsigned char* base[4] = {reinterpret_cast<unsigned char*>(&a), reinterpret_cast<unsigned char*>(&a),
+                                      reinterpret_cast<unsigned char*>(&b), reinterpret_cast<unsigned char*>(&a)};
+            int64_t P[4];
+            x.backend->ops->positions(x, StateRef{base, 0}, P, 4);
+            return Floats{float(P[0]), float(P[1]), float(P[2]), float(P[3]), float(a), float(b)};
+          },
+          Doubles{5, 6, 100, 7, 8, 101}, {0.0});
+  }
+
+  TEST_CASE("rglru: gates, the sqrt(1 - a^2) input scale and the reset at position 0, rows of two states") {
+    std::mt19937 rng(61);
+    const size_t W = 13, n = 4;
+    const Floats ha = randn(W, rng), hb = randn(W, rng), X = randn(n * W, rng), GX = randn(n * W, rng, 2.f),
+                 GA = randn(n * W, rng, 2.f);
+    Floats c(W);
+    for (size_t j = 0; j < W; ++j) c[j] = 8.f * static_cast<float>(softplus(-3.0 + 0.4 * j));
+    const int64_t P[4] = {3, 4, 0, 5};  // row 2 starts stream B
+    std::vector<Doubles> h = {Doubles(ha.begin(), ha.end()), Doubles(hb.begin(), hb.end())};
+    Doubles want(n * W);
+    for (size_t i = 0; i < n; ++i) {
+      Doubles& s = h[kRowState[i]];
+      for (size_t j = 0; j < W; ++j) {
+        const double la = -double(c[j]) * sigmoid(GA[i * W + j]), a = std::exp(la);
+        double u = X[i * W + j] * sigmoid(GX[i * W + j]);
+        if (P[i] != 0) u *= std::sqrt(1 - a * a);
+        s[j] = (P[i] == 0 ? 0.0 : a * s[j]) + u;
+        want[i * W + j] = s[j];
+      }
+    }
+    want.insert(want.end(), h[0].begin(), h[0].end());
+    want.insert(want.end(), h[1].begin(), h[1].end());
+    check("rglru",
+          [&](const Exec& x) {
+            States s(ha, hb);
+            Floats Y(n * W);
+            x.backend->ops->rglru(x, s.ref(), X.data(), GX.data(), GA.data(), c.data(), P, Y.data(), n, W);
+            return cat({&Y, &s.a, &s.b});
+          },
+          want, tol_rel(want, 2e-6, 1e-6));
+  }
+
+  TEST_CASE("rope: rotate-half on the leading channels of each head, strided rows, large positions") {
+    std::mt19937 rng(62);
+    const size_t n = 3, heads = 2, D = 10, R = 6, ld = 23;
+    const float theta = 10000.f;
+    const Floats Y0 = randn(n * ld, rng);
+    const int64_t P[3] = {0, 5, 1000};
+    Doubles want(Y0.begin(), Y0.end());
+    for (size_t i = 0; i < n; ++i)
+      for (size_t hd = 0; hd < heads; ++hd)
+        for (size_t j = 0; j < R / 2; ++j) {
+          const double f = double(P[i]) * std::pow(double(theta), -2.0 * double(j) / double(R));
+          const size_t a = i * ld + hd * D + j, b = a + R / 2;
+          want[a] = Y0[a] * std::cos(f) - Y0[b] * std::sin(f);
+          want[b] = Y0[b] * std::cos(f) + Y0[a] * std::sin(f);
+        }
+    check("rope",
+          [&](const Exec& x) {
+            Floats Y = Y0;
+            x.backend->ops->rope(x, Y.data(), ld, P, n, heads, D, R, theta);
+            return Y;
+          },
+          want, tol_rel(want, 3e-4, 3e-4));  // f32 angles at position 1000, as transformers computes them
+  }
+
+  TEST_CASE("attend: ring writes at position % window, softmax over the filled slots, shared key heads") {
+    std::mt19937 rng(63);
+    const size_t n = 4, H = 4, KV = 2, D = 6, window = 3, kvd = KV * D;
+    const Floats Q = randn(n * H * D, rng), Kn = randn(n * kvd, rng), Vn = randn(n * kvd, rng);
+    const int64_t P[4] = {4, 5, 1, 6};  // A full and wrapping; B with two of three slots filled
+    for (bool f16 : {false, true}) {
+      // ring contents: [window, kvd] per stream, stored as f32 or f16 (bits in a float vector)
+      const Floats ka = randn(window * kvd, rng), va = randn(window * kvd, rng), kb = randn(window * kvd, rng),
+                   vb = randn(window * kvd, rng);
+      auto round = [&](float v) { return f16 ? double(kernels::f16_to_f32(kernels::f32_to_f16(v))) : double(v); };
+      auto store = [&](const Floats& v) {
+        if (!f16) return v;
+        Floats out((v.size() + 1) / 2);
+        auto* h = reinterpret_cast<uint16_t*>(out.data());
+        for (size_t i = 0; i < v.size(); ++i) h[i] = kernels::f32_to_f16(v[i]);
+        return out;
+      };
+      std::vector<Doubles> rk = {Doubles(), Doubles()}, rv = {Doubles(), Doubles()};
+      for (size_t i = 0; i < window * kvd; ++i) {
+        rk[0].push_back(round(ka[i])), rv[0].push_back(round(va[i]));
+        rk[1].push_back(round(kb[i])), rv[1].push_back(round(vb[i]));
+      }
+      Doubles want(n * H * D);
+      for (size_t i = 0; i < n; ++i) {
+        Doubles &K = rk[kRowState[i]], &V = rv[kRowState[i]];
+        const size_t slot = size_t(P[i]) % window, filled = std::min<size_t>(size_t(P[i]) + 1, window);
+        for (size_t j = 0; j < kvd; ++j) K[slot * kvd + j] = round(Kn[i * kvd + j]), V[slot * kvd + j] = round(Vn[i * kvd + j]);
+        for (size_t h = 0; h < H; ++h) {
+          const size_t g = h / (H / KV);
+          Doubles sc(filled);
+          double mx = -1e300, sum = 0;
+          for (size_t s = 0; s < filled; ++s) {
+            double dot = 0;
+            for (size_t j = 0; j < D; ++j) dot += Q[i * H * D + h * D + j] * K[s * kvd + g * D + j];
+            sc[s] = dot * 0.4;
+            mx = std::max(mx, sc[s]);
+          }
+          for (double& v : sc) sum += (v = std::exp(v - mx));
+          for (size_t j = 0; j < D; ++j) {
+            double y = 0;
+            for (size_t s = 0; s < filled; ++s) y += sc[s] / sum * V[s * kvd + g * D + j];
+            want[i * H * D + h * D + j] = y;
+          }
+        }
+      }
+      for (int st = 0; st < 2; ++st) {
+        want.insert(want.end(), rk[st].begin(), rk[st].end());
+        want.insert(want.end(), rv[st].begin(), rv[st].end());
+      }
+      check(std::string("attend ") + (f16 ? "f16" : "f32"),
+            [&](const Exec& x) {
+              States k(store(ka), store(kb)), v(store(va), store(vb));
+              Floats Y(n * H * D), scores(window);
+              x.backend->ops->attend(x, k.ref(), v.ref(), f16, Q.data(), Kn.data(), Vn.data(), P, Y.data(), n, H, KV, D,
+                                     window, 0.4f, scores.data());
+              auto floats = [&](const Floats& r) {  // a ring back as floats
+                Floats f(window * kvd);
+                for (size_t i = 0; i < f.size(); ++i)
+                  f[i] = f16 ? kernels::f16_to_f32(reinterpret_cast<const uint16_t*>(r.data())[i]) : r[i];
+                return f;
+              };
+              const Floats a_k = floats(k.a), a_v = floats(v.a), b_k = floats(k.b), b_v = floats(v.b);
+              return cat({&Y, &a_k, &a_v, &b_k, &b_v});
+            },
+            want, tol_rel(want, 1e-5, 1e-6));
+    }
   }
 }
