@@ -1,10 +1,12 @@
-// Random-weight checkpoints of any Mamba-1 (Hugging Face layout) or S4D (S4Model layout) shape, for
+// Random-weight checkpoints of any Mamba-1 or RecurrentGemma (Hugging Face layout) or S4D (S4Model layout) shape, for
 // speed work without a download: `rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280`. Weights are bf16 with the scales a
 // trained model has (so activations stay finite); they mean nothing.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -114,6 +116,62 @@ Config s4d_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>* s
                 {"d_state", N},        {"n_layers", L},  {"prenorm", false},  {"pool", "none"}};
 }
 
+// A RecurrentGemma model in the Hugging Face layout; the defaults are recurrentgemma-2b's shape.
+Config recurrent_gemma_specs(const std::map<std::string, uint64_t>& kv, std::vector<Spec>* specs) {
+  static const char* kKeys[] = {"d_model", "n_layer", "vocab", "lru_width", "d_ffn", "heads", "kv_heads", "window",
+                                "conv", "seed"};
+  for (const auto& p : kv)
+    if (std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return p.first == k; }) == std::end(kKeys))
+      throw ConvertError("--random recurrent_gemma: unknown key '" + p.first +
+                         "' (d_model, n_layer, vocab, lru_width, d_ffn, heads, kv_heads, window, conv, seed)");
+  const uint64_t d = value(kv, "d_model", 2560), L = value(kv, "n_layer", 26), V = value(kv, "vocab", 256000);
+  const uint64_t W = value(kv, "lru_width", d), F = value(kv, "d_ffn", 3 * d), H = value(kv, "heads", 10);
+  const uint64_t KV = value(kv, "kv_heads", 1), win = value(kv, "window", 2048), K = value(kv, "conv", 4);
+  if (d == 0 || L == 0 || V == 0 || W == 0 || F == 0 || H == 0 || KV == 0 || K < 2 || win == 0 || d % H || W % H ||
+      H % KV || d > 65536 || L > 1024 || V > (1u << 22))
+    throw ConvertError("--random recurrent_gemma: shape out of range (heads must divide d_model and lru_width)");
+  const uint64_t D = d / H, bw = W / H;
+  const float sd = 1.f / std::sqrt(static_cast<float>(d)), sw = 1.f / std::sqrt(static_cast<float>(W)),
+              sf = 1.f / std::sqrt(static_cast<float>(F)), sb = 1.f / std::sqrt(static_cast<float>(bw));
+  *specs = {{"model.embed_tokens.weight", {V, d}, 0, 0.02f, 0}, {"model.final_norm.weight", {d}, 1, 0.f, 0}};
+  for (uint64_t i = 0; i < L; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".", t = p + "temporal_block.", m = p + "mlp_block.";
+    specs->push_back({p + "temporal_pre_norm.weight", {d}, 1, 0.f, 0});
+    specs->push_back({p + "channel_pre_norm.weight", {d}, 1, 0.f, 0});
+    if (i % 3 == 2) {
+      specs->push_back({t + "q_proj.weight", {H * D, d}, 0, sd, 0});
+      specs->push_back({t + "k_proj.weight", {KV * D, d}, 0, sd, 0});
+      specs->push_back({t + "v_proj.weight", {KV * D, d}, 0, sd, 0});
+      specs->push_back({t + "o_proj.weight", {d, H * D}, 0, sd, 0});
+      specs->push_back({t + "o_proj.bias", {d}, 1, 0.f, 0});
+    } else {
+      for (const char* n : {"linear_y", "linear_x"}) {
+        specs->push_back({t + n + ".weight", {W, d}, 0, sd, 0});
+        specs->push_back({t + n + ".bias", {W}, 1, 0.f, 0});
+      }
+      specs->push_back({t + "linear_out.weight", {d, W}, 0, sw, 0});
+      specs->push_back({t + "linear_out.bias", {d}, 1, 0.f, 0});
+      specs->push_back({t + "conv_1d.weight", {W, 1, K}, 0, 0.5f, 0});
+      specs->push_back({t + "conv_1d.bias", {W}, 1, 0.f, 0});
+      for (const char* g : {"input", "recurrent"}) {
+        specs->push_back({t + "rg_lru." + g + "_gate_weight", {H, bw, bw}, 0, sb, 0});
+        specs->push_back({t + "rg_lru." + g + "_gate_bias", {H, bw}, 1, 0.f, 0});
+      }
+      specs->push_back({t + "rg_lru.recurrent_param", {W}, 1, -2.f, 0});
+    }
+    for (const char* n : {"gate_proj", "up_proj"}) {
+      specs->push_back({m + n + ".weight", {F, d}, 0, sd, 0});
+      specs->push_back({m + n + ".bias", {F}, 1, 0.f, 0});
+    }
+    specs->push_back({m + "down_proj.weight", {d, F}, 0, sf, 0});
+    specs->push_back({m + "down_proj.bias", {d}, 1, 0.f, 0});
+  }
+  return Config{{"model_type", "recurrent_gemma"}, {"vocab_size", V},        {"hidden_size", d},
+                {"num_hidden_layers", L},          {"lru_width", W},         {"intermediate_size", 2 * F},
+                {"num_attention_heads", H},        {"num_key_value_heads", KV}, {"head_dim", D},
+                {"attention_window_size", win},    {"conv1d_width", K},      {"tie_word_embeddings", true}};
+}
+
 }  // namespace
 
 std::string write_random_checkpoint(const std::string& arch, const std::map<std::string, uint64_t>& kv,
@@ -122,7 +180,8 @@ std::string write_random_checkpoint(const std::string& arch, const std::map<std:
   Config config;
   if (arch == "mamba1") config = mamba1_specs(kv, &specs);
   else if (arch == "s4d") config = s4d_specs(kv, &specs);
-  else throw ConvertError("--random: architecture '" + arch + "' is not supported here (mamba1, s4d)");
+  else if (arch == "recurrent_gemma") config = recurrent_gemma_specs(kv, &specs);
+  else throw ConvertError("--random: architecture '" + arch + "' is not supported here (mamba1, s4d, recurrent_gemma)");
   ::mkdir(dir.c_str(), 0755);
   nlohmann::json header = nlohmann::json::object();
   uint64_t off = 0;

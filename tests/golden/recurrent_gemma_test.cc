@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 
 #include "kernels/kernels.h"
+#include "rill_generated.h"
 #include "test_util.h"
 
 using namespace rill;
@@ -260,6 +262,67 @@ TEST_SUITE("golden") {
                    << g.tokens.size() << ", state diff " << sd << " of " << scale);
       CHECK(worst <= 1e-2f * g.max_abs());
       CHECK(sd <= 1e-2f * scale);
+    }
+  }
+}
+
+namespace {
+
+// Mean KL(p_ref || p) and top-1 agreement of two models' next-token distributions over the same steps.
+void compare_models(const Golden& ref, const Golden& q, double* kl, double* top1) {
+  OwnedSession a = ref.session(), b = q.session();
+  std::vector<float> la(ref.V), lb(ref.V);
+  double sum_kl = 0;
+  size_t agree = 0;
+  for (size_t t = 0; t < ref.tokens.size(); ++t) {
+    REQUIRE(a.session().step(ref.tokens[t], la.data(), la.size()) == Status::kOk);
+    REQUIRE(b.session().step(ref.tokens[t], lb.data(), lb.size()) == Status::kOk);
+    double ma = la[0], mb = lb[0];
+    for (size_t v = 0; v < ref.V; ++v) ma = std::max(ma, double(la[v])), mb = std::max(mb, double(lb[v]));
+    double za = 0, zb = 0;
+    for (size_t v = 0; v < ref.V; ++v) za += std::exp(la[v] - ma), zb += std::exp(lb[v] - mb);
+    double k = 0;
+    for (size_t v = 0; v < ref.V; ++v) {
+      const double pa = std::exp(la[v] - ma) / za, lpa = la[v] - ma - std::log(za), lpb = lb[v] - mb - std::log(zb);
+      k += pa * (lpa - lpb);
+    }
+    sum_kl += k;
+    agree += std::max_element(la.begin(), la.end()) - la.begin() == std::max_element(lb.begin(), lb.end()) - lb.begin();
+  }
+  *kl = sum_kl / ref.tokens.size();
+  *top1 = double(agree) / ref.tokens.size();
+}
+
+}  // namespace
+
+TEST_SUITE("quant") {
+  TEST_CASE("recurrent_gemma q8 / q4 (attention and MLP projections quantized) against the f32 model") {
+    Golden f32("recurrent_gemma_tied_bf16");
+    struct Bound {
+      const char* dtype;
+      double max_kl, min_top1;
+    };
+    // Measured on this fixture (logits up to 45, so the distributions are peaked): q8 KL 1.1e-3, top-1 100 %;
+    // q4 KL 0.16, top-1 96 %. The bounds leave room for rounding differences between machines.
+    for (const Bound& b : {Bound{"q8", 3e-3, 0.97}, Bound{"q4", 0.3, 0.9}}) {
+      Golden q("recurrent_gemma_tied_bf16", b.dtype);
+      // The projections are quantized (their 64 columns take int8 / int4 blocks); the RG-LRU gates stay float.
+      const fb::Model* m = fb::GetSizePrefixedModel(q.lm.file().data());
+      size_t quantized = 0;
+      for (uint32_t i = 0; i < m->layers()->size(); ++i)
+        for (const fb::Tensor* t : *m->layers()->Get(i)->tensors()) {
+          const std::string n = t->name()->str();
+          const bool qz = t->dtype() == fb::DType::I8 || t->dtype() == fb::DType::I4;
+          quantized += qz;
+          if (n == "q" || n == "k" || n == "v" || n == "lin_x" || n == "lin_y") CHECK_MESSAGE(qz, "layer " << i << " " << n);
+          if (n == "gate_x" || n == "gate_a") CHECK_MESSAGE(t->dtype() == fb::DType::F16, "layer " << i << " " << n);
+        }
+      double kl, top1;
+      compare_models(f32, q, &kl, &top1);
+      MESSAGE("recurrent_gemma " << std::string(b.dtype) << ": " << quantized << " quantized tensors, mean KL " << kl << ", top-1 "
+                                 << top1);
+      CHECK(kl <= b.max_kl);
+      CHECK(top1 >= b.min_top1);
     }
   }
 }

@@ -275,6 +275,18 @@ int cmd_inspect(int argc, char** argv) {
                 p->d_model(), p->n_layer(), p->vocab_size(), p->d_inner(), p->n_heads(), p->head_dim(), p->n_groups(),
                 p->d_state(), p->d_conv(), static_cast<double>(p->norm_eps()), static_cast<double>(p->dt_min()),
                 static_cast<double>(p->dt_max()), p->tied_head());
+  if (const auto* p = m->params_as_RecurrentGemmaParams()) {
+    std::string pattern;
+    for (uint32_t i = 0; i < m->layers()->size(); ++i)
+      pattern += m->layers()->Get(i)->kind() == fb::LayerKind::LocalAttentionBlock ? 'A' : 'R';
+    std::printf("hyper         d_model=%u n_layer=%u vocab=%u lru_width=%u d_ffn=%u heads=%u kv_heads=%u head_dim=%u "
+                "window=%u conv=%u rope_dims=%u rope_theta=%g eps=%g soft_cap=%g embed_scale=%g tied_head=%d\n"
+                "layers        %s (R: recurrent RG-LRU block, A: local attention)\n",
+                p->d_model(), p->n_layer(), p->vocab_size(), p->lru_width(), p->d_ffn(), p->n_heads(), p->n_kv_heads(),
+                p->head_dim(), p->window(), p->conv_width(), p->rope_dims(), static_cast<double>(p->rope_theta()),
+                static_cast<double>(p->norm_eps()), static_cast<double>(p->logits_soft_cap()),
+                static_cast<double>(p->embed_scale()), p->tied_head(), pattern.c_str());
+  }
   if (const auto* p = m->params_as_S4DParams())
     std::printf("hyper         d_model=%u n_layer=%u d_state=%u (%u complex modes per channel, discretized by zero-order "
                 "hold) %s pool=%s eps=%g\n",
@@ -349,12 +361,41 @@ int cmd_inspect(int argc, char** argv) {
     }
   std::printf(")\nfile          %s\n", human_bytes(in.file_bytes).c_str());
   std::printf("state         %" PRIu64 " bytes per session (%s)\n", in.state_bytes, human_bytes(in.state_bytes).c_str());
-  for (const fb::StateTensor* s : *m->state()->tensors())
-    if (s->layer() <= 0) {
-      std::string shape;
-      for (uint64_t v : *s->shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(v);
-      std::printf("  %-20s [%s] f32 (%s)\n", s->name()->c_str(), shape.c_str(), s->layer() == 0 ? "per layer" : "once");
+  {  // one line per kind of state tensor ("layers.N.conv" -> conv), with the layers holding one
+    struct Kind {
+      std::string name, shape, dtype;
+      uint64_t layers = 0, bytes = 0, rows = 0, row_bytes = 0;
+      bool model = false;
+    };
+    std::vector<Kind> kinds;
+    for (const fb::StateTensor* s : *m->state()->tensors()) {
+      std::string name = s->name()->str();
+      const size_t dot = name.rfind('.');
+      if (s->layer() >= 0 && dot != std::string::npos) name = name.substr(dot + 1);
+      auto it = std::find_if(kinds.begin(), kinds.end(), [&](const Kind& k) { return k.name == name; });
+      if (it == kinds.end()) {
+        Kind k;
+        k.name = name;
+        for (uint64_t v : *s->shape()) k.shape += (k.shape.empty() ? "" : ", ") + std::to_string(v);
+        k.dtype = s->dtype() == fb::DType::F16 ? "f16" : s->dtype() == fb::DType::I64 ? "i64" : "f32";
+        k.model = s->layer() < 0;
+        if (s->shape()->size() == 2) k.rows = s->shape()->Get(0), k.row_bytes = s->size() / std::max<uint64_t>(1, k.rows);
+        kinds.push_back(k);
+        it = kinds.end() - 1;
+      }
+      it->layers += 1;
+      it->bytes += s->size();
     }
+    for (const Kind& k : kinds) {
+      const bool ring = k.name == "k_ring" || k.name == "v_ring";
+      const std::string where = k.model ? "once" : "x " + std::to_string(k.layers) + " layers";
+      std::printf("  %-20s [%s] %s %s: %s\n", (k.name + (ring ? " (KV ring)" : "")).c_str(), k.shape.c_str(),
+                  k.dtype.c_str(), where.c_str(), human_bytes(k.bytes).c_str());
+      if (ring && k.rows)  // the same keys or values held for every token of a context, as a full cache would
+        std::printf("  %-20s a full cache of every token would be %s at 8k tokens, %s at 32k\n", "",
+                    human_bytes(k.bytes / k.rows * 8192).c_str(), human_bytes(k.bytes / k.rows * 32768).c_str());
+    }
+  }
   std::printf("arena         %zu bytes per session (state + scratch for prefill chunks of %u tokens)\n", arena,
               SessionOptions{}.prefill_chunk);
   std::printf("backend       %s\n", in.backend);
@@ -1248,10 +1289,14 @@ int cmd_bench(int argc, char** argv) {
          "rill bench --random mamba1:d_model=768,n_layer=24,vocab=50280 --dtype q8",
          {model_opt(),
           {nullptr, "--random", "SPEC", "ARCH:key=value,... e.g. mamba1:d_model=2048,n_layer=48,vocab=50280\n"
-           "                                 or s4d:d_model=256,n_layer=4,d_state=64,d_input=8,d_output=8", ""},
+           "                                 or s4d:d_model=256,n_layer=4,d_state=64,d_input=8,d_output=8\n"
+           "                                 or recurrent_gemma: (recurrentgemma-2b's shape; d_model, n_layer, vocab,\n"
+           "                                 lru_width, d_ffn, heads, kv_heads, window, conv to change it)", ""},
           {nullptr, "--dtype", "TYPE", "weights of the --random model: f32 | f16 | q8 | q4", "q8"},
           {"-n", "--tokens", "N", "decode steps timed", "128"},
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
+          {nullptr, "--context", "N", "tokens prefilled (untimed) before decode is timed: decode at that position\n"
+           "                                 (for RecurrentGemma, a full attention window)", "0"},
           {nullptr, "--chunk", "LIST", "prefill chunk sizes (tokens per forward pass) to time, e.g. 8,16,32,64\n"
            "                                 (default: the session default)", ""},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer; auto: the bytes one decode step\n"
@@ -1264,8 +1309,9 @@ int cmd_bench(int argc, char** argv) {
            "                                 and last 10,000 steps' mean time and the resident memory (0: off)", "0"},
           {"-o", "--output", "FORMAT", "md | json", "md"}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
-  long long n_tok, n_pre, probe_mb = 0, n_soak;
+  long long n_tok, n_pre, probe_mb = 0, n_soak, n_ctx;
   if (!cli::parse_int(a.get("--tokens"), 1, 1 << 24, &n_tok) || !cli::parse_int(a.get("--prefill"), 0, 1 << 24, &n_pre) ||
+      !cli::parse_int(a.get("--context"), 0, 1 << 24, &n_ctx) ||
       !cli::parse_int(a.get("--soak"), 0, 1ll << 32, &n_soak) ||
       (a.get("--probe-mb") != "auto" && !cli::parse_int(a.get("--probe-mb"), 16, 1 << 16, &probe_mb)) ||
       (a.get("--output") != "md" && a.get("--output") != "json")) {
@@ -1356,7 +1402,8 @@ int cmd_bench(int argc, char** argv) {
     so.pool = pool;
     OwnedSession os;
     if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
-    // Decode: warm up, then time each step.
+    // Decode: from --context tokens in, warm up, then time each step.
+    if (n_ctx) (void)feed.prefill(os.session(), static_cast<size_t>(n_ctx));
     for (int i = 0; i < 8; ++i) (void)feed.run(os.session());
     std::vector<double> ms(static_cast<size_t>(n_tok));
     double decode_s = 0;
