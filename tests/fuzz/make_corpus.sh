@@ -31,7 +31,11 @@ $rill convert tests/golden/mamba2_tied_bf16 -o $c/model/mamba2_q4g64.bin -q --dt
 $rill convert tests/golden/s4d_prenorm_mean -o $c/model/s4d_mean_f32.bin -q
 $rill convert tests/golden/s4d_prenorm_none_wide -o $c/model/s4d_q8.bin -q --dtype q8
 $rill convert tests/golden/mamba1_vector -o $c/model/mamba1_vector.bin -q
-for d in tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
+# RecurrentGemma: mixed layer kinds, an f32 and an f16 key/value ring, quantized projections.
+$rill convert tests/golden/recurrent_gemma_awkward -o $c/model/recurrent_gemma_f16.bin -q --dtype f16 --kv-dtype f32
+$rill convert tests/golden/recurrent_gemma_tied_bf16 -o $c/model/recurrent_gemma_q8.bin -q --dtype q8
+$rill convert tests/golden/recurrent_gemma_tied_bf16 -o $c/model/recurrent_gemma_q4.bin -q --dtype q4
+for d in tests/golden/recurrent_gemma_tied_bf16 tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
          tests/fuzz/rwkv7_world_tiny tests/golden/s4d_postnorm_none tests/golden/mamba2_vector; do
   { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin
 done
