@@ -80,10 +80,17 @@ std::string base_name(const std::string& p) {
 
 bool is_json(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".json") == 0; }
 
-// Reads a tokenizer file into the plan: a .json is a Hugging Face tokenizer.json (byte-level BPE),
-// anything else an RWKV world vocabulary.
+// Reads a tokenizer file into the plan: a .model is a SentencePiece model, a .json a Hugging Face
+// tokenizer.json (byte-level BPE), anything else an RWKV world vocabulary.
 void read_tokenizer_file(const std::string& path, uint64_t vocab_size, Plan* plan) {
-  if (is_json(path)) {
+  if (path.size() >= 6 && path.compare(path.size() - 6, 6, ".model") == 0) {
+    SpmTokenizer spm = read_sentencepiece(path, vocab_size);
+    plan->vocab = std::move(spm.vocab);
+    plan->sp_model = std::move(spm.model);
+    plan->bos_id = spm.bos_id;
+    plan->eos_id = spm.eos_id;
+    plan->tokenizer = fb::TokenizerKind::SentencePiece;
+  } else if (is_json(path)) {
     plan->bpe = read_hf_tokenizer(path, vocab_size);
     plan->vocab = std::move(plan->bpe.vocab);
     plan->tokenizer = fb::TokenizerKind::Bpe;
@@ -107,7 +114,7 @@ std::string tokenizer_buffer(const std::string& path, uint32_t* vocab_size) {
   auto tok = make_tokenizer(b, plan);
   fb::ModelBuilder mb(b);
   mb.add_format_major(1);
-  mb.add_format_minor(1);
+  mb.add_format_minor(plan.tokenizer == fb::TokenizerKind::SentencePiece ? 4 : 1);
   mb.add_tokenizer(tok);
   b.Finish(mb.Finish(), "RILL");
   *vocab_size = static_cast<uint32_t>(n);
@@ -174,27 +181,30 @@ Report run(const Options& opts) {
   }
 
   // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,
-  // then a tokenizer.json; tokenizer_config.json {"rill_tokenizer": "bytes"} marks a byte model.
+  // then a tokenizer.json, then a SentencePiece tokenizer.model; tokenizer_config.json
+  // {"rill_tokenizer": "bytes"} marks a byte model.
   std::string tk = opts.tokenizer, tk_file;
   auto exists = [](const std::string& p) { return static_cast<bool>(std::ifstream(p)); };
   const std::string world_vocab = opts.input_dir + "/rwkv_vocab_v20230424.txt";
   const std::string hf_json = opts.input_dir + "/tokenizer.json";
+  const std::string spm_model = opts.input_dir + "/tokenizer.model";
   if (tk == "auto") {
-    tk = exists(world_vocab) ? "world" : exists(hf_json) ? "bpe" : "none";
+    tk = exists(world_vocab) ? "world" : exists(hf_json) ? "bpe" : exists(spm_model) ? "spm" : "none";
     std::ifstream tf(opts.input_dir + "/tokenizer_config.json");
     if (tf) {
       auto j = nlohmann::json::parse(tf, nullptr, false);
       if (!j.is_discarded() && j.is_object() && j.contains("rill_tokenizer") && j["rill_tokenizer"] == "bytes")
         tk = "bytes";
     }
-    tk_file = tk == "world" ? world_vocab : hf_json;
+    tk_file = tk == "world" ? world_vocab : tk == "spm" ? spm_model : hf_json;
   } else if (tk == "world") {
     tk_file = world_vocab;
-  } else if (tk != "bytes" && tk != "none") {  // a file: .json is a tokenizer.json, else a world vocabulary
+  } else if (tk != "bytes" && tk != "none") {  // a file: .json a tokenizer.json, .model SentencePiece, else world
     tk_file = tk;
     if (!exists(tk_file))
       throw ConvertError("--tokenizer " + tk + ": no such file (or use auto, bytes, none)");
-    tk = is_json(tk_file) ? "bpe" : "world";
+    tk = is_json(tk_file) ? "bpe" : tk_file.size() >= 6 && tk_file.compare(tk_file.size() - 6, 6, ".model") == 0 ? "spm"
+                                                                                                               : "world";
   }
   uint64_t V = 0;
   for (const PlanTensor& t : plan.tensors)
@@ -202,7 +212,7 @@ Report run(const Options& opts) {
   if (tk == "bytes") {
     plan.tokenizer = fb::TokenizerKind::Bytes;
     plan.tokenizer_source = "bytes";
-  } else if (tk == "world" || tk == "bpe") {
+  } else if (tk == "world" || tk == "bpe" || tk == "spm") {
     read_tokenizer_file(tk_file, V, &plan);
   }
   // End and start of text: config.json's ids, else the tokenizer's own end-of-text token.

@@ -56,6 +56,14 @@ struct BpeTokenizer {
   int32_t eos_id = -1;
 };
 
+// A SentencePiece model read from a tokenizer.model.
+struct SpmTokenizer {
+  std::string model;                // the file's bytes (serialized ModelProto), embedded whole
+  std::vector<std::string> vocab;   // each id's text for detokenize (vocab_size entries)
+  std::vector<std::string> pieces;  // the pieces as stored
+  int32_t bos_id = -1, eos_id = -1, unk_id = -1;
+};
+
 struct Plan {
   fb::Arch arch = fb::Arch::Unknown;
   std::string source_format;
@@ -70,6 +78,7 @@ struct Plan {
   int32_t bos_id = -1, eos_id = -1;
   std::vector<std::string> vocab;  // World: the bytes of each token id (empty: no text)
   BpeTokenizer bpe;                // Bpe: everything but vocab (in `vocab`)
+  std::string sp_model;            // SentencePiece: the serialized model
   std::string tokenizer_source;    // the file the tokenizer came from
   // Vector models: floats per step in and out (0: token ids in, logits out); tensors encoder,
   // encoder_bias, decoder, decoder_bias (and input_mean, input_std) are in `tensors`.
@@ -111,6 +120,8 @@ void put_utf8(uint32_t cp, std::string* out);
 std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size);
 // Reads a Hugging Face tokenizer.json (byte-level BPE) for a model with vocab_size embedding rows.
 BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size);
+// Reads a SentencePiece tokenizer.model for a model with vocab_size embedding rows.
+SpmTokenizer read_sentencepiece(const std::string& path, uint64_t vocab_size);
 
 // Writes the plan (temporary file + rename). Returns the file size.
 // The Tokenizer table of the plan's tokenizer.

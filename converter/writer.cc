@@ -119,8 +119,9 @@ std::string sha256_file(const SrcFile& f) {
 // The file's Tokenizer table for the plan's tokenizer (kind None: a table saying so).
 flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const Plan& plan) {
   flatbuffers::Offset<fb::Tokenizer> tok;
-  if (plan.tokenizer == fb::TokenizerKind::World || plan.tokenizer == fb::TokenizerKind::Bpe) {
-    const bool world = plan.tokenizer == fb::TokenizerKind::World;
+  if (plan.tokenizer == fb::TokenizerKind::World || plan.tokenizer == fb::TokenizerKind::Bpe ||
+      plan.tokenizer == fb::TokenizerKind::SentencePiece) {
+    const bool world = plan.tokenizer == fb::TokenizerKind::World, bpe = plan.tokenizer == fb::TokenizerKind::Bpe;
     std::vector<uint8_t> bytes;
     std::vector<uint32_t> offsets{0}, sorted;
     uint32_t max_len = 0;
@@ -141,11 +142,12 @@ flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder
     for (const BpeTokenizer::Merge& m : plan.bpe.merges) merges.emplace_back(m.left, m.right, m.merged, m.rank);
     for (const BpeTokenizer::Added& a : plan.bpe.added)
       added.push_back(fb::CreateAddedToken(b, a.id, a.special, a.normalized));
+    const std::vector<uint8_t> sp(plan.sp_model.begin(), plan.sp_model.end());
     tok = fb::CreateTokenizerDirect(
         b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, &bytes, &offsets, world ? &sorted : nullptr, max_len,
-        world ? nullptr : &merges, world ? nullptr : &plan.bpe.byte_tokens, world ? nullptr : &added,
+        bpe ? &merges : nullptr, bpe ? &plan.bpe.byte_tokens : nullptr, bpe ? &added : nullptr,
         plan.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
-        world ? nullptr : plan.bpe.pattern.c_str(), plan.tokenizer_source.c_str());
+        bpe ? plan.bpe.pattern.c_str() : nullptr, plan.tokenizer_source.c_str(), sp.empty() ? nullptr : &sp);
   } else {
     tok = fb::CreateTokenizerDirect(b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, nullptr, nullptr, nullptr, 0,
                                     nullptr, nullptr, nullptr, fb::TextNormalizer::None, nullptr,
@@ -206,7 +208,8 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   uint16_t minor = 2;
   for (const PlanTensor& t : plan.tensors)
     if (t.rows16) minor = 3;
-  if (plan.arch == fb::Arch::RecurrentGemma) minor = 4;  // its params, layer kinds and state dtypes
+  if (plan.arch == fb::Arch::RecurrentGemma || plan.tokenizer == fb::TokenizerKind::SentencePiece)
+    minor = 4;  // RecurrentGemma's params, layer kinds and state dtypes; the SentencePiece tokenizer
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
     auto make_tensor = [&](const PlanTensor& t) {

@@ -107,6 +107,11 @@ using GatedRmsnorm = void(float* Y, const float* Z, size_t ldz, const float* w, 
                           float eps);
 // layernorm over n rows of d.
 using Layernorm = void(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps);
+// Attention of G query heads that share one key/value head, over n cached slots: slot s's key at
+// K + s * stride and value at V + s * stride (D floats, or D halves when f16); Q, Y [G, D];
+// scores [G, ldsc] scratch (ldsc >= n). y_h = sum_s softmax_s(scale q_h . k_s) v_s.
+using AttendGroup = void(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
+                         size_t D, float scale, float* scores, size_t ldsc, float* Y);
 
 struct Table {
   const char* isa;
@@ -129,6 +134,7 @@ struct Table {
   ConvSilu* conv_silu;
   GatedRmsnorm* gated_rmsnorm;
   Layernorm* layernorm;
+  AttendGroup* attend_group;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.

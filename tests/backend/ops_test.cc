@@ -910,7 +910,7 @@ TEST_SUITE("ops") {
       check(std::string("attend ") + (f16 ? "f16" : "f32"),
             [&](const Exec& x) {
               States k(store(ka), store(kb)), v(store(va), store(vb));
-              Floats Y(n * H * D), scores(window);
+              Floats Y(n * H * D), scores(H * window);
               x.backend->ops->attend(x, k.ref(), v.ref(), f16, Q.data(), Kn.data(), Vn.data(), P, Y.data(), n, H, KV, D,
                                      window, 0.4f, scores.data());
               auto floats = [&](const Floats& r) {  // a ring back as floats

@@ -1,7 +1,9 @@
 // libFuzzer: tokenizer on arbitrary bytes. Tokenize with a too-small then an exact buffer; every
 // token detokenizes; the bytes round-trip exactly (bytes, world). BPE (GPT-NeoX's tokenizer.json):
 // either a clean refusal or tokens whose text tokenizes to the same tokens (decoding gives the NFC
-// form), and ASCII comes back exactly.
+// form), and ASCII comes back exactly. SentencePiece (the RecurrentGemma fixture's model, byte
+// fallback, identity normalization): printable ASCII comes back exactly; anything else at least
+// gives ids that detokenize.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +20,7 @@ namespace {
 LoadedModel* g_model;  // byte tokenizer
 LoadedModel* g_world;  // RWKV world vocabulary (does not cover every byte)
 LoadedModel* g_bpe;    // GPT-NeoX byte-level BPE
+LoadedModel* g_spm;    // SentencePiece
 void load(const std::string& ckpt, const char* name, LoadedModel* lm, TokenizerKind want) {
   char dir[] = "/tmp/rill-fuzz-XXXXXX";
   if (!mkdtemp(dir)) std::abort();
@@ -30,7 +33,10 @@ void load(const std::string& ckpt, const char* name, LoadedModel* lm, TokenizerK
   if (lm->model().info().tokenizer != want) std::abort();
 }
 void setup() {
-  static LoadedModel bytes, world, bpe;
+  static LoadedModel bytes, world, bpe, spm;
+  load(std::string(RILL_SOURCE_DIR) + "/tests/golden/recurrent_gemma_tied_bf16", "s.rill", &spm,
+       TokenizerKind::kSentencePiece);
+  g_spm = &spm;
   load(std::string(RILL_SOURCE_DIR) + "/tests/fuzz/byte_model", "b.rill", &bytes, TokenizerKind::kBytes);
   load(std::string(RILL_SOURCE_DIR) + "/tests/fuzz/rwkv7_world_tiny", "w.rill", &world, TokenizerKind::kWorld);
   char dir[] = "/tmp/rill-fuzz-XXXXXX";
@@ -103,6 +109,28 @@ void check_bpe(const uint8_t* data, size_t size) {
   Status s2;
   if (bpe_ids(back.data(), back.size(), &s2) != ids || s2 != Status::kOk) std::abort();
 }
+void check_spm(const uint8_t* data, size_t size) {
+  const Model& m = g_spm->model();
+  size_t n = 0;
+  Status s = tokenize(m, reinterpret_cast<const char*>(data), size, nullptr, 0, &n);
+  if (s == Status::kUnsupported) return;  // built without libsentencepiece
+  std::vector<int32_t> ids(n);
+  if (s == Status::kInvalidArgument && n > 0) s = tokenize(m, reinterpret_cast<const char*>(data), size, ids.data(), n, &n);
+  if (s != Status::kOk) {
+    if (s != Status::kInvalidArgument) std::abort();
+    return;
+  }
+  std::string back;
+  for (int32_t t : ids) {
+    char buf[4096];
+    size_t k = 0;
+    if (detokenize(m, t, buf, sizeof buf, &k) != Status::kOk) std::abort();
+    back.append(buf, k);
+  }
+  bool printable = true;
+  for (size_t i = 0; i < size; ++i) printable = printable && ((data[i] >= 0x20 && data[i] < 0x7F) || data[i] == '\n');
+  if (printable && (back.size() != size || std::memcmp(back.data(), data, size) != 0)) std::abort();
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -128,5 +156,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (detokenize(m, -1, &c, 1, &k) != Status::kTokenRange) std::abort();
   check_world(data, size);
   check_bpe(data, size);
+  check_spm(data, size);
   return 0;
 }

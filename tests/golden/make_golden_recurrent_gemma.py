@@ -12,6 +12,10 @@ Sequences are several windows long, so rill's ring buffer wraps several times.
 
     /usr/bin/python3 tests/golden/make_golden_recurrent_gemma.py
 
+The tied case also carries a SentencePiece tokenizer.model (BPE with byte fallback, Gemma's special ids
+and normalization settings) trained here with Debian's `spm_train` on data/tinyshakespeare.txt, and the
+ids Debian's `spm_encode` gives for a held-out line (tokenizer_text.txt -> tokenizer_ids.txt).
+
 Outputs per case: config.json, model.safetensors, tokens.txt, logits.npy [T, V], and the final state:
 state_position.npy [1], state_conv.npy [L_rec, K-1, lru], state_rg_lru.npy [L_rec, lru],
 state_k_ring.npy / state_v_ring.npy [L_att, window, kv_heads * head_dim] (slot = position % window).
@@ -20,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -201,11 +206,32 @@ CASES = {
                                     emb_std=0.05, head_std=3.0, dtype="F32", seed=5),
     # Attention first, two key/value heads over four query heads, q/k/v biases, a tied head, no soft cap,
     # no embedding scale, conv width 3, window 8 over 50 tokens, a bf16 checkpoint.
-    "recurrent_gemma_tied_bf16": dict(d=64, L=4, V=131, lru=64, I=96, H=4, KV=2, D=16, K=3, window=8, prf=0.25,
+    "recurrent_gemma_tied_bf16": dict(d=64, L=4, V=512, lru=64, I=96, H=4, KV=2, D=16, K=3, window=8, prf=0.25,
                                       theta=500.0, eps=1e-5, cap=0.0, scale_emb=False, tied=True, attn_bias=True,
-                                      pattern=["attention", "recurrent"], T=50, emb_std=1.0, head_std=0.0,
-                                      dtype="BF16", seed=6),
+                                      pattern=["attention", "recurrent"], T=50, emb_std=0.4, head_std=0.0,
+                                      dtype="BF16", seed=6, spm=True),
 }
+
+# Held out from training (the play's text is the training data): plain words, punctuation, digits,
+# and characters the vocabulary lacks, which fall back to bytes.
+SPM_TEXT = "Wherefore art thou, 2026's robot? Caf\u00e9 na\u00efve \u2014 \u00fcber \U0001F600 done."
+
+
+def make_spm(out, V):
+    repo = os.path.join(HERE, "..", "..")
+    prefix = os.path.join(out, "tokenizer")
+    subprocess.run(["spm_train", "--input=" + os.path.join(repo, "data", "tinyshakespeare.txt"),
+                    "--model_prefix=" + prefix, f"--vocab_size={V}", "--model_type=bpe", "--byte_fallback=true",
+                    "--character_coverage=1.0", "--add_dummy_prefix=false", "--normalization_rule_name=identity",
+                    "--remove_extra_whitespaces=false", "--pad_id=0", "--eos_id=1", "--bos_id=2", "--unk_id=3",
+                    "--num_threads=1", "--minloglevel=2"], check=True, stdout=subprocess.DEVNULL)
+    os.remove(prefix + ".vocab")
+    with open(os.path.join(out, "tokenizer_text.txt"), "w", encoding="utf-8") as f:
+        f.write(SPM_TEXT)
+    ids = subprocess.run(["spm_encode", "--model=" + prefix + ".model", "--output_format=id"], input=SPM_TEXT.encode(),
+                         check=True, capture_output=True).stdout.decode().split()
+    with open(os.path.join(out, "tokenizer_ids.txt"), "w") as f:
+        f.write(",".join(ids) + "\n")
 
 
 def make_case(name, c):
@@ -224,6 +250,8 @@ def make_case(name, c):
         f.write(",".join(str(int(t)) for t in tokens) + "\n")
     write_npy(os.path.join(out, "logits.npy"), logits.astype(np.float32))
     write_npy(os.path.join(out, "state_position.npy"), np.array([c["T"]], np.float32))
+    if c.get("spm"):
+        make_spm(out, c["V"])
     for k, v in st.items():
         write_npy(os.path.join(out, f"state_{k}.npy"), np.stack(v).astype(np.float32))
     print(f"{name}: T={c['T']} V={c['V']} max|logit|={np.abs(logits).max():.3f}")

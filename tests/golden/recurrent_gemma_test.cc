@@ -302,9 +302,11 @@ TEST_SUITE("quant") {
       const char* dtype;
       double max_kl, min_top1;
     };
-    // Measured on this fixture (logits up to 45, so the distributions are peaked): q8 KL 1.1e-3, top-1 100 %;
-    // q4 KL 0.16, top-1 96 %. The bounds leave room for rounding differences between machines.
-    for (const Bound& b : {Bound{"q8", 3e-3, 0.97}, Bound{"q4", 0.3, 0.9}}) {
+    // Measured on this fixture (a 4-layer random model of width 64, whose int4 groups of 32 carry a
+    // large relative error, spread over every projection: no tensor dominates): q8 KL 8.7e-3, top-1 98 %;
+    // q4 KL 1.1, top-1 46 % (rows and rows16 layouts give the same logits). The bounds leave room for
+    // rounding differences between machines; real checkpoints are far less sensitive.
+    for (const Bound& b : {Bound{"q8", 2e-2, 0.94}, Bound{"q4", 2.0, 0.3}}) {
       Golden q("recurrent_gemma_tied_bf16", b.dtype);
       // The projections are quantized (their 64 columns take int8 / int4 blocks); the RG-LRU gates stay float.
       const fb::Model* m = fb::GetSizePrefixedModel(q.lm.file().data());
@@ -324,5 +326,56 @@ TEST_SUITE("quant") {
       CHECK(kl <= b.max_kl);
       CHECK(top1 >= b.min_top1);
     }
+  }
+}
+
+TEST_SUITE("golden") {
+  TEST_CASE("recurrent_gemma SentencePiece tokenizer: ids equal spm_encode's; every text round-trips") {
+    Golden g("recurrent_gemma_tied_bf16");
+    const Model& m = g.lm.model();
+    CHECK(m.info().tokenizer == TokenizerKind::kSentencePiece);
+    CHECK(m.info().eos_id == 1);
+    CHECK(m.info().bos_id == 2);
+    const std::string text = read_file(g.dir + "/tokenizer_text.txt");
+    const std::vector<int32_t> want = read_tokens(g.dir + "/tokenizer_ids.txt");
+    REQUIRE(!text.empty());
+    REQUIRE(!want.empty());
+    size_t n = 0;
+#if defined(RILL_TEST_HAVE_SENTENCEPIECE)
+    REQUIRE(tokenize(m, text.data(), text.size(), nullptr, 0, &n) == Status::kInvalidArgument);  // count only
+    REQUIRE(n == want.size());
+    std::vector<int32_t> got(n);
+    REQUIRE(tokenize(m, text.data(), text.size(), got.data(), got.size(), &n) == Status::kOk);
+    CHECK(got == want);
+    // Detokenize, token by token, gives the text back: byte pieces as bytes, U+2581 as spaces.
+    const std::string more = text + "\n\n  First Citizen:\tBefore we proceed any further, hear me speak.\n";
+    REQUIRE(tokenize(m, more.data(), more.size(), nullptr, 0, &n) == Status::kInvalidArgument);
+    got.resize(n);
+    REQUIRE(tokenize(m, more.data(), more.size(), got.data(), got.size(), &n) == Status::kOk);
+    std::string back;
+    for (int32_t t : got) {
+      char buf[64];
+      size_t k = 0;
+      REQUIRE(detokenize(m, t, buf, sizeof buf, &k) == Status::kOk);
+      back.append(buf, k);
+    }
+    CHECK(back == more);
+#else
+    CHECK(tokenize(m, text.data(), text.size(), nullptr, 0, &n) == Status::kUnsupported);
+    MESSAGE("SKIPPED: SentencePiece text -> ids (built without libsentencepiece); detokenize checked alone");
+#endif
+    // Detokenize alone (the core, no library): spm_encode's ids give the text back.
+    std::string back2;
+    for (int32_t t : want) {
+      char buf[64];
+      size_t k = 0;
+      REQUIRE(detokenize(m, t, buf, sizeof buf, &k) == Status::kOk);
+      back2.append(buf, k);
+    }
+    CHECK(back2 == text);
+    char buf[8];
+    size_t k = 9;
+    CHECK(detokenize(m, 1, buf, sizeof buf, &k) == Status::kOk);  // <eos>: a control piece, no text
+    CHECK(k == 0);
   }
 }

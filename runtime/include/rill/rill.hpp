@@ -57,7 +57,8 @@ const char* arch_name(Arch a);
 
 // kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match. kBpe: byte-level
 // BPE from a Hugging Face tokenizer.json (NFC, split pattern, merges by rank, added tokens).
-enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2, kBpe = 3 };
+// kSentencePiece: a SentencePiece model (tokenizer.model; Gemma, RecurrentGemma), run by libsentencepiece.
+enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2, kBpe = 3, kSentencePiece = 4 };
 
 struct ModelOptions {
   Backend backend = Backend::kCpu;

@@ -335,65 +335,35 @@ void rope(const Exec&, float* Y, size_t ldy, const int64_t* P, size_t n, size_t 
   }
 }
 
-float dot(const float* a, const float* b, size_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (size_t k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
-  for (; j < n; ++j) acc[0] += a[j] * b[j];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-void attend(const Exec&, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
+// Per row: the new key and value into slot P % window, then each key/value head's query heads through
+// the table's attention kernel; with a pool, the heads split over threads (each head's scores row is its
+// own), which does not change any head's arithmetic.
+void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
             const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
             float* scores) {
-  const size_t kvd = KV * D, group = H / KV;
-  float kbuf[512], vbuf[512];  // one f16 key or value head in f32 (D <= 512, checked at bind)
+  const Table& t = table(x);
+  const size_t kvd = KV * D, group = H / KV, es = f16 ? 2 : 4;
   for (size_t i = 0; i < n; ++i) {
     const size_t slot = static_cast<size_t>(static_cast<uint64_t>(P[i]) % window);
     const size_t filled = static_cast<uint64_t>(P[i]) + 1 < window ? static_cast<size_t>(P[i]) + 1 : window;
+    unsigned char* K = Kr.bytes(i);
+    unsigned char* V = Vr.bytes(i);
     if (f16) {
-      uint16_t* k = reinterpret_cast<uint16_t*>(Kr.bytes(i)) + slot * kvd;
-      uint16_t* v = reinterpret_cast<uint16_t*>(Vr.bytes(i)) + slot * kvd;
+      uint16_t* k = reinterpret_cast<uint16_t*>(K) + slot * kvd;
+      uint16_t* v = reinterpret_cast<uint16_t*>(V) + slot * kvd;
       for (size_t j = 0; j < kvd; ++j) k[j] = kernels::f32_to_f16(Kn[i * kvd + j]), v[j] = kernels::f32_to_f16(Vn[i * kvd + j]);
     } else {
-      std::memcpy(Kr.row(i) + slot * kvd, Kn + i * kvd, kvd * sizeof(float));
-      std::memcpy(Vr.row(i) + slot * kvd, Vn + i * kvd, kvd * sizeof(float));
+      std::memcpy(K + slot * kvd * 4, Kn + i * kvd, kvd * sizeof(float));
+      std::memcpy(V + slot * kvd * 4, Vn + i * kvd, kvd * sizeof(float));
     }
-    for (size_t h = 0; h < H; ++h) {
-      const size_t g = h / group;
-      const float* q = Q + i * H * D + h * D;
-      float* y = Y + i * H * D + h * D;
-      float mx = -INFINITY;
-      for (size_t s = 0; s < filled; ++s) {
-        const float* k;
-        if (f16) {
-          const uint16_t* kh = reinterpret_cast<const uint16_t*>(Kr.bytes(i)) + s * kvd + g * D;
-          for (size_t j = 0; j < D; ++j) kbuf[j] = kernels::f16_to_f32(kh[j]);
-          k = kbuf;
-        } else {
-          k = Kr.row(i) + s * kvd + g * D;
-        }
-        scores[s] = dot(q, k, D) * scale;
-        mx = scores[s] > mx ? scores[s] : mx;
+    over_heads(x, H, H * filled * D, [&](size_t h0, size_t h1) {
+      for (size_t h = h0; h < h1;) {
+        const size_t g = h / group, end = (g + 1) * group < h1 ? (g + 1) * group : h1;
+        t.attend_group(K + g * D * es, V + g * D * es, f16, kvd, filled, Q + i * H * D + h * D, end - h, D, scale,
+                       scores + h * window, window, Y + i * H * D + h * D);
+        h = end;
       }
-      float sum = 0.f;
-      for (size_t s = 0; s < filled; ++s) sum += (scores[s] = std::exp(scores[s] - mx));
-      const float inv = 1.f / sum;
-      for (size_t j = 0; j < D; ++j) y[j] = 0.f;
-      for (size_t s = 0; s < filled; ++s) {
-        const float* v;
-        if (f16) {
-          const uint16_t* vh = reinterpret_cast<const uint16_t*>(Vr.bytes(i)) + s * kvd + g * D;
-          for (size_t j = 0; j < D; ++j) vbuf[j] = kernels::f16_to_f32(vh[j]);
-          v = vbuf;
-        } else {
-          v = Vr.row(i) + s * kvd + g * D;
-        }
-        const float p = scores[s] * inv;
-        for (size_t j = 0; j < D; ++j) y[j] += p * v[j];
-      }
-    }
+    });
   }
 }
 

@@ -16,12 +16,12 @@ namespace {
 const Table kRef = {"ref",          matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref,
                     matvec_q4__ref, matmul_q8__ref,  matmul_q4__ref,  matmul_f32__ref,  matmul_f16__ref,
                     matmul_q4x16__ref, matmul_q8x16__ref, nullptr,        s4d_step__ref,   mamba2_ssd__ref, wkv7_scan__ref,
-                    act__ref,       conv_silu__ref,  gated_rmsnorm__ref, layernorm__ref};
+                    act__ref,       conv_silu__ref,  gated_rmsnorm__ref, layernorm__ref, attend_group__ref};
 #if defined(RILL_HAVE_AVX2)
 const Table kAvx2 = {"avx2",          matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx2,
                      matvec_q4__avx2, matmul_q8__avx2,  matmul_q4__avx2,  matmul_f32__avx2,  matmul_f16__avx2,
                      matmul_q4x16__avx2, matmul_q8x16__avx2, prepare_act__avx2, s4d_step__avx2, mamba2_ssd__avx2, wkv7_scan__avx2,
-                     act__avx2, conv_silu__avx2, gated_rmsnorm__avx2, layernorm__avx2};
+                     act__avx2, conv_silu__avx2, gated_rmsnorm__avx2, layernorm__avx2, attend_group__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -36,7 +36,8 @@ const Table kAvx512 = {"avx512vnni",          matvec_f32__avx512,    matvec_f16_
                        matvec_q8__avx512vnni, matvec_q4__avx512vnni, matmul_q8__avx512vnni, matmul_q4__avx512vnni,
                        matmul_f32__avx512,    matmul_f16__avx512,    matmul_q4x16__avx512vnni, matmul_q8x16__avx512vnni, prepare_act__avx512vnni,
                        s4d_step__avx2,        mamba2_ssd__avx512,    wkv7_scan__avx512,
-                       act__avx512,           conv_silu__avx512,     gated_rmsnorm__avx512, layernorm__avx512};
+                       act__avx512,           conv_silu__avx512,     gated_rmsnorm__avx512, layernorm__avx512,
+                       attend_group__avx512};
 bool cpu_has_avx512vnni() {
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
@@ -48,7 +49,7 @@ bool cpu_has_avx512vnni() {
 const Table kNeon = {"neon",          matvec_f32__neon, matvec_f16__neon, mamba1_scan__ref, matvec_q8__neon,
                      matvec_q4__neon, matmul_q8__neon,  matmul_q4__neon,  matmul_f32__neon, matmul_f16__neon,
                      matmul_q4x16__neon, matmul_q8x16__neon, nullptr,         s4d_step__ref,    mamba2_ssd__ref,  wkv7_scan__ref,
-                     act__ref,        conv_silu__ref,   gated_rmsnorm__ref, layernorm__ref};
+                     act__ref,        conv_silu__ref,   gated_rmsnorm__ref, layernorm__ref, attend_group__ref};
 #endif
 
 const Table* choose() {

@@ -25,6 +25,7 @@ Mamba2Ssd mamba2_ssd__avx2;
 Wkv7Scan wkv7_scan__avx2;
 Activation act__avx2;
 ConvSilu conv_silu__avx2;
+AttendGroup attend_group__avx2;
 GatedRmsnorm gated_rmsnorm__avx2;
 Layernorm layernorm__avx2;
 #endif
@@ -45,6 +46,7 @@ Mamba2Ssd mamba2_ssd__avx512;
 Wkv7Scan wkv7_scan__avx512;
 Activation act__avx512;
 ConvSilu conv_silu__avx512;
+AttendGroup attend_group__avx512;
 GatedRmsnorm gated_rmsnorm__avx512;
 Layernorm layernorm__avx512;
 #endif

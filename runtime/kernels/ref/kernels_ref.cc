@@ -375,5 +375,32 @@ void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, fl
   for (size_t h = 0; h < H; ++h) layernorm(y + h * N, w + h * N, b + h * N, y + h * N, N, eps);
 }
 
+// Scores, then a softmax per head (max subtracted), then the weighted sum of the values.
+void attend_group__ref(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
+                       size_t D, float scale, float* scores, size_t ldsc, float* Y) {
+  auto at = [&](const void* base, size_t s, size_t j) {
+    return f16 ? f16_to_f32(static_cast<const uint16_t*>(base)[s * stride + j])
+               : static_cast<const float*>(base)[s * stride + j];
+  };
+  for (size_t h = 0; h < G; ++h) {
+    float* sc = scores + h * ldsc;
+    float mx = -INFINITY;
+    for (size_t s = 0; s < n; ++s) {
+      float dot = 0.f;
+      for (size_t j = 0; j < D; ++j) dot += Q[h * D + j] * at(K, s, j);
+      sc[s] = dot * scale;
+      mx = sc[s] > mx ? sc[s] : mx;
+    }
+    float sum = 0.f;
+    for (size_t s = 0; s < n; ++s) sum += (sc[s] = std::exp(sc[s] - mx));
+    const float inv = 1.f / sum;
+    for (size_t j = 0; j < D; ++j) Y[h * D + j] = 0.f;
+    for (size_t s = 0; s < n; ++s) {
+      const float p = sc[s] * inv;
+      for (size_t j = 0; j < D; ++j) Y[h * D + j] += p * at(V, s, j);
+    }
+  }
+}
+
 }  // namespace kernels
 }  // namespace rill

@@ -25,5 +25,6 @@ Activation act__ref;
 ConvSilu conv_silu__ref;
 GatedRmsnorm gated_rmsnorm__ref;
 Layernorm layernorm__ref;
+AttendGroup attend_group__ref;
 }  // namespace kernels
 }  // namespace rill

@@ -52,7 +52,7 @@ struct Griffin {
 constexpr uint32_t kMaxHeadDim = 512;  // the attention op's per-head buffers
 
 // Activations of a pass over n rows, kAlign-aligned: h, u, o [n, d]; P [n] i64; five block buffers
-// [n, widest]; scores [window] (attention, one row and head at a time).
+// [n, widest]; scores [n_heads, window] (attention, one row at a time).
 constexpr size_t kBuffers = 10;
 struct Scratch {
   float *h, *u, *o;
@@ -63,7 +63,7 @@ struct Scratch {
 
 size_t scratch_layout(const GriffinHyper& p, size_t n, unsigned char* base, Scratch* s) {
   const size_t d = n * p.d_model, w = n * size_t{p.widest()};
-  const size_t sizes[kBuffers] = {d, d, d, 2 * n, w, w, w, w, w, p.window};
+  const size_t sizes[kBuffers] = {d, d, d, 2 * n, w, w, w, w, w, size_t{p.n_heads} * p.window};
   float* q[kBuffers];
   const size_t bytes = carve_floats(base, sizes, kBuffers, q);
   if (s) *s = Scratch{q[0], q[1], q[2], reinterpret_cast<int64_t*>(q[3]), q[4], q[5], q[6], q[7], q[8], q[9]};

@@ -139,7 +139,7 @@ struct Ops {
   // Local multi-query attention over a ring buffer of the last `window` keys and values. Kr, Vr
   // [window, KV*D] per row, f32 or (f16) half precision; Q [n, H*D], Kn, Vn [n, KV*D]; row i writes its
   // key and value to slot P[i] % window, then each head h (key/value head h / (H/KV)) attends over the
-  // min(P[i] + 1, window) filled slots with softmax(scale q.k). Y [n, H*D]. scores: [window] floats.
+  // min(P[i] + 1, window) filled slots with softmax(scale q.k). Y [n, H*D]. scores: [H, window] floats.
   void (*attend)(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
                  const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
                  float* scores);

@@ -25,6 +25,9 @@ struct TokenizerView {
   uint32_t n_merges = 0;
   const uint32_t* byte_tokens = nullptr;
   const void* table = nullptr;  // const fb::Tokenizer*: added tokens, normalizer, split pattern
+  // SentencePiece: the serialized model (tokenize loads it into libsentencepiece once per process).
+  const uint8_t* sp_model = nullptr;
+  size_t sp_model_bytes = 0;
 };
 
 // Checks `table` (const fb::Tokenizer*, may be null: kind None) for a model of vocab_size tokens.

@@ -114,6 +114,12 @@ Status bind_tokenizer(const void* table, uint32_t vocab_size, TokenizerView* out
     case fb::TokenizerKind::Bpe:
       s = bind_bpe(tk, out, err);
       break;
+    case fb::TokenizerKind::SentencePiece:  // the model bytes are checked by libsentencepiece when tokenizing
+      if (!tk->sp_model() || tk->sp_model()->size() == 0)
+        return fail(err, Status::kCorrupt, "SentencePiece tokenizer: the model bytes are missing");
+      s = bind_vocab(tk, /*need_sorted=*/false, out, err);
+      if (s == Status::kOk) out->sp_model = tk->sp_model()->data(), out->sp_model_bytes = tk->sp_model()->size();
+      break;
     default:
       return fail(err, Status::kUnsupported, "tokenizer kind %u not supported (a newer rill wrote this file)",
                   static_cast<unsigned>(tk->kind()));

@@ -1,6 +1,6 @@
 // Token ids -> text with the model's embedded tokenizer (text -> ids is in text/tokenize.cc, part of
-// the extension). Bytes: token id = byte value (ids >= 256 decode to nothing); World and BPE: each
-// token's bytes are stored in the file.
+// the extension). Bytes: token id = byte value (ids >= 256 decode to nothing); World, BPE and
+// SentencePiece: each token's bytes are stored in the file.
 #include <cstring>
 
 #include "core/model_impl.h"
@@ -17,7 +17,8 @@ Status detokenize_view(const TokenizerView& t, int32_t token, char* out, size_t 
       if (*n_out) out[0] = static_cast<char>(token);
       return Status::kOk;
     case TokenizerKind::kWorld:
-    case TokenizerKind::kBpe: {
+    case TokenizerKind::kBpe:
+    case TokenizerKind::kSentencePiece: {
       const TokenizerView& m = t;
       const uint32_t b = m.vocab_offsets[token];
       *n_out = m.vocab_offsets[token + 1] - b;

@@ -2,6 +2,8 @@
 // allocates (NFC with utf8proc, the split pattern with PCRE2, the merge queue). The byte and world
 // tokenizers only read the model's tables.
 //
+// SentencePiece runs the embedded model through libsentencepiece (Debian's libsentencepiece-dev).
+//
 // BPE follows the Hugging Face tokenizers library on a byte-level tokenizer.json:
 //   1. added tokens with normalized = false are matched on the raw text, leftmost-longest;
 //   2. each stretch between them is normalized (NFC), then added tokens with normalized = true are
@@ -16,6 +18,11 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#if defined(RILL_HAVE_SENTENCEPIECE)
+#include <memory>
+#include <sentencepiece_processor.h>
+#endif
 
 #if defined(RILL_HAVE_TEXT)
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -327,6 +334,47 @@ class Bpe {
 };
 #endif  // RILL_HAVE_TEXT
 
+#if defined(RILL_HAVE_SENTENCEPIECE)
+// SentencePiece: the embedded model loaded into libsentencepiece once per process and kept, keyed by
+// its bytes (a hash, then a full compare), so models that share a tokenizer share one processor.
+class SpmCache {
+ public:
+  const sentencepiece::SentencePieceProcessor* get(const uint8_t* p, size_t n) {
+    const std::string_view bytes(reinterpret_cast<const char*>(p), n);
+    const size_t h = std::hash<std::string_view>()(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Entry& e : entries_)
+      if (e.hash == h && e.bytes == bytes) return e.proc.get();
+    auto proc = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    if (!proc->LoadFromSerializedProto(bytes).ok()) return nullptr;
+    entries_.push_back(Entry{h, std::string(bytes), std::move(proc)});
+    return entries_.back().proc.get();
+  }
+
+ private:
+  struct Entry {
+    size_t hash;
+    std::string bytes;
+    std::unique_ptr<sentencepiece::SentencePieceProcessor> proc;
+  };
+  std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+
+Status tokenize_spm(const TokenizerView& tv, const uint8_t* t, size_t len, Out* out) {
+  static SpmCache cache;
+  const sentencepiece::SentencePieceProcessor* sp = cache.get(tv.sp_model, tv.sp_model_bytes);
+  if (!sp) return Status::kCorrupt;  // the embedded model does not parse
+  std::vector<int> ids;
+  if (!sp->Encode(std::string_view(reinterpret_cast<const char*>(t), len), &ids).ok()) return Status::kInvalidArgument;
+  for (int id : ids) {
+    if (id < 0 || static_cast<uint32_t>(id) >= tv.vocab_size) return Status::kCorrupt;
+    out->push(static_cast<uint32_t>(id));
+  }
+  return Status::kOk;
+}
+#endif  // RILL_HAVE_SENTENCEPIECE
+
 }  // namespace
 
 Status tokenize_view(const TokenizerView& tv, const char* text, size_t len, int32_t* out, size_t cap, size_t* n_out) {
@@ -352,6 +400,17 @@ Status tokenize_view(const TokenizerView& tv, const char* text, size_t len, int3
       break;
 #else
       return Status::kUnsupported;  // built without PCRE2 and utf8proc
+#endif
+    case TokenizerKind::kSentencePiece:
+#if defined(RILL_HAVE_SENTENCEPIECE)
+      try {
+        s = tokenize_spm(tv, t, len, &o);
+      } catch (const std::bad_alloc&) {
+        s = Status::kOutOfMemory;
+      }
+      break;
+#else
+      return Status::kUnsupported;  // built without libsentencepiece
 #endif
     default:
       return Status::kUnsupported;

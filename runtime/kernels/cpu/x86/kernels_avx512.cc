@@ -333,6 +333,9 @@ struct V16 {
   using R = __m512;
   static constexpr size_t W = 16;
   static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static R load_h(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
   static R set1(float v) { return _mm512_set1_ps(v); }
   static R zero() { return _mm512_setzero_ps(); }
@@ -371,6 +374,10 @@ void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
 void act__avx512(ActFn kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
+void attend_group__avx512(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
+                        size_t D, float scale, float* scores, size_t ldsc, float* Y) {
+  attend_group_v<V16>(K, V, f16, stride, n, Q, G, D, scale, scores, ldsc, Y);
+}
 void conv_silu__avx512(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
                        size_t C, size_t K, bool silu) {
   conv_silu_v<V16>(hist, w, b, X, ldx, Y, T, C, K, silu);

@@ -134,3 +134,60 @@ void layernorm_v(const float* X, const float* w, const float* b, float* Y, size_
       V::store(y + c, V::fmadd(V::mul(V::sub(V::load(x + c), mu), inv), V::load(w + c), V::load(b + c)));
   }
 }
+
+// Attention of G heads sharing one key/value head (kernels.h, AttendGroup). Each key or value slot is
+// loaded (and widened from f16) once for up to kHeads heads; D % V::W channels go through the scalar
+// tail. Scores in f32, softmax with the library exp, weighted sums in vectors.
+template <class V>
+void attend_group_v(const void* K, const void* Vv, bool f16, size_t stride, size_t n, const float* Q, size_t G,
+                    size_t D, float scale, float* scores, size_t ldsc, float* Y) {
+  constexpr size_t kHeads = 8;
+  const size_t Dv = D / V::W * V::W;
+  auto load = [&](const void* base, size_t s, size_t j) -> typename V::R {
+    return f16 ? V::load_h(static_cast<const uint16_t*>(base) + s * stride + j)
+               : V::load(static_cast<const float*>(base) + s * stride + j);
+  };
+  auto scalar = [&](const void* base, size_t s, size_t j) {
+    return f16 ? f16_to_f32(static_cast<const uint16_t*>(base)[s * stride + j])
+               : static_cast<const float*>(base)[s * stride + j];
+  };
+  for (size_t h0 = 0; h0 < G; h0 += kHeads) {
+    const size_t g = G - h0 < kHeads ? G - h0 : kHeads;
+    for (size_t s = 0; s < n; ++s) {  // scores
+      typename V::R acc[kHeads];
+      for (size_t h = 0; h < g; ++h) acc[h] = V::zero();
+      for (size_t j = 0; j < Dv; j += V::W) {
+        const typename V::R k = load(K, s, j);
+        for (size_t h = 0; h < g; ++h) acc[h] = V::fmadd(V::load(Q + (h0 + h) * D + j), k, acc[h]);
+      }
+      for (size_t h = 0; h < g; ++h) {
+        float dot = V::sum(acc[h]);
+        for (size_t j = Dv; j < D; ++j) dot += Q[(h0 + h) * D + j] * scalar(K, s, j);
+        scores[(h0 + h) * ldsc + s] = dot * scale;
+      }
+    }
+    for (size_t h = 0; h < g; ++h) {  // softmax, normalised in place
+      float* sc = scores + (h0 + h) * ldsc;
+      float mx = -INFINITY, sum = 0.f;
+      for (size_t s = 0; s < n; ++s) mx = sc[s] > mx ? sc[s] : mx;
+      for (size_t s = 0; s < n; ++s) sum += (sc[s] = std::exp(sc[s] - mx));
+      const float inv = 1.f / sum;
+      for (size_t s = 0; s < n; ++s) sc[s] *= inv;
+    }
+    for (size_t j = 0; j < Dv; j += V::W) {  // y = sum_s p_s v_s, a block of channels at a time
+      typename V::R acc[kHeads];
+      for (size_t h = 0; h < g; ++h) acc[h] = V::zero();
+      for (size_t s = 0; s < n; ++s) {
+        const typename V::R v = load(Vv, s, j);
+        for (size_t h = 0; h < g; ++h) acc[h] = V::fmadd(V::set1(scores[(h0 + h) * ldsc + s]), v, acc[h]);
+      }
+      for (size_t h = 0; h < g; ++h) V::store(Y + (h0 + h) * D + j, acc[h]);
+    }
+    for (size_t h = 0; h < g; ++h)
+      for (size_t j = Dv; j < D; ++j) {
+        float y = 0.f;
+        for (size_t s = 0; s < n; ++s) y += scores[(h0 + h) * ldsc + s] * scalar(Vv, s, j);
+        Y[(h0 + h) * D + j] = y;
+      }
+  }
+}
