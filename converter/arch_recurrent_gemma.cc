@@ -77,11 +77,13 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
     if (!cfg.contains(key) || cfg[key].is_null()) continue;
     const json& r = cfg[key];
     if (!r.is_object()) throw ConvertError(std::string("config.json: ") + key + " must be an object");
+    for (const char* t : {"rope_type", "type"})  // the kind first: it says why the other fields are there
+      if (r.contains(t) && r[t] != "default")
+        throw ConvertError(std::string("config.json: ") + key + "." + t + " " + r[t].dump() +
+                           " is not supported (default RoPE only)");
     for (auto it = r.begin(); it != r.end(); ++it) {
       if (it.key() == "rope_type" || it.key() == "type") {
-        if (it.value() != "default")
-          throw ConvertError(std::string("config.json: ") + key + "." + it.key() + " " + it.value().dump() +
-                             " is not supported (default RoPE only)");
+        continue;
       } else if (it.key() == "rope_theta") {
         theta = cfg_number(it.value(), "rope_parameters.rope_theta");
       } else if (it.key() == "partial_rotary_factor") {

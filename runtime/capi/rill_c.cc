@@ -28,11 +28,13 @@ static_assert(RILL_OK == static_cast<int>(Status::kOk) && RILL_INVALID_ARGUMENT 
               "C and C++ status values agree");
 static_assert(RILL_ALIGN == kAlign, "alignment");
 static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_MAMBA2 == static_cast<int>(Arch::kMamba2) &&
-                  RILL_ARCH_RWKV7 == static_cast<int>(Arch::kRwkv7),
+                  RILL_ARCH_RWKV7 == static_cast<int>(Arch::kRwkv7) && RILL_ARCH_S4D == static_cast<int>(Arch::kS4d) &&
+                  RILL_ARCH_RECURRENT_GEMMA == static_cast<int>(Arch::kRecurrentGemma),
               "arch values");
 static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
                   RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld) &&
-                  RILL_TOKENIZER_BPE == static_cast<int>(TokenizerKind::kBpe),
+                  RILL_TOKENIZER_BPE == static_cast<int>(TokenizerKind::kBpe) &&
+                  RILL_TOKENIZER_SENTENCEPIECE == static_cast<int>(TokenizerKind::kSentencePiece),
               "tokenizer values");
 static_assert(RILL_BACKEND_CUDA == static_cast<int>(Backend::kCuda), "backend values");
 

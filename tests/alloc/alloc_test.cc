@@ -268,6 +268,11 @@ TEST_CASE("no heap call after load: Mamba-2 golden model") { check_model(golden_
 
 TEST_CASE("no heap call after load: RWKV-7 golden model") { check_model(golden_dir("rwkv7_fla_world")); }
 
+TEST_CASE("no heap call after load: RecurrentGemma (ring wrap-around, f16 ring), q8 with a 2-thread pool") {
+  check_model(golden_dir("recurrent_gemma_awkward"));            // window 16: 1200 steps wrap it 75 times
+  check_model(golden_dir("recurrent_gemma_tied_bf16"), "q8", 2);  // f16 ring, attention heads over 2 threads
+}
+
 TEST_CASE("no heap call after load: the bundled demo model, f32, and q8 / q4 with a 2-thread pool") {
   const std::string demo = src_dir() + "/examples/demo_model/checkpoint";
   REQUIRE_MESSAGE(file_exists(demo + "/model.safetensors"), "demo checkpoint missing");

@@ -117,6 +117,50 @@ TEST_SUITE("converter") {
     CHECK(!file_exists(out));
   }
 
+  TEST_CASE("recurrent_gemma: config fields that change the math are read or refused by name") {
+    TempDir tmp;
+    const std::string out = tmp.file("o.rill");
+    const char* rg = "recurrent_gemma_awkward";
+    SUBCASE("another activation") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["hidden_activation"] = "relu"; });
+      CHECK(contains(convert_ckpt(dir, out), "hidden_activation \"relu\" is not supported"));
+    }
+    SUBCASE("RoPE scaling") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2}}; });
+      CHECK(contains(convert_ckpt(dir, out), "rope_scaling.rope_type \"linear\" is not supported"));
+    }
+    SUBCASE("a rotary factor that does not cut heads evenly") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["partial_rotary_factor"] = 0.3; });
+      CHECK(contains(convert_ckpt(dir, out), "partial_rotary_factor"));
+    }
+    SUBCASE("an unknown block type") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["block_types"] = {"recurrent", "mlp"}; });
+      CHECK(contains(convert_ckpt(dir, out), "block_types entry \"mlp\""));
+    }
+    SUBCASE("a pattern that disagrees with the tensors") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["block_types"] = {"recurrent", "attention"}; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "missing tensor model.layers.1.temporal_block.q_proj.weight"));
+      CHECK(contains(e, "missing tensor model.layers.2.temporal_block.linear_y.weight"));
+    }
+    SUBCASE("heads that do not make up the hidden size") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["head_dim"] = 16; });
+      CHECK(contains(convert_ckpt(dir, out), "head_dim 16 != hidden_size 60"));
+    }
+    SUBCASE("an unknown field") {
+      const auto dir = with_config(tmp, rg, [](json& j) { j["sliding_window"] = 4096; });
+      CHECK(contains(convert_ckpt(dir, out), "sliding_window"));
+    }
+    SUBCASE("a --kv-dtype that is not f32 or f16") {
+      rill::convert::Options o;
+      o.input_dir = golden_dir(rg);
+      o.output = out;
+      o.kv_dtype = "q8";
+      CHECK_THROWS_WITH_AS(rill::convert::run(o), doctest::Contains("--kv-dtype q8"), std::exception);
+    }
+    CHECK(!file_exists(out));
+  }
+
   TEST_CASE("an existing output is kept unless --force, and a failed run leaves no file behind") {
     TempDir tmp;
     const std::string out = tmp.file("o.rill");

@@ -167,6 +167,70 @@ TEST_SUITE("format") {
     }
   }
 
+  TEST_CASE("recurrent_gemma: layer kinds, state element types and ring shapes are checked against the file") {
+    TempDir tmp;
+    const std::string out = tmp.file("rg.rill");
+    const std::string err = convert_ckpt(golden_dir("recurrent_gemma_awkward"), out, "f16");  // f16 ring
+    REQUIRE_MESSAGE(err.empty(), err);
+    const std::string s = read_file(out);
+    Error e;
+    {
+      Bytes b(s);
+      CHECK(b.model()->format_minor() == 4);
+      CHECK_MESSAGE(try_init(b.p(), b.size, &e) == Status::kOk, e.message);
+    }
+    auto state = [](Bytes& b, const char* name) {
+      for (uint32_t i = 0; i < b.model()->state()->tensors()->size(); ++i) {
+        fb::StateTensor* t = b.model()->mutable_state()->mutable_tensors()->GetMutableObject(i);
+        if (std::string(t->name()->c_str()) == name) return t;
+      }
+      FAIL("no state tensor " << name);
+      return static_cast<fb::StateTensor*>(nullptr);
+    };
+    {
+      Bytes b(s);  // layer 2 is attention: made recurrent, its tensors no longer fit
+      REQUIRE(b.model()->mutable_layers()->GetMutableObject(2)->mutate_kind(fb::LayerKind::RglruBlock));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+    }
+    {
+      Bytes b(s);  // a kind of another architecture
+      REQUIRE(b.model()->mutable_layers()->GetMutableObject(0)->mutate_kind(fb::LayerKind::Mamba1Mixer));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("not a recurrent_gemma block") != std::string::npos);
+    }
+    {
+      Bytes b(s);  // the f16 ring claimed as f32: its size no longer matches
+      REQUIRE(state(b, "layers.2.k_ring")->mutate_dtype(fb::DType::F32));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("layers.2.k_ring must be f16") != std::string::npos);
+    }
+    {
+      Bytes b(s);
+      REQUIRE(state(b, "position")->mutate_dtype(fb::DType::F32));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("position must be i64") != std::string::npos);
+    }
+    {
+      Bytes b(s);  // a window the ring does not have
+      auto* p = static_cast<fb::RecurrentGemmaParams*>(b.model()->mutable_params());
+      REQUIRE(p->mutate_window(17));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      CHECK(std::string(e.message).find("k_ring") != std::string::npos);
+    }
+    {
+      Bytes b(s);
+      auto* p = static_cast<fb::RecurrentGemmaParams*>(b.model()->mutable_params());
+      REQUIRE(p->mutate_n_kv_heads(2));  // 3 heads are not a multiple of 2 key/value heads
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      REQUIRE(p->mutate_n_kv_heads(1));
+      REQUIRE(p->mutate_rope_dims(21));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+      REQUIRE(p->mutate_rope_dims(10));
+      REQUIRE(p->mutate_kv_dtype(fb::DType::I8));
+      CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
+    }
+  }
+
   TEST_CASE("a footprint is sized only from checked hyper-parameters and the layers the file holds") {
     TempDir tmp;
     const std::string s = golden_model(tmp);

@@ -97,8 +97,14 @@ typedef struct rill_pool rill_pool;       /* worker threads for the matrix produ
 
 /* ---- model --------------------------------------------------------------------------------------- */
 enum { RILL_BACKEND_CPU = 0, RILL_BACKEND_CUDA = 1 };
-enum { RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3, RILL_ARCH_S4D = 4 };
-enum { RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2, RILL_TOKENIZER_BPE = 3 };
+enum {
+  RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3, RILL_ARCH_S4D = 4,
+  RILL_ARCH_RECURRENT_GEMMA = 5
+};
+enum {
+  RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2, RILL_TOKENIZER_BPE = 3,
+  RILL_TOKENIZER_SENTENCEPIECE = 4
+};
 
 typedef struct rill_model_options {
   uint32_t struct_size; /* sizeof(rill_model_options), set by rill_model_default_options() */
@@ -206,7 +212,7 @@ RILL_API rill_status rill_batch_step(rill_batch* batch, rill_session* const* ses
 
 /* ---- text ------------------------------------------------------------------------------------------ */
 /* Text -> token ids with the model's embedded tokenizer (RILL_UNSUPPORTED if it has none, or for BPE
- * in a build without text support). Writes at most `cap` ids and sets *n_out to the count needed;
+ * or SentencePiece in a build without their libraries). Writes at most `cap` ids and sets *n_out to the count needed;
  * RILL_INVALID_ARGUMENT if cap was too small (call again with *n_out), if a byte has no token
  * (world), or if the text is not valid UTF-8 (BPE); RILL_OUT_OF_MEMORY if BPE's working memory could
  * not be had. */

@@ -158,7 +158,8 @@ int cmd_convert(int argc, char** argv) {
          "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
          "Mamba-2 (HF Mamba2ForCausalLM and mamba_ssm naming), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL\n"
          "naming as safetensors), RecurrentGemma (HF RecurrentGemmaForCausalLM). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
-         "(RWKV world), else tokenizer.json (byte-level BPE, e.g. GPT-NeoX for Mamba).",
+         "(RWKV world), else tokenizer.json (byte-level BPE, e.g. GPT-NeoX for Mamba), else tokenizer.model\n"
+         "(SentencePiece, e.g. RecurrentGemma).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
          {{"-o", "--output", "FILE", "output model file", ""},
           {nullptr, "--dtype", "TYPE",
@@ -175,8 +176,8 @@ int cmd_convert(int argc, char** argv) {
           {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
           {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV, and a bar chart\n"
            "                                 of the error per layer beside it (FILE with .svg)", ""},
-          {nullptr, "--tokenizer", "FILE", "auto (what the folder holds) | none | bytes | a tokenizer.json or\n"
-                                              "                                 rwkv_vocab_*.txt file", "auto"},
+          {nullptr, "--tokenizer", "FILE", "auto (what the folder holds) | none | bytes | a tokenizer.json,\n"
+                                              "                                 tokenizer.model or rwkv_vocab_*.txt file", "auto"},
           {"-f", "--force", nullptr, "overwrite an existing output file", ""},
           {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
           {"-q", "--quiet", nullptr, "no progress or summary", ""}}};
@@ -305,6 +306,7 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("tokenizer     %s", in.tokenizer == TokenizerKind::kBytes   ? "bytes"
                                  : in.tokenizer == TokenizerKind::kWorld ? "world (RWKV vocabulary, longest match)"
                                  : in.tokenizer == TokenizerKind::kBpe   ? "bpe (byte-level BPE)"
+                                 : in.tokenizer == TokenizerKind::kSentencePiece ? "sentencepiece"
                                                                          : "none");
   if (const fb::Tokenizer* tk = m->tokenizer()) {
     if (tk->source() && tk->source()->size()) std::printf(", from %s", tk->source()->c_str());
@@ -1017,6 +1019,7 @@ int cmd_eval(int argc, char** argv) {
   const double dt = now_s() - t0;
   const char* tk_name = info.tokenizer == TokenizerKind::kBytes ? "bytes"
                         : info.tokenizer == TokenizerKind::kWorld ? "world"
+                        : info.tokenizer == TokenizerKind::kSentencePiece ? "sentencepiece"
                                                                   : "bpe";
   std::printf("%.4f bits/byte, perplexity %.3f per %s token, over %zu bytes (%zu tokens) of %s",
               bits / static_cast<double>(std::max<size_t>(scored_bytes, 1)),
