@@ -51,6 +51,23 @@ expect_text("tok/s")
 expect(2 ${RILL} run ${WORK}/m.rill --prompt "hi")
 expect_text("no tokenizer")
 expect(2 ${RILL} run ${WORK}/m.rill --tokens 1 --temp abc)
+# --backend: cpu works; cuda, not compiled into this build, is refused with the reason; a typo is a usage error.
+expect(0 ${RILL} run ${WORK}/m.rill --tokens 1,2,3 -n 4 --seed 1 --backend cpu)
+expect(1 ${RILL} logits ${WORK}/m.rill --tokens 1,2 -o ${WORK}/l3.npy --backend cuda)
+expect_text("the cuda backend is not compiled into this build")
+expect(2 ${RILL} run ${WORK}/m.rill --tokens 1 --backend gpu)
+expect_text("--backend wants cpu or cuda")
+
+# RecurrentGemma with a SentencePiece tokenizer: convert, inspect (the ring on its own line), run a prompt.
+expect(0 ${RILL} convert ${SRC}/tests/golden/recurrent_gemma_tied_bf16 -o ${WORK}/rg.rill -q --dtype q8)
+expect(0 ${RILL} inspect ${WORK}/rg.rill)
+expect_text("architecture  recurrent_gemma")
+expect_text("layers        ARAR")
+expect_text("k_ring (KV ring)     [8, 32] f16 x 2 layers")
+expect_text("a full cache of every token would be")
+expect_text("tokenizer     sentencepiece")
+expect(0 ${RILL} logits ${WORK}/rg.rill --tokens 1,2,3,4,5,6,7,8,9,10,11,12 -o ${WORK}/rg.npy)
+expect_text("float32 [12, 512]")
 
 # RWKV-7 with the world tokenizer: convert, inspect, run with a text prompt, eval.
 expect(0 ${RILL} convert ${SRC}/tests/golden/rwkv7_fla_world -o ${WORK}/w.rill -q)

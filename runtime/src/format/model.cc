@@ -365,7 +365,8 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   out->impl_ = nullptr;
   const BackendImpl* backend = find_backend(opts.backend);
   if (!backend)
-    return fail(err, Status::kNoBackend, "backend %d is not compiled into this build", static_cast<int>(opts.backend));
+    return fail(err, Status::kNoBackend, "the %s backend is not compiled into this build (it has: cpu)",
+                opts.backend == Backend::kCuda ? "cuda" : "requested");
   if (reinterpret_cast<uintptr_t>(data) % kAlign != 0)
     return fail(err, Status::kAlignment, "model data must be %zu-byte aligned (a mapped file is)", kAlign);
   FileView fv;

@@ -65,6 +65,30 @@ std::string human_bytes(uint64_t b) {
 // Opens the model named by the first positional argument (or -m).
 enum class Takes { kAny, kTokens, kVectors };
 
+// --backend and --device, on the commands that step a model.
+Opt backend_opt() { return {nullptr, "--backend", "NAME", "compute backend: cpu | cuda (the backends this build has: rill --version)", "cpu", "RILL_BACKEND"}; }
+Opt device_opt() { return {nullptr, "--device", "N", "GPU index for a GPU backend", "0"}; }
+
+// The ModelOptions the command line asks for; false (usage error printed) on a bad value.
+bool model_options(Args& a, ModelOptions* o) {
+  *o = ModelOptions{};
+  if (!a.find("--backend")) return true;
+  const std::string b = a.get("--backend");
+  long long dev = 0;
+  if (b == "cpu") o->backend = Backend::kCpu;
+  else if (b == "cuda") o->backend = Backend::kCuda;
+  else {
+    std::fprintf(stderr, "rill %s: --backend wants cpu or cuda (got '%s')\n", a.cmd, b.c_str());
+    return false;
+  }
+  if (a.find("--device") && !cli::parse_int(a.get("--device"), 0, 1024, &dev)) {
+    std::fprintf(stderr, "rill %s: --device wants a GPU index (got '%s')\n", a.cmd, a.get("--device").c_str());
+    return false;
+  }
+  o->device = static_cast<int32_t>(dev);
+  return true;
+}
+
 // Opens the model named by --model or the first argument; refuses (exit 1) a model of the other input
 // kind with the command that fits it.
 int open_model(Args& a, LoadedModel* lm, Takes takes = Takes::kAny) {
@@ -74,8 +98,10 @@ int open_model(Args& a, LoadedModel* lm, Takes takes = Takes::kAny) {
     std::fprintf(stderr, "rill %s: no model given\nexample: %s\n", a.cmd, a.example);
     return 2;
   }
+  ModelOptions mo;
+  if (!model_options(a, &mo)) return 2;
   Error e;
-  if (LoadedModel::open(path.c_str(), ModelOptions{}, lm, &e) != Status::kOk) return report(e, path.c_str());
+  if (LoadedModel::open(path.c_str(), mo, lm, &e) != Status::kOk) return report(e, path.c_str());
   const ModelInfo in = lm->model().info();
   if (takes == Takes::kTokens && in.d_input) {
     std::fprintf(stderr, "rill %s: %s takes float vectors (%u in, %u out), not tokens: use rill stream\n", a.cmd,
@@ -505,6 +531,7 @@ int cmd_run(int argc, char** argv) {
          {model_opt(),
           {"-p", "--prompt", "TEXT", "prompt text (needs a model with a tokenizer)", ""},
           {nullptr, "--tokens", "IDS", "prompt as comma-separated token ids instead of text", ""},
+          backend_opt(), device_opt(),
           {"-n", "--n-predict", "N", "tokens to generate", "200"},
           {nullptr, "--temp", "T", "sampling temperature; 0 = greedy", "0.8", "RILL_TEMP"},
           {nullptr, "--top-k", "K", "keep the K most likely tokens; 0 = all", "40"},
@@ -792,7 +819,7 @@ int cmd_logits(int argc, char** argv) {
          {model_opt(),
           {nullptr, "--tokens", "IDS", "comma-separated token ids", ""},
           {nullptr, "--text", "TEXT", "text, tokenized with the model's tokenizer", ""},
-          {"-o", "--output", "FILE", "output .npy file", ""}}};
+          {"-o", "--output", "FILE", "output .npy file", ""}, backend_opt(), device_opt()}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
   if (int r = open_model(a, &lm, Takes::kTokens)) return r;
@@ -888,7 +915,8 @@ int cmd_stream(int argc, char** argv) {
          {model_opt(),
           {"-i", "--inputs", "FILE", "input .npy, [T, d_input] (1-D when d_input is 1)", ""},
           {"-o", "--output", "FILE", "output .npy file", ""},
-          {nullptr, "--chunk", "N", "steps per forward pass (prefill_vectors; 1 = step_vector each row)", "1"}}};
+          {nullptr, "--chunk", "N", "steps per forward pass (prefill_vectors; 1 = step_vector each row)", "1"},
+          backend_opt(), device_opt()}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
   if (int r = open_model(a, &lm, Takes::kVectors)) return r;
@@ -952,7 +980,7 @@ int cmd_eval(int argc, char** argv) {
          {model_opt(), {nullptr, "--text", "FILE", "text file to score", ""},
           {nullptr, "--max-bytes", "N", "score at most N bytes; 0 = all", "0"},
           {nullptr, "--window", "N", "reset the state every N tokens (score independent windows); 0 = one stream", "0"},
-          threads_opt(),
+          threads_opt(), backend_opt(), device_opt(),
           {"-q", "--quiet", nullptr, "no progress", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
@@ -1296,6 +1324,7 @@ int cmd_bench(int argc, char** argv) {
            "                                 or recurrent_gemma: (recurrentgemma-2b's shape; d_model, n_layer, vocab,\n"
            "                                 lru_width, d_ffn, heads, kv_heads, window, conv to change it)", ""},
           {nullptr, "--dtype", "TYPE", "weights of the --random model: f32 | f16 | q8 | q4", "q8"},
+          backend_opt(), device_opt(),
           {"-n", "--tokens", "N", "decode steps timed", "128"},
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
           {nullptr, "--context", "N", "tokens prefilled (untimed) before decode is timed: decode at that position\n"
@@ -1366,7 +1395,15 @@ int cmd_bench(int argc, char** argv) {
   }
   LoadedModel lm;
   Error e;
-  const Status st = LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e);
+  ModelOptions mo;
+  if (!model_options(a, &mo)) {
+    if (!tmpdir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(tmpdir, ec);
+    }
+    return 2;
+  }
+  const Status st = LoadedModel::open(path.c_str(), mo, &lm, &e);
   if (!tmpdir.empty()) {  // the mapping stays valid
     std::error_code ec;
     std::filesystem::remove_all(tmpdir, ec);
