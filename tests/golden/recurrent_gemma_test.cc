@@ -329,6 +329,20 @@ TEST_SUITE("quant") {
   }
 }
 
+namespace {
+// The ids' text, token by token.
+std::string text_of(const Model& m, const std::vector<int32_t>& ids) {
+  std::string out;
+  for (int32_t t : ids) {
+    char buf[64];
+    size_t k = 0;
+    REQUIRE(detokenize(m, t, buf, sizeof buf, &k) == Status::kOk);
+    out.append(buf, k);
+  }
+  return out;
+}
+}  // namespace
+
 TEST_SUITE("golden") {
   TEST_CASE("recurrent_gemma SentencePiece tokenizer: ids equal spm_encode's; every text round-trips") {
     Golden g("recurrent_gemma_tied_bf16");
@@ -352,27 +366,13 @@ TEST_SUITE("golden") {
     REQUIRE(tokenize(m, more.data(), more.size(), nullptr, 0, &n) == Status::kInvalidArgument);
     got.resize(n);
     REQUIRE(tokenize(m, more.data(), more.size(), got.data(), got.size(), &n) == Status::kOk);
-    std::string back;
-    for (int32_t t : got) {
-      char buf[64];
-      size_t k = 0;
-      REQUIRE(detokenize(m, t, buf, sizeof buf, &k) == Status::kOk);
-      back.append(buf, k);
-    }
-    CHECK(back == more);
+    CHECK(text_of(m, got) == more);
 #else
     CHECK(tokenize(m, text.data(), text.size(), nullptr, 0, &n) == Status::kUnsupported);
     MESSAGE("SKIPPED: SentencePiece text -> ids (built without libsentencepiece); detokenize checked alone");
 #endif
     // Detokenize alone (the core, no library): spm_encode's ids give the text back.
-    std::string back2;
-    for (int32_t t : want) {
-      char buf[64];
-      size_t k = 0;
-      REQUIRE(detokenize(m, t, buf, sizeof buf, &k) == Status::kOk);
-      back2.append(buf, k);
-    }
-    CHECK(back2 == text);
+    CHECK(text_of(m, want) == text);
     char buf[8];
     size_t k = 9;
     CHECK(detokenize(m, 1, buf, sizeof buf, &k) == Status::kOk);  // <eos>: a control piece, no text
