@@ -179,6 +179,11 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
     });
   };
   norm("model.final_norm.weight", "norm_f", -1);
+  // A Linear layer: its weight [rows, cols] as `name` and its bias [rows] as `name`_b.
+  auto linear = [&](const std::string& src, const std::string& name, int layer, uint64_t rows, uint64_t cols) {
+    ts.copy(src + ".weight", name, layer, M, {rows, cols});
+    ts.copy(src + ".bias", name + "_b", layer, F32, {rows});
+  };
   int n_attention = 0;
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".", tb = p + "temporal_block.", mb = p + "mlp_block.";
@@ -188,12 +193,9 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
     plan.layer_kinds.push_back(attention ? fb::LayerKind::LocalAttentionBlock : fb::LayerKind::RglruBlock);
     norm(p + "temporal_pre_norm.weight", "norm1", li);
     norm(p + "channel_pre_norm.weight", "norm2", li);
-    ts.copy(mb + "gate_proj.weight", "gate", li, M, {F, d});
-    ts.copy(mb + "gate_proj.bias", "gate_b", li, F32, {F});
-    ts.copy(mb + "up_proj.weight", "up", li, M, {F, d});
-    ts.copy(mb + "up_proj.bias", "up_b", li, F32, {F});
-    ts.copy(mb + "down_proj.weight", "down", li, M, {d, F});
-    ts.copy(mb + "down_proj.bias", "down_b", li, F32, {d});
+    linear(mb + "gate_proj", "gate", li, F, d);
+    linear(mb + "up_proj", "up", li, F, d);
+    linear(mb + "down_proj", "down", li, d, F);
     if (attention) {
       ts.copy(tb + "q_proj.weight", "q", li, M, {H * Dh, d});
       ts.copy(tb + "k_proj.weight", "k", li, M, {KVD, d});
@@ -203,17 +205,13 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
         ts.copy(tb + "k_proj.bias", "k_b", li, F32, {KVD});
         ts.copy(tb + "v_proj.bias", "v_b", li, F32, {KVD});
       }
-      ts.copy(tb + "o_proj.weight", "o", li, M, {d, H * Dh});
-      ts.copy(tb + "o_proj.bias", "o_b", li, F32, {d});
+      linear(tb + "o_proj", "o", li, d, H * Dh);
       plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".k_ring", li, {window, KVD}, in.kv_dtype});
       plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".v_ring", li, {window, KVD}, in.kv_dtype});
     } else {
-      ts.copy(tb + "linear_y.weight", "lin_y", li, M, {Wl, d});
-      ts.copy(tb + "linear_y.bias", "lin_y_b", li, F32, {Wl});
-      ts.copy(tb + "linear_x.weight", "lin_x", li, M, {Wl, d});
-      ts.copy(tb + "linear_x.bias", "lin_x_b", li, F32, {Wl});
-      ts.copy(tb + "linear_out.weight", "lin_out", li, M, {d, Wl});
-      ts.copy(tb + "linear_out.bias", "lin_out_b", li, F32, {d});
+      linear(tb + "linear_y", "lin_y", li, Wl, d);
+      linear(tb + "linear_x", "lin_x", li, Wl, d);
+      linear(tb + "linear_out", "lin_out", li, d, Wl);
       ts.conv_weight(tb + "conv_1d.weight", li, Wl, K);
       ts.copy(tb + "conv_1d.bias", "conv_bias", li, F32, {Wl});
       for (const char* g : {"input", "recurrent"}) {

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +30,19 @@ inline std::string golden_dir(const std::string& c) { return src_dir() + "/tests
 struct Npy {
   std::vector<size_t> shape;
   std::vector<float> data;
+  // The largest magnitude of any element.
+  float max_abs() const {
+    float m = 0;
+    for (float v : data) m = std::max(m, std::fabs(v));
+    return m;
+  }
+  // Max |got - row t| over row t of a [T, V] array (golden logits), got [V].
+  float row_diff(size_t t, const float* got) const {
+    const size_t V = shape.size() == 2 ? shape[1] : 0;
+    float d = 0;
+    for (size_t v = 0; v < V; ++v) d = std::max(d, std::fabs(got[v] - data[t * V + v]));
+    return d;
+  }
 };
 
 inline Npy read_npy(const std::string& path) {

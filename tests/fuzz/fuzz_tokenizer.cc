@@ -49,6 +49,28 @@ void setup() {
   g_model = &bytes, g_world = &world, g_bpe = &bpe;
 }
 
+// The text's ids (counted first, then written); empty with *s set on a refusal.
+std::vector<int32_t> ids_of(const Model& m, const char* text, size_t size, Status* s) {
+  size_t n = 0;
+  *s = tokenize(m, text, size, nullptr, 0, &n);
+  std::vector<int32_t> ids(n);
+  if (*s == Status::kOk || (*s == Status::kInvalidArgument && n > 0)) *s = tokenize(m, text, size, ids.data(), ids.size(), &n);
+  if (*s != Status::kOk) ids.clear();
+  return ids;
+}
+
+// The ids' text, token by token; every id must detokenize.
+std::string text_of(const Model& m, const std::vector<int32_t>& ids) {
+  std::string out;
+  for (int32_t t : ids) {
+    char buf[4096];
+    size_t k = 0;
+    if (detokenize(m, t, buf, sizeof buf, &k) != Status::kOk) std::abort();
+    out.append(buf, k);
+  }
+  return out;
+}
+
 // World: tokenize; when it succeeds, the detokenized ids give the input back; when a byte has no
 // token, n_out counts the tokens before it.
 void check_world(const uint8_t* data, size_t size) {
@@ -61,72 +83,36 @@ void check_world(const uint8_t* data, size_t size) {
   const Status s2 = tokenize(m, text, size, toks.data(), toks.size(), &n2);
   if (n2 != n) std::abort();
   if (s == Status::kOk && size > 0) std::abort();  // cap 0 cannot hold a non-empty result
-  std::string back;
-  for (int32_t t : toks) {
-    char buf[4096];
-    size_t k = 0;
-    if (detokenize(m, t, buf, sizeof buf, &k) != Status::kOk) std::abort();
-    back.append(buf, k);
-  }
+  const std::string back = text_of(m, toks);
   if (s2 == Status::kOk) {
     if (back.size() != size || std::memcmp(back.data(), data, size) != 0) std::abort();
   } else if (back.size() >= size || std::memcmp(back.data(), data, back.size()) != 0) {
     std::abort();  // the tokens before the uncovered byte must still be a prefix of the input
   }
 }
-std::vector<int32_t> bpe_ids(const char* text, size_t size, Status* s) {
-  size_t n = 0;
-  *s = tokenize(g_bpe->model(), text, size, nullptr, 0, &n);
-  std::vector<int32_t> ids(n);
-  if (*s == Status::kOk || (*s == Status::kInvalidArgument && n > 0))
-    *s = tokenize(g_bpe->model(), text, size, ids.data(), ids.size(), &n);
-  if (*s != Status::kOk) ids.clear();
-  return ids;
-}
-
-std::string bpe_text(const std::vector<int32_t>& ids) {
-  std::string out;
-  for (int32_t t : ids) {
-    char buf[4096];
-    size_t k = 0;
-    if (detokenize(g_bpe->model(), t, buf, sizeof buf, &k) != Status::kOk) std::abort();
-    out.append(buf, k);
-  }
-  return out;
-}
-
 void check_bpe(const uint8_t* data, size_t size) {
   Status s;
-  const std::vector<int32_t> ids = bpe_ids(reinterpret_cast<const char*>(data), size, &s);
+  const std::vector<int32_t> ids = ids_of(g_bpe->model(), reinterpret_cast<const char*>(data), size, &s);
   if (s != Status::kOk) {
     if (s != Status::kInvalidArgument) std::abort();  // only "not UTF-8" is a refusal
     return;
   }
-  const std::string back = bpe_text(ids);
+  const std::string back = text_of(g_bpe->model(), ids);
   bool ascii = true;
   for (size_t i = 0; i < size; ++i) ascii = ascii && data[i] < 0x80;
   if (ascii && (back.size() != size || std::memcmp(back.data(), data, size) != 0)) std::abort();
   Status s2;
-  if (bpe_ids(back.data(), back.size(), &s2) != ids || s2 != Status::kOk) std::abort();
+  if (ids_of(g_bpe->model(), back.data(), back.size(), &s2) != ids || s2 != Status::kOk) std::abort();
 }
 void check_spm(const uint8_t* data, size_t size) {
-  const Model& m = g_spm->model();
-  size_t n = 0;
-  Status s = tokenize(m, reinterpret_cast<const char*>(data), size, nullptr, 0, &n);
+  Status s;
+  const std::vector<int32_t> ids = ids_of(g_spm->model(), reinterpret_cast<const char*>(data), size, &s);
   if (s == Status::kUnsupported) return;  // built without libsentencepiece
-  std::vector<int32_t> ids(n);
-  if (s == Status::kInvalidArgument && n > 0) s = tokenize(m, reinterpret_cast<const char*>(data), size, ids.data(), n, &n);
   if (s != Status::kOk) {
     if (s != Status::kInvalidArgument) std::abort();
     return;
   }
-  std::string back;
-  for (int32_t t : ids) {
-    char buf[4096];
-    size_t k = 0;
-    if (detokenize(m, t, buf, sizeof buf, &k) != Status::kOk) std::abort();
-    back.append(buf, k);
-  }
+  const std::string back = text_of(g_spm->model(), ids);
   bool printable = true;
   for (size_t i = 0; i < size; ++i) printable = printable && ((data[i] >= 0x20 && data[i] < 0x7F) || data[i] == '\n');
   if (printable && (back.size() != size || std::memcmp(back.data(), data, size) != 0)) std::abort();
@@ -143,13 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > small.size() && s1 != Status::kInvalidArgument) std::abort();
   std::vector<int32_t> toks(n);
   if (tokenize(m, text, size, toks.data(), toks.size(), &n) != Status::kOk || n != toks.size()) std::abort();
-  std::string back;
-  for (int32_t t : toks) {
-    char buf[16];
-    size_t k = 0;
-    if (detokenize(m, t, buf, sizeof buf, &k) != Status::kOk) std::abort();
-    back.append(buf, k);
-  }
+  const std::string back = text_of(m, toks);
   if (back.size() != size || std::memcmp(back.data(), data, size) != 0) std::abort();
   size_t k;
   char c;

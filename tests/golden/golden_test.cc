@@ -42,18 +42,9 @@ struct Fixture {
     REQUIRE(logits.shape[1] == V);
   }
 
-  float max_abs_logit() const {
-    float m = 0;
-    for (float v : logits.data) m = std::max(m, std::fabs(v));
-    return m;
-  }
-
+  float max_abs_logit() const { return logits.max_abs(); }
   // Max |a - golden| over one step's logits.
-  float step_diff(size_t t, const float* got) const {
-    float d = 0;
-    for (size_t v = 0; v < V; ++v) d = std::max(d, std::fabs(got[v] - logits.data[t * V + v]));
-    return d;
-  }
+  float step_diff(size_t t, const float* got) const { return logits.row_diff(t, got); }
 
   // Max |state - golden| over every layer's state tensors; also the scale. The reference stores
   // state_<kind>.npy as [L, ...] in rill's layout, except Mamba-1's ssm ([E, N] there, [N, E] here).

@@ -280,28 +280,27 @@ Status Session::state_copy_in(const void* src, size_t size) {
   return Status::kOk;
 }
 
-const float* Session::state_tensor(const char* name, size_t* n_floats) const {
-  if (!pass_.impl || !name) return nullptr;
-  const ModelImpl& m = *pass_.impl;
-  for (uint32_t i = 0; i < m.n_state_slots; ++i) {
-    if (std::strcmp(m.state_slots[i].name, name) == 0) {
-      if (m.state_slots[i].type != StateType::kF32) return nullptr;  // see state_tensor_bytes
-      if (n_floats) *n_floats = m.state_slots[i].count;
-      return reinterpret_cast<const float*>(state_ + m.state_slots[i].offset);
-    }
-  }
+namespace {
+const StateSlot* find_slot(const ModelImpl* m, const char* name) {
+  if (!m || !name) return nullptr;
+  for (uint32_t i = 0; i < m->n_state_slots; ++i)
+    if (std::strcmp(m->state_slots[i].name, name) == 0) return &m->state_slots[i];
   return nullptr;
+}
+}  // namespace
+
+const float* Session::state_tensor(const char* name, size_t* n_floats) const {
+  const StateSlot* sl = find_slot(pass_.impl, name);
+  if (!sl || sl->type != StateType::kF32) return nullptr;  // other element types: state_tensor_bytes
+  if (n_floats) *n_floats = sl->count;
+  return reinterpret_cast<const float*>(state_ + sl->offset);
 }
 
 const void* Session::state_tensor_bytes(const char* name, size_t* bytes) const {
-  if (!pass_.impl || !name) return nullptr;
-  const ModelImpl& m = *pass_.impl;
-  for (uint32_t i = 0; i < m.n_state_slots; ++i)
-    if (std::strcmp(m.state_slots[i].name, name) == 0) {
-      if (bytes) *bytes = m.state_slots[i].bytes();
-      return state_ + m.state_slots[i].offset;
-    }
-  return nullptr;
+  const StateSlot* sl = find_slot(pass_.impl, name);
+  if (!sl) return nullptr;
+  if (bytes) *bytes = sl->bytes();
+  return state_ + sl->offset;
 }
 
 }  // namespace rill
