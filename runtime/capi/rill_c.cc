@@ -22,6 +22,7 @@ static_assert(RILL_OK == static_cast<int>(Status::kOk) && RILL_INVALID_ARGUMENT 
                   RILL_ALIGNMENT == static_cast<int>(Status::kAlignment) &&
                   RILL_OUT_OF_MEMORY == static_cast<int>(Status::kOutOfMemory) &&
                   RILL_NO_BACKEND == static_cast<int>(Status::kNoBackend) &&
+                  RILL_DEVICE_ERROR == static_cast<int>(Status::kDeviceError) &&
                   RILL_TOKEN_RANGE == static_cast<int>(Status::kTokenRange) &&
                   RILL_NON_FINITE == static_cast<int>(Status::kNonFinite) &&
                   RILL_STATE_MISMATCH == static_cast<int>(Status::kStateMismatch),
@@ -243,6 +244,10 @@ rill_status rill_model_open(const char* path, const rill_model_options* opts, ri
   return RILL_OK;
 }
 
+void rill_model_release(rill_model* m) {
+  if (m && !m->owned) m->model.release();
+}
+
 void rill_model_close(rill_model* m) {
   if (!m || !m->owned) return;
   delete m->owned;
@@ -329,6 +334,10 @@ rill_status rill_session_init(const rill_model* m, const rill_session_options* o
     return report(err, e);
   *out = r;
   return RILL_OK;
+}
+
+void rill_session_release(rill_session* s) {
+  if (s) s->session = Session{};  // the move frees what the old session held
 }
 
 rill_status rill_session_clone(const rill_session* src, void* arena, size_t arena_size, rill_session** out,
@@ -421,6 +430,10 @@ rill_status rill_batch_init(const rill_model* m, const rill_batch_options* opts,
   if (Batch::init(m->model, bo, base + h, arena_size - h, &r->batch, &e) != Status::kOk) return report(err, e);
   *out = r;
   return RILL_OK;
+}
+
+void rill_batch_release(rill_batch* b) {
+  if (b) b->batch = Batch{};
 }
 
 rill_status rill_batch_step(rill_batch* b, rill_session* const* sessions, const int32_t* tokens, size_t n,

@@ -124,6 +124,17 @@ size_t ThreadPool::threads() const {
 #endif
 }
 
+LoadedModel& LoadedModel::operator=(LoadedModel&& o) noexcept {
+  if (this != &o) {
+    model_.release();
+    file_ = static_cast<MappedFile&&>(o.file_);
+    mem_ = static_cast<AlignedBuffer&&>(o.mem_);
+    model_ = o.model_;
+    o.model_ = Model{};
+  }
+  return *this;
+}
+
 Status LoadedModel::open(const char* path, const ModelOptions& opts, LoadedModel* out, Error* err) {
   if (!out) return fail(err, Status::kInvalidArgument, "out is null");
   Status s = MappedFile::open(path, &out->file_, err);

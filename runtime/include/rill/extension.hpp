@@ -50,6 +50,12 @@ class AlignedBuffer {
 // A model opened from a file: owns the mapping and the model memory.
 class LoadedModel {
  public:
+  LoadedModel() = default;
+  ~LoadedModel() { model_.release(); }  // a device backend's weights go with it
+  LoadedModel(LoadedModel&& o) noexcept { *this = static_cast<LoadedModel&&>(o); }
+  LoadedModel& operator=(LoadedModel&& o) noexcept;
+  LoadedModel(const LoadedModel&) = delete;
+  LoadedModel& operator=(const LoadedModel&) = delete;
   static Status open(const char* path, const ModelOptions& opts, LoadedModel* out, Error* err = nullptr);
   const Model& model() const { return model_; }
   const MappedFile& file() const { return file_; }

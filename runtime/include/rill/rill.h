@@ -69,8 +69,9 @@ enum {
   RILL_IO = 25,              /* a file could not be opened, mapped or read */
   RILL_ARENA_TOO_SMALL = 40, /* the caller's memory is smaller than the footprint */
   RILL_ALIGNMENT = 41,       /* a caller buffer is not RILL_ALIGN-aligned */
-  RILL_OUT_OF_MEMORY = 42,   /* the system could not provide memory or threads */
+  RILL_OUT_OF_MEMORY = 42,   /* the system or the device could not provide memory or threads */
   RILL_NO_BACKEND = 60,      /* the requested backend is not compiled in or not present */
+  RILL_DEVICE_ERROR = 61,    /* the device failed a pass (driver error, lost device) */
   RILL_TOKEN_RANGE = 80,     /* a token id outside [0, vocab) */
   RILL_NON_FINITE = 81,      /* NaN or Inf in caller input */
   RILL_STATE_MISMATCH = 82   /* a state blob from another model, of the wrong size, or damaged */
@@ -140,6 +141,9 @@ RILL_API rill_status rill_model_init(const void* data, size_t size, const rill_m
  * rill_model_close. Allocates and does I/O. */
 RILL_API rill_status rill_model_open(const char* path, const rill_model_options* opts, rill_model** out,
                                      rill_error* err);
+/* Frees what a device backend holds for a model from rill_model_init (its weights in device memory;
+ * nothing on the CPU), after every session and batch of it is released. Then free `mem` as usual. */
+RILL_API void rill_model_release(rill_model* model);
 /* Releases a model from rill_model_open (no-op for null, or for a model from rill_model_init). Every
  * session of it must be dead. */
 RILL_API void rill_model_close(rill_model* model);
@@ -166,10 +170,14 @@ RILL_API void rill_session_options_init(rill_session_options* opts, size_t struc
 /* Bytes of arena a session needs (handle, state, scratch). opts may be null (defaults). */
 RILL_API rill_status rill_session_footprint(const rill_model* model, const rill_session_options* opts,
                                             size_t* bytes);
-/* Places a session in `arena` (RILL_ALIGN-aligned, >= footprint); the state starts at zero. */
+/* Places a session in `arena` (RILL_ALIGN-aligned, >= footprint); the state starts at zero. On a device
+ * backend (RILL_BACKEND_CUDA) the state and scratch are in device memory init allocates: release the
+ * session with rill_session_release before freeing the arena. */
 RILL_API rill_status rill_session_init(const rill_model* model, const rill_session_options* opts, void* arena,
                                        size_t arena_size, rill_session** out, rill_error* err);
 /* An explicit copy in another arena (same size as the original's footprint), then independent. */
+/* Frees a session's device memory (nothing on the CPU); the handle is then dead. No-op for null. */
+RILL_API void rill_session_release(rill_session* session);
 RILL_API rill_status rill_session_clone(const rill_session* session, void* arena, size_t arena_size,
                                         rill_session** out, rill_error* err);
 /* One token: advances the state and writes n_logits == vocab logits (or none, if logits is null). */
@@ -204,6 +212,8 @@ RILL_API void rill_batch_options_init(rill_batch_options* opts, size_t struct_si
 RILL_API rill_status rill_batch_footprint(const rill_model* model, const rill_batch_options* opts, size_t* bytes);
 RILL_API rill_status rill_batch_init(const rill_model* model, const rill_batch_options* opts, void* arena,
                                      size_t arena_size, rill_batch** out, rill_error* err);
+/* Frees a batch's device memory (nothing on the CPU); the handle is then dead. No-op for null. */
+RILL_API void rill_batch_release(rill_batch* batch);
 /* sessions[i] takes tokens[i] (i < n <= max_streams); row i of logits [n, vocab] (n_logits ==
  * n * vocab) gets its logits, bit-identical to stepping it alone. Each session once, all of this
  * batch's model; everything is checked before any state changes. */

@@ -31,8 +31,10 @@ enum class Status : int32_t {
   kIo = 25,               // a file could not be opened, mapped or read (extension helpers only)
   kArenaTooSmall = 40,    // the caller's memory is smaller than the footprint
   kAlignment = 41,        // a caller buffer is not aligned as required
-  kOutOfMemory = 42,      // the system could not provide memory or threads (extension helpers only)
-  kNoBackend = 60,        // the requested backend is not compiled in
+  kOutOfMemory = 42,      // the system or the device could not provide memory or threads (extension
+                          // helpers; a device backend's Model::init and Session::init)
+  kNoBackend = 60,        // the requested backend is not compiled in, or its device is absent
+  kDeviceError = 61,      // the device failed a pass (driver error, lost device); outputs not written
   kTokenRange = 80,       // a token id outside [0, vocab)
   kNonFinite = 81,        // NaN or Inf in caller input
   kStateMismatch = 82,    // a state blob from another model, of the wrong size, or damaged
@@ -94,6 +96,12 @@ class Model {
   static Status init(const void* data, size_t size, const ModelOptions& opts, void* mem,
                      size_t mem_size, Model* out, Error* err = nullptr);
 
+  // Frees what the backend holds for this model outside `mem` (a device backend's copy of the weights;
+  // nothing on the CPU) and leaves this handle empty. Call it once, after every session and batch of the
+  // model is gone; other handles on the same model are then dangling, as when `mem` is freed.
+  // LoadedModel does it for its own model.
+  void release();
+
   // Recomputes the SHA-256 of the weight region and compares it with the one the converter wrote.
   // Reads every weight byte (slow for large models; on request only). kCorrupt on mismatch,
   // kUnsupported if the file carries no checksum.
@@ -151,6 +159,8 @@ struct PassSlots {
   unsigned char** states = nullptr;  // [max_rows] the state each row advances
   unsigned char* scratch = nullptr;  // the architecture's activations for max_rows rows
   unsigned char* work = nullptr;     // the backend ops' workspace for max_rows rows
+  void* device = nullptr;            // a device backend's resources for this pass (in the caller arena)
+  float* logits = nullptr;           // a device backend's outputs [max_rows, d_output]
 };
 
 // A stream's state and scratch, placed in a caller arena. A Session refers to the model's
@@ -161,6 +171,7 @@ struct PassSlots {
 class Session {
  public:
   Session() = default;
+  ~Session();  // frees a device backend's memory for the session (nothing on the CPU)
   Session(Session&& o) noexcept { *this = static_cast<Session&&>(o); }
   Session& operator=(Session&& o) noexcept;  // o is left empty: the arena has one handle
   Session(const Session&) = delete;
@@ -169,9 +180,15 @@ class Session {
   // Bytes of arena a session of `model` with `opts` needs: state, input slots, and the scratch of a
   // forward pass over opts.prefill_chunk tokens, each region kAlign-aligned. kInvalidArgument if the
   // options are out of range.
+  // On a device backend (ModelOptions::backend = kCuda) the arena holds only a small handle: the state
+  // and scratch live in device memory that init allocates (device_footprint bytes of it) and the
+  // destructor frees.
   static Status footprint(const Model& model, const SessionOptions& opts, size_t* bytes);
+  static Status device_footprint(const Model& model, const SessionOptions& opts, size_t* bytes);
 
-  // Places the session in `arena` (kAlign-aligned). The state starts zeroed (reset).
+  // Places the session in `arena` (kAlign-aligned). The state starts zeroed (reset). On a device
+  // backend it also allocates the device memory and records the decode step (a CUDA graph replayed per
+  // token); kOutOfMemory if the device has too little memory.
   static Status init(const Model& model, const SessionOptions& opts, void* arena, size_t arena_size,
                      Session* out, Error* err = nullptr);
 
@@ -212,8 +229,9 @@ class Session {
   size_t state_size() const;
   Status state_copy_out(void* dst, size_t size) const;
   Status state_copy_in(const void* src, size_t size);
-  // Direct access to one named f32 state tensor ("layers.0.ssm"); null if no such tensor, or if it is
-  // not f32 (a RecurrentGemma key/value ring at f16, the i64 "position").
+  // Direct access to one named f32 state tensor ("layers.0.ssm"); null if no such tensor, if it is
+  // not f32 (a RecurrentGemma key/value ring at f16, the i64 "position"), or if the state is in device
+  // memory (use state_copy_out).
   const float* state_tensor(const char* name, size_t* n_floats) const;
   // Any state tensor's bytes, whatever its element type (rill inspect lists them); null if none.
   const void* state_tensor_bytes(const char* name, size_t* bytes) const;
@@ -242,6 +260,7 @@ struct BatchOptions {
 class Batch {
  public:
   Batch() = default;
+  ~Batch();
   Batch(Batch&& o) noexcept { *this = static_cast<Batch&&>(o); }
   Batch& operator=(Batch&& o) noexcept;
   Batch(const Batch&) = delete;

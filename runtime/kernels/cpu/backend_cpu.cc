@@ -491,7 +491,7 @@ const Ops kCpuOps = {
 
 // ---- memory: the host's
 
-Status place_in_place(const unsigned char* data, uint64_t, const unsigned char** out, Error*) {
+Status place_in_place(int, const unsigned char* data, uint64_t, const unsigned char** out, Error*) {
   *out = data;
   return Status::kOk;
 }
@@ -516,7 +516,7 @@ void fill(CpuBackends* c) {
   c->n = kernels::available(tables, CpuBackends::kMax);
   for (size_t i = 0; i < c->n; ++i) {
     std::snprintf(c->names[i], sizeof c->names[i], "cpu-%s", tables[i]->isa);
-    c->b[i] = BackendImpl{c->names[i], Backend::kCpu, &kCpuOps, tables[i], place_in_place, work_bytes, copy, copy, copy, zero};
+    c->b[i] = BackendImpl{c->names[i], Backend::kCpu, &kCpuOps, tables[i], place_in_place, work_bytes, copy, copy, copy, zero, nullptr};
     if (tables[i] == &kernels::active()) c->best = &c->b[i];
   }
 }

@@ -60,11 +60,13 @@ Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, 
     if (s == Status::kOk && (find_tensor(top, "input_mean") || find_tensor(top, "input_std"))) {
       bind("input_mean", {din}, false, &m->in_mean);
       bind("input_std", {din}, false, &m->in_std);
-      if (s == Status::kOk)
+      if (s == Status::kOk) {
+        const float *sd = f.host_f32(m->in_std), *mu = f.host_f32(m->in_mean);
         for (uint64_t i = 0; i < din; ++i)
-          if (!(m->in_std.f32()[i] > 0.f) || !std::isfinite(m->in_std.f32()[i]) || !std::isfinite(m->in_mean.f32()[i]))
+          if (!(sd[i] > 0.f) || !std::isfinite(sd[i]) || !std::isfinite(mu[i]))
             return fail(err, Status::kCorrupt, "input_std[%llu] = %g is not a finite positive number (or the mean is "
-                        "not finite)", static_cast<unsigned long long>(i), static_cast<double>(m->in_std.f32()[i]));
+                        "not finite)", static_cast<unsigned long long>(i), static_cast<double>(sd[i]));
+      }
     }
   }
   if (s != Status::kOk) return s;

@@ -176,22 +176,72 @@ struct Ops {
   }
 };
 
+// A device backend's resources for one pass (a Session's or a Batch's): its own memory for the pass's
+// regions, a stream, host-visible pinned I/O, and recorded forward passes (CUDA graphs). Made at
+// Session::init / Batch::init, freed by ~Session / ~Batch; nothing in between allocates.
+struct DevicePass {
+  const BackendImpl* backend = nullptr;
+  unsigned char* arena = nullptr;  // the pass's regions (backend memory), kAlign-aligned
+  unsigned char* io = nullptr;     // host-visible pinned staging: inputs in, outputs out
+  void* stream = nullptr;          // the stream every op of the pass is queued on (Exec::stream)
+  void* impl = nullptr;            // the backend's own (graphs)
+  // The staging areas inside io (placed by Session::init / Batch::init).
+  int32_t* io_tokens = nullptr;
+  unsigned char** io_states = nullptr;
+  float* io_inputs = nullptr;
+  float* io_out = nullptr;
+};
+
+// A forward pass for DeviceHooks::record: copy-in, forward, copy-out, all queued on the pass's stream.
+using PassFn = void (*)(const void* arg);
+
+// What a backend whose memory is not the host's adds (null for the CPU, which computes in the caller's
+// arena and reads the mapped file in place).
+struct DeviceHooks {
+  // Checks that the device exists and can run this build; kNoBackend with the reason if not.
+  Status (*probe)(int device, Error* err);
+  // Frees what BackendImpl::place_weights allocated.
+  void (*release_weights)(const unsigned char* weights);
+  // A pass's arena of arena_bytes (device) and io_bytes (pinned host) on `device`; close frees both.
+  Status (*open)(int device, size_t arena_bytes, size_t io_bytes, DevicePass* out, Error* err);
+  void (*close)(DevicePass* p);
+  // Queued on the pass's stream (not waited for): host -> device and device -> host copies.
+  void (*to_device)(const DevicePass& p, void* dst, const void* src, size_t bytes);
+  void (*to_host)(const DevicePass& p, void* dst, const void* src, size_t bytes);
+  // Waits for everything queued on the pass's stream; kDeviceError (message kept by the backend) if
+  // the device failed it.
+  Status (*sync)(const DevicePass& p);
+  // Records fn(arg) as replayable work number `key` (< kMaxRecorded) without running it (a CUDA graph);
+  // kUnsupported if this backend cannot record. replay queues a recorded key; false if there is none.
+  Status (*record)(DevicePass* p, uint32_t key, PassFn fn, const void* arg, Error* err);
+  bool (*replay)(const DevicePass& p, uint32_t key);
+  // Makes the pass's device current on the calling thread (step may come from any thread).
+  void (*enter)(const DevicePass& p);
+  // Counts of device allocations and frees this process has made through the backend (tests).
+  void (*alloc_counts)(uint64_t* allocs, uint64_t* frees);
+};
+inline constexpr uint32_t kMaxRecorded = 2;
+
 // A compute backend: where weights and state live, and the op table that computes on them.
 struct BackendImpl {
   const char* name;  // "cpu-avx512vnni"
   Backend kind;
   const Ops* ops;
   const void* impl;  // the backend's own data (CPU: its kernel table)
-  // Where the ops read the file's weight region [data, data + bytes) from. The CPU uses it in place.
-  Status (*place_weights)(const unsigned char* data, uint64_t bytes, const unsigned char** out, Error* err);
+  // Where the ops read the file's weight region [data, data + bytes) from. The CPU uses it in place; a
+  // device backend makes one allocation on `device` and fills it once (DeviceHooks::release_weights).
+  Status (*place_weights)(int device, const unsigned char* data, uint64_t bytes, const unsigned char** out,
+                          Error* err);
   // Workspace bytes the ops need for passes of up to max_rows rows over matrices of up to max_cols columns.
   size_t (*work_bytes)(const BackendImpl* self, size_t max_rows, size_t max_cols);
   // Host <-> backend memory (state blobs, input tokens), backend <-> backend (Session::clone), and
-  // zeroing backend memory.
+  // zeroing backend memory. Synchronous: done when they return.
   void (*upload)(void* dst, const void* src, size_t bytes);
   void (*download)(void* dst, const void* src, size_t bytes);
   void (*copy)(void* dst, const void* src, size_t bytes);
   void (*zero)(void* dst, size_t bytes);
+  // Null for a backend that computes in host memory (the CPU).
+  const DeviceHooks* device = nullptr;
 };
 
 // The best compiled-in backend of `kind` this machine can run, or null. Chosen once.
@@ -199,9 +249,20 @@ const BackendImpl* find_backend(Backend kind);
 // Every compiled-in backend this machine can run, the reference first (for parity tests). Returns the count.
 size_t all_backends(const BackendImpl** out, size_t max);
 
+// A device backend's hooks, or null (the CPU).
+inline const DeviceHooks* device_hooks(const BackendImpl* b) { return b ? b->device : nullptr; }
+
+// Replaces what find_backend(kind) gives (null: back to the compiled-in one). For tests that run the
+// device path of Session and Model on a host emulation (tests/device_seam_test.cc); not thread-safe.
+void override_backend(Backend kind, const BackendImpl* b);
+
 // Each backend's own list, for the registry (src/backend/registry.cc).
 // kernels/cpu/backend_cpu.cc: one CPU backend per kernel table this CPU runs ("cpu-ref" first), the best.
 size_t cpu_backends(const BackendImpl** out, size_t max);
 const BackendImpl* cpu_backend();
+// kernels/cuda/backend_cuda.cu (RILL_CUDA builds): the CUDA backend, or null if the build has none.
+const BackendImpl* cuda_backend();
+// The backends this build has, as text ("cpu, cuda"), for messages and --version.
+const char* compiled_backends();
 
 }  // namespace rill

@@ -32,6 +32,8 @@ struct ModelImpl {
   const unsigned char* file = nullptr;
   const void* fb_model = nullptr;  // const fb::Model*
   const BackendImpl* backend = nullptr;  // computes it; owns where its weights and sessions' state live
+  int32_t device = 0;                    // the device index (GPU backends)
+  const unsigned char* weights = nullptr;  // the weight region in the backend's memory
   uint64_t max_cols = 0;                 // widest matrix (columns), for sizing the ops' workspace
   // Views every language-model architecture has (in the backend's weight memory).
   TensorView embed;   // [V, d]

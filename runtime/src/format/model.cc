@@ -42,7 +42,8 @@ const char* status_str(Status s) {
     case Status::kArenaTooSmall: return "arena too small";
     case Status::kAlignment: return "misaligned buffer";
     case Status::kOutOfMemory: return "out of memory";
-    case Status::kNoBackend: return "backend not compiled in";
+    case Status::kNoBackend: return "backend not compiled in or no device";
+    case Status::kDeviceError: return "device error";
     case Status::kTokenRange: return "token id out of range";
     case Status::kNonFinite: return "non-finite input";
     case Status::kStateMismatch: return "state blob does not belong to this model";
@@ -365,8 +366,13 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   out->impl_ = nullptr;
   const BackendImpl* backend = find_backend(opts.backend);
   if (!backend)
-    return fail(err, Status::kNoBackend, "the %s backend is not compiled into this build (it has: cpu)",
-                opts.backend == Backend::kCuda ? "cuda" : "requested");
+    return fail(err, Status::kNoBackend, "the %s backend is not compiled into this build (it has: %s)",
+                opts.backend == Backend::kCuda ? "cuda" : "requested", compiled_backends());
+  const DeviceHooks* dev = device_hooks(backend);
+  if (dev) {
+    Status s = dev->probe(opts.device, err);
+    if (s != Status::kOk) return s;
+  }
   if (reinterpret_cast<uintptr_t>(data) % kAlign != 0)
     return fail(err, Status::kAlignment, "model data must be %zu-byte aligned (a mapped file is)", kAlign);
   FileView fv;
@@ -384,10 +390,18 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   impl->file = static_cast<const unsigned char*>(data);
   impl->fb_model = fv.model;
   impl->backend = backend;
-  if ((s = backend->place_weights(fv.base + fv.data_offset, fv.data_size, &fv.weights, err)) != Status::kOk) return s;
+  impl->device = opts.device;
+  if ((s = backend->place_weights(opts.device, fv.base + fv.data_offset, fv.data_size, &fv.weights, err)) !=
+      Status::kOk)
+    return s;
+  impl->weights = fv.weights;
   s = ops->bind(fv, impl, static_cast<unsigned char*>(mem) + align_up(sizeof(ModelImpl), kAlign), err);
-  if (s != Status::kOk) return s;
-  if ((s = check_ops(fv, *backend, impl, err)) != Status::kOk) return s;
+  if (s == Status::kOk) s = check_ops(fv, *backend, impl, err);
+  if (s != Status::kOk) {  // a device backend's copy of the weights goes with the failed model
+    if (dev) dev->release_weights(impl->weights);
+    impl->weights = nullptr;
+    return s;
+  }
   impl->info.arch = ops->arch;
   impl->info.backend = backend->name;
   impl->info.weight_bytes = fv.data_size;
@@ -442,6 +456,15 @@ Status Model::verify_data(Error* err) const {
     return fail(err, Status::kCorrupt, "weight checksum mismatch: file says %.64s, data hashes to %s",
                 m->data_sha256()->c_str(), hex);
   return Status::kOk;
+}
+
+void Model::release() {
+  if (!impl_) return;
+  auto* impl = const_cast<ModelImpl*>(impl_);  // lives in the caller's model memory
+  if (const DeviceHooks* dev = device_hooks(impl->backend))
+    if (impl->weights) dev->release_weights(impl->weights);
+  impl->weights = nullptr;
+  impl_ = nullptr;
 }
 
 ModelInfo Model::info() const { return impl_ ? impl_->info : ModelInfo{}; }

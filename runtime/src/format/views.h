@@ -17,6 +17,11 @@ struct FileView {
   uint64_t data_offset, data_size;
   // Where the backend keeps the weight region (the CPU: base + data_offset); views point there.
   const unsigned char* weights;
+  // The host copy of a weight a view points at (the file's bytes), for checks at bind time: a device
+  // backend's weight memory cannot be read from the host.
+  const float* host_f32(const TensorView& v) const {
+    return reinterpret_cast<const float*>(base + data_offset + (static_cast<const unsigned char*>(v.data) - weights));
+  }
 };
 
 // Finds `name` in a tensor vector (null if absent).

@@ -1,8 +1,15 @@
 // Session: a stream's persistent state and scratch, placed in caller memory. The step path below
 // checks only caller input and never allocates, throws or does I/O; it waits on nothing but the
-// pool's threads computing its own products (rill.hpp, ParallelFor).
+// pool's threads computing its own products (rill.hpp, ParallelFor), or on a device backend, the
+// device finishing this pass's own work.
+//
+// Where a pass's regions live: on the CPU, in the caller's arena. On a device backend (DeviceHooks),
+// the caller's arena holds only the DevicePass; the regions are in a device arena it opens at init,
+// inputs and outputs go through its pinned staging (io), and a decode step is replayed from the
+// forward pass recorded at init (a CUDA graph: copy-in, every op, copy-out).
 #include <cstdint>
 #include <cstring>
+#include <new>
 
 #include "arch/arch.h"
 #include "backend/backend.h"
@@ -13,10 +20,12 @@ namespace rill {
 namespace {
 constexpr uint32_t kMaxPrefillChunk = 4096;
 
-// The plan of a session (with_state) or of a batch: where each region of the arena lies (offsets,
-// kAlign-aligned), for forward passes of up to `rows` rows.
+// The plan of a session (with_state) or of a batch: where each region of the pass's memory lies
+// (offsets, kAlign-aligned), for forward passes of up to `rows` rows. A device backend adds a region
+// for the outputs and a pinned staging area (io) for inputs and outputs.
 struct Plan {
-  size_t rows, state, tokens, inputs, states, scratch, work, total;
+  size_t rows, state, tokens, inputs, states, scratch, work, logits, total;
+  size_t io_tokens, io_states, io_inputs, io_out, io_total;  // device backends
 };
 
 Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
@@ -27,6 +36,8 @@ Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
     off += align_up(bytes, kAlign);
     return at;
   };
+  const bool dev = device_hooks(m.backend) != nullptr;
+  const size_t out_bytes = rows * m.d_output * sizeof(float);
   p.rows = rows;
   p.state = region(with_state ? m.state_bytes : 0);
   p.tokens = region(rows * sizeof(int32_t));
@@ -34,21 +45,50 @@ Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
   p.states = region(rows * sizeof(unsigned char*));
   p.scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
   p.work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
+  p.logits = region(dev ? out_bytes : 0);
   p.total = off;
+  if (dev) {
+    off = 0;
+    p.io_tokens = region(rows * sizeof(int32_t));
+    p.io_states = region(rows * sizeof(unsigned char*));
+    p.io_inputs = region(rows * m.d_input * sizeof(float));
+    p.io_out = region(out_bytes);
+    p.io_total = off;
+  }
   return p;
+}
+
+// Caller arena bytes: the regions themselves, or on a device backend only the DevicePass.
+size_t host_bytes(const ModelImpl& m, const Plan& p) {
+  return device_hooks(m.backend) ? align_up(sizeof(DevicePass), kAlign) : p.total;
 }
 
 bool rows_ok(uint32_t rows) { return rows >= 1 && rows <= kMaxPrefillChunk; }
 
-// Checks `arena` against plan p and places a pass's slots in it (Session::init, Batch::init).
+DevicePass* device_pass(const PassSlots& p) { return static_cast<DevicePass*>(p.device); }
+
+// Checks `arena` against plan p and places a pass's slots in it (Session::init, Batch::init); a device
+// backend's in a device arena opened here. *base: where the regions start.
 Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, const char* what, void* arena,
-                  size_t arena_size, PassSlots* out, Error* err) {
+                  size_t arena_size, PassSlots* out, unsigned char** base_out, Error* err) {
   if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
     return fail(err, Status::kAlignment, "%s arena must be non-null and %zu-byte aligned", what, kAlign);
-  if (arena_size < p.total)
-    return fail(err, Status::kArenaTooSmall, "%s arena is %zu bytes, %zu needed", what, arena_size, p.total);
-  // The CPU backend's memory is the host's: the arena itself.
-  unsigned char* base = static_cast<unsigned char*>(arena);
+  const size_t need = host_bytes(m, p);
+  if (arena_size < need)
+    return fail(err, Status::kArenaTooSmall, "%s arena is %zu bytes, %zu needed", what, arena_size, need);
+  unsigned char* base = static_cast<unsigned char*>(arena);  // the CPU backend's memory is the host's
+  DevicePass* dp = nullptr;
+  if (const DeviceHooks* dev = device_hooks(m.backend)) {
+    dp = new (arena) DevicePass();
+    dp->backend = m.backend;
+    const Status s = dev->open(m.device, p.total, p.io_total, dp, err);
+    if (s != Status::kOk) return s;
+    base = dp->arena;
+    dp->io_tokens = reinterpret_cast<int32_t*>(dp->io + p.io_tokens);
+    dp->io_states = reinterpret_cast<unsigned char**>(dp->io + p.io_states);
+    dp->io_inputs = reinterpret_cast<float*>(dp->io + p.io_inputs);
+    dp->io_out = reinterpret_cast<float*>(dp->io + p.io_out);
+  }
   *out = PassSlots{&m,
                    pool,
                    static_cast<uint32_t>(p.rows),
@@ -56,29 +96,90 @@ Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, co
                    reinterpret_cast<float*>(base + p.inputs),
                    reinterpret_cast<unsigned char**>(base + p.states),
                    base + p.scratch,
-                   base + p.work};
+                   base + p.work,
+                   dp,
+                   dp ? reinterpret_cast<float*>(base + p.logits) : nullptr};
+  *base_out = base;
   return Status::kOk;
 }
 
 // The first n rows of the slots through the model; logits of the last n_logits rows.
 void run_pass(const PassSlots& p, size_t n, float* logits, size_t n_logits) {
   const ModelImpl& m = *p.impl;
-  const Exec x{m.backend, p.pool, nullptr, p.scratch, p.work};
+  const DevicePass* dp = device_pass(p);
+  const Exec x{m.backend, p.pool, dp ? dp->stream : nullptr, p.scratch, p.work};
   find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.inputs, p.states, logits, logits ? n_logits : 0u});
+}
+
+// Device backends: queues one pass of n rows whose inputs are in the staging area (ids or vectors),
+// and the outputs of its last n_out rows back into it (none if n_out is 0). What a recorded decode step
+// replays.
+void queue_pass(const PassSlots& p, size_t n, size_t n_out) {
+  const ModelImpl& m = *p.impl;
+  const DevicePass& d = *device_pass(p);
+  const DeviceHooks& h = *m.backend->device;
+  if (m.d_input) h.to_device(d, p.inputs, d.io_inputs, n * m.d_input * sizeof(float));
+  else h.to_device(d, p.tokens, d.io_tokens, n * sizeof(int32_t));
+  run_pass(p, n, n_out ? p.logits : nullptr, n_out);
+  if (n_out) h.to_host(d, d.io_out, p.logits, n_out * m.d_output * sizeof(float));
+}
+
+struct QueueArgs {
+  const PassSlots* p;
+  size_t n, n_out;
+};
+void queue_recorded(const void* arg) {
+  const QueueArgs& a = *static_cast<const QueueArgs*>(arg);
+  queue_pass(*a.p, a.n, a.n_out);
+}
+
+// Recorded decode steps: key 0 writes the outputs, key 1 skips the head.
+constexpr uint32_t kStepOut = 0, kStepNoOut = 1;
+
+// Device backends: n rows staged in io through the model, the outputs of the last n_out rows copied to
+// `out` (if not null). A single row replays a recorded step where there is one. kDeviceError if the
+// device failed; the outputs are then not written.
+Status device_pass_run(const PassSlots& p, size_t n, float* out, size_t n_out) {
+  const ModelImpl& m = *p.impl;
+  const DevicePass& d = *device_pass(p);
+  const DeviceHooks& h = *m.backend->device;
+  const size_t rows_out = out ? n_out : 0;
+  if (!(n == 1 && h.replay(d, rows_out ? kStepOut : kStepNoOut))) queue_pass(p, n, rows_out);
+  const Status s = h.sync(d);
+  if (s == Status::kOk && out) std::memcpy(out, d.io_out, rows_out * m.d_output * sizeof(float));
+  return s;
+}
+
+// Frees what a pass holds outside the caller's arena (a device backend's), leaving it empty.
+void release_pass(PassSlots* p) {
+  if (DevicePass* d = device_pass(*p)) {
+    d->backend->device->close(d);
+    d->~DevicePass();
+  }
+  *p = PassSlots{};
 }
 
 // Moves a handle's slots, leaving the source empty (one handle per arena).
 void take_pass(PassSlots* to, PassSlots* from) {
   if (to == from) return;
+  release_pass(to);
   *to = *from;
-  from->impl = nullptr;
+  *from = PassSlots{};
 }
 }  // namespace
 
 Status Session::footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
   if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
-  *bytes = make_plan(*model.impl(), opts.prefill_chunk, true).total;
+  *bytes = host_bytes(*model.impl(), make_plan(*model.impl(), opts.prefill_chunk, true));
+  return Status::kOk;
+}
+
+Status Session::device_footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
+  if (!model.ok() || !bytes) return Status::kInvalidArgument;
+  if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
+  const ModelImpl& m = *model.impl();
+  *bytes = device_hooks(m.backend) ? make_plan(m, opts.prefill_chunk, true).total : 0;
   return Status::kOk;
 }
 
@@ -92,21 +193,39 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
   const Plan p = make_plan(m, opts.prefill_chunk, true);
-  const Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, err);
+  unsigned char* base = nullptr;
+  Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, &base, err);
   if (s != Status::kOk) return s;
-  out->state_ = static_cast<unsigned char*>(arena) + p.state;
+  out->state_ = base + p.state;
+  const DeviceHooks* dev = device_hooks(m.backend);
+  if (dev) dev->enter(*device_pass(out->pass_));
   for (size_t i = 0; i < p.rows; ++i) m.backend->upload(&out->pass_.states[i], &out->state_, sizeof(unsigned char*));
   out->reset();
+  if (dev) {  // record the decode step, with and without its outputs (nothing runs)
+    for (uint32_t key : {kStepOut, kStepNoOut}) {
+      const QueueArgs a{&out->pass_, 1, key == kStepOut ? 1u : 0u};
+      if ((s = dev->record(device_pass(out->pass_), key, queue_recorded, &a, err)) != Status::kOk) {
+        release_pass(&out->pass_);
+        out->state_ = nullptr;
+        return s;
+      }
+    }
+  }
   return Status::kOk;
 }
 
+Session::~Session() { release_pass(&pass_); }
+
 Session& Session::operator=(Session&& o) noexcept {
-  state_ = o.state_;
   take_pass(&pass_, &o.pass_);
+  state_ = o.state_;
+  o.state_ = nullptr;
   return *this;
 }
 
-size_t Session::arena_bytes() const { return pass_.impl ? make_plan(*pass_.impl, pass_.max_rows, true).total : 0; }
+size_t Session::arena_bytes() const {
+  return pass_.impl ? host_bytes(*pass_.impl, make_plan(*pass_.impl, pass_.max_rows, true)) : 0;
+}
 
 Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) const {
   if (!pass_.impl) return fail(err, Status::kBadState, "session is not initialised");
@@ -121,7 +240,9 @@ Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) 
 }
 
 void Session::reset() {
-  if (pass_.impl) pass_.impl->backend->zero(state_, pass_.impl->state_bytes);
+  if (!pass_.impl) return;
+  if (const DevicePass* d = device_pass(pass_)) pass_.impl->backend->device->enter(*d);
+  pass_.impl->backend->zero(state_, pass_.impl->state_bytes);
 }
 
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
@@ -130,6 +251,11 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
   if (m.d_input) return Status::kInvalidArgument;  // a vector model
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
+  if (const DevicePass* d = device_pass(pass_)) {
+    m.backend->device->enter(*d);
+    d->io_tokens[0] = token;
+    return device_pass_run(pass_, 1, logits, 1);
+  }
   m.backend->upload(pass_.tokens, &token, sizeof token);
   run_pass(pass_, 1, logits, 1);  // the CPU writes the caller's logits
   return Status::kOk;
@@ -143,11 +269,20 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
+  const DevicePass* d = device_pass(pass_);
+  if (d) m.backend->device->enter(*d);
   // Chunks of pass_.max_rows tokens: each weight is read once per chunk.
   for (size_t i = 0; i < n_tokens; i += pass_.max_rows) {
     const size_t n = n_tokens - i < pass_.max_rows ? n_tokens - i : pass_.max_rows;
+    float* out = i + n == n_tokens ? logits : nullptr;
+    if (d) {
+      std::memcpy(d->io_tokens, tokens + i, n * sizeof(int32_t));
+      const Status s = device_pass_run(pass_, n, out, 1);
+      if (s != Status::kOk) return s;
+      continue;
+    }
     m.backend->upload(pass_.tokens, tokens + i, n * sizeof(int32_t));
-    run_pass(pass_, n, i + n == n_tokens ? logits : nullptr, 1);
+    run_pass(pass_, n, out, 1);
   }
   return Status::kOk;
 }
@@ -179,8 +314,17 @@ Status Session::prefill_vectors(const float* inputs, size_t n_steps, size_t n_in
   const bool every = output && n_steps > 1 && n_output == n_steps * dout;
   if (output && n_output != dout && !every) return Status::kInvalidArgument;
   if (!all_finite(inputs, n_input)) return Status::kNonFinite;
+  const DevicePass* d = device_pass(pass_);
+  if (d) m.backend->device->enter(*d);
   for (size_t i = 0; i < n_steps; i += pass_.max_rows) {
     const size_t n = n_steps - i < pass_.max_rows ? n_steps - i : pass_.max_rows;
+    if (d) {
+      std::memcpy(d->io_inputs, inputs + i * din, n * din * sizeof(float));
+      const Status s = every ? device_pass_run(pass_, n, output + i * dout, n)
+                             : device_pass_run(pass_, n, i + n == n_steps ? output : nullptr, 1);
+      if (s != Status::kOk) return s;
+      continue;
+    }
     m.backend->upload(pass_.inputs, inputs + i * din, n * din * sizeof(float));
     if (every) run_pass(pass_, n, output + i * dout, n);
     else run_pass(pass_, n, i + n == n_steps ? output : nullptr, 1);
@@ -192,7 +336,7 @@ Status Session::prefill_vectors(const float* inputs, size_t n_steps, size_t n_in
 
 Status Batch::footprint(const Model& model, const BatchOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes || !rows_ok(opts.max_streams)) return Status::kInvalidArgument;
-  *bytes = make_plan(*model.impl(), opts.max_streams, false).total;
+  *bytes = host_bytes(*model.impl(), make_plan(*model.impl(), opts.max_streams, false));
   return Status::kOk;
 }
 
@@ -205,9 +349,12 @@ Status Batch::init(const Model& model, const BatchOptions& opts, void* arena, si
     return fail(err, Status::kInvalidArgument, "max_streams %u is outside [1, %u]", opts.max_streams,
                 kMaxPrefillChunk);
   const ModelImpl& m = *model.impl();
+  unsigned char* base = nullptr;
   return place_pass(m, opts.pool, make_plan(m, opts.max_streams, false), "batch", arena, arena_size, &out->pass_,
-                    err);
+                    &base, err);
 }
+
+Batch::~Batch() { release_pass(&pass_); }
 
 Batch& Batch::operator=(Batch&& o) noexcept {
   take_pass(&pass_, &o.pass_);
@@ -225,6 +372,14 @@ Status Batch::step(Session* const* sessions, const int32_t* tokens, size_t n, fl
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
     for (size_t j = 0; j < i; ++j)  // twice in one pass would advance one state by two rows
       if (sessions[j] == s) return Status::kInvalidArgument;
+  }
+  if (const DevicePass* d = device_pass(pass_)) {
+    const DeviceHooks& h = *m.backend->device;
+    h.enter(*d);
+    std::memcpy(d->io_tokens, tokens, n * sizeof(int32_t));
+    for (size_t i = 0; i < n; ++i) d->io_states[i] = sessions[i]->state_;
+    h.to_device(*d, pass_.states, d->io_states, n * sizeof(unsigned char*));
+    return device_pass_run(pass_, n, logits, n);
   }
   m.backend->upload(pass_.tokens, tokens, n * sizeof(int32_t));
   for (size_t i = 0; i < n; ++i) m.backend->upload(&pass_.states[i], &sessions[i]->state_, sizeof(unsigned char*));
@@ -257,6 +412,7 @@ Status Session::state_copy_out(void* dst, size_t size) const {
   h.fingerprint = m.fingerprint;
   h.payload_bytes = m.state_bytes;
   unsigned char* payload = static_cast<unsigned char*>(dst) + sizeof h;
+  if (const DevicePass* d = device_pass(pass_)) m.backend->device->enter(*d);
   m.backend->download(payload, state_, m.state_bytes);
   h.checksum = hash64(payload, m.state_bytes);
   std::memcpy(dst, &h, sizeof h);
@@ -276,6 +432,7 @@ Status Session::state_copy_in(const void* src, size_t size) {
       h.payload_bytes != m.state_bytes || std::memcmp(h.reserved, kZero, sizeof kZero) != 0 ||
       h.checksum != hash64(payload, m.state_bytes))
     return Status::kStateMismatch;
+  if (const DevicePass* d = device_pass(pass_)) m.backend->device->enter(*d);
   m.backend->upload(state_, payload, m.state_bytes);
   return Status::kOk;
 }
@@ -290,6 +447,7 @@ const StateSlot* find_slot(const ModelImpl* m, const char* name) {
 }  // namespace
 
 const float* Session::state_tensor(const char* name, size_t* n_floats) const {
+  if (device_pass(pass_)) return nullptr;  // device memory: state_copy_out
   const StateSlot* sl = find_slot(pass_.impl, name);
   if (!sl || sl->type != StateType::kF32) return nullptr;  // other element types: state_tensor_bytes
   if (n_floats) *n_floats = sl->count;
@@ -297,6 +455,7 @@ const float* Session::state_tensor(const char* name, size_t* n_floats) const {
 }
 
 const void* Session::state_tensor_bytes(const char* name, size_t* bytes) const {
+  if (device_pass(pass_)) return nullptr;  // device memory: state_copy_out
   const StateSlot* sl = find_slot(pass_.impl, name);
   if (!sl) return nullptr;
   if (bytes) *bytes = sl->bytes();
