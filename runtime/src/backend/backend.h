@@ -211,9 +211,12 @@ struct DeviceHooks {
   // Waits for everything queued on the pass's stream; kDeviceError (message kept by the backend) if
   // the device failed it.
   Status (*sync)(const DevicePass& p);
-  // Records fn(arg) as replayable work number `key` (< kMaxRecorded) without running it (a CUDA graph);
-  // kUnsupported if this backend cannot record. replay queues a recorded key; false if there is none.
-  Status (*record)(DevicePass* p, uint32_t key, PassFn fn, const void* arg, Error* err);
+  // Records fn(arg) as replayable work number `key` (< kMaxRecorded) without running it: a CUDA graph
+  // captures the work fn queues; a backend that cannot capture may keep fn and a copy of the arg_bytes
+  // (<= kMaxRecordArg) of arg and run it again. Everything fn reads is fixed at init (values) or in
+  // backend memory (the per-step inputs), so a replay is the pass. replay queues a recorded key; false
+  // if there is none.
+  Status (*record)(DevicePass* p, uint32_t key, PassFn fn, const void* arg, size_t arg_bytes, Error* err);
   bool (*replay)(const DevicePass& p, uint32_t key);
   // Makes the pass's device current on the calling thread (step may come from any thread).
   void (*enter)(const DevicePass& p);
@@ -221,6 +224,7 @@ struct DeviceHooks {
   void (*alloc_counts)(uint64_t* allocs, uint64_t* frees);
 };
 inline constexpr uint32_t kMaxRecorded = 2;
+inline constexpr size_t kMaxRecordArg = 256;
 
 // A compute backend: where weights and state live, and the op table that computes on them.
 struct BackendImpl {

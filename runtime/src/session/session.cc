@@ -125,12 +125,13 @@ void queue_pass(const PassSlots& p, size_t n, size_t n_out) {
 }
 
 struct QueueArgs {
-  const PassSlots* p;
+  PassSlots p;  // by value: fixed at init, whatever becomes of the Session object
   size_t n, n_out;
 };
+static_assert(sizeof(QueueArgs) <= kMaxRecordArg, "a recorded pass's arguments fit");
 void queue_recorded(const void* arg) {
   const QueueArgs& a = *static_cast<const QueueArgs*>(arg);
-  queue_pass(*a.p, a.n, a.n_out);
+  queue_pass(a.p, a.n, a.n_out);
 }
 
 // Recorded decode steps: key 0 writes the outputs, key 1 skips the head.
@@ -203,8 +204,8 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   out->reset();
   if (dev) {  // record the decode step, with and without its outputs (nothing runs)
     for (uint32_t key : {kStepOut, kStepNoOut}) {
-      const QueueArgs a{&out->pass_, 1, key == kStepOut ? 1u : 0u};
-      if ((s = dev->record(device_pass(out->pass_), key, queue_recorded, &a, err)) != Status::kOk) {
+      const QueueArgs a{out->pass_, 1, key == kStepOut ? 1u : 0u};
+      if ((s = dev->record(device_pass(out->pass_), key, queue_recorded, &a, sizeof a, err)) != Status::kOk) {
         release_pass(&out->pass_);
         out->state_ = nullptr;
         return s;

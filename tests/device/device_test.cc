@@ -1,0 +1,315 @@
+// The device backend through the public API, against the goldens and against the CPU backend.
+//
+// Built twice: into rill_tests against a host emulation of a device (tests/device/host_device.h), which
+// runs Session's and Model's whole device path (device arena, staging, recorded decode steps, state
+// blobs, release) and must match the CPU bit for bit; and into rill_cuda_tests (RILL_CUDA builds)
+// against the CUDA backend, within the bounds stated in each case. rill_cuda_tests reports itself
+// skipped (ctest: "Skipped", exit 77) where there is no CUDA device.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "test_util.h"
+#if !defined(RILL_TEST_REAL_CUDA)
+#include "device/host_device.h"
+#endif
+
+using namespace rill;
+using namespace rill_test;
+
+namespace {
+
+#if defined(RILL_TEST_REAL_CUDA)
+constexpr bool kExact = false;  // other kernels: bounds, not bits
+struct DeviceUnderTest {};
+#else
+constexpr bool kExact = true;  // the CPU's own ops behind the device seam
+struct DeviceUnderTest {
+  DeviceUnderTest() {
+    override_backend(Backend::kCuda, host_device_backend());
+    host_device_control() = HostDeviceControl{};
+  }
+  ~DeviceUnderTest() { override_backend(Backend::kCuda, nullptr); }
+};
+#endif
+
+ModelOptions on_device() {
+  ModelOptions o;
+  o.backend = Backend::kCuda;
+  o.device = 0;
+  return o;
+}
+
+// One converted file, opened on the CPU and on the device.
+struct Both {
+  TempDir tmp;
+  LoadedModel cpu, dev;
+  Both(const std::string& ckpt, const std::string& dtype) {
+    const std::string path = tmp.file("m.rill");
+    const std::string err = convert_ckpt(ckpt, path, dtype);
+    REQUIRE_MESSAGE(err.empty(), err);
+    Error e;
+    REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &cpu, &e) == Status::kOk, e.message);
+    REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), on_device(), &dev, &e) == Status::kOk, e.message);
+  }
+  size_t V() const { return cpu.model().info().d_output; }
+};
+
+OwnedSession session_of(const Model& m, uint32_t chunk = 32) {
+  OwnedSession s;
+  SessionOptions o;
+  o.prefill_chunk = chunk;
+  Error e;
+  REQUIRE_MESSAGE(OwnedSession::create(m, o, &s, &e) == Status::kOk, e.message);
+  return s;
+}
+
+double peak(const std::vector<float>& v) {
+  double p = 0;
+  for (float x : v) p = std::max<double>(p, std::fabs(x));
+  return p;
+}
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max<double>(d, std::fabs(double(a[i]) - b[i]));
+  return a.size() == b.size() ? d : INFINITY;
+}
+std::vector<unsigned char> state_of(const Session& s) {
+  std::vector<unsigned char> b(s.state_size());
+  REQUIRE(s.state_copy_out(b.data(), b.size()) == Status::kOk);
+  return b;
+}
+
+const char* kGoldenCases[] = {"mamba1_awkward",  "mamba1_hf_f16_tied", "mamba2_groups",           "mamba2_tied_bf16",
+                              "rwkv7_fla_world", "rwkv7_blink_bf16",   "recurrent_gemma_awkward", "recurrent_gemma_tied_bf16"};
+
+}  // namespace
+
+TEST_SUITE("device") {
+  TEST_CASE("every golden fixture on the device: f32 within 1e-4 of the golden's largest logit, f16 within 2e-3 of the CPU's f16") {
+    DeviceUnderTest dut;
+    for (const std::string name : kGoldenCases) {
+      CAPTURE(name);
+      const std::string dir = golden_dir(name);
+      const std::vector<int32_t> tokens = read_tokens(dir + "/tokens.txt");
+      const Npy golden = read_npy(dir + "/logits.npy");
+      for (const std::string dtype : {"f32", "f16"}) {
+        CAPTURE(dtype);
+        Both b(dir, dtype);
+        const size_t V = b.V();
+        OwnedSession c = session_of(b.cpu.model()), d = session_of(b.dev.model());
+        std::vector<float> lc(V), ld(V);
+        double worst_golden = 0, worst_cpu = 0, scale = golden.max_abs();
+        for (size_t t = 0; t < tokens.size(); ++t) {
+          REQUIRE(c.session().step(tokens[t], lc.data(), V) == Status::kOk);
+          REQUIRE(d.session().step(tokens[t], ld.data(), V) == Status::kOk);
+          worst_golden = std::max<double>(worst_golden, golden.row_diff(t, ld.data()));
+          worst_cpu = std::max(worst_cpu, max_diff(lc, ld));
+          if (kExact) REQUIRE_MESSAGE(lc == ld, "step " << t);
+        }
+        MESSAGE(name << " " << dtype << ": device vs golden " << worst_golden << ", vs CPU " << worst_cpu << " (max|logit| "
+                     << scale << ")");
+        if (dtype == "f32") CHECK(worst_golden <= 1e-4 * scale);
+        else CHECK(worst_cpu <= 2e-3 * scale);
+        if (kExact) CHECK(state_of(c.session()) == state_of(d.session()));
+      }
+    }
+  }
+
+  TEST_CASE("device prefill leaves the state stepping leaves (f32: 1e-4 of the largest logit)") {
+    DeviceUnderTest dut;
+    for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "recurrent_gemma_awkward"}) {
+      CAPTURE(name);
+      const std::vector<int32_t> tokens = read_tokens(golden_dir(name) + "/tokens.txt");
+      Both b(golden_dir(name), "f32");
+      const size_t V = b.V();
+      OwnedSession stepped = session_of(b.dev.model()), chunked = session_of(b.dev.model(), 7);
+      std::vector<float> ls(V), lp(V);
+      for (int32_t t : tokens) REQUIRE(stepped.session().step(t, ls.data(), V) == Status::kOk);
+      REQUIRE(chunked.session().prefill(tokens.data(), tokens.size(), lp.data(), V) == Status::kOk);
+      CHECK(max_diff(ls, lp) <= 1e-4 * peak(ls));
+      if (kExact) CHECK(state_of(stepped.session()) == state_of(chunked.session()));
+    }
+  }
+
+  TEST_CASE("state blobs move between the device and the CPU, and both continue alike") {
+    DeviceUnderTest dut;
+    for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "recurrent_gemma_awkward"}) {
+      CAPTURE(name);
+      const std::vector<int32_t> tokens = read_tokens(golden_dir(name) + "/tokens.txt");
+      const size_t half = tokens.size() / 2;
+      Both b(golden_dir(name), "f32");
+      const size_t V = b.V();
+      OwnedSession d = session_of(b.dev.model()), c = session_of(b.cpu.model());
+      REQUIRE(d.session().prefill(tokens.data(), half, nullptr, 0) == Status::kOk);
+      REQUIRE(c.session().prefill(tokens.data(), half, nullptr, 0) == Status::kOk);
+      const std::vector<unsigned char> from_dev = state_of(d.session()), from_cpu = state_of(c.session());
+      REQUIRE(from_dev.size() == from_cpu.size());
+      // Across: the device's state into a fresh CPU session, the CPU's into a fresh device session.
+      OwnedSession c2 = session_of(b.cpu.model()), d2 = session_of(b.dev.model());
+      REQUIRE(c2.session().state_copy_in(from_dev.data(), from_dev.size()) == Status::kOk);
+      REQUIRE(d2.session().state_copy_in(from_cpu.data(), from_cpu.size()) == Status::kOk);
+      std::vector<float> a(V), bb(V), ref(V);
+      for (size_t t = half; t < tokens.size(); ++t) {
+        REQUIRE(c.session().step(tokens[t], ref.data(), V) == Status::kOk);
+        REQUIRE(c2.session().step(tokens[t], a.data(), V) == Status::kOk);
+        REQUIRE(d2.session().step(tokens[t], bb.data(), V) == Status::kOk);
+        CHECK(max_diff(ref, a) <= 1e-4 * peak(ref));
+        CHECK(max_diff(ref, bb) <= 1e-4 * peak(ref));
+        if (kExact) CHECK((ref == a && ref == bb));
+      }
+    }
+  }
+
+  TEST_CASE("a replayed decode step equals the same step run eagerly (Batch of one), and follows a moved session") {
+    DeviceUnderTest dut;
+    const std::vector<int32_t> tokens = read_tokens(golden_dir("mamba2_groups") + "/tokens.txt");
+    Both b(golden_dir("mamba2_groups"), "f32");
+    const size_t V = b.V();
+    OwnedSession replayed = session_of(b.dev.model()), eager = session_of(b.dev.model());
+    AlignedBuffer arena;  // outlives the batch, whose device handle it holds
+    Batch batch;
+    size_t bytes = 0;
+    BatchOptions bo;
+    bo.max_streams = 1;
+    REQUIRE(Batch::footprint(b.dev.model(), bo, &bytes) == Status::kOk);
+    REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
+    REQUIRE(Batch::init(b.dev.model(), bo, arena.data(), arena.size(), &batch) == Status::kOk);
+    Session moved = static_cast<Session&&>(replayed.session());  // the recorded step belongs to the pass, not the object
+    std::vector<float> lr(V), le(V);
+    Session* one[1] = {&eager.session()};
+    for (int32_t t : tokens) {
+      REQUIRE(moved.step(t, lr.data(), V) == Status::kOk);
+      REQUIRE(batch.step(one, &t, 1, le.data(), V) == Status::kOk);
+      REQUIRE(max_diff(lr, le) <= 1e-5 * peak(le));
+      if (kExact) REQUIRE(lr == le);
+    }
+    CHECK(!replayed.session().ok());
+#if !defined(RILL_TEST_REAL_CUDA)
+    CHECK(host_device_control().replays == tokens.size());  // every Session::step was a replay
+#endif
+  }
+
+  TEST_CASE("many sessions on one device model: interleaved, and in one Batch::step, each as if alone") {
+    DeviceUnderTest dut;
+    const std::vector<int32_t> tokens = read_tokens(golden_dir("rwkv7_fla_world") + "/tokens.txt");
+    Both b(golden_dir("rwkv7_fla_world"), "f32");
+    const size_t V = b.V(), S = 4, T = std::min<size_t>(tokens.size(), 24);
+    std::vector<OwnedSession> alone, mixed;
+    for (size_t s = 0; s < S; ++s) alone.push_back(session_of(b.dev.model())), mixed.push_back(session_of(b.dev.model()));
+    std::vector<std::vector<float>> want(S, std::vector<float>(V));
+    for (size_t s = 0; s < S; ++s)  // stream s takes the tokens shifted by s
+      for (size_t t = 0; t < T; ++t) REQUIRE(alone[s].session().step(tokens[(t + s) % tokens.size()], want[s].data(), V) == Status::kOk);
+    AlignedBuffer arena;
+    Batch batch;
+    size_t bytes = 0;
+    BatchOptions bo;
+    bo.max_streams = S;
+    REQUIRE(Batch::footprint(b.dev.model(), bo, &bytes) == Status::kOk);
+    REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
+    REQUIRE(Batch::init(b.dev.model(), bo, arena.data(), arena.size(), &batch) == Status::kOk);
+    std::vector<float> got(S * V), one(V);
+    std::vector<Session*> ptrs;
+    for (auto& m : mixed) ptrs.push_back(&m.session());
+    for (size_t t = 0; t < T; ++t) {
+      std::vector<int32_t> toks(S);
+      for (size_t s = 0; s < S; ++s) toks[s] = tokens[(t + s) % tokens.size()];
+      if (t % 2) {
+        REQUIRE(batch.step(ptrs.data(), toks.data(), S, got.data(), S * V) == Status::kOk);
+      } else {
+        for (size_t s = 0; s < S; ++s) {
+          REQUIRE(mixed[s].session().step(toks[s], one.data(), V) == Status::kOk);
+          std::copy(one.begin(), one.end(), got.begin() + s * V);
+        }
+      }
+    }
+    for (size_t s = 0; s < S; ++s) {
+      const std::vector<float> row(got.begin() + s * V, got.begin() + (s + 1) * V);
+      CHECK(max_diff(row, want[s]) <= 1e-4 * peak(want[s]));
+      if (kExact) CHECK(state_of(mixed[s].session()) == state_of(alone[s].session()));
+    }
+  }
+
+  TEST_CASE("vector models on the device: every step's output, within 1e-4 of the CPU's largest") {
+    DeviceUnderTest dut;
+    for (const char* name : {"s4d_prenorm_mean", "mamba1_vector", "mamba2_vector"}) {
+      CAPTURE(name);
+      Both b(golden_dir(name), "f32");
+      const ModelInfo info = b.cpu.model().info();
+      const size_t T = 40, din = info.d_input, dout = info.d_output;
+      std::vector<float> in(T * din);
+      for (size_t i = 0; i < in.size(); ++i) in[i] = std::sin(0.37f * static_cast<float>(i));
+      OwnedSession c = session_of(b.cpu.model(), 8), d = session_of(b.dev.model(), 8);
+      std::vector<float> oc(T * dout), od(T * dout), last(dout);
+      REQUIRE(c.session().prefill_vectors(in.data(), T, in.size(), oc.data(), oc.size()) == Status::kOk);
+      REQUIRE(d.session().prefill_vectors(in.data(), T - 1, (T - 1) * din, od.data(), (T - 1) * dout) == Status::kOk);
+      REQUIRE(d.session().step_vector(in.data() + (T - 1) * din, din, last.data(), dout) == Status::kOk);
+      std::copy(last.begin(), last.end(), od.begin() + (T - 1) * dout);
+      CHECK(max_diff(oc, od) <= 1e-4 * peak(oc));
+      if (kExact) CHECK(oc == od);
+    }
+  }
+
+  TEST_CASE("errors on the device leave the state unchanged") {
+    DeviceUnderTest dut;
+    Both b(golden_dir("mamba1_awkward"), "f32");
+    const size_t V = b.V();
+    OwnedSession d = session_of(b.dev.model());
+    std::vector<float> l(V, 7.f);
+    REQUIRE(d.session().step(3, l.data(), V) == Status::kOk);
+    const std::vector<unsigned char> before = state_of(d.session());
+    const int32_t bad[3] = {1, static_cast<int32_t>(V), 2};
+    CHECK(d.session().step(-1, l.data(), V) == Status::kTokenRange);
+    CHECK(d.session().step(static_cast<int32_t>(V), l.data(), V) == Status::kTokenRange);
+    CHECK(d.session().prefill(bad, 3, l.data(), V) == Status::kTokenRange);
+    CHECK(d.session().step(1, l.data(), V - 1) == Status::kInvalidArgument);
+    CHECK(state_of(d.session()) == before);
+    CHECK(d.session().state_tensor("layers.0.ssm", nullptr) == nullptr);  // device memory: state_copy_out
+    // A device index that does not exist, and a session that does not fit in device memory.
+    Error e;
+    ModelOptions far = on_device();
+    far.device = 4096;
+    LoadedModel none;
+    CHECK(LoadedModel::open(b.tmp.file("m.rill").c_str(), far, &none, &e) == Status::kNoBackend);
+    MESSAGE("device 4096: " << e.message);
+#if !defined(RILL_TEST_REAL_CUDA)
+    host_device_control().memory_limit = 1024;
+    OwnedSession tiny;
+    CHECK(OwnedSession::create(b.dev.model(), SessionOptions{}, &tiny, &e) == Status::kOutOfMemory);
+    MESSAGE(e.message);
+    host_device_control().memory_limit = SIZE_MAX;
+    // A device that fails a pass: kDeviceError, and the caller's logits are not written.
+    host_device_control().fail_sync = true;
+    std::fill(l.begin(), l.end(), 7.f);
+    CHECK(d.session().step(4, l.data(), V) == Status::kDeviceError);
+    CHECK(l == std::vector<float>(V, 7.f));
+    host_device_control().fail_sync = false;
+#endif
+  }
+
+  TEST_CASE("1000 device steps make no device allocation; sessions and models give back what they took") {
+    DeviceUnderTest dut;
+    const DeviceHooks* h = find_backend(Backend::kCuda)->device;
+    REQUIRE(h != nullptr);
+    uint64_t a0, f0, a1, f1, a2, f2;
+    h->alloc_counts(&a0, &f0);
+    {
+      Both b(golden_dir("recurrent_gemma_awkward"), "f16");  // the ring wraps many times in 1000 steps
+      const size_t V = b.V();
+      OwnedSession d = session_of(b.dev.model());
+      std::vector<float> l(V);
+      REQUIRE(d.session().step(1, l.data(), V) == Status::kOk);
+      h->alloc_counts(&a1, &f1);
+      for (int i = 0; i < 1000; ++i) REQUIRE(d.session().step(static_cast<int32_t>(i % V), i % 3 ? l.data() : nullptr, i % 3 ? V : 0) == Status::kOk);
+      h->alloc_counts(&a2, &f2);
+      CHECK(a2 == a1);
+      CHECK(f2 == f1);
+      CHECK(a1 > a0);
+    }
+    h->alloc_counts(&a2, &f2);
+    CHECK(a2 - a0 == f2 - f0);  // the session's arena and the model's weights were freed
+  }
+}
