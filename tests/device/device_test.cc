@@ -24,7 +24,9 @@ namespace {
 
 #if defined(RILL_TEST_REAL_CUDA)
 constexpr bool kExact = false;  // other kernels: bounds, not bits
-struct DeviceUnderTest {};
+struct DeviceUnderTest {
+  DeviceUnderTest() {}  // the CUDA backend itself
+};
 #else
 constexpr bool kExact = true;  // the CPU's own ops behind the device seam
 struct DeviceUnderTest {

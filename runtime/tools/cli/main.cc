@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
+#include "backend/backend.h"
 #include "core/model_impl.h"
 #include "core/tokenizer_view.h"
 #include "rill/convert.hpp"
@@ -1575,7 +1576,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (c == "--version" || c == "version") {
-    std::printf("rill %s (backends: cpu)\n", version_string());
+    std::printf("rill %s (backends: %s)\n", version_string(), compiled_backends());
+    if (const BackendImpl* cuda = find_backend(Backend::kCuda)) {  // compiled in: is a device there?
+      Error e;
+      if (cuda->device && cuda->device->probe(0, &e) != Status::kOk) std::printf("cuda: %s\n", e.message);
+      else std::printf("cuda: device 0 ready\n");
+    }
     return 0;
   }
   if (c == "convert") return cmd_convert(argc - 2, argv + 2);
