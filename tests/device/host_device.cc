@@ -95,9 +95,11 @@ bool replay(const DevicePass& p, uint32_t key) {
 void enter(const DevicePass&) {}
 
 void alloc_counts(uint64_t* a, uint64_t* f) { *a = g_allocs, *f = g_frees; }
+double read_bandwidth(int, size_t) { return 0; }
+size_t recorded_ops(const DevicePass&, uint32_t) { return 0; }
 
-const DeviceHooks kHooks = {probe, release_weights, open, close, copy_bytes, copy_bytes, sync, record, replay, enter,
-                            alloc_counts};
+const DeviceHooks kHooks = {probe, release_weights, open,  close,        copy_bytes,     copy_bytes, sync, record,
+                            replay, enter,          alloc_counts, read_bandwidth, recorded_ops};
 
 }  // namespace
 

@@ -241,6 +241,7 @@ class Session {
 
  private:
   friend class Batch;
+  friend struct SessionAccess;      // internal: measurement tools reach the device pass
   PassSlots pass_;                  // every row advances state_ (the plan: prefill_chunk rows)
   unsigned char* state_ = nullptr;  // [state_bytes], backend memory
 };

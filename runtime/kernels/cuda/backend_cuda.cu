@@ -989,6 +989,59 @@ void enter(const DevicePass& p) {
 
 void alloc_counts(uint64_t* a, uint64_t* f) { *a = g_allocs.load(), *f = g_frees.load(); }
 
+// The bandwidth probe: every block reads its share of a buffer as 16-byte loads; one value per block is
+// written only if a sum hits an impossible value, so the reads cannot be dropped.
+__global__ void read_k(const float4* p, size_t n, float* sink) {
+  float acc = 0.f;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const float4 v = p[i];
+    acc += v.x + v.y + v.z + v.w;
+  }
+  if (acc == 1234567.f) sink[blockIdx.x] = acc;
+}
+
+double read_bandwidth(int device, size_t bytes) {
+  cudaSetDevice(device);
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, device);
+  bytes = bytes / 16 * 16;
+  void* buf = nullptr;
+  float* sink = nullptr;
+  if (!bytes || cudaMalloc(&buf, bytes) != cudaSuccess) return 0;
+  const unsigned blocks = static_cast<unsigned>(prop.multiProcessorCount) * 8;
+  if (cudaMalloc(&sink, blocks * sizeof(float)) != cudaSuccess) {
+    cudaFree(buf);
+    return 0;
+  }
+  cudaMemset(buf, 0, bytes);
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {  // the first warms up; the best of the rest
+    cudaEventRecord(a);
+    read_k<<<blocks, 256>>>(static_cast<const float4*>(buf), bytes / 16, sink);
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    if (rep > 0 && ms > 0) best = best > bytes / (ms * 1e6) ? best : bytes / (ms * 1e6);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaFree(sink);
+  cudaFree(buf);
+  return cudaGetLastError() == cudaSuccess ? best : 0;
+}
+
+size_t recorded_ops(const DevicePass& p, uint32_t key) {
+  const auto* c = static_cast<const CudaPass*>(p.impl);
+  size_t n = 0;
+  if (key < kMaxRecorded && c->graph[key] && cudaGraphGetNodes(c->graph[key], nullptr, &n) != cudaSuccess) n = 0;
+  return n;
+}
+
 // Synchronous copies for state blobs, clones and resets (the pass's stream is idle between calls; the
 // legacy default stream these use waits for it in any case).
 void upload(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice); }
@@ -1001,8 +1054,8 @@ void zero(void* dst, size_t bytes) {
 
 size_t work_bytes(const BackendImpl*, size_t, size_t) { return 0; }
 
-const DeviceHooks kHooks = {probe, release_weights, open, close, to_device, to_host, sync, record, replay, enter,
-                            alloc_counts};
+const DeviceHooks kHooks = {probe,  release_weights, open,         close,          to_device,   to_host, sync,
+                            record, replay,          enter,        alloc_counts,   read_bandwidth, recorded_ops};
 
 const BackendImpl kCuda = {"cuda", Backend::kCuda, &kCudaOps, nullptr, place_weights, work_bytes,
                            upload,  download,       copy,      zero,    &kHooks};

@@ -222,6 +222,10 @@ struct DeviceHooks {
   void (*enter)(const DevicePass& p);
   // Counts of device allocations and frees this process has made through the backend (tests).
   void (*alloc_counts)(uint64_t* allocs, uint64_t* frees);
+  // Measurement (rill bench): the device's read bandwidth over `bytes` (GB/s, 0 if it cannot tell), and
+  // the operations (kernels and copies) one replay of recorded work `key` runs (0 if none recorded).
+  double (*read_bandwidth)(int device, size_t bytes);
+  size_t (*recorded_ops)(const DevicePass& p, uint32_t key);
 };
 inline constexpr uint32_t kMaxRecorded = 2;
 inline constexpr size_t kMaxRecordArg = 256;
@@ -252,6 +256,11 @@ struct BackendImpl {
 const BackendImpl* find_backend(Backend kind);
 // Every compiled-in backend this machine can run, the reference first (for parity tests). Returns the count.
 size_t all_backends(const BackendImpl** out, size_t max);
+
+// A session's device pass (null on the CPU), for measurement tools.
+struct SessionAccess {
+  static const DevicePass* device(const Session& s) { return static_cast<const DevicePass*>(s.pass_.device); }
+};
 
 // A device backend's hooks, or null (the CPU).
 inline const DeviceHooks* device_hooks(const BackendImpl* b) { return b ? b->device : nullptr; }

@@ -1436,6 +1436,9 @@ int cmd_bench(int argc, char** argv) {
   const uint64_t weight_bpt = bytes_per_token(fb::GetSizePrefixedModel(lm.file().data()));
   const uint64_t state_bpt = 2 * info.state_bytes, bpt = weight_bpt + state_bpt;
   Feed feed(info);
+  // A device backend: its own bandwidth probe, the ops one recorded decode step replays, device memory.
+  const DeviceHooks* dev = device_hooks(lm.model().impl()->backend);
+  size_t graph_ops = 0, session_device_bytes = 0;
   for (long long nt : thread_counts) {
     ThreadPool* pool = nullptr;
     if (!create_pool("bench", nt, &pool)) return 1;
@@ -1443,6 +1446,10 @@ int cmd_bench(int argc, char** argv) {
     so.pool = pool;
     OwnedSession os;
     if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
+    if (dev) {
+      graph_ops = dev->recorded_ops(*SessionAccess::device(os.session()), 0);
+      (void)Session::device_footprint(lm.model(), so, &session_device_bytes);
+    }
     // Decode: from --context tokens in, warm up, then time each step.
     if (n_ctx) (void)feed.prefill(os.session(), static_cast<size_t>(n_ctx));
     for (int i = 0; i < 8; ++i) (void)feed.run(os.session());
@@ -1477,9 +1484,11 @@ int cmd_bench(int argc, char** argv) {
   const double rss_mib = ru.ru_maxrss / 1024.0;  // before the probe's buffer
   // The probe reads as many bytes as one decode step moves (at least 16 MiB): a model that fits in
   // the last-level cache is compared with that cache's bandwidth, a larger one with DRAM's.
-  const size_t probe_bytes = a.get("--probe-mb") == "auto" ? std::max<size_t>(bpt, size_t(16) << 20)
-                                                            : static_cast<size_t>(probe_mb) << 20;
-  for (Row& r : rows) r.probe = probe_read_gbs(probe_bytes, static_cast<int>(r.threads));
+  // A device reads at least 256 MiB, past any GPU's L2.
+  const size_t probe_bytes = a.get("--probe-mb") != "auto" ? static_cast<size_t>(probe_mb) << 20
+                             : std::max<size_t>(bpt, dev ? size_t(256) << 20 : size_t(16) << 20);
+  for (Row& r : rows)
+    r.probe = dev ? dev->read_bandwidth(mo.device, probe_bytes) : probe_read_gbs(probe_bytes, static_cast<int>(r.threads));
   const char* unit = info.d_input ? "step" : "tok";
   if (a.get("--output") == "json") {
     for (const Row& r : rows) {  // one JSON object per line (per thread count)
@@ -1508,7 +1517,13 @@ int cmd_bench(int argc, char** argv) {
                                 {"peak_rss_mib", rss_mib},
                                 {"file_bytes", info.file_bytes},
                                 {"state_bytes", info.state_bytes}};
-      print_json_line(j);
+      nlohmann::json jj = j;
+      if (dev) {
+        jj["graph_launches_per_token"] = graph_ops ? 1 : 0;
+        jj["graph_ops_per_token"] = graph_ops;
+        jj["device_memory_bytes"] = info.weight_bytes + session_device_bytes;
+      }
+      print_json_line(jj);
     }
   } else {
     std::string pre_cols, pre_rule;
@@ -1531,6 +1546,12 @@ int cmd_bench(int argc, char** argv) {
                 " peak RSS before the bandwidth probe)\n",
                 info.backend, unit, human_bytes(weight_bpt).c_str(), human_bytes(info.state_bytes).c_str(),
                 human_bytes(probe_bytes).c_str(), human_bytes(info.file_bytes).c_str());
+    if (dev)
+      std::printf("(device: %s per token = one CUDA graph launch of %zu ops (kernels and copies); device memory %s "
+                  "= weights %s + session %s; threads do not apply)\n",
+                  graph_ops ? "1 launch" : "eager launches", graph_ops,
+                  human_bytes(info.weight_bytes + session_device_bytes).c_str(), human_bytes(info.weight_bytes).c_str(),
+                  human_bytes(session_device_bytes).c_str());
   }
   if (!streams.empty() && info.d_input) {
     std::fprintf(stderr, "rill bench: --streams (Batch::step) takes token models only\n");
