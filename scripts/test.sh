@@ -7,6 +7,8 @@
 #      suite is left to 1 and 2: pthreadpool is not instrumented, so TSan cannot see its hand-offs)
 #   4. each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
 #   5. the kernel, op and golden suites cross-built for aarch64 (NEON) and run under qemu-user
+#   6. where nvcc exists: the CUDA backend built (RILL_CUDA, sm_87/90/110 + PTX), the CLI test on that
+#      build, and the CUDA suite, which ctest reports as "Skipped" on a machine without a CUDA device
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh ros
@@ -28,6 +30,21 @@ echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target" >&2
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== aarch64 (NEON) under qemu-user" >&2
 scripts/test_arm64.sh | tee -a "$log"
+nvcc=$(command -v nvcc || true)
+[ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
+cuda_note="CUDA backend not built (no nvcc)"
+if [ -n "$nvcc" ]; then
+  echo "== CUDA backend build ($nvcc)" >&2
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DRILL_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
+    -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build-cuda -j "$(nproc)" --target rill_cli rill_cuda_tests
+  build-cuda/bin/rill --version
+  (cd build-cuda && ctest --output-on-failure -R '^cli$') | tee -a "$log"
+  (cd build-cuda && ctest -V -R '^cuda$' | grep -v '^[0-9]*: \[doctest\]') | tee -a "$log"  # its output, whatever the result
+  cuda_note="CUDA backend built"
+fi
 ctests=$(grep -o 'tests failed out of [0-9]*' "$log" | awk '{s += $NF} END {print s + 0}')
-echo "all suites green: $ctests ctest tests (release + sanitizers), TSan threads suite, 4 fuzz targets, aarch64 kernel+op+golden suites"
-echo "$((ctests + 6)) passed, 0 failed"
+skipped=$(grep -c '(Skipped)' "$log" || true)
+[ "$skipped" -gt 0 ] && cuda_note="$cuda_note; its device suite SKIPPED: no CUDA device here"
+echo "all suites green: $((ctests - skipped)) ctest tests (release + sanitizers + CUDA build), TSan threads suite, 4 fuzz targets, aarch64 kernel+op+golden suites; $cuda_note"
+echo "$((ctests - skipped + 6)) passed, 0 failed, $skipped skipped"
