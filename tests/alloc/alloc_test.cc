@@ -11,6 +11,7 @@
 #include <new>
 
 #include "test_util.h"
+#include "device/host_device.h"
 #include "rill/rill.h"
 
 extern "C" {
@@ -151,13 +152,16 @@ struct CSession {
   }
 };
 
-void check_model(const std::string& ckpt, const std::string& dtype = "f32", size_t threads = 1) {
+// device: through Session's device path, on the host emulation of a device backend.
+void check_model(const std::string& ckpt, const std::string& dtype = "f32", size_t threads = 1, bool device = false) {
   TempDir tmp;
   const std::string path = tmp.file("m.rill");
   REQUIRE(convert_ckpt(ckpt, path, dtype).empty());
   LoadedModel lm;
   Error e;
-  REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
+  ModelOptions mo;
+  if (device) mo.backend = Backend::kCuda;
+  REQUIRE_MESSAGE(LoadedModel::open(path.c_str(), mo, &lm, &e) == Status::kOk, e.message);
   ThreadPool* pool = nullptr;
   if (threads > 1) REQUIRE(ThreadPool::create(threads, &pool) == Status::kOk);
   SessionOptions so;
@@ -262,6 +266,13 @@ TEST_CASE("the counting hooks see an allocation (the test can fail)") {
 
 TEST_CASE("no heap call after load: golden model, prefill + 1200 steps + sampling + state copies") {
   check_model(golden_dir("mamba1_awkward"));
+}
+
+TEST_CASE("no heap call after load: the device path (recorded steps, staging, batches) on a host emulation") {
+  override_backend(Backend::kCuda, host_device_backend());
+  check_model(golden_dir("recurrent_gemma_awkward"), "f16", 1, true);
+  check_model(golden_dir("mamba2_groups"), "f32", 1, true);
+  override_backend(Backend::kCuda, nullptr);
 }
 
 TEST_CASE("no heap call after load: Mamba-2 golden model") { check_model(golden_dir("mamba2_groups")); }

@@ -7,6 +7,7 @@
 // skipped (ctest: "Skipped", exit 77) where there is no CUDA device.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -118,6 +119,29 @@ TEST_SUITE("device") {
         else CHECK(worst_cpu <= 2e-3 * scale);
         if (kExact) CHECK(state_of(c.session()) == state_of(d.session()));
       }
+    }
+  }
+
+  TEST_CASE("q8 and q4 decode on the device agree with the CPU's top-1 on >= 99 % of the demo model's held-out bytes") {
+    DeviceUnderTest dut;
+    const std::string text = read_file(src_dir() + "/examples/demo_model/heldout.txt").substr(0, 600);
+    for (const std::string dtype : {"q8", "q4"}) {
+      CAPTURE(dtype);
+      Both b(src_dir() + "/examples/demo_model/checkpoint", dtype);
+      const size_t V = b.V();
+      OwnedSession c = session_of(b.cpu.model()), d = session_of(b.dev.model());
+      std::vector<float> lc(V), ld(V);
+      size_t same = 0;
+      for (unsigned char ch : text) {
+        REQUIRE(c.session().step(ch, lc.data(), V) == Status::kOk);
+        REQUIRE(d.session().step(ch, ld.data(), V) == Status::kOk);
+        const size_t n = std::min<size_t>(V, 256);  // the bytes (the rest is padding)
+        same += std::max_element(lc.begin(), lc.begin() + n) - lc.begin() == std::max_element(ld.begin(), ld.begin() + n) - ld.begin();
+      }
+      const double top1 = double(same) / text.size();
+      MESSAGE(dtype << " device vs CPU top-1 agreement " << top1 << " over " << text.size() << " bytes");
+      CHECK(top1 >= 0.99);
+      if (kExact) CHECK(same == text.size());
     }
   }
 
