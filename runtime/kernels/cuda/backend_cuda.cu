@@ -42,47 +42,39 @@ __device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-
 __device__ __forceinline__ float siluf_(float x) { return x / (1.f + expf(-x)); }
 __device__ __forceinline__ float softplusf_(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+struct Sum {
+  __device__ float operator()(float a, float b) const { return a + b; }
+  static constexpr float kIdentity = 0.f;
+};
+struct Max {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+  static constexpr float kIdentity = -INFINITY;
+};
+template <class Op>
+__device__ __forceinline__ float warp_reduce(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = Op()(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
-__device__ float block_sum(float v) {
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce<Sum>(v); }
+// Op over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+template <class Op>
+__device__ float block_reduce(float v) {
   __shared__ float part[32];
   __shared__ float total;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = warp_sum(v);
-  __syncthreads();  // part[] may still be read by a previous call
+  v = warp_reduce<Op>(v);
+  __syncthreads();  // part[] and total may still be read by the previous call
   if (lane == 0) part[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float s = lane < static_cast<int>(blockDim.x / 32) ? part[lane] : 0.f;
-    s = warp_sum(s);
+    const float s = warp_reduce<Op>(lane < static_cast<int>(blockDim.x / 32) ? part[lane] : Op::kIdentity);
     if (lane == 0) total = s;
   }
   __syncthreads();
   return total;
 }
-__device__ float block_max(float v) {
-  __shared__ float part[32];
-  __shared__ float total;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float s = lane < static_cast<int>(blockDim.x / 32) ? part[lane] : -INFINITY;
-    s = warp_max(s);
-    if (lane == 0) total = s;
-  }
-  __syncthreads();
-  return total;
-}
+__device__ float block_sum(float v) { return block_reduce<Sum>(v); }
+__device__ float block_max(float v) { return block_reduce<Max>(v); }
 
 __device__ __forceinline__ float* state_row(unsigned char* const* base, size_t i, uint64_t off) {
   return reinterpret_cast<float*>(base[i] + off);
