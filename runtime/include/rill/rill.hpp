@@ -34,7 +34,8 @@ enum class Status : int32_t {
   kOutOfMemory = 42,      // the system or the device could not provide memory or threads (extension
                           // helpers; a device backend's Model::init and Session::init)
   kNoBackend = 60,        // the requested backend is not compiled in, or its device is absent
-  kDeviceError = 61,      // the device failed a pass (driver error, lost device); outputs not written
+  kDeviceError = 61,      // the device failed a pass (driver error, lost device): outputs not written,
+                          // the state undefined (reset it, or restore a saved blob)
   kTokenRange = 80,       // a token id outside [0, vocab)
   kNonFinite = 81,        // NaN or Inf in caller input
   kStateMismatch = 82,    // a state blob from another model, of the wrong size, or damaged
