@@ -43,7 +43,17 @@ struct Npy {
     for (size_t v = 0; v < V; ++v) d = std::max(d, std::fabs(got[v] - data[t * V + v]));
     return d;
   }
+  // Whether got [V] has its largest value at the same index as row t (the first largest, on ties).
+  bool same_top1(size_t t, const float* got) const;
 };
+
+// The index of the first largest of v[0, n).
+inline size_t argmax(const float* v, size_t n) { return static_cast<size_t>(std::max_element(v, v + n) - v); }
+
+inline bool Npy::same_top1(size_t t, const float* got) const {
+  const size_t V = shape.size() == 2 ? shape[1] : 0;
+  return argmax(got, V) == argmax(data.data() + t * V, V);
+}
 
 inline Npy read_npy(const std::string& path) {
   Npy n;

@@ -136,7 +136,7 @@ TEST_SUITE("device") {
         REQUIRE(c.session().step(ch, lc.data(), V) == Status::kOk);
         REQUIRE(d.session().step(ch, ld.data(), V) == Status::kOk);
         const size_t n = std::min<size_t>(V, 256);  // the bytes (the rest is padding)
-        same += std::max_element(lc.begin(), lc.begin() + n) - lc.begin() == std::max_element(ld.begin(), ld.begin() + n) - ld.begin();
+        same += argmax(lc.data(), n) == argmax(ld.data(), n);
       }
       const double top1 = double(same) / text.size();
       MESSAGE(dtype << " device vs CPU top-1 agreement " << top1 << " over " << text.size() << " bytes");

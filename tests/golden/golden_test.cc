@@ -141,12 +141,7 @@ TEST_SUITE("golden") {
       for (size_t t = 0; t < f.tokens.size(); ++t) {
         REQUIRE(f.os.session().step(f.tokens[t], out.data(), out.size()) == Status::kOk);
         worst = std::max(worst, f.step_diff(t, out.data()));
-        size_t a = 0, b = 0;
-        for (size_t v = 1; v < f.V; ++v) {
-          if (out[v] > out[a]) a = v;
-          if (f.logits.data[t * f.V + v] > f.logits.data[t * f.V + b]) b = v;
-        }
-        agree += a == b;
+        agree += f.logits.same_top1(t, out.data());
       }
       MESSAGE(name << " f16: max logit diff " << worst << " of max |logit| " << f.max_abs_logit() << ", top-1 agree "
                    << agree << "/" << f.tokens.size());

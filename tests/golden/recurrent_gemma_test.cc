@@ -241,12 +241,7 @@ TEST_SUITE("golden") {
       for (size_t t = 0; t < g.tokens.size(); ++t) {
         REQUIRE(os.session().step(g.tokens[t], out.data(), out.size()) == Status::kOk);
         worst = std::max(worst, g.step_diff(t, out.data()));
-        size_t a = 0, b = 0;
-        for (size_t v = 1; v < g.V; ++v) {
-          if (out[v] > out[a]) a = v;
-          if (g.logits.data[t * g.V + v] > g.logits.data[t * g.V + b]) b = v;
-        }
-        agree += a == b;
+        agree += g.logits.same_top1(t, out.data());
       }
       float sd, scale;
       state_diff(g, os.session(), true, &sd, &scale);
@@ -279,7 +274,7 @@ void compare_models(const Golden& ref, const Golden& q, double* kl, double* top1
       k += pa * (lpa - lpb);
     }
     sum_kl += k;
-    agree += std::max_element(la.begin(), la.end()) - la.begin() == std::max_element(lb.begin(), lb.end()) - lb.begin();
+    agree += argmax(la.data(), la.size()) == argmax(lb.data(), lb.size());
   }
   *kl = sum_kl / ref.tokens.size();
   *top1 = double(agree) / ref.tokens.size();
