@@ -76,6 +76,11 @@ __device__ float block_reduce(float v) {
 __device__ float block_sum(float v) { return block_reduce<Sum>(v); }
 __device__ float block_max(float v) { return block_reduce<Max>(v); }
 
+// This thread's index over the whole grid (1-D launches).
+__device__ __forceinline__ uint64_t thread_index() {
+  return blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+}
+
 __device__ __forceinline__ float* state_row(unsigned char* const* base, size_t i, uint64_t off) {
   return reinterpret_cast<float*>(base[i] + off);
 }
@@ -358,7 +363,7 @@ void gated_rmsnorm(const Exec& x, float* Y, const float* Z, size_t ldz, const fl
 
 __global__ void conv_k(unsigned char* const* base, uint64_t off, const float* w, const float* b, const float* X,
                        uint64_t ldx, float* Y, uint64_t n, uint64_t C, uint64_t K, bool silu) {
-  const uint64_t c = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint64_t c = thread_index();
   if (c >= C) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* hist = state_row(base, i, off);
@@ -378,7 +383,7 @@ void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, con
 __global__ void ssm_scan_k(unsigned char* const* base, uint64_t off, const float* A, const float* dt, const float* X,
                            const float* B, const float* Cm, uint64_t ldbc, const float* D, const float* Z, uint64_t ldz,
                            float* Y, uint64_t n, uint64_t E, uint64_t N) {
-  const uint64_t c = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint64_t c = thread_index();
   if (c >= E) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* s = state_row(base, i, off);
@@ -464,7 +469,7 @@ void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float
 
 __global__ void s4d_k(unsigned char* const* base, uint64_t off, const float* A, const float* Cm, const float* D,
                       const float* U, float* Y, uint64_t n, uint64_t H, uint64_t M) {
-  const uint64_t h = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint64_t h = thread_index();
   if (h >= H) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* s = state_row(base, i, off);
@@ -522,7 +527,7 @@ void positions(const Exec& x, StateRef pos, int64_t* P, size_t n) {
 
 __global__ void rglru_k(unsigned char* const* base, uint64_t off, const float* X, const float* GX, const float* GA,
                         const float* c, const int64_t* P, float* Y, uint64_t n, uint64_t W) {
-  const uint64_t j = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint64_t j = thread_index();
   if (j >= W) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* s = state_row(base, i, off);
@@ -543,7 +548,7 @@ void rglru(const Exec& x, StateRef h, const float* X, const float* GX, const flo
 
 __global__ void rope_k(float* Y, uint64_t ldy, const int64_t* P, uint64_t n, uint64_t heads, uint64_t D, uint64_t R,
                        float theta) {
-  const uint64_t half = R / 2, id = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t half = R / 2, id = thread_index();
   if (id >= n * heads * half) return;
   const uint64_t j = id % half, hd = (id / half) % heads, i = id / (half * heads);
   const float inv = 1.f / powf(theta, static_cast<float>(2 * j) / static_cast<float>(R));
@@ -564,7 +569,7 @@ void rope(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_
 __global__ void ring_write_k(unsigned char* const* kb, uint64_t koff, unsigned char* const* vb, uint64_t voff,
                              bool f16, const float* Kn, const float* Vn, const int64_t* P, uint64_t i, uint64_t kvd,
                              uint64_t window) {
-  const uint64_t j = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t j = thread_index();
   if (j >= kvd) return;
   const uint64_t slot = static_cast<uint64_t>(P[i]) % window;
   if (f16) {
@@ -624,7 +629,7 @@ void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, c
 
 __global__ void token_shift_k(unsigned char* const* base, uint64_t off, const float* U, const float* mix, uint64_t k,
                               float* Y, uint64_t ldy, uint64_t n, uint64_t C) {
-  const uint64_t c = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint64_t c = thread_index();
   if (c >= C) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* p = state_row(base, i, off);
@@ -648,7 +653,7 @@ void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix,
 
 __global__ void softplus_dt_k(const float* X, uint64_t ldx, const float* bias, float* Y, uint64_t n, uint64_t len,
                               float lo, float hi) {
-  const uint64_t id = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t id = thread_index();
   if (id >= n * len) return;
   const uint64_t i = id / len, c = id % len;
   const float v = softplusf_(X[i * ldx + c] + bias[c]);
@@ -661,7 +666,7 @@ void softplus_dt(const Exec& x, const float* X, size_t ldx, const float* bias, f
 }
 
 __global__ void act_k(int kind, float* Y, uint64_t count) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i >= count) return;
   const float y = Y[i];
   float r;
@@ -678,31 +683,31 @@ __global__ void act_k(int kind, float* Y, uint64_t count) {
 void act(const Exec& x, Act kind, float* Y, size_t count) { RILL_ELEMENTWISE(act_k, count, (static_cast<int>(kind), Y, count)); }
 
 __global__ void add_k(float* Y, const float* X, uint64_t count) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i < count) Y[i] += X[i];
 }
 void add(const Exec& x, float* Y, const float* X, size_t count) { RILL_ELEMENTWISE(add_k, count, (Y, X, count)); }
 
 __global__ void scale_k(float* Y, float s, uint64_t count) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i < count) Y[i] *= s;
 }
 void scale(const Exec& x, float* Y, float s, size_t count) { RILL_ELEMENTWISE(scale_k, count, (Y, s, count)); }
 
 __global__ void add_bias_k(float* Y, const float* b, uint64_t n, uint64_t d) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i < n * d) Y[i] += b[i % d];
 }
 void add_bias(const Exec& x, float* Y, const float* b, size_t n, size_t d) { RILL_ELEMENTWISE(add_bias_k, n * d, (Y, b, n, d)); }
 
 __global__ void mul_k(float* Y, const float* X, uint64_t count) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i < count) Y[i] *= X[i];
 }
 void mul(const Exec& x, float* Y, const float* X, size_t count) { RILL_ELEMENTWISE(mul_k, count, (Y, X, count)); }
 
 __global__ void lerp_k(float* Y, const float* X, const float* T, uint64_t count) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i < count) Y[i] += (X[i] - Y[i]) * T[i];
 }
 void lerp(const Exec& x, float* Y, const float* X, const float* T, size_t count) {
@@ -710,7 +715,7 @@ void lerp(const Exec& x, float* Y, const float* X, const float* T, size_t count)
 }
 
 __global__ void glu_k(const float* X, float* Y, uint64_t n, uint64_t H) {
-  const uint64_t id = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t id = thread_index();
   if (id >= n * H) return;
   const uint64_t i = id / H, c = id % H;
   Y[id] = X[i * 2 * H + c] * sigmoidf_(X[i * 2 * H + H + c]);
@@ -718,7 +723,7 @@ __global__ void glu_k(const float* X, float* Y, uint64_t n, uint64_t H) {
 void glu(const Exec& x, const float* X, float* Y, size_t n, size_t H) { RILL_ELEMENTWISE(glu_k, n * H, (X, Y, n, H)); }
 
 __global__ void standardize_k(float* X, const float* mean, const float* sd, uint64_t n, uint64_t d) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  const uint64_t i = thread_index();
   if (i < n * d) X[i] = (X[i] - mean[i % d]) / sd[i % d];
 }
 void standardize(const Exec& x, float* X, const float* mean, const float* sd, size_t n, size_t d) {
@@ -985,7 +990,7 @@ void alloc_counts(uint64_t* a, uint64_t* f) { *a = g_allocs.load(), *f = g_frees
 // written only if a sum hits an impossible value, so the reads cannot be dropped.
 __global__ void read_k(const float4* p, size_t n, float* sink) {
   float acc = 0.f;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+  for (size_t i = thread_index(); i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float4 v = p[i];
     acc += v.x + v.y + v.z + v.w;
