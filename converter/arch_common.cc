@@ -105,6 +105,32 @@ std::string shape_str(const std::vector<uint64_t>& s) {
   return o.str();
 }
 
+uint32_t size32(uint64_t v, const char* what) {
+  if (v > 0xFFFFFFFFu) throw ConvertError(std::string(what) + " = " + std::to_string(v) + " is too large");
+  return static_cast<uint32_t>(v);
+}
+
+spec::Ends make_ends(const spec::EndsSpec& es, uint64_t d, uint64_t V, bool tied, const VectorIo& io) {
+  if (!io.d_input && V == 0) throw ConvertError("the embedding has no rows (vocab_size 0)");
+  spec::Ends e;
+  e.d_model = size32(d, "d_model");
+  e.vocab = size32(V, "vocab_size");
+  e.d_input = static_cast<uint32_t>(io.d_input);
+  e.d_output = static_cast<uint32_t>(io.d_input ? io.d_output : V);
+  e.norm_f = es.norm_f;
+  e.vectors = io.d_input != 0;
+  e.tokens = !e.vectors;
+  e.untied = e.tokens && !tied;
+  e.standardized = !io.mean.empty();
+  return e;
+}
+
+bool head_is_embedding(const Checkpoint& ck, const std::string& emb_name) {
+  const SrcTensor* h = ck.find("lm_head.weight");
+  const SrcTensor* e = ck.find(emb_name);
+  return h && e && h->shape == e->shape && ck.read_f32(*h) == ck.read_f32(*e);
+}
+
 const SrcTensor* TensorSet::expect(const std::string& name, const std::vector<uint64_t>& shape) {
   const SrcTensor* t = ck_.find(name);
   consumed_.insert(name);
@@ -119,32 +145,47 @@ const SrcTensor* TensorSet::expect(const std::string& name, const std::vector<ui
   return t;
 }
 
-void TensorSet::add(const std::string& name, int layer, fb::DType dt, std::vector<uint64_t> shape,
-                    const SrcTensor* src, std::function<std::vector<float>()> values) {
+const SpecTensor& TensorSet::spec_tensor(const std::string& name, int layer) const {
+  for (const SpecTensor& t : expected_)
+    if (t.layer == layer && t.name == name) return t;
+  throw ConvertError("converter: the spec has no tensor " + (layer < 0 ? name : "layers." + std::to_string(layer) +
+                     "." + name) + " for this model (runtime/src/arch/)");
+}
+
+const std::vector<uint64_t>& TensorSet::shape(const std::string& name, int layer) const {
+  return spec_tensor(name, layer).shape;
+}
+
+void TensorSet::add(const std::string& name, int layer, const SrcTensor* src, std::function<std::vector<float>()> values) {
+  const SpecTensor& st = spec_tensor(name, layer);
   if (!src) return;
+  if (!planned_.insert({layer, name}).second)
+    throw ConvertError("converter: tensor " + name + " of layer " + std::to_string(layer) + " planned twice");
   if (!values) {
     const Checkpoint* ck = &ck_;
     values = [ck, src] { return ck->read_f32(*src); };
   }
-  PlanTensor t;
+  FileTensor t;
   t.name = name;
   t.layer = layer;
-  t.dtype = dt;
-  t.shape = std::move(shape);
+  t.dclass = st.dclass;
+  t.dtype = st.dclass == spec::DClass::kF32 ? fb::DType::F32 : matrix_dtype_;
+  t.shape = st.shape;
   t.source = src->name;
   t.values = std::move(values);
-  plan_->tensors.push_back(std::move(t));
+  content_->tensors.push_back(std::move(t));
 }
 
-void TensorSet::copy(const std::string& src_name, const std::string& name, int layer, fb::DType dt,
-                     const std::vector<uint64_t>& shape) {
-  add(name, layer, dt, shape, expect(src_name, shape));
+void TensorSet::copy(const std::string& src_name, const std::string& name, int layer) {
+  add(name, layer, expect(src_name, shape(name, layer)));
 }
 
-void TensorSet::conv_weight(const std::string& src_name, int layer, uint64_t channels, uint64_t K) {
+void TensorSet::conv_weight(const std::string& src_name, int layer) {
+  const std::vector<uint64_t>& s = shape("conv_weight", layer);  // [K, channels]
+  const uint64_t K = s.at(0), channels = s.at(1);
   const SrcTensor* cw = expect(src_name, {channels, 1, K});
   const Checkpoint* ck = &ck_;
-  add("conv_weight", layer, fb::DType::F32, {K, channels}, cw, [ck, cw, channels, K] {
+  add("conv_weight", layer, cw, [ck, cw, channels, K] {
     const std::vector<float> w = ck->read_f32(*cw);  // [channels, 1, K]
     std::vector<float> o(K * channels);              // [K, channels]
     for (uint64_t c = 0; c < channels; ++c)
@@ -153,10 +194,13 @@ void TensorSet::conv_weight(const std::string& src_name, int layer, uint64_t cha
   });
 }
 
-void TensorSet::lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype) {
-  copy(emb_name, "embedding", -1, matrix_dtype, {V, d});
-  copy("backbone.norm_f.weight", "norm_f", -1, fb::DType::F32, {d});
-  if (!tied) copy("lm_head.weight", "head", -1, matrix_dtype, {V, d});
+void TensorSet::lm_tensors(const std::string& emb_name) {
+  copy(emb_name, "embedding", -1);
+  copy("backbone.norm_f.weight", "norm_f", -1);
+  bool untied = false;
+  for (const SpecTensor& t : expected_) untied |= t.layer < 0 && t.name == "head";
+  if (untied) copy("lm_head.weight", "head", -1);
+  else if (ck_.find("lm_head.weight")) consumed_.insert("lm_head.weight");  // equal to the embedding
 }
 
 VectorIo read_vector_io(const json& cfg) {
@@ -188,46 +232,44 @@ VectorIo read_vector_io(const json& cfg) {
   return io;
 }
 
-void TensorSet::vector_io(const VectorIo& io, uint64_t d) {
-  const fb::DType F = fb::DType::F32;
-  copy("encoder.weight", "encoder", -1, F, {d, io.d_input});
-  copy("encoder.bias", "encoder_bias", -1, F, {d});
-  copy("decoder.weight", "decoder", -1, F, {io.d_output, d});
-  copy("decoder.bias", "decoder_bias", -1, F, {io.d_output});
+void TensorSet::vector_io(const VectorIo& io) {
+  copy("encoder.weight", "encoder", -1);
+  copy("encoder.bias", "encoder_bias", -1);
+  copy("decoder.weight", "decoder", -1);
+  copy("decoder.bias", "decoder_bias", -1);
   if (!io.mean.empty()) {
-    const std::vector<float> mean = io.mean, sd = io.std;
-    for (int k = 0; k < 2; ++k) {
-      PlanTensor t;
-      t.name = k ? "input_std" : "input_mean";
-      t.dtype = F;
-      t.shape = {io.d_input};
-      t.source = "config.json " + t.name;
-      const std::vector<float> v = k ? sd : mean;
+    for (const char* name : {"input_mean", "input_std"}) {
+      const std::vector<float> v = name[6] == 'm' ? io.mean : io.std;
+      planned_.insert({-1, name});
+      FileTensor t;
+      t.name = name;
+      t.dclass = spec_tensor(name, -1).dclass;
+      t.shape = spec_tensor(name, -1).shape;
+      t.source = std::string("config.json ") + name;
       t.values = [v] { return v; };
-      plan_->tensors.push_back(std::move(t));
+      content_->tensors.push_back(std::move(t));
     }
   }
-  plan_->d_input = static_cast<uint32_t>(io.d_input);
-  plan_->d_output = static_cast<uint32_t>(io.d_output);
-}
-
-bool TensorSet::head_is_embedding(const std::string& emb_name) {
-  const SrcTensor* h = ck_.find("lm_head.weight");
-  const SrcTensor* e = ck_.find(emb_name);
-  if (!h || !e || h->shape != e->shape || ck_.read_f32(*h) != ck_.read_f32(*e)) return false;
-  consumed_.insert("lm_head.weight");
-  return true;
+  content_->d_input = static_cast<uint32_t>(io.d_input);
+  content_->d_output = static_cast<uint32_t>(io.d_output);
 }
 
 void TensorSet::finish(const std::string& what) {
   for (const auto& kv : ck_.tensors())
     if (!consumed_.count(kv.first)) problems_.push_back("unexpected tensor " + kv.first + " " + shape_str(kv.second.shape));
-  if (problems_.empty()) return;
-  std::string msg = "checkpoint does not match config.json (" + std::to_string(problems_.size()) + " problem" +
-                    (problems_.size() > 1 ? "s" : "") + "; " + what + "):";
-  for (size_t i = 0; i < problems_.size() && i < 20; ++i) msg += "\n  " + problems_[i];
-  if (problems_.size() > 20) msg += "\n  ... and " + std::to_string(problems_.size() - 20) + " more";
-  throw ConvertError(msg);
+  if (!problems_.empty()) {
+    std::string msg = "checkpoint does not match config.json (" + std::to_string(problems_.size()) + " problem" +
+                      (problems_.size() > 1 ? "s" : "") + "; " + what + "):";
+    for (size_t i = 0; i < problems_.size() && i < 20; ++i) msg += "\n  " + problems_[i];
+    if (problems_.size() > 20) msg += "\n  ... and " + std::to_string(problems_.size() - 20) + " more";
+    throw ConvertError(msg);
+  }
+  // Every tensor the runtime will bind must be in the file.
+  for (const SpecTensor& t : expected_)
+    if (!planned_.count({t.layer, t.name}))
+      throw ConvertError("converter: no checkpoint tensor was mapped onto " +
+                         (t.layer < 0 ? t.name : "layers." + std::to_string(t.layer) + "." + t.name) +
+                         ", which the spec requires (runtime/src/arch/)");
 }
 
 }  // namespace convert

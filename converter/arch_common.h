@@ -1,6 +1,6 @@
-// Helpers every architecture mapping uses: config.json fields with aliases, the known-key check, and
-// TensorSet, which checks each expected checkpoint tensor and plans its output in one call, then
-// reports every problem at once (missing, mis-shaped, unexpected).
+// What every architecture's converter shares: config.json fields with aliases, the known-key check,
+// the spec's expansion into a file's tensors and state, and TensorSet, which maps checkpoint tensors
+// onto the spec's tensors and reports every problem at once (missing, mis-shaped, unexpected).
 #pragma once
 
 #include <initializer_list>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "plan.h"
+#include "content.h"
 
 namespace rill {
 namespace convert {
@@ -33,6 +33,10 @@ void fail_unknown(const std::vector<std::string>& unknown, bool allow);
 
 std::string shape_str(const std::vector<uint64_t>& s);
 
+// A size read from config.json or the tensors, for a spec's uint32_t hyper-parameter: refuses what
+// does not fit (the spec's own ranges are checked after, by check_spec).
+uint32_t size32(uint64_t v, const char* what);
+
 // Vector input and output (sensor models): config.json's d_input and d_output (both or neither), and
 // the optional per-channel input standardization input_mean / input_std (lists of d_input numbers).
 struct VectorIo {
@@ -41,36 +45,107 @@ struct VectorIo {
 };
 VectorIo read_vector_io(const json& cfg);
 
+// True if lm_head.weight holds exactly the embedding's values (a tied model's saved state_dict() has
+// both): the head is then stored once, as the embedding.
+bool head_is_embedding(const Checkpoint& ck, const std::string& emb_name);
+
+// The ends of a file (arch/spec.h): tokens with a vocab of V (tied or not), or the vector io.
+spec::Ends make_ends(const spec::EndsSpec& es, uint64_t d, uint64_t V, bool tied, const VectorIo& io);
+
+// A tensor the spec says the file holds.
+struct SpecTensor {
+  std::string name;
+  int layer;
+  std::vector<uint64_t> shape;
+  spec::DClass dclass;
+};
+
+// The spec's tensors and state tensors for these hyper-parameters, ends and layer kinds.
+template <class S>
+std::vector<SpecTensor> spec_tensors(const typename S::Hyper& h, const spec::Ends& e,
+                                     const std::vector<fb::LayerKind>& kinds) {
+  std::vector<SpecTensor> out;
+  spec::for_each_tensor<S>(h, e, [&](uint32_t i) { return kinds.at(i); }, {}, [&](const spec::TensorEntry& t) {
+    out.push_back(SpecTensor{t.name, t.layer, std::vector<uint64_t>(t.shape, t.shape + t.ndim), t.dclass});
+    return true;
+  });
+  return out;
+}
+template <class S>
+std::vector<FileState> spec_state(const typename S::Hyper& h, const std::vector<fb::LayerKind>& kinds) {
+  std::vector<FileState> out;
+  spec::for_each_state<S>(h, [&](uint32_t i) { return kinds.at(i); }, {}, [&](const spec::StateEntry& t) {
+    const fb::DType dt = t.type == StateType::kF16 ? fb::DType::F16 : t.type == StateType::kI64 ? fb::DType::I64
+                                                                                                : fb::DType::F32;
+    out.push_back(FileState{t.name, t.layer, std::vector<uint64_t>(t.shape, t.shape + t.ndim), dt});
+    return true;
+  });
+  return out;
+}
+
+// Checks the hyper-parameters as the runtime will (the spec's ranges and relations) and fills the
+// file's architecture, hyper-parameters, layer kinds and state. ConvertError with the runtime's own
+// message when they do not hold.
+template <class S>
+void begin_content(typename S::Hyper* h, std::vector<fb::LayerKind> kinds, const std::string& source_format,
+                   FileContent* c) {
+  Error e;
+  if (spec::check_hyper<S>(h, &e) != Status::kOk) throw ConvertError(std::string("the model is outside what rill runs: ") + e.message);
+  if (kinds.size() != h->n_layer) throw ConvertError("converter: layer kinds do not match n_layer");
+  c->arch = S::kFileArch;
+  c->params_type = S::kFileParams;
+  const typename S::Hyper hv = *h;
+  c->params = [hv](flatbuffers::FlatBufferBuilder& b) { return S::write(b, hv); };
+  c->n_layer = h->n_layer;
+  c->layer_kinds = std::move(kinds);
+  c->state = spec_state<S>(*h, c->layer_kinds);
+  c->source_format = source_format;
+}
+
 class TensorSet {
  public:
-  TensorSet(const Checkpoint& ck, Plan* plan) : ck_(ck), plan_(plan) {}
-  // Checks `name` exists with `shape`; records a problem and returns null otherwise.
+  // `expected`: the spec's tensors (spec_tensors); matrices are planned in `matrix_dtype` (F32 or F16).
+  TensorSet(const Checkpoint& ck, FileContent* content, std::vector<SpecTensor> expected, fb::DType matrix_dtype)
+      : ck_(ck), content_(content), expected_(std::move(expected)), matrix_dtype_(matrix_dtype) {}
+  template <class S>
+  static TensorSet of(const Checkpoint& ck, FileContent* content, const typename S::Hyper& h, const spec::Ends& e,
+                      fb::DType matrix_dtype) {
+    return TensorSet(ck, content, spec_tensors<S>(h, e, content->layer_kinds), matrix_dtype);
+  }
+
+  // Checks checkpoint tensor `name` exists with `shape`; records a problem and returns null otherwise.
   const SrcTensor* expect(const std::string& name, const std::vector<uint64_t>& shape);
-  // Plans an output tensor from `src` (skipped if src is null): values() defaults to a plain copy.
-  void add(const std::string& name, int layer, fb::DType dt, std::vector<uint64_t> shape, const SrcTensor* src,
-           std::function<std::vector<float>()> values = nullptr);
-  // expect + add with the same shape, as a copy.
-  void copy(const std::string& src_name, const std::string& name, int layer, fb::DType dt,
-            const std::vector<uint64_t>& shape);
-  // A depthwise conv weight [channels, 1, K] stored tap-major [K, channels] (the runtime's layout).
-  void conv_weight(const std::string& src_name, int layer, uint64_t channels, uint64_t K);
-  // The model-level tensors of a language model: embedding [V, d], norm_f [d], head [V, d] unless tied.
-  void lm_tensors(const std::string& emb_name, uint64_t V, uint64_t d, bool tied, fb::DType matrix_dtype);
-  // A vector model's ends, f32: encoder.weight [d, d_input] + encoder.bias, decoder.weight
-  // [d_output, d] + decoder.bias, and input_mean / input_std from the config when given.
-  void vector_io(const VectorIo& io, uint64_t d);
-  // True if lm_head.weight holds exactly the embedding's values (a tied model's saved state_dict() has
-  // both); it is then consumed and the head is stored once, as the embedding.
-  bool head_is_embedding(const std::string& emb_name);
-  // Adds unexpected tensors to the problems and throws if there are any; `what` summarises the config.
+  // Plans the spec's tensor `name` of `layer` (-1: the model's) from `src` (skipped if src is null), in
+  // the spec's shape and storage: values() gives its values in that shape (default: a copy of src).
+  void add(const std::string& name, int layer, const SrcTensor* src, std::function<std::vector<float>()> values = nullptr);
+  // expect + add: checkpoint tensor `src_name` holds the spec tensor's values, in its shape.
+  void copy(const std::string& src_name, const std::string& name, int layer);
+  // The spec tensor's shape (an internal error if the spec has no such tensor).
+  const std::vector<uint64_t>& shape(const std::string& name, int layer) const;
+  // The spec's conv_weight [K, channels] of `layer` from a checkpoint's depthwise conv [channels, 1, K].
+  void conv_weight(const std::string& src_name, int layer);
+  // The model-level tensors of a language model: embedding, norm_f (from backbone.norm_f.weight) and
+  // the head (lm_head.weight) unless the spec's ends are tied; a tied model's lm_head.weight, which the
+  // caller found equal to the embedding (head_is_embedding), is consumed.
+  void lm_tensors(const std::string& emb_name);
+  // A vector model's ends: encoder.weight + encoder.bias, decoder.weight + decoder.bias, and input_mean
+  // / input_std from the config when given.
+  void vector_io(const VectorIo& io);
+  // Adds unexpected checkpoint tensors to the problems and throws if there are any; `what` summarises
+  // the config. Then every spec tensor must have been planned (an internal error otherwise).
   void finish(const std::string& what);
   const Checkpoint& ck() const { return ck_; }
 
  private:
+  const SpecTensor& spec_tensor(const std::string& name, int layer) const;
+
   const Checkpoint& ck_;
-  Plan* plan_;
+  FileContent* content_;
+  std::vector<SpecTensor> expected_;
+  fb::DType matrix_dtype_;
   std::vector<std::string> problems_;
   std::set<std::string> consumed_;
+  std::set<std::pair<int, std::string>> planned_;
 };
 
 }  // namespace convert

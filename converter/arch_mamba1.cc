@@ -2,6 +2,7 @@
 // Every tensor name and shape is checked against the config before anything is written.
 #include <cmath>
 
+#include "arch/mamba1.h"
 #include "arch_common.h"
 
 namespace rill {
@@ -38,7 +39,7 @@ bool mamba1_matches(const ArchInput& in) {
   return in.ck.find("backbone.embedding.weight") || in.ck.find("backbone.embeddings.weight");
 }
 
-Plan mamba1_plan(const ArchInput& in) {
+FileContent mamba1_content(const ArchInput& in) {
   const json cfg = parse_config(in.config_text);
 
   // 1. Every config key must be understood.
@@ -79,17 +80,7 @@ Plan mamba1_plan(const ArchInput& in) {
     throw ConvertError("config.json: hidden_size, num_hidden_layers, state_size, intermediate_size, vocab_size must be "
                        "positive and conv_kernel >= 2");
   if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: layer_norm_epsilon must be in (0, 1)");
-  // The runtime's limits (arch/mamba1.cc): refuse before planning anything.
-  struct Lim {
-    const char* name;
-    uint64_t v, hi;
-  } lims[] = {{"hidden_size", d, 1u << 16},       {"num_hidden_layers", L, 1024}, {"state_size", N, 1024},
-              {"conv_kernel", K, 64},             {"intermediate_size", E, 1u << 18}, {"time_step_rank", R, 1u << 16},
-              {"vocab_size", vocab_cfg, 1u << 22}};
-  for (const Lim& l : lims)
-    if (l.v > l.hi)
-      throw ConvertError(std::string("config.json: ") + l.name + " = " + std::to_string(l.v) + " exceeds rill's limit " +
-                         std::to_string(l.hi));
+  for (const uint64_t v : {d, L, N, K, E, R}) size32(v, "a size in config.json");  // products fit 64 bits
 
   // 3. Naming scheme.
   const Checkpoint& ck = in.ck;
@@ -118,59 +109,56 @@ Plan mamba1_plan(const ArchInput& in) {
     throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
   bool tied = !has_head;
 
-  Plan plan;
-  plan.arch = fb::Arch::Mamba1;
-  plan.source_format = fmt;
-  plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::Mamba1Mixer);
-  const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
-  TensorSet ts(ck, &plan);
+  if (has_head && tie_cfg && head_is_embedding(ck, emb_name)) tied = true;
+  using Spec = spec::Mamba1;
+  Spec::Hyper h{.d_model = size32(d, "hidden_size"),
+                .n_layer = size32(L, "num_hidden_layers"),
+                .vocab = size32(V, "vocab_size"),
+                .d_inner = size32(E, "intermediate_size"),
+                .d_state = size32(N, "state_size"),
+                .d_conv = size32(K, "conv_kernel"),
+                .dt_rank = size32(R, "time_step_rank"),
+                .norm_eps = static_cast<float>(eps),
+                .tied_head = tied,
+                .in_proj_bias = in_bias,
+                .out_proj_bias = out_bias,
+                .conv_bias = conv_bias};
+  FileContent content;
+  begin_content<Spec>(&h, std::vector<fb::LayerKind>(L, fb::LayerKind::Mamba1Mixer), fmt, &content);
+  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, V, tied, io), in.matrix_dtype);
   if (io.d_input) {
-    ts.vector_io(io, d);
-    ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
+    ts.vector_io(io);
+    ts.copy("backbone.norm_f.weight", "norm_f", -1);
   } else {
-    if (has_head && tie_cfg && ts.head_is_embedding(emb_name)) tied = true;
-    ts.lm_tensors(emb_name, V, d, tied, M);
+    ts.lm_tensors(emb_name);
   }
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);
-    ts.copy(p + "norm.weight", "norm", li, F, {d});
-    ts.copy(m + "in_proj.weight", "in_proj", li, M, {2 * E, d});
-    if (in_bias) ts.copy(m + "in_proj.bias", "in_proj_bias", li, F, {2 * E});
-    ts.conv_weight(m + "conv1d.weight", li, E, K);
-    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li, F, {E});
-    ts.copy(m + "x_proj.weight", "x_proj", li, M, {R + 2 * N, E});
-    ts.copy(m + "dt_proj.weight", "dt_proj", li, M, {E, R});
-    ts.copy(m + "dt_proj.bias", "dt_bias", li, F, {E});
+    ts.copy(p + "norm.weight", "norm", li);
+    ts.copy(m + "in_proj.weight", "in_proj", li);
+    if (in_bias) ts.copy(m + "in_proj.bias", "in_proj_bias", li);
+    ts.conv_weight(m + "conv1d.weight", li);
+    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li);
+    ts.copy(m + "x_proj.weight", "x_proj", li);
+    ts.copy(m + "dt_proj.weight", "dt_proj", li);
+    ts.copy(m + "dt_proj.bias", "dt_bias", li);
     const SrcTensor* al = ts.expect(m + "A_log", {E, N});
-    ts.add("A", li, F, {N, E}, al, [&ck, al, E, N] {
+    ts.add("A", li, al, [&ck, al, E, N] {
       const std::vector<float> a = ck.read_f32(*al);  // [E, N]
       std::vector<float> o(N * E);                    // [N, E], A = -exp(A_log)
       for (uint64_t c = 0; c < E; ++c)
         for (uint64_t n = 0; n < N; ++n) o[n * E + c] = static_cast<float>(-std::exp(static_cast<double>(a[c * N + n])));
       return o;
     });
-    ts.copy(m + "D", "D", li, F, {E});
-    ts.copy(m + "out_proj.weight", "out_proj", li, M, {d, E});
-    if (out_bias) ts.copy(m + "out_proj.bias", "out_proj_bias", li, F, {d});
+    ts.copy(m + "D", "D", li);
+    ts.copy(m + "out_proj.weight", "out_proj", li);
+    if (out_bias) ts.copy(m + "out_proj.bias", "out_proj_bias", li);
   }
   ts.finish("d_model=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " d_inner=" +
             std::to_string(E) + " d_state=" + std::to_string(N) + " dt_rank=" + std::to_string(R) +
             " conv_kernel=" + std::to_string(K));
-
-  for (uint64_t i = 0; i < L; ++i) {
-    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", static_cast<int>(i), {K - 1, E}});
-    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".ssm", static_cast<int>(i), {N, E}});
-  }
-  plan.params_type = fb::ArchParams::Mamba1Params;
-  const float feps = static_cast<float>(eps);
-  plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateMamba1Params(b, uint32_t(d), uint32_t(L), uint32_t(V), uint32_t(E), uint32_t(N), uint32_t(K),
-                                  uint32_t(R), feps, tied, in_bias, out_bias, conv_bias)
-        .Union();
-  };
-  return plan;
+  return content;
 }
 
 }  // namespace convert

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "arch/mamba2.h"
 #include "arch_common.h"
 
 namespace rill {
@@ -81,7 +82,7 @@ bool mamba2_matches(const ArchInput& in) {
   }
 }
 
-Plan mamba2_plan(const ArchInput& in) {
+FileContent mamba2_content(const ArchInput& in) {
   json cfg = parse_config(in.config_text);
   const bool ssm_config = is_mamba_ssm_mamba2(cfg);
   const uint64_t pad = ssm_config ? cfg_uint(cfg, {"pad_vocab_size_multiple"}, 16, false) : 1;
@@ -116,16 +117,10 @@ Plan mamba2_plan(const ArchInput& in) {
     tmin = cfg_number(lim[0], "time_step_limit"), tmax = cfg_number(lim[1], "time_step_limit");
     if (!(tmin >= 0 && tmax > tmin)) throw ConvertError("config.json: time_step_limit needs 0 <= min < max");
   }
-  struct Lim {
-    const char* name;
-    uint64_t v, lo, hi;
-  } lims[] = {{"hidden_size", d, 1, 1u << 16}, {"num_hidden_layers", L, 1, 1024}, {"vocab_size", vocab, io.d_input ? 0u : 1u, 1u << 22},
-              {"num_heads", H, 1, 1u << 12},  {"head_dim", P, 1, 1u << 12},       {"state_size", N, 1, 1024},
-              {"n_groups", G, 1, 1u << 12},   {"conv_kernel", K, 2, 64}};
-  for (const Lim& l : lims)
-    if (l.v < l.lo || l.v > l.hi)
-      throw ConvertError(std::string("config.json: ") + l.name + " = " + std::to_string(l.v) + " is outside [" +
-                         std::to_string(l.lo) + ", " + std::to_string(l.hi) + "]");
+  if (d == 0 || L == 0 || H == 0 || P == 0 || N == 0 || G == 0 || K < 2 || (vocab == 0 && !io.d_input))
+    throw ConvertError("config.json: hidden_size, num_hidden_layers, num_heads, head_dim, state_size, n_groups and "
+                       "vocab_size must be positive, conv_kernel >= 2");
+  for (const uint64_t v : {d, L, H, P, N, G, K}) size32(v, "a size in config.json");  // products fit 64 bits
   const uint64_t E = H * P;
   if (expand * d != E)
     throw ConvertError("config.json: expand * hidden_size = " + std::to_string(expand * d) +
@@ -134,7 +129,7 @@ Plan mamba2_plan(const ArchInput& in) {
     throw ConvertError("config.json: num_heads " + std::to_string(H) + " is not a multiple of n_groups " +
                        std::to_string(G));
   if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: layer_norm_epsilon must be in (0, 1)");
-  const uint64_t conv_dim = E + 2 * G * N, in_rows = 2 * E + 2 * G * N + H;
+  const uint64_t in_rows = 2 * E + 2 * G * N + H;
 
   const Checkpoint& ck = in.ck;
   std::string emb_name = ck.find("backbone.embedding.weight") ? "backbone.embedding.weight" : "backbone.embeddings.weight";
@@ -161,38 +156,51 @@ Plan mamba2_plan(const ArchInput& in) {
   const SrcTensor* d0 = ck.find("backbone.layers.0.mixer.D");
   const bool d_per_channel = d0 && d0->shape == std::vector<uint64_t>{E};
 
-  Plan plan;
-  plan.arch = fb::Arch::Mamba2;
-  plan.source_format = io.d_input ? "rill-mamba2-vector"
-                      : emb_name == "backbone.embedding.weight" ? "mamba_ssm-mamba2" : "hf-mamba2";
-  plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::Mamba2Mixer);
-  const fb::DType M = in.matrix_dtype, F = fb::DType::F32;
-  TensorSet ts(ck, &plan);
+  if (has_head && cfg_bool(cfg, {"tie_word_embeddings"}, false) && head_is_embedding(ck, emb_name)) tied = true;
+  using Spec = spec::Mamba2;
+  Spec::Hyper h{.d_model = size32(d, "hidden_size"),
+                .n_layer = size32(L, "num_hidden_layers"),
+                .vocab = size32(V, "vocab_size"),
+                .d_inner = size32(E, "num_heads * head_dim"),
+                .d_state = size32(N, "state_size"),
+                .d_conv = size32(K, "conv_kernel"),
+                .n_heads = size32(H, "num_heads"),
+                .head_dim = size32(P, "head_dim"),
+                .n_groups = size32(G, "n_groups"),
+                .norm_eps = static_cast<float>(eps),
+                .dt_min = static_cast<float>(tmin),
+                .dt_max = static_cast<float>(tmax),
+                .tied_head = tied,
+                .conv_bias = conv_bias};
+  FileContent content;
+  begin_content<Spec>(&h, std::vector<fb::LayerKind>(L, fb::LayerKind::Mamba2Mixer),
+                      io.d_input ? "rill-mamba2-vector"
+                      : emb_name == "backbone.embedding.weight" ? "mamba_ssm-mamba2" : "hf-mamba2",
+                      &content);
+  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, V, tied, io), in.matrix_dtype);
   if (io.d_input) {
-    ts.vector_io(io, d);
-    ts.copy("backbone.norm_f.weight", "norm_f", -1, F, {d});
+    ts.vector_io(io);
+    ts.copy("backbone.norm_f.weight", "norm_f", -1);
   } else {
-    if (has_head && cfg_bool(cfg, {"tie_word_embeddings"}, false) && ts.head_is_embedding(emb_name)) tied = true;
-    ts.lm_tensors(emb_name, V, d, tied, M);
+    ts.lm_tensors(emb_name);
   }
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);
-    ts.copy(p + "norm.weight", "norm", li, F, {d});
-    ts.copy(m + "in_proj.weight", "in_proj", li, M, {in_rows, d});
-    ts.conv_weight(m + "conv1d.weight", li, conv_dim, K);  // covers x, B, C
-    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li, F, {conv_dim});
-    ts.copy(m + "dt_bias", "dt_bias", li, F, {H});
+    ts.copy(p + "norm.weight", "norm", li);
+    ts.copy(m + "in_proj.weight", "in_proj", li);
+    ts.conv_weight(m + "conv1d.weight", li);  // covers x, B, C
+    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li);
+    ts.copy(m + "dt_bias", "dt_bias", li);
     const SrcTensor* al = ts.expect(m + "A_log", {H});
-    ts.add("A", li, F, {H}, al, [&ck, al] {
+    ts.add("A", li, al, [&ck, al] {
       std::vector<float> a = ck.read_f32(*al);
       for (float& v : a) v = static_cast<float>(-std::exp(static_cast<double>(v)));  // A = -exp(A_log)
       return a;
     });
     // D per head [H] (HF) or per channel [E] (mamba_ssm D_has_hdim): stored per channel [E].
     const SrcTensor* dd = ts.expect(m + "D", d_per_channel ? std::vector<uint64_t>{E} : std::vector<uint64_t>{H});
-    ts.add("D", li, F, {E}, dd, [&ck, dd, d_per_channel, H, P] {
+    ts.add("D", li, dd, [&ck, dd, d_per_channel, H, P] {
       const std::vector<float> v = ck.read_f32(*dd);
       if (d_per_channel) return v;
       std::vector<float> o(H * P);
@@ -200,25 +208,13 @@ Plan mamba2_plan(const ArchInput& in) {
         for (uint64_t q = 0; q < P; ++q) o[h * P + q] = v[h];
       return o;
     });
-    ts.copy(m + "norm.weight", "gate_norm", li, F, {E});
-    ts.copy(m + "out_proj.weight", "out_proj", li, M, {d, E});
+    ts.copy(m + "norm.weight", "gate_norm", li);
+    ts.copy(m + "out_proj.weight", "out_proj", li);
   }
   ts.finish("d_model=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " heads=" + std::to_string(H) +
             " head_dim=" + std::to_string(P) + " n_groups=" + std::to_string(G) + " state=" + std::to_string(N) +
             " conv_kernel=" + std::to_string(K) + hint);
-
-  for (uint64_t i = 0; i < L; ++i) {
-    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", static_cast<int>(i), {K - 1, conv_dim}});
-    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".ssm", static_cast<int>(i), {H, P, N}});
-  }
-  plan.params_type = fb::ArchParams::Mamba2Params;
-  const float feps = static_cast<float>(eps), fmin = static_cast<float>(tmin), fmax = static_cast<float>(tmax);
-  plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateMamba2Params(b, uint32_t(d), uint32_t(L), uint32_t(V), uint32_t(E), uint32_t(N), uint32_t(K),
-                                  uint32_t(H), uint32_t(P), uint32_t(G), feps, fmin, fmax, tied, conv_bias)
-        .Union();
-  };
-  return plan;
+  return content;
 }
 
 }  // namespace convert

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "arch/recurrent_gemma.h"
 #include "arch_common.h"
 
 namespace rill {
@@ -48,7 +49,7 @@ bool recurrent_gemma_matches(const ArchInput& in) {
   return cfg.contains("model_type") && cfg["model_type"] == "recurrent_gemma";
 }
 
-Plan recurrent_gemma_plan(const ArchInput& in) {
+FileContent recurrent_gemma_content(const ArchInput& in) {
   const json cfg = parse_config(in.config_text);
   std::vector<std::string> unknown;
   check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
@@ -132,17 +133,8 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
   if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: rms_norm_eps must be in (0, 1)");
   if (!(theta > 1 && theta < 1e12)) throw ConvertError("config.json: rope_theta must be in (1, 1e12)");
   if (!(cap >= 0 && cap < 1e6)) throw ConvertError("config.json: logits_soft_cap must be in [0, 1e6)");
-  struct Lim {
-    const char* name;
-    uint64_t v, hi;
-  } lims[] = {{"hidden_size", d, 1u << 16},        {"num_hidden_layers", L, 1024},  {"lru_width", Wl, 1u << 16},
-              {"intermediate_size", I, 1u << 19},  {"num_attention_heads", H, 1024}, {"head_dim", Dh, 512},
-              {"attention_window_size", window, 1u << 17}, {"conv1d_width", K, 64}, {"vocab_size", V_cfg, 1u << 22}};
-  for (const Lim& l : lims)
-    if (l.v > l.hi)
-      throw ConvertError(std::string("config.json: ") + l.name + " = " + std::to_string(l.v) + " exceeds rill's limit " +
-                         std::to_string(l.hi));
-  const uint64_t F = I / 2, bw = Wl / H, KVD = KV * Dh;
+  for (const uint64_t v : {L, V_cfg, d, I, H, KV, Dh, Wl, window, K}) size32(v, "a size in config.json");
+  const uint64_t F = I / 2, bw = Wl / H;
 
   // 2. Tensors.
   const Checkpoint& ck = in.ck;
@@ -159,65 +151,84 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
   const bool has_head = ck.find("lm_head.weight") != nullptr;
   if (!has_head && !tie_cfg) throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
 
-  Plan plan;
-  plan.arch = fb::Arch::RecurrentGemma;
-  plan.source_format = "hf-recurrent-gemma";
-  plan.n_layer = static_cast<uint32_t>(L);
-  const fb::DType M = in.matrix_dtype, F32 = fb::DType::F32;
-  TensorSet ts(ck, &plan);
   bool tied = !has_head;
-  if (has_head && tie_cfg && ts.head_is_embedding(emb_name)) tied = true;
-  ts.copy(emb_name, "embedding", -1, M, {V, d});
-  if (!tied) ts.copy("lm_head.weight", "head", -1, M, {V, d});
+  if (has_head && tie_cfg && head_is_embedding(ck, emb_name)) tied = true;
+  std::vector<fb::LayerKind> kinds;
+  for (uint64_t i = 0; i < L; ++i)
+    kinds.push_back(pattern[i % pattern.size()] == "attention" ? fb::LayerKind::LocalAttentionBlock
+                                                               : fb::LayerKind::RglruBlock);
+  using Spec = spec::RecurrentGemma;
+  Spec::Hyper h{.d_model = size32(d, "hidden_size"),
+                .n_layer = size32(L, "num_hidden_layers"),
+                .vocab = size32(V, "vocab_size"),
+                .lru_width = size32(Wl, "lru_width"),
+                .d_ffn = size32(F, "intermediate_size / 2"),
+                .n_heads = size32(H, "num_attention_heads"),
+                .n_kv_heads = size32(KV, "num_key_value_heads"),
+                .head_dim = size32(Dh, "head_dim"),
+                .window = size32(window, "attention_window_size"),
+                .conv_width = size32(K, "conv1d_width"),
+                .rope_dims = size32(R, "rotated channels"),
+                .rope_theta = static_cast<float>(theta),
+                .norm_eps = static_cast<float>(eps),
+                .soft_cap = static_cast<float>(cap),
+                .embed_scale = scale_emb ? bf16_round(std::sqrt(static_cast<double>(d))) : 1.f,
+                .tied_head = tied,
+                .attention_bias = attn_bias,
+                .kv_f16 = in.kv_dtype == fb::DType::F16,
+                .block = 0};
+  FileContent content;
+  begin_content<Spec>(&h, kinds, "hf-recurrent-gemma", &content);
+  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, V, tied, VectorIo{}), in.matrix_dtype);
+  ts.copy(emb_name, "embedding", -1);
+  if (!tied) ts.copy("lm_head.weight", "head", -1);
+  else if (has_head) ts.expect("lm_head.weight", {V, d});  // equal to the embedding: consumed
   // Gemma's RMSNorm multiplies by (1 + w): stored as the plain weight.
   auto norm = [&](const std::string& src, const std::string& name, int layer) {
     const SrcTensor* t = ts.expect(src, {d});
-    ts.add(name, layer, F32, {d}, t, [&ck, t] {
+    ts.add(name, layer, t, [&ck, t] {
       std::vector<float> w = ck.read_f32(*t);
       for (float& v : w) v = 1.f + v;
       return w;
     });
   };
   norm("model.final_norm.weight", "norm_f", -1);
-  // A Linear layer: its weight [rows, cols] as `name` and its bias [rows] as `name`_b.
-  auto linear = [&](const std::string& src, const std::string& name, int layer, uint64_t rows, uint64_t cols) {
-    ts.copy(src + ".weight", name, layer, M, {rows, cols});
-    ts.copy(src + ".bias", name + "_b", layer, F32, {rows});
+  // A Linear layer: its weight as `name` and its bias as `name`_b.
+  auto linear = [&](const std::string& src, const std::string& name, int layer) {
+    ts.copy(src + ".weight", name, layer);
+    ts.copy(src + ".bias", name + "_b", layer);
   };
   int n_attention = 0;
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".", tb = p + "temporal_block.", mb = p + "mlp_block.";
     const int li = static_cast<int>(i);
-    const bool attention = pattern[i % pattern.size()] == "attention";
+    const bool attention = kinds[i] == fb::LayerKind::LocalAttentionBlock;
     n_attention += attention;
-    plan.layer_kinds.push_back(attention ? fb::LayerKind::LocalAttentionBlock : fb::LayerKind::RglruBlock);
     norm(p + "temporal_pre_norm.weight", "norm1", li);
     norm(p + "channel_pre_norm.weight", "norm2", li);
-    linear(mb + "gate_proj", "gate", li, F, d);
-    linear(mb + "up_proj", "up", li, F, d);
-    linear(mb + "down_proj", "down", li, d, F);
+    linear(mb + "gate_proj", "gate", li);
+    linear(mb + "up_proj", "up", li);
+    linear(mb + "down_proj", "down", li);
     if (attention) {
-      ts.copy(tb + "q_proj.weight", "q", li, M, {H * Dh, d});
-      ts.copy(tb + "k_proj.weight", "k", li, M, {KVD, d});
-      ts.copy(tb + "v_proj.weight", "v", li, M, {KVD, d});
+      ts.copy(tb + "q_proj.weight", "q", li);
+      ts.copy(tb + "k_proj.weight", "k", li);
+      ts.copy(tb + "v_proj.weight", "v", li);
       if (attn_bias) {
-        ts.copy(tb + "q_proj.bias", "q_b", li, F32, {H * Dh});
-        ts.copy(tb + "k_proj.bias", "k_b", li, F32, {KVD});
-        ts.copy(tb + "v_proj.bias", "v_b", li, F32, {KVD});
+        ts.copy(tb + "q_proj.bias", "q_b", li);
+        ts.copy(tb + "k_proj.bias", "k_b", li);
+        ts.copy(tb + "v_proj.bias", "v_b", li);
       }
-      linear(tb + "o_proj", "o", li, d, H * Dh);
-      plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".k_ring", li, {window, KVD}, in.kv_dtype});
-      plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".v_ring", li, {window, KVD}, in.kv_dtype});
+      linear(tb + "o_proj", "o", li);
     } else {
-      linear(tb + "linear_y", "lin_y", li, Wl, d);
-      linear(tb + "linear_x", "lin_x", li, Wl, d);
-      linear(tb + "linear_out", "lin_out", li, d, Wl);
-      ts.conv_weight(tb + "conv_1d.weight", li, Wl, K);
-      ts.copy(tb + "conv_1d.bias", "conv_bias", li, F32, {Wl});
+      linear(tb + "linear_y", "lin_y", li);
+      linear(tb + "linear_x", "lin_x", li);
+      linear(tb + "linear_out", "lin_out", li);
+      ts.conv_weight(tb + "conv_1d.weight", li);
+      ts.copy(tb + "conv_1d.bias", "conv_bias", li);
       for (const char* g : {"input", "recurrent"}) {
         const std::string name = std::string(g) == "input" ? "gate_x" : "gate_a";
         const SrcTensor* w = ts.expect(tb + "rg_lru." + g + "_gate_weight", {H, bw, bw});
-        ts.add(name, li, M, {Wl, bw}, w, [&ck, w, H, bw] {
+        ts.add(name, li, w, [&ck, w, H, bw] {
           const std::vector<float> src = ck.read_f32(*w);  // [H, in, out]: x @ W[h]
           std::vector<float> o(H * bw * bw);               // block h rows [out], columns [in]
           for (uint64_t h = 0; h < H; ++h)
@@ -225,11 +236,10 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
               for (uint64_t b = 0; b < bw; ++b) o[(h * bw + b) * bw + a] = src[(h * bw + a) * bw + b];
           return o;
         });
-        const SrcTensor* b = ts.expect(tb + "rg_lru." + g + "_gate_bias", {H, bw});
-        ts.add(name + "_b", li, F32, {Wl}, b);
+        ts.add(name + "_b", li, ts.expect(tb + "rg_lru." + g + "_gate_bias", {H, bw}));
       }
       const SrcTensor* lam = ts.expect(tb + "rg_lru.recurrent_param", {Wl});
-      ts.add("lru_c", li, F32, {Wl}, lam, [&ck, lam] {
+      ts.add("lru_c", li, lam, [&ck, lam] {
         std::vector<float> v = ck.read_f32(*lam);
         for (float& x : v) {  // 8 softplus(x), PyTorch's threshold 20
           const double t = x;
@@ -237,26 +247,12 @@ Plan recurrent_gemma_plan(const ArchInput& in) {
         }
         return v;
       });
-      plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".conv", li, {K - 1, Wl}});
-      plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".rg_lru", li, {Wl}});
     }
   }
   ts.finish("hidden_size=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " lru_width=" +
             std::to_string(Wl) + " heads=" + std::to_string(H) + "/" + std::to_string(KV) + "x" + std::to_string(Dh) +
             " intermediate_size=" + std::to_string(I) + " attention layers=" + std::to_string(n_attention));
-  plan.state.insert(plan.state.begin(), PlanState{"position", -1, {1}, fb::DType::I64});
-
-  plan.params_type = fb::ArchParams::RecurrentGemmaParams;
-  const float feps = static_cast<float>(eps), ftheta = static_cast<float>(theta), fcap = static_cast<float>(cap);
-  const float escale = scale_emb ? bf16_round(std::sqrt(static_cast<double>(d))) : 1.f;
-  const fb::DType kv = in.kv_dtype;
-  plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateRecurrentGemmaParams(b, uint32_t(d), uint32_t(L), uint32_t(V), uint32_t(Wl), uint32_t(F),
-                                          uint32_t(H), uint32_t(KV), uint32_t(Dh), uint32_t(window), uint32_t(K),
-                                          uint32_t(R), ftheta, feps, fcap, escale, tied, attn_bias, kv)
-        .Union();
-  };
-  return plan;
+  return content;
 }
 
 }  // namespace convert

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "arch/rwkv7.h"
 #include "arch_common.h"
 
 namespace rill {
@@ -53,7 +54,7 @@ bool rwkv7_matches(const ArchInput& in) {
   }
 }
 
-Plan rwkv7_plan(const ArchInput& in) {
+FileContent rwkv7_content(const ArchInput& in) {
   const Checkpoint& ck = in.ck;
   const Names nm{ck.find("emb.weight") ? Layout::kBlink : Layout::kFla};
   const bool fla = nm.layout == Layout::kFla;
@@ -118,42 +119,46 @@ Plan rwkv7_plan(const ArchInput& in) {
       if (!x.is_number_integer() || x.get<uint64_t>() != C)
         throw ConvertError("config.json: value_dim different from hidden_size is not supported");
   }
-  struct Lim {
-    const char* name;
-    uint64_t v, lo, hi;
-  } lims[] = {{"hidden_size", C, 1, 1u << 16}, {"layers", L, 1, 1024}, {"vocab", V, 1, 1u << 22},
-              {"head size", N, 1, 1024},       {"ffn", F, 1, 1u << 18}, {"LoRA rank", Dw, 1, 4096},
-              {"LoRA rank", Da, 1, 4096},      {"LoRA rank", Dv, 1, 4096}, {"LoRA rank", Dg, 1, 4096}};
-  for (const Lim& l : lims)
-    if (l.v < l.lo || l.v > l.hi)
-      throw ConvertError(std::string("checkpoint: ") + l.name + " " + std::to_string(l.v) + " is outside [" +
-                         std::to_string(l.lo) + ", " + std::to_string(l.hi) + "]");
+  for (const uint64_t v : {V, C, L, H, N, F, Dw, Da, Dv, Dg}) size32(v, "a size of the checkpoint");
   if (H * N != C)
     throw ConvertError("checkpoint: r_k is [" + std::to_string(H) + ", " + std::to_string(N) + "] but hidden size is " +
                        std::to_string(C));
 
-  Plan plan;
-  plan.arch = fb::Arch::RWKV7;
-  plan.source_format = fla ? "fla-rwkv7" : "blinkdl-rwkv7";
-  plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::Rwkv7Block);
-  const fb::DType M = in.matrix_dtype, Fl = fb::DType::F32;
-  TensorSet ts(ck, &plan);
+  // GroupNorm eps of the attention output, as each layout's authors compute it: fla's RWKV7Attention
+  // uses head_dim * norm_eps; BlinkDL's RWKV-v7 code (ln_x) a fixed 64e-5 whatever the head size.
+  using Spec = spec::Rwkv7;
+  Spec::Hyper h{.d_model = size32(C, "hidden size"),
+                .n_layer = size32(L, "layers"),
+                .vocab = size32(V, "vocab"),
+                .head_size = size32(N, "head size"),
+                .n_heads = size32(H, "heads"),
+                .d_ffn = size32(F, "ffn width"),
+                .rank_w = size32(Dw, "decay LoRA rank"),
+                .rank_a = size32(Da, "in-context rate LoRA rank"),
+                .rank_v = size32(Dv, "value residual LoRA rank"),
+                .rank_g = size32(Dg, "gate LoRA rank"),
+                .norm_eps = static_cast<float>(eps),
+                .gn_eps = fla ? static_cast<float>(eps * static_cast<double>(N)) : 64e-5f,
+                .tied_head = false,
+                .max_rank = 0};
+  FileContent content;
+  begin_content<Spec>(&h, std::vector<fb::LayerKind>(L, fb::LayerKind::Rwkv7Block), fla ? "fla-rwkv7" : "blinkdl-rwkv7",
+                      &content);
+  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, C, V, false, VectorIo{}), in.matrix_dtype);
 
   // A vector that may be stored as [C] or [1, 1, C].
   auto vec = [&](const std::string& name) -> const SrcTensor* {
     const SrcTensor* t = ck.find(name);
     return ts.expect(name, t && t->shape.size() == 3 ? std::vector<uint64_t>{1, 1, C} : std::vector<uint64_t>{C});
   };
-  auto copy_vec = [&](const std::string& name, const std::string& out, int layer) {
-    ts.add(out, layer, Fl, {C}, vec(name));
-  };
-  // A matrix stored [rows, cols] in the checkpoint, wanted as [out_rows, out_cols] (transposed if needed).
-  auto mat = [&](const std::string& name, const std::string& out, int layer, fb::DType dt, uint64_t r, uint64_t c,
-                 bool transposed) {
+  auto copy_vec = [&](const std::string& name, const std::string& out, int layer) { ts.add(out, layer, vec(name)); };
+  // The spec's matrix `out` [r, c], stored [r, c] in the checkpoint or, when `transposed`, [c, r].
+  auto mat = [&](const std::string& name, const std::string& out, int layer, bool transposed) {
+    const std::vector<uint64_t>& rc = ts.shape(out, layer);
+    const uint64_t r = rc.at(0), c = rc.at(1);
     const SrcTensor* t = ts.expect(name, transposed ? std::vector<uint64_t>{c, r} : std::vector<uint64_t>{r, c});
-    if (!transposed) return ts.add(out, layer, dt, {r, c}, t);
-    ts.add(out, layer, dt, {r, c}, t, [&ck, t, r, c] { return transpose(ck.read_f32(*t), c, r); });
+    if (!transposed) return ts.add(out, layer, t);
+    ts.add(out, layer, t, [&ck, t, r, c] { return transpose(ck.read_f32(*t), c, r); });
   };
 
   // Model level: embedding with ln0 folded in, final LayerNorm, head.
@@ -161,7 +166,7 @@ Plan rwkv7_plan(const ArchInput& in) {
   const SrcTensor* l0w = ts.expect(fla ? "model.layers.0.pre_norm.weight" : "blocks.0.ln0.weight", {C});
   const SrcTensor* l0b = ts.expect(fla ? "model.layers.0.pre_norm.bias" : "blocks.0.ln0.bias", {C});
   if (l0w && l0b)
-    ts.add("embedding", -1, M, {V, C}, e, [&ck, e, l0w, l0b, V, C, eps] {
+    ts.add("embedding", -1, e, [&ck, e, l0w, l0b, V, C, eps] {
       std::vector<float> x = ck.read_f32(*e);
       const std::vector<float> w = ck.read_f32(*l0w), b = ck.read_f32(*l0b);
       for (uint64_t r = 0; r < V; ++r) {  // LayerNorm of each row, in double
@@ -175,20 +180,20 @@ Plan rwkv7_plan(const ArchInput& in) {
       }
       return x;
     });
-  ts.copy(fla ? "model.norm.weight" : "ln_out.weight", "norm_f", -1, Fl, {C});
-  ts.copy(fla ? "model.norm.bias" : "ln_out.bias", "norm_f_bias", -1, Fl, {C});
-  ts.copy(fla ? "lm_head.weight" : "head.weight", "head", -1, M, {V, C});
+  ts.copy(fla ? "model.norm.weight" : "ln_out.weight", "norm_f", -1);
+  ts.copy(fla ? "model.norm.bias" : "ln_out.bias", "norm_f_bias", -1);
+  ts.copy(fla ? "lm_head.weight" : "head.weight", "head", -1);
 
   for (uint64_t i = 0; i < L; ++i) {
     const int li = static_cast<int>(i);
     auto n = [&](const char* f, const char* b) { return nm.layer(i, f, b); };
-    ts.copy(n("attn_norm.weight", "ln1.weight"), "ln1_w", li, Fl, {C});
-    ts.copy(n("attn_norm.bias", "ln1.bias"), "ln1_b", li, Fl, {C});
-    ts.copy(n("ffn_norm.weight", "ln2.weight"), "ln2_w", li, Fl, {C});
-    ts.copy(n("ffn_norm.bias", "ln2.bias"), "ln2_b", li, Fl, {C});
+    ts.copy(n("attn_norm.weight", "ln1.weight"), "ln1_w", li);
+    ts.copy(n("attn_norm.bias", "ln1.bias"), "ln1_b", li);
+    ts.copy(n("ffn_norm.weight", "ln2.weight"), "ln2_w", li);
+    ts.copy(n("ffn_norm.bias", "ln2.bias"), "ln2_b", li);
     // Token-shift mixes, one [6, C] tensor in the order r, w, k, v, a, g (old fla: stacked attn.x_x).
     if (fla && ck.find(n("attn.x_x", "")) ) {
-      ts.copy(n("attn.x_x", ""), "att_mix", li, Fl, {6, C});
+      ts.copy(n("attn.x_x", ""), "att_mix", li);
     } else {
       std::vector<const SrcTensor*> mixes;
       for (const char* m : {"r", "w", "k", "v", "a", "g"})
@@ -196,7 +201,7 @@ Plan rwkv7_plan(const ArchInput& in) {
       bool all = true;
       for (const SrcTensor* t : mixes) all &= t != nullptr;
       if (all)
-        ts.add("att_mix", li, Fl, {6, C}, mixes[0], [&ck, mixes, C] {
+        ts.add("att_mix", li, mixes[0], [&ck, mixes, C] {
           std::vector<float> o;
           o.reserve(6 * C);
           for (const SrcTensor* t : mixes) {
@@ -206,13 +211,10 @@ Plan rwkv7_plan(const ArchInput& in) {
           return o;
         });
     }
-    // LoRAs: down [rank, C] and up [C, rank] in nn.Linear layout; bias = the x0 vector.
-    struct Lora {
-      const char* key;  // w, a, v, g
-      uint64_t rank;
-    } loras[] = {{"w", Dw}, {"a", Da}, {"v", Dv}, {"g", Dg}};
-    for (const Lora& lo : loras) {
-      const std::string k = lo.key;
+    // LoRAs: down [rank, C] and up [C, rank] in nn.Linear layout (BlinkDL's transposed); bias = the x0
+    // vector.
+    for (const char* key : {"w", "a", "v", "g"}) {
+      const std::string k = key;
       if (k == "v" && i == 0) {
         // Layer 0 has no value residual; some files still carry its (unused) tensors: accept, ignore.
         for (const char* part : {"attn.v_lora.lora.0.weight", "attn.v_lora.lora.2.weight", "attn.v_lora.lora.2.bias",
@@ -222,10 +224,8 @@ Plan rwkv7_plan(const ArchInput& in) {
       }
       const std::string down = fla ? n(("attn." + k + "_lora.lora.0.weight").c_str(), "") : n("", ("att." + k + "1").c_str());
       const std::string up = fla ? n(("attn." + k + "_lora.lora.2.weight").c_str(), "") : n("", ("att." + k + "2").c_str());
-      // The LoRAs are float matrices in the model's matrix dtype; quantized models keep them f16
-      // (quantize.cc: they shape decay and gates, and are ~10 % of the bytes read per token).
-      mat(down, k + "1", li, M, lo.rank, C, !fla);
-      mat(up, k + "2", li, M, C, lo.rank, !fla);
+      mat(down, k + "1", li, !fla);
+      mat(up, k + "2", li, !fla);
       if (k != "g") {
         const std::string bias = fla ? n(("attn." + k + "_lora.lora.2.bias").c_str(), "") : n("", ("att." + k + "0").c_str());
         copy_vec(bias, k + "0", li);
@@ -234,38 +234,21 @@ Plan rwkv7_plan(const ArchInput& in) {
     copy_vec(n("attn.k_k", "att.k_k"), "k_k", li);
     copy_vec(n("attn.k_a", "att.k_a"), "k_a", li);
     const SrcTensor* rkt = ts.expect(n("attn.r_k", "att.r_k"), {H, N});
-    ts.add("r_k", li, Fl, {C}, rkt);
-    mat(n("attn.r_proj.weight", "att.receptance.weight"), "W_r", li, M, C, C, false);
-    mat(n("attn.k_proj.weight", "att.key.weight"), "W_k", li, M, C, C, false);
-    mat(n("attn.v_proj.weight", "att.value.weight"), "W_v", li, M, C, C, false);
-    mat(n("attn.o_proj.weight", "att.output.weight"), "W_o", li, M, C, C, false);
-    ts.copy(n("attn.g_norm.weight", "att.ln_x.weight"), "lnx_w", li, Fl, {C});
-    ts.copy(n("attn.g_norm.bias", "att.ln_x.bias"), "lnx_b", li, Fl, {C});
+    ts.add("r_k", li, rkt);
+    mat(n("attn.r_proj.weight", "att.receptance.weight"), "W_r", li, false);
+    mat(n("attn.k_proj.weight", "att.key.weight"), "W_k", li, false);
+    mat(n("attn.v_proj.weight", "att.value.weight"), "W_v", li, false);
+    mat(n("attn.o_proj.weight", "att.output.weight"), "W_o", li, false);
+    ts.copy(n("attn.g_norm.weight", "att.ln_x.weight"), "lnx_w", li);
+    ts.copy(n("attn.g_norm.bias", "att.ln_x.bias"), "lnx_b", li);
     copy_vec(n("ffn.x_k", "ffn.x_k"), "ffn_mix", li);
-    mat(n("ffn.key.weight", "ffn.key.weight"), "ffn_key", li, M, F, C, false);
-    mat(n("ffn.value.weight", "ffn.value.weight"), "ffn_value", li, M, C, F, false);
+    mat(n("ffn.key.weight", "ffn.key.weight"), "ffn_key", li, false);
+    mat(n("ffn.value.weight", "ffn.value.weight"), "ffn_value", li, false);
   }
   ts.finish("hidden=" + std::to_string(C) + " layers=" + std::to_string(L) + " heads=" + std::to_string(H) +
             " head_size=" + std::to_string(N) + " ffn=" + std::to_string(F) + " LoRA ranks w/a/v/g=" +
             std::to_string(Dw) + "/" + std::to_string(Da) + "/" + std::to_string(Dv) + "/" + std::to_string(Dg));
-
-  for (uint64_t i = 0; i < L; ++i) {
-    const std::string p = "layers." + std::to_string(i) + ".";
-    plan.state.push_back(PlanState{p + "att_shift", static_cast<int>(i), {C}});
-    plan.state.push_back(PlanState{p + "ffn_shift", static_cast<int>(i), {C}});
-    plan.state.push_back(PlanState{p + "wkv", static_cast<int>(i), {H, N, N}});
-  }
-  plan.params_type = fb::ArchParams::Rwkv7Params;
-  // GroupNorm eps of the attention output, as each layout's authors compute it: fla's RWKV7Attention
-  // uses head_dim * norm_eps; BlinkDL's RWKV-v7 code (ln_x) a fixed 64e-5 whatever the head size.
-  const float feps = static_cast<float>(eps);
-  const float gn_eps = fla ? static_cast<float>(eps * static_cast<double>(N)) : 64e-5f;
-  plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateRwkv7Params(b, uint32_t(C), uint32_t(L), uint32_t(V), uint32_t(N), uint32_t(H), uint32_t(F),
-                                 uint32_t(Dw), uint32_t(Da), uint32_t(Dv), uint32_t(Dg), feps, gn_eps)
-        .Union();
-  };
-  return plan;
+  return content;
 }
 
 }  // namespace convert

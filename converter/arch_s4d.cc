@@ -7,6 +7,7 @@
 #include <cmath>
 #include <complex>
 
+#include "arch/s4d.h"
 #include "arch_common.h"
 
 namespace rill {
@@ -51,7 +52,7 @@ bool s4d_matches(const ArchInput& in) {
   }
 }
 
-Plan s4d_plan(const ArchInput& in) {
+FileContent s4d_content(const ArchInput& in) {
   const json cfg = parse_config(in.config_text);
   std::vector<std::string> unknown;
   check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
@@ -70,20 +71,26 @@ Plan s4d_plan(const ArchInput& in) {
     pool = cfg["pool"].get<std::string>();
   }
   const double eps = cfg.contains("layer_norm_eps") ? cfg_number(cfg["layer_norm_eps"], "layer_norm_eps") : 1e-5;
-  if (H == 0 || H > (1u << 16) || L == 0 || L > 1024 || N < 2 || N > 8192)
-    throw ConvertError("config.json: d_model must be in [1, 65536], n_layers in [1, 1024], d_state in [2, 8192]");
+  if (H == 0 || L == 0 || N < 2) throw ConvertError("config.json: d_model and n_layers must be positive, d_state >= 2");
+  for (const uint64_t v : {H, L, N}) size32(v, "a size in config.json");
   if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: layer_norm_eps must be in (0, 1)");
   const uint64_t M = N / 2;  // the authors' N // 2 complex modes (conjugate pairs)
 
-  Plan plan;
-  plan.arch = fb::Arch::S4D;
-  plan.source_format = "state-spaces/s4 S4Model";
-  plan.n_layer = static_cast<uint32_t>(L);
-  plan.layer_kinds.assign(plan.n_layer, fb::LayerKind::S4DBlock);
-  const fb::DType Mt = in.matrix_dtype, F = fb::DType::F32;
+  using Spec = spec::S4d;
+  Spec::Hyper h{.d_model = size32(H, "d_model"),
+                .n_layer = size32(L, "n_layers"),
+                .d_state = size32(N, "d_state"),
+                .prenorm = prenorm,
+                .pool_mean = pool == "mean",
+                .norm_eps = static_cast<float>(eps),
+                .vocab = 0,
+                .tied_head = false,
+                .modes = 0};
+  FileContent content;
+  begin_content<Spec>(&h, std::vector<fb::LayerKind>(L, fb::LayerKind::S4DBlock), "state-spaces/s4 S4Model", &content);
   const Checkpoint& ck = in.ck;
-  TensorSet ts(ck, &plan);
-  ts.vector_io(io, H);
+  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, H, 0, false, io), in.matrix_dtype);
+  ts.vector_io(io);
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "s4_layers." + std::to_string(i) + ".", k = p + "kernel.";
     const int li = static_cast<int>(i);
@@ -111,33 +118,21 @@ Plan s4d_plan(const ArchInput& in) {
         }
       return o;
     };
-    ts.add("A", li, F, {M, 2, H}, log_dt && C && lar && aim ? log_dt : nullptr, [discretize] { return discretize(true); });
-    ts.add("C", li, F, {M, 2, H}, log_dt && C && lar && aim ? C : nullptr, [discretize] { return discretize(false); });
-    for (PlanTensor& t : plan.tensors)  // name every source of the discretized tensors
+    const bool all = log_dt && C && lar && aim;
+    ts.add("A", li, all ? log_dt : nullptr, [discretize] { return discretize(true); });
+    ts.add("C", li, all ? C : nullptr, [discretize] { return discretize(false); });
+    for (FileTensor& t : content.tensors)  // name every source of the discretized tensors
       if (t.layer == li && (t.name == "A" || t.name == "C")) t.source = k + "{log_dt,log_A_real,A_imag,C} (ZOH)";
-    ts.copy(p + "D", "D", li, F, {H});
+    ts.copy(p + "D", "D", li);
     const SrcTensor* w = ts.expect(p + "output_linear.0.weight", {2 * H, H, 1});
-    ts.add("out_proj", li, Mt, {2 * H, H}, w);  // a 1x1 conv is a matrix: same values, last axis dropped
-    ts.copy(p + "output_linear.0.bias", "out_proj_bias", li, F, {2 * H});
-    ts.copy("norms." + std::to_string(i) + ".weight", "norm_weight", li, F, {H});
-    ts.copy("norms." + std::to_string(i) + ".bias", "norm_bias", li, F, {H});
+    ts.add("out_proj", li, w);  // a 1x1 conv is a matrix: same values, last axis dropped
+    ts.copy(p + "output_linear.0.bias", "out_proj_bias", li);
+    ts.copy("norms." + std::to_string(i) + ".weight", "norm_weight", li);
+    ts.copy("norms." + std::to_string(i) + ".bias", "norm_bias", li);
   }
   ts.finish("d_model=" + std::to_string(H) + " n_layers=" + std::to_string(L) + " d_state=" + std::to_string(N) +
             " d_input=" + std::to_string(io.d_input) + " d_output=" + std::to_string(io.d_output));
-
-  for (uint64_t i = 0; i < L; ++i)
-    plan.state.push_back(PlanState{"layers." + std::to_string(i) + ".ssm", static_cast<int>(i), {M, 2, H}});
-  if (pool == "mean") {
-    plan.state.push_back(PlanState{"pool.mean", -1, {H}});
-    plan.state.push_back(PlanState{"pool.count", -1, {1}});
-  }
-  plan.params_type = fb::ArchParams::S4DParams;
-  const float feps = static_cast<float>(eps);
-  const fb::Pool fpool = pool == "mean" ? fb::Pool::Mean : fb::Pool::None;
-  plan.params = [=](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateS4DParams(b, uint32_t(H), uint32_t(L), uint32_t(N), prenorm, fpool, feps).Union();
-  };
-  return plan;
+  return content;
 }
 
 }  // namespace convert

@@ -1,4 +1,4 @@
-// rill-convert entry: read the checkpoint folder, pick the architecture, plan, write.
+// rill-convert entry: read the checkpoint folder, pick the architecture, content, write.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -9,67 +9,11 @@
 #include <sstream>
 
 #include "arch_common.h"
+#include "report.h"
 #include "rill/convert.hpp"
 
 namespace rill {
 namespace convert {
-
-namespace {
-
-// An SVG bar chart of each matrix's relative RMS quantization error, grouped by layer (x) and
-// coloured by tensor name, beside the CSV: REPORT.svg.
-void write_error_plot(const Report& r, const std::string& csv_path) {
-  std::vector<const TensorReport*> rows;
-  std::vector<std::string> names;
-  double ymax = 0;
-  for (const TensorReport& t : r.tensors) {
-    if (t.shape.size() != 2 || t.rel_rms <= 0) continue;
-    rows.push_back(&t);
-    const std::string base = t.name.substr(t.name.find_last_of('.') + 1);
-    if (std::find(names.begin(), names.end(), base) == names.end()) names.push_back(base);
-    ymax = std::max(ymax, t.rel_rms);
-  }
-  if (rows.empty()) return;
-  const std::string path = csv_path.substr(0, csv_path.rfind('.') == std::string::npos ? csv_path.size() : csv_path.rfind('.')) + ".svg";
-  std::ofstream f(path);
-  const double W = 980, H = 420, left = 70, right = 180, top = 40, bottom = 60;
-  const double pw = W - left - right, ph = H - top - bottom, bw = pw / static_cast<double>(rows.size());
-  static const char* colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-                                 "#9c755f", "#bab0ac"};
-  f << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
-    << "<rect width='100%' height='100%' fill='white'/>\n"
-    << "<text x='" << left << "' y='22' font-size='15'>Relative RMS error of quantized weights, " << r.arch
-    << " (left to right: file order, layer by layer)</text>\n";
-  for (int k = 0; k <= 4; ++k) {
-    const double y = top + ph - ph * k / 4.0;
-    char tick[32];
-    std::snprintf(tick, sizeof tick, "%.3g", ymax * k / 4.0);
-    f << "<line x1='" << left << "' x2='" << left + pw << "' y1='" << y << "' y2='" << y << "' stroke='#ddd'/>"
-      << "<text x='" << left - 6 << "' y='" << y + 4 << "' text-anchor='end'>" << tick << "</text>\n";
-  }
-  int last_layer = -2;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const TensorReport& t = *rows[i];
-    const std::string base = t.name.substr(t.name.find_last_of('.') + 1);
-    const size_t ci = static_cast<size_t>(std::find(names.begin(), names.end(), base) - names.begin()) % 10;
-    const double h = ph * t.rel_rms / ymax, x = left + bw * static_cast<double>(i);
-    f << "<rect x='" << x + 0.1 * bw << "' y='" << top + ph - h << "' width='" << 0.8 * bw << "' height='" << h
-      << "' fill='" << colors[ci] << "'><title>" << t.name << " " << t.dtype << " " << t.rel_rms << "</title></rect>\n";
-    const int layer = t.name.rfind("layers.", 0) == 0 ? std::atoi(t.name.c_str() + 7) : -1;
-    if (layer != last_layer) {
-      f << "<text x='" << x + 2 << "' y='" << top + ph + 16 << "'>" << (layer < 0 ? std::string("top") : "L" + std::to_string(layer))
-        << "</text>\n";
-      last_layer = layer;
-    }
-  }
-  f << "<text x='" << left + pw / 2 << "' y='" << H - 14 << "' text-anchor='middle'>tensor (grouped by layer)</text>\n";
-  for (size_t k = 0; k < names.size(); ++k)
-    f << "<rect x='" << left + pw + 20 << "' y='" << top + 18 * k << "' width='12' height='12' fill='" << colors[k % 10]
-      << "'/><text x='" << left + pw + 38 << "' y='" << top + 18 * k + 11 << "'>" << names[k] << "</text>\n";
-  f << "</svg>\n";
-}
-
-}  // namespace
 
 namespace {
 
@@ -80,41 +24,41 @@ std::string base_name(const std::string& p) {
 
 bool is_json(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".json") == 0; }
 
-// Reads a tokenizer file into the plan: a .model is a SentencePiece model, a .json a Hugging Face
+// Reads a tokenizer file into the content: a .model is a SentencePiece model, a .json a Hugging Face
 // tokenizer.json (byte-level BPE), anything else an RWKV world vocabulary.
-void read_tokenizer_file(const std::string& path, uint64_t vocab_size, Plan* plan) {
+void read_tokenizer_file(const std::string& path, uint64_t vocab_size, FileContent* content) {
   if (path.size() >= 6 && path.compare(path.size() - 6, 6, ".model") == 0) {
     SpmTokenizer spm = read_sentencepiece(path, vocab_size);
-    plan->vocab = std::move(spm.vocab);
-    plan->sp_model = std::move(spm.model);
-    plan->bos_id = spm.bos_id;
-    plan->eos_id = spm.eos_id;
-    plan->tokenizer = fb::TokenizerKind::SentencePiece;
+    content->vocab = std::move(spm.vocab);
+    content->sp_model = std::move(spm.model);
+    content->bos_id = spm.bos_id;
+    content->eos_id = spm.eos_id;
+    content->tokenizer = fb::TokenizerKind::SentencePiece;
   } else if (is_json(path)) {
-    plan->bpe = read_hf_tokenizer(path, vocab_size);
-    plan->vocab = std::move(plan->bpe.vocab);
-    plan->tokenizer = fb::TokenizerKind::Bpe;
+    content->bpe = read_hf_tokenizer(path, vocab_size);
+    content->vocab = std::move(content->bpe.vocab);
+    content->tokenizer = fb::TokenizerKind::Bpe;
   } else {
-    plan->vocab = read_world_vocab(path, vocab_size);
-    plan->tokenizer = fb::TokenizerKind::World;
+    content->vocab = read_world_vocab(path, vocab_size);
+    content->tokenizer = fb::TokenizerKind::World;
   }
-  plan->tokenizer_source = base_name(path);
+  content->tokenizer_source = base_name(path);
 }
 
 }  // namespace
 
 std::string tokenizer_buffer(const std::string& path, uint32_t* vocab_size) {
-  Plan plan;
-  read_tokenizer_file(path, 1u << 22, &plan);
-  size_t n = plan.vocab.size();
-  while (n > 0 && plan.vocab[n - 1].empty()) --n;
-  plan.vocab.resize(n);
-  if (plan.tokenizer == fb::TokenizerKind::Bpe) plan.eos_id = plan.bpe.eos_id;
+  FileContent content;
+  read_tokenizer_file(path, 1u << 22, &content);
+  size_t n = content.vocab.size();
+  while (n > 0 && content.vocab[n - 1].empty()) --n;
+  content.vocab.resize(n);
+  if (content.tokenizer == fb::TokenizerKind::Bpe) content.eos_id = content.bpe.eos_id;
   flatbuffers::FlatBufferBuilder b;
-  auto tok = make_tokenizer(b, plan);
+  auto tok = make_tokenizer(b, content);
   fb::ModelBuilder mb(b);
   mb.add_format_major(1);
-  mb.add_format_minor(plan.tokenizer == fb::TokenizerKind::SentencePiece ? 4 : 1);
+  mb.add_format_minor(content.tokenizer == fb::TokenizerKind::SentencePiece ? 4 : 1);
   mb.add_tokenizer(tok);
   b.Finish(mb.Finish(), "RILL");
   *vocab_size = static_cast<uint32_t>(n);
@@ -156,22 +100,22 @@ Report run(const Options& opts) {
   else if (opts.kv_dtype == "f16") kv = fb::DType::F16;
   else if (opts.kv_dtype != "auto") throw ConvertError("--kv-dtype " + opts.kv_dtype + " is not supported (auto, f32, f16)");
   ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config, kv};
-  Plan plan;
+  FileContent content;
   Report report;
   if (s4d_matches(in)) {
-    plan = s4d_plan(in);
+    content = s4d_content(in);
     report.arch = "s4d";
   } else if (rwkv7_matches(in)) {
-    plan = rwkv7_plan(in);
+    content = rwkv7_content(in);
     report.arch = "rwkv7";
   } else if (mamba2_matches(in)) {
-    plan = mamba2_plan(in);
+    content = mamba2_content(in);
     report.arch = "mamba2";
   } else if (mamba1_matches(in)) {
-    plan = mamba1_plan(in);
+    content = mamba1_content(in);
     report.arch = "mamba1";
   } else if (recurrent_gemma_matches(in)) {
-    plan = recurrent_gemma_plan(in);
+    content = recurrent_gemma_content(in);
     report.arch = "recurrent_gemma";
   } else {
     auto cfg = parse_config(config_text);
@@ -207,13 +151,13 @@ Report run(const Options& opts) {
                                                                                                                : "world";
   }
   uint64_t V = 0;
-  for (const PlanTensor& t : plan.tensors)
+  for (const FileTensor& t : content.tensors)
     if (t.name == "embedding") V = t.shape[0];
   if (tk == "bytes") {
-    plan.tokenizer = fb::TokenizerKind::Bytes;
-    plan.tokenizer_source = "bytes";
+    content.tokenizer = fb::TokenizerKind::Bytes;
+    content.tokenizer_source = "bytes";
   } else if (tk == "world" || tk == "bpe" || tk == "spm") {
-    read_tokenizer_file(tk_file, V, &plan);
+    read_tokenizer_file(tk_file, V, &content);
   }
   // End and start of text: config.json's ids, else the tokenizer's own end-of-text token.
   if (!config_text.empty()) {  // BlinkDL's RWKV-7 layout comes without a config.json
@@ -224,26 +168,15 @@ Report run(const Options& opts) {
         return cfg[key].get<int32_t>();
       return def;
     };
-    if (plan.tokenizer != fb::TokenizerKind::Bytes) {
-      plan.eos_id = id("eos_token_id", plan.tokenizer == fb::TokenizerKind::Bpe ? plan.bpe.eos_id : plan.eos_id);
-      plan.bos_id = id("bos_token_id", plan.bos_id);
+    if (content.tokenizer != fb::TokenizerKind::Bytes) {
+      content.eos_id = id("eos_token_id", content.tokenizer == fb::TokenizerKind::Bpe ? content.bpe.eos_id : content.eos_id);
+      content.bos_id = id("bos_token_id", content.bos_id);
     }
   }
 
-  choose_quantization(&plan, opts);
-  write_model(plan, opts, *ck, config_text, &report);
-  if (!opts.report.empty()) {
-    std::ofstream csv(opts.report);
-    if (!csv) throw ConvertError("cannot write " + opts.report + " (the model was written)");
-    csv << "tensor,source,dtype,shape,bytes,rel_rms_error,note\n";
-    for (const TensorReport& t : report.tensors) {
-      std::string shape;
-      for (uint64_t d : t.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-      csv << t.name << "," << t.source << "," << t.dtype << "," << shape << "," << t.bytes << "," << t.rel_rms << ","
-          << t.note << "\n";
-    }
-  }
-  if (!opts.report.empty()) write_error_plot(report, opts.report);
+  choose_quantization(&content, opts);
+  write_model(content, opts, *ck, config_text, &report);
+  if (!opts.report.empty()) write_report(report, opts.report);
   return report;
 }
 

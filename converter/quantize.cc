@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
-#include "plan.h"
+#include "content.h"
 
 namespace rill {
 namespace convert {
@@ -23,37 +23,29 @@ bool any(const std::vector<std::string>& pats, const std::string& name) {
   return false;
 }
 
-// Matrices that carry the recurrence's dynamics stay float (f16) unless --quantize names them:
-// Mamba-1's x_proj (dt, B, C) and dt_proj (architectures.md: dt and A are sensitive), and RWKV-7's
-// LoRAs (decay w, in-context rate a, value residual v, gate g; llama.cpp keeps them unquantized too).
-const std::vector<std::string> kSensitive = {"layers.*.x_proj", "layers.*.dt_proj", "layers.*.w1", "layers.*.w2",
-                                             "layers.*.a1",     "layers.*.a2",      "layers.*.v1", "layers.*.v2",
-                                             "layers.*.g1",     "layers.*.g2"};
-// Matrices the runtime multiplies only in float: RecurrentGemma's block-diagonal RG-LRU gates (a block
-// at a time), whatever --quantize says.
-const std::vector<std::string> kFloatOnly = {"layers.*.gate_x", "layers.*.gate_a"};
-
 }  // namespace
 
-std::string full_name(const PlanTensor& t) {
+std::string full_name(const FileTensor& t) {
   return t.layer < 0 ? t.name : "layers." + std::to_string(t.layer) + "." + t.name;
 }
 
-void choose_quantization(Plan* plan, const Options& opts) {
+void choose_quantization(FileContent* content, const Options& opts) {
   const int bits = opts.dtype == "q8" ? 8 : opts.dtype == "q4" ? 4 : 0;
   if (bits == 0) return;
-  for (PlanTensor& t : plan->tensors) {
+  for (FileTensor& t : content->tensors) {
     const std::string name = full_name(t);
     const bool forced = any(opts.quantize, name);
-    const bool matrix = t.shape.size() == 2 && (t.dtype == fb::DType::F16 || forced);
-    if (!matrix) continue;
-    const uint64_t cols = t.shape[1];
+    if (t.dclass == spec::DClass::kF32) {  // vectors, norms, SSM parameters: f32 whatever --quantize says
+      if (forced) t.note = "f32 only (--quantize does not apply)";
+      continue;
+    }
+    const uint64_t cols = t.shape.at(1);
     const uint32_t group = bits == 8 ? static_cast<uint32_t>(cols) : opts.group;
-    if (any(kFloatOnly, name)) {
-      t.note = "block-diagonal gate (float only)";
+    if (t.dclass == spec::DClass::kFloat) {
+      t.note = "float only (the runtime multiplies it in float)";
     } else if (any(opts.keep_float, name)) {
       t.note = "--keep-float";
-    } else if (!forced && any(kSensitive, name)) {
+    } else if (!forced && t.dclass == spec::DClass::kSensitive) {
       t.note = "sensitive (dynamics)";
     } else if (cols % 32 != 0 || cols % group != 0) {
       t.note = "columns not a multiple of " + std::to_string(bits == 8 ? 32 : group);

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "plan.h"
+#include "content.h"
 
 namespace rill {
 namespace convert {

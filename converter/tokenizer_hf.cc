@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "plan.h"
+#include "content.h"
 
 namespace rill {
 namespace convert {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "plan.h"
+#include "content.h"
 
 namespace rill {
 namespace convert {

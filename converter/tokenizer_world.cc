@@ -3,7 +3,7 @@
 // the code point U+00HH, in bytes it is the byte HH.
 #include <fstream>
 
-#include "plan.h"
+#include "content.h"
 
 namespace rill {
 namespace convert {

@@ -1,4 +1,4 @@
-// Writes a Plan as a rill file: size-prefixed FlatBuffer header, then 64-byte-aligned tensor data.
+// Writes a FileContent as a rill file: size-prefixed FlatBuffer header, then 64-byte-aligned tensor data.
 // The file is written to OUTPUT.tmp-PID and renamed into place only when complete.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
-#include "plan.h"
+#include "content.h"
 #include "core/sha256.h"
 
 namespace rill {
@@ -35,12 +35,12 @@ uint64_t dtype_bytes(fb::DType dt, uint64_t count) {
   throw ConvertError("writer: unknown dtype");
 }
 
-const char* dtype_label(const PlanTensor& t) {
+const char* dtype_label(const FileTensor& t) {
   return t.qbits == 8 ? "q8" : t.qbits == 4 ? "q4" : t.dtype == fb::DType::F16 ? "f16" : "f32";
 }
 
 // Encodes values as the tensor's dtype; returns the relative RMS error of what was stored.
-double encode(const PlanTensor& t, const std::vector<float>& v, std::vector<uint8_t>* data,
+double encode(const FileTensor& t, const std::vector<float>& v, std::vector<uint8_t>* data,
               std::vector<uint8_t>* scales) {
   if (t.qbits) return quantize_matrix(v, t.shape[0], t.shape[1], t.qbits, t.group, t.rows16, data, scales);
   data->assign(dtype_bytes(t.dtype, v.size()), 0);
@@ -116,52 +116,52 @@ std::string sha256_file(const SrcFile& f) {
 
 }  // namespace
 
-// The file's Tokenizer table for the plan's tokenizer (kind None: a table saying so).
-flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const Plan& plan) {
+// The file's Tokenizer table for the content's tokenizer (kind None: a table saying so).
+flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const FileContent& content) {
   flatbuffers::Offset<fb::Tokenizer> tok;
-  if (plan.tokenizer == fb::TokenizerKind::World || plan.tokenizer == fb::TokenizerKind::Bpe ||
-      plan.tokenizer == fb::TokenizerKind::SentencePiece) {
-    const bool world = plan.tokenizer == fb::TokenizerKind::World, bpe = plan.tokenizer == fb::TokenizerKind::Bpe;
+  if (content.tokenizer == fb::TokenizerKind::World || content.tokenizer == fb::TokenizerKind::Bpe ||
+      content.tokenizer == fb::TokenizerKind::SentencePiece) {
+    const bool world = content.tokenizer == fb::TokenizerKind::World, bpe = content.tokenizer == fb::TokenizerKind::Bpe;
     std::vector<uint8_t> bytes;
     std::vector<uint32_t> offsets{0}, sorted;
     uint32_t max_len = 0;
-    for (uint32_t id = 0; id < plan.vocab.size(); ++id) {
-      const std::string& t = plan.vocab[id];
+    for (uint32_t id = 0; id < content.vocab.size(); ++id) {
+      const std::string& t = content.vocab[id];
       bytes.insert(bytes.end(), t.begin(), t.end());
       offsets.push_back(static_cast<uint32_t>(bytes.size()));
       if (!t.empty() && world) sorted.push_back(id);
       max_len = std::max<uint32_t>(max_len, static_cast<uint32_t>(t.size()));
     }
-    std::sort(sorted.begin(), sorted.end(), [&](uint32_t x, uint32_t y) { return plan.vocab[x] < plan.vocab[y]; });
+    std::sort(sorted.begin(), sorted.end(), [&](uint32_t x, uint32_t y) { return content.vocab[x] < content.vocab[y]; });
     for (size_t k = 1; k < sorted.size(); ++k)
-      if (plan.vocab[sorted[k]] == plan.vocab[sorted[k - 1]])
+      if (content.vocab[sorted[k]] == content.vocab[sorted[k - 1]])
         throw ConvertError("vocabulary: ids " + std::to_string(sorted[k - 1]) + " and " + std::to_string(sorted[k]) +
                            " have the same bytes");
     std::vector<fb::BpeMerge> merges;
     std::vector<flatbuffers::Offset<fb::AddedToken>> added;
-    for (const BpeTokenizer::Merge& m : plan.bpe.merges) merges.emplace_back(m.left, m.right, m.merged, m.rank);
-    for (const BpeTokenizer::Added& a : plan.bpe.added)
+    for (const BpeTokenizer::Merge& m : content.bpe.merges) merges.emplace_back(m.left, m.right, m.merged, m.rank);
+    for (const BpeTokenizer::Added& a : content.bpe.added)
       added.push_back(fb::CreateAddedToken(b, a.id, a.special, a.normalized));
-    const std::vector<uint8_t> sp(plan.sp_model.begin(), plan.sp_model.end());
+    const std::vector<uint8_t> sp(content.sp_model.begin(), content.sp_model.end());
     tok = fb::CreateTokenizerDirect(
-        b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, &bytes, &offsets, world ? &sorted : nullptr, max_len,
-        bpe ? &merges : nullptr, bpe ? &plan.bpe.byte_tokens : nullptr, bpe ? &added : nullptr,
-        plan.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
-        bpe ? plan.bpe.pattern.c_str() : nullptr, plan.tokenizer_source.c_str(), sp.empty() ? nullptr : &sp);
+        b, content.tokenizer, content.bos_id, content.eos_id, nullptr, &bytes, &offsets, world ? &sorted : nullptr, max_len,
+        bpe ? &merges : nullptr, bpe ? &content.bpe.byte_tokens : nullptr, bpe ? &added : nullptr,
+        content.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
+        bpe ? content.bpe.pattern.c_str() : nullptr, content.tokenizer_source.c_str(), sp.empty() ? nullptr : &sp);
   } else {
-    tok = fb::CreateTokenizerDirect(b, plan.tokenizer, plan.bos_id, plan.eos_id, nullptr, nullptr, nullptr, nullptr, 0,
+    tok = fb::CreateTokenizerDirect(b, content.tokenizer, content.bos_id, content.eos_id, nullptr, nullptr, nullptr, nullptr, 0,
                                     nullptr, nullptr, nullptr, fb::TextNormalizer::None, nullptr,
-                                    plan.tokenizer_source.empty() ? nullptr : plan.tokenizer_source.c_str());
+                                    content.tokenizer_source.empty() ? nullptr : content.tokenizer_source.c_str());
   }
   return tok;
 }
 
-uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint& ck, const std::string& config_text,
+uint64_t write_model(const FileContent& content_in, const Options& opts, const Checkpoint& ck, const std::string& config_text,
                      Report* report) {
-  Plan plan = plan_in;
+  FileContent content = content_in;
   // Data layout: every tensor 64-byte aligned, relative to data_offset (itself 64-aligned).
   uint64_t cursor = 0;
-  for (PlanTensor& t : plan.tensors) {
+  for (FileTensor& t : content.tensors) {
     uint64_t count = 1;
     for (uint64_t s : t.shape) count *= s;
     t.size = dtype_bytes(t.dtype, count);
@@ -178,7 +178,7 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   // State layout: each tensor 64-byte aligned inside the state block.
   std::vector<std::pair<uint64_t, uint64_t>> state_off;
   uint64_t scur = 0;
-  for (const PlanState& s : plan.state) {
+  for (const FileState& s : content.state) {
     uint64_t count = 1;
     for (uint64_t v : s.shape) count *= v;
     const uint64_t bytes = count * (s.dtype == fb::DType::F16 ? 2 : s.dtype == fb::DType::I64 ? 8 : 4);
@@ -206,13 +206,13 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   // so build once to measure, then again with the final offsets.
   // 1.3 where a quantized tensor is interleaved (older readers refuse its scheme), else 1.2.
   uint16_t minor = 2;
-  for (const PlanTensor& t : plan.tensors)
+  for (const FileTensor& t : content.tensors)
     if (t.rows16) minor = 3;
-  if (plan.arch == fb::Arch::RecurrentGemma || plan.tokenizer == fb::TokenizerKind::SentencePiece)
+  if (content.arch == fb::Arch::RecurrentGemma || content.tokenizer == fb::TokenizerKind::SentencePiece)
     minor = 4;  // RecurrentGemma's params, layer kinds and state dtypes; the SentencePiece tokenizer
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
-    auto make_tensor = [&](const PlanTensor& t) {
+    auto make_tensor = [&](const FileTensor& t) {
       flatbuffers::Offset<fb::Quant> q = 0;
       if (t.qbits == 8)
         q = fb::CreateQuant(b, t.rows16 ? fb::QuantScheme::PerRowRows16 : fb::QuantScheme::PerRow, t.group,
@@ -223,31 +223,31 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
       return fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.offset, t.size, q, t.source.c_str());
     };
     std::vector<flatbuffers::Offset<fb::Tensor>> top;
-    for (const PlanTensor& t : plan.tensors)
+    for (const FileTensor& t : content.tensors)
       if (t.layer < 0) top.push_back(make_tensor(t));
     std::vector<flatbuffers::Offset<fb::Layer>> layers;
-    for (uint32_t i = 0; i < plan.n_layer; ++i) {
+    for (uint32_t i = 0; i < content.n_layer; ++i) {
       std::vector<flatbuffers::Offset<fb::Tensor>> lt;
-      for (const PlanTensor& t : plan.tensors)
+      for (const FileTensor& t : content.tensors)
         if (t.layer == static_cast<int>(i)) lt.push_back(make_tensor(t));
-      layers.push_back(fb::CreateLayerDirect(b, plan.layer_kinds.at(i), &lt));
+      layers.push_back(fb::CreateLayerDirect(b, content.layer_kinds.at(i), &lt));
     }
     std::vector<flatbuffers::Offset<fb::StateTensor>> st;
-    for (size_t i = 0; i < plan.state.size(); ++i)
-      st.push_back(fb::CreateStateTensorDirect(b, plan.state[i].name.c_str(), plan.state[i].layer, plan.state[i].dtype,
-                                               &plan.state[i].shape, state_off[i].first, state_off[i].second));
+    for (size_t i = 0; i < content.state.size(); ++i)
+      st.push_back(fb::CreateStateTensorDirect(b, content.state[i].name.c_str(), content.state[i].layer, content.state[i].dtype,
+                                               &content.state[i].shape, state_off[i].first, state_off[i].second));
     auto state = fb::CreateStateLayoutDirect(b, state_bytes, 64, &st);
-    flatbuffers::Offset<fb::Tokenizer> tok = make_tokenizer(b, plan);
+    flatbuffers::Offset<fb::Tokenizer> tok = make_tokenizer(b, content);
     std::vector<flatbuffers::Offset<fb::SourceFile>> sf;
     for (const Src& s : srcs) sf.push_back(fb::CreateSourceFileDirect(b, s.name.c_str(), s.size, s.sha.c_str()));
     const std::string conv = std::string("rill-convert ") + RILL_VERSION_STRING;
-    auto prov = fb::CreateProvenanceDirect(b, conv.c_str(), now, opts.input_dir.c_str(), plan.source_format.c_str(),
+    auto prov = fb::CreateProvenanceDirect(b, conv.c_str(), now, opts.input_dir.c_str(), content.source_format.c_str(),
                                            &sf, opts.command_line.c_str(), config_text.c_str());
-    auto params = plan.params(b);
+    auto params = content.params(b);
     flatbuffers::Offset<fb::Io> io = 0;
-    if (plan.d_input)
-      io = fb::CreateIo(b, fb::IoKind::Vector, plan.d_input, fb::IoKind::Vector, plan.d_output);
-    auto model = fb::CreateModelDirect(b, 1, minor, plan.arch, plan.params_type, params, &top, &layers, state, tok, prov,
+    if (content.d_input)
+      io = fb::CreateIo(b, fb::IoKind::Vector, content.d_input, fb::IoKind::Vector, content.d_output);
+    auto model = fb::CreateModelDirect(b, 1, minor, content.arch, content.params_type, params, &top, &layers, state, tok, prov,
                                        64, data_offset, data_size, file_size, sha, io);
     fb::FinishSizePrefixedModelBuffer(b, model);
   };
@@ -282,9 +282,9 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   };
   const bool tty = isatty(2) && !opts.quiet;
   uint64_t done = 0, params = 0;
-  const size_t n = plan.tensors.size();
+  const size_t n = content.tensors.size();
   for (size_t i = 0; i < n; ++i) {
-    const PlanTensor& t = plan.tensors[i];
+    const FileTensor& t = content.tensors[i];
     const std::string full = full_name(t);
     const std::vector<float> v = t.values();
     std::vector<uint8_t> bytes, scales;
@@ -318,7 +318,7 @@ uint64_t write_model(const Plan& plan_in, const Options& opts, const Checkpoint&
   report->weight_bytes = data_size;
   report->state_bytes = state_bytes;
   report->file_bytes = file_size;
-  report->source_format = plan.source_format;
+  report->source_format = content.source_format;
   return file_size;
 }
 

@@ -11,6 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/act.h"
+#include "core/required.h"
+
 namespace rill {
 namespace kernels {
 
@@ -94,9 +97,8 @@ using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C,
 using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
                       const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1);
 
-// Elementwise functions (the backend's Act, plus SiLU), in place on n floats.
-enum class ActFn : uint8_t { kTanh, kSigmoid, kReluSq, kRwkv7Decay, kGeluErf, kGeluTanh, kSilu };
-using Activation = void(ActFn kind, float* y, size_t n);
+// Elementwise functions (core/act.h), in place on n floats.
+using Activation = void(Act kind, float* y, size_t n);
 // Depthwise causal conv step + SiLU (conv1d_step_silu's math) over T tokens of one stream, in order:
 // hist [K-1, C]; w [K, C]; b [C] or null; token t's input at X + t * ldx; Y [T, C]. Without `silu`, the
 // plain conv (Griffin's recurrent block).
@@ -113,28 +115,29 @@ using Layernorm = void(const float* X, const float* w, const float* b, float* Y,
 using AttendGroup = void(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
                          size_t D, float scale, float* scores, size_t ldsc, float* Y);
 
+// One ISA's kernels, filled by name (dispatch.cc); every entry but prepare_act is required.
 struct Table {
   const char* isa;
-  MatvecF32* matvec_f32;
-  MatvecF16* matvec_f16;
-  Mamba1Scan* mamba1_scan;
-  MatvecQ8* matvec_q8;
-  MatvecQ4* matvec_q4;
-  MatmulQ8* matmul_q8;
-  MatmulQ4* matmul_q4;
-  MatmulF32* matmul_f32;
-  MatmulF16* matmul_f16;
-  MatmulQ4x16* matmul_q4x16;
-  MatmulQ8x16* matmul_q8x16;
+  Required<MatvecF32> matvec_f32;
+  Required<MatvecF16> matvec_f16;
+  Required<Mamba1Scan> mamba1_scan;
+  Required<MatvecQ8> matvec_q8;
+  Required<MatvecQ4> matvec_q4;
+  Required<MatmulQ8> matmul_q8;
+  Required<MatmulQ4> matmul_q4;
+  Required<MatmulF32> matmul_f32;
+  Required<MatmulF16> matmul_f16;
+  Required<MatmulQ4x16> matmul_q4x16;
+  Required<MatmulQ8x16> matmul_q8x16;
   PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
-  S4dStep* s4d_step;
-  Mamba2Ssd* mamba2_ssd;
-  Wkv7Scan* wkv7_scan;
-  Activation* act;
-  ConvSilu* conv_silu;
-  GatedRmsnorm* gated_rmsnorm;
-  Layernorm* layernorm;
-  AttendGroup* attend_group;
+  Required<S4dStep> s4d_step;
+  Required<Mamba2Ssd> mamba2_ssd;
+  Required<Wkv7Scan> wkv7_scan;
+  Required<Activation> act;
+  Required<ConvSilu> conv_silu;
+  Required<GatedRmsnorm> gated_rmsnorm;
+  Required<Layernorm> layernorm;
+  Required<AttendGroup> attend_group;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.

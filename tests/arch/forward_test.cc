@@ -154,7 +154,7 @@ TEST_SUITE("arch") {
     ThreadPool::destroy(pool);
   }
 
-  TEST_CASE("the plan: footprint grows with prefill_chunk, and an out-of-range chunk is refused") {
+  TEST_CASE("the arena layout: footprint grows with prefill_chunk, and an out-of-range chunk is refused") {
     ConvertedModel l(golden_dir("mamba1_awkward"));
     const Model& model = l.model();
     size_t b1 = 0, b8 = 0, b64 = 0, bad = 0;

@@ -18,7 +18,7 @@
 
 #include "backend/backends.h"
 #include "kernels/kernels.h"
-#include "plan.h"
+#include "content.h"
 #include "rill/extension.hpp"
 
 using namespace rill;
@@ -178,20 +178,20 @@ TEST_SUITE("ops") {
     for (const BackendImpl* be : all) {
       names += std::string(be->name) + " ";
       const Ops& o = *be->ops;
-      const void* entries[] = {reinterpret_cast<const void*>(o.embed), reinterpret_cast<const void*>(o.rmsnorm),
-                               reinterpret_cast<const void*>(o.layernorm), reinterpret_cast<const void*>(o.group_norm),
-                               reinterpret_cast<const void*>(o.gated_rmsnorm), reinterpret_cast<const void*>(o.conv_step),
-                               reinterpret_cast<const void*>(o.ssm_scan), reinterpret_cast<const void*>(o.ssd_step),
-                               reinterpret_cast<const void*>(o.wkv7), reinterpret_cast<const void*>(o.token_shift),
-                               reinterpret_cast<const void*>(o.softplus_dt), reinterpret_cast<const void*>(o.act),
-                               reinterpret_cast<const void*>(o.add), reinterpret_cast<const void*>(o.add_bias),
-                               reinterpret_cast<const void*>(o.mul), reinterpret_cast<const void*>(o.lerp),
-                               reinterpret_cast<const void*>(o.wkv7_keys), reinterpret_cast<const void*>(o.wkv7_bonus),
-                               reinterpret_cast<const void*>(o.s4d_step), reinterpret_cast<const void*>(o.running_mean),
-                               reinterpret_cast<const void*>(o.glu), reinterpret_cast<const void*>(o.standardize),
-                               reinterpret_cast<const void*>(o.scale), reinterpret_cast<const void*>(o.positions),
-                               reinterpret_cast<const void*>(o.rglru), reinterpret_cast<const void*>(o.rope),
-                               reinterpret_cast<const void*>(o.attend)};
+      const void* entries[] = {reinterpret_cast<const void*>(o.embed.fn), reinterpret_cast<const void*>(o.rmsnorm.fn),
+                               reinterpret_cast<const void*>(o.layernorm.fn), reinterpret_cast<const void*>(o.group_norm.fn),
+                               reinterpret_cast<const void*>(o.gated_rmsnorm.fn), reinterpret_cast<const void*>(o.conv_step.fn),
+                               reinterpret_cast<const void*>(o.ssm_scan.fn), reinterpret_cast<const void*>(o.ssd_step.fn),
+                               reinterpret_cast<const void*>(o.wkv7.fn), reinterpret_cast<const void*>(o.token_shift.fn),
+                               reinterpret_cast<const void*>(o.softplus_dt.fn), reinterpret_cast<const void*>(o.act.fn),
+                               reinterpret_cast<const void*>(o.add.fn), reinterpret_cast<const void*>(o.add_bias.fn),
+                               reinterpret_cast<const void*>(o.mul.fn), reinterpret_cast<const void*>(o.lerp.fn),
+                               reinterpret_cast<const void*>(o.wkv7_keys.fn), reinterpret_cast<const void*>(o.wkv7_bonus.fn),
+                               reinterpret_cast<const void*>(o.s4d_step.fn), reinterpret_cast<const void*>(o.running_mean.fn),
+                               reinterpret_cast<const void*>(o.glu.fn), reinterpret_cast<const void*>(o.standardize.fn),
+                               reinterpret_cast<const void*>(o.scale.fn), reinterpret_cast<const void*>(o.positions.fn),
+                               reinterpret_cast<const void*>(o.rglru.fn), reinterpret_cast<const void*>(o.rope.fn),
+                               reinterpret_cast<const void*>(o.attend.fn)};
       for (const void* e : entries) CHECK_MESSAGE(e != nullptr, be->name);
       for (DType d : {DType::kF32, DType::kF16, DType::kI8, DType::kI4})
         CHECK_MESSAGE(bool(o.matmul_by_dtype[static_cast<size_t>(d)]), be->name << " " << dtype_str(d));

@@ -98,8 +98,19 @@ void alloc_counts(uint64_t* a, uint64_t* f) { *a = g_allocs, *f = g_frees; }
 double read_bandwidth(int, size_t) { return 0; }
 size_t recorded_ops(const DevicePass&, uint32_t) { return 0; }
 
-const DeviceHooks kHooks = {probe, release_weights, open,  close,        copy_bytes,     copy_bytes, sync, record,
-                            replay, enter,          alloc_counts, read_bandwidth, recorded_ops};
+const DeviceHooks kHooks = {.probe = probe,
+                            .release_weights = release_weights,
+                            .open = open,
+                            .close = close,
+                            .to_device = copy_bytes,
+                            .to_host = copy_bytes,
+                            .sync = sync,
+                            .record = record,
+                            .replay = replay,
+                            .enter = enter,
+                            .alloc_counts = alloc_counts,
+                            .read_bandwidth = read_bandwidth,
+                            .recorded_ops = recorded_ops};
 
 }  // namespace
 

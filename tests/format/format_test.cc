@@ -196,7 +196,7 @@ TEST_SUITE("format") {
       Bytes b(s);  // a kind of another architecture
       REQUIRE(b.model()->mutable_layers()->GetMutableObject(0)->mutate_kind(fb::LayerKind::Mamba1Mixer));
       CHECK(try_init(b.p(), b.size, &e) == Status::kCorrupt);
-      CHECK(std::string(e.message).find("not a recurrent_gemma block") != std::string::npos);
+      CHECK(std::string(e.message).find("Mamba1Mixer), which a recurrent_gemma model does not have") != std::string::npos);
     }
     {
       Bytes b(s);  // the f16 ring claimed as f32: its size no longer matches

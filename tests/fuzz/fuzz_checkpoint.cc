@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "plan.h"
+#include "content.h"
 #include "safetensors.h"
 
 using namespace rill::convert;
@@ -24,13 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (rill::fb::DType dt : {rill::fb::DType::F32, rill::fb::DType::F16}) {
     ArchInput in{ck, config, dir, dt, false};
     // Every architecture's mapping sees every input (as convert.cc would pick one of them).
-    Plan (*plans[])(const ArchInput&) = {mamba1_plan, mamba2_plan, rwkv7_plan};
+    FileContent (*plans[])(const ArchInput&) = {mamba1_content, mamba2_content, rwkv7_content};
     bool (*matches[])(const ArchInput&) = {mamba1_matches, mamba2_matches, rwkv7_matches};
     for (size_t a = 0; a < 3; ++a) {
       try {
         if (!matches[a](in)) continue;
-        Plan p = plans[a](in);
-        for (const PlanTensor& t : p.tensors) (void)t.values();
+        FileContent p = plans[a](in);
+        for (const FileTensor& t : p.tensors) (void)t.values();
       } catch (const ConvertError&) {
       }
     }

@@ -8,9 +8,10 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref/kernels_ref.h"
-#include "plan.h"
+#include "content.h"
 
 using namespace rill::kernels;
+using rill::Act;
 
 namespace {
 // Token counts the batched kernels are checked at: below, at and past their 8-token tile.
@@ -245,22 +246,22 @@ TEST_SUITE("kernels") {
     const size_t nt = available(tables, 8);
     std::mt19937 rng(47);
     std::normal_distribution<float> nd(0.f, 3.f);
-    const ActFn kinds[] = {ActFn::kTanh, ActFn::kSigmoid, ActFn::kReluSq, ActFn::kRwkv7Decay, ActFn::kGeluErf,
-                           ActFn::kGeluTanh, ActFn::kSilu};
+    const Act kinds[] = {Act::kTanh, Act::kSigmoid, Act::kReluSq, Act::kRwkv7Decay, Act::kGeluErf,
+                         Act::kGeluTanh, Act::kSilu};
     std::vector<float> x(53);
     for (auto& v : x) v = nd(rng);
     x[3] = 0.f, x[4] = 1e-6f, x[5] = -1e-6f, x[6] = 95.f, x[7] = -95.f, x[8] = INFINITY, x[9] = -INFINITY;
     x[10] = 30.f, x[11] = -30.f, x[12] = std::nanf("");
     for (size_t ti = 0; ti < nt; ++ti) {
       const Table& t = *tables[ti];
-      for (ActFn k : kinds) {
+      for (Act k : kinds) {
         std::vector<float> want = x, got = x;
         act__ref(k, want.data(), want.size());
         t.act(k, got.data(), got.size());
         for (size_t i = 0; i < x.size(); ++i) {
           const std::string isa = t.isa;
           // x / (1 + e^-x) is NaN at -inf, x sigmoid(x) -inf; GELU's -inf (1 + tanh) likewise
-          if ((k == ActFn::kSilu || k == ActFn::kGeluTanh) && std::isinf(x[i])) continue;
+          if ((k == Act::kSilu || k == Act::kGeluTanh) && std::isinf(x[i])) continue;
           if (std::isnan(want[i])) {
             CHECK_MESSAGE(std::isnan(got[i]), isa << " act " << int(k) << " NaN at " << i << " got " << got[i]);
           } else if (got[i] != want[i]) {  // equal infinities pass here

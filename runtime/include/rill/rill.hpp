@@ -161,7 +161,7 @@ struct PassSlots {
   unsigned char* scratch = nullptr;  // the architecture's activations for max_rows rows
   unsigned char* work = nullptr;     // the backend ops' workspace for max_rows rows
   void* device = nullptr;            // a device backend's resources for this pass (in the caller arena)
-  float* logits = nullptr;           // a device backend's outputs [max_rows, d_output]
+  float* out = nullptr;              // a device backend's outputs [max_rows, d_output]
 };
 
 // A stream's state and scratch, placed in a caller arena. A Session refers to the model's

@@ -380,16 +380,8 @@ void softplus_dt(const Exec&, const float* X, size_t ldx, const float* bias, flo
     }
 }
 
-static_assert(static_cast<int>(Act::kTanh) == static_cast<int>(kernels::ActFn::kTanh) &&
-                  static_cast<int>(Act::kSigmoid) == static_cast<int>(kernels::ActFn::kSigmoid) &&
-                  static_cast<int>(Act::kReluSq) == static_cast<int>(kernels::ActFn::kReluSq) &&
-                  static_cast<int>(Act::kRwkv7Decay) == static_cast<int>(kernels::ActFn::kRwkv7Decay) &&
-                  static_cast<int>(Act::kGeluErf) == static_cast<int>(kernels::ActFn::kGeluErf) &&
-                  static_cast<int>(Act::kGeluTanh) == static_cast<int>(kernels::ActFn::kGeluTanh),
-              "Act and kernels::ActFn number the functions alike");
-
 void act(const Exec& x, Act kind, float* Y, size_t count) {
-  table(x).act(static_cast<kernels::ActFn>(kind), Y, count);
+  table(x).act(kind, Y, count);
 }
 
 void add(const Exec&, float* Y, const float* X, size_t count) {
@@ -459,34 +451,34 @@ void wkv7_bonus(const Exec&, float* Y, const float* R, const float* K, const flo
 }
 
 const Ops kCpuOps = {
-    embed,
-    {matmul<slice_f32>, matmul<slice_f16>, nullptr, matmul<slice_q8>, matmul<slice_q4>},
-    rmsnorm,
-    layernorm,
-    group_norm,
-    gated_rmsnorm,
-    conv_step,
-    ssm_scan,
-    ssd_step,
-    wkv7,
-    s4d_step,
-    running_mean,
-    positions,
-    rglru,
-    rope,
-    attend,
-    token_shift,
-    softplus_dt,
-    act,
-    add,
-    scale,
-    add_bias,
-    mul,
-    lerp,
-    glu,
-    standardize,
-    wkv7_keys,
-    wkv7_bonus,
+    .embed = embed,
+    .matmul_by_dtype = {matmul<slice_f32>, matmul<slice_f16>, nullptr, matmul<slice_q8>, matmul<slice_q4>},
+    .rmsnorm = rmsnorm,
+    .layernorm = layernorm,
+    .group_norm = group_norm,
+    .gated_rmsnorm = gated_rmsnorm,
+    .conv_step = conv_step,
+    .ssm_scan = ssm_scan,
+    .ssd_step = ssd_step,
+    .wkv7 = wkv7,
+    .s4d_step = s4d_step,
+    .running_mean = running_mean,
+    .positions = positions,
+    .rglru = rglru,
+    .rope = rope,
+    .attend = attend,
+    .token_shift = token_shift,
+    .softplus_dt = softplus_dt,
+    .act = act,
+    .add = add,
+    .scale = scale,
+    .add_bias = add_bias,
+    .mul = mul,
+    .lerp = lerp,
+    .glu = glu,
+    .standardize = standardize,
+    .wkv7_keys = wkv7_keys,
+    .wkv7_bonus = wkv7_bonus,
 };
 
 // ---- memory: the host's
@@ -516,7 +508,17 @@ void fill(CpuBackends* c) {
   c->n = kernels::available(tables, CpuBackends::kMax);
   for (size_t i = 0; i < c->n; ++i) {
     std::snprintf(c->names[i], sizeof c->names[i], "cpu-%s", tables[i]->isa);
-    c->b[i] = BackendImpl{c->names[i], Backend::kCpu, &kCpuOps, tables[i], place_in_place, work_bytes, copy, copy, copy, zero, nullptr};
+    c->b[i] = BackendImpl{.name = c->names[i],
+                          .kind = Backend::kCpu,
+                          .ops = &kCpuOps,
+                          .impl = tables[i],
+                          .place_weights = place_in_place,
+                          .work_bytes = work_bytes,
+                          .upload = copy,
+                          .download = copy,
+                          .copy = copy,
+                          .zero = zero,
+                          .device = nullptr};
     if (tables[i] == &kernels::active()) c->best = &c->b[i];
   }
 }

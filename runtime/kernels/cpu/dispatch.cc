@@ -13,15 +13,49 @@ namespace rill {
 namespace kernels {
 
 namespace {
-const Table kRef = {"ref",          matvec_f32__ref, matvec_f16__ref, mamba1_scan__ref, matvec_q8__ref,
-                    matvec_q4__ref, matmul_q8__ref,  matmul_q4__ref,  matmul_f32__ref,  matmul_f16__ref,
-                    matmul_q4x16__ref, matmul_q8x16__ref, nullptr,        s4d_step__ref,   mamba2_ssd__ref, wkv7_scan__ref,
-                    act__ref,       conv_silu__ref,  gated_rmsnorm__ref, layernorm__ref, attend_group__ref};
+const Table kRef = {.isa = "ref",
+                    .matvec_f32 = matvec_f32__ref,
+                    .matvec_f16 = matvec_f16__ref,
+                    .mamba1_scan = mamba1_scan__ref,
+                    .matvec_q8 = matvec_q8__ref,
+                    .matvec_q4 = matvec_q4__ref,
+                    .matmul_q8 = matmul_q8__ref,
+                    .matmul_q4 = matmul_q4__ref,
+                    .matmul_f32 = matmul_f32__ref,
+                    .matmul_f16 = matmul_f16__ref,
+                    .matmul_q4x16 = matmul_q4x16__ref,
+                    .matmul_q8x16 = matmul_q8x16__ref,
+                    .prepare_act = nullptr,
+                    .s4d_step = s4d_step__ref,
+                    .mamba2_ssd = mamba2_ssd__ref,
+                    .wkv7_scan = wkv7_scan__ref,
+                    .act = act__ref,
+                    .conv_silu = conv_silu__ref,
+                    .gated_rmsnorm = gated_rmsnorm__ref,
+                    .layernorm = layernorm__ref,
+                    .attend_group = attend_group__ref};
 #if defined(RILL_HAVE_AVX2)
-const Table kAvx2 = {"avx2",          matvec_f32__avx2, matvec_f16__avx2, mamba1_scan__avx2, matvec_q8__avx2,
-                     matvec_q4__avx2, matmul_q8__avx2,  matmul_q4__avx2,  matmul_f32__avx2,  matmul_f16__avx2,
-                     matmul_q4x16__avx2, matmul_q8x16__avx2, prepare_act__avx2, s4d_step__avx2, mamba2_ssd__avx2, wkv7_scan__avx2,
-                     act__avx2, conv_silu__avx2, gated_rmsnorm__avx2, layernorm__avx2, attend_group__avx2};
+const Table kAvx2 = {.isa = "avx2",
+                     .matvec_f32 = matvec_f32__avx2,
+                     .matvec_f16 = matvec_f16__avx2,
+                     .mamba1_scan = mamba1_scan__avx2,
+                     .matvec_q8 = matvec_q8__avx2,
+                     .matvec_q4 = matvec_q4__avx2,
+                     .matmul_q8 = matmul_q8__avx2,
+                     .matmul_q4 = matmul_q4__avx2,
+                     .matmul_f32 = matmul_f32__avx2,
+                     .matmul_f16 = matmul_f16__avx2,
+                     .matmul_q4x16 = matmul_q4x16__avx2,
+                     .matmul_q8x16 = matmul_q8x16__avx2,
+                     .prepare_act = prepare_act__avx2,
+                     .s4d_step = s4d_step__avx2,
+                     .mamba2_ssd = mamba2_ssd__avx2,
+                     .wkv7_scan = wkv7_scan__avx2,
+                     .act = act__avx2,
+                     .conv_silu = conv_silu__avx2,
+                     .gated_rmsnorm = gated_rmsnorm__avx2,
+                     .layernorm = layernorm__avx2,
+                     .attend_group = attend_group__avx2};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -32,12 +66,27 @@ bool cpu_has_avx2() {
 
 #if defined(RILL_HAVE_AVX512)
 // 512-bit vectors throughout (VNNI for the quantized products); the Mamba-1 and S4D steps stay AVX2.
-const Table kAvx512 = {"avx512vnni",          matvec_f32__avx512,    matvec_f16__avx512,    mamba1_scan__avx2,
-                       matvec_q8__avx512vnni, matvec_q4__avx512vnni, matmul_q8__avx512vnni, matmul_q4__avx512vnni,
-                       matmul_f32__avx512,    matmul_f16__avx512,    matmul_q4x16__avx512vnni, matmul_q8x16__avx512vnni, prepare_act__avx512vnni,
-                       s4d_step__avx2,        mamba2_ssd__avx512,    wkv7_scan__avx512,
-                       act__avx512,           conv_silu__avx512,     gated_rmsnorm__avx512, layernorm__avx512,
-                       attend_group__avx512};
+const Table kAvx512 = {.isa = "avx512vnni",
+                       .matvec_f32 = matvec_f32__avx512,
+                       .matvec_f16 = matvec_f16__avx512,
+                       .mamba1_scan = mamba1_scan__avx2,
+                       .matvec_q8 = matvec_q8__avx512vnni,
+                       .matvec_q4 = matvec_q4__avx512vnni,
+                       .matmul_q8 = matmul_q8__avx512vnni,
+                       .matmul_q4 = matmul_q4__avx512vnni,
+                       .matmul_f32 = matmul_f32__avx512,
+                       .matmul_f16 = matmul_f16__avx512,
+                       .matmul_q4x16 = matmul_q4x16__avx512vnni,
+                       .matmul_q8x16 = matmul_q8x16__avx512vnni,
+                       .prepare_act = prepare_act__avx512vnni,
+                       .s4d_step = s4d_step__avx2,
+                       .mamba2_ssd = mamba2_ssd__avx512,
+                       .wkv7_scan = wkv7_scan__avx512,
+                       .act = act__avx512,
+                       .conv_silu = conv_silu__avx512,
+                       .gated_rmsnorm = gated_rmsnorm__avx512,
+                       .layernorm = layernorm__avx512,
+                       .attend_group = attend_group__avx512};
 bool cpu_has_avx512vnni() {
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
@@ -46,10 +95,27 @@ bool cpu_has_avx512vnni() {
 
 #if defined(RILL_HAVE_NEON)
 // NEON is part of every aarch64 CPU: no feature check.
-const Table kNeon = {"neon",          matvec_f32__neon, matvec_f16__neon, mamba1_scan__ref, matvec_q8__neon,
-                     matvec_q4__neon, matmul_q8__neon,  matmul_q4__neon,  matmul_f32__neon, matmul_f16__neon,
-                     matmul_q4x16__neon, matmul_q8x16__neon, nullptr,         s4d_step__ref,    mamba2_ssd__ref,  wkv7_scan__ref,
-                     act__ref,        conv_silu__ref,   gated_rmsnorm__ref, layernorm__ref, attend_group__ref};
+const Table kNeon = {.isa = "neon",
+                     .matvec_f32 = matvec_f32__neon,
+                     .matvec_f16 = matvec_f16__neon,
+                     .mamba1_scan = mamba1_scan__ref,
+                     .matvec_q8 = matvec_q8__neon,
+                     .matvec_q4 = matvec_q4__neon,
+                     .matmul_q8 = matmul_q8__neon,
+                     .matmul_q4 = matmul_q4__neon,
+                     .matmul_f32 = matmul_f32__neon,
+                     .matmul_f16 = matmul_f16__neon,
+                     .matmul_q4x16 = matmul_q4x16__neon,
+                     .matmul_q8x16 = matmul_q8x16__neon,
+                     .prepare_act = nullptr,
+                     .s4d_step = s4d_step__ref,
+                     .mamba2_ssd = mamba2_ssd__ref,
+                     .wkv7_scan = wkv7_scan__ref,
+                     .act = act__ref,
+                     .conv_silu = conv_silu__ref,
+                     .gated_rmsnorm = gated_rmsnorm__ref,
+                     .layernorm = layernorm__ref,
+                     .attend_group = attend_group__ref};
 #endif
 
 const Table* choose() {

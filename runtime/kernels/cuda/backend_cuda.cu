@@ -104,7 +104,8 @@ static_assert(static_cast<uint32_t>(DType::kF32) == kF32 && static_cast<uint32_t
               "the kernels number the dtypes as DType does");
 static_assert(static_cast<int>(Act::kTanh) == 0 && static_cast<int>(Act::kSigmoid) == 1 &&
                   static_cast<int>(Act::kReluSq) == 2 && static_cast<int>(Act::kRwkv7Decay) == 3 &&
-                  static_cast<int>(Act::kGeluErf) == 4 && static_cast<int>(Act::kGeluTanh) == 5,
+                  static_cast<int>(Act::kGeluErf) == 4 && static_cast<int>(Act::kGeluTanh) == 5 &&
+                  static_cast<int>(Act::kSilu) == 6,
               "act_k numbers the functions as Act does");
 
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -766,34 +767,34 @@ void wkv7_bonus(const Exec& x, float* Y, const float* R, const float* K, const f
 }
 
 const Ops kCudaOps = {
-    embed,
-    {matmul_any, matmul_any, matmul_any, matmul_any, matmul_any},
-    rmsnorm,
-    layernorm,
-    group_norm,
-    gated_rmsnorm,
-    conv_step,
-    ssm_scan,
-    ssd_step,
-    wkv7,
-    s4d_step,
-    running_mean,
-    positions,
-    rglru,
-    rope,
-    attend,
-    token_shift,
-    softplus_dt,
-    act,
-    add,
-    scale,
-    add_bias,
-    mul,
-    lerp,
-    glu,
-    standardize,
-    wkv7_keys,
-    wkv7_bonus,
+    .embed = embed,
+    .matmul_by_dtype = {matmul_any, matmul_any, matmul_any, matmul_any, matmul_any},
+    .rmsnorm = rmsnorm,
+    .layernorm = layernorm,
+    .group_norm = group_norm,
+    .gated_rmsnorm = gated_rmsnorm,
+    .conv_step = conv_step,
+    .ssm_scan = ssm_scan,
+    .ssd_step = ssd_step,
+    .wkv7 = wkv7,
+    .s4d_step = s4d_step,
+    .running_mean = running_mean,
+    .positions = positions,
+    .rglru = rglru,
+    .rope = rope,
+    .attend = attend,
+    .token_shift = token_shift,
+    .softplus_dt = softplus_dt,
+    .act = act,
+    .add = add,
+    .scale = scale,
+    .add_bias = add_bias,
+    .mul = mul,
+    .lerp = lerp,
+    .glu = glu,
+    .standardize = standardize,
+    .wkv7_keys = wkv7_keys,
+    .wkv7_bonus = wkv7_bonus,
 };
 
 // ---- memory
@@ -1051,11 +1052,31 @@ void zero(void* dst, size_t bytes) {
 
 size_t work_bytes(const BackendImpl*, size_t, size_t) { return 0; }
 
-const DeviceHooks kHooks = {probe,  release_weights, open,         close,          to_device,   to_host, sync,
-                            record, replay,          enter,        alloc_counts,   read_bandwidth, recorded_ops};
+const DeviceHooks kHooks = {.probe = probe,
+                            .release_weights = release_weights,
+                            .open = open,
+                            .close = close,
+                            .to_device = to_device,
+                            .to_host = to_host,
+                            .sync = sync,
+                            .record = record,
+                            .replay = replay,
+                            .enter = enter,
+                            .alloc_counts = alloc_counts,
+                            .read_bandwidth = read_bandwidth,
+                            .recorded_ops = recorded_ops};
 
-const BackendImpl kCuda = {"cuda", Backend::kCuda, &kCudaOps, nullptr, place_weights, work_bytes,
-                           upload,  download,       copy,      zero,    &kHooks};
+const BackendImpl kCuda = {.name = "cuda",
+                           .kind = Backend::kCuda,
+                           .ops = &kCudaOps,
+                           .impl = nullptr,
+                           .place_weights = place_weights,
+                           .work_bytes = work_bytes,
+                           .upload = upload,
+                           .download = download,
+                           .copy = copy,
+                           .zero = zero,
+                           .device = &kHooks};
 
 }  // namespace
 

@@ -309,28 +309,28 @@ void wkv7_scan__ref(float* S, const float* r, const float* w, const float* k, co
     wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N, h0, h1);
 }
 
-void act__ref(ActFn kind, float* y, size_t n) {
+void act__ref(Act kind, float* y, size_t n) {
   switch (kind) {
-    case ActFn::kTanh:
+    case Act::kTanh:
       for (size_t i = 0; i < n; ++i) y[i] = std::tanh(y[i]);
       break;
-    case ActFn::kSigmoid:
+    case Act::kSigmoid:
       for (size_t i = 0; i < n; ++i) y[i] = sigmoid(y[i]);
       break;
-    case ActFn::kReluSq:
+    case Act::kReluSq:
       for (size_t i = 0; i < n; ++i) y[i] = y[i] > 0.f ? y[i] * y[i] : 0.f;
       break;
-    case ActFn::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
+    case Act::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
       for (size_t i = 0; i < n; ++i) y[i] = std::exp(-0.6065306597126334f * sigmoid(y[i]));
       break;
-    case ActFn::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
+    case Act::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
       for (size_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.7071067811865476f));
       break;
-    case ActFn::kGeluTanh:  // sqrt(2/pi) = 0.7978845608028654
+    case Act::kGeluTanh:  // sqrt(2/pi) = 0.7978845608028654
       for (size_t i = 0; i < n; ++i)
         y[i] = 0.5f * y[i] * (1.f + std::tanh(0.7978845608028654f * (y[i] + 0.044715f * y[i] * y[i] * y[i])));
       break;
-    case ActFn::kSilu:
+    case Act::kSilu:
       for (size_t i = 0; i < n; ++i) y[i] = silu(y[i]);
       break;
   }

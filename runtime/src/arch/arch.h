@@ -1,95 +1,85 @@
-// An architecture: binding of the file's tensors, and its forward pass as a list of named ops.
-// Each architecture is one file in this folder that fills one ArchOps.
+// An architecture as the runtime sees it: its spec (arch/<arch>.h: hyper-parameters, tensors, state),
+// bound by arch/bind.h, and its forward pass as a list of named ops (arch/<arch>.cc).
 #pragma once
 
+#include <type_traits>
+
+#include "arch/spec.h"
 #include "backend/backend.h"
 #include "core/model_impl.h"
 #include "format/views.h"
 
 namespace rill {
 
-struct ArchOps {
+struct Architecture {
   Arch arch;
-  // Checks the hyper-parameters (ranges, relations, n_layer against the layers the file holds), then
-  // gives the bytes of model memory for this architecture's views (per-layer weights, state slots).
+  const char* name;
+  // Checks the hyper-parameters (ranges, relations, n_layer against the layers the file holds, each
+  // layer's kind), then gives the bytes of model memory for the views (per-layer weights, state slots).
   // No size is derived from an unchecked value, so a hostile header fails here (kCorrupt) and the
   // footprint stays bounded by what the file contains.
   Status (*view_bytes)(const FileView& f, size_t* bytes, Error* err);
-  // After view_bytes succeeded on the same file: checks every tensor against the hyper-parameters;
-  // binds views; fills the state layout. `mem` holds view_bytes.
+  // After view_bytes succeeded on the same file: checks every tensor and state tensor against the
+  // spec, binds the views into `mem` (view_bytes long) and fills the state layout.
   Status (*bind)(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err);
   // Bytes of activation scratch (Exec::scratch) for forward passes of up to max_rows rows.
   size_t (*scratch_bytes)(const ModelImpl& m, size_t max_rows);
-  // rows.n rows (1 <= n <= the max_rows the scratch holds) through the whole model: embedding, layers,
-  // head. A prefill is n rows of one state; a multi-stream step is one row of each of n states.
-  // Token ids were checked by the caller. Every computation is an op of x.backend's table.
+  // rows.n rows (1 <= n <= the max_rows the scratch holds) through the whole model: input, layers,
+  // head. A prefill is n rows of one state; a multi-stream step is one row of each of n states. Token
+  // ids were checked by the caller. Every computation is an op of x.backend's table.
   void (*forward)(const Exec& x, const ModelImpl& m, const Rows& rows);
 };
 
-const ArchOps* find_arch(Arch a);
+// The registry (arch/registry.cc): the architecture of a file's Arch value, or null.
+const Architecture* find_arch(Arch a);
 
-extern const ArchOps kMamba1Ops;
-extern const ArchOps kMamba2Ops;
-extern const ArchOps kRwkv7Ops;
-extern const ArchOps kS4dOps;
-extern const ArchOps kRecurrentGemmaOps;
+extern const Architecture kMamba1;
+extern const Architecture kMamba2;
+extern const Architecture kRwkv7;
+extern const Architecture kS4d;
+extern const Architecture kRecurrentGemma;
 
-}  // namespace rill
+// A state tensor of every row of a pass (its offset is the same in each row's state block).
+inline StateRef state(const Rows& r, spec::StateAt at) { return StateRef{r.states, at.offset}; }
 
-// ---- shared binding helpers for the architecture files (arch/common.cc) ----
-namespace rill {
+// ---- activation scratch: a forward pass's buffers, laid out from a table
 
-struct RangeCheck {
-  const char* name;
-  uint64_t value, lo, hi;
+// One buffer of the scratch: a float (or int64) pointer member of the architecture's Scratch struct,
+// `width` elements per row for rows rows (or `width` elements in all when !per_row).
+template <class H, class S>
+struct Buffer {
+  float* S::*f32;
+  spec::Dim<H> width;
+  bool per_row = true;
+  int64_t* S::*i64 = nullptr;  // instead of f32: an int64 buffer
 };
-// Fails naming the first hyper-parameter outside [lo, hi].
-Status check_ranges(const char* arch, const RangeCheck* c, size_t n, Error* err);
 
-// The model-level tensors of the file's inputs and outputs (its Io table), and norm_f [d] f32 unless
-// !norm_f. Tokens: embedding [V, d] and head [V, d] (or the embedding when tied). Vectors (V must be 0):
-// encoder [d, d_input] + encoder_bias, decoder [d_output, d] + decoder_bias, optionally input_mean and
-// input_std [d_input]. Also checks the model-level tensor count, which includes `n_extra` tensors the
-// architecture binds itself, and sets m->d_input / d_output.
-Status bind_lm_tensors(const FileView& f, ModelImpl* m, uint64_t V, uint64_t d, bool tied, Error* err,
-                       size_t n_extra = 0, bool norm_f = true);
-
-struct LayerSpec {
-  const char* name;
-  TensorView* out;
-  std::initializer_list<uint64_t> shape;
-  bool matrix;    // f32, f16, int8 or int4 (else f32 only)
-  bool optional;  // absent unless its flag is set; present when the flag is off is an error
-};
-// Checks layer i has `kind` and exactly the tensors of `specs`, each with its shape and dtype.
-Status bind_layer(const FileView& f, uint32_t i, fb::LayerKind kind, const LayerSpec* specs, size_t n, Error* err);
-
-
-// Places consecutive kAlign-aligned float buffers of `sizes[i]` floats at `base` (or only measures
-// when base is null); returns the bytes used.
-size_t carve_floats(unsigned char* base, const size_t* sizes, size_t n, float** out);
-
-// Model memory of a language model whose hyper-parameters were checked: the architecture struct, one
-// layer struct per layer and `state_per_layer` state slots per layer, each region kAlign-aligned. The
-// file must hold exactly n_layer layers (kCorrupt otherwise).
-Status lm_view_bytes(const FileView& f, uint32_t n_layer, size_t arch_bytes, size_t layer_bytes,
-                     size_t state_per_layer, size_t* bytes, Error* err);
-
-// The end of every bind: state layout and the info fields every architecture has.
-Status finish_bind(const FileView& f, ModelImpl* m, ExpectStateFn expect, uint32_t n_state, StateSlot* slots,
-                   uint32_t d_model, uint32_t n_layer, uint32_t vocab, Error* err);
-
-// State slot `i` (file order) of every row.
-inline StateRef state_ref(const ModelImpl& m, const Rows& r, uint32_t i) {
-  return StateRef{r.states, m.state_slots[i].offset};
+// Places the buffers of `table` for `rows` rows at `base`, each kAlign-aligned (or only measures, when
+// base is null); returns the bytes used.
+template <class H, class S, size_t N>
+size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned char* base,
+             std::type_identity_t<S>* out) {
+  size_t off = 0;
+  for (const Buffer<H, S>& b : table) {
+    const size_t count = static_cast<size_t>(b.width(h)) * (b.per_row ? rows : 1);
+    if (base && out) {
+      if (b.i64) out->*b.i64 = reinterpret_cast<int64_t*>(base + off);
+      else out->*b.f32 = reinterpret_cast<float*>(base + off);
+    }
+    off += align_up(count * (b.i64 ? sizeof(int64_t) : sizeof(float)), kAlign);
+  }
+  return off;
 }
+
+// ---- what every forward pass shares (arch/common.cc)
 
 // The residual stream h [n, d] of the rows' inputs: embedding rows of the tokens, or the encoder of
 // the input vectors (standardized in place first when the file has input_mean / input_std).
 void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h);
 
-// Final norm (when the model has norm_f) and head (+ decoder_bias) over the last rows.n_logits rows of h [n, d]: logits = head (norm(h) norm_f),
-// RMSNorm, or LayerNorm when norm_bias is given. u [n, d] is scratch. Nothing without rows.logits.
+// The final norm (when the model has norm_f: RMSNorm, or LayerNorm when norm_bias is given) and head
+// (+ decoder_bias) over the last rows.n_out rows of h [n, d]: logits, or a vector model's outputs, into
+// rows.out. u [n, d] is scratch. Nothing without rows.out.
 void lm_head(const Exec& x, const ModelImpl& m, const Rows& r, const float* h, float* u, size_t d, float eps,
              const float* norm_bias = nullptr);
 

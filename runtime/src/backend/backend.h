@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/act.h"
+#include "core/required.h"
 #include "core/tensor.h"
 #include "rill/rill.hpp"
 
@@ -31,7 +33,7 @@ struct Exec {
   const BackendImpl* backend;
   const ParallelFor* pool;  // CPU: threads for the matrix products (null: the calling thread)
   void* stream;             // a GPU backend's stream (null on the CPU)
-  unsigned char* scratch;   // the architecture's activations (ArchOps::scratch_bytes), backend memory
+  unsigned char* scratch;   // the architecture's activations (Architecture::scratch_bytes), backend memory
   unsigned char* work;      // the ops' own workspace (BackendImpl::work_bytes), backend memory
 };
 
@@ -43,35 +45,26 @@ struct StateRef {
   unsigned char* bytes(size_t i) const { return base[i] + offset; }
 };
 
-// The rows of one forward pass: row i is token tokens[i] advancing the state block at states[i].
-// The last n_logits rows' logits go to logits [n_logits, vocab] (none if logits is null).
-// Vector models take inputs [n, d_input] in place of tokens (and the forward pass may overwrite them),
-// and their outputs [n_logits, d_output] go to `logits`.
+// The rows of one forward pass: row i is token tokens[i] (or input vector i) advancing the state block
+// at states[i]. The outputs of the last n_out rows go to `out`: logits [n_out, vocab] for a token model,
+// output vectors [n_out, d_output] for a vector model; none if out is null. Vector models take inputs
+// [n, d_input] in place of tokens (and the forward pass may overwrite them).
 struct Rows {
   size_t n;
   const int32_t* tokens;         // [n] backend memory
   float* inputs;                 // [n, d_input] backend memory (vector models)
   unsigned char* const* states;  // [n] backend memory
-  float* logits;                 // [n_logits, vocab] backend memory, or null
-  size_t n_logits;
+  float* out;                    // [n_out, d_output] backend memory, or null
+  size_t n_out;
 };
 
-// Elementwise activations (op act).
-enum class Act : uint8_t {
-  kTanh,        // tanh(x)
-  kSigmoid,     // 1 / (1 + exp(-x))
-  kReluSq,      // max(x, 0)^2
-  kRwkv7Decay,  // exp(-exp(-1/2) sigmoid(x)): RWKV-7's decay, in (0.545, 1)
-  kGeluErf,     // x/2 (1 + erf(x / sqrt 2)): exact GELU
-  kGeluTanh,    // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's GELU, approximate="tanh"
-};
 
 // The op table. One per backend; every entry is required except matmul_by_dtype entries, which a
 // backend may leave null for a dtype it cannot multiply (Model::init then refuses such a file).
 struct Ops {
   // ---- gathers and products
   // out[i, :] = row tokens[i] of W [V, d], as f32; any dtype.
-  void (*embed)(const Exec& x, const TensorView& W, const int32_t* tokens, float* out, size_t n);
+  Required<void(const Exec& x, const TensorView& W, const int32_t* tokens, float* out, size_t n)> embed;
   // Y[i, r] = sum_c W[r, c] X[i, c] for W [rows, cols]; X rows ldx apart, Y rows ldy apart. Indexed
   // by W.dtype; call it through matmul().
   void (*matmul_by_dtype[kDTypeCount])(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y,
@@ -79,97 +72,97 @@ struct Ops {
 
   // ---- norms (rows of width d, contiguous)
   // Y = X / sqrt(mean(X^2) + eps) * w
-  void (*rmsnorm)(const Exec& x, const float* X, const float* w, float* Y, size_t n, size_t d, float eps);
+  Required<void(const Exec& x, const float* X, const float* w, float* Y, size_t n, size_t d, float eps)> rmsnorm;
   // Y = (X - mean) / sqrt(var + eps) * w + b   (biased variance)
-  void (*layernorm)(const Exec& x, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d,
-                    float eps);
+  Required<void(const Exec& x, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d,
+                float eps)> layernorm;
   // In place on Y [n, H*N]: each head's N channels layer-normalised on their own, then * w + b.
-  void (*group_norm)(const Exec& x, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N,
-                     float eps);
+  Required<void(const Exec& x, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N,
+                float eps)> group_norm;
   // Mamba-2's gated RMSNorm, in place on Y [n, E]: Y = Y * silu(Z), then each of G groups of E/G
   // channels RMS-normalised on its own, * w. Z rows ldz apart.
-  void (*gated_rmsnorm)(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E,
-                        size_t G, float eps);
+  Required<void(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E,
+                size_t G, float eps)> gated_rmsnorm;
 
   // ---- recurrences (rows in order; row i advances its own state)
   // Depthwise causal conv step + SiLU over C channels. hist [K-1, C] per row, oldest first; w [K, C]
   // (w[K-1] hits the newest sample); b [C] or null. Y[i] = silu(b + sum_k w[k] window[k]) (without
   // `silu`: the sum itself); then the history shifts in X[i]. X rows ldx apart, Y [n, C].
-  void (*conv_step)(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx,
-                    float* Y, size_t n, size_t C, size_t K, bool silu);
+  Required<void(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx,
+                float* Y, size_t n, size_t C, size_t K, bool silu)> conv_step;
   // Mamba-1 selective-scan step with D skip and silu(z) gate. s [N, E] per row; A [N, E]; D [E];
   // dt, X, Y [n, E]; B, C rows ldbc apart ([N] each); Z rows ldz apart ([E]).
   //   s[j,c] = exp(dt[c] A[j,c]) s[j,c] + dt[c] B[j] x[c];  y[c] = (sum_j s[j,c] C[j] + D[c] x[c]) silu(z[c])
-  void (*ssm_scan)(const Exec& x, StateRef s, const float* A, const float* dt, const float* X, const float* B,
-                   const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n,
-                   size_t E, size_t N);
+  Required<void(const Exec& x, StateRef s, const float* A, const float* dt, const float* X, const float* B,
+                const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n,
+                size_t E, size_t N)> ssm_scan;
   // Mamba-2 (SSD) step, scalar decay per head, heads mapped to groups contiguously (g = h / (H/G)).
   // S [H, P, N] per row; X [H*P], B, C [G, N]: slices of rows ldx apart; dt [n, H] (after softplus and
   // clamp); A [H] (< 0); D [H*P]; Y [n, H*P].
   //   S[h,p,j] = exp(dt[h] A[h]) S[h,p,j] + dt[h] x[h,p] B[g,j];  y[h,p] = sum_j S[h,p,j] C[g,j] + D[h,p] x[h,p]
-  void (*ssd_step)(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx,
-                   const float* dt, const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N,
-                   size_t G);
+  Required<void(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx,
+                const float* dt, const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N,
+                size_t G)> ssd_step;
   // RWKV-7 state update and read-out (ggml's rwkv_wkv7 form), S [H, N, N] per row, S[h][i][j] with i
   // the value index and j the key index; r, w, k, v, a, b, Y [n, H*N]:
   //   sa_i = sum_j S_ij a_j (old S);  S_ij = S_ij w_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
-  void (*wkv7)(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v,
-               const float* a, const float* b, float* Y, size_t n, size_t H, size_t N);
+  Required<void(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v,
+                const float* a, const float* b, float* Y, size_t n, size_t H, size_t N)> wkv7;
   // Diagonal complex SSM step (S4D after zero-order hold), M modes per channel, H channels. s [M, 2, H]
   // per row (mode m: real parts, then imaginary parts); A, C [M, 2, H] the same way (Ā and C̃); D [H];
   // U, Y [n, H]:  s_m = A_m s_m + u (complex, u real);  y = 2 Re(sum_m C_m s_m) + D u
-  void (*s4d_step)(const Exec& x, StateRef s, const float* A, const float* C, const float* D, const float* U,
-                   float* Y, size_t n, size_t H, size_t M);
+  Required<void(const Exec& x, StateRef s, const float* A, const float* C, const float* D, const float* U,
+                float* Y, size_t n, size_t H, size_t M)> s4d_step;
   // Running mean over a stream's steps, in place on X [n, d]: count = count + 1 (held at 2^24),
   // mean += (x - mean) / count; then X[i] = mean. mean [d] and count [1] per row.
-  void (*running_mean)(const Exec& x, StateRef mean, StateRef count, float* X, size_t n, size_t d);
+  Required<void(const Exec& x, StateRef mean, StateRef count, float* X, size_t n, size_t d)> running_mean;
   // Token positions: P[i] = row i's position (an i64 [1] state tensor), which then counts row i, in row
   // order; so n rows of one stream get consecutive positions. P [n] (backend memory).
-  void (*positions)(const Exec& x, StateRef pos, int64_t* P, size_t n);
+  Required<void(const Exec& x, StateRef pos, int64_t* P, size_t n)> positions;
   // Griffin's RG-LRU step over W channels, h [W] per row; X, GX, GA, Y [n, W]; c [W] = 8 softplus(Λ):
   //   a = exp(-c sigmoid(GA));  u = X sigmoid(GX) (times sqrt(1 - a^2) unless P[i] == 0);
   //   h = (P[i] == 0 ? 0 : a h) + u;  Y = h
-  void (*rglru)(const Exec& x, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
-                const int64_t* P, float* Y, size_t n, size_t W);
+  Required<void(const Exec& x, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
+                const int64_t* P, float* Y, size_t n, size_t W)> rglru;
   // Rotary embedding in place on Y [n, heads * D] (rows ldy apart), on the first R channels of each head,
   // at position P[i], in the rotate-half convention: for j < R/2, f = P theta^(-2j/R),
   //   (y_j, y_{j+R/2}) = (y_j cos f - y_{j+R/2} sin f, y_{j+R/2} cos f + y_j sin f)
-  void (*rope)(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
-               float theta);
+  Required<void(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
+                float theta)> rope;
   // Local multi-query attention over a ring buffer of the last `window` keys and values. Kr, Vr
   // [window, KV*D] per row, f32 or (f16) half precision; Q [n, H*D], Kn, Vn [n, KV*D]; row i writes its
   // key and value to slot P[i] % window, then each head h (key/value head h / (H/KV)) attends over the
   // min(P[i] + 1, window) filled slots with softmax(scale q.k). Y [n, H*D]. scores: [H, window] floats.
-  void (*attend)(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
-                 const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
-                 float* scores);
+  Required<void(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
+                const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
+                float* scores)> attend;
   // RWKV token shift: prev [C] per row. For j < k: Y[i, j*C + c] = u + (prev - u) mix[j*C + c] with
   // u = U[i, c]; then prev = U[i]. U [n, C]; Y rows ldy apart; Y may be U when k == 1.
-  void (*token_shift)(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y,
-                      size_t ldy, size_t n, size_t C);
+  Required<void(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y,
+                size_t ldy, size_t n, size_t C)> token_shift;
 
   // ---- gates and activations
   // dt = clamp(softplus(X + bias), lo, hi), softplus with PyTorch's threshold (x > 20: x); NaN passes
   // through. X rows ldx apart ([len] each); Y [n, len] (may be X when ldx == len).
-  void (*softplus_dt)(const Exec& x, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len,
-                      float lo, float hi);
-  void (*act)(const Exec& x, Act kind, float* Y, size_t count);                            // Y = f(Y)
-  void (*add)(const Exec& x, float* Y, const float* X, size_t count);                      // Y += X
-  void (*scale)(const Exec& x, float* Y, float s, size_t count);                           // Y *= s
-  void (*add_bias)(const Exec& x, float* Y, const float* b, size_t n, size_t d);           // Y[i] += b
-  void (*mul)(const Exec& x, float* Y, const float* X, size_t count);                      // Y *= X
-  void (*lerp)(const Exec& x, float* Y, const float* X, const float* T, size_t count);     // Y += (X - Y) T
-  // GLU over channels: Y[i, c] = X[i, c] sigmoid(X[i, H + c]).  X [n, 2H], Y [n, H].
-  void (*glu)(const Exec& x, const float* X, float* Y, size_t n, size_t H);
+  Required<void(const Exec& x, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len,
+                float lo, float hi)> softplus_dt;
+  Required<void(const Exec& x, Act kind, float* Y, size_t count)> act;                            // Y = f(Y)
+                Required<void(const Exec& x, float* Y, const float* X, size_t count)> add;                      // Y += X
+                Required<void(const Exec& x, float* Y, float s, size_t count)> scale;                           // Y *= s
+                Required<void(const Exec& x, float* Y, const float* b, size_t n, size_t d)> add_bias;           // Y[i] += b
+                Required<void(const Exec& x, float* Y, const float* X, size_t count)> mul;                      // Y *= X
+                Required<void(const Exec& x, float* Y, const float* X, const float* T, size_t count)> lerp;     // Y += (X - Y) T
+                // GLU over channels: Y[i, c] = X[i, c] sigmoid(X[i, H + c]).  X [n, 2H], Y [n, H].
+                Required<void(const Exec& x, const float* X, float* Y, size_t n, size_t H)> glu;
   // Per-channel standardization in place: X[i, c] = (X[i, c] - mean[c]) / std[c].  X [n, d].
-  void (*standardize)(const Exec& x, float* X, const float* mean, const float* std, size_t n, size_t d);
+  Required<void(const Exec& x, float* X, const float* mean, const float* std, size_t n, size_t d)> standardize;
   // RWKV-7 keys, per row and head (N channels): kk = L2-normalise(k * k_k) (norm at least 1e-12);
   // k = k (1 + (a - 1) k_a) in place; then wkv7's a = -kk into NA and b = kk a into B. K, A, NA, B [n, H*N].
-  void (*wkv7_keys)(const Exec& x, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
-                    size_t n, size_t H, size_t N);
+  Required<void(const Exec& x, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
+                size_t n, size_t H, size_t N)> wkv7_keys;
   // RWKV-7 bonus, per row and head: y += (sum_j r_j k_j r_k[j]) v.  Y, R, K, V [n, H*N]; r_k [H*N].
-  void (*wkv7_bonus)(const Exec& x, float* Y, const float* R, const float* K, const float* r_k, const float* V,
-                     size_t n, size_t H, size_t N);
+  Required<void(const Exec& x, float* Y, const float* R, const float* K, const float* r_k, const float* V,
+                size_t n, size_t H, size_t N)> wkv7_bonus;
 
   void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) const {
     matmul_by_dtype[static_cast<size_t>(W.dtype)](x, W, X, ldx, Y, ldy, n);
@@ -199,33 +192,33 @@ using PassFn = void (*)(const void* arg);
 // arena and reads the mapped file in place).
 struct DeviceHooks {
   // Checks that the device exists and can run this build; kNoBackend with the reason if not.
-  Status (*probe)(int device, Error* err);
+  Required<Status(int device, Error* err)> probe;
   // Frees what BackendImpl::place_weights allocated.
-  void (*release_weights)(const unsigned char* weights);
+  Required<void(const unsigned char* weights)> release_weights;
   // A pass's arena of arena_bytes (device) and io_bytes (pinned host) on `device`; close frees both.
-  Status (*open)(int device, size_t arena_bytes, size_t io_bytes, DevicePass* out, Error* err);
-  void (*close)(DevicePass* p);
+  Required<Status(int device, size_t arena_bytes, size_t io_bytes, DevicePass* out, Error* err)> open;
+  Required<void(DevicePass* p)> close;
   // Queued on the pass's stream (not waited for): host -> device and device -> host copies.
-  void (*to_device)(const DevicePass& p, void* dst, const void* src, size_t bytes);
-  void (*to_host)(const DevicePass& p, void* dst, const void* src, size_t bytes);
+  Required<void(const DevicePass& p, void* dst, const void* src, size_t bytes)> to_device;
+  Required<void(const DevicePass& p, void* dst, const void* src, size_t bytes)> to_host;
   // Waits for everything queued on the pass's stream; kDeviceError (message kept by the backend) if
   // the device failed it.
-  Status (*sync)(const DevicePass& p);
+  Required<Status(const DevicePass& p)> sync;
   // Records fn(arg) as replayable work number `key` (< kMaxRecorded) without running it: a CUDA graph
   // captures the work fn queues; a backend that cannot capture may keep fn and a copy of the arg_bytes
   // (<= kMaxRecordArg) of arg and run it again. Everything fn reads is fixed at init (values) or in
   // backend memory (the per-step inputs), so a replay is the pass. replay queues a recorded key; false
   // if there is none.
-  Status (*record)(DevicePass* p, uint32_t key, PassFn fn, const void* arg, size_t arg_bytes, Error* err);
-  bool (*replay)(const DevicePass& p, uint32_t key);
+  Required<Status(DevicePass* p, uint32_t key, PassFn fn, const void* arg, size_t arg_bytes, Error* err)> record;
+  Required<bool(const DevicePass& p, uint32_t key)> replay;
   // Makes the pass's device current on the calling thread (step may come from any thread).
-  void (*enter)(const DevicePass& p);
+  Required<void(const DevicePass& p)> enter;
   // Counts of device allocations and frees this process has made through the backend (tests).
-  void (*alloc_counts)(uint64_t* allocs, uint64_t* frees);
+  Required<void(uint64_t* allocs, uint64_t* frees)> alloc_counts;
   // Measurement (rill bench): the device's read bandwidth over `bytes` (GB/s, 0 if it cannot tell), and
   // the operations (kernels and copies) one replay of recorded work `key` runs (0 if none recorded).
-  double (*read_bandwidth)(int device, size_t bytes);
-  size_t (*recorded_ops)(const DevicePass& p, uint32_t key);
+  Required<double(int device, size_t bytes)> read_bandwidth;
+  Required<size_t(const DevicePass& p, uint32_t key)> recorded_ops;
 };
 inline constexpr uint32_t kMaxRecorded = 2;
 inline constexpr size_t kMaxRecordArg = 256;
@@ -266,7 +259,7 @@ struct SessionAccess {
 inline const DeviceHooks* device_hooks(const BackendImpl* b) { return b ? b->device : nullptr; }
 
 // Replaces what find_backend(kind) gives (null: back to the compiled-in one). For tests that run the
-// device path of Session and Model on a host emulation (tests/device_seam_test.cc); not thread-safe.
+// device path of Session and Model on a host emulation (tests/device/device_test.cc); not thread-safe.
 void override_backend(Backend kind, const BackendImpl* b);
 
 // Each backend's own list, for the registry (src/backend/registry.cc).

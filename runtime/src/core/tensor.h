@@ -29,6 +29,16 @@ struct TensorView {
   uint64_t cols() const { return ndim >= 2 ? shape[ndim - 1] : 1; }
   const float* f32() const { return static_cast<const float*>(data); }
   explicit operator bool() const { return data != nullptr; }
+  // Rows [first, first + count) of a float matrix (f32, f16 or bf16) as a view of their own: a block of
+  // a block-diagonal matrix. It only computes where the rows lie; quantized layouts (rows interleaved,
+  // scales apart) have no such view.
+  TensorView row_block(uint64_t first, uint64_t count) const {
+    TensorView v = *this;
+    const uint64_t row_bytes = cols() * (dtype == DType::kF32 ? 4 : 2);
+    v.data = static_cast<const unsigned char*>(data) + first * row_bytes;
+    v.shape[0] = count;
+    return v;
+  }
 };
 
 }  // namespace rill

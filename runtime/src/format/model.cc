@@ -51,17 +51,6 @@ const char* status_str(Status s) {
   return "unknown status";
 }
 
-const char* arch_name(Arch a) {
-  switch (a) {
-    case Arch::kMamba1: return "mamba1";
-    case Arch::kMamba2: return "mamba2";
-    case Arch::kRwkv7: return "rwkv7";
-    case Arch::kS4d: return "s4d";
-    case Arch::kRecurrentGemma: return "recurrent_gemma";
-    default: return "unknown";
-  }
-}
-
 const char* version_string() { return RILL_VERSION_STRING; }
 
 const char* dtype_name(DType d) {
@@ -84,15 +73,6 @@ size_t dtype_bits(DType d) {
     case DType::kI4: return 4;
   }
   return 0;
-}
-
-const ArchOps* find_arch(Arch a) {
-  if (a == Arch::kMamba1) return &kMamba1Ops;
-  if (a == Arch::kMamba2) return &kMamba2Ops;
-  if (a == Arch::kRwkv7) return &kRwkv7Ops;
-  if (a == Arch::kS4d) return &kS4dOps;
-  if (a == Arch::kRecurrentGemma) return &kRecurrentGemmaOps;
-  return nullptr;
 }
 
 const fb::Tensor* find_tensor(const flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>* v, const char* name) {
@@ -137,16 +117,10 @@ Status read_header(const void* data, size_t size, const unsigned char** fb, size
   return Status::kOk;
 }
 
-// FlatBuffers 2.0.8 verifies vectors for 4-byte alignment only; a hostile file can place a [uint64]
-// vector at an address that is not 8-aligned (the builder never does). Refuse those before reading.
-bool u64_vector_ok(const flatbuffers::Vector<uint64_t>* v) {
-  return v && reinterpret_cast<uintptr_t>(v->data()) % alignof(uint64_t) == 0;
-}
-
 }  // namespace
 
-Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std::initializer_list<uint64_t> shape,
-                   std::initializer_list<DType> dtypes, TensorView* out, Error* err, bool optional) {
+Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, const uint64_t* shape, size_t ndim,
+                   const DType* dtypes, size_t n_dtypes, TensorView* out, Error* err, bool optional) {
   *out = TensorView{};
   if (!t) {
     if (optional) return Status::kOk;
@@ -154,13 +128,20 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
   }
   const DType dt = static_cast<DType>(t->dtype());
   bool dt_ok = false;
-  for (DType d : dtypes) dt_ok |= (d == dt);
-  if (!dt_ok) return fail(err, Status::kUnsupported, "tensor %s: dtype %s not supported here", what, dtype_name(dt));
+  char allowed[48] = "";
+  for (size_t i = 0; i < n_dtypes; ++i) {
+    dt_ok |= dtypes[i] == dt;
+    std::snprintf(allowed + std::strlen(allowed), sizeof allowed - std::strlen(allowed), "%s%s", i ? ", " : "",
+                  dtype_name(dtypes[i]));
+  }
+  if (!dt_ok)
+    return fail(err, Status::kUnsupported, "tensor %s: dtype %s not supported here (%s)", what, dtype_name(dt), allowed);
   const auto* s = t->shape();
   if (!u64_vector_ok(s)) return fail(err, Status::kCorrupt, "tensor %s: shape vector is misaligned", what);
+  if (ndim > 4) return fail(err, Status::kCorrupt, "tensor %s: more than 4 dimensions expected", what);
   uint64_t exp[4];
-  size_t ne = 0;
-  for (uint64_t v : shape) exp[ne++] = v;
+  const size_t ne = ndim;
+  for (size_t i = 0; i < ne; ++i) exp[i] = shape[i];
   bool same = s->size() == ne;
   for (size_t i = 0; same && i < ne; ++i) same = s->Get(static_cast<flatbuffers::uoffset_t>(i)) == exp[i];
   if (!same) {
@@ -228,59 +209,6 @@ Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, std
   return Status::kOk;
 }
 
-Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl* impl, StateSlot* slots,
-                  Error* err) {
-  const fb::StateLayout* sl = f.model->state();
-  if (!sl || !sl->tensors()) return fail(err, Status::kCorrupt, "state layout is missing");
-  if (sl->tensors()->size() != n)
-    return fail(err, Status::kCorrupt, "state layout has %u tensors, the architecture needs %u",
-                sl->tensors()->size(), n);
-  const uint64_t total = sl->state_bytes();
-  if (total > (uint64_t(1) << 40)) return fail(err, Status::kCorrupt, "state_bytes %llu is not sane",
-                                               static_cast<unsigned long long>(total));
-  for (uint32_t i = 0; i < n; ++i) {
-    ExpectedState e;
-    expect(*impl, i, &e);
-    const fb::StateTensor* t = nullptr;
-    for (const fb::StateTensor* c : *sl->tensors())
-      if (c && std::strcmp(c->name()->c_str(), e.name) == 0) t = c;
-    if (!t) return fail(err, Status::kCorrupt, "state tensor %s is missing", e.name);
-    if (!u64_vector_ok(t->shape())) return fail(err, Status::kCorrupt, "state tensor %s: shape vector is misaligned", e.name);
-    bool same = t->shape()->size() == e.ndim;
-    uint64_t floats = 1;
-    for (uint32_t k = 0; same && k < e.ndim; ++k) {
-      same = t->shape()->Get(k) == e.shape[k];
-      floats *= e.shape[k];  // bounded: hyper-parameters were checked by the caller
-    }
-    if (!same) return fail(err, Status::kCorrupt, "state tensor %s: shape differs from the hyper-parameters", e.name);
-    if (static_cast<unsigned>(t->dtype()) != static_cast<unsigned>(e.type))
-      return fail(err, Status::kCorrupt, "state tensor %s must be %s", e.name,
-                  e.type == StateType::kF32 ? "f32" : e.type == StateType::kF16 ? "f16" : "i64");
-    const uint64_t bytes = floats * state_type_bytes(e.type);
-    if (t->size() != bytes || t->offset() % kAlign != 0 || t->offset() > total || t->size() > total - t->offset())
-      return fail(err, Status::kCorrupt, "state tensor %s: offset %llu size %llu do not fit a %llu-byte state", e.name,
-                  static_cast<unsigned long long>(t->offset()), static_cast<unsigned long long>(t->size()),
-                  static_cast<unsigned long long>(total));
-    slots[i] = StateSlot{t->name()->c_str(), t->offset(), floats, e.type};
-  }
-  for (uint32_t i = 0; i < n; ++i)
-    for (uint32_t j = i + 1; j < n; ++j) {
-      const uint64_t a0 = slots[i].offset, a1 = a0 + slots[i].bytes();
-      const uint64_t b0 = slots[j].offset, b1 = b0 + slots[j].bytes();
-      if (a0 < b1 && b0 < a1)
-        return fail(err, Status::kCorrupt, "state tensors %s and %s overlap", slots[i].name, slots[j].name);
-    }
-  uint64_t end = 0;
-  for (uint32_t i = 0; i < n; ++i) end = slots[i].offset + slots[i].bytes() > end ? slots[i].offset + slots[i].bytes() : end;
-  if (total != align_up(end, kAlign))
-    return fail(err, Status::kCorrupt, "state_bytes %llu, the state tensors need %llu",
-                static_cast<unsigned long long>(total), static_cast<unsigned long long>(align_up(end, kAlign)));
-  impl->state_slots = slots;
-  impl->n_state_slots = n;
-  impl->state_bytes = total;
-  return Status::kOk;
-}
-
 namespace {
 
 Status open_view(const void* data, size_t size, bool verify, FileView* fv, Error* err) {
@@ -315,8 +243,8 @@ Status open_view(const void* data, size_t size, bool verify, FileView* fv, Error
 }
 
 // The file's architecture, and the model memory it needs: the implementation struct and the views,
-// sized only after the hyper-parameters were checked (ArchOps::view_bytes).
-Status size_model(const FileView& fv, const ArchOps** ops, size_t* bytes, Error* err) {
+// sized only after the hyper-parameters were checked (Architecture::view_bytes).
+Status size_model(const FileView& fv, const Architecture** ops, size_t* bytes, Error* err) {
   *ops = find_arch(static_cast<Arch>(fv.model->arch()));
   if (!*ops)
     return fail(err, Status::kUnsupported, "architecture %u is not supported by this build",
@@ -356,7 +284,7 @@ Status Model::footprint(const void* data, size_t size, size_t* bytes, Error* err
   FileView fv;
   Status s = open_view(data, size, /*verify=*/true, &fv, err);
   if (s != Status::kOk) return s;
-  const ArchOps* ops = nullptr;
+  const Architecture* ops = nullptr;
   return size_model(fv, &ops, bytes, err);
 }
 
@@ -378,7 +306,7 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   FileView fv;
   Status s = open_view(data, size, opts.verify, &fv, err);
   if (s != Status::kOk) return s;
-  const ArchOps* ops = nullptr;
+  const Architecture* ops = nullptr;
   size_t need = 0;
   if ((s = size_model(fv, &ops, &need, err)) != Status::kOk) return s;
   if (!mem || reinterpret_cast<uintptr_t>(mem) % kAlign != 0)

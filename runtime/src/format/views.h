@@ -27,23 +27,22 @@ struct FileView {
 // Finds `name` in a tensor vector (null if absent).
 const fb::Tensor* find_tensor(const flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>* v, const char* name);
 
-// Binds `t` to `out` after checking dtype is one of `dtypes` and the shape equals `shape`.
-// `what` names the tensor in messages ("layers.3.in_proj"). A null `t` fails unless `optional`.
-Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what,
-                   std::initializer_list<uint64_t> shape, std::initializer_list<DType> dtypes,
-                   TensorView* out, Error* err, bool optional = false);
+// Binds `t` to `out` after checking its dtype is one of dtypes[0, n_dtypes) and its shape equals
+// shape[0, ndim). `what` names the tensor in messages ("layers.3.in_proj"). A null `t` fails unless
+// `optional`.
+Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what, const uint64_t* shape, size_t ndim,
+                   const DType* dtypes, size_t n_dtypes, TensorView* out, Error* err, bool optional = false);
+inline Status bind_tensor(const FileView& f, const fb::Tensor* t, const char* what,
+                          std::initializer_list<uint64_t> shape, std::initializer_list<DType> dtypes,
+                          TensorView* out, Error* err, bool optional = false) {
+  return bind_tensor(f, t, what, shape.begin(), shape.size(), dtypes.begin(), dtypes.size(), out, err, optional);
+}
 
-// Checks the file's state layout contains exactly the tensors `expected` (name, shape, element type),
-// aligned, inside state_bytes and not overlapping; fills impl->state_slots (n = expected count).
-struct ExpectedState {
-  char name[48];
-  uint64_t shape[3];
-  uint32_t ndim;
-  StateType type = StateType::kF32;
-};
-using ExpectStateFn = void (*)(const ModelImpl& m, uint32_t i, ExpectedState* out);
-Status bind_state(const FileView& f, ExpectStateFn expect, uint32_t n, ModelImpl* impl, StateSlot* slots,
-                  Error* err);
+// FlatBuffers 2.0.8 verifies vectors for 4-byte alignment only; a hostile file can place a [uint64]
+// vector at an address that is not 8-aligned (the builder never does). Refuse those before reading.
+inline bool u64_vector_ok(const flatbuffers::Vector<uint64_t>* v) {
+  return v && reinterpret_cast<uintptr_t>(v->data()) % alignof(uint64_t) == 0;
+}
 
 const char* dtype_name(DType d);
 size_t dtype_bits(DType d);

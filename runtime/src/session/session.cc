@@ -20,16 +20,16 @@ namespace rill {
 namespace {
 constexpr uint32_t kMaxPrefillChunk = 4096;
 
-// The plan of a session (with_state) or of a batch: where each region of the pass's memory lies
-// (offsets, kAlign-aligned), for forward passes of up to `rows` rows. A device backend adds a region
-// for the outputs and a pinned staging area (io) for inputs and outputs.
-struct Plan {
-  size_t rows, state, tokens, inputs, states, scratch, work, logits, total;
+// The arena layout of a session (with_state) or of a batch: where each region of the pass's memory
+// lies (offsets, kAlign-aligned), for forward passes of up to `rows` rows. A device backend adds a
+// region for the outputs and a pinned staging area (io) for inputs and outputs.
+struct ArenaLayout {
+  size_t rows, state, tokens, inputs, states, scratch, work, out, total;
   size_t io_tokens, io_states, io_inputs, io_out, io_total;  // device backends
 };
 
-Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
-  Plan p{};
+ArenaLayout layout_arena(const ModelImpl& m, size_t rows, bool with_state) {
+  ArenaLayout p{};
   size_t off = 0;
   auto region = [&off](size_t bytes) {
     const size_t at = off;
@@ -45,7 +45,7 @@ Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
   p.states = region(rows * sizeof(unsigned char*));
   p.scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
   p.work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
-  p.logits = region(dev ? out_bytes : 0);
+  p.out = region(dev ? out_bytes : 0);
   p.total = off;
   if (dev) {
     off = 0;
@@ -59,7 +59,7 @@ Plan make_plan(const ModelImpl& m, size_t rows, bool with_state) {
 }
 
 // Caller arena bytes: the regions themselves, or on a device backend only the DevicePass.
-size_t host_bytes(const ModelImpl& m, const Plan& p) {
+size_t host_bytes(const ModelImpl& m, const ArenaLayout& p) {
   return device_hooks(m.backend) ? align_up(sizeof(DevicePass), kAlign) : p.total;
 }
 
@@ -67,9 +67,9 @@ bool rows_ok(uint32_t rows) { return rows >= 1 && rows <= kMaxPrefillChunk; }
 
 DevicePass* device_pass(const PassSlots& p) { return static_cast<DevicePass*>(p.device); }
 
-// Checks `arena` against plan p and places a pass's slots in it (Session::init, Batch::init); a device
+// Checks `arena` against layout p and places a pass's slots in it (Session::init, Batch::init); a device
 // backend's in a device arena opened here. *base: where the regions start.
-Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, const char* what, void* arena,
+Status place_pass(const ModelImpl& m, const ParallelFor* pool, const ArenaLayout& p, const char* what, void* arena,
                   size_t arena_size, PassSlots* out, unsigned char** base_out, Error* err) {
   if (!arena || reinterpret_cast<uintptr_t>(arena) % kAlign != 0)
     return fail(err, Status::kAlignment, "%s arena must be non-null and %zu-byte aligned", what, kAlign);
@@ -98,17 +98,17 @@ Status place_pass(const ModelImpl& m, const ParallelFor* pool, const Plan& p, co
                    base + p.scratch,
                    base + p.work,
                    dp,
-                   dp ? reinterpret_cast<float*>(base + p.logits) : nullptr};
+                   dp ? reinterpret_cast<float*>(base + p.out) : nullptr};
   *base_out = base;
   return Status::kOk;
 }
 
-// The first n rows of the slots through the model; logits of the last n_logits rows.
-void run_pass(const PassSlots& p, size_t n, float* logits, size_t n_logits) {
+// The first n rows of the slots through the model; outputs (logits or vectors) of the last n_out rows.
+void run_pass(const PassSlots& p, size_t n, float* out, size_t n_out) {
   const ModelImpl& m = *p.impl;
   const DevicePass* dp = device_pass(p);
   const Exec x{m.backend, p.pool, dp ? dp->stream : nullptr, p.scratch, p.work};
-  find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.inputs, p.states, logits, logits ? n_logits : 0u});
+  find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.inputs, p.states, out, out ? n_out : 0u});
 }
 
 // Device backends: queues one pass of n rows whose inputs are in the staging area (ids or vectors),
@@ -120,8 +120,8 @@ void queue_pass(const PassSlots& p, size_t n, size_t n_out) {
   const DeviceHooks& h = *m.backend->device;
   if (m.d_input) h.to_device(d, p.inputs, d.io_inputs, n * m.d_input * sizeof(float));
   else h.to_device(d, p.tokens, d.io_tokens, n * sizeof(int32_t));
-  run_pass(p, n, n_out ? p.logits : nullptr, n_out);
-  if (n_out) h.to_host(d, d.io_out, p.logits, n_out * m.d_output * sizeof(float));
+  run_pass(p, n, n_out ? p.out : nullptr, n_out);
+  if (n_out) h.to_host(d, d.io_out, p.out, n_out * m.d_output * sizeof(float));
 }
 
 struct QueueArgs {
@@ -172,7 +172,7 @@ void take_pass(PassSlots* to, PassSlots* from) {
 Status Session::footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
   if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
-  *bytes = host_bytes(*model.impl(), make_plan(*model.impl(), opts.prefill_chunk, true));
+  *bytes = host_bytes(*model.impl(), layout_arena(*model.impl(), opts.prefill_chunk, true));
   return Status::kOk;
 }
 
@@ -180,7 +180,7 @@ Status Session::device_footprint(const Model& model, const SessionOptions& opts,
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
   if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
   const ModelImpl& m = *model.impl();
-  *bytes = device_hooks(m.backend) ? make_plan(m, opts.prefill_chunk, true).total : 0;
+  *bytes = device_hooks(m.backend) ? layout_arena(m, opts.prefill_chunk, true).total : 0;
   return Status::kOk;
 }
 
@@ -193,7 +193,7 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   if (!rows_ok(opts.prefill_chunk))
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
-  const Plan p = make_plan(m, opts.prefill_chunk, true);
+  const ArenaLayout p = layout_arena(m, opts.prefill_chunk, true);
   unsigned char* base = nullptr;
   Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, &base, err);
   if (s != Status::kOk) return s;
@@ -225,7 +225,7 @@ Session& Session::operator=(Session&& o) noexcept {
 }
 
 size_t Session::arena_bytes() const {
-  return pass_.impl ? host_bytes(*pass_.impl, make_plan(*pass_.impl, pass_.max_rows, true)) : 0;
+  return pass_.impl ? host_bytes(*pass_.impl, layout_arena(*pass_.impl, pass_.max_rows, true)) : 0;
 }
 
 Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) const {
@@ -337,7 +337,7 @@ Status Session::prefill_vectors(const float* inputs, size_t n_steps, size_t n_in
 
 Status Batch::footprint(const Model& model, const BatchOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes || !rows_ok(opts.max_streams)) return Status::kInvalidArgument;
-  *bytes = host_bytes(*model.impl(), make_plan(*model.impl(), opts.max_streams, false));
+  *bytes = host_bytes(*model.impl(), layout_arena(*model.impl(), opts.max_streams, false));
   return Status::kOk;
 }
 
@@ -351,7 +351,7 @@ Status Batch::init(const Model& model, const BatchOptions& opts, void* arena, si
                 kMaxPrefillChunk);
   const ModelImpl& m = *model.impl();
   unsigned char* base = nullptr;
-  return place_pass(m, opts.pool, make_plan(m, opts.max_streams, false), "batch", arena, arena_size, &out->pass_,
+  return place_pass(m, opts.pool, layout_arena(m, opts.max_streams, false), "batch", arena, arena_size, &out->pass_,
                     &base, err);
 }
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
-#include "plan.h"
+#include "content.h"
 
 using namespace rill::kernels;
 

@@ -373,7 +373,7 @@ void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C
                       size_t h0, size_t h1) {
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
-void act__avx512(ActFn kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
+void act__avx512(Act kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
 void attend_group__avx512(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
                         size_t D, float scale, float* scores, size_t ldsc, float* Y) {
   attend_group_v<V16>(K, V, f16, stride, n, Q, G, D, scale, scores, ldsc, Y);

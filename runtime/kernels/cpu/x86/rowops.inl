@@ -12,23 +12,23 @@ inline typename V::R sigmoid_v(typename V::R x) {
 }
 
 template <class V>
-inline typename V::R act1(ActFn kind, typename V::R x) {
+inline typename V::R act1(Act kind, typename V::R x) {
   switch (kind) {
-    case ActFn::kTanh: {  // 1 - 2 / (e^2x + 1): e^2x held finite by exp's clamp, so +-1 at the ends
+    case Act::kTanh: {  // 1 - 2 / (e^2x + 1): e^2x held finite by exp's clamp, so +-1 at the ends
       const typename V::R one = V::set1(1.f);
       return V::sub(one, V::div(V::set1(2.f), V::add(V::exp(V::add(x, x)), one)));
     }
-    case ActFn::kSigmoid:
+    case Act::kSigmoid:
       return sigmoid_v<V>(x);
-    case ActFn::kReluSq: {
+    case Act::kReluSq: {
       const typename V::R r = V::max(x, V::zero());
       return V::mul(r, r);
     }
-    case ActFn::kRwkv7Decay:  // exp(-exp(-1/2) sigmoid(x))
+    case Act::kRwkv7Decay:  // exp(-exp(-1/2) sigmoid(x))
       return V::exp(V::mul(V::set1(-0.6065306597126334f), sigmoid_v<V>(x)));
-    case ActFn::kSilu:
+    case Act::kSilu:
       return V::mul(x, sigmoid_v<V>(x));
-    case ActFn::kGeluTanh: {  // x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+    case Act::kGeluTanh: {  // x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
       const typename V::R x3 = V::mul(V::mul(x, x), x);
       const typename V::R u2 = V::mul(V::set1(2.f * 0.7978845608028654f), V::fmadd(V::set1(0.044715f), x3, x));
       return V::mul(x, sigmoid_v<V>(u2));
@@ -39,8 +39,8 @@ inline typename V::R act1(ActFn kind, typename V::R x) {
 }
 
 template <class V>
-void act_v(ActFn kind, float* y, size_t n) {
-  if (kind == ActFn::kGeluErf) {  // no vector erf: the reference (S4D only, a few channels)
+void act_v(Act kind, float* y, size_t n) {
+  if (kind == Act::kGeluErf) {  // no vector erf: the reference (S4D only, a few channels)
     act__ref(kind, y, n);
     return;
   }
@@ -73,7 +73,7 @@ void conv_silu_v(float* hist, const float* w, const float* b, const float* X, si
       const typename V::R xv = load(x, xb);
       typename V::R acc = V::fmadd(load(w + (K - 1) * C + c, yb), xv, bias);
       for (size_t k = 0; k + 1 < K; ++k) acc = V::fmadd(load(w + k * C + c, yb), load(hist + k * C + c, hb), acc);
-      const typename V::R out = silu ? act1<V>(ActFn::kSilu, acc) : acc;
+      const typename V::R out = silu ? act1<V>(Act::kSilu, acc) : acc;
       if (m == V::W) {
         V::store(Y + t * C + c, out);
       } else {
@@ -100,7 +100,7 @@ void gated_rmsnorm_v(float* Y, const float* Z, size_t ldz, const float* w, size_
     float* y = Y + i * E;
     const float* z = Z + i * ldz;
     for (size_t c = 0; c < E; c += V::W)
-      V::store(y + c, V::mul(V::load(y + c), act1<V>(ActFn::kSilu, V::load(z + c))));
+      V::store(y + c, V::mul(V::load(y + c), act1<V>(Act::kSilu, V::load(z + c))));
     for (size_t g = 0; g < G; ++g) {
       float* yg = y + g * gs;
       typename V::R ss = V::zero();

@@ -1,4 +1,6 @@
-// The converter's plan: what the output file holds, produced per architecture, written by writer.cc.
+// The content of a file the converter writes: its tensors (with how to compute each one's values),
+// state layout, hyper-parameters and tokenizer. Each architecture (arch_<arch>.cc) builds it from a
+// checkpoint and its spec (runtime/src/arch/<arch>.h); writer.cc writes it.
 #pragma once
 
 #include <cstdint>
@@ -6,18 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "arch/spec.h"
 #include "rill/convert.hpp"
-
 #include "rill_generated.h"
 #include "safetensors.h"
 
 namespace rill {
 namespace convert {
 
-struct PlanTensor {
+struct FileTensor {
   std::string name;    // rill name: "embedding", or "in_proj" inside layer `layer`
   int layer = -1;      // -1: model-level
   fb::DType dtype = fb::DType::F32;
+  spec::DClass dclass = spec::DClass::kF32;  // how it may be stored (the spec's)
   std::vector<uint64_t> shape;
   std::string source;  // checkpoint name(s)
   std::function<std::vector<float>()> values;  // f32 values in rill layout, row-major
@@ -29,7 +32,7 @@ struct PlanTensor {
   std::string note;                            // why a matrix stayed float
 };
 
-struct PlanState {
+struct FileState {
   std::string name;
   int layer;  // -1: the whole model's (a stream's position)
   std::vector<uint64_t> shape;
@@ -64,7 +67,7 @@ struct SpmTokenizer {
   int32_t bos_id = -1, eos_id = -1, unk_id = -1;
 };
 
-struct Plan {
+struct FileContent {
   fb::Arch arch = fb::Arch::Unknown;
   std::string source_format;
   // Hyper-parameters, written by the architecture (one of the union members).
@@ -72,8 +75,8 @@ struct Plan {
   fb::ArchParams params_type = fb::ArchParams::NONE;
   uint32_t n_layer = 0;
   std::vector<fb::LayerKind> layer_kinds;  // one per layer
-  std::vector<PlanTensor> tensors;
-  std::vector<PlanState> state;
+  std::vector<FileTensor> tensors;
+  std::vector<FileState> state;
   fb::TokenizerKind tokenizer = fb::TokenizerKind::None;
   int32_t bos_id = -1, eos_id = -1;
   std::vector<std::string> vocab;  // World: the bytes of each token id (empty: no text)
@@ -94,21 +97,22 @@ struct ArchInput {
   fb::DType kv_dtype;  // RecurrentGemma's key/value ring buffers: F32 or F16
 };
 
-// Architectures: inspect the config/tensors and return a complete, checked plan.
+// Architectures: inspect the config and tensors and return the file's complete, checked content.
 bool mamba1_matches(const ArchInput& in);
-Plan mamba1_plan(const ArchInput& in);
+FileContent mamba1_content(const ArchInput& in);
 bool mamba2_matches(const ArchInput& in);
-Plan mamba2_plan(const ArchInput& in);
+FileContent mamba2_content(const ArchInput& in);
 bool rwkv7_matches(const ArchInput& in);
-Plan rwkv7_plan(const ArchInput& in);
+FileContent rwkv7_content(const ArchInput& in);
 bool s4d_matches(const ArchInput& in);
-Plan s4d_plan(const ArchInput& in);
+FileContent s4d_content(const ArchInput& in);
 bool recurrent_gemma_matches(const ArchInput& in);
-Plan recurrent_gemma_plan(const ArchInput& in);
+FileContent recurrent_gemma_content(const ArchInput& in);
 
-// Marks the plan's matrices for int8/int4 per the options (sensitive tensors, patterns, shapes).
-void choose_quantization(Plan* plan, const Options& opts);
-std::string full_name(const PlanTensor& t);
+// Marks the content's matrices for int8/int4 per the options and each tensor's storage class
+// (kSensitive ones stay f16 unless --quantize names them; kF32 and kFloat ones are never quantized).
+void choose_quantization(FileContent* content, const Options& opts);
+std::string full_name(const FileTensor& t);
 // Quantizes a [rows, cols] matrix to int8 (bits 8) or int4 (bits 4, `group`); returns the relative
 // RMS error of the dequantized values.
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
@@ -123,10 +127,10 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size);
 // Reads a SentencePiece tokenizer.model for a model with vocab_size embedding rows.
 SpmTokenizer read_sentencepiece(const std::string& path, uint64_t vocab_size);
 
-// Writes the plan (temporary file + rename). Returns the file size.
-// The Tokenizer table of the plan's tokenizer.
-flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const Plan& plan);
-uint64_t write_model(const Plan& plan, const Options& opts, const Checkpoint& ck, const std::string& config_text,
+// The Tokenizer table of the content's tokenizer.
+flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const FileContent& content);
+// Writes the content (temporary file + rename). Returns the file size.
+uint64_t write_model(const FileContent& content, const Options& opts, const Checkpoint& ck, const std::string& config_text,
                      Report* report);
 
 }  // namespace convert
