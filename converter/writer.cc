@@ -287,6 +287,11 @@ uint64_t write_model(const FileContent& content_in, const Options& opts, const C
     const FileTensor& t = content.tensors[i];
     const std::string full = full_name(t);
     const std::vector<float> v = t.values();
+    uint64_t count = 1;
+    for (uint64_t d : t.shape) count *= d;
+    if (v.size() != count)  // a mapping that computed another shape than the spec's
+      throw ConvertError("converter: tensor " + full + " has " + std::to_string(v.size()) + " values, its shape " +
+                         "needs " + std::to_string(count));
     std::vector<uint8_t> bytes, scales;
     const double err = encode(t, v, &bytes, &scales);
     emit(t.offset, bytes);

@@ -15,6 +15,7 @@ struct Hyper {
   uint32_t d_model, n_layer, vocab, d_inner, d_state, d_conv, dt_rank;
   float norm_eps;
   bool tied_head, in_proj_bias, out_proj_bias, conv_bias;
+  bool operator==(const Hyper&) const = default;
 };
 
 struct Layer {

@@ -17,6 +17,7 @@ struct Hyper {
   bool tied_head, conv_bias;
   uint32_t conv_dim() const { return d_inner + 2 * n_groups * d_state; }
   uint32_t in_rows() const { return 2 * d_inner + 2 * n_groups * d_state + n_heads; }
+  bool operator==(const Hyper&) const = default;
 };
 
 struct Layer {

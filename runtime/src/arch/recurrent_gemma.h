@@ -23,6 +23,7 @@ struct Hyper {
   float rope_theta, norm_eps, soft_cap, embed_scale;
   bool tied_head, attention_bias, kv_f16;
   uint32_t block;  // derived: lru_width / n_heads, one gate block
+  bool operator==(const Hyper&) const = default;
 };
 
 struct Layer {

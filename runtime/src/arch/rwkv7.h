@@ -17,6 +17,7 @@ struct Hyper {
   float norm_eps, gn_eps;
   bool tied_head;     // always false: RWKV-7 has its own head
   uint32_t max_rank;  // derived: the widest LoRA bottleneck
+  bool operator==(const Hyper&) const = default;
 };
 
 struct Layer {

@@ -20,6 +20,7 @@ struct Hyper {
   uint32_t vocab;    // always 0: vector input and output
   bool tied_head;    // always false
   uint32_t modes;    // derived: d_state / 2
+  bool operator==(const Hyper&) const = default;
 };
 
 struct Layer {
