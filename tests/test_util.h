@@ -17,6 +17,7 @@
 
 #include <doctest/doctest.h>
 
+#include "npy.h"
 #include "rill/convert.hpp"
 #include "rill/extension.hpp"
 #include "rill/rill.hpp"
@@ -26,7 +27,8 @@ namespace rill_test {
 inline std::string src_dir() { return RILL_SOURCE_DIR; }
 inline std::string golden_dir(const std::string& c) { return src_dir() + "/tests/golden/" + c; }
 
-// A float32 C-order .npy file.
+// A float32 C-order .npy file, read with the CLI's strict reader (runtime/tools/npy): a file that
+// cannot be read fails the test, so a missing or damaged golden never passes as "no difference".
 struct Npy {
   std::vector<size_t> shape;
   std::vector<float> data;
@@ -36,11 +38,18 @@ struct Npy {
     for (float v : data) m = std::max(m, std::fabs(v));
     return m;
   }
-  // Max |got - row t| over row t of a [T, V] array (golden logits), got [V].
+  // Row t of a [T, V] array (golden logits): the row's values, checked to exist.
+  const float* row(size_t t) const {
+    REQUIRE_MESSAGE(shape.size() == 2, "a [T, V] array expected, got " << shape.size() << " dimensions");
+    REQUIRE_MESSAGE(t < shape[0], "row " << t << " of " << shape[0]);
+    return data.data() + t * shape[1];
+  }
+  size_t width() const { return shape.size() == 2 ? shape[1] : 0; }
+  // Max |got - row t| over row t, got [V].
   float row_diff(size_t t, const float* got) const {
-    const size_t V = shape.size() == 2 ? shape[1] : 0;
+    const float* want = row(t);
     float d = 0;
-    for (size_t v = 0; v < V; ++v) d = std::max(d, std::fabs(got[v] - data[t * V + v]));
+    for (size_t v = 0; v < width(); ++v) d = std::max(d, std::fabs(got[v] - want[v]));
     return d;
   }
   // Whether got [V] has its largest value at the same index as row t (the first largest, on ties).
@@ -50,35 +59,14 @@ struct Npy {
 // The index of the first largest of v[0, n).
 inline size_t argmax(const float* v, size_t n) { return static_cast<size_t>(std::max_element(v, v + n) - v); }
 
-inline bool Npy::same_top1(size_t t, const float* got) const {
-  const size_t V = shape.size() == 2 ? shape[1] : 0;
-  return argmax(got, V) == argmax(data.data() + t * V, V);
-}
+inline bool Npy::same_top1(size_t t, const float* got) const { return argmax(got, width()) == argmax(row(t), width()); }
 
 inline Npy read_npy(const std::string& path) {
-  Npy n;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return n;
-  char magic[8];
-  f.read(magic, 8);
-  uint16_t hl = 0;
-  f.read(reinterpret_cast<char*>(&hl), 2);
-  std::string h(hl, '\0');
-  f.read(&h[0], hl);
-  if (h.find("'<f4'") == std::string::npos || h.find("'fortran_order': False") == std::string::npos) return n;
-  const size_t a = h.find('(') + 1, b = h.find(')');
-  std::stringstream ss(h.substr(a, b - a));
-  std::string tok;
-  size_t count = 1;
-  while (std::getline(ss, tok, ','))
-    if (tok.find_first_of("0123456789") != std::string::npos) {
-      n.shape.push_back(std::stoul(tok));
-      count *= n.shape.back();
-    }
-  n.data.resize(count);
-  f.read(reinterpret_cast<char*>(n.data.data()), static_cast<std::streamsize>(count * 4));
-  if (!f) n.data.clear();
-  return n;
+  rill::npy::Array a;
+  std::string why;
+  REQUIRE_MESSAGE(rill::npy::read(path, &a, &why), path << ": " << why);
+  REQUIRE_MESSAGE(!a.data.empty(), path << " holds no values");
+  return Npy{a.shape, a.data};
 }
 
 inline std::vector<int32_t> read_tokens(const std::string& path) {
