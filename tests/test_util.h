@@ -69,6 +69,16 @@ inline Npy read_npy(const std::string& path) {
   return Npy{a.shape, a.data};
 }
 
+// A line for the test script's summary (scripts/test.sh): appended to $RILL_TEST_REPORT_DIR/<file>
+// when that is set, and shown as a doctest message either way.
+inline void report_line(const std::string& file, const std::string& line) {
+  MESSAGE(line);
+  if (const char* dir = std::getenv("RILL_TEST_REPORT_DIR")) {
+    std::ofstream f(std::string(dir) + "/" + file, std::ios::app);
+    f << line << "\n";
+  }
+}
+
 inline std::vector<int32_t> read_tokens(const std::string& path) {
   std::ifstream f(path);
   std::vector<int32_t> t;

@@ -149,6 +149,8 @@ inline QAct float_act(const float* X, size_t ldx) { return QAct{X, ldx, nullptr,
 const Table& active();
 // All tables this build and CPU can run, the reference first, for parity tests. Returns the count.
 size_t available(const Table** out, size_t max);
+// All tables this build holds, whether this CPU runs them or not (the tests name those they could not run).
+size_t compiled(const Table** out, size_t max);
 
 // ---- scalar row kernels (one implementation; the CPU backend's ops loop them over rows)
 

@@ -20,6 +20,8 @@
 #include "kernels/kernels.h"
 #include "content.h"
 #include "rill/extension.hpp"
+#include "quant_oracle.h"
+#include "test_util.h"
 
 using namespace rill;
 
@@ -121,28 +123,14 @@ Weights make_weights(DType dt, size_t R, size_t C, uint32_t group, std::mt19937&
   } else if (dt == DType::kF16) {
     w.data.resize(R * C * 2);
     auto* h = reinterpret_cast<uint16_t*>(w.data.data());
-    for (size_t i = 0; i < R * C; ++i) h[i] = kernels::f32_to_f16(f[i]), w.deq[i] = kernels::f16_to_f32(h[i]);
-  } else if (dt == DType::kI8) {
-    group = static_cast<uint32_t>(C);
-    convert::quantize_matrix(f, R, C, 8, group, rows16, &w.data, &w.scales);
-    const auto* s = reinterpret_cast<const float*>(w.scales.data());
-    for (size_t i = 0; i < R * C; ++i)
-      w.deq[i] = (rows16 ? kernels::q8x16_value(w.data.data(), R, C, i / C, i % C) : static_cast<int8_t>(w.data[i])) *
-                 static_cast<double>(s[i / C]);
-  } else if (rows16) {  // the 16-row interleaved layout, read back through its own accessors
-    convert::quantize_matrix(f, R, C, 4, group, true, &w.data, &w.scales);
-    const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
-    for (size_t r = 0; r < R; ++r)
-      for (size_t c = 0; c < C; ++c)
-        w.deq[r * C + c] = kernels::q4x16_value(w.data.data(), R, C, r, c) *
-                           static_cast<double>(kernels::f16_to_f32(s[kernels::q4x16_scale_index(R, C / group, r, c / group)]));
+    for (size_t i = 0; i < R * C; ++i) h[i] = kernels::f32_to_f16(f[i]), w.deq[i] = rill_test::oracle::half(h[i]);
   } else {
-    convert::quantize_matrix(f, R, C, 4, group, false, &w.data, &w.scales);
-    const auto* s = reinterpret_cast<const uint16_t*>(w.scales.data());
-    for (size_t r = 0; r < R; ++r)
-      for (size_t c = 0; c < C; ++c)
-        w.deq[r * C + c] = kernels::q4_value(w.data.data() + r * (C / 2), c) *
-                           static_cast<double>(kernels::f16_to_f32(s[r * (C / group) + c / group]));
+    // Quantized by the converter, read back by the test's own decoder of the format's bytes
+    // (quant_oracle.h): the expected products never come from the kernels' accessors.
+    const int bits = dt == DType::kI8 ? 8 : 4;
+    if (bits == 8) group = static_cast<uint32_t>(C);
+    convert::quantize_matrix(f, R, C, bits, group, rows16, &w.data, &w.scales);
+    w.deq = rill_test::oracle::decode(bits, w.data, w.scales, R, C, group, rows16);
   }
   w.v.data = w.data.data();
   w.v.dtype = dt;
@@ -196,7 +184,13 @@ TEST_SUITE("ops") {
       for (DType d : {DType::kF32, DType::kF16, DType::kI8, DType::kI4})
         CHECK_MESSAGE(bool(o.matmul_by_dtype[static_cast<size_t>(d)]), be->name << " " << dtype_str(d));
     }
-    MESSAGE("backends on this machine: " << names);
+    const kernels::Table* built[8];
+    const size_t nb = kernels::compiled(built, 8);
+    std::string not_run;
+    for (size_t i = 0; i < nb; ++i)
+      if (names.find(std::string("cpu-") + built[i]->isa + " ") == std::string::npos) not_run += std::string("cpu-") + built[i]->isa + " ";
+    if (find_backend(Backend::kCuda)) not_run += "cuda (the device suite runs its ops where there is a device) ";
+    rill_test::report_line("tables.txt", "op backends run: " + names + "; compiled but not run here: " + (not_run.empty() ? "none" : not_run));
   }
 
   TEST_CASE("matmul: every dtype, odd shapes, strided rows, 1 to 9 rows, on one thread and split over a pool") {

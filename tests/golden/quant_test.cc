@@ -1,9 +1,10 @@
 // Quantized weights against the f32 path of the same checkpoint: per-step logits' top-1 agreement,
-// mean KL(p_f32 || p_q) and max |difference|. q8 must reach mean KL <= 1e-3 everywhere and top-1 >= 99 %
-// on the Mamba checkpoints and the trained demo model (random-weight RWKV-7's logits are nearly flat,
-// so its top-1 agreement is reported, not bounded); q4 is reported as it is.
+// mean KL(p_f32 || p_q) and max |difference|, each bounded per case (the bounds, and what was measured,
+// are in the table of the test); q4 at both byte layouts. The demo model's bits per byte at each dtype
+// are bounded by golden/quant_bpb.cmake, the real shapes' KL by checkpoints/quant_real_shapes.cmake.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 
 #include "rill_generated.h"
@@ -19,11 +20,12 @@ struct Stats {
 };
 
 // Steps both models over `tokens` and compares their logits over the first n_valid ids.
-Stats compare(const std::string& ckpt, const std::string& dtype, const std::vector<int32_t>& tokens, size_t n_valid) {
+Stats compare(const std::string& ckpt, const std::string& dtype, const std::vector<int32_t>& tokens, size_t n_valid,
+              const std::string& layout = "rows16") {
   TempDir tmp;
   const std::string a = tmp.file("f32.rill"), b = tmp.file("q.rill");
   REQUIRE(convert_ckpt(ckpt, a, "f32").empty());
-  const std::string err = convert_ckpt(ckpt, b, dtype);
+  const std::string err = convert_ckpt(ckpt, b, dtype, true, layout);
   REQUIRE_MESSAGE(err.empty(), err);
   LoadedModel ma, mb;
   REQUIRE(LoadedModel::open(a.c_str(), ModelOptions{}, &ma) == Status::kOk);
@@ -107,37 +109,51 @@ TEST_SUITE("quant") {
     }
   }
 
-  TEST_CASE("q8 stays within top-1 >= 99 % and mean KL <= 1e-3 of f32; q4 reported") {
+  TEST_CASE("q8 and q4 (both layouts) stay within each case's bounds on top-1 agreement and mean KL against f32") {
     struct Case {
       std::string dir;
       size_t n_valid;
       std::vector<int32_t> tokens;
-      bool top1_bound = true;  // random-weight RWKV-7 has near-flat logits: top-1 is reported, KL bounded
+      double q8_top1, q8_kl, q4_top1, q4_kl;
     };
+    // Bounds, and (measured on this machine, AVX-512 VNNI tables) q8 top-1 / KL | q4 top-1 / KL:
+    //   mamba1_hf_f16_tied  q8 >= 99 %, <= 1e-3 | q4 >= 98 %, <= 2e-3    (100 % 4.7e-6 | 99.75 % 4.2e-4)
+    //   mamba2_groups       q8 >= 99 %, <= 1e-3 | q4 >= 83 %, <= 1.5e-2 (99.75 % 7.4e-5 | 88 % 6.1e-3)
+    //   rwkv7_fla_world     q8 >= 93 %, <= 1e-3 | q4 >= 50 %, <= 0.1    (95.75 % 4.8e-4 | 58.75 % 6.0e-2)
+    //   demo model          q8 >= 99 %, <= 1e-3 | q4 >= 92 %, <= 1.5e-2 (99.3 % 1.1e-4 | 94.3 % 7.5e-3)
+    // Random-weight RWKV-7's logits are nearly flat (near-ties), hence its lower top-1 bounds.
     std::vector<Case> cases;
     // Golden checkpoints over 400 pseudo-random tokens (the reference is the f32 path, so any
     // sequence serves; 400 steps let a 99 % bound mean something).
-    for (const char* c : {"mamba1_hf_f16_tied", "mamba2_groups", "rwkv7_fla_world"}) {
+    const std::pair<const char*, std::array<double, 4>> golden[] = {{"mamba1_hf_f16_tied", {0.99, 1e-3, 0.98, 2e-3}},
+                                                                    {"mamba2_groups", {0.99, 1e-3, 0.83, 1.5e-2}},
+                                                                    {"rwkv7_fla_world", {0.93, 1e-3, 0.50, 0.1}}};
+    for (const auto& [c, b] : golden) {
       const uint32_t V = static_cast<uint32_t>(read_npy(golden_dir(c) + "/logits.npy").shape[1]);
       std::vector<int32_t> toks(400);
       uint64_t x = 12345;
       for (int32_t& t : toks) x = x * 6364136223846793005ull + 1442695040888963407ull, t = static_cast<int32_t>((x >> 33) % V);
-      cases.push_back({golden_dir(c), 0, toks, std::string(c).rfind("rwkv7", 0) != 0});
+      cases.push_back({golden_dir(c), 0, toks, b[0], b[1], b[2], b[3]});
     }
     // The demo model over 600 bytes of held-out text.
     const std::string text = read_file(src_dir() + "/examples/demo_model/heldout.txt").substr(0, 600);
     std::vector<int32_t> bytes(text.begin(), text.end());
     for (int32_t& b : bytes) b &= 0xFF;
-    cases.push_back({src_dir() + "/examples/demo_model/checkpoint", 256, bytes});
+    cases.push_back({src_dir() + "/examples/demo_model/checkpoint", 256, bytes, 0.99, 1e-3, 0.92, 1.5e-2});
     for (const Case& c : cases) {
       CAPTURE(c.dir);
       const Stats q8 = compare(c.dir, "q8", c.tokens, c.n_valid);
-      const Stats q4 = compare(c.dir, "q4", c.tokens, c.n_valid);
       MESSAGE(c.dir.substr(c.dir.find_last_of('/', c.dir.size() - 12) + 1) << ": q8 top-1 " << q8.top1 << " mean KL "
-              << q8.mean_kl << " max|diff| " << q8.max_abs << " | q4 top-1 " << q4.top1 << " mean KL " << q4.mean_kl
-              << " max|diff| " << q4.max_abs);
-      if (c.top1_bound) CHECK(q8.top1 >= 0.99);
-      CHECK(q8.mean_kl <= 1e-3);
+              << q8.mean_kl << " max|diff| " << q8.max_abs);
+      CHECK(q8.top1 >= c.q8_top1);
+      CHECK(q8.mean_kl <= c.q8_kl);
+      for (const std::string layout : {"rows16", "rows"}) {
+        CAPTURE(layout);
+        const Stats q4 = compare(c.dir, "q4", c.tokens, c.n_valid, layout);
+        MESSAGE("  q4 (" << layout << ") top-1 " << q4.top1 << " mean KL " << q4.mean_kl << " max|diff| " << q4.max_abs);
+        CHECK(q4.top1 >= c.q4_top1);
+        CHECK(q4.mean_kl <= c.q4_kl);
+      }
     }
   }
 }

@@ -26,10 +26,11 @@ struct Golden {
   Npy logits;
   size_t V = 0;
 
-  Golden(const std::string& name, const std::string& dtype = "f32", const std::string& kv = "auto") {
+  Golden(const std::string& name, const std::string& dtype = "f32", const std::string& kv = "auto",
+         const std::string& layout = "rows16") {
     dir = golden_dir(name);
     const std::string out = tmp.file("m.rill");
-    const std::string err = convert_ckpt(dir, out, dtype, true, "rows16", kv);
+    const std::string err = convert_ckpt(dir, out, dtype, true, layout, kv);
     REQUIRE_MESSAGE(err.empty(), err);
     Error e;
     REQUIRE_MESSAGE(LoadedModel::open(out.c_str(), ModelOptions{}, &lm, &e) == Status::kOk, e.message);
@@ -283,18 +284,20 @@ void compare_models(const Golden& ref, const Golden& q, double* kl, double* top1
 }  // namespace
 
 TEST_SUITE("quant") {
-  TEST_CASE("recurrent_gemma q8 / q4 (attention and MLP projections quantized) against the f32 model") {
+  TEST_CASE("recurrent_gemma q8 / q4 (attention and MLP projections quantized, both layouts) against the f32 model") {
     Golden f32("recurrent_gemma_tied_bf16");
     struct Bound {
       const char* dtype;
       double max_kl, min_top1;
+      const char* layout;
     };
     // Measured on this fixture (a 4-layer random model of width 64, whose int4 groups of 32 carry a
     // large relative error, spread over every projection: no tensor dominates): q8 KL 8.7e-3, top-1 98 %;
     // q4 KL 1.1, top-1 46 % (rows and rows16 layouts give the same logits). The bounds leave room for
     // rounding differences between machines; real checkpoints are far less sensitive.
-    for (const Bound& b : {Bound{"q8", 2e-2, 0.94}, Bound{"q4", 2.0, 0.3}}) {
-      Golden q("recurrent_gemma_tied_bf16", b.dtype);
+    for (const Bound& b : {Bound{"q8", 2e-2, 0.94, "rows16"}, Bound{"q4", 2.0, 0.3, "rows16"}, Bound{"q4", 2.0, 0.3, "rows"}}) {
+      CAPTURE(std::string(b.layout));
+      Golden q("recurrent_gemma_tied_bf16", b.dtype, "auto", b.layout);
       // The projections are quantized (their 64 columns take int8 / int4 blocks); the RG-LRU gates stay float.
       const fb::Model* m = fb::GetSizePrefixedModel(q.lm.file().data());
       size_t quantized = 0;
@@ -308,7 +311,7 @@ TEST_SUITE("quant") {
         }
       double kl, top1;
       compare_models(f32, q, &kl, &top1);
-      MESSAGE("recurrent_gemma " << std::string(b.dtype) << ": " << quantized << " quantized tensors, mean KL " << kl << ", top-1 "
+      MESSAGE("recurrent_gemma " << std::string(b.dtype) << " " << std::string(b.layout) << ": " << quantized << " quantized tensors, mean KL " << kl << ", top-1 "
                                  << top1);
       CHECK(kl <= b.max_kl);
       CHECK(top1 >= b.min_top1);

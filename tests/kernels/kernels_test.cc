@@ -9,6 +9,8 @@
 #include "kernels/kernels.h"
 #include "kernels/ref/kernels_ref.h"
 #include "content.h"
+#include "quant_oracle.h"
+#include "test_util.h"
 
 using namespace rill::kernels;
 using rill::Act;
@@ -64,7 +66,19 @@ TEST_SUITE("kernels") {
   TEST_CASE("matvec: every kernel table matches the reference on odd shapes") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);
-    MESSAGE("kernel tables on this CPU: " << nt << " (active: " << std::string(active().isa) << ")");
+    const Table* built[8];
+    const size_t nb = compiled(built, 8);
+    std::string ran, not_run;
+    for (size_t i = 0; i < nb; ++i) {
+      bool runs = false;
+      for (size_t k = 0; k < nt; ++k) runs |= tables[k] == built[i];
+      std::string& list = runs ? ran : not_run;
+      if (!list.empty()) list += ' ';
+      list += built[i]->isa;
+    }
+    rill_test::report_line("tables.txt", "kernel tables run: " + ran + " (active: " + active().isa + "); compiled but not runnable on this CPU: " +
+                                  (not_run.empty() ? "none" : not_run));
+    CHECK(nt >= 1);
     std::mt19937 rng(1);
     std::normal_distribution<float> nd;
     const size_t shapes[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 17}, {37, 40}, {80, 37}, {64, 64}, {9, 129}, {130, 255}};
@@ -343,19 +357,16 @@ TEST_SUITE("kernels") {
               tables[ti]->matvec_q4(data.data(), sw, group, a, y.data(), R, C);
               matvec_q4__ref(data.data(), sw, group, float_act(x.data(), C), yr.data(), R, C);
             }
+            // The weights' values from the test's own reading of the format (quant_oracle.h).
+            const std::vector<double> wdq =
+                rill_test::oracle::decode(bits, data, scales, R, C, bits == 8 ? C : group, false);
             for (size_t r = 0; r < R; ++r) {
               double bound = 0;
               for (size_t b = 0; b < C / 32; ++b) {
                 float amax = 0;
                 for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
                 double wsum = 0;
-                for (size_t j = b * 32; j < b * 32 + 32; ++j) {
-                  const double wd = bits == 8
-                      ? static_cast<int8_t>(data[r * C + j]) * reinterpret_cast<const float*>(scales.data())[r]
-                      : q4_value(data.data() + r * (C / 2), j) *
-                            f16_to_f32(reinterpret_cast<const uint16_t*>(scales.data())[r * (C / group) + j / group]);
-                  wsum += std::fabs(wd);
-                }
+                for (size_t j = b * 32; j < b * 32 + 32; ++j) wsum += std::fabs(wdq[r * C + j]);
                 bound += amax / 127.0 / 2.0 * wsum;
               }
               REQUIRE_MESSAGE(std::fabs(y[r] - yr[r]) <= bound * 1.001 + 1e-4 * (1 + std::fabs(yr[r])),
@@ -391,18 +402,20 @@ TEST_SUITE("kernels") {
           const auto* rs4 = reinterpret_cast<const uint16_t*>(rscales.data());
           const auto* xs4 = reinterpret_cast<const uint16_t*>(xscales.data());
           const auto* s8 = reinterpret_cast<const float*>(rscales.data());
-          // Every value and scale lands where the layout's accessors look for it.
-          auto w_rows = [&](size_t r, size_t c) {
-            return bits == 8 ? static_cast<int8_t>(rows[r * C + c]) * static_cast<double>(s8[r])
-                             : q4_value(rows.data() + r * (C / 2), c) * static_cast<double>(f16_to_f32(rs4[r * (C / g) + c / g]));
-          };
+          // The values, as the test's own reading of the format gives them (quant_oracle.h); both layouts
+          // hold the same ones, and the kernels' accessors read each where the format puts it.
+          const std::vector<double> wdq = rill_test::oracle::decode(bits, rows, rscales, R, C, g, false);
+          REQUIRE(rill_test::oracle::decode(bits, x16, xscales, R, C, g, true) == wdq);
+          auto w_rows = [&](size_t r, size_t c) { return wdq[r * C + c]; };
           for (size_t r = 0; r < R; ++r)
             for (size_t c = 0; c < C; ++c) {
               if (bits == 8) {
-                REQUIRE(q8x16_value(x16.data(), R, C, r, c) == static_cast<int8_t>(rows[r * C + c]));
+                REQUIRE(q8x16_value(x16.data(), R, C, r, c) == rill_test::oracle::q8(x16.data(), xscales.data(), R, C, r, c, true).q);
               } else {
-                REQUIRE(q4x16_value(x16.data(), R, C, r, c) == q4_value(rows.data() + r * (C / 2), c));
-                REQUIRE(xs4[q4x16_scale_index(R, C / g, r, c / g)] == rs4[r * (C / g) + c / g]);
+                const auto e = rill_test::oracle::q4(x16.data(), xscales.data(), R, C, g, r, c, true);
+                REQUIRE(q4x16_value(x16.data(), R, C, r, c) == e.q);
+                REQUIRE(static_cast<double>(f16_to_f32(xs4[q4x16_scale_index(R, C / g, r, c / g)])) == e.scale);
+                REQUIRE(q4_value(rows.data() + r * (C / 2), c) == rill_test::oracle::q4(rows.data(), rscales.data(), R, C, g, r, c, false).q);
               }
             }
           if (bits == 8) REQUIRE(rscales == xscales);  // per-row scales stay in row order

@@ -137,6 +137,21 @@ const Table& active() {
   return *t;
 }
 
+size_t compiled(const Table** out, size_t max) {
+  size_t n = 0;
+  if (n < max) out[n++] = &kRef;
+#if defined(RILL_HAVE_NEON)
+  if (n < max) out[n++] = &kNeon;
+#endif
+#if defined(RILL_HAVE_AVX2)
+  if (n < max) out[n++] = &kAvx2;
+#endif
+#if defined(RILL_HAVE_AVX512)
+  if (n < max) out[n++] = &kAvx512;
+#endif
+  return n;
+}
+
 size_t available(const Table** out, size_t max) {
   size_t n = 0;
   if (n < max) out[n++] = &kRef;

@@ -1,0 +1,58 @@
+# What quantization costs at the real shapes: random weights of each real config (make_random.py),
+# converted to f32, q8 and q4 in both byte layouts, and each quantized model's logits over a 29-token
+# text compared with the f32 model's (npy_compare: mean KL(p_f32 || p_q) over the steps, top-1 agreement).
+#
+#   bound (per model: mean KL <=, top-1 >=)    mamba-130m   mamba2-130m   rwkv7-0.1B   (measured KL, top-1)
+#   q8 rows16                                  1e-2, 60 %   1e-2, 60 %    1e-2, 60 %   2.0e-3 76 % | 2.1e-3 72 % | 4.2e-3 79 %
+#   q4 rows16 and rows                         0.25         0.25          0.5          0.114       | 0.113       | 0.279
+#   q4 rows against q4 rows16                  1e-3         1e-3          1e-3         1.1e-4      | 2.7e-4      | 2.3e-4
+#
+# Random weights give near-flat next-token distributions: the f32 model's two largest logits differ by a
+# median 0.09, well inside q4's logit error, so q4's top-1 agreement here (0-17 %) measures ties and is
+# not bounded; tests/golden/quant_test.cc bounds q4 top-1 on the trained demo model and the golden
+# checkpoints, and rill eval bounds the demo model's bits per byte (quant_bits_per_byte).
+# mamba2-130m (mamba_ssm's layout) has the shapes and the random weights of mamba2-130m-hf: not repeated.
+set(text "The Eiffel tower is in Paris, and the river that flows through the city is the Seine. Tourists climb it every day.")
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+foreach(entry "mamba-130m-hf;0.25" "mamba2-130m-hf;0.25" "rwkv7-0.1B-world;0.5")
+  list(GET entry 0 name)
+  list(GET entry 1 q4_kl)
+  set(dir ${WORK}/${name})
+  execute_process(COMMAND ${PYTHON} ${SRC}/tests/checkpoints/make_random.py ${name} ${dir} RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "${name}: make_random.py failed: ${out}${err}")
+  endif()
+  foreach(v f32:rows16 q8:rows16 q4:rows16 q4:rows)
+    string(REPLACE ":" ";" v "${v}")
+    list(GET v 0 dtype)
+    list(GET v 1 layout)
+    set(model ${dir}.${dtype}.${layout}.rill)
+    execute_process(COMMAND ${RILL} convert ${dir} -o ${model} --dtype ${dtype} --quant-layout ${layout} -q
+                    RESULT_VARIABLE rc ERROR_VARIABLE err)
+    if(rc)
+      message(FATAL_ERROR "${name}: convert --dtype ${dtype} --quant-layout ${layout} failed: ${err}")
+    endif()
+    execute_process(COMMAND ${RILL} logits ${model} --text "${text}" -o ${dir}.${dtype}.${layout}.npy
+                    RESULT_VARIABLE rc ERROR_VARIABLE err)
+    if(rc)
+      message(FATAL_ERROR "${name}: logits of the ${dtype} ${layout} model failed: ${err}")
+    endif()
+    file(REMOVE ${model})
+  endforeach()
+  file(REMOVE_RECURSE ${dir})
+  foreach(check "q8.rows16;f32.rows16;--kl;1e-2;--top1;0.6" "q4.rows16;f32.rows16;--kl;${q4_kl}"
+                "q4.rows;f32.rows16;--kl;${q4_kl}" "q4.rows;q4.rows16;--kl;1e-3")
+    list(GET check 0 got)
+    list(GET check 1 want)
+    list(SUBLIST check 2 -1 bounds)
+    execute_process(COMMAND ${COMPARE} ${dir}.${got}.npy ${dir}.${want}.npy ${bounds} RESULT_VARIABLE rc
+                    OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    message(STATUS "${name} ${got} against ${want}: ${out}")
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${name}: ${got} against ${want} is outside ${bounds}: ${out}${err}")
+    endif()
+  endforeach()
+  file(REMOVE ${dir}.f32.rows16.npy ${dir}.q8.rows16.npy ${dir}.q4.rows16.npy ${dir}.q4.rows.npy)
+endforeach()

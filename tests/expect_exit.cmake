@@ -1,0 +1,21 @@
+# Runs a command and checks both its exit code and a piece of its output (ctest's
+# PASS_REGULAR_EXPRESSION alone ignores the exit code):
+#   cmake -DCODE=2 "-DTEXT=COLS a multiple of 32" -P expect_exit.cmake COMMAND [ARGS...]
+set(cmd)
+set(after_script FALSE)
+math(EXPR last "${CMAKE_ARGC} - 1")
+foreach(i RANGE 1 ${last})
+  if(after_script)
+    list(APPEND cmd "${CMAKE_ARGV${i}}")
+  elseif(CMAKE_ARGV${i} MATCHES "expect_exit\\.cmake$")
+    set(after_script TRUE)
+  endif()
+endforeach()
+execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc STREQUAL "${CODE}")
+  message(FATAL_ERROR "${cmd}: exit ${rc}, ${CODE} expected\n${out}${err}")
+endif()
+string(FIND "${out}${err}" "${TEXT}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "${cmd}: \"${TEXT}\" not in its output:\n${out}${err}")
+endif()
