@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 secs="${1:-30}"
 work="$(mktemp -d /tmp/rill-fuzz-run-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-if ! BUILD_DIR=build-fuzz CC=clang CXX=clang++ BUILD_TYPE=RelWithDebInfo scripts/build.sh \
-     -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF >"$work/build.log" 2>&1; then
+if ! { CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRILL_FUZZ=ON \
+         -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_REQUIRE_DEPS=ON &&
+       cmake --build build-fuzz -j "$(nproc)" --target fuzz_model fuzz_checkpoint fuzz_state fuzz_tokenizer; } \
+     >"$work/build.log" 2>&1; then
   echo "fuzz: the clang build failed" >&2
   grep -E -A12 'FAILED|error' "$work/build.log" | head -60 >&2
   exit 1

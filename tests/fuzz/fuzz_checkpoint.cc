@@ -22,11 +22,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string dir = "fuzz";
   for (rill::fb::DType dt : {rill::fb::DType::F32, rill::fb::DType::F16}) {
-    ArchInput in{ck, config, dir, dt, false};
+    ArchInput in{ck, config, dir, dt, false, dt};  // the key/value ring (RecurrentGemma) in the matrices' dtype
     // Every architecture's mapping sees every input (as convert.cc would pick one of them).
-    FileContent (*plans[])(const ArchInput&) = {mamba1_content, mamba2_content, rwkv7_content};
-    bool (*matches[])(const ArchInput&) = {mamba1_matches, mamba2_matches, rwkv7_matches};
-    for (size_t a = 0; a < 3; ++a) {
+    FileContent (*plans[])(const ArchInput&) = {mamba1_content, mamba2_content, rwkv7_content, s4d_content,
+                                                recurrent_gemma_content};
+    bool (*matches[])(const ArchInput&) = {mamba1_matches, mamba2_matches, rwkv7_matches, s4d_matches,
+                                           recurrent_gemma_matches};
+    for (size_t a = 0; a < 5; ++a) {
       try {
         if (!matches[a](in)) continue;
         FileContent p = plans[a](in);

@@ -1,8 +1,9 @@
 // Damaged model files through the command line, as a user would meet them: each round overwrites 8
 // random bytes somewhere in the first 4 KiB of one of the given models and runs `rill inspect` and
-// `rill logits` on it. Every run must end within a second, by itself, with exit 0, or exit 1 and a
-// message naming the status ("rill: FILE: ... (status)"); never a signal, a hang or a usage error.
-//   usage: hostile_cli RILL WORK_DIR ROUNDS SEED MODEL.rill...
+// `rill logits` on it (`rill stream` over INPUTS.npy for a model whose file name says "vector"). Every
+// run must end within a second, by itself, with exit 0, or exit 1 and a message naming the status
+// ("rill: FILE: ... (status)"); never a signal, a hang or a usage error.
+//   usage: hostile_cli RILL WORK_DIR ROUNDS SEED INPUTS.npy MODEL.rill...
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -75,15 +76,19 @@ Run run(const std::vector<std::string>& args, const std::string& err_path, int l
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 6) {
-    std::fprintf(stderr, "usage: hostile_cli RILL WORK_DIR ROUNDS SEED MODEL.rill...\n");
+  if (argc < 7) {
+    std::fprintf(stderr, "usage: hostile_cli RILL WORK_DIR ROUNDS SEED INPUTS.npy MODEL.rill...\n");
     return 2;
   }
-  const std::string rill = argv[1], work = argv[2];
+  const std::string rill = argv[1], work = argv[2], inputs = argv[5];
   const long rounds = std::atol(argv[3]);
   std::mt19937_64 rng(std::strtoull(argv[4], nullptr, 10));
   std::vector<std::string> models;
-  for (int i = 5; i < argc; ++i) models.push_back(read_file(argv[i]));
+  std::vector<bool> vector_model;
+  for (int i = 6; i < argc; ++i) {
+    models.push_back(read_file(argv[i]));
+    vector_model.push_back(std::string(argv[i]).find("vector") != std::string::npos);
+  }
   const std::string path = work + "/damaged.rill", err = work + "/stderr.txt", npy = work + "/out.npy";
   long ok = 0, refused = 0, bad = 0;
   double worst_ms = 0;
@@ -92,8 +97,11 @@ int main(int argc, char** argv) {
     const size_t span = std::min<size_t>(4096, bytes.size()) - 8, at = rng() % span;
     for (size_t k = 0; k < 8; ++k) bytes[at + k] = static_cast<char>(rng());
     std::ofstream(path, std::ios::binary) << bytes;
-    const std::vector<std::vector<std::string>> cmds = {{rill, "inspect", path},
-                                                        {rill, "logits", path, "--tokens", "0,1,2", "-o", npy}};
+    const std::vector<std::string> step =
+        vector_model[r % models.size()]
+            ? std::vector<std::string>{rill, "stream", path, "--inputs", inputs, "-o", npy}
+            : std::vector<std::string>{rill, "logits", path, "--tokens", "0,1,2", "-o", npy};
+    const std::vector<std::vector<std::string>> cmds = {{rill, "inspect", path}, step};
     for (const auto& cmd : cmds) {
       const Run x = run(cmd, err, 1000);
       worst_ms = std::max(worst_ms, x.ms);

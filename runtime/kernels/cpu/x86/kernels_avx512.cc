@@ -19,7 +19,9 @@
 // GCC 12's avx512fintrin.h builds undefined vectors as `__Y = __Y`, which -Wuninitialized flags in
 // every caller of a cast or permute intrinsic.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // GCC's name only
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cmath>
