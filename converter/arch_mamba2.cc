@@ -1,4 +1,4 @@
-// Mamba-2 checkpoints in the Hugging Face Mamba2ForCausalLM layout (architectures.md section 2), or
+// Mamba-2 checkpoints in the Hugging Face Mamba2ForCausalLM layout (docs/architectures.md, Mamba-2), or
 // mamba_ssm's own (state-spaces/mamba2-*: MambaConfig naming, backbone.embedding.weight).
 // in_proj rows are [z (E), x (E), B (G*N), C (G*N), dt (H)]; conv covers x, B, C.
 #include <cmath>

@@ -1,4 +1,4 @@
-// RWKV-7 checkpoints (architectures.md section 3): the flash-linear-attention Hugging Face layout
+// RWKV-7 checkpoints (docs/architectures.md, RWKV-7): the flash-linear-attention Hugging Face layout
 // (`rwkv7-*-world`, model_type "rwkv7") and BlinkDL's original naming stored as safetensors (no
 // config.json needed: every size comes from tensor shapes). LoRA ranks, head size and FFN width are
 // read from shapes, never from a formula. The embedding LayerNorm (ln0 / pre_norm) is folded into the

@@ -2,7 +2,7 @@
 // models/s4/s4d.py, saved as safetensors beside a config.json
 //   {"model_type": "s4d", "d_input", "d_output", "d_model", "d_state", "n_layers", "prenorm", "pool"}.
 // The converter discretizes each layer's continuous-time kernel by zero-order hold, so the runtime's
-// step only multiplies and adds (architectures.md section 4):
+// step only multiplies and adds (docs/architectures.md, S4D):
 //   A = -exp(log_A_real) + i A_imag,  dt = exp(log_dt),  Ā = exp(dt A),  C̃ = C (exp(dt A) - 1) / A.
 #include <cmath>
 #include <complex>

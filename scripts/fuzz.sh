@@ -8,6 +8,7 @@ secs="${1:-30}"
 work="$(mktemp -d /tmp/rill-fuzz-run-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 if ! { CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRILL_FUZZ=ON \
+         "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
          -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_REQUIRE_DEPS=ON &&
        cmake --build build-fuzz -j "$(nproc)" --target fuzz_model fuzz_checkpoint fuzz_state fuzz_tokenizer; } \
      >"$work/build.log" 2>&1; then

@@ -35,7 +35,7 @@ struct SuiteCounter : doctest::IReporter {
     }
   }
   void test_case_start(const doctest::TestCaseData& tc) override {
-    ++cases[tc.m_test_suite && *tc.m_test_suite ? tc.m_test_suite : "(no suite)"];
+    ++cases[tc.m_test_suite && *tc.m_test_suite ? tc.m_test_suite : "no_suite"];
   }
   void test_case_reenter(const doctest::TestCaseData&) override {}
   void test_case_end(const doctest::CurrentTestCaseStats&) override {}

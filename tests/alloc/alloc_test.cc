@@ -256,6 +256,7 @@ void check_vector_model(const std::string& ckpt) {
 }
 }  // namespace
 
+TEST_SUITE("alloc") {
 TEST_CASE("no heap call after load: S4D vector model (pooled), vector prefill, steps, errors, C API") {
   check_vector_model(golden_dir("s4d_prenorm_mean"));
 }
@@ -291,3 +292,4 @@ TEST_CASE("no heap call after load: the bundled demo model, f32, and q8 / q4 wit
   check_model(demo, "q8", 2);
   check_model(demo, "q4", 2);
 }
+}  // TEST_SUITE("alloc")

@@ -1,4 +1,5 @@
-# What quantization costs at the real shapes: random weights of each real config (make_random.py),
+# What quantization costs at the real shapes: random weights of each real config (CKPTS/<name>, made by
+# make_all.cmake),
 # converted to f32, q8 and q4 in both byte layouts, and each quantized model's logits over a 29-token
 # text compared with the f32 model's (npy_compare: mean KL(p_f32 || p_q) over the steps, top-1 agreement).
 #
@@ -18,18 +19,14 @@ file(MAKE_DIRECTORY ${WORK})
 foreach(entry "mamba-130m-hf;0.25" "mamba2-130m-hf;0.25" "rwkv7-0.1B-world;0.5")
   list(GET entry 0 name)
   list(GET entry 1 q4_kl)
+  set(ckpt ${CKPTS}/${name})
   set(dir ${WORK}/${name})
-  execute_process(COMMAND ${PYTHON} ${SRC}/tests/checkpoints/make_random.py ${name} ${dir} RESULT_VARIABLE rc
-                  OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc)
-    message(FATAL_ERROR "${name}: make_random.py failed: ${out}${err}")
-  endif()
   foreach(v f32:rows16 q8:rows16 q4:rows16 q4:rows)
     string(REPLACE ":" ";" v "${v}")
     list(GET v 0 dtype)
     list(GET v 1 layout)
     set(model ${dir}.${dtype}.${layout}.rill)
-    execute_process(COMMAND ${RILL} convert ${dir} -o ${model} --dtype ${dtype} --quant-layout ${layout} -q
+    execute_process(COMMAND ${RILL} convert ${ckpt} -o ${model} --dtype ${dtype} --quant-layout ${layout} -q
                     RESULT_VARIABLE rc ERROR_VARIABLE err)
     if(rc)
       message(FATAL_ERROR "${name}: convert --dtype ${dtype} --quant-layout ${layout} failed: ${err}")
@@ -41,7 +38,6 @@ foreach(entry "mamba-130m-hf;0.25" "mamba2-130m-hf;0.25" "rwkv7-0.1B-world;0.5")
     endif()
     file(REMOVE ${model})
   endforeach()
-  file(REMOVE_RECURSE ${dir})
   foreach(check "q8.rows16;f32.rows16;--kl;1e-2;--top1;0.6" "q4.rows16;f32.rows16;--kl;${q4_kl}"
                 "q4.rows;f32.rows16;--kl;${q4_kl}" "q4.rows;q4.rows16;--kl;1e-3")
     list(GET check 0 got)

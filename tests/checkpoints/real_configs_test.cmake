@@ -1,28 +1,23 @@
-# For each real config: random weights of its real shapes in its own layout (make_random.py), rill
-# convert with the tokenizer found beside it, inspect, rill run --prompt streaming text, and the model's
-# embedded tokenizer tokenizing as the tokenizer file does. Work files are removed as it goes.
+# For each real config: random weights of its real shapes in its own layout (CKPTS/<name>, made by
+# make_all.cmake), rill convert with the tokenizer found beside it, inspect, rill run --prompt streaming
+# text, and the model's embedded tokenizer tokenizing as the tokenizer file does.
 set(prompt "The Eiffel tower is in")
 foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world)
+  set(ckpt ${CKPTS}/${name})
   set(dir ${WORK}/${name})
-  file(REMOVE_RECURSE ${dir})
-  execute_process(COMMAND ${PYTHON} ${SRC}/tests/checkpoints/make_random.py ${name} ${dir} RESULT_VARIABLE rc
-                  OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc)
-    message(FATAL_ERROR "${name}: make_random.py failed: ${out}${err}")
-  endif()
-  message(STATUS "${out}")
-  execute_process(COMMAND ${RILL} convert ${dir} -o ${dir}.rill --dtype q8 -q RESULT_VARIABLE rc ERROR_VARIABLE err)
+  file(MAKE_DIRECTORY ${WORK})
+  execute_process(COMMAND ${RILL} convert ${ckpt} -o ${dir}.rill --dtype q8 -q --force RESULT_VARIABLE rc
+                  ERROR_VARIABLE err)
   if(rc)
     message(FATAL_ERROR "${name}: convert failed: ${err}")
   endif()
-  file(REMOVE_RECURSE ${dir}/model.safetensors)
   execute_process(COMMAND ${RILL} inspect ${dir}.rill OUTPUT_VARIABLE out RESULT_VARIABLE rc)
   if(name MATCHES "rwkv")
     set(want "tokenizer     world (RWKV vocabulary, longest match), from rwkv_vocab_v20230424.txt, end of text = 0")
-    set(tokfile ${dir}/rwkv_vocab_v20230424.txt)
+    set(tokfile ${ckpt}/rwkv_vocab_v20230424.txt)
   else()
     set(want "tokenizer     bpe (byte-level BPE), from tokenizer.json, 50009 merges, 25 added tokens, NFC, end of text = 0")
-    set(tokfile ${dir}/tokenizer.json)
+    set(tokfile ${ckpt}/tokenizer.json)
   endif()
   string(FIND "${out}" "${want}" at)
   if(rc OR at EQUAL -1)
@@ -44,5 +39,5 @@ foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world)
   if(rc1 OR rc2 OR NOT a STREQUAL b OR a STREQUAL "")
     message(FATAL_ERROR "${name}: the model's tokenizer (${a}) differs from the file's (${b})")
   endif()
-  file(REMOVE_RECURSE ${dir} ${dir}.rill)
+  file(REMOVE ${dir}.rill)
 endforeach()

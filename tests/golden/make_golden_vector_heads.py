@@ -2,7 +2,7 @@
 """Make rill's golden fixtures for Mamba and Mamba-2 with vector heads (sensor models): a linear
 encoder in place of the embedding, a linear decoder (with bias) in place of the LM head.
 
-The checkpoint layout (rill's, documented in README "Vector models"): config.json of the ordinary
+The checkpoint layout (rill's, documented in docs/sensors.md): config.json of the ordinary
 model with "d_input" and "d_output" (and optionally "input_mean", "input_std") in place of
 "vocab_size"; tensors encoder.weight [d_model, d_input], encoder.bias [d_model], the backbone.* of the
 language model (layers and norm_f), decoder.weight [d_output, d_model], decoder.bias [d_output].

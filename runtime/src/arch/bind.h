@@ -125,4 +125,21 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
   return Status::kOk;
 }
 
+// An architecture's scratch bytes for passes of up to max_rows rows, from its scratch table.
+template <class S, const auto& kScratch>
+size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
+  return carve(kScratch, bound<S>(m).p, max_rows, nullptr, nullptr);
+}
+
+// The Architecture of spec S: the spec's binding, the scratch table's bytes, and the forward pass.
+template <class S, const auto& kScratch>
+constexpr Architecture architecture(void (*forward)(const Exec& x, const ModelImpl& m, const Rows& r)) {
+  return Architecture{.arch = S::kArch,
+                      .name = S::kName,
+                      .view_bytes = view_bytes<S>,
+                      .bind = bind<S>,
+                      .scratch_bytes = scratch_bytes<S, kScratch>,
+                      .forward = forward};
+}
+
 }  // namespace rill

@@ -28,10 +28,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {{&Scratch::h, d},  {&Scratch::u, 
                                                {&Scratch::xc, E}, {&Scratch::dbc, R + 2 * N}, {&Scratch::dt, E},
                                                {&Scratch::y, E},  {&Scratch::o, d}};
 
-size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
-  return carve(kScratch, bound<Spec>(m).p, max_rows, nullptr, nullptr);
-}
-
 // n rows through the whole model. The products take all rows at once (each weight read once per pass);
 // conv and scan advance each row's state in row order.
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
@@ -63,11 +59,6 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
 }  // namespace
 
-const Architecture kMamba1 = {.arch = Spec::kArch,
-                              .name = Spec::kName,
-                              .view_bytes = view_bytes<Spec>,
-                              .bind = bind<Spec>,
-                              .scratch_bytes = scratch_bytes,
-                              .forward = forward};
+const Architecture kMamba1 = architecture<Spec, kScratch>(forward);
 
 }  // namespace rill

@@ -28,10 +28,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {{&Scratch::h, d},      {&Scratch:
                                                {&Scratch::dt, H},     {&Scratch::y, E},
                                                {&Scratch::o, d}};
 
-size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
-  return carve(kScratch, bound<Spec>(m).p, max_rows, nullptr, nullptr);
-}
-
 // n rows through the whole model: the products over all rows at once; conv and the SSD step advance
 // each row's state in row order.
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
@@ -61,11 +57,6 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
 }  // namespace
 
-const Architecture kMamba2 = {.arch = Spec::kArch,
-                              .name = Spec::kName,
-                              .view_bytes = view_bytes<Spec>,
-                              .bind = bind<Spec>,
-                              .scratch_bytes = scratch_bytes,
-                              .forward = forward};
+const Architecture kMamba2 = architecture<Spec, kScratch>(forward);
 
 }  // namespace rill

@@ -43,10 +43,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::gate_a, Wl},  {&Scratch::lru, Wl},
     {&Scratch::mlp_gate, F}, {&Scratch::mlp_up, F}};
 
-size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
-  return carve(kScratch, bound<Spec>(m).p, max_rows, nullptr, nullptr);
-}
-
 // Y = W X + b over n rows (X rows ldx apart, Y [n, W.rows()]).
 void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n) {
   const Ops& op = *x.backend->ops;
@@ -113,11 +109,6 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
 }  // namespace
 
-const Architecture kRecurrentGemma = {.arch = Spec::kArch,
-                                      .name = Spec::kName,
-                                      .view_bytes = view_bytes<Spec>,
-                                      .bind = bind<Spec>,
-                                      .scratch_bytes = scratch_bytes,
-                                      .forward = forward};
+const Architecture kRecurrentGemma = architecture<Spec, kScratch>(forward);
 
 }  // namespace rill

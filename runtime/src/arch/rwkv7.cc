@@ -37,10 +37,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::b, C}, {&Scratch::y, C}, {&Scratch::o, C},       {&Scratch::v_first, C}, {&Scratch::low, &Hyper::max_rank},
     {&Scratch::ffn, F}};
 
-size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
-  return carve(kScratch, bound<Spec>(m).p, max_rows, nullptr, nullptr);
-}
-
 // Out [n, up.rows()] = bias + up act(down X): a LoRA with bottleneck `low` [n, down.rows()]. X rows ldx
 // apart; bias may be null.
 void lora(const Exec& x, const TensorView& down, const TensorView& up, const float* bias, const float* X, size_t ldx,
@@ -107,11 +103,6 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
 }  // namespace
 
-const Architecture kRwkv7 = {.arch = Spec::kArch,
-                             .name = Spec::kName,
-                             .view_bytes = view_bytes<Spec>,
-                             .bind = bind<Spec>,
-                             .scratch_bytes = scratch_bytes,
-                             .forward = forward};
+const Architecture kRwkv7 = architecture<Spec, kScratch>(forward);
 
 }  // namespace rill

@@ -25,10 +25,6 @@ struct Scratch {
 using spec::s4d::H;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {{&Scratch::h, H}, {&Scratch::z, H}, {&Scratch::y, H}, {&Scratch::g, 2 * H}};
 
-size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
-  return carve(kScratch, bound<Spec>(m).p, max_rows, nullptr, nullptr);
-}
-
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
   const Hyper& p = arch.p;
@@ -63,11 +59,6 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
 }  // namespace
 
-const Architecture kS4d = {.arch = Spec::kArch,
-                           .name = Spec::kName,
-                           .view_bytes = view_bytes<Spec>,
-                           .bind = bind<Spec>,
-                           .scratch_bytes = scratch_bytes,
-                           .forward = forward};
+const Architecture kS4d = architecture<Spec, kScratch>(forward);
 
 }  // namespace rill

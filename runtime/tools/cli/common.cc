@@ -155,6 +155,15 @@ bool make_pool(Args& a, ThreadPool** pool) {
   return create_pool(a.cmd, n, pool);
 }
 
+int make_session(Args& a, const Model& m, ThreadPool** pool, OwnedSession* os) {
+  if (!make_pool(a, pool)) return 2;
+  SessionOptions so;
+  so.pool = *pool;
+  Error e;
+  if (OwnedSession::create(m, so, os, &e) != Status::kOk) return report(e, "session");
+  return 0;
+}
+
 bool parse_int_list(const std::string& s, long long lo, long long hi, std::vector<long long>* out) {
   for (const std::string& item : split(s)) {
     long long v;

@@ -68,6 +68,9 @@ int open_model(Args& a, LoadedModel* lm, Takes takes = Takes::kAny);
 bool create_pool(const char* cmd, long long n, ThreadPool** pool);
 // The pool --threads asks for; false (usage error printed) on a bad value.
 bool make_pool(Args& a, ThreadPool** pool);
+// A session of the model on the pool --threads asks for: 0, or the exit code (the message printed).
+// Destroy *pool (ThreadPool::destroy) after the session.
+int make_session(Args& a, const Model& m, ThreadPool** pool, OwnedSession* os);
 
 // Comma-separated integers, each in [lo, hi]; false on a bad item (an empty string is an empty list).
 bool parse_int_list(const std::string& s, long long lo, long long hi, std::vector<long long>* out);

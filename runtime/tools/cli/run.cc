@@ -115,12 +115,8 @@ int cmd_run(int argc, char** argv) {
   }
 
   ThreadPool* pool = nullptr;
-  if (!make_pool(a, &pool)) return 2;
-  SessionOptions so;
-  so.pool = pool;
   OwnedSession os;
-  Error e;
-  if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
+  if (int r = make_session(a, lm.model(), &pool, &os)) return r;
   std::vector<float> logits(info.vocab_size);
   std::vector<Sampler::Candidate> cand(Sampler::scratch_count(info.vocab_size));
   Sampler sampler;

@@ -247,12 +247,8 @@ int cmd_eval(int argc, char** argv) {
     return 1;
   }
   ThreadPool* pool = nullptr;
-  if (!make_pool(a, &pool)) return 2;
-  SessionOptions so;
-  so.pool = pool;
   OwnedSession os;
-  Error e;
-  if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
+  if (int r = make_session(a, lm.model(), &pool, &os)) return r;
   std::vector<float> logits(info.vocab_size);
   // Byte models: only the 256 byte ids are text; others: the whole vocabulary.
   const size_t n_valid = info.tokenizer == TokenizerKind::kBytes ? 256 : info.vocab_size;

@@ -1,6 +1,6 @@
 // rill_xnnpack_bench: XNNPACK's fully-connected operators against rill's own product kernels, on the
 // projection shapes of the 130m and 1.4B models, one thread. Built only where Debian's libxnnpack-dev
-// is installed; rill itself does not link XNNPACK (README "Quantization and speed" gives the figures).
+// is installed; rill itself does not link XNNPACK (docs/performance.md gives the figures).
 //
 //   f32: xnn_create_fully_connected_nc_f32 vs rill matmul_f32 (f32 weights).
 //   f16: xnn_create_fully_connected_nc_f16 (f16 in and out) vs rill matmul_f16 (f16 weights, f32 in/out).
