@@ -120,11 +120,13 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
 
 // Appends code point cp (<= U+10FFFF) as UTF-8.
 void put_utf8(uint32_t cp, std::string* out);
-// Reads an RWKV world vocabulary file into vocab_size entries (ids absent from the file stay empty).
+// The tokenizer readers refuse an id >= vocab_size (the model's embedding rows) and return a vocabulary
+// that ends at the largest id the file holds (ids absent from the file stay empty).
+// Reads an RWKV world vocabulary file.
 std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size);
-// Reads a Hugging Face tokenizer.json (byte-level BPE) for a model with vocab_size embedding rows.
+// Reads a Hugging Face tokenizer.json (byte-level BPE).
 BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size);
-// Reads a SentencePiece tokenizer.model for a model with vocab_size embedding rows.
+// Reads a SentencePiece tokenizer.model.
 SpmTokenizer read_sentencepiece(const std::string& path, uint64_t vocab_size);
 
 // The Tokenizer table of the content's tokenizer.

@@ -26,6 +26,10 @@ bool is_json(const std::string& p) { return p.size() >= 5 && p.compare(p.size() 
 
 // Reads a tokenizer file into the content: a .model is a SentencePiece model, a .json a Hugging Face
 // tokenizer.json (byte-level BPE), anything else an RWKV world vocabulary.
+// A tokenizer file read alone (rill tokenize --tokenizer) has no model to bound its ids: at most 4 Mi.
+constexpr uint64_t kMaxTokenizerIds = 1u << 22;
+
+// Ids must lie below vocab_size; content->vocab ends at the largest id the file holds.
 void read_tokenizer_file(const std::string& path, uint64_t vocab_size, FileContent* content) {
   if (path.size() >= 6 && path.compare(path.size() - 6, 6, ".model") == 0) {
     SpmTokenizer spm = read_sentencepiece(path, vocab_size);
@@ -49,7 +53,7 @@ void read_tokenizer_file(const std::string& path, uint64_t vocab_size, FileConte
 
 std::string tokenizer_buffer(const std::string& path, uint32_t* vocab_size) {
   FileContent content;
-  read_tokenizer_file(path, 1u << 22, &content);
+  read_tokenizer_file(path, kMaxTokenizerIds, &content);
   size_t n = content.vocab.size();
   while (n > 0 && content.vocab[n - 1].empty()) --n;
   content.vocab.resize(n);
@@ -158,6 +162,7 @@ Report run(const Options& opts) {
     content.tokenizer_source = "bytes";
   } else if (tk == "world" || tk == "bpe" || tk == "spm") {
     read_tokenizer_file(tk_file, V, &content);
+    content.vocab.resize(V);  // rows past the tokenizer's ids (padding) decode to nothing
   }
   // End and start of text: config.json's ids, else the tokenizer's own end-of-text token.
   if (!config_text.empty()) {  // BlinkDL's RWKV-7 layout comes without a config.json

@@ -137,8 +137,8 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
   // Vocabulary: token string -> id; each id's bytes through the ByteLevel decoder.
   if (!model.contains("vocab") || !model["vocab"].is_object()) throw bad("model.vocab is not an object");
   const auto table = unicode_to_bytes();
-  t.vocab.assign(vocab_size, std::string());
-  std::vector<bool> seen(vocab_size, false);
+  // t.vocab and seen grow to the largest id read (the caller pads to the model's rows).
+  std::vector<bool> seen;
   std::map<std::string, uint32_t> ids;
   auto add_id = [&](const std::string& s, const json& idj, const char* what) {
     if (!idj.is_number_unsigned()) throw bad(std::string(what) + " \"" + s + "\": id is not a non-negative integer");
@@ -146,6 +146,10 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
     if (id >= vocab_size)
       throw bad(std::string(what) + " \"" + s + "\" has id " + std::to_string(id) + ", the model has " +
                 std::to_string(vocab_size) + " embedding rows");
+    if (id >= t.vocab.size()) {
+      t.vocab.resize(id + 1);
+      seen.resize(id + 1, false);
+    }
     return static_cast<uint32_t>(id);
   };
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {

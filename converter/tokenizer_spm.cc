@@ -101,7 +101,6 @@ SpmTokenizer read_sentencepiece(const std::string& path, uint64_t vocab_size) {
   if (out.vocab.size() > vocab_size)
     throw ConvertError(path + ": " + std::to_string(out.vocab.size()) + " pieces, but the model has " +
                        std::to_string(vocab_size) + " embedding rows");
-  out.vocab.resize(vocab_size);  // rows past the pieces (padding) decode to nothing
   for (size_t id = 0; id < out.pieces.size(); ++id) {
     if (out.pieces[id] == "<bos>" || out.pieces[id] == "<s>") out.bos_id = static_cast<int32_t>(id);
     if (out.pieces[id] == "<eos>" || out.pieces[id] == "</s>") out.eos_id = static_cast<int32_t>(id);

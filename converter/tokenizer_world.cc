@@ -104,8 +104,8 @@ bool decode_literal(const std::string& lit, std::string* out) {
 std::vector<std::string> read_world_vocab(const std::string& path, uint64_t vocab_size) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw ConvertError(path + ": cannot read");
-  std::vector<std::string> tokens(vocab_size);
-  std::vector<bool> seen(vocab_size, false);
+  std::vector<std::string> tokens;  // grows to the largest id read (the caller pads to the model's rows)
+  std::vector<bool> seen;
   std::string line;
   size_t lineno = 0;
   while (std::getline(f, line)) {
@@ -133,6 +133,10 @@ std::vector<std::string> read_world_vocab(const std::string& path, uint64_t voca
       throw bad("literal has " + std::to_string(bytes.size()) + " bytes, the line says " + std::to_string(len));
     if (id == 0 || id >= vocab_size)
       throw bad("token id " + std::to_string(id) + " is outside [1, " + std::to_string(vocab_size) + ")");
+    if (id >= tokens.size()) {
+      tokens.resize(id + 1);
+      seen.resize(id + 1, false);
+    }
     if (seen[id]) throw bad("token id " + std::to_string(id) + " appears twice");
     seen[id] = true;
     tokens[id] = bytes;
