@@ -165,6 +165,7 @@ int cmd_run(int argc, char** argv) {
   text_out.flush();
   const double t2 = now_s();
   std::printf("\n");
+  std::fflush(stdout);  // the text ends before the figures, also when both go to one file
   if (!a.flag("--quiet"))
     std::fprintf(stderr, "[prefill %zu tokens %.1f ms (%.0f tok/s) | decode %lld tokens %.1f ms, %.0f tok/s, %.3f ms/token"
                  " | arena %zu B, state %" PRIu64 " B]\n",
