@@ -4,7 +4,8 @@
 //     spec lists for its hyper-parameters: names, shapes, and dtypes the storage class allows;
 //   - a file missing any one of them, or holding one of another shape, is refused naming it;
 //   - a converter mapping that leaves a spec tensor out, or maps one the spec lacks, does not finish;
-//   - each spec's Params reader and writer agree field by field.
+//   - each spec's Params reader and writer agree field by field;
+//   - a scratch table's buffers lie where it says: one after another, or over an earlier one.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -254,6 +255,39 @@ TEST_SUITE("spec") {
       CHECK_THROWS_WITH_AS(convert::begin_content<S>(&big, kinds, "test", &c2),
                            doctest::Contains("mamba1 d_state = 5000 is outside [1, 1024]"), convert::ConvertError);
     }
+  }
+
+  TEST_CASE("a scratch table: buffers one after another, kAlign-aligned; one `over` another shares its memory, "
+            "sized for the larger") {
+    struct Scratch {
+      float *a, *b, *c, *d;
+      int64_t* p;
+    };
+    using H = spec::Mamba1::Hyper;
+    constexpr Buffer<H, Scratch> kTable[] = {{&Scratch::a, 3},
+                                             {&Scratch::b, &H::d_model},
+                                             {.f32 = nullptr, .width = 1, .i64 = &Scratch::p},
+                                             {.f32 = &Scratch::c, .width = &H::d_inner, .over = &Scratch::b},
+                                             {.f32 = &Scratch::d, .width = 2, .over = &Scratch::c}};
+    static_assert(overlays_valid(kTable));
+    constexpr Buffer<H, Scratch> kLater[] = {{.f32 = &Scratch::c, .width = 1, .over = &Scratch::b}, {&Scratch::b, 1}};
+    static_assert(!overlays_valid(kLater));
+    H h{};
+    h.d_model = 40;
+    h.d_inner = 80;
+    const size_t rows = 5;
+    // a: 3 * 5 floats -> 64 B; b with c and d over it: max(40, 80, 2) * 5 floats = 1600 B; p: 5 int64 -> 64 B.
+    CHECK(carve(kTable, h, rows, nullptr, nullptr) == 64 + 1600 + 64);
+    alignas(64) static unsigned char base[4096];
+    Scratch s{};
+    CHECK(carve(kTable, h, rows, base, &s) == 64 + 1600 + 64);
+    CHECK(reinterpret_cast<unsigned char*>(s.a) == base);
+    CHECK(reinterpret_cast<unsigned char*>(s.b) == base + 64);
+    CHECK(s.c == s.b);
+    CHECK(s.d == s.b);
+    CHECK(reinterpret_cast<unsigned char*>(s.p) == base + 64 + 1600);
+    h.d_inner = 8;  // the shared memory follows the largest: now b's own 40 * 5 floats
+    CHECK(carve(kTable, h, rows, nullptr, nullptr) == 64 + 832 + 64);
   }
 
   TEST_CASE("each spec's Params writer and reader agree field by field") {

@@ -2,6 +2,7 @@
 // bound by arch/bind.h, and its forward pass as a list of named ops (arch/<arch>.cc).
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
 #include "arch/spec.h"
@@ -45,28 +46,63 @@ inline StateRef state(const Rows& r, spec::StateAt at) { return StateRef{r.state
 // ---- activation scratch: a forward pass's buffers, laid out from a table
 
 // One buffer of the scratch: a float (or int64) pointer member of the architecture's Scratch struct,
-// `width` elements per row for rows rows (or `width` elements in all when !per_row).
+// `width` elements per row for rows rows (or `width` elements in all when !per_row). A buffer `over`
+// another float buffer earlier in the table shares its memory (for activations whose lives do not
+// overlap, such as two layer kinds' own); the shared memory is as large as the largest of them.
 template <class H, class S>
 struct Buffer {
   float* S::*f32;
   spec::Dim<H> width;
   bool per_row = true;
   int64_t* S::*i64 = nullptr;  // instead of f32: an int64 buffer
+  float* S::*over = nullptr;   // shares the memory of this earlier float buffer
 };
+
+// Whether every `over` of the table names a float buffer before it (checked at compile time by
+// architecture()).
+template <class H, class S, size_t N>
+constexpr bool overlays_valid(const Buffer<H, S> (&table)[N]) {
+  for (size_t i = 0; i < N; ++i) {
+    if (!table[i].over) continue;
+    bool found = false;
+    for (size_t j = 0; j < i; ++j) found = found || (!table[j].i64 && table[j].f32 == table[i].over);
+    if (!found || table[i].i64) return false;
+  }
+  return true;
+}
 
 // Places the buffers of `table` for `rows` rows at `base`, each kAlign-aligned (or only measures, when
 // base is null); returns the bytes used.
 template <class H, class S, size_t N>
 size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned char* base,
              std::type_identity_t<S>* out) {
+  auto bytes = [&](const Buffer<H, S>& b) {
+    return static_cast<size_t>(b.width(h)) * (b.per_row ? rows : 1) * (b.i64 ? sizeof(int64_t) : sizeof(float));
+  };
+  auto root = [&](size_t i) {  // the buffer whose memory table[i] uses
+    while (table[i].over)
+      for (size_t j = 0; j < i; ++j)
+        if (table[j].f32 == table[i].over) {
+          i = j;
+          break;
+        }
+    return i;
+  };
   size_t off = 0;
-  for (const Buffer<H, S>& b : table) {
-    const size_t count = static_cast<size_t>(b.width(h)) * (b.per_row ? rows : 1);
+  for (size_t i = 0; i < N; ++i) {
+    const Buffer<H, S>& b = table[i];
+    if (b.over) {
+      if (base && out) out->*b.f32 = out->*b.over;
+      continue;
+    }
+    size_t size = bytes(b);
+    for (size_t j = i + 1; j < N; ++j)
+      if (table[j].over && root(j) == i) size = std::max(size, bytes(table[j]));
     if (base && out) {
       if (b.i64) out->*b.i64 = reinterpret_cast<int64_t*>(base + off);
       else out->*b.f32 = reinterpret_cast<float*>(base + off);
     }
-    off += align_up(count * (b.i64 ? sizeof(int64_t) : sizeof(float)), kAlign);
+    off += align_up(size, kAlign);
   }
   return off;
 }

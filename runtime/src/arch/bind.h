@@ -134,6 +134,7 @@ size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
 // The Architecture of spec S: the spec's binding, the scratch table's bytes, and the forward pass.
 template <class S, const auto& kScratch>
 constexpr Architecture architecture(void (*forward)(const Exec& x, const ModelImpl& m, const Rows& r)) {
+  static_assert(overlays_valid(kScratch), "a scratch buffer's `over` must name a float buffer before it");
   return Architecture{.arch = S::kArch,
                       .name = S::kName,
                       .view_bytes = view_bytes<S>,

@@ -17,6 +17,8 @@ using Spec = spec::RecurrentGemma;
 using Hyper = Spec::Hyper;
 
 // Activations of a pass over n rows, each buffer [n, width] (scores: [H, window] for one row at a time).
+// A layer's block and its MLP run one after the other: the RG-LRU block's and the MLP's buffers lie over
+// the attention block's.
 struct Scratch {
   float *h, *u, *o;  // [d] residual stream, normed input, a block's output
   int64_t* P;        // [1] each row's position
@@ -25,23 +27,34 @@ struct Scratch {
   float* attn;       // [A] the heads' outputs
   float* scores;     // [H, window]
   // RglruBlock
-  float* y_branch;  // [Wl] gelu(W_y u)
-  float* x_branch;  // [Wl] W_x u
-  float* conv;      // [Wl] conv(x_branch)
+  float* y_branch;         // [Wl] gelu(W_y u)
+  float* x_branch;         // [Wl] W_x u
+  float* conv;             // [Wl] conv(x_branch)
   float *gate_x, *gate_a;  // [Wl] the input and recurrence gates' pre-activations
-  float* lru;       // [Wl] RG-LRU(conv), then times y_branch
+  float* lru;              // [Wl] RG-LRU(conv), then times y_branch (over x_branch, read by the conv)
   // MLP
   float *mlp_gate, *mlp_up;  // [F]
 };
 using spec::recurrent_gemma::d, spec::recurrent_gemma::D, spec::recurrent_gemma::F, spec::recurrent_gemma::H,
     spec::recurrent_gemma::KV, spec::recurrent_gemma::W, spec::recurrent_gemma::Wl;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {
-    {&Scratch::h, d},        {&Scratch::u, d},         {&Scratch::o, d},      {nullptr, 1, true, &Scratch::P},
-    {&Scratch::q, H * D},    {&Scratch::k, KV * D},    {&Scratch::v, KV * D}, {&Scratch::attn, H * D},
+    {&Scratch::h, d},
+    {&Scratch::u, d},
+    {&Scratch::o, d},
+    {.f32 = nullptr, .width = 1, .i64 = &Scratch::P},
+    {&Scratch::q, H * D},
+    {&Scratch::k, KV * D},
+    {&Scratch::v, KV * D},
+    {&Scratch::attn, H * D},
     {&Scratch::scores, H * W, false},
-    {&Scratch::y_branch, Wl}, {&Scratch::x_branch, Wl}, {&Scratch::conv, Wl}, {&Scratch::gate_x, Wl},
-    {&Scratch::gate_a, Wl},  {&Scratch::lru, Wl},
-    {&Scratch::mlp_gate, F}, {&Scratch::mlp_up, F}};
+    {.f32 = &Scratch::y_branch, .width = Wl, .over = &Scratch::q},
+    {.f32 = &Scratch::x_branch, .width = Wl, .over = &Scratch::k},
+    {.f32 = &Scratch::conv, .width = Wl, .over = &Scratch::v},
+    {.f32 = &Scratch::gate_x, .width = Wl, .over = &Scratch::attn},
+    {&Scratch::gate_a, Wl},
+    {.f32 = &Scratch::lru, .width = Wl, .over = &Scratch::x_branch},
+    {.f32 = &Scratch::mlp_gate, .width = F, .over = &Scratch::q},
+    {.f32 = &Scratch::mlp_up, .width = F, .over = &Scratch::k}};
 
 // Y = W X + b over n rows (X rows ldx apart, Y [n, W.rows()]).
 void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n) {
