@@ -65,6 +65,11 @@ expect_text("tok/s")
 expect(2 ${RILL} run ${WORK}/m.rill --prompt "hi")
 expect_text("no tokenizer")
 expect(2 ${RILL} run ${WORK}/m.rill --tokens 1 --temp abc)
+expect_text("--temp wants a number in [0, 1e+06], got 'abc'")  # a bad value is named, with its range
+expect(2 ${RILL} run ${WORK}/m.rill --tokens 1 --top-p 0)
+expect_text("--top-p wants a number in (0, 1], got '0'")
+expect(2 ${RILL} bench ${WORK}/m.rill --probe-mb 1)
+expect_text("--probe-mb wants an integer in [16, 65536], got '1'")
 # --backend: cpu works; cuda is refused with the reason where it is not compiled in, or (RILL_CUDA builds)
 # where there is no device, and otherwise gives the CPU's logits; a typo is a usage error.
 expect(0 ${RILL} run ${WORK}/m.rill --tokens 1,2,3 -n 4 --seed 1 --backend cpu)

@@ -123,5 +123,21 @@ inline bool parse_float(const std::string& s, double* out) {
   return true;
 }
 
+// The integer value of option lng in [lo, hi], or false with a message naming the option, its value
+// and the range.
+inline bool int_option(Args& a, const char* lng, long long lo, long long hi, long long* out) {
+  if (parse_int(a.get(lng), lo, hi, out)) return true;
+  std::fprintf(stderr, "rill %s: %s wants an integer in [%lld, %lld], got '%s'\n", a.cmd, lng, lo, hi, a.get(lng).c_str());
+  return false;
+}
+
+// The number value of option lng in [lo, hi] (lo_open: lo itself excluded), or false with a message.
+inline bool number_option(Args& a, const char* lng, double lo, double hi, bool lo_open, double* out) {
+  if (parse_float(a.get(lng), out) && (lo_open ? *out > lo : *out >= lo) && *out <= hi) return true;
+  std::fprintf(stderr, "rill %s: %s wants a number in %c%g, %g], got '%s'\n", a.cmd, lng, lo_open ? '(' : '[', lo, hi,
+               a.get(lng).c_str());
+  return false;
+}
+
 }  // namespace cli
 }  // namespace rill

@@ -46,12 +46,12 @@ int cmd_bench(int argc, char** argv) {
           {"-o", "--output", "FORMAT", "md | json", "md"}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   long long n_tok, n_pre, probe_mb = 0, n_soak, n_ctx;
-  if (!parse_int(a.get("--tokens"), 1, 1 << 24, &n_tok) || !parse_int(a.get("--prefill"), 0, 1 << 24, &n_pre) ||
-      !parse_int(a.get("--context"), 0, 1 << 24, &n_ctx) ||
-      !parse_int(a.get("--soak"), 0, 1ll << 32, &n_soak) ||
-      (a.get("--probe-mb") != "auto" && !parse_int(a.get("--probe-mb"), 16, 1 << 16, &probe_mb)) ||
-      (a.get("--output") != "md" && a.get("--output") != "json")) {
-    std::fprintf(stderr, "rill bench: bad option (see rill bench --help)\nexample: %s\n", a.example);
+  if (!int_option(a, "--tokens", 1, 1 << 24, &n_tok) || !int_option(a, "--prefill", 0, 1 << 24, &n_pre) ||
+      !int_option(a, "--context", 0, 1 << 24, &n_ctx) || !int_option(a, "--soak", 0, 1ll << 32, &n_soak) ||
+      (a.get("--probe-mb") != "auto" && !int_option(a, "--probe-mb", 16, 1 << 16, &probe_mb)))
+    return 2;
+  if (a.get("--output") != "md" && a.get("--output") != "json") {
+    std::fprintf(stderr, "rill bench: --output wants md or json, got '%s'\n", a.get("--output").c_str());
     return 2;
   }
   std::string path = a.get("--model");

@@ -87,12 +87,10 @@ int cmd_run(int argc, char** argv) {
   long long n_predict;
   double temp, top_p;
   long long top_k, seed = static_cast<long long>(std::chrono::system_clock::now().time_since_epoch().count() & 0xFFFFFFFF);
-  if (!parse_int(a.get("--n-predict"), 0, 1ll << 40, &n_predict) || !parse_float(a.get("--temp"), &temp) ||
-      temp < 0 || !parse_int(a.get("--top-k"), 0, 1 << 30, &top_k) || !parse_float(a.get("--top-p"), &top_p) ||
-      !(top_p > 0 && top_p <= 1) || (a.flag("--seed") && !parse_int(a.get("--seed"), 0, INT64_MAX, &seed))) {
-    std::fprintf(stderr, "rill run: bad numeric option (see rill run --help)\nexample: %s\n", a.example);
+  if (!int_option(a, "--n-predict", 0, 1ll << 40, &n_predict) || !number_option(a, "--temp", 0, 1e6, false, &temp) ||
+      !int_option(a, "--top-k", 0, 1 << 30, &top_k) || !number_option(a, "--top-p", 0, 1, true, &top_p) ||
+      (a.flag("--seed") && !int_option(a, "--seed", 0, INT64_MAX, &seed)))
     return 2;
-  }
   if (a.flag("--greedy")) temp = 0;
   const bool bytes_tok = info.tokenizer == TokenizerKind::kBytes;
   const bool has_tok = info.tokenizer != TokenizerKind::kNone;

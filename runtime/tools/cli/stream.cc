@@ -24,11 +24,11 @@ int cmd_stream(int argc, char** argv) {
   if (int r = open_model(a, &lm, Takes::kVectors)) return r;
   const ModelInfo info = lm.model().info();
   long long chunk;
-  if (a.get("--inputs").empty() || a.get("--output").empty() || !parse_int(a.get("--chunk"), 1, 4096, &chunk)) {
-    std::fprintf(stderr, "rill stream: --inputs IN.npy and -o OUT.npy are required (--chunk 1 to 4096)\nexample: %s\n",
-                 a.example);
+  if (a.get("--inputs").empty() || a.get("--output").empty()) {
+    std::fprintf(stderr, "rill stream: --inputs IN.npy and -o OUT.npy are required\nexample: %s\n", a.example);
     return 2;
   }
+  if (!int_option(a, "--chunk", 1, 4096, &chunk)) return 2;
   npy::Array arr;
   std::string why;
   if (npy::read(a.get("--inputs"), &arr, &why, /*accept_f64=*/true) && (arr.shape.empty() || arr.shape.size() > 2))

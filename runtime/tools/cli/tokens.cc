@@ -226,9 +226,14 @@ int cmd_eval(int argc, char** argv) {
     return 1;
   }
   long long max_bytes, window;
-  if (a.get("--text").empty() || !parse_int(a.get("--max-bytes"), 0, 1ll << 50, &max_bytes) ||
-      !parse_int(a.get("--window"), 0, 1ll << 50, &window) || window == 1) {
+  if (a.get("--text").empty()) {
     std::fprintf(stderr, "rill eval: need --text FILE\nexample: %s\n", a.example);
+    return 2;
+  }
+  if (!int_option(a, "--max-bytes", 0, 1ll << 50, &max_bytes) || !int_option(a, "--window", 0, 1ll << 50, &window))
+    return 2;
+  if (window == 1) {
+    std::fprintf(stderr, "rill eval: --window 1 leaves no token to predict in a window (0: one stream, or 2 and more)\n");
     return 2;
   }
   std::string text;
