@@ -79,13 +79,9 @@ size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned c
   auto bytes = [&](const Buffer<H, S>& b) {
     return static_cast<size_t>(b.width(h)) * (b.per_row ? rows : 1) * (b.i64 ? sizeof(int64_t) : sizeof(float));
   };
-  auto root = [&](size_t i) {  // the buffer whose memory table[i] uses
-    while (table[i].over)
-      for (size_t j = 0; j < i; ++j)
-        if (table[j].f32 == table[i].over) {
-          i = j;
-          break;
-        }
+  auto root = [&](size_t i) {  // the buffer whose memory table[i] uses (overlays_valid: it is found)
+    for (size_t j = i; table[i].over && j-- > 0;)
+      if (table[j].f32 == table[i].over) i = j;
     return i;
   };
   size_t off = 0;
