@@ -381,8 +381,7 @@ rill_status rill_session_prefill_vectors(rill_session* s, const float* inputs, s
 
 rill_status rill_session_reset(rill_session* s) {
   if (!live(s)) return RILL_BAD_STATE;
-  s->session.reset();
-  return RILL_OK;
+  return code(s->session.reset());
 }
 
 size_t rill_session_state_size(const rill_session* s) { return s ? s->session.state_size() : 0; }

@@ -14,7 +14,9 @@
 
 #include "backend/backend.h"
 #include "test_util.h"
-#if !defined(RILL_TEST_REAL_CUDA)
+#if defined(RILL_TEST_CUDA_EMU)
+#include "emu_backend.h"
+#elif !defined(RILL_TEST_REAL_CUDA)
 #include "device/host_device.h"
 #endif
 
@@ -23,13 +25,38 @@ using namespace rill_test;
 
 namespace {
 
+// What runs behind Backend::kCuda, and the failures each can be made to show.
 #if defined(RILL_TEST_REAL_CUDA)
 constexpr bool kExact = false;  // other kernels: bounds, not bits
+constexpr bool kCanInject = false;
 struct DeviceUnderTest {
   DeviceUnderTest() {}  // the CUDA backend itself
 };
+void limit_device_memory(size_t) {}
+void fail_next_pass() {}
+uint64_t replays() { return 0; }
+#elif defined(RILL_TEST_CUDA_EMU)
+constexpr bool kExact = false;  // the CUDA kernels on the CPU: bounds, not bits
+constexpr bool kCanInject = true;
+struct DeviceUnderTest {
+  DeviceUnderTest() { override_backend(Backend::kCuda, cuda_emu_backend()); }
+  ~DeviceUnderTest() {
+    override_backend(Backend::kCuda, nullptr);
+    cuda_emu::set_memory_limit(size_t(8) << 30);
+    cuda_emu::fail_next_copies(0);
+  }
+};
+// Device memory beyond what is in use now: `bytes` (SIZE_MAX: no limit).
+void limit_device_memory(size_t bytes) {
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  cuda_emu::set_memory_limit(bytes == SIZE_MAX ? size_t(8) << 30 : total_b - free_b + bytes);
+}
+void fail_next_pass() { cuda_emu::fail_next_copies(1); }  // its first copy fails on the stream
+uint64_t replays() { return cuda_emu::counters().graph_launches; }
 #else
 constexpr bool kExact = true;  // the CPU's own ops behind the device seam
+constexpr bool kCanInject = true;
 struct DeviceUnderTest {
   DeviceUnderTest() {
     override_backend(Backend::kCuda, host_device_backend());
@@ -37,6 +64,9 @@ struct DeviceUnderTest {
   }
   ~DeviceUnderTest() { override_backend(Backend::kCuda, nullptr); }
 };
+void limit_device_memory(size_t bytes) { host_device_control().memory_limit = bytes; }
+void fail_next_pass() { host_device_control().fail_sync = true; }
+uint64_t replays() { return host_device_control().replays; }
 #endif
 
 ModelOptions on_device() {
@@ -207,6 +237,7 @@ TEST_SUITE("device") {
     Session moved = static_cast<Session&&>(replayed.session());  // the recorded step belongs to the pass, not the object
     std::vector<float> lr(V), le(V);
     Session* one[1] = {&eager.session()};
+    const uint64_t replays0 = replays();
     for (int32_t t : tokens) {
       REQUIRE(moved.step(t, lr.data(), V) == Status::kOk);
       REQUIRE(batch.step(one, &t, 1, le.data(), V) == Status::kOk);
@@ -214,9 +245,7 @@ TEST_SUITE("device") {
       if (kExact) REQUIRE(lr == le);
     }
     CHECK(!replayed.session().ok());
-#if !defined(RILL_TEST_REAL_CUDA)
-    CHECK(host_device_control().replays == tokens.size());  // every Session::step was a replay
-#endif
+    if (kCanInject) CHECK(replays() - replays0 == tokens.size());  // every Session::step was a replay
   }
 
   TEST_CASE("many sessions on one device model: interleaved, and in one Batch::step, each as if alone") {
@@ -301,19 +330,21 @@ TEST_SUITE("device") {
     LoadedModel none;
     CHECK(LoadedModel::open(b.tmp.file("m.rill").c_str(), far, &none, &e) == Status::kNoBackend);
     MESSAGE("device 4096: " << e.message);
-#if !defined(RILL_TEST_REAL_CUDA)
-    host_device_control().memory_limit = 1024;
-    OwnedSession tiny;
-    CHECK(OwnedSession::create(b.dev.model(), SessionOptions{}, &tiny, &e) == Status::kOutOfMemory);
-    MESSAGE(e.message);
-    host_device_control().memory_limit = SIZE_MAX;
-    // A device that fails a pass: kDeviceError, and the caller's logits are not written.
-    host_device_control().fail_sync = true;
-    std::fill(l.begin(), l.end(), 7.f);
-    CHECK(d.session().step(4, l.data(), V) == Status::kDeviceError);
-    CHECK(l == std::vector<float>(V, 7.f));
-    host_device_control().fail_sync = false;
+    if (kCanInject) {
+      limit_device_memory(1024);
+      OwnedSession tiny;
+      CHECK(OwnedSession::create(b.dev.model(), SessionOptions{}, &tiny, &e) == Status::kOutOfMemory);
+      MESSAGE(e.message);
+      limit_device_memory(SIZE_MAX);
+      // A device that fails a pass: kDeviceError, and the caller's logits are not written.
+      fail_next_pass();
+      std::fill(l.begin(), l.end(), 7.f);
+      CHECK(d.session().step(4, l.data(), V) == Status::kDeviceError);
+      CHECK(l == std::vector<float>(V, 7.f));
+#if !defined(RILL_TEST_CUDA_EMU) && !defined(RILL_TEST_REAL_CUDA)
+      host_device_control().fail_sync = false;
 #endif
+    }
   }
 
   TEST_CASE("1000 device steps make no device allocation; sessions and models give back what they took") {

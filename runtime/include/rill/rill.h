@@ -194,6 +194,7 @@ RILL_API rill_status rill_session_step_vector(rill_session* session, const float
  * Writes the last step's output (n_output == d_output), every step's ([n_steps, d_output]), or none. */
 RILL_API rill_status rill_session_prefill_vectors(rill_session* session, const float* inputs, size_t n_steps,
                                                   size_t n_input, float* output, size_t n_output);
+/* Back to the empty state: RILL_OK, or RILL_DEVICE_ERROR if a device backend failed the write. */
 RILL_API rill_status rill_session_reset(rill_session* session);
 /* The state as a self-describing blob (64-byte header + state): save, restore, branch. copy_in
  * refuses (RILL_STATE_MISMATCH) a blob of another model or a damaged one, state unchanged. */

@@ -218,8 +218,9 @@ class Session {
   // checked before the state is touched.
   Status prefill_vectors(const float* inputs, size_t n_steps, size_t n_input, float* output, size_t n_output);
 
-  // Back to the empty state (zeros).
-  void reset();
+  // Back to the empty state (zeros). kDeviceError if a device backend failed the write (the state is
+  // then undefined: reset again, or restore a saved blob).
+  Status reset();
 
   // The persistent state as a self-describing blob, for saving, restoring, branching: a 64-byte
   // header (magic "RLST", version, the model's fingerprint, payload size, checksum) followed by the

@@ -492,8 +492,14 @@ size_t work_bytes(const BackendImpl* self, size_t max_rows, size_t max_cols) {
   return static_cast<const Table*>(self->impl)->prepare_act ? kernels::prepare_act_bytes(max_rows, max_cols) : 0;
 }
 
-void copy(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-void zero(void* dst, size_t bytes) { std::memset(dst, 0, bytes); }
+Status copy(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
+  return Status::kOk;
+}
+Status zero(void* dst, size_t bytes) {
+  std::memset(dst, 0, bytes);
+  return Status::kOk;
+}
 
 struct CpuBackends {
   static constexpr size_t kMax = 8;

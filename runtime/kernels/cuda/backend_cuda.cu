@@ -14,11 +14,31 @@
 //              per head (Mamba-2 SSD, wkv7), taking the rows in order, so a prefill chunk of one stream
 //              and a batch of streams both advance correctly;
 //   norms      one block per row (or head, or group).
+//
+// The same source builds for nvcc and, for the tests, as C++ against a CPU emulation of CUDA
+// (tests/cuda_emu, which provides cuda_runtime.h and cuda_fp16.h): every launch goes through
+// RILL_LAUNCH and every static shared array through RILL_SHARED, which the emulation implements.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#if defined(CUDA_EMU)
+#define RILL_LAUNCH(kernel, grid, block, smem, stream) ::cuda_emu::launch(#kernel, kernel, grid, block, smem, stream)
+#define RILL_SHARED(type, name, dims) \
+  static thread_local type name dims; \
+  ::cuda_emu::shared_bytes(&name, sizeof(name))
+#else
+#define RILL_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#define RILL_SHARED(type, name, dims) __shared__ type name dims
+#endif
+// The emulated build is a backend of its own ("cuda-emu"), beside the real one in a RILL_CUDA test build.
+#if !defined(RILL_CUDA_BACKEND_NAME)
+#define RILL_CUDA_BACKEND_NAME "cuda"
+#define RILL_CUDA_BACKEND_FN cuda_backend
+#endif
+
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <cstring>
 #include <new>
 
@@ -59,8 +79,8 @@ __device__ __forceinline__ float warp_sum(float v) { return warp_reduce<Sum>(v);
 // Op over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
 template <class Op>
 __device__ float block_reduce(float v) {
-  __shared__ float part[32];
-  __shared__ float total;
+  RILL_SHARED(float, part, [32]);
+  RILL_SHARED(float, total, );
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   v = warp_reduce<Op>(v);
   __syncthreads();  // part[] and total may still be read by the previous call
@@ -148,7 +168,7 @@ __global__ void embed_k(DevW W, const int32_t* tokens, float* out, uint64_t d) {
 
 void embed(const Exec& x, const TensorView& W, const int32_t* tokens, float* out, size_t n) {
   if (!n) return;
-  embed_k<<<static_cast<unsigned>(n), kThreads, 0, stream_of(x)>>>(dev_w(W), tokens, out, W.cols());
+  RILL_LAUNCH(embed_k, static_cast<unsigned>(n), kThreads, 0, stream_of(x))(dev_w(W), tokens, out, W.cols());
 }
 
 constexpr int kTile = 4;  // tokens per pass over a weight row
@@ -223,10 +243,11 @@ __global__ void matmul_rows_k(DevW w, uint64_t r0, uint64_t r1, const float* X, 
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTile; ++t) {
-    const float s = warp_sum(acc[t]);
-    if (lane == 0 && t < nt) Y[(t0 + t) * ldy + r] = s;
-  }
+  for (int t = 0; t < kTile; ++t)
+    if (t < nt) {  // nt is the same for the whole warp: a decode step reduces one sum, not kTile
+      const float s = warp_sum(acc[t]);
+      if (lane == 0) Y[(t0 + t) * ldy + r] = s;
+    }
 }
 
 // The 16-row layouts: warp per 16 rows. Lanes 0-15 read one 64-byte chunk (16 rows x 4 bytes), lanes
@@ -279,10 +300,11 @@ __global__ void matmul_x16_k(DevW w, const float* X, uint64_t ldx, float* Y, uin
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTile; ++t) {
-    const float s = acc[t] + __shfl_xor_sync(0xffffffffu, acc[t], 16);
-    if (lane < 16 && t < nt) Y[(t0 + t) * ldy + r] = s;
-  }
+  for (int t = 0; t < kTile; ++t)
+    if (t < nt) {
+      const float s = acc[t] + __shfl_xor_sync(0xffffffffu, acc[t], 16);
+      if (lane < 16) Y[(t0 + t) * ldy + r] = s;
+    }
 }
 
 void matmul_any(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
@@ -293,11 +315,11 @@ void matmul_any(const Exec& x, const TensorView& W, const float* X, size_t ldx, 
   const uint64_t full = x16 ? W.rows() / 16 * 16 : 0;
   if (full) {
     const dim3 grid(grid_for(full / 16, kWarpsPerBlock), tiles);
-    matmul_x16_k<<<grid, kWarpsPerBlock * 32, 0, stream_of(x)>>>(w, X, ldx, Y, ldy, n);
+    RILL_LAUNCH(matmul_x16_k, grid, kWarpsPerBlock * 32, 0, stream_of(x))(w, X, ldx, Y, ldy, n);
   }
   if (full < W.rows()) {  // rows stored row by row: all of a row layout, the tail of a 16-row one
     const dim3 grid(grid_for(W.rows() - full, kWarpsPerBlock), tiles);
-    matmul_rows_k<<<grid, kWarpsPerBlock * 32, 0, stream_of(x)>>>(w, full, W.rows(), X, ldx, Y, ldy, n);
+    RILL_LAUNCH(matmul_rows_k, grid, kWarpsPerBlock * 32, 0, stream_of(x))(w, full, W.rows(), X, ldx, Y, ldy, n);
   }
 }
 
@@ -311,7 +333,7 @@ __global__ void rmsnorm_k(const float* X, const float* w, float* Y, uint64_t d, 
   for (uint64_t c = threadIdx.x; c < d; c += blockDim.x) Y[blockIdx.x * d + c] = x[c] * inv * w[c];
 }
 void rmsnorm(const Exec& x, const float* X, const float* w, float* Y, size_t n, size_t d, float eps) {
-  if (n) rmsnorm_k<<<static_cast<unsigned>(n), kThreads, 0, stream_of(x)>>>(X, w, Y, d, eps);
+  if (n) RILL_LAUNCH(rmsnorm_k, static_cast<unsigned>(n), kThreads, 0, stream_of(x))(X, w, Y, d, eps);
 }
 
 // Layer norm of `d` values at x (stride 1) into y, by one block.
@@ -329,7 +351,7 @@ __global__ void layernorm_k(const float* X, const float* w, const float* b, floa
 }
 void layernorm(const Exec& x, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d,
                float eps) {
-  if (n) layernorm_k<<<static_cast<unsigned>(n), kThreads, 0, stream_of(x)>>>(X, w, b, Y, d, eps);
+  if (n) RILL_LAUNCH(layernorm_k, static_cast<unsigned>(n), kThreads, 0, stream_of(x))(X, w, b, Y, d, eps);
 }
 // Block (row i, head h).
 __global__ void group_norm_k(float* Y, const float* w, const float* b, uint64_t H, uint64_t N, float eps) {
@@ -338,7 +360,7 @@ __global__ void group_norm_k(float* Y, const float* w, const float* b, uint64_t 
   layernorm_block(y, w + h * N, b + h * N, y, N, eps);
 }
 void group_norm(const Exec& x, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N, float eps) {
-  if (n && H) group_norm_k<<<static_cast<unsigned>(n * H), 64, 0, stream_of(x)>>>(Y, w, b, H, N, eps);
+  if (n && H) RILL_LAUNCH(group_norm_k, static_cast<unsigned>(n * H), 64, 0, stream_of(x))(Y, w, b, H, N, eps);
 }
 // Block (row i, group g): y *= silu(z), then RMS over the group, * w.
 __global__ void gated_rmsnorm_k(float* Y, const float* Z, uint64_t ldz, const float* w, uint64_t E, uint64_t G,
@@ -357,7 +379,7 @@ __global__ void gated_rmsnorm_k(float* Y, const float* Z, uint64_t ldz, const fl
 }
 void gated_rmsnorm(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                    float eps) {
-  if (n && G) gated_rmsnorm_k<<<static_cast<unsigned>(n * G), kThreads, 0, stream_of(x)>>>(Y, Z, ldz, w, E, G, eps);
+  if (n && G) RILL_LAUNCH(gated_rmsnorm_k, static_cast<unsigned>(n * G), kThreads, 0, stream_of(x))(Y, Z, ldz, w, E, G, eps);
 }
 
 // ---- recurrences: rows in order, row i advancing its own state
@@ -378,7 +400,7 @@ __global__ void conv_k(unsigned char* const* base, uint64_t off, const float* w,
 }
 void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx, float* Y,
                size_t n, size_t C, size_t K, bool silu) {
-  if (n && C) conv_k<<<grid_for(C), kThreads, 0, stream_of(x)>>>(hist.base, hist.offset, w, b, X, ldx, Y, n, C, K, silu);
+  if (n && C) RILL_LAUNCH(conv_k, grid_for(C), kThreads, 0, stream_of(x))(hist.base, hist.offset, w, b, X, ldx, Y, n, C, K, silu);
 }
 
 __global__ void ssm_scan_k(unsigned char* const* base, uint64_t off, const float* A, const float* dt, const float* X,
@@ -402,7 +424,7 @@ void ssm_scan(const Exec& x, StateRef s, const float* A, const float* dt, const 
               const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n, size_t E,
               size_t N) {
   if (n && E)
-    ssm_scan_k<<<grid_for(E, 128), 128, 0, stream_of(x)>>>(s.base, s.offset, A, dt, X, B, C, ldbc, D, Z, ldz, Y, n, E, N);
+    RILL_LAUNCH(ssm_scan_k, grid_for(E, 128), 128, 0, stream_of(x))(s.base, s.offset, A, dt, X, B, C, ldbc, D, Z, ldz, Y, n, E, N);
 }
 
 // Block per head; warp per head channel p, lanes over the state dim.
@@ -434,7 +456,7 @@ __global__ void ssd_k(unsigned char* const* base, uint64_t off, const float* X, 
 }
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
               const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
-  if (n && H) ssd_k<<<static_cast<unsigned>(H), kThreads, 0, stream_of(x)>>>(S.base, S.offset, X, B, C, ldx, dt, A, D, Y, n, H, P, N, G);
+  if (n && H) RILL_LAUNCH(ssd_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(S.base, S.offset, X, B, C, ldx, dt, A, D, Y, n, H, P, N, G);
 }
 
 // Block per head; warp per value row i of S, lanes over the key index j.
@@ -465,7 +487,7 @@ __global__ void wkv7_k(unsigned char* const* base, uint64_t off, const float* r,
 }
 void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
           const float* b, float* Y, size_t n, size_t H, size_t N) {
-  if (n && H) wkv7_k<<<static_cast<unsigned>(H), kThreads, 0, stream_of(x)>>>(S.base, S.offset, r, w, k, v, a, b, Y, n, H, N);
+  if (n && H) RILL_LAUNCH(wkv7_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(S.base, S.offset, r, w, k, v, a, b, Y, n, H, N);
 }
 
 __global__ void s4d_k(unsigned char* const* base, uint64_t off, const float* A, const float* Cm, const float* D,
@@ -490,15 +512,15 @@ __global__ void s4d_k(unsigned char* const* base, uint64_t off, const float* A, 
 }
 void s4d_step(const Exec& x, StateRef s, const float* A, const float* C, const float* D, const float* U, float* Y,
               size_t n, size_t H, size_t M) {
-  if (n && H) s4d_k<<<grid_for(H), kThreads, 0, stream_of(x)>>>(s.base, s.offset, A, C, D, U, Y, n, H, M);
+  if (n && H) RILL_LAUNCH(s4d_k, grid_for(H), kThreads, 0, stream_of(x))(s.base, s.offset, A, C, D, U, Y, n, H, M);
 }
 
 // One block: the count is shared by the row's channels.
-__global__ void running_mean_k(unsigned char* const* base, uint64_t moff, uint64_t coff, float* X, uint64_t n,
-                               uint64_t d) {
+__global__ void running_mean_k(unsigned char* const* mbase, uint64_t moff, unsigned char* const* cbase, uint64_t coff,
+                               float* X, uint64_t n, uint64_t d) {
   for (uint64_t i = 0; i < n; ++i) {
-    float* m = state_row(base, i, moff);
-    float* cnt = state_row(base, i, coff);
+    float* m = state_row(mbase, i, moff);
+    float* cnt = state_row(cbase, i, coff);
     float c = *cnt;
     if (c < 16777216.f) c += 1.f;
     const float inv = 1.f / c;
@@ -512,7 +534,7 @@ __global__ void running_mean_k(unsigned char* const* base, uint64_t moff, uint64
   }
 }
 void running_mean(const Exec& x, StateRef mean, StateRef count, float* X, size_t n, size_t d) {
-  if (n) running_mean_k<<<1, kThreads, 0, stream_of(x)>>>(mean.base, mean.offset, count.offset, X, n, d);
+  if (n) RILL_LAUNCH(running_mean_k, 1, kThreads, 0, stream_of(x))(mean.base, mean.offset, count.base, count.offset, X, n, d);
 }
 
 __global__ void positions_k(unsigned char* const* base, uint64_t off, int64_t* P, uint64_t n) {
@@ -523,7 +545,7 @@ __global__ void positions_k(unsigned char* const* base, uint64_t off, int64_t* P
   }
 }
 void positions(const Exec& x, StateRef pos, int64_t* P, size_t n) {
-  if (n) positions_k<<<1, 1, 0, stream_of(x)>>>(pos.base, pos.offset, P, n);
+  if (n) RILL_LAUNCH(positions_k, 1, 1, 0, stream_of(x))(pos.base, pos.offset, P, n);
 }
 
 __global__ void rglru_k(unsigned char* const* base, uint64_t off, const float* X, const float* GX, const float* GA,
@@ -544,7 +566,7 @@ __global__ void rglru_k(unsigned char* const* base, uint64_t off, const float* X
 }
 void rglru(const Exec& x, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
            const int64_t* P, float* Y, size_t n, size_t W) {
-  if (n && W) rglru_k<<<grid_for(W), kThreads, 0, stream_of(x)>>>(h.base, h.offset, X, GX, GA, c, P, Y, n, W);
+  if (n && W) RILL_LAUNCH(rglru_k, grid_for(W), kThreads, 0, stream_of(x))(h.base, h.offset, X, GX, GA, c, P, Y, n, W);
 }
 
 __global__ void rope_k(float* Y, uint64_t ldy, const int64_t* P, uint64_t n, uint64_t heads, uint64_t D, uint64_t R,
@@ -562,7 +584,7 @@ __global__ void rope_k(float* Y, uint64_t ldy, const int64_t* P, uint64_t n, uin
 void rope(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
           float theta) {
   const size_t total = n * heads * (R / 2);
-  if (total) rope_k<<<grid_for(total), kThreads, 0, stream_of(x)>>>(Y, ldy, P, n, heads, D, R, theta);
+  if (total) RILL_LAUNCH(rope_k, grid_for(total), kThreads, 0, stream_of(x))(Y, ldy, P, n, heads, D, R, theta);
 }
 
 // Attention, one row at a time (a row must see the slots the rows before it wrote): the new key and
@@ -621,9 +643,9 @@ void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, c
             const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
             float* scores) {
   for (size_t i = 0; i < n; ++i) {
-    ring_write_k<<<grid_for(KV * D), kThreads, 0, stream_of(x)>>>(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn,
+    RILL_LAUNCH(ring_write_k, grid_for(KV * D), kThreads, 0, stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn,
                                                                    P, i, KV * D, window);
-    attend_k<<<static_cast<unsigned>(H), kThreads, 0, stream_of(x)>>>(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Q,
+    RILL_LAUNCH(attend_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Q,
                                                                        P, Y, i, H, KV, D, window, scale, scores);
   }
 }
@@ -641,7 +663,7 @@ __global__ void token_shift_k(unsigned char* const* base, uint64_t off, const fl
 }
 void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
                  size_t n, size_t C) {
-  if (n && C) token_shift_k<<<grid_for(C), kThreads, 0, stream_of(x)>>>(prev.base, prev.offset, U, mix, k, Y, ldy, n, C);
+  if (n && C) RILL_LAUNCH(token_shift_k, grid_for(C), kThreads, 0, stream_of(x))(prev.base, prev.offset, U, mix, k, Y, ldy, n, C);
 }
 
 // ---- gates and activations (elementwise over `count`, or over n rows of d)
@@ -649,7 +671,7 @@ void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix,
 #define RILL_ELEMENTWISE(name, count_expr, body)                                                     \
   do {                                                                                               \
     const size_t total_ = (count_expr);                                                              \
-    if (total_) name<<<grid_for(total_), kThreads, 0, stream_of(x)>>> body;                          \
+    if (total_) RILL_LAUNCH(name, grid_for(total_), kThreads, 0, stream_of(x)) body;                          \
   } while (0)
 
 __global__ void softplus_dt_k(const float* X, uint64_t ldx, const float* bias, float* Y, uint64_t n, uint64_t len,
@@ -750,7 +772,7 @@ __global__ void wkv7_keys_k(float* K, const float* A, const float* k_k, const fl
 }
 void wkv7_keys(const Exec& x, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
                size_t n, size_t H, size_t N) {
-  if (n && H) wkv7_keys_k<<<static_cast<unsigned>(n * H), 64, 0, stream_of(x)>>>(K, A, k_k, k_a, NA, B, H, N);
+  if (n && H) RILL_LAUNCH(wkv7_keys_k, static_cast<unsigned>(n * H), 64, 0, stream_of(x))(K, A, k_k, k_a, NA, B, H, N);
 }
 
 __global__ void wkv7_bonus_k(float* Y, const float* R, const float* K, const float* r_k, const float* V, uint64_t H,
@@ -763,7 +785,7 @@ __global__ void wkv7_bonus_k(float* Y, const float* R, const float* K, const flo
 }
 void wkv7_bonus(const Exec& x, float* Y, const float* R, const float* K, const float* r_k, const float* V, size_t n,
                 size_t H, size_t N) {
-  if (n && H) wkv7_bonus_k<<<static_cast<unsigned>(n * H), 64, 0, stream_of(x)>>>(Y, R, K, r_k, V, H, N);
+  if (n && H) RILL_LAUNCH(wkv7_bonus_k, static_cast<unsigned>(n * H), 64, 0, stream_of(x))(Y, R, K, r_k, V, H, N);
 }
 
 const Ops kCudaOps = {
@@ -837,6 +859,32 @@ size_t available_bytes(const cudaDeviceProp& prop) {
 
 __global__ void noop_k() {}
 
+// Work outside a pass (probe, weights, state copies, resets, the bandwidth probe) runs on a private
+// non-blocking stream per device and waits for it: never on the legacy default stream, which would
+// synchronize with (and, during another thread's capture, break) the blocking streams.
+constexpr int kMaxDevices = 64;
+cudaStream_t helper_stream(int device) {
+  static std::once_flag once[kMaxDevices];
+  static cudaStream_t streams[kMaxDevices];
+  if (device < 0 || device >= kMaxDevices) return nullptr;
+  std::call_once(once[device], [device] {
+    if (cudaSetDevice(device) == cudaSuccess) cudaStreamCreateWithFlags(&streams[device], cudaStreamNonBlocking);
+  });
+  return streams[device];
+}
+cudaStream_t current_helper() {
+  int device = 0;
+  return cudaGetDevice(&device) == cudaSuccess ? helper_stream(device) : nullptr;
+}
+// A copy on the helper stream, waited for: the first error of queueing it or running it.
+cudaError_t copy_sync(cudaStream_t s, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (!s) return cudaErrorInvalidResourceHandle;
+  if (!bytes) return cudaSuccess;
+  const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, s);
+  const cudaError_t done = cudaStreamSynchronize(s);
+  return e != cudaSuccess ? e : done;
+}
+
 Status probe(int device, Error* err) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -853,8 +901,11 @@ Status probe(int device, Error* err) {
     return fail(err, Status::kNoBackend, "no CUDA device %d (this machine has %d)", device, count);
   if ((e = cudaSetDevice(device)) != cudaSuccess)
     return fail(err, Status::kNoBackend, "CUDA device %d: %s", device, cudaGetErrorString(e));
-  noop_k<<<1, 1>>>();  // this build carries code the device can run (a cubin for it, or PTX to JIT)
-  if ((e = cudaGetLastError()) != cudaSuccess || (e = cudaDeviceSynchronize()) != cudaSuccess) {
+  const cudaStream_t hs = helper_stream(device);
+  if (!hs) return fail(err, Status::kNoBackend, "CUDA device %d: cannot create a stream", device);
+  cudaGetLastError();  // an earlier call's error on this thread is not this probe's
+  RILL_LAUNCH(noop_k, 1, 1, 0, hs)();  // this build carries code the device can run (a cubin for it, or PTX to JIT)
+  if ((e = cudaGetLastError()) != cudaSuccess || (e = cudaStreamSynchronize(hs)) != cudaSuccess) {
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, device);
     return fail(err, Status::kNoBackend, "CUDA device %d (%s, sm_%d%d) cannot run this build: %s", device, prop.name,
@@ -879,9 +930,10 @@ Status place_weights(int device, const unsigned char* data, uint64_t bytes, cons
   // One pass over the file's bytes, in pieces (the mapped pages are read once; on an integrated GPU the
   // kernels then read only device memory, never the pageable mapping).
   constexpr uint64_t kPiece = uint64_t(64) << 20;
+  const cudaStream_t hs = helper_stream(device);
   for (uint64_t at = 0; at < bytes && e == cudaSuccess; at += kPiece)
-    e = cudaMemcpy(static_cast<unsigned char*>(p) + at, data + at, bytes - at < kPiece ? bytes - at : kPiece,
-                   cudaMemcpyHostToDevice);
+    e = copy_sync(hs, static_cast<unsigned char*>(p) + at, data + at, bytes - at < kPiece ? bytes - at : kPiece,
+                  cudaMemcpyHostToDevice);
   if (e != cudaSuccess) {
     dev_free(p);
     return fail(err, Status::kIo, "copying the weights to CUDA device %d: %s", device, cudaGetErrorString(e));
@@ -931,7 +983,9 @@ Status open(int device, size_t arena_bytes, size_t io_bytes, DevicePass* out, Er
   cudaStream_t s = nullptr;
   cudaError_t e = dev_malloc(&arena, arena_bytes);
   if (e == cudaSuccess) out->arena = static_cast<unsigned char*>(arena), e = host_malloc(&io, io_bytes);
-  if (e == cudaSuccess) out->io = static_cast<unsigned char*>(io), e = cudaStreamCreate(&s);
+  // Non-blocking: the legacy stream (another library's, or a thread's) never waits for a pass, nor
+  // breaks its capture.
+  if (e == cudaSuccess) out->io = static_cast<unsigned char*>(io), e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
   if (e == cudaSuccess) out->stream = s;
   if (e != cudaSuccess) {
     close(out);
@@ -948,9 +1002,11 @@ void to_host(const DevicePass& p, void* dst, const void* src, size_t bytes) {
   if (bytes) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(p.stream));
 }
 
+// The pass's errors: its stream's (from synchronizing it), and its launches' (this thread's last error,
+// which enter() cleared when the pass began, so an earlier failure elsewhere is not this pass's).
 Status sync(const DevicePass& p) {
-  const cudaError_t launch = cudaGetLastError();
   const cudaError_t done = cudaStreamSynchronize(static_cast<cudaStream_t>(p.stream));
+  const cudaError_t launch = cudaGetLastError();
   return launch == cudaSuccess && done == cudaSuccess ? Status::kOk : Status::kDeviceError;
 }
 
@@ -983,6 +1039,7 @@ void enter(const DevicePass& p) {
   const int want = static_cast<const CudaPass*>(p.impl)->device;
   int cur = -1;
   if (cudaGetDevice(&cur) != cudaSuccess || cur != want) cudaSetDevice(want);
+  cudaGetLastError();  // what this thread's earlier calls left is not this pass's
 }
 
 void alloc_counts(uint64_t* a, uint64_t* f) { *a = g_allocs.load(), *f = g_frees.load(); }
@@ -1012,15 +1069,16 @@ double read_bandwidth(int device, size_t bytes) {
     cudaFree(buf);
     return 0;
   }
-  cudaMemset(buf, 0, bytes);
+  const cudaStream_t hs = helper_stream(device);
+  cudaMemsetAsync(buf, 0, bytes, hs);
   cudaEvent_t a, b;
   cudaEventCreate(&a);
   cudaEventCreate(&b);
   double best = 0;
   for (int rep = 0; rep < 6; ++rep) {  // the first warms up; the best of the rest
-    cudaEventRecord(a);
-    read_k<<<blocks, 256>>>(static_cast<const float4*>(buf), bytes / 16, sink);
-    cudaEventRecord(b);
+    cudaEventRecord(a, hs);
+    RILL_LAUNCH(read_k, blocks, 256, 0, hs)(static_cast<const float4*>(buf), bytes / 16, sink);
+    cudaEventRecord(b, hs);
     cudaEventSynchronize(b);
     float ms = 0;
     cudaEventElapsedTime(&ms, a, b);
@@ -1040,14 +1098,24 @@ size_t recorded_ops(const DevicePass& p, uint32_t key) {
   return n;
 }
 
-// Synchronous copies for state blobs, clones and resets (the pass's stream is idle between calls; the
-// legacy default stream these use waits for it in any case).
-void upload(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice); }
-void download(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); }
-void copy(void* dst, const void* src, size_t bytes) { cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice); }
-void zero(void* dst, size_t bytes) {
-  cudaMemset(dst, 0, bytes);
-  cudaDeviceSynchronize();
+// Synchronous copies for state blobs, clones and resets, on the current device's helper stream (the
+// pass's stream is idle between calls: every pass ends in sync).
+Status status_of(cudaError_t e) { return e == cudaSuccess ? Status::kOk : Status::kDeviceError; }
+Status upload(void* dst, const void* src, size_t bytes) {
+  return status_of(copy_sync(current_helper(), dst, src, bytes, cudaMemcpyHostToDevice));
+}
+Status download(void* dst, const void* src, size_t bytes) {
+  return status_of(copy_sync(current_helper(), dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+Status copy(void* dst, const void* src, size_t bytes) {
+  return status_of(copy_sync(current_helper(), dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
+Status zero(void* dst, size_t bytes) {
+  const cudaStream_t s = current_helper();
+  if (!s) return Status::kDeviceError;
+  if (!bytes) return Status::kOk;
+  const cudaError_t e = cudaMemsetAsync(dst, 0, bytes, s), done = cudaStreamSynchronize(s);
+  return status_of(e != cudaSuccess ? e : done);
 }
 
 size_t work_bytes(const BackendImpl*, size_t, size_t) { return 0; }
@@ -1066,7 +1134,7 @@ const DeviceHooks kHooks = {.probe = probe,
                             .read_bandwidth = read_bandwidth,
                             .recorded_ops = recorded_ops};
 
-const BackendImpl kCuda = {.name = "cuda",
+const BackendImpl kCuda = {.name = RILL_CUDA_BACKEND_NAME,
                            .kind = Backend::kCuda,
                            .ops = &kCudaOps,
                            .impl = nullptr,
@@ -1080,6 +1148,6 @@ const BackendImpl kCuda = {.name = "cuda",
 
 }  // namespace
 
-const BackendImpl* cuda_backend() { return &kCuda; }
+const BackendImpl* RILL_CUDA_BACKEND_FN() { return &kCuda; }
 
 }  // namespace rill

@@ -236,11 +236,11 @@ struct BackendImpl {
   // Workspace bytes the ops need for passes of up to max_rows rows over matrices of up to max_cols columns.
   size_t (*work_bytes)(const BackendImpl* self, size_t max_rows, size_t max_cols);
   // Host <-> backend memory (state blobs, input tokens), backend <-> backend (Session::clone), and
-  // zeroing backend memory. Synchronous: done when they return.
-  void (*upload)(void* dst, const void* src, size_t bytes);
-  void (*download)(void* dst, const void* src, size_t bytes);
-  void (*copy)(void* dst, const void* src, size_t bytes);
-  void (*zero)(void* dst, size_t bytes);
+  // zeroing backend memory. Synchronous: done when they return; kDeviceError if the device failed one.
+  Status (*upload)(void* dst, const void* src, size_t bytes);
+  Status (*download)(void* dst, const void* src, size_t bytes);
+  Status (*copy)(void* dst, const void* src, size_t bytes);
+  Status (*zero)(void* dst, size_t bytes);
   // Null for a backend that computes in host memory (the CPU).
   const DeviceHooks* device = nullptr;
 };

@@ -337,7 +337,11 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   impl->info.d_input = impl->d_input;
   impl->info.d_output = impl->d_output;
   impl->info.file_bytes = size;
-  if ((s = bind_tokenizer(fv.model->tokenizer(), impl->info.vocab_size, &impl->tok, err)) != Status::kOk) return s;
+  if ((s = bind_tokenizer(fv.model->tokenizer(), impl->info.vocab_size, &impl->tok, err)) != Status::kOk) {
+    if (dev) dev->release_weights(impl->weights);
+    impl->weights = nullptr;
+    return s;
+  }
   impl->info.tokenizer = impl->tok.kind;
   if (const fb::Tokenizer* tk = fv.model->tokenizer()) {
     impl->info.bos_id = tk->bos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->bos_id() : -1;

@@ -199,9 +199,20 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   if (s != Status::kOk) return s;
   out->state_ = base + p.state;
   const DeviceHooks* dev = device_hooks(m.backend);
-  if (dev) dev->enter(*device_pass(out->pass_));
-  for (size_t i = 0; i < p.rows; ++i) m.backend->upload(&out->pass_.states[i], &out->state_, sizeof(unsigned char*));
-  out->reset();
+  if (dev) {  // every row's state pointer in one copy, through the pinned staging
+    DevicePass* d = device_pass(out->pass_);
+    dev->enter(*d);
+    for (size_t i = 0; i < p.rows; ++i) d->io_states[i] = out->state_;
+    s = m.backend->upload(out->pass_.states, d->io_states, p.rows * sizeof(unsigned char*));
+  } else {
+    for (size_t i = 0; i < p.rows; ++i) out->pass_.states[i] = out->state_;
+  }
+  if (s == Status::kOk) s = out->reset();
+  if (s != Status::kOk) {
+    release_pass(&out->pass_);
+    out->state_ = nullptr;
+    return fail(err, s, "session: the device failed to set up the state");
+  }
   if (dev) {  // record the decode step, with and without its outputs (nothing runs)
     for (uint32_t key : {kStepOut, kStepNoOut}) {
       const QueueArgs a{out->pass_, 1, key == kStepOut ? 1u : 0u};
@@ -234,16 +245,19 @@ Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) 
   SessionOptions o;
   o.pool = pass_.pool;
   o.prefill_chunk = pass_.max_rows;
-  const Status s = init(model(), o, arena, arena_size, out, err);
+  Status s = init(model(), o, arena, arena_size, out, err);
   if (s != Status::kOk) return s;
-  pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes);
+  if ((s = pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes)) != Status::kOk) {
+    *out = Session{};
+    return fail(err, s, "clone: the device failed to copy the state");
+  }
   return Status::kOk;
 }
 
-void Session::reset() {
-  if (!pass_.impl) return;
+Status Session::reset() {
+  if (!pass_.impl) return Status::kBadState;
   if (const DevicePass* d = device_pass(pass_)) pass_.impl->backend->device->enter(*d);
-  pass_.impl->backend->zero(state_, pass_.impl->state_bytes);
+  return pass_.impl->backend->zero(state_, pass_.impl->state_bytes);
 }
 
 Status Session::step(int32_t token, float* logits, size_t n_logits) {
@@ -414,7 +428,7 @@ Status Session::state_copy_out(void* dst, size_t size) const {
   h.payload_bytes = m.state_bytes;
   unsigned char* payload = static_cast<unsigned char*>(dst) + sizeof h;
   if (const DevicePass* d = device_pass(pass_)) m.backend->device->enter(*d);
-  m.backend->download(payload, state_, m.state_bytes);
+  if (const Status s = m.backend->download(payload, state_, m.state_bytes); s != Status::kOk) return s;
   h.checksum = hash64(payload, m.state_bytes);
   std::memcpy(dst, &h, sizeof h);
   return Status::kOk;
@@ -434,8 +448,7 @@ Status Session::state_copy_in(const void* src, size_t size) {
       h.checksum != hash64(payload, m.state_bytes))
     return Status::kStateMismatch;
   if (const DevicePass* d = device_pass(pass_)) m.backend->device->enter(*d);
-  m.backend->upload(state_, payload, m.state_bytes);
-  return Status::kOk;
+  return m.backend->upload(state_, payload, m.state_bytes);  // kDeviceError: the state is undefined
 }
 
 namespace {
