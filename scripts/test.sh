@@ -2,9 +2,10 @@
 # README command 2: set up, build and run every test, stage by stage:
 #   release   unit, spec, golden and quantization, zero-allocation, CLI (outputs against the goldens),
 #             C API + ABI, install + consumers (C++, C), damaged files, real checkpoint shapes, the ROS
-#             node against a real roscore
+#             node against a real roscore, and the CUDA backend on the CPU emulation of CUDA (every
+#             CUDA op and the device suite, threads of a block in forward and in reverse order)
 #   asan      the same suites and CLI tests under ASan + UBSan (leak checking on; only the
-#             out-of-memory test may see a failed allocation as null)
+#             out-of-memory test may see a failed allocation as null), the CUDA emulation in one order
 #   tsan      sessions on many threads over one model under ThreadSanitizer (the "threads" suite, in a
 #             binary of its own; the "pool" suite is left to release and asan: pthreadpool is not
 #             instrumented)
@@ -27,6 +28,8 @@ t_start=$(date +%s)
 
 # Suites every stage that runs the whole suite must run (a renamed or dropped suite fails the stage).
 all_suites="arch batch converter core device format golden kernels npy ops oom pool quant sampler session spec threads tokenizer vector"
+# The CUDA backend's suites on the CPU emulation of CUDA (rill_cuda_emu_tests).
+cuda_emu_suites="cuda_emu_ops cuda_emu_device"
 # The sanitizer builds at -O1 with line tables only: what ASan and TSan recommend, and half the compile
 # time of -O2 -g with the same findings.
 san_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
@@ -108,15 +111,16 @@ release() {
   BUILD_DIR=build scripts/build.sh -DRILL_BUILD_TESTS=ON -DRILL_SANITIZE=OFF -DRILL_ROS=ON -DRILL_CUDA=OFF \
     -DRILL_REQUIRE_DEPS=ON
   expect_known_suites build/tests/rill_tests $all_suites
+  expect_known_suites build/tests/rill_cuda_emu_tests $cuda_emu_suites
   ctest_stage build
-  expect_suites release $all_suites alloc
+  expect_suites release $all_suites alloc $cuda_emu_suites
 }
 
 asan() {
   BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh "${san_flags[@]}" -DRILL_BUILD_TESTS=ON \
     -DRILL_SANITIZE=ON -DRILL_BUILD_EXAMPLES=OFF -DRILL_REQUIRE_DEPS=ON
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_stage build-asan
-  expect_suites asan $all_suites
+  expect_suites asan $all_suites $cuda_emu_suites
 }
 
 tsan() {
@@ -164,5 +168,7 @@ summary
 passed=$(cat "$reports"/*/ctest.txt | grep -o '[0-9]* tests failed out of [0-9]*' | awk '{s += $NF} END {print s + 0}')
 skipped=$(cat "$reports"/*/ctest.txt | grep -c '(Skipped)' || true)
 not_run=$(cat "$reports"/*/not_run.txt 2>/dev/null | wc -l)
+emu_cases=$(cat "$reports"/*/suites-*.txt 2>/dev/null | awk '$1 ~ /^cuda_emu_/ {n += $2} END {print n + 0}')
 echo "all stages green: $((passed - skipped)) ctest tests passed, $skipped skipped, $not_run not run (listed above);" \
-     "TSan threads suite, 4 fuzz targets, aarch64 suites under qemu"
+     "TSan threads suite, 4 fuzz targets, aarch64 suites under qemu;" \
+     "$emu_cases CUDA test cases run on the CUDA emulation (both thread orders, and under ASan + UBSan)"

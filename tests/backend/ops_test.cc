@@ -154,7 +154,14 @@ const char* dtype_str(DType d) {
 
 }  // namespace
 
-TEST_SUITE("ops") {
+// On the CUDA emulation (rill_cuda_emu_tests) the suite has a name of its own, so the test script can
+// count and require the CUDA cases.
+#if defined(RILL_TEST_CUDA_EMU)
+#define RILL_OPS_SUITE "cuda_emu_ops"
+#else
+#define RILL_OPS_SUITE "ops"
+#endif
+TEST_SUITE(RILL_OPS_SUITE) {
   TEST_CASE("the reference backend comes first and every backend fills every op") {
     const auto all = backends();
     REQUIRE(!all.empty());

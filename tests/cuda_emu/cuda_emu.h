@@ -58,6 +58,9 @@
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
 
+// Everything CUDA names lives in a namespace of its own (brought in by the using-directive below), so
+// a test program that also links the real CUDA runtime gets no clash of symbols or types.
+namespace cuda_emu_rt {
 struct uint3 {
   unsigned x, y, z;
 };
@@ -80,6 +83,9 @@ struct alignas(16) uint4 {
 struct alignas(16) int4 {
   int x, y, z, w;
 };
+
+}  // namespace cuda_emu_rt
+using namespace cuda_emu_rt;
 
 namespace cuda_emu {
 
@@ -119,6 +125,13 @@ T shfl_op(int line, unsigned mask, T v, int arg, int width = 32) {
 #define __shfl_up_sync(...) ::cuda_emu::shfl_op<::cuda_emu::kShflUp>(__LINE__, __VA_ARGS__)
 #define __shfl_sync(...) ::cuda_emu::shfl_op<::cuda_emu::kShflIdx>(__LINE__, __VA_ARGS__)
 
+namespace cuda_emu {
+struct Stream;
+struct Graph;
+struct GraphExec;
+struct Event;
+}  // namespace cuda_emu
+namespace cuda_emu_rt {
 inline float __uint_as_float(unsigned u) {
   float f;
   std::memcpy(&f, &u, 4);
@@ -199,12 +212,6 @@ enum cudaStreamCaptureMode {
 enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
 constexpr unsigned cudaStreamDefault = 0, cudaStreamNonBlocking = 1, cudaHostAllocDefault = 0;
 
-namespace cuda_emu {
-struct Stream;
-struct Graph;
-struct GraphExec;
-struct Event;
-}  // namespace cuda_emu
 using cudaStream_t = cuda_emu::Stream*;
 using cudaGraph_t = cuda_emu::Graph*;
 using cudaGraphExec_t = cuda_emu::GraphExec*;
@@ -264,6 +271,8 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
+
+}  // namespace cuda_emu_rt
 
 // ---- kernel launches: RILL_LAUNCH(kernel, grid, block, smem, stream)(args...) in the .cu
 
@@ -525,7 +534,10 @@ void fiber_entry_uc() { fiber_main(t_starting); }
 
 void start_fiber(Thread* t) {
 #if defined(CUDA_EMU_ASAN)
-  ASAN_UNPOISON_MEMORY_REGION(t->stack, t->stack_bytes);
+  // The frames that never returned last time (the entry's) left their red zones poisoned: clear the
+  // top of the stack, where the new frames go.
+  constexpr size_t kTop = 32 * 1024;
+  ASAN_UNPOISON_MEMORY_REGION(t->stack + t->stack_bytes - kTop, kTop);
 #endif
 #if defined(__x86_64__)
   // Each fiber's stack top at its own offset: tops a page multiple apart would all fall in the same
@@ -976,6 +988,8 @@ using cuda_emu::g_mu;
 using cuda_emu::set_error;
 using cuda_emu::Work;
 
+namespace cuda_emu_rt {
+
 cudaError_t cudaGetDeviceCount(int* n) {
   *n = 1;
   return cudaSuccess;
@@ -1237,5 +1251,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   delete e;
   return cudaSuccess;
 }
+
+}  // namespace cuda_emu_rt
 
 #endif  // CUDA_EMU_IMPLEMENTATION
