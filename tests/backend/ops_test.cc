@@ -206,7 +206,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
     rill_test::report_line("tables.txt", "op backends run: " + names + "; compiled but not run here: " + (not_run.empty() ? "none" : not_run));
   }
 
-  TEST_CASE("matmul: every dtype, odd shapes, strided rows, 1 to 9 rows, on one thread and split over a pool") {
+  TEST_CASE("matmul: every dtype, odd shapes, strided rows, 1 to 37 rows, on one thread and split over a pool") {
     ReversedSerial reversed;
     std::vector<const ParallelFor*> pools = {nullptr, &reversed};
     ThreadPool* pool = nullptr;  // pthreadpool, where this build has it
@@ -238,7 +238,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
                              : quant  ? std::vector<Shape>(std::begin(quant_shapes), std::end(quant_shapes))
                                       : std::vector<Shape>(std::begin(float_shapes), std::end(float_shapes))) {
         const Weights W = make_weights(k.dt, sh.R, sh.C, k.group, rng, k.rows16);
-        for (size_t n : {1, 3, 9}) {
+        for (size_t n : {1, 3, 9, 37}) {  // 37: past a 32-token tile (the CUDA kernels' prefill tile)
           const size_t ldx = sh.C + 3, ldy = sh.R + 2;
           Floats X = randn(n * ldx, rng);
           for (size_t i = 0; i < X.size(); i += 17) X[i] *= 20;  // outliers

@@ -210,12 +210,18 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
       const std::vector<int32_t> tokens = read_tokens(golden_dir(name) + "/tokens.txt");
       Both b(golden_dir(name), "f32");
       const size_t V = b.V();
-      OwnedSession stepped = session_of(b.dev.model()), chunked = session_of(b.dev.model(), 7);
-      std::vector<float> ls(V), lp(V);
+      // Chunks of 7, and of 40 (longer than RecurrentGemma's window of 16: a chunk's rows overwrite its
+      // own ring slots).
+      OwnedSession stepped = session_of(b.dev.model()), chunked = session_of(b.dev.model(), 7),
+                   long_chunks = session_of(b.dev.model(), 40);
+      std::vector<float> ls(V), lp(V), ll(V);
       for (int32_t t : tokens) REQUIRE(stepped.session().step(t, ls.data(), V) == Status::kOk);
       REQUIRE(chunked.session().prefill(tokens.data(), tokens.size(), lp.data(), V) == Status::kOk);
+      REQUIRE(long_chunks.session().prefill(tokens.data(), tokens.size(), ll.data(), V) == Status::kOk);
       CHECK(max_diff(ls, lp) <= 1e-4 * peak(ls));
+      CHECK(max_diff(ls, ll) <= 1e-4 * peak(ls));
       if (kExact) CHECK(state_of(stepped.session()) == state_of(chunked.session()));
+      if (kExact) CHECK(state_of(stepped.session()) == state_of(long_chunks.session()));
     }
   }
 
@@ -377,27 +383,39 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
 
   TEST_CASE("1000 device steps make no device allocation; sessions and models give back what they took") {
     DeviceUnderTest dut;
-    const int kSteps = light() ? 100 : 1000;  // the full count once
     const DeviceHooks* h = find_backend(Backend::kCuda)->device;
     REQUIRE(h != nullptr);
-    uint64_t a0, f0, a1, f1, a2, f2;
-    h->alloc_counts(&a0, &f0);
-    {
-      Both b(golden_dir("recurrent_gemma_awkward"), "f16");  // the ring wraps many times in 1000 steps
-      const size_t V = b.V();
-      OwnedSession d = session_of(b.dev.model());
-      std::vector<float> l(V);
-      REQUIRE(d.session().step(1, l.data(), V) == Status::kOk);
-      h->alloc_counts(&a1, &f1);
-      for (int i = 0; i < kSteps; ++i) REQUIRE(d.session().step(static_cast<int32_t>(i % V), i % 3 ? l.data() : nullptr, i % 3 ? V : 0) == Status::kOk);
+    // 1000 steps of Mamba-1 (100 in the lighter runs), and RecurrentGemma's f16 ring (window 16) wrapped
+    // many times: 1000 steps on the host emulation and a real device, 150 on the CUDA emulation.
+    const bool emu = kCanInject && !kExact;
+    const struct {
+      const char* name;
+      const char* dtype;
+      int steps;
+    } runs[] = {{"mamba1_awkward", "f32", light() ? 100 : 1000}, {"recurrent_gemma_awkward", "f16", emu ? 150 : 1000}};
+    for (const auto& run : runs) {
+      CAPTURE(run.name);
+      uint64_t a0, f0, a1, f1, a2, f2;
+      h->alloc_counts(&a0, &f0);
+      {
+        Both b(golden_dir(run.name), run.dtype);
+        const size_t V = b.V();
+        OwnedSession d = session_of(b.dev.model());
+        std::vector<float> l(V);
+        REQUIRE(d.session().step(1, l.data(), V) == Status::kOk);
+        h->alloc_counts(&a1, &f1);
+        for (int i = 0; i < run.steps; ++i)
+          REQUIRE(d.session().step(static_cast<int32_t>(i % V), i % 3 ? l.data() : nullptr, i % 3 ? V : 0) == Status::kOk);
+        h->alloc_counts(&a2, &f2);
+        CHECK(a2 == a1);
+        CHECK(f2 == f1);
+        CHECK(a1 > a0);
+      }
       h->alloc_counts(&a2, &f2);
-      CHECK(a2 == a1);
-      CHECK(f2 == f1);
-      CHECK(a1 > a0);
+      CHECK(a2 - a0 == f2 - f0);  // the session's arena and the model's weights were freed
     }
-    h->alloc_counts(&a2, &f2);
-    CHECK(a2 - a0 == f2 - f0);  // the session's arena and the model's weights were freed
   }
+
 
   TEST_CASE("one thread records sessions' decode steps while another resets and copies state in: nothing breaks") {
     DeviceUnderTest dut;
@@ -480,6 +498,48 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
     CHECK(OwnedSession::create(b.dev.model(), SessionOptions{}, &broken, &e) == Status::kDeviceError);
     MESSAGE(e.message);
     REQUIRE(d.session().reset() == Status::kOk);  // the device works again
+  }
+
+  // Counts do not depend on the thread order or the sanitizers: counted in the full run only.
+  TEST_CASE("shaped for a GPU: one graph launch per decode token, weights read at most twice per 64-token chunk, launches independent of rows" *
+            doctest::skip(light())) {
+    DeviceUnderTest dut;
+    struct Case {
+      std::string ckpt, dtype;
+    };
+    const Case cases[] = {{src_dir() + "/examples/demo_model/checkpoint", "f16"},
+                          {src_dir() + "/examples/demo_model/checkpoint", "q4"},
+                          {golden_dir("recurrent_gemma_awkward"), "f32"}};
+    for (const Case& c : cases) {
+      CAPTURE(c.ckpt);
+      CAPTURE(c.dtype);
+      Both b(c.ckpt, c.dtype);
+      const size_t V = b.V();
+      std::vector<int32_t> prompt(64);
+      for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7 + 1) % V);
+      OwnedSession s = session_of(b.dev.model(), 64);
+      std::vector<float> l(V);
+      // A decode step: one graph launch.
+      cuda_emu::Counters c0 = cuda_emu::counters();
+      for (int t = 0; t < 5; ++t) REQUIRE(s.session().step(prompt[t], l.data(), V) == Status::kOk);
+      cuda_emu::Counters c1 = cuda_emu::counters();
+      CHECK(c1.graph_launches - c0.graph_launches == 5);
+      const uint64_t step_bytes = (c1.weight_bytes - c0.weight_bytes) / 5, step_launches = (c1.launches - c0.launches) / 5;
+      // A 64-token chunk: the same kernels (none per row), each weight read at most twice.
+      REQUIRE(s.session().reset() == Status::kOk);
+      c0 = cuda_emu::counters();
+      REQUIRE(s.session().prefill(prompt.data(), prompt.size(), l.data(), V) == Status::kOk);
+      c1 = cuda_emu::counters();
+      const uint64_t chunk_bytes = c1.weight_bytes - c0.weight_bytes, chunk_launches = c1.launches - c0.launches;
+      MESSAGE(c.dtype << ": decode step " << step_launches << " kernels reading " << step_bytes
+                      << " weight bytes; 64-token chunk " << chunk_launches << " kernels reading " << chunk_bytes
+                      << " (" << double(chunk_bytes) / double(step_bytes) << "x); file weights "
+                      << b.dev.model().info().weight_bytes);
+      CHECK(step_bytes > 0);
+      CHECK(step_bytes <= b.dev.model().info().weight_bytes);
+      CHECK(chunk_bytes <= 2 * step_bytes);
+      CHECK(chunk_launches == step_launches);
+    }
   }
 
   TEST_CASE("Session::init puts every row's state pointer on the device in one copy") {

@@ -8,11 +8,13 @@
 //
 // Kernels: every op queues on the pass's stream and returns; errors surface at the pass's sync.
 //   products   one warp per output row (row layouts) or per 16 rows (the 16-row int8/int4 layouts),
-//              reading each weight byte once per tile of up to 4 tokens, coalesced, dequantizing in
-//              registers, f32 accumulation;
-//   recurrences one thread per channel (conv, Mamba-1 scan, RG-LRU, S4D, token shift) or one block
-//              per head (Mamba-2 SSD, wkv7), taking the rows in order, so a prefill chunk of one stream
-//              and a batch of streams both advance correctly;
+//              coalesced, dequantizing in registers, f32 accumulation; a decode step reads the
+//              weights once, a prefill chunk or batch once per 32 tokens (so a 64-token chunk twice;
+//              the int4 row layout reads each byte twice per pass, its nibbles in two halves);
+//   recurrences one thread per channel (conv, Mamba-1 scan, RG-LRU, S4D, token shift) or one warp
+//              per state row (Mamba-2 SSD: head and channel; wkv7: head and value row), 4 warps a
+//              block, taking the rows in order, so a prefill chunk of one stream and a batch of
+//              streams both advance correctly;
 //   norms      one block per row (or head, or group).
 //
 // The same source builds for nvcc and, for the tests, as C++ against a CPU emulation of CUDA
@@ -22,13 +24,26 @@
 #include <cuda_runtime.h>
 
 #if defined(CUDA_EMU)
-#define RILL_LAUNCH(kernel, grid, block, smem, stream) ::cuda_emu::launch(#kernel, kernel, grid, block, smem, stream)
+#define RILL_LAUNCH(kernel, grid, block, smem, stream) ::cuda_emu::launch(#kernel, &kernel, grid, block, smem, stream)
 #define RILL_SHARED(type, name, dims) \
   static thread_local type name dims; \
   ::cuda_emu::shared_bytes(&name, sizeof(name))
 #else
 #define RILL_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
 #define RILL_SHARED(type, name, dims) __shared__ type name dims
+#endif
+// Dynamic shared memory: RILL_DYNAMIC_SHARED(float, name) is the launch's dynamic shared bytes as an array.
+#if defined(CUDA_EMU)
+#define RILL_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::cuda_emu::dynamic_shared())
+#else
+#define RILL_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+constexpr size_t kMaxDynamicShared = 48 * 1024;  // without opting in to more (cudaFuncSetAttribute)
+// The emulation counts the weight bytes the product kernels read (tests pin reads per prefill chunk).
+#if defined(CUDA_EMU)
+#define RILL_COUNT_WEIGHT_BYTES(n) ::cuda_emu::count_weight_bytes(n)
+#else
+#define RILL_COUNT_WEIGHT_BYTES(n) static_cast<void>(n)
 #endif
 // The emulated build is a backend of its own ("cuda-emu"), beside the real one in a RILL_CUDA test build.
 #if !defined(RILL_CUDA_BACKEND_NAME)
@@ -171,7 +186,7 @@ void embed(const Exec& x, const TensorView& W, const int32_t* tokens, float* out
   RILL_LAUNCH(embed_k, static_cast<unsigned>(n), kThreads, 0, stream_of(x))(dev_w(W), tokens, out, W.cols());
 }
 
-constexpr int kTile = 4;  // tokens per pass over a weight row
+constexpr int kTile = 32;  // tokens per pass over the weights in a prefill chunk or a batch
 constexpr unsigned kWarpsPerBlock = 4;
 
 // Row layouts: warp per row. Lane l takes 4 consecutive columns at l*4 + k*128 (cols a multiple of 4 for
@@ -210,21 +225,36 @@ __device__ __forceinline__ void load4(const DevW& w, uint64_t r, uint64_t c, flo
   }
 }
 
+// Bytes of weight payload one load4 (or one scalar w_at) reads, for the emulation's count.
+__device__ __forceinline__ uint32_t load4_bytes(uint32_t dtype) {
+  return dtype == kF32 ? 16 : dtype == kF16 || dtype == kBF16 ? 8 : 4;
+}
+__device__ __forceinline__ uint32_t elem_bytes(uint32_t dtype) {
+  return dtype == kF32 ? 4 : dtype == kF16 || dtype == kBF16 ? 2 : 1;
+}
+
+// Tile tokens per pass over the weights: 1 for a decode step, kTile for a prefill chunk or a batch. nt
+// (the tokens of this tile) is the same for the whole warp, so the per-token sums are uniform.
+template <int Tile>
 __global__ void matmul_rows_k(DevW w, uint64_t r0, uint64_t r1, const float* X, uint64_t ldx, float* Y, uint64_t ldy,
                               uint64_t n) {
   const uint64_t r = r0 + blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   const unsigned lane = threadIdx.x % 32;
-  const uint64_t t0 = blockIdx.y * kTile;
+  const uint64_t t0 = blockIdx.y * static_cast<uint64_t>(Tile);
   if (r >= r1) return;
-  const int nt = static_cast<int>(n - t0 < kTile ? n - t0 : kTile);
-  float acc[kTile] = {0.f, 0.f, 0.f, 0.f};
+  const int nt = static_cast<int>(n - t0 < Tile ? n - t0 : Tile);
+  float acc[Tile];
+#pragma unroll
+  for (int t = 0; t < Tile; ++t) acc[t] = 0.f;
   const uint64_t cols = w.cols;
+  uint64_t bytes = 0;
   if (cols % 4 == 0) {
     for (uint64_t c = lane * 4; c < cols; c += 128) {
       float v[4];
       load4(w, r, c, v);
+      bytes += load4_bytes(w.dtype);
 #pragma unroll
-      for (int t = 0; t < kTile; ++t)
+      for (int t = 0; t < Tile; ++t)
         if (t < nt) {
           const float* xr = X + (t0 + t) * ldx + c;
           acc[t] += v[0] * xr[0] + v[1] * xr[1] + v[2] * xr[2] + v[3] * xr[3];
@@ -232,57 +262,67 @@ __global__ void matmul_rows_k(DevW w, uint64_t r0, uint64_t r1, const float* X, 
     }
     if (w.dtype == kI8) {
       const float s = static_cast<const float*>(w.scales)[r];
-      for (int t = 0; t < kTile; ++t) acc[t] *= s;
+#pragma unroll
+      for (int t = 0; t < Tile; ++t) acc[t] *= s;
     }
   } else {
     for (uint64_t c = lane; c < cols; c += 32) {
       const float v = w_at(w, r, c);
+      bytes += elem_bytes(w.dtype);
 #pragma unroll
-      for (int t = 0; t < kTile; ++t)
+      for (int t = 0; t < Tile; ++t)
         if (t < nt) acc[t] += v * X[(t0 + t) * ldx + c];
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTile; ++t)
-    if (t < nt) {  // nt is the same for the whole warp: a decode step reduces one sum, not kTile
+  for (int t = 0; t < Tile; ++t)
+    if (t < nt) {
       const float s = warp_sum(acc[t]);
       if (lane == 0) Y[(t0 + t) * ldy + r] = s;
     }
+  RILL_COUNT_WEIGHT_BYTES(bytes);
 }
 
 // The 16-row layouts: warp per 16 rows. Lanes 0-15 read one 64-byte chunk (16 rows x 4 bytes), lanes
 // 16-31 the next, so each step reads 128 contiguous bytes; lane l accumulates row l % 16, and the two
 // half-warps' sums meet at the end. int8: a chunk is 4 columns; int4: 8 columns (low nibbles 0-3,
 // high nibbles 4-7), with the row's group scale per chunk.
+template <int Tile>
 __global__ void matmul_x16_k(DevW w, const float* X, uint64_t ldx, float* Y, uint64_t ldy, uint64_t n) {
   const uint64_t g16 = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   const unsigned lane = threadIdx.x % 32;
-  const uint64_t t0 = blockIdx.y * kTile;
+  const uint64_t t0 = blockIdx.y * static_cast<uint64_t>(Tile);
   if (g16 >= w.rows / 16) return;
-  const int nt = static_cast<int>(n - t0 < kTile ? n - t0 : kTile);
+  const int nt = static_cast<int>(n - t0 < Tile ? n - t0 : Tile);
   const uint64_t cols = w.cols, r = g16 * 16 + lane % 16;
-  float acc[kTile] = {0.f, 0.f, 0.f, 0.f};
+  float acc[Tile];
+#pragma unroll
+  for (int t = 0; t < Tile; ++t) acc[t] = 0.f;
+  uint64_t bytes = 0;
   if (w.dtype == kI8) {
     const unsigned char* base = w.data + g16 * 16 * cols;
     for (uint64_t k = lane / 16; k < cols / 4; k += 2) {
       const uint32_t u = *reinterpret_cast<const uint32_t*>(base + k * 64 + (lane % 16) * 4);
+      bytes += 4;
       float v[4];
       for (int j = 0; j < 4; ++j) v[j] = static_cast<float>(static_cast<int>((u >> (8 * j)) & 0xFF) - 128);
 #pragma unroll
-      for (int t = 0; t < kTile; ++t)
+      for (int t = 0; t < Tile; ++t)
         if (t < nt) {
           const float* xr = X + (t0 + t) * ldx + k * 4;
           acc[t] += v[0] * xr[0] + v[1] * xr[1] + v[2] * xr[2] + v[3] * xr[3];
         }
     }
     const float s = static_cast<const float*>(w.scales)[r];
-    for (int t = 0; t < kTile; ++t) acc[t] *= s;
+#pragma unroll
+    for (int t = 0; t < Tile; ++t) acc[t] *= s;
   } else {
     const unsigned char* base = w.data + g16 * 8 * cols;
     const uint16_t* sc = static_cast<const uint16_t*>(w.scales);
     const uint64_t groups = cols / w.group;
     for (uint64_t k = lane / 16; k < cols / 8; k += 2) {
       const uint32_t u = *reinterpret_cast<const uint32_t*>(base + k * 64 + (lane % 16) * 4);
+      bytes += 4;
       const float s = h2f(sc[(g16 * groups + (k * 8) / w.group) * 16 + lane % 16]);
       float v[8];
       for (int j = 0; j < 4; ++j) {
@@ -290,7 +330,7 @@ __global__ void matmul_x16_k(DevW w, const float* X, uint64_t ldx, float* Y, uin
         v[j + 4] = static_cast<float>(static_cast<int>((u >> (8 * j + 4)) & 0xF) - 8) * s;
       }
 #pragma unroll
-      for (int t = 0; t < kTile; ++t)
+      for (int t = 0; t < Tile; ++t)
         if (t < nt) {
           const float* xr = X + (t0 + t) * ldx + k * 8;
           float a = 0.f;
@@ -300,27 +340,37 @@ __global__ void matmul_x16_k(DevW w, const float* X, uint64_t ldx, float* Y, uin
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTile; ++t)
+  for (int t = 0; t < Tile; ++t)
     if (t < nt) {
       const float s = acc[t] + __shfl_xor_sync(0xffffffffu, acc[t], 16);
       if (lane < 16) Y[(t0 + t) * ldy + r] = s;
     }
+  RILL_COUNT_WEIGHT_BYTES(bytes);
 }
 
-void matmul_any(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
-  if (!n || !W.rows()) return;
-  const DevW w = dev_w(W);
-  const unsigned tiles = static_cast<unsigned>((n + kTile - 1) / kTile);
+template <int Tile>
+void matmul_tiled(const Exec& x, const DevW& w, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy,
+                  size_t n) {
+  const unsigned tiles = static_cast<unsigned>((n + Tile - 1) / Tile);
   const bool x16 = W.rows16 && (W.dtype == DType::kI8 || W.dtype == DType::kI4);
   const uint64_t full = x16 ? W.rows() / 16 * 16 : 0;
   if (full) {
     const dim3 grid(grid_for(full / 16, kWarpsPerBlock), tiles);
-    RILL_LAUNCH(matmul_x16_k, grid, kWarpsPerBlock * 32, 0, stream_of(x))(w, X, ldx, Y, ldy, n);
+    RILL_LAUNCH(matmul_x16_k<Tile>, grid, kWarpsPerBlock * 32, 0, stream_of(x))(w, X, ldx, Y, ldy, n);
   }
   if (full < W.rows()) {  // rows stored row by row: all of a row layout, the tail of a 16-row one
     const dim3 grid(grid_for(W.rows() - full, kWarpsPerBlock), tiles);
-    RILL_LAUNCH(matmul_rows_k, grid, kWarpsPerBlock * 32, 0, stream_of(x))(w, full, W.rows(), X, ldx, Y, ldy, n);
+    RILL_LAUNCH(matmul_rows_k<Tile>, grid, kWarpsPerBlock * 32, 0, stream_of(x))(w, full, W.rows(), X, ldx, Y, ldy, n);
   }
+}
+
+// A decode step (one row) takes the one-token kernels; more rows take kTile tokens per pass, so a
+// 64-token prefill chunk reads each weight twice.
+void matmul_any(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) {
+  if (!n || !W.rows()) return;
+  const DevW w = dev_w(W);
+  if (n == 1) matmul_tiled<1>(x, w, W, X, ldx, Y, ldy, n);
+  else matmul_tiled<kTile>(x, w, W, X, ldx, Y, ldy, n);
 }
 
 // ---- norms
@@ -427,18 +477,21 @@ void ssm_scan(const Exec& x, StateRef s, const float* A, const float* dt, const 
     RILL_LAUNCH(ssm_scan_k, grid_for(E, 128), 128, 0, stream_of(x))(s.base, s.offset, A, dt, X, B, C, ldbc, D, Z, ldz, Y, n, E, N);
 }
 
-// Block per head; warp per head channel p, lanes over the state dim.
+// Warp per (head h, channel p), lanes over the state dim: block (h, group of kRecWarps channels), so a
+// head's channels spread over P / kRecWarps blocks. Each warp owns its state rows: no barrier.
+constexpr unsigned kRecWarps = 4;
 __global__ void ssd_k(unsigned char* const* base, uint64_t off, const float* X, const float* B, const float* C,
                       uint64_t ldx, const float* dt, const float* A, const float* D, float* Y, uint64_t n, uint64_t H,
                       uint64_t P, uint64_t N, uint64_t G) {
-  const uint64_t h = blockIdx.x, g = h / (H / G);
-  const unsigned lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const uint64_t h = blockIdx.x, g = h / (H / G), p = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32;
+  const unsigned lane = threadIdx.x % 32;
+  if (p >= P) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* S = state_row(base, i, off);
     const float d = dt[i * H + h], a = expf(d * A[h]);
     const float* Bg = B + i * ldx + g * N;
     const float* Cg = C + i * ldx + g * N;
-    for (uint64_t p = threadIdx.x / 32; p < P; p += warps) {
+    {
       const uint64_t c = h * P + p;
       float* s = S + c * N;
       const float dtx = d * X[i * ldx + c];
@@ -451,23 +504,26 @@ __global__ void ssd_k(unsigned char* const* base, uint64_t off, const float* X, 
       acc = warp_sum(acc);
       if (lane == 0) Y[i * H * P + c] = acc + D[c] * X[i * ldx + c];
     }
-    __syncthreads();
   }
 }
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
               const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
-  if (n && H) RILL_LAUNCH(ssd_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(S.base, S.offset, X, B, C, ldx, dt, A, D, Y, n, H, P, N, G);
+  if (n && H && P)
+    RILL_LAUNCH(ssd_k, dim3(static_cast<unsigned>(H), grid_for(P, kRecWarps)), kRecWarps * 32, 0, stream_of(x))(
+        S.base, S.offset, X, B, C, ldx, dt, A, D, Y, n, H, P, N, G);
 }
 
-// Block per head; warp per value row i of S, lanes over the key index j.
+// Warp per (head h, value row i of S), lanes over the key index j: block (h, group of kRecWarps rows).
+// Each warp owns its row of S: no barrier.
 __global__ void wkv7_k(unsigned char* const* base, uint64_t off, const float* r, const float* w, const float* k,
                        const float* v, const float* a, const float* b, float* Y, uint64_t n, uint64_t H, uint64_t N) {
-  const uint64_t h = blockIdx.x, C = H * N;
-  const unsigned lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const uint64_t h = blockIdx.x, C = H * N, i = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32;
+  const unsigned lane = threadIdx.x % 32;
+  if (i >= N) return;
   for (uint64_t t = 0; t < n; ++t) {
     float* Sh = state_row(base, t, off) + h * N * N;
     const uint64_t o = t * C + h * N;
-    for (uint64_t i = threadIdx.x / 32; i < N; i += warps) {
+    {
       float* row = Sh + i * N;
       float sa = 0.f;
       for (uint64_t j = lane; j < N; j += 32) sa += row[j] * a[o + j];
@@ -482,12 +538,13 @@ __global__ void wkv7_k(unsigned char* const* base, uint64_t off, const float* r,
       acc = warp_sum(acc);
       if (lane == 0) Y[o + i] = acc;
     }
-    __syncthreads();
   }
 }
 void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
           const float* b, float* Y, size_t n, size_t H, size_t N) {
-  if (n && H) RILL_LAUNCH(wkv7_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(S.base, S.offset, r, w, k, v, a, b, Y, n, H, N);
+  if (n && H && N)
+    RILL_LAUNCH(wkv7_k, dim3(static_cast<unsigned>(H), grid_for(N, kRecWarps)), kRecWarps * 32, 0, stream_of(x))(
+        S.base, S.offset, r, w, k, v, a, b, Y, n, H, N);
 }
 
 __global__ void s4d_k(unsigned char* const* base, uint64_t off, const float* A, const float* Cm, const float* D,
@@ -639,9 +696,115 @@ __global__ void attend_k(unsigned char* const* kb, uint64_t koff, unsigned char*
     Y[i * H * D + h * D + j] = acc * inv;
   }
 }
+// Attention in two launches per pass: every (head, row) block attends at once, then every row's key and
+// value go into its ring. A row reads the keys and values of its stream's earlier rows in this pass from
+// Kn / Vn (rounded as the ring would hold them) and older ones from the ring, which no row of the pass
+// has written yet. A stream's rows in a pass have consecutive positions in row order (positions() gives
+// them so); they are usually contiguous (a prefill chunk) or one (a batch), and may be interleaved.
+__device__ __forceinline__ float as_stored(bool f16, float v) { return f16 ? __half2float(__float2half_rn(v)) : v; }
+
+// Row i's stream in this pass: its rows j0..i are contiguous, `before` more come earlier.
+struct StreamRows {
+  unsigned char* const* kb;
+  uint64_t i, j0, before;
+  // The row that holds the stream's k-th row of the pass (k <= its rows up to i).
+  __device__ uint64_t row(uint64_t k) const {
+    if (k >= before) return j0 + (k - before);
+    for (uint64_t j = 0; j < j0; ++j)
+      if (kb[j] == kb[i] && k-- == 0) return j;
+    return i;
+  }
+};
+__device__ StreamRows stream_rows(unsigned char* const* kb, uint64_t i) {
+  StreamRows r{kb, i, i, 0};
+  while (r.j0 > 0 && kb[r.j0 - 1] == kb[i]) --r.j0;
+  for (uint64_t j = 0; j < r.j0; ++j) r.before += kb[j] == kb[i];
+  return r;
+}
+
+// Block (head h, row i); scores in dynamic shared memory (window floats).
+__global__ void attend_rows_k(unsigned char* const* kb, uint64_t koff, unsigned char* const* vb, uint64_t voff,
+                              bool f16, const float* Q, const float* Kn, const float* Vn, const int64_t* P, float* Y,
+                              uint64_t H, uint64_t KV, uint64_t D, uint64_t window, float scale) {
+  RILL_DYNAMIC_SHARED(float, sc);
+  const uint64_t h = blockIdx.x, i = blockIdx.y, g = h / (H / KV), kvd = KV * D;
+  const StreamRows rows = stream_rows(kb, i);
+  const int64_t pi = P[i], first = pi - static_cast<int64_t>(i - rows.j0 + rows.before);  // the pass's first
+  const uint64_t filled = static_cast<uint64_t>(pi) + 1 < window ? static_cast<uint64_t>(pi) + 1 : window;
+  const unsigned char* K = kb[i] + koff;
+  const unsigned char* V = vb[i] + voff;
+  const float* q = Q + i * H * D + h * D;
+  const unsigned lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  // Slot s holds position pi - filled + 1 + s.
+  for (uint64_t s = threadIdx.x / 32; s < filled; s += warps) {  // warp per slot, lanes over the head dim
+    const int64_t pos = pi - static_cast<int64_t>(filled) + 1 + static_cast<int64_t>(s);
+    float dot = 0.f;
+    if (pos >= first) {
+      const float* k = Kn + rows.row(static_cast<uint64_t>(pos - first)) * kvd + g * D;
+      for (uint64_t j = lane; j < D; j += 32) dot += q[j] * as_stored(f16, k[j]);
+    } else {
+      const uint64_t at = static_cast<uint64_t>(pos) % window * kvd + g * D;
+      for (uint64_t j = lane; j < D; j += 32) dot += q[j] * ring_at(K, f16, at + j);
+    }
+    dot = warp_sum(dot);
+    if (lane == 0) sc[s] = dot * scale;
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (uint64_t s = threadIdx.x; s < filled; s += blockDim.x) mx = fmaxf(mx, sc[s]);
+  mx = block_max(mx);
+  float sum = 0.f;
+  for (uint64_t s = threadIdx.x; s < filled; s += blockDim.x) {
+    const float e = expf(sc[s] - mx);
+    sc[s] = e;
+    sum += e;
+  }
+  const float inv = 1.f / block_sum(sum);  // block_sum's barriers order the writes to sc before the reads
+  for (uint64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    float acc = 0.f;
+    for (uint64_t s = 0; s < filled; ++s) {
+      const int64_t pos = pi - static_cast<int64_t>(filled) + 1 + static_cast<int64_t>(s);
+      const float v = pos >= first ? as_stored(f16, Vn[rows.row(static_cast<uint64_t>(pos - first)) * kvd + g * D + j])
+                                   : ring_at(V, f16, static_cast<uint64_t>(pos) % window * kvd + g * D + j);
+      acc += sc[s] * v;
+    }
+    Y[i * H * D + h * D + j] = acc * inv;
+  }
+}
+
+// Block (channels, row i): row i's key and value into slot P[i] % window, unless a later row of its
+// stream in this pass takes the same slot (it is `window` positions on).
+__global__ void ring_write_rows_k(unsigned char* const* kb, uint64_t koff, unsigned char* const* vb, uint64_t voff,
+                                  bool f16, const float* Kn, const float* Vn, const int64_t* P, uint64_t n, uint64_t kvd,
+                                  uint64_t window) {
+  const uint64_t j = thread_index(), i = blockIdx.y;
+  if (j >= kvd) return;
+  uint64_t later = 0;
+  for (uint64_t r = i + 1; r < n && later < window; ++r) later += kb[r] == kb[i];
+  if (later >= window) return;
+  const uint64_t slot = static_cast<uint64_t>(P[i]) % window;
+  if (f16) {
+    reinterpret_cast<__half*>(kb[i] + koff)[slot * kvd + j] = __float2half_rn(Kn[i * kvd + j]);
+    reinterpret_cast<__half*>(vb[i] + voff)[slot * kvd + j] = __float2half_rn(Vn[i * kvd + j]);
+  } else {
+    reinterpret_cast<float*>(kb[i] + koff)[slot * kvd + j] = Kn[i * kvd + j];
+    reinterpret_cast<float*>(vb[i] + voff)[slot * kvd + j] = Vn[i * kvd + j];
+  }
+}
+
 void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
             const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
             float* scores) {
+  if (!n || !H) return;
+  if (window * sizeof(float) <= kMaxDynamicShared && n <= 65535) {
+    RILL_LAUNCH(attend_rows_k, dim3(static_cast<unsigned>(H), static_cast<unsigned>(n)), kThreads,
+                window * sizeof(float), stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Q, Kn, Vn, P, Y, H,
+                                                      KV, D, window, scale);
+    RILL_LAUNCH(ring_write_rows_k, dim3(grid_for(KV * D), static_cast<unsigned>(n)), kThreads, 0, stream_of(x))(
+        Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn, P, n, KV * D, window);
+    return;
+  }
+  // Windows whose scores do not fit in shared memory: a row at a time, the scores in `scores`.
   for (size_t i = 0; i < n; ++i) {
     RILL_LAUNCH(ring_write_k, grid_for(KV * D), kThreads, 0, stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn,
                                                                    P, i, KV * D, window);
