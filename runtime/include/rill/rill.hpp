@@ -226,7 +226,8 @@ class Session {
   // header (magic "RLST", version, the model's fingerprint, payload size, checksum) followed by the
   // state_bytes of state. copy_in refuses (kStateMismatch) a blob of another size, from a model
   // with another architecture, shape or source checkpoint, or with a damaged payload; the state is
-  // then unchanged.
+  // then unchanged. On a device backend either copy may return kDeviceError (after a failed copy in,
+  // the state is undefined: reset it, or copy a blob in again).
   static constexpr size_t kStateHeaderBytes = 64;
   size_t state_size() const;
   Status state_copy_out(void* dst, size_t size) const;
