@@ -37,7 +37,8 @@ class CMakeBuild(build_ext):
         shutil.copyfile(built[0], dest)
 
 
-setup(packages=["rill"], package_dir={"": "python"}, ext_modules=[CMakeExtension("rill._rill")],
+setup(packages=["rill"], package_dir={"": "python"}, package_data={"rill": ["py.typed"]},
+      ext_modules=[CMakeExtension("rill._rill")],
       cmdclass={"build_ext": CMakeBuild},
       options={"build": {"build_base": os.environ.get("RILL_PIP_BUILD_BASE", os.path.join(HERE, "build-pip"))},
                "egg_info": {"egg_base": os.environ.get("RILL_PIP_BUILD_BASE", os.path.join(HERE, "build-pip"))}})
