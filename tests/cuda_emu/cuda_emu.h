@@ -663,12 +663,8 @@ bool resolve_shuffles(Block& b) {
       if (t.st == TState::kBarrier)
         refuse(name, "block (%u,%u,%u), warp %u: lanes wait at a shuffle (line %u) and at __syncthreads (line %d)",
                b.bidx.x, b.bidx.y, b.bidx.z, w0 / 32, at_line, t.line);
-      if (t.st == TState::kShuffle && (t.line != lanes[0].line || t.kind != lanes[0].kind || t.width != lanes[0].width))
-        refuse(name, "block (%u,%u,%u), warp %u: lanes wait at different shuffles (lines %d and %d)", b.bidx.x,
-               b.bidx.y, b.bidx.z, w0 / 32, lanes[0].line, t.line);
-      if (t.mask != 0xFFFFFFFFu) refuse(name, "a shuffle (line %d) with mask %#x: only full warps are emulated", t.line, t.mask);
     }
-    release_warp(b, lanes);
+    release_warp(b, lanes);  // which checks the lanes wait at one shuffle
     released = true;
   }
   return released;
@@ -801,8 +797,15 @@ namespace {
 
 std::mutex g_mu;  // one API call at a time (kernels run on the calling thread, holding it)
 std::vector<Stream*> g_streams;
-std::map<void*, size_t> g_device_blocks, g_host_blocks;
-size_t g_device_used = 0, g_memory_limit = size_t(8) << 30;
+// Emulated memory, device or pinned: blocks of host memory, NaN bytes when allocated (what a kernel
+// reads, something must have written), counted, within a limit (the device's: set_memory_limit).
+struct Pool {
+  std::map<void*, size_t> blocks;
+  size_t used = 0, limit = SIZE_MAX;
+  cudaError_t allocate(void** p, size_t bytes, const char* what);
+  cudaError_t release(void* p, const char* what);
+};
+Pool g_device{{}, 0, size_t(8) << 30}, g_pinned;
 int g_fail_copies = 0;
 thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local int t_device = 0;
@@ -863,6 +866,31 @@ cudaError_t unsafe_call(const char* what) {
       violation(s, cudaErrorStreamCaptureUnsupported, what);
       return cudaErrorStreamCaptureUnsupported;
     }
+  return cudaSuccess;
+}
+
+cudaError_t Pool::allocate(void** p, size_t bytes, const char* what) {
+  *p = nullptr;
+  if (cudaError_t e = unsafe_call(what)) return e;
+  if (bytes > limit - used) return cudaErrorMemoryAllocation;
+  void* m = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!m) return cudaErrorMemoryAllocation;
+  std::memset(m, 0xFF, bytes);
+  blocks[m] = bytes;
+  used += bytes;
+  g_mallocs.fetch_add(1);
+  *p = m;
+  return cudaSuccess;
+}
+cudaError_t Pool::release(void* p, const char* what) {
+  if (!p) return cudaSuccess;
+  if (cudaError_t e = unsafe_call(what)) return e;
+  auto it = blocks.find(p);
+  if (it == blocks.end()) return cudaErrorInvalidValue;
+  used -= it->second;
+  blocks.erase(it);
+  std::free(p);
+  g_frees.fetch_add(1);
   return cudaSuccess;
 }
 
@@ -973,7 +1001,7 @@ void set_thread_order(Order o) { g_order.store(o == Order::kReverse ? 1 : 0); }
 Order thread_order() { return reverse_order() ? Order::kReverse : Order::kForward; }
 void set_memory_limit(size_t bytes) {
   std::lock_guard<std::mutex> lock(g_mu);
-  g_memory_limit = bytes;
+  g_device.limit = bytes;
 }
 void fail_next_copies(int n) {
   std::lock_guard<std::mutex> lock(g_mu);
@@ -1004,7 +1032,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   *p = cudaDeviceProp{};
   std::snprintf(p->name, sizeof p->name, "cuda_emu (CPU emulation)");
   p->major = 8, p->minor = 7, p->integrated = 0, p->multiProcessorCount = 16;
-  p->totalGlobalMem = cuda_emu::g_memory_limit, p->sharedMemPerBlock = cuda_emu::kMaxSharedBytes;
+  p->totalGlobalMem = cuda_emu::g_device.limit, p->sharedMemPerBlock = cuda_emu::kMaxSharedBytes;
   p->maxThreadsPerBlock = 1024, p->warpSize = 32;
   return cudaSuccess;
 }
@@ -1044,57 +1072,24 @@ const char* cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   std::lock_guard<std::mutex> lock(g_mu);
-  *p = nullptr;
-  if (cudaError_t e = cuda_emu::unsafe_call("cudaMalloc")) return set_error(e);
-  if (bytes > cuda_emu::g_memory_limit - cuda_emu::g_device_used) return set_error(cudaErrorMemoryAllocation);
-  void* m = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
-  if (!m) return set_error(cudaErrorMemoryAllocation);
-  std::memset(m, 0xFF, bytes);  // NaN bytes: what a kernel reads, something must have written
-  cuda_emu::g_device_blocks[m] = bytes;
-  cuda_emu::g_device_used += bytes;
-  cuda_emu::g_mallocs.fetch_add(1);
-  *p = m;
-  return cudaSuccess;
+  return set_error(cuda_emu::g_device.allocate(p, bytes, "cudaMalloc"));
 }
 cudaError_t cudaFree(void* p) {
   std::lock_guard<std::mutex> lock(g_mu);
-  if (!p) return cudaSuccess;
-  if (cudaError_t e = cuda_emu::unsafe_call("cudaFree")) return set_error(e);
-  auto it = cuda_emu::g_device_blocks.find(p);
-  if (it == cuda_emu::g_device_blocks.end()) return set_error(cudaErrorInvalidValue);
-  cuda_emu::g_device_used -= it->second;
-  cuda_emu::g_device_blocks.erase(it);
-  std::free(p);
-  cuda_emu::g_frees.fetch_add(1);
-  return cudaSuccess;
+  return set_error(cuda_emu::g_device.release(p, "cudaFree"));
 }
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
   std::lock_guard<std::mutex> lock(g_mu);
-  *p = nullptr;
-  if (cudaError_t e = cuda_emu::unsafe_call("cudaHostAlloc")) return set_error(e);
-  void* m = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
-  if (!m) return set_error(cudaErrorMemoryAllocation);
-  std::memset(m, 0xFF, bytes);
-  cuda_emu::g_host_blocks[m] = bytes;
-  cuda_emu::g_mallocs.fetch_add(1);
-  *p = m;
-  return cudaSuccess;
+  return set_error(cuda_emu::g_pinned.allocate(p, bytes, "cudaHostAlloc"));
 }
 cudaError_t cudaFreeHost(void* p) {
   std::lock_guard<std::mutex> lock(g_mu);
-  if (!p) return cudaSuccess;
-  if (cudaError_t e = cuda_emu::unsafe_call("cudaFreeHost")) return set_error(e);
-  auto it = cuda_emu::g_host_blocks.find(p);
-  if (it == cuda_emu::g_host_blocks.end()) return set_error(cudaErrorInvalidValue);
-  cuda_emu::g_host_blocks.erase(it);
-  std::free(p);
-  cuda_emu::g_frees.fetch_add(1);
-  return cudaSuccess;
+  return set_error(cuda_emu::g_pinned.release(p, "cudaFreeHost"));
 }
 cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b) {
   std::lock_guard<std::mutex> lock(g_mu);
-  *free_b = cuda_emu::g_memory_limit - cuda_emu::g_device_used;
-  *total_b = cuda_emu::g_memory_limit;
+  *free_b = cuda_emu::g_device.limit - cuda_emu::g_device.used;
+  *total_b = cuda_emu::g_device.limit;
   return cudaSuccess;
 }
 

@@ -644,57 +644,8 @@ void rope(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_
   if (total) RILL_LAUNCH(rope_k, grid_for(total), kThreads, 0, stream_of(x))(Y, ldy, P, n, heads, D, R, theta);
 }
 
-// Attention, one row at a time (a row must see the slots the rows before it wrote): the new key and
-// value into slot P % window, then a block per query head.
-__global__ void ring_write_k(unsigned char* const* kb, uint64_t koff, unsigned char* const* vb, uint64_t voff,
-                             bool f16, const float* Kn, const float* Vn, const int64_t* P, uint64_t i, uint64_t kvd,
-                             uint64_t window) {
-  const uint64_t j = thread_index();
-  if (j >= kvd) return;
-  const uint64_t slot = static_cast<uint64_t>(P[i]) % window;
-  if (f16) {
-    reinterpret_cast<__half*>(kb[i] + koff)[slot * kvd + j] = __float2half_rn(Kn[i * kvd + j]);
-    reinterpret_cast<__half*>(vb[i] + voff)[slot * kvd + j] = __float2half_rn(Vn[i * kvd + j]);
-  } else {
-    reinterpret_cast<float*>(kb[i] + koff)[slot * kvd + j] = Kn[i * kvd + j];
-    reinterpret_cast<float*>(vb[i] + voff)[slot * kvd + j] = Vn[i * kvd + j];
-  }
-}
 __device__ __forceinline__ float ring_at(const unsigned char* base, bool f16, uint64_t idx) {
   return f16 ? __half2float(reinterpret_cast<const __half*>(base)[idx]) : reinterpret_cast<const float*>(base)[idx];
-}
-__global__ void attend_k(unsigned char* const* kb, uint64_t koff, unsigned char* const* vb, uint64_t voff, bool f16,
-                         const float* Q, const int64_t* P, float* Y, uint64_t i, uint64_t H, uint64_t KV, uint64_t D,
-                         uint64_t window, float scale, float* scores) {
-  const uint64_t h = blockIdx.x, g = h / (H / KV), kvd = KV * D;
-  const uint64_t filled = static_cast<uint64_t>(P[i]) + 1 < window ? static_cast<uint64_t>(P[i]) + 1 : window;
-  const unsigned char* K = kb[i] + koff;
-  const unsigned char* V = vb[i] + voff;
-  const float* q = Q + i * H * D + h * D;
-  float* sc = scores + h * window;
-  const unsigned lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  for (uint64_t s = threadIdx.x / 32; s < filled; s += warps) {  // warp per slot, lanes over the head dim
-    float dot = 0.f;
-    for (uint64_t j = lane; j < D; j += 32) dot += q[j] * ring_at(K, f16, s * kvd + g * D + j);
-    dot = warp_sum(dot);
-    if (lane == 0) sc[s] = dot * scale;
-  }
-  __syncthreads();
-  float mx = -INFINITY;
-  for (uint64_t s = threadIdx.x; s < filled; s += blockDim.x) mx = fmaxf(mx, sc[s]);
-  mx = block_max(mx);
-  float sum = 0.f;
-  for (uint64_t s = threadIdx.x; s < filled; s += blockDim.x) {
-    const float e = expf(sc[s] - mx);
-    sc[s] = e;
-    sum += e;
-  }
-  const float inv = 1.f / block_sum(sum);  // block_sum's barriers order the writes to sc before the reads
-  for (uint64_t j = threadIdx.x; j < D; j += blockDim.x) {
-    float acc = 0.f;
-    for (uint64_t s = 0; s < filled; ++s) acc += sc[s] * ring_at(V, f16, s * kvd + g * D + j);
-    Y[i * H * D + h * D + j] = acc * inv;
-  }
 }
 // Attention in two launches per pass: every (head, row) block attends at once, then every row's key and
 // value go into its ring. A row reads the keys and values of its stream's earlier rows in this pass from
@@ -722,12 +673,15 @@ __device__ StreamRows stream_rows(unsigned char* const* kb, uint64_t i) {
   return r;
 }
 
-// Block (head h, row i); scores in dynamic shared memory (window floats).
+// Block (head h, row row0 + blockIdx.y); the scores in dynamic shared memory (window floats), or in
+// scores [H, window] (global memory) when that is given.
 __global__ void attend_rows_k(unsigned char* const* kb, uint64_t koff, unsigned char* const* vb, uint64_t voff,
                               bool f16, const float* Q, const float* Kn, const float* Vn, const int64_t* P, float* Y,
-                              uint64_t H, uint64_t KV, uint64_t D, uint64_t window, float scale) {
-  RILL_DYNAMIC_SHARED(float, sc);
-  const uint64_t h = blockIdx.x, i = blockIdx.y, g = h / (H / KV), kvd = KV * D;
+                              uint64_t H, uint64_t KV, uint64_t D, uint64_t window, float scale, uint64_t row0,
+                              float* scores) {
+  RILL_DYNAMIC_SHARED(float, shared_scores);
+  const uint64_t h = blockIdx.x, i = row0 + blockIdx.y, g = h / (H / KV), kvd = KV * D;
+  float* sc = scores ? scores + h * window : shared_scores;
   const StreamRows rows = stream_rows(kb, i);
   const int64_t pi = P[i], first = pi - static_cast<int64_t>(i - rows.j0 + rows.before);  // the pass's first
   const uint64_t filled = static_cast<uint64_t>(pi) + 1 < window ? static_cast<uint64_t>(pi) + 1 : window;
@@ -799,18 +753,14 @@ void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, c
   if (window * sizeof(float) <= kMaxDynamicShared && n <= 65535) {
     RILL_LAUNCH(attend_rows_k, dim3(static_cast<unsigned>(H), static_cast<unsigned>(n)), kThreads,
                 window * sizeof(float), stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Q, Kn, Vn, P, Y, H,
-                                                      KV, D, window, scale);
-    RILL_LAUNCH(ring_write_rows_k, dim3(grid_for(KV * D), static_cast<unsigned>(n)), kThreads, 0, stream_of(x))(
-        Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn, P, n, KV * D, window);
-    return;
+                                                      KV, D, window, scale, 0, nullptr);
+  } else {  // scores that do not fit in shared memory: a row at a time, in `scores` ([H, window])
+    for (size_t i = 0; i < n; ++i)
+      RILL_LAUNCH(attend_rows_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(
+          Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Q, Kn, Vn, P, Y, H, KV, D, window, scale, i, scores);
   }
-  // Windows whose scores do not fit in shared memory: a row at a time, the scores in `scores`.
-  for (size_t i = 0; i < n; ++i) {
-    RILL_LAUNCH(ring_write_k, grid_for(KV * D), kThreads, 0, stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn,
-                                                                   P, i, KV * D, window);
-    RILL_LAUNCH(attend_k, static_cast<unsigned>(H), kThreads, 0, stream_of(x))(Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Q,
-                                                                       P, Y, i, H, KV, D, window, scale, scores);
-  }
+  RILL_LAUNCH(ring_write_rows_k, dim3(grid_for(KV * D), static_cast<unsigned>(n)), kThreads, 0, stream_of(x))(
+      Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn, P, n, KV * D, window);
 }
 
 __global__ void token_shift_k(unsigned char* const* base, uint64_t off, const float* U, const float* mix, uint64_t k,
