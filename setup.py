@@ -37,7 +37,7 @@ class CMakeBuild(build_ext):
         shutil.copyfile(built[0], dest)
 
 
-setup(packages=["rill"], package_dir={"": "python"}, package_data={"rill": ["py.typed"]},
+setup(packages=["rill"], package_dir={"": "python"}, package_data={"rill": ["py.typed", "__init__.pyi"]},
       ext_modules=[CMakeExtension("rill._rill")],
       cmdclass={"build_ext": CMakeBuild},
       options={"build": {"build_base": os.environ.get("RILL_PIP_BUILD_BASE", os.path.join(HERE, "build-pip"))},

@@ -43,7 +43,7 @@ fi
 pkgs=(cmake ninja-build g++ pkg-config libpthreadpool-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev nlohmann-json3-dev clang libclang-rt-14-dev
       libpcre2-dev libutf8proc-dev libsentencepiece-dev sentencepiece libxnnpack-dev python3-regex python3-numpy
-      python3-dev pybind11-dev python3-pybind11 python3-pytest)
+      python3-dev pybind11-dev python3-pybind11 python3-pytest python3-torch python3-matplotlib)
 if [ "${1:-}" = "ros" ]; then
   pkgs+=(ros-core-dev libroscpp-dev libstd-msgs-dev libstd-srvs-dev catkin python3)
 fi

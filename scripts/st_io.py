@@ -1,4 +1,4 @@
-"""Minimal safetensors and .npy writers on numpy alone (no `safetensors` package needed).
+"""Minimal safetensors and .npy writers (and a safetensors reader) on numpy alone (no `safetensors` package needed).
 
 Used by the demo-model trainer and the golden-output generator to write Hugging Face-layout
 checkpoints: a JSON header (u64 little-endian length, then JSON), then the raw tensor bytes.
@@ -62,3 +62,27 @@ def write_safetensors(path, tensors, dtype="F32", metadata=None):
 def write_npy(path, a):
     """float32 .npy (version 1.0, C order)."""
     np.save(path, np.ascontiguousarray(a, dtype=np.float32))
+
+
+def read_safetensors(path):
+    """dict name -> float32 ndarray of a .safetensors file (F32, F16 or BF16 tensors)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        raw = data[a:b]
+        if t["dtype"] == "F32":
+            x = np.frombuffer(raw, dtype="<f4")
+        elif t["dtype"] == "F16":
+            x = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif t["dtype"] == "BF16":
+            x = bf16_bits_to_f32(np.frombuffer(raw, dtype="<u2"))
+        else:
+            raise ValueError(f"{name}: dtype {t['dtype']} is not F32, F16 or BF16")
+        out[name] = x.reshape(t["shape"]).copy()
+    return out

@@ -431,6 +431,8 @@ PYBIND11_MODULE(_rill, mod) {
             error = e.what();
           }
         }
+        // The converter speaks to its command line; here the option is an argument.
+        if (const size_t at = error.find("--force"); at != std::string::npos) error.replace(at, 7, "force=True");
         if (!error.empty()) raise(kConvertFailed, error);
         py::dict d;
         d["arch"] = r.arch;

@@ -217,3 +217,49 @@ def test_model_outlives_its_python_object(converted):
     s = m.session()
     del m
     assert s.step(1).shape[0] > 0
+
+
+def test_type_stubs_match_the_module(converted):
+    """python/rill/__init__.pyi names what the package exports, with the same parameters and defaults,
+    and its TypedDicts the keys that Model.info and convert() return."""
+    import ast
+    import inspect
+    stub = ast.parse(open(os.path.join(os.path.dirname(rill.__file__), "__init__.pyi")).read())
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
+    funcs = {n.name: n for n in stub.body if isinstance(n, ast.FunctionDef)}
+    assert set(rill.__all__) <= set(classes) | set(funcs)
+
+    def check(fn_stub, obj, where):
+        sig = inspect.signature(obj)
+        names = [a.arg for a in fn_stub.args.args]
+        assert names == list(sig.parameters), where
+        defaults = [ast.literal_eval(d) for d in fn_stub.args.defaults]
+        real = [p.default for p in sig.parameters.values() if p.default is not inspect.Parameter.empty]
+        assert defaults == real, where
+
+    check(funcs["convert"], rill.convert, "convert")
+    for cname in ("Model", "Session", "Batch"):
+        cls = getattr(rill, cname)
+        for f in classes[cname].body:
+            if not isinstance(f, ast.FunctionDef):
+                continue
+            if f.decorator_list:  # a property (and its setter)
+                assert isinstance(inspect.getattr_static(cls, f.name), property), f"{cname}.{f.name}"
+            else:
+                check(f, getattr(cls, f.name), f"{cname}.{f.name}")
+    import builtins
+    for cname in rill.__all__:
+        cls = getattr(rill, cname)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            stub_bases = {getattr(rill, b.id, None) or getattr(builtins, b.id) for b in classes[cname].bases}
+            real = {c for c in cls.__mro__[1:] if c in (rill.Error, ValueError, OSError, MemoryError, Exception)}
+            assert stub_bases == real - ({Exception} if cls is not rill.Error else set()), cname
+
+    def keys(name):
+        return {n.target.id for n in classes[name].body if isinstance(n, ast.AnnAssign)}
+
+    m = rill.Model(converted("mamba1_awkward"))
+    assert set(m.info) == keys("ModelInfo")
+    report = rill.convert(os.path.join(GOLDEN, "s4d_prenorm_mean"), converted("s4d_prenorm_mean") + ".again",
+                          dtype="q8")
+    assert set(report) == keys("ConvertReport") and set(report["tensors"][0]) == keys("TensorReport")
