@@ -48,7 +48,8 @@ struct rill_session {
 };
 struct rill_batch {
   Batch batch;
-  Session** rows;  // [max_streams], the C sessions' C++ objects for one step
+  Session** rows;     // [max_streams], the C sessions' C++ objects for one step
+  Status* verdicts;   // [max_streams], each stream's status in one step
 };
 struct rill_sampler {
   Sampler sampler;
@@ -149,6 +150,11 @@ Status batch_opts(const rill_batch_options* in, BatchOptions* out) {
   out->pool = pool_of(o.pool);
   out->max_streams = o.max_streams;
   return Status::kOk;
+}
+
+size_t batch_handle_bytes(size_t max_streams) {
+  return handle_bytes(sizeof(rill_batch)) + handle_bytes(max_streams * sizeof(Session*)) +
+         handle_bytes(max_streams * sizeof(Status));
 }
 
 bool live(const rill_model* m) { return m && m->model.ok(); }
@@ -406,7 +412,7 @@ rill_status rill_batch_footprint(const rill_model* m, const rill_batch_options* 
   if (s != Status::kOk) return code(s);
   size_t b = 0;
   if ((s = Batch::footprint(m->model, bo, &b)) != Status::kOk) return code(s);
-  *bytes = handle_bytes(sizeof(rill_batch)) + handle_bytes(bo.max_streams * sizeof(Session*)) + b;
+  *bytes = batch_handle_bytes(bo.max_streams) + b;
   return RILL_OK;
 }
 
@@ -420,11 +426,13 @@ rill_status rill_batch_init(const rill_model* m, const rill_batch_options* opts,
   if (s != Status::kOk) return report(err, s, "batch options: bad struct_size, or unknown fields set");
   if (bo.max_streams < 1 || bo.max_streams > 4096)
     return report(err, Status::kInvalidArgument, "max_streams is outside [1, 4096]");
-  const size_t h = handle_bytes(sizeof(rill_batch)) + handle_bytes(bo.max_streams * sizeof(Session*));
+  const size_t h = batch_handle_bytes(bo.max_streams);
   if (const rill_status c = check_handle_memory(arena, arena_size, h, "batch arena", err)) return c;
   unsigned char* base = static_cast<unsigned char*>(arena);
   auto* r = new (arena) rill_batch{};
   r->rows = reinterpret_cast<Session**>(base + handle_bytes(sizeof(rill_batch)));
+  r->verdicts = reinterpret_cast<Status*>(base + handle_bytes(sizeof(rill_batch)) +
+                                          handle_bytes(bo.max_streams * sizeof(Session*)));
   Error e;
   if (Batch::init(m->model, bo, base + h, arena_size - h, &r->batch, &e) != Status::kOk) return report(err, e);
   *out = r;
@@ -435,13 +443,49 @@ void rill_batch_release(rill_batch* b) {
   if (b) b->batch = Batch{};
 }
 
-rill_status rill_batch_step(rill_batch* b, rill_session* const* sessions, const int32_t* tokens, size_t n,
-                            float* logits, size_t n_logits) {
+}  // extern "C"
+
+namespace {
+// A batch step through the C handles: the sessions' C++ objects into the batch's rows, each stream's
+// verdict out through the batch's own array (Status and rill_status are distinct types).
+template <class Step>
+rill_status batch_run(rill_batch* b, rill_session* const* sessions, size_t n, rill_status* stream_status,
+                      int32_t on_bad, Step step) {
   if (!b) return RILL_INVALID_ARGUMENT;
   if (!b->batch.ok()) return RILL_BAD_STATE;
   if (!sessions || n < 1 || n > b->batch.max_streams()) return RILL_INVALID_ARGUMENT;
+  if (on_bad != RILL_BAD_STREAM_REFUSE_ALL && on_bad != RILL_BAD_STREAM_SKIP) return RILL_INVALID_ARGUMENT;
+  if (on_bad == RILL_BAD_STREAM_SKIP && !stream_status) return RILL_INVALID_ARGUMENT;
   for (size_t i = 0; i < n; ++i) b->rows[i] = sessions[i] ? &sessions[i]->session : nullptr;
-  return code(b->batch.step(b->rows, tokens, n, logits, n_logits));
+  constexpr Status kUnchecked = static_cast<Status>(-1);
+  b->verdicts[0] = kUnchecked;
+  const Status s = step(b->rows, stream_status ? b->verdicts : nullptr, static_cast<BadStream>(on_bad));
+  if (stream_status && b->verdicts[0] != kUnchecked)  // the call's arguments were good: every stream checked
+    for (size_t i = 0; i < n; ++i) stream_status[i] = code(b->verdicts[i]);
+  return code(s);
+}
+}  // namespace
+
+extern "C" {
+
+rill_status rill_batch_step(rill_batch* b, rill_session* const* sessions, const int32_t* tokens, size_t n,
+                            float* logits, size_t n_logits) {
+  return rill_batch_step_streams(b, sessions, tokens, n, logits, n_logits, nullptr, RILL_BAD_STREAM_REFUSE_ALL);
+}
+
+rill_status rill_batch_step_streams(rill_batch* b, rill_session* const* sessions, const int32_t* tokens, size_t n,
+                                    float* logits, size_t n_logits, rill_status* stream_status, int32_t on_bad) {
+  return batch_run(b, sessions, n, stream_status, on_bad, [&](Session* const* rows, Status* v, BadStream mode) {
+    return b->batch.step(rows, tokens, n, logits, n_logits, v, mode);
+  });
+}
+
+rill_status rill_batch_step_vectors(rill_batch* b, rill_session* const* sessions, const float* inputs, size_t n,
+                                    size_t n_input, float* outputs, size_t n_output, rill_status* stream_status,
+                                    int32_t on_bad) {
+  return batch_run(b, sessions, n, stream_status, on_bad, [&](Session* const* rows, Status* v, BadStream mode) {
+    return b->batch.step_vectors(rows, inputs, n, n_input, outputs, n_output, v, mode);
+  });
 }
 
 // ---- text

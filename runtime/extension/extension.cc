@@ -157,4 +157,14 @@ Status OwnedSession::create(const Model& model, const SessionOptions& opts, Owne
   return Session::init(model, opts, out->arena_.data(), out->arena_.size(), &out->session_, err);
 }
 
+Status OwnedBatch::create(const Model& model, const BatchOptions& opts, OwnedBatch* out, Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  size_t bytes = 0;
+  Status s = Batch::footprint(model, opts, &bytes);
+  if (s != Status::kOk) return fail(err, s, "model is not initialised, or max_streams is out of range");
+  if ((s = AlignedBuffer::allocate(bytes, &out->arena_)) != Status::kOk)
+    return fail(err, s, "cannot allocate a %zu-byte batch arena", bytes);
+  return Batch::init(model, opts, out->arena_.data(), out->arena_.size(), &out->batch_, err);
+}
+
 }  // namespace rill

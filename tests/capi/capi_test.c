@@ -112,6 +112,34 @@ static int vector_model(rill_model* m, const rill_model_info* info) {
   CHECK(rill_session_prefill_vectors(s, rows, 3, 3 * din, y2, dout) == RILL_OK);
   CHECK(memcmp(y, y2, dout * sizeof(float)) == 0);
   CHECK(rill_session_state_copy_out(s, b0.p, b0.size) == RILL_OK && memcmp(b0.p, b1.p, b0.size) == 0);
+  /* Two sensor streams in one pass; the second's NaN row skipped, the first as if alone. */
+  {
+    block a2, bm;
+    rill_session *s2 = NULL, *ss[2];
+    rill_batch* b = NULL;
+    rill_batch_options bo = rill_batch_default_options();
+    rill_status st[2];
+    float two[2 * 64], out[2 * 64];
+    size_t bytes = 0;
+    bo.max_streams = 2;
+    REQUIRE((s2 = new_session(m, &a2)) != NULL);
+    REQUIRE(rill_batch_footprint(m, &bo, &bytes) == RILL_OK && block_alloc(&bm, bytes));
+    REQUIRE(rill_batch_init(m, &bo, bm.p, bytes, &b, NULL) == RILL_OK);
+    CHECK(rill_session_state_copy_out(s2, b1.p, b1.size) == RILL_OK);
+    for (i = 0; i < din; ++i) two[i] = two[din + i] = 0.1f * (float)i;
+    two[din] = NAN;
+    ss[0] = s; ss[1] = s2;
+    CHECK(rill_batch_step_vectors(b, ss, two, 2, 2 * din, out, 2 * dout, st, RILL_BAD_STREAM_REFUSE_ALL) ==
+          RILL_NON_FINITE);
+    CHECK(st[0] == RILL_OK && st[1] == RILL_NON_FINITE);
+    CHECK(rill_batch_step_vectors(b, ss, two, 2, 2 * din, out, 2 * dout, st, RILL_BAD_STREAM_SKIP) == RILL_OK);
+    CHECK(rill_session_state_copy_in(s, b0.p, b0.size) == RILL_OK); /* back, then alone */
+    CHECK(rill_session_step_vector(s, two, din, y, dout) == RILL_OK);
+    CHECK(memcmp(y, out, dout * sizeof(float)) == 0 && isnan(out[dout]));
+    CHECK(rill_session_state_copy_out(s2, b0.p, b0.size) == RILL_OK && memcmp(b0.p, b1.p, b0.size) == 0);
+    CHECK(rill_batch_step(b, ss, NULL, 2, NULL, 0) == RILL_INVALID_ARGUMENT); /* no tokens for a vector model */
+    free(a2.raw); free(bm.raw);
+  }
   free(arena.raw); free(b0.raw); free(b1.raw);
   printf("capi_test (vector model, d_input %zu, d_output %zu): %d checks, %d failed\n", din, dout, checks, failures);
   fflush(stdout);
@@ -252,6 +280,23 @@ int main(int argc, char** argv) {
     CHECK(rill_session_step(s1, toks[1], want + V, V) == RILL_OK);
     CHECK(memcmp(want + V, got + V, V * sizeof(float)) == 0);
     CHECK(memcmp(got + 2 * V, got, V * sizeof(float)) != 0 || toks[2] == toks[0]);
+    /* Which stream was refused: s0 twice, then a token out of range; nothing changes. */
+    {
+      rill_status st[3] = {-7, -7, -7};
+      const int32_t bad[3] = {5, (int32_t)V, 7};
+      CHECK(rill_session_state_copy_out(s0, blob.p, blob.size) == RILL_OK);
+      ss[0] = s0; ss[1] = s2; ss[2] = s0;
+      CHECK(rill_batch_step_streams(batch, ss, toks, 3, got, 3 * V, st, RILL_BAD_STREAM_REFUSE_ALL) ==
+            RILL_INVALID_ARGUMENT);
+      CHECK(st[0] == RILL_OK && st[1] == RILL_OK && st[2] == RILL_INVALID_ARGUMENT);
+      ss[2] = s3;
+      CHECK(rill_batch_step_streams(batch, ss, bad, 3, got, 3 * V, st, RILL_BAD_STREAM_REFUSE_ALL) == RILL_TOKEN_RANGE);
+      CHECK(st[0] == RILL_OK && st[1] == RILL_TOKEN_RANGE && st[2] == RILL_OK);
+      CHECK(rill_batch_step_streams(batch, ss, bad, 3, got, 3 * V, NULL, RILL_BAD_STREAM_SKIP) == RILL_INVALID_ARGUMENT);
+      CHECK(rill_batch_step_streams(batch, ss, bad, 3, got, 3 * V, st, 9) == RILL_INVALID_ARGUMENT);
+      CHECK(rill_session_state_copy_out(s0, blob2.p, blob2.size) == RILL_OK);
+      CHECK(memcmp(blob.p, blob2.p, blob.size) == 0);
+    }
   }
 
   /* Text and sampling. */

@@ -2,6 +2,7 @@
 // of Model, LoadedModel and Session handles.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -159,6 +160,176 @@ TEST_CASE("batch step: bad input is refused before any state changes") {
   Session* ss[] = {a};
   const int32_t t1[] = {1};
   CHECK(none.step(ss, t1, 1, nullptr, 0) == Status::kBadState);
+}
+
+TEST_CASE("batch step_vectors: n sensor streams in one pass equal each stepped alone, bit for bit") {
+  for (const char* c : {"s4d_prenorm_mean", "mamba1_vector", "mamba2_vector"}) {
+    for (const char* dtype : {"f32", "q8"}) {
+      CAPTURE(c);
+      CAPTURE(dtype);
+      ConvertedModel cm(golden_dir(c), dtype);
+      const Model& model = cm.model();
+      const size_t din = model.info().d_input, dout = model.info().d_output;
+      REQUIRE(din > 0);
+      auto input = [&](size_t s, size_t t, size_t k) {  // a different signal per stream
+        return static_cast<float>(std::sin(0.37 * (t + 1) * (k + 1) + 1.3 * s) * (1 + 0.1 * s));
+      };
+      for (size_t n : {1, 3, 16}) {
+        CAPTURE(n);
+        const size_t steps = 6;
+        std::vector<OwnedSession> alone(n), streams(n);
+        std::vector<float> want(n * steps * dout);
+        for (size_t s = 0; s < n; ++s) {
+          REQUIRE(OwnedSession::create(model, SessionOptions{}, &alone[s]) == Status::kOk);
+          REQUIRE(OwnedSession::create(model, SessionOptions{}, &streams[s]) == Status::kOk);
+          std::vector<float> x(din);
+          for (size_t t = 0; t < steps; ++t) {
+            for (size_t k = 0; k < din; ++k) x[k] = input(s, t, k);
+            REQUIRE(alone[s].session().step_vector(x.data(), din, want.data() + (s * steps + t) * dout, dout) ==
+                    Status::kOk);
+          }
+        }
+        BatchOptions bo;
+        bo.max_streams = static_cast<uint32_t>(n);
+        OwnedBatch batch;
+        REQUIRE(OwnedBatch::create(model, bo, &batch) == Status::kOk);
+        std::vector<Session*> ss(n);
+        for (size_t i = 0; i < n; ++i) ss[i] = &streams[n - 1 - i].session();  // row i is stream n-1-i
+        std::vector<float> x(n * din), y(n * dout);
+        size_t mismatches = 0;
+        for (size_t t = 0; t < steps; ++t) {
+          for (size_t i = 0; i < n; ++i)
+            for (size_t k = 0; k < din; ++k) x[i * din + k] = input(n - 1 - i, t, k);
+          REQUIRE(batch.get().step_vectors(ss.data(), x.data(), n, x.size(), y.data(), y.size()) == Status::kOk);
+          for (size_t i = 0; i < n; ++i)
+            mismatches += std::memcmp(y.data() + i * dout, want.data() + ((n - 1 - i) * steps + t) * dout,
+                                      dout * sizeof(float)) != 0;
+        }
+        CHECK(mismatches == 0);
+        for (size_t s = 0; s < n; ++s) CHECK(blob(streams[s].session()) == blob(alone[s].session()));
+      }
+      // A vector model's batch refuses tokens, and a token step of it is refused before anything runs.
+      OwnedBatch batch;
+      REQUIRE(OwnedBatch::create(model, BatchOptions{}, &batch) == Status::kOk);
+      OwnedSession one;
+      REQUIRE(OwnedSession::create(model, SessionOptions{}, &one) == Status::kOk);
+      Session* ss[] = {&one.session()};
+      const int32_t tok[] = {0};
+      CHECK(batch.get().step(ss, tok, 1, nullptr, 0) == Status::kInvalidArgument);
+      std::vector<float> x(din, 0.5f), y(dout);
+      CHECK(batch.get().step_vectors(ss, x.data(), 1, din + 1, y.data(), y.size()) == Status::kInvalidArgument);
+      CHECK(batch.get().step_vectors(ss, x.data(), 1, din, y.data(), y.size() + 1) == Status::kInvalidArgument);
+    }
+  }
+  // A token model's batch refuses vectors.
+  ConvertedModel tm(golden_dir("mamba1_awkward"));
+  OwnedBatch batch;
+  REQUIRE(OwnedBatch::create(tm.model(), BatchOptions{}, &batch) == Status::kOk);
+  OwnedSession one;
+  REQUIRE(OwnedSession::create(tm.model(), SessionOptions{}, &one) == Status::kOk);
+  Session* ss[] = {&one.session()};
+  const float x[4] = {0, 0, 0, 0};
+  CHECK(batch.get().step_vectors(ss, x, 1, 4, nullptr, 0) == Status::kInvalidArgument);
+}
+
+TEST_CASE("batch step: which stream was refused, and the skip mode where the others advance") {
+  ConvertedModel cm(golden_dir("mamba2_groups"));
+  const Model& model = cm.model();
+  const size_t V = model.info().vocab_size;
+  auto streams = make_streams(model, 3);
+  auto alone = make_streams(model, 3);  // the same three, stepped alone where a step should advance them
+  OwnedBatch batch;
+  BatchOptions bo;
+  bo.max_streams = 4;
+  REQUIRE(OwnedBatch::create(model, bo, &batch) == Status::kOk);
+  Session* a = &streams[0].session();
+  Session* b = &streams[1].session();
+  Session* c = &streams[2].session();
+  std::vector<float> logits(3 * V), want(V);
+  Status st[4];
+  const int32_t bad_b[] = {5, static_cast<int32_t>(V), 7};
+  Session* abc[] = {a, b, c};
+  const auto before_b = blob(*b);
+
+  // Refuse-all: the first refusal, each stream's verdict, nothing changed.
+  const auto before_a = blob(*a);
+  CHECK(batch.get().step(abc, bad_b, 3, logits.data(), logits.size(), st) == Status::kTokenRange);
+  CHECK(st[0] == Status::kOk);
+  CHECK(st[1] == Status::kTokenRange);
+  CHECK(st[2] == Status::kOk);
+  CHECK(blob(*a) == before_a);
+  CHECK(blob(*b) == before_b);
+
+  // Skip: a and c advance exactly as alone, b keeps its state and gets a NaN row.
+  CHECK(batch.get().step(abc, bad_b, 3, logits.data(), logits.size(), nullptr, BadStream::kSkip) ==
+        Status::kInvalidArgument);  // a skip needs the verdicts
+  REQUIRE(batch.get().step(abc, bad_b, 3, logits.data(), logits.size(), st, BadStream::kSkip) == Status::kOk);
+  CHECK(st[1] == Status::kTokenRange);
+  REQUIRE(alone[0].session().step(5, want.data(), V) == Status::kOk);
+  CHECK(std::memcmp(logits.data(), want.data(), V * sizeof(float)) == 0);
+  REQUIRE(alone[2].session().step(7, want.data(), V) == Status::kOk);
+  CHECK(std::memcmp(logits.data() + 2 * V, want.data(), V * sizeof(float)) == 0);
+  size_t nan_rows = 0;
+  for (size_t j = 0; j < V; ++j) nan_rows += std::isnan(logits[V + j]);
+  CHECK(nan_rows == V);
+  CHECK(blob(*a) == blob(alone[0].session()));
+  CHECK(blob(*b) == before_b);
+  CHECK(blob(*c) == blob(alone[2].session()));
+
+  // Skip with a session met twice and a null one: the first occurrence advances, the rest are skipped.
+  Session* dup[] = {c, nullptr, a, c};
+  const int32_t t4[] = {9, 1, 2, 3};
+  std::vector<float> l4(4 * V);
+  REQUIRE(batch.get().step(dup, t4, 4, l4.data(), l4.size(), st, BadStream::kSkip) == Status::kOk);
+  CHECK(st[0] == Status::kOk);
+  CHECK(st[1] == Status::kInvalidArgument);
+  CHECK(st[2] == Status::kOk);
+  CHECK(st[3] == Status::kInvalidArgument);
+  REQUIRE(alone[2].session().step(9, want.data(), V) == Status::kOk);
+  CHECK(std::memcmp(l4.data(), want.data(), V * sizeof(float)) == 0);
+  REQUIRE(alone[0].session().step(2, want.data(), V) == Status::kOk);
+  CHECK(std::memcmp(l4.data() + 2 * V, want.data(), V * sizeof(float)) == 0);
+  CHECK(std::isnan(l4[V]));
+  CHECK(std::isnan(l4[3 * V + 5]));
+  CHECK(blob(*a) == blob(alone[0].session()));
+  CHECK(blob(*c) == blob(alone[2].session()));
+
+  // Every stream bad: nothing runs, all rows NaN, still kOk with the verdicts.
+  const int32_t all_bad[] = {-1, -2, static_cast<int32_t>(V)};
+  REQUIRE(batch.get().step(abc, all_bad, 3, logits.data(), logits.size(), st, BadStream::kSkip) == Status::kOk);
+  CHECK((st[0] == Status::kTokenRange && st[1] == Status::kTokenRange && st[2] == Status::kTokenRange));
+  CHECK((std::isnan(logits[0]) && std::isnan(logits[3 * V - 1])));
+  CHECK(blob(*b) == before_b);
+
+  // A bad call (not a bad stream): the verdicts are not written.
+  st[0] = st[1] = st[2] = Status::kDeviceError;
+  CHECK(batch.get().step(abc, bad_b, 3, logits.data(), logits.size() - 1, st, BadStream::kSkip) ==
+        Status::kInvalidArgument);
+  CHECK(st[0] == Status::kDeviceError);
+  CHECK(batch.get().step(abc, bad_b, 3, logits.data(), logits.size(), st, static_cast<BadStream>(7)) ==
+        Status::kInvalidArgument);
+
+  // Sensor streams: a NaN row is skipped, the others advance.
+  ConvertedModel vm(golden_dir("s4d_prenorm_mean"));
+  const size_t din = vm.model().info().d_input, dout = vm.model().info().d_output;
+  OwnedSession v0, v1, r0;
+  REQUIRE(OwnedSession::create(vm.model(), SessionOptions{}, &v0) == Status::kOk);
+  REQUIRE(OwnedSession::create(vm.model(), SessionOptions{}, &v1) == Status::kOk);
+  REQUIRE(OwnedSession::create(vm.model(), SessionOptions{}, &r0) == Status::kOk);
+  OwnedBatch vb;
+  REQUIRE(OwnedBatch::create(vm.model(), BatchOptions{}, &vb) == Status::kOk);
+  std::vector<float> x(2 * din, 0.25f), y(2 * dout), ref(dout);
+  x[din + 1] = std::nanf("");
+  Session* vs[] = {&v0.session(), &v1.session()};
+  const auto v1_before = blob(v1.session());
+  CHECK(vb.get().step_vectors(vs, x.data(), 2, x.size(), y.data(), y.size(), st) == Status::kNonFinite);
+  CHECK((st[0] == Status::kOk && st[1] == Status::kNonFinite));
+  REQUIRE(vb.get().step_vectors(vs, x.data(), 2, x.size(), y.data(), y.size(), st, BadStream::kSkip) == Status::kOk);
+  REQUIRE(r0.session().step_vector(x.data(), din, ref.data(), dout) == Status::kOk);
+  CHECK(std::memcmp(y.data(), ref.data(), dout * sizeof(float)) == 0);
+  CHECK(std::isnan(y[dout]));
+  CHECK(blob(v0.session()) == blob(r0.session()));
+  CHECK(blob(v1.session()) == v1_before);
 }
 
 TEST_CASE("lifetime: sessions survive moving the Model and LoadedModel; sessions move, never copy") {

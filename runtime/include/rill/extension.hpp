@@ -105,4 +105,15 @@ class OwnedSession {
   Session session_;
 };
 
+// A batch that owns its arena.
+class OwnedBatch {
+ public:
+  static Status create(const Model& model, const BatchOptions& opts, OwnedBatch* out, Error* err = nullptr);
+  Batch& get() { return batch_; }
+
+ private:
+  AlignedBuffer arena_;
+  Batch batch_;
+};
+
 }  // namespace rill

@@ -220,6 +220,26 @@ RILL_API void rill_batch_release(rill_batch* batch);
  * batch's model; everything is checked before any state changes. */
 RILL_API rill_status rill_batch_step(rill_batch* batch, rill_session* const* sessions, const int32_t* tokens,
                                      size_t n, float* logits, size_t n_logits);
+/* What a batch step does with a stream whose input it refuses (a token out of range, a non-finite
+ * vector, a null session, one of another model or one met twice). */
+enum {
+  RILL_BAD_STREAM_REFUSE_ALL = 0, /* the step is refused, no session changes, the first refusal returned */
+  RILL_BAD_STREAM_SKIP = 1        /* that stream keeps its state and gets a NaN row; the others advance */
+};
+/* rill_batch_step that says which stream was refused: stream_status (null, or n entries) gets each
+ * stream's status (RILL_OK, or why its input was refused); with RILL_BAD_STREAM_SKIP it is required and
+ * the step returns RILL_OK when only streams were refused. A bad call (null sessions, n out of range, a
+ * wrong buffer size) returns RILL_INVALID_ARGUMENT and leaves stream_status unwritten. */
+RILL_API rill_status rill_batch_step_streams(rill_batch* batch, rill_session* const* sessions, const int32_t* tokens,
+                                             size_t n, float* logits, size_t n_logits, rill_status* stream_status,
+                                             int32_t on_bad);
+/* Vector models: sessions[i] takes row i of inputs [n, d_input] (n_input == n * d_input); row i of
+ * outputs [n, d_output] (n_output == n * d_output) gets its output, bit-identical to stepping it alone
+ * (rill_session_step_vector); outputs may be null. stream_status and on_bad as above (a row with NaN or
+ * Inf: RILL_NON_FINITE). */
+RILL_API rill_status rill_batch_step_vectors(rill_batch* batch, rill_session* const* sessions, const float* inputs,
+                                             size_t n, size_t n_input, float* outputs, size_t n_output,
+                                             rill_status* stream_status, int32_t on_bad);
 
 /* ---- text ------------------------------------------------------------------------------------------ */
 /* Text -> token ids with the model's embedded tokenizer (RILL_UNSUPPORTED if it has none, or for BPE

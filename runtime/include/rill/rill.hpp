@@ -247,6 +247,16 @@ class Session {
   friend struct SessionAccess;      // internal: measurement tools reach the device pass
   PassSlots pass_;                  // every row advances state_ (the plan: prefill_chunk rows)
   unsigned char* state_ = nullptr;  // [state_bytes], backend memory
+  // The last batch step that took this session (a number unique to that step, process-wide): a session
+  // met twice in one step is found in O(n).
+  uint64_t batch_step_ = 0;
+};
+
+// What a batch step does with a stream whose input it refuses (a token out of range, a non-finite or
+// wrong-size vector, a session of another model or one met twice).
+enum class BadStream : int32_t {
+  kRefuseAll = 0,  // the whole step is refused: no session changes, the first refusal is returned
+  kSkip = 1,       // that stream is skipped (its state unchanged, its output row NaN); the others advance
 };
 
 struct BatchOptions {
@@ -276,14 +286,30 @@ class Batch {
 
   // sessions[i] takes tokens[i], for i < n (1 <= n <= max_streams), and its logits go to row i of
   // `logits` [n, vocab] (n_logits == n * vocab), or nowhere when logits is null. Every session must be
-  // of this batch's model and appear once. All input is checked before any state is touched: on error
-  // no session has changed.
-  Status step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits);
+  // of this batch's model and appear once. All input is checked before any state is touched.
+  //   stream_status: null, or n entries: each stream's verdict, kOk or why its input was refused
+  //     (kTokenRange; kInvalidArgument for a null session, one of another model, or one met twice);
+  //     written whenever the call's own arguments are good, unwritten when they are not.
+  //   on_bad: kRefuseAll (default): a refused stream refuses the step, no session changes, and the first
+  //     refusal is returned. kSkip: the refused streams keep their state and get NaN rows, the others
+  //     advance, and the step returns kOk; stream_status is then required (a skip is never silent).
+  // A token model only (a vector model: kInvalidArgument; use step_vectors).
+  Status step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits,
+              Status* stream_status = nullptr, BadStream on_bad = BadStream::kRefuseAll);
+
+  // Vector models: sessions[i] takes row i of `inputs` [n, d_input] (n_input == n * d_input), and its
+  // output goes to row i of `outputs` [n, d_output] (n_output == n * d_output), or nowhere when outputs
+  // is null; bit-identical to Session::step_vector on each alone. A row with NaN or Inf is refused
+  // (kNonFinite); stream_status and on_bad as for step.
+  Status step_vectors(Session* const* sessions, const float* inputs, size_t n, size_t n_input, float* outputs,
+                      size_t n_output, Status* stream_status = nullptr, BadStream on_bad = BadStream::kRefuseAll);
 
   bool ok() const { return pass_.impl != nullptr; }
   uint32_t max_streams() const { return pass_.max_rows; }
 
  private:
+  Status run(Session* const* sessions, const int32_t* tokens, const float* inputs, size_t n, float* out,
+             Status* stream_status, BadStream on_bad);
   PassSlots pass_;  // row i advances the i-th session of a step
 };
 

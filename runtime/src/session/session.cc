@@ -7,6 +7,7 @@
 // the caller's arena holds only the DevicePass; the regions are in a device arena it opens at init,
 // inputs and outputs go through its pinned staging (io), and a decode step is replayed from the
 // forward pass recorded at init (a CUDA graph: copy-in, every op, copy-out).
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -376,29 +377,97 @@ Batch& Batch::operator=(Batch&& o) noexcept {
   return *this;
 }
 
-Status Batch::step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits) {
+Status Batch::step(Session* const* sessions, const int32_t* tokens, size_t n, float* logits, size_t n_logits,
+                   Status* stream_status, BadStream on_bad) {
   if (!pass_.impl) return Status::kBadState;
   const ModelImpl& m = *pass_.impl;
-  if (!sessions || !tokens || n < 1 || n > pass_.max_rows || m.d_input) return Status::kInvalidArgument;
-  if (logits && n_logits != n * m.info.vocab_size) return Status::kInvalidArgument;
+  if (m.d_input || !tokens) return Status::kInvalidArgument;
+  if (logits && (n > pass_.max_rows || n_logits != n * m.info.vocab_size)) return Status::kInvalidArgument;
+  return run(sessions, tokens, nullptr, n, logits, stream_status, on_bad);
+}
+
+Status Batch::step_vectors(Session* const* sessions, const float* inputs, size_t n, size_t n_input, float* outputs,
+                           size_t n_output, Status* stream_status, BadStream on_bad) {
+  if (!pass_.impl) return Status::kBadState;
+  const ModelImpl& m = *pass_.impl;
+  if (!m.d_input || !inputs || n > pass_.max_rows || n_input != n * m.d_input) return Status::kInvalidArgument;
+  if (outputs && n_output != n * m.d_output) return Status::kInvalidArgument;
+  return run(sessions, nullptr, inputs, n, outputs, stream_status, on_bad);
+}
+
+// One pass over the streams whose input is good: their rows are packed to the front of the slots (in
+// order), the outputs come back packed into `out`, and are then moved to each stream's row (from the
+// last, so no row is overwritten before it moves); a skipped stream's row is filled with NaN.
+Status Batch::run(Session* const* sessions, const int32_t* tokens, const float* inputs, size_t n, float* out,
+                  Status* stream_status, BadStream on_bad) {
+  const ModelImpl& m = *pass_.impl;
+  if (!sessions || n < 1 || n > pass_.max_rows) return Status::kInvalidArgument;
+  if (on_bad != BadStream::kRefuseAll && on_bad != BadStream::kSkip) return Status::kInvalidArgument;
+  if (on_bad == BadStream::kSkip && !stream_status) return Status::kInvalidArgument;
+  const size_t din = m.d_input, dout = m.d_output;
+  // This step's number, unique in the process (one lock-free increment): what marks its sessions.
+  static std::atomic<uint64_t> steps{0};
+  const uint64_t mark = steps.fetch_add(1, std::memory_order_relaxed) + 1;
+  Status first_bad = Status::kOk;
+  size_t good = 0;
   for (size_t i = 0; i < n; ++i) {
-    const Session* s = sessions[i];
-    if (!s || s->pass_.impl != &m) return Status::kInvalidArgument;  // another model, or not initialised
-    if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
-    for (size_t j = 0; j < i; ++j)  // twice in one pass would advance one state by two rows
-      if (sessions[j] == s) return Status::kInvalidArgument;
+    Session* s = sessions[i];
+    Status v = Status::kOk;
+    if (!s || s->pass_.impl != &m) {
+      v = Status::kInvalidArgument;  // another model, or not initialised
+    } else if (s->batch_step_ == mark) {
+      v = Status::kInvalidArgument;  // twice in one pass would advance one state by two rows
+    } else {
+      s->batch_step_ = mark;
+      if (tokens) {
+        if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) v = Status::kTokenRange;
+      } else if (!all_finite(inputs + i * din, din)) {
+        v = Status::kNonFinite;
+      }
+    }
+    if (stream_status) stream_status[i] = v;
+    if (v == Status::kOk) ++good;
+    else if (first_bad == Status::kOk) first_bad = v;
   }
-  if (const DevicePass* d = device_pass(pass_)) {
-    const DeviceHooks& h = *m.backend->device;
-    h.enter(*d);
-    std::memcpy(d->io_tokens, tokens, n * sizeof(int32_t));
-    for (size_t i = 0; i < n; ++i) d->io_states[i] = sessions[i]->state_;
-    h.to_device(*d, pass_.states, d->io_states, n * sizeof(unsigned char*));
-    return device_pass_run(pass_, n, logits, n);
+  if (first_bad != Status::kOk && on_bad == BadStream::kRefuseAll) return first_bad;
+  // Row r of the pass: the r-th good stream.
+  const DevicePass* d = device_pass(pass_);
+  const DeviceHooks* h = d ? m.backend->device : nullptr;
+  if (h) h->enter(*d);
+  for (size_t i = 0, r = 0; i < n; ++i) {
+    if (stream_status ? stream_status[i] != Status::kOk : false) continue;
+    unsigned char* state = sessions[i]->state_;
+    if (h) {
+      if (tokens) d->io_tokens[r] = tokens[i];
+      else std::memcpy(d->io_inputs + r * din, inputs + i * din, din * sizeof(float));
+      d->io_states[r] = state;
+    } else {
+      if (tokens) m.backend->upload(pass_.tokens + r, tokens + i, sizeof(int32_t));
+      else m.backend->upload(pass_.inputs + r * din, inputs + i * din, din * sizeof(float));
+      m.backend->upload(&pass_.states[r], &state, sizeof state);
+    }
+    ++r;
   }
-  m.backend->upload(pass_.tokens, tokens, n * sizeof(int32_t));
-  for (size_t i = 0; i < n; ++i) m.backend->upload(&pass_.states[i], &sessions[i]->state_, sizeof(unsigned char*));
-  run_pass(pass_, n, logits, n);
+  if (good > 0) {
+    if (h) {
+      h->to_device(*d, pass_.states, d->io_states, good * sizeof(unsigned char*));
+      if (const Status s = device_pass_run(pass_, good, out, good); s != Status::kOk) return s;
+    } else {
+      run_pass(pass_, good, out, good);
+    }
+  }
+  if (out && good < n) {  // unpack: good rows to their streams' rows, NaN in the skipped ones
+    size_t r = good;
+    for (size_t i = n; i-- > 0;) {
+      float* row = out + i * dout;
+      if (stream_status[i] == Status::kOk) {
+        --r;
+        if (r != i) std::memmove(row, out + r * dout, dout * sizeof(float));
+      } else {
+        for (size_t j = 0; j < dout; ++j) row[j] = __builtin_nanf("");
+      }
+    }
+  }
   return Status::kOk;
 }
 

@@ -1,5 +1,6 @@
 // rill bench --streams and --soak: many streams of one model in one pass, and a long run of one.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "bench.h"
@@ -61,7 +62,8 @@ int soak(const Model& model, size_t n, bool json, const std::string& label) {
   return g_interrupted ? 130 : 0;
 }
 
-// Many streams of one model advanced together (Batch::step): aggregate steps/s and the time of one
+// Many streams of one model advanced together (Batch::step, or Batch::step_vectors for a vector
+// model): aggregate steps/s and the time of one
 // batched step (every stream's latency), per thread count and stream count.
 int bench_streams(const Model& model, const std::vector<long long>& thread_counts,
                   const std::vector<long long>& streams, long long n_steps, bool json, const std::string& label) {
@@ -91,22 +93,36 @@ int bench_streams(const Model& model, const std::vector<long long>& thread_count
       if (Batch::footprint(model, bo, &bytes) != Status::kOk || AlignedBuffer::allocate(bytes, &arena) != Status::kOk ||
           Batch::init(model, bo, arena.data(), arena.size(), &batch, &e) != Status::kOk)
         return report(e, "batch");
-      std::vector<int32_t> toks(static_cast<size_t>(n));
-      std::vector<float> logits(static_cast<size_t>(n) * info.vocab_size);
+      // Token models: a token per stream (Batch::step); vector models: a vector per stream, a slow
+      // sine per channel (Batch::step_vectors).
+      const size_t din = info.d_input;
+      std::vector<int32_t> toks(din ? 0 : static_cast<size_t>(n));
+      std::vector<float> inputs(static_cast<size_t>(n) * din);
+      std::vector<float> outputs(static_cast<size_t>(n) * info.d_output);
       auto next = [&](long long step) {
         for (size_t i = 0; i < toks.size(); ++i)
           toks[i] = static_cast<int32_t>((step * 7 + static_cast<long long>(i) * 13 + 3) % info.vocab_size);
+        for (size_t i = 0; i < inputs.size(); ++i)
+          inputs[i] = static_cast<float>(std::sin(0.01 * static_cast<double>(step) + 0.7 * static_cast<double>(i)));
+      };
+      auto one_step = [&] {
+        return din ? batch.step_vectors(ptrs.data(), inputs.data(), ptrs.size(), inputs.size(), outputs.data(),
+                                        outputs.size())
+                   : batch.step(ptrs.data(), toks.data(), toks.size(), outputs.data(), outputs.size());
       };
       for (int w = 0; w < 4; ++w) {
         next(w);
-        (void)batch.step(ptrs.data(), toks.data(), toks.size(), logits.data(), logits.size());
+        if (const Status st = one_step(); st != Status::kOk) {
+          std::fprintf(stderr, "rill bench: batch step failed: %s\n", status_str(st));
+          return 1;
+        }
       }
       std::vector<double> ms(static_cast<size_t>(n_steps));
       const double t0 = now_s();
       for (long long i = 0; i < n_steps; ++i) {
         next(i);
         const double s0 = now_s();
-        (void)batch.step(ptrs.data(), toks.data(), toks.size(), logits.data(), logits.size());
+        (void)one_step();
         ms[static_cast<size_t>(i)] = (now_s() - s0) * 1e3;
       }
       const double secs = now_s() - t0;
@@ -139,7 +155,8 @@ int bench_streams(const Model& model, const std::vector<long long>& thread_count
       std::printf("| %s | %lld | %lld | %.1f | %.3f | %.3f | %s |\n", label.c_str(), r.threads, r.n, r.steps_per_s,
                   r.median, r.p99, speedup);
     }
-    std::printf("(Batch::step: every stream advances one token per step, weights read once for all of them)\n");
+    std::printf("(%s: every stream advances one %s per step, weights read once for all of them)\n",
+                info.d_input ? "Batch::step_vectors" : "Batch::step", info.d_input ? "input vector" : "token");
   }
   return g_interrupted ? 130 : 0;
 }
