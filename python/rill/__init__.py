@@ -179,8 +179,16 @@ class Batch:
         self._b = _rill._Batch(model._m, max_streams)
 
     def step(self, sessions: Sequence[Session], tokens: Tokens) -> np.ndarray:
-        """Session i takes tokens[i]: the logits [len(sessions), vocab]."""
+        """Session i takes tokens[i]: the logits [len(sessions), vocab], each row as if stepped alone.
+        A refused stream (a token out of range, a session given twice) refuses the whole step, and the
+        exception names the stream; no session changes."""
         return self._b.step([s._s for s in sessions], tokens)
+
+    def step_vectors(self, sessions: Sequence[Session], X: np.ndarray) -> np.ndarray:
+        """Vector models: session i takes row i of X (float32 [len(sessions), d_input]): the outputs
+        [len(sessions), d_output], each row as if stepped alone. A NaN row refuses the step (NonFinite,
+        naming the stream); no session changes."""
+        return self._b.step_vectors([s._s for s in sessions], X)
 
 
 def convert(checkpoint: str, out: str, dtype: str = "f32", group: int = 32, quant_layout: str = "rows16",

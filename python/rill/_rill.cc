@@ -140,6 +140,37 @@ struct PySampler {
 
 }  // namespace
 
+// A batch step over Python sessions: their C++ sessions in a row, the outputs [n, d_output] in a new
+// array, the GIL released; a refusal names the stream.
+template <class Step>
+F32 batch_run(PyBatch& b, const std::vector<PySession*>& sessions, Step step) {
+  std::vector<Session*> ss;
+  for (PySession* p : sessions) {
+    if (!p || p->m.get() != b.m.get()) raise(Status::kInvalidArgument, "batch step: a session of another model");
+    ss.push_back(&p->s.session());
+  }
+  if (ss.empty() || ss.size() > b.b.max_streams())
+    raise(Status::kInvalidArgument, "batch step: " + std::to_string(ss.size()) + " sessions, 1 to " +
+                                        std::to_string(b.b.max_streams()) + " allowed");
+  const size_t n = ss.size(), dout = b.m->info().d_output;
+  F32 o({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(dout)});
+  float* dst = o.mutable_data();
+  std::vector<Status> verdicts(n, Status::kOk);
+  Status s;
+  {
+    py::gil_scoped_release nogil;
+    s = step(ss.data(), n, dst, verdicts.data());
+  }
+  if (s != Status::kOk) {
+    for (size_t i = 0; i < n; ++i)
+      if (verdicts[i] != Status::kOk)
+        raise(verdicts[i], "batch step: stream " + std::to_string(i) + ": " + status_str(verdicts[i]) +
+                               (verdicts[i] == Status::kInvalidArgument ? " (this session is also an earlier stream)" : ""));
+    check(s, "batch step");
+  }
+  return o;
+}
+
 PYBIND11_MODULE(_rill, mod) {
   mod.doc() = "rill's C++ runtime and converter (use the rill package, not this module)";
 
@@ -363,26 +394,27 @@ PYBIND11_MODULE(_rill, mod) {
              return b;
            }),
            py::arg("model"), py::arg("max_streams"))
-      .def("step", [](PyBatch& b, std::vector<PySession*> sessions, py::object tokens) {
-        const std::vector<int32_t> t = tokens_arg(tokens);
-        if (sessions.size() != t.size())
-          raise(Status::kInvalidArgument, "batch step: " + std::to_string(sessions.size()) + " sessions, " +
-                                              std::to_string(t.size()) + " tokens");
-        std::vector<Session*> ss;
-        for (PySession* p : sessions) {
-          if (!p || p->m.get() != b.m.get()) raise(Status::kInvalidArgument, "batch step: a session of another model");
-          ss.push_back(&p->s.session());
-        }
-        const size_t V = b.m->info().d_output;
-        F32 o({static_cast<py::ssize_t>(t.size()), static_cast<py::ssize_t>(V)});
-        float* dst = o.mutable_data();
-        Status s;
-        {
-          py::gil_scoped_release nogil;
-          s = b.b.step(ss.data(), t.data(), t.size(), dst, t.size() * V);
-        }
-        check(s, "batch step");
-        return o;
+      .def("step",
+           [](PyBatch& b, std::vector<PySession*> sessions, py::object tokens) {
+             const std::vector<int32_t> t = tokens_arg(tokens);
+             if (sessions.size() != t.size())
+               raise(Status::kInvalidArgument, "batch step: " + std::to_string(sessions.size()) + " sessions, " +
+                                                   std::to_string(t.size()) + " tokens");
+             return batch_run(b, sessions, [&](Session* const* ss, size_t n, float* dst, Status* v) {
+               return b.b.step(ss, t.data(), n, dst, n * b.m->info().d_output, v);
+             });
+           })
+      .def("step_vectors", [](PyBatch& b, std::vector<PySession*> sessions, py::object X) {
+        F32 in = f32_arg(X, "X", 2);
+        const size_t din = b.m->info().d_input;
+        if (!din) raise(Status::kInvalidArgument, "batch step_vectors: a token model (use step)");
+        if (static_cast<size_t>(in.shape(0)) != sessions.size() || static_cast<size_t>(in.shape(1)) != din)
+          raise(Status::kInvalidArgument, "batch step_vectors: X must be [" + std::to_string(sessions.size()) + ", " +
+                                              std::to_string(din) + "] (one row per session)");
+        const float* src = in.data();
+        return batch_run(b, sessions, [&](Session* const* ss, size_t n, float* dst, Status* v) {
+          return b.b.step_vectors(ss, src, n, n * din, dst, n * b.m->info().d_output, v);
+        });
       });
 
   py::class_<PySampler>(mod, "_Sampler")

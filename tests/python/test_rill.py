@@ -161,8 +161,35 @@ def test_state_round_trips_clone_and_batch(converted):
         out = b.step([s1, s2], [toks[t], toks[t + 1]])
         assert np.array_equal(out[0], r1.step(toks[t]))
         assert np.array_equal(out[1], r2.step(toks[t + 1]))
-    with pytest.raises(rill.InvalidArgument):
+    with pytest.raises(rill.InvalidArgument, match="stream 1"):
         b.step([s1, s1], [1, 2])  # one session twice in a pass
+    with pytest.raises(rill.TokenRange, match="stream 1"):
+        b.step([s1, s2], [1, 10**6])
+    with pytest.raises(rill.InvalidArgument):
+        b.step([s1, s2, r1], [1, 2, 3])  # more than max_streams
+    assert np.array_equal(s1.step(toks[0]), r1.step(toks[0]))  # the refused steps changed nothing
+
+
+def test_batch_of_sensor_streams(converted):
+    m = rill.Model(converted("s4d_prenorm_mean"))
+    d = m.info["d_input"]
+    X = np.load(os.path.join(GOLDEN, "s4d_prenorm_mean", "inputs.npy")).astype(np.float32)
+    streams, alone = [m.session() for _ in range(3)], [m.session() for _ in range(3)]
+    b = rill.Batch(m, 3)
+    for t in range(5):
+        rows = np.stack([X[(t + 7 * i) % len(X)] for i in range(3)])
+        out = b.step_vectors(streams, rows)
+        for i in range(3):
+            assert np.array_equal(out[i], alone[i].step_vector(rows[i].copy()))
+    before = [s.state for s in streams]
+    rows[2, 0] = np.nan
+    with pytest.raises(rill.NonFinite, match="stream 2"):
+        b.step_vectors(streams, rows)
+    with pytest.raises(rill.InvalidArgument):
+        b.step_vectors(streams, np.ones((3, d + 1), np.float32))
+    with pytest.raises(rill.InvalidArgument):
+        b.step(streams, [1, 2, 3])  # a vector model
+    assert [s.state for s in streams] == before
 
 
 def test_two_threads_step_two_sessions_as_if_alone(converted):
