@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _rill
 
-__all__ = ["Model", "Session", "Batch", "convert", "Error", "ConvertError", "InvalidArgument", "BadState",
+__all__ = ["Model", "Session", "Batch", "convert", "Error", "ConvertError", "InvalidArgument", "BadState", "Misuse",
            "BadMagic", "VersionError", "CorruptModel", "Unsupported", "Truncated", "IoError",
            "ArenaTooSmall", "Alignment", "OutOfMemory", "NoBackend", "DeviceError", "TokenRange",
            "NonFinite", "StateMismatch"]
@@ -43,6 +43,7 @@ def _status(name: str, code: int, doc: str, base=Error):
 InvalidArgument = _status("InvalidArgument", 1, "A wrong argument: dtype, shape, size, an option out of range.",
                           base=type("_ValueBase", (Error, ValueError), {}))
 BadState = _status("BadState", 2, "The object is not initialised.")
+Misuse = _status("Misuse", 3, "A handle used after its release or close (the C API's RILL_MISUSE).")
 BadMagic = _status("BadMagic", 20, "Not a rill model file.")
 VersionError = _status("VersionError", 21, "The file's format is newer than this rill.")
 CorruptModel = _status("CorruptModel", 22, "The file failed verification.")

@@ -1,7 +1,14 @@
 // The C API (rill/rill.h) over the C++ one. Each handle is a small struct placed at the start of the
 // caller's memory, followed by what the C++ object needs there; the only heap use is in
 // rill_model_open and rill_pool_create (through the extension), as rill.h states.
+//
+// Every handle begins with a magic value: live while the object is, kDead after release or close. The
+// handles of rill_model_open and rill_pool_create are not freed on close but kept on a free list and
+// reused, so a closed one can still be read and recognised (its LoadedModel or ThreadPool is freed).
+// Nothing here throws: the C++ it calls is built without exceptions, and allocates with nothrow new.
 #include "rill/rill.h"
+
+#include <pthread.h>
 
 #include <cstdio>
 #include <cstring>
@@ -15,7 +22,7 @@ using namespace rill;
 // The status values are the C++ ones.
 static_assert(RILL_OK == static_cast<int>(Status::kOk) && RILL_INVALID_ARGUMENT == static_cast<int>(Status::kInvalidArgument) &&
                   RILL_BAD_STATE == static_cast<int>(Status::kBadState) && RILL_BAD_MAGIC == static_cast<int>(Status::kBadMagic) &&
-                  RILL_VERSION == static_cast<int>(Status::kVersion) && RILL_CORRUPT == static_cast<int>(Status::kCorrupt) &&
+                  RILL_FORMAT_VERSION == static_cast<int>(Status::kVersion) && RILL_MISUSE == static_cast<int>(Status::kMisuse) && RILL_CORRUPT == static_cast<int>(Status::kCorrupt) &&
                   RILL_UNSUPPORTED == static_cast<int>(Status::kUnsupported) &&
                   RILL_TRUNCATED == static_cast<int>(Status::kTruncated) && RILL_IO == static_cast<int>(Status::kIo) &&
                   RILL_ARENA_TOO_SMALL == static_cast<int>(Status::kArenaTooSmall) &&
@@ -39,20 +46,39 @@ static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
               "tokenizer values");
 static_assert(RILL_BACKEND_CUDA == static_cast<int>(Backend::kCuda), "backend values");
 
+static_assert(RILL_VERSION == RILL_VERSION_NUMBER, "RILL_VERSION is the header's version number");
+
+namespace {
+// Handle magic values ("rillMODL", ...); kDead marks a released or closed handle.
+constexpr uint64_t kModelMagic = 0x4c444f4d6c6c6972ull, kSessionMagic = 0x5353454c6c6c6972ull,
+                   kBatchMagic = 0x484354426c6c6972ull, kSamplerMagic = 0x504d41536c6c6972ull,
+                   kPoolMagic = 0x4c4f4f506c6c6972ull, kDead = 0x444145446c6c6972ull;
+}  // namespace
+
 struct rill_model {
+  uint64_t magic;
   Model model;
-  LoadedModel* owned;  // set by rill_model_open
+  LoadedModel* owned;     // set by rill_model_open
+  rill_model* next_free;  // a closed handle of rill_model_open, on the free list
 };
 struct rill_session {
+  uint64_t magic;
   Session session;
 };
 struct rill_batch {
+  uint64_t magic;
   Batch batch;
   Session** rows;     // [max_streams], the C sessions' C++ objects for one step
   Status* verdicts;   // [max_streams], each stream's status in one step
 };
 struct rill_sampler {
+  uint64_t magic;
   Sampler sampler;
+};
+struct rill_pool {
+  uint64_t magic;
+  ThreadPool* pool;
+  rill_pool* next_free;
 };
 
 namespace {
@@ -98,7 +124,7 @@ rill_status check_handle_memory(const void* mem, size_t size, size_t h, const ch
 // means "as before" for every field added later), then writes the defaults of the fields that fit.
 template <class T>
 bool init_opts(T* o, size_t size) {
-  if (!o || size < sizeof(uint32_t)) return false;
+  if (!o || size < sizeof(uint32_t) || size > RILL_STRUCT_SIZE_MAX) return false;
   std::memset(o, 0, size);
   o->struct_size = static_cast<uint32_t>(size);
   return true;
@@ -112,7 +138,7 @@ Status take_opts(const T* in, void (*defaults)(T*, size_t), T* out) {
   defaults(out, sizeof(T));
   if (!in) return Status::kOk;
   const size_t n = in->struct_size;
-  if (n < sizeof(uint32_t)) return Status::kInvalidArgument;
+  if (n < sizeof(uint32_t) || n > RILL_STRUCT_SIZE_MAX) return Status::kInvalidArgument;
   std::memcpy(out, in, n < sizeof(T) ? n : sizeof(T));
   const unsigned char* b = reinterpret_cast<const unsigned char*>(in);
   for (size_t i = sizeof(T); i < n; ++i)
@@ -132,24 +158,29 @@ Status model_opts(const rill_model_options* in, ModelOptions* out) {
   return Status::kOk;
 }
 
-const ParallelFor* pool_of(rill_pool* p) { return reinterpret_cast<const ThreadPool*>(p); }
+// A pool option: null (no pool) or a live pool; kMisuse for a destroyed one.
+Status pool_of(rill_pool* p, const ParallelFor** out) {
+  *out = nullptr;
+  if (!p) return Status::kOk;
+  if (p->magic != kPoolMagic) return Status::kMisuse;
+  *out = p->pool;
+  return Status::kOk;
+}
 
 Status session_opts(const rill_session_options* in, SessionOptions* out) {
   rill_session_options o;
   const Status s = take_opts(in, rill_session_options_init, &o);
   if (s != Status::kOk) return s;
-  out->pool = pool_of(o.pool);
   out->prefill_chunk = o.prefill_chunk;
-  return Status::kOk;
+  return pool_of(o.pool, &out->pool);
 }
 
 Status batch_opts(const rill_batch_options* in, BatchOptions* out) {
   rill_batch_options o;
   const Status s = take_opts(in, rill_batch_options_init, &o);
   if (s != Status::kOk) return s;
-  out->pool = pool_of(o.pool);
   out->max_streams = o.max_streams;
-  return Status::kOk;
+  return pool_of(o.pool, &out->pool);
 }
 
 size_t batch_handle_bytes(size_t max_streams) {
@@ -157,8 +188,51 @@ size_t batch_handle_bytes(size_t max_streams) {
          handle_bytes(max_streams * sizeof(Status));
 }
 
-bool live(const rill_model* m) { return m && m->model.ok(); }
-bool live(const rill_session* s) { return s && s->session.ok(); }
+// RILL_OK for a live handle; RILL_INVALID_ARGUMENT for null; RILL_MISUSE for a released or closed
+// one, or memory that never held one.
+template <class H>
+rill_status check_handle(const H* h, uint64_t magic) {
+  if (!h) return RILL_INVALID_ARGUMENT;
+  return h->magic == magic ? RILL_OK : RILL_MISUSE;
+}
+rill_status check(const rill_model* m) { return check_handle(m, kModelMagic); }
+rill_status check(const rill_session* s) { return check_handle(s, kSessionMagic); }
+rill_status check(const rill_batch* b) { return check_handle(b, kBatchMagic); }
+rill_status check(const rill_sampler* s) { return check_handle(s, kSamplerMagic); }
+rill_status check(const rill_pool* p) { return check_handle(p, kPoolMagic); }
+
+rill_status report_handle(rill_error* err, rill_status c, const char* what) {
+  char msg[96];
+  std::snprintf(msg, sizeof msg, "%s is %s", what,
+                c == RILL_INVALID_ARGUMENT ? "null" : "released, closed or never initialised");
+  return report(err, static_cast<Status>(c), msg);
+}
+
+// The handles rill_model_open and rill_pool_create hand out: taken from a free list of closed ones, or
+// allocated; never freed, so a closed handle stays readable. Only open/create and close/destroy lock.
+pthread_mutex_t g_handles_mu = PTHREAD_MUTEX_INITIALIZER;
+struct HandlesLock {
+  HandlesLock() { pthread_mutex_lock(&g_handles_mu); }
+  ~HandlesLock() { pthread_mutex_unlock(&g_handles_mu); }
+};
+rill_model* g_free_models = nullptr;
+rill_pool* g_free_pools = nullptr;
+
+template <class H>
+H* take_handle(H** free_list) {
+  HandlesLock lock;
+  if (H* h = *free_list) {
+    *free_list = h->next_free;
+    return h;
+  }
+  return new (std::nothrow) H{};
+}
+template <class H>
+void give_back_handle(H* h, H** free_list) {
+  HandlesLock lock;
+  h->next_free = *free_list;
+  *free_list = h;
+}
 
 }  // namespace
 
@@ -187,6 +261,15 @@ void rill_batch_options_init(rill_batch_options* o, size_t size) {
   if (!init_opts(o, size)) return;
   const BatchOptions d;
   if (RILL_FITS(o, max_streams)) o->max_streams = d.max_streams;
+}
+
+void rill_pool_options_init(rill_pool_options* o, size_t size) {
+  if (!init_opts(o, size)) return;
+  const PoolOptions d;
+  if (RILL_FITS(o, threads)) o->threads = static_cast<uint32_t>(d.threads);
+  if (RILL_FITS(o, cpu_mask)) o->cpu_mask = d.cpu_mask;
+  if (RILL_FITS(o, sched_policy)) o->sched_policy = d.sched_policy;
+  if (RILL_FITS(o, sched_priority)) o->sched_priority = d.sched_priority;
 }
 
 void rill_sampler_options_init(rill_sampler_options* o, size_t size) {
@@ -218,10 +301,11 @@ rill_status rill_model_init(const void* data, size_t size, const rill_model_opti
   if (so != Status::kOk) return report(err, so, "model options: bad struct_size, backend, or unknown fields set");
   const size_t h = handle_bytes(sizeof(rill_model));
   if (const rill_status c = check_handle_memory(mem, mem_size, h, "model memory", err)) return c;
-  auto* m = new (mem) rill_model{Model{}, nullptr};
+  auto* m = new (mem) rill_model{0, Model{}, nullptr, nullptr};
   Error e;
   if (Model::init(data, size, mo, static_cast<unsigned char*>(mem) + h, mem_size - h, &m->model, &e) != Status::kOk)
     return report(err, e);
+  m->magic = kModelMagic;
   *out = m;
   return RILL_OK;
 }
@@ -233,36 +317,50 @@ rill_status rill_model_open(const char* path, const rill_model_options* opts, ri
   const Status so = model_opts(opts, &mo);
   if (so != Status::kOk) return report(err, so, "model options: bad struct_size, backend, or unknown fields set");
   auto* lm = new (std::nothrow) LoadedModel;
-  auto* m = new (std::nothrow) rill_model{Model{}, lm};
-  if (!lm || !m) {
-    delete lm;
-    delete m;
-    return report(err, Status::kOutOfMemory, "cannot allocate a model handle");
-  }
+  if (!lm) return report(err, Status::kOutOfMemory, "cannot allocate a model");
   Error e;
   if (LoadedModel::open(path, mo, lm, &e) != Status::kOk) {
     delete lm;
-    delete m;
     return report(err, e);
   }
+  rill_model* m = take_handle(&g_free_models);
+  if (!m) {
+    delete lm;
+    return report(err, Status::kOutOfMemory, "cannot allocate a model handle");
+  }
   m->model = lm->model();
+  m->owned = lm;
+  m->next_free = nullptr;
+  m->magic = kModelMagic;
   *out = m;
   return RILL_OK;
 }
 
-void rill_model_release(rill_model* m) {
-  if (m && !m->owned) m->model.release();
+rill_status rill_model_release(rill_model* m) {
+  if (!m) return RILL_OK;
+  if (const rill_status c = check(m)) return c;
+  if (m->owned) return RILL_MISUSE;  // opened: rill_model_close
+  m->model.release();
+  m->magic = kDead;
+  return RILL_OK;
 }
 
-void rill_model_close(rill_model* m) {
-  if (!m || !m->owned) return;
+rill_status rill_model_close(rill_model* m) {
+  if (!m) return RILL_OK;
+  if (const rill_status c = check(m)) return c;
+  if (!m->owned) return RILL_MISUSE;  // in caller memory: rill_model_release
+  m->magic = kDead;
   delete m->owned;
-  delete m;
+  m->owned = nullptr;
+  m->model = Model{};
+  give_back_handle(m, &g_free_models);
+  return RILL_OK;
 }
 
 rill_status rill_model_get_info(const rill_model* m, rill_model_info* info) {
-  if (!live(m)) return RILL_BAD_STATE;
-  if (!info || info->struct_size < sizeof(uint32_t)) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(m)) return c;
+  if (!info || info->struct_size < sizeof(uint32_t) || info->struct_size > RILL_STRUCT_SIZE_MAX)
+    return RILL_INVALID_ARGUMENT;
   const ModelInfo in = m->model.info();
   rill_model_info o;
   std::memset(&o, 0, sizeof o);
@@ -281,15 +379,15 @@ rill_status rill_model_get_info(const rill_model* m, rill_model_info* info) {
   o.backend = in.backend;
   o.d_input = in.d_input;
   o.d_output = in.d_output;
-  const size_t n = info->struct_size < sizeof o ? info->struct_size : sizeof o;
-  const uint32_t caller_size = info->struct_size;
+  const size_t caller = info->struct_size, n = caller < sizeof o ? caller : sizeof o;
   std::memcpy(info, &o, n);
-  info->struct_size = caller_size;
+  if (caller > n) std::memset(reinterpret_cast<unsigned char*>(info) + n, 0, caller - n);  // a newer header's fields
+  info->struct_size = static_cast<uint32_t>(n);  // what this library filled
   return RILL_OK;
 }
 
 rill_status rill_model_verify_data(const rill_model* m, rill_error* err) {
-  if (!live(m)) return report(err, Status::kBadState, "model is not initialised");
+  if (const rill_status c = check(m)) return report_handle(err, c, "model");
   Error e;
   if (m->model.verify_data(&e) != Status::kOk) return report(err, e);
   return RILL_OK;
@@ -298,21 +396,52 @@ rill_status rill_model_verify_data(const rill_model* m, rill_error* err) {
 // ---- pool
 
 rill_status rill_pool_create(size_t threads, rill_pool** out) {
-  if (!out) return RILL_INVALID_ARGUMENT;
+  rill_pool_options o = rill_pool_default_options();
+  if (threads > UINT32_MAX) return RILL_INVALID_ARGUMENT;
+  o.threads = static_cast<uint32_t>(threads);
+  return rill_pool_create_with(&o, out, nullptr);
+}
+
+rill_status rill_pool_create_with(const rill_pool_options* opts, rill_pool** out, rill_error* err) {
+  if (!out) return report(err, Status::kInvalidArgument, "out is null");
   *out = nullptr;
-  ThreadPool* p = nullptr;
-  const Status s = ThreadPool::create(threads, &p);
-  if (s != Status::kOk) return code(s);
-  *out = reinterpret_cast<rill_pool*>(p);
+  rill_pool_options o;
+  if (const Status s = take_opts(opts, rill_pool_options_init, &o); s != Status::kOk)
+    return report(err, s, "pool options: bad struct_size, or unknown fields set");
+  PoolOptions po;
+  po.threads = o.threads;
+  po.cpu_mask = o.cpu_mask;
+  po.sched_policy = o.sched_policy;
+  po.sched_priority = o.sched_priority;
+  ThreadPool* tp = nullptr;
+  Error e;
+  if (ThreadPool::create(po, &tp, &e) != Status::kOk) return report(err, e);
+  rill_pool* p = take_handle(&g_free_pools);
+  if (!p) {
+    ThreadPool::destroy(tp);
+    return report(err, Status::kOutOfMemory, "cannot allocate a pool handle");
+  }
+  p->pool = tp;
+  p->next_free = nullptr;
+  p->magic = kPoolMagic;
+  *out = p;
   return RILL_OK;
 }
 
-void rill_pool_destroy(rill_pool* p) { ThreadPool::destroy(reinterpret_cast<ThreadPool*>(p)); }
+rill_status rill_pool_destroy(rill_pool* p) {
+  if (!p) return RILL_OK;
+  if (const rill_status c = check(p)) return c;
+  p->magic = kDead;
+  ThreadPool::destroy(p->pool);
+  p->pool = nullptr;
+  give_back_handle(p, &g_free_pools);
+  return RILL_OK;
+}
 
 // ---- session
 
 rill_status rill_session_footprint(const rill_model* m, const rill_session_options* opts, size_t* bytes) {
-  if (!live(m)) return RILL_BAD_STATE;
+  if (const rill_status c = check(m)) return c;
   if (!bytes) return RILL_INVALID_ARGUMENT;
   SessionOptions so;
   Status s = session_opts(opts, &so);
@@ -327,10 +456,12 @@ rill_status rill_session_init(const rill_model* m, const rill_session_options* o
                               size_t arena_size, rill_session** out, rill_error* err) {
   if (!out) return report(err, Status::kInvalidArgument, "out is null");
   *out = nullptr;
-  if (!live(m)) return report(err, Status::kBadState, "model is not initialised");
+  if (const rill_status c = check(m)) return report_handle(err, c, "model");
   SessionOptions so;
   const Status s = session_opts(opts, &so);
-  if (s != Status::kOk) return report(err, s, "session options: bad struct_size, or unknown fields set");
+  if (s != Status::kOk)
+    return report(err, s, s == Status::kMisuse ? "session options: the pool was destroyed"
+                                                : "session options: bad struct_size, or unknown fields set");
   const size_t h = handle_bytes(sizeof(rill_session));
   if (const rill_status c = check_handle_memory(arena, arena_size, h, "session arena", err)) return c;
   auto* r = new (arena) rill_session{};
@@ -338,19 +469,24 @@ rill_status rill_session_init(const rill_model* m, const rill_session_options* o
   if (Session::init(m->model, so, static_cast<unsigned char*>(arena) + h, arena_size - h, &r->session, &e) !=
       Status::kOk)
     return report(err, e);
+  r->magic = kSessionMagic;
   *out = r;
   return RILL_OK;
 }
 
-void rill_session_release(rill_session* s) {
-  if (s) s->session = Session{};  // the move frees what the old session held
+rill_status rill_session_release(rill_session* s) {
+  if (!s) return RILL_OK;
+  if (const rill_status c = check(s)) return c;
+  s->magic = kDead;
+  s->session = Session{};  // the move frees what the old session held
+  return RILL_OK;
 }
 
 rill_status rill_session_clone(const rill_session* src, void* arena, size_t arena_size, rill_session** out,
                                rill_error* err) {
   if (!out) return report(err, Status::kInvalidArgument, "out is null");
   *out = nullptr;
-  if (!live(src)) return report(err, Status::kBadState, "session is not initialised");
+  if (const rill_status c = check(src)) return report_handle(err, c, "session");
   const size_t h = handle_bytes(sizeof(rill_session));
   if (const rill_status c = check_handle_memory(arena, arena_size, h, "session arena", err)) return c;
   if (arena == static_cast<const void*>(src)) return report(err, Status::kInvalidArgument, "clone into its own arena");
@@ -358,54 +494,55 @@ rill_status rill_session_clone(const rill_session* src, void* arena, size_t aren
   Error e;
   if (src->session.clone(static_cast<unsigned char*>(arena) + h, arena_size - h, &r->session, &e) != Status::kOk)
     return report(err, e);
+  r->magic = kSessionMagic;
   *out = r;
   return RILL_OK;
 }
 
 rill_status rill_session_step(rill_session* s, int32_t token, float* logits, size_t n_logits) {
-  if (!s) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.step(token, logits, n_logits));
 }
 
 rill_status rill_session_prefill(rill_session* s, const int32_t* tokens, size_t n_tokens, float* logits,
                                  size_t n_logits) {
-  if (!s) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.prefill(tokens, n_tokens, logits, n_logits));
 }
 
 rill_status rill_session_step_vector(rill_session* s, const float* input, size_t n_input, float* output,
                                      size_t n_output) {
-  if (!s) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.step_vector(input, n_input, output, n_output));
 }
 
 rill_status rill_session_prefill_vectors(rill_session* s, const float* inputs, size_t n_steps, size_t n_input,
                                          float* output, size_t n_output) {
-  if (!s) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.prefill_vectors(inputs, n_steps, n_input, output, n_output));
 }
 
 rill_status rill_session_reset(rill_session* s) {
-  if (!live(s)) return RILL_BAD_STATE;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.reset());
 }
 
-size_t rill_session_state_size(const rill_session* s) { return s ? s->session.state_size() : 0; }
+size_t rill_session_state_size(const rill_session* s) { return check(s) == RILL_OK ? s->session.state_size() : 0; }
 
 rill_status rill_session_state_copy_out(const rill_session* s, void* dst, size_t size) {
-  if (!s) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.state_copy_out(dst, size));
 }
 
 rill_status rill_session_state_copy_in(rill_session* s, const void* src, size_t size) {
-  if (!s) return RILL_INVALID_ARGUMENT;
+  if (const rill_status c = check(s)) return c;
   return code(s->session.state_copy_in(src, size));
 }
 
 // ---- batch
 
 rill_status rill_batch_footprint(const rill_model* m, const rill_batch_options* opts, size_t* bytes) {
-  if (!live(m)) return RILL_BAD_STATE;
+  if (const rill_status c = check(m)) return c;
   if (!bytes) return RILL_INVALID_ARGUMENT;
   BatchOptions bo;
   Status s = batch_opts(opts, &bo);
@@ -420,10 +557,12 @@ rill_status rill_batch_init(const rill_model* m, const rill_batch_options* opts,
                             rill_batch** out, rill_error* err) {
   if (!out) return report(err, Status::kInvalidArgument, "out is null");
   *out = nullptr;
-  if (!live(m)) return report(err, Status::kBadState, "model is not initialised");
+  if (const rill_status c = check(m)) return report_handle(err, c, "model");
   BatchOptions bo;
   const Status s = batch_opts(opts, &bo);
-  if (s != Status::kOk) return report(err, s, "batch options: bad struct_size, or unknown fields set");
+  if (s != Status::kOk)
+    return report(err, s, s == Status::kMisuse ? "batch options: the pool was destroyed"
+                                                : "batch options: bad struct_size, or unknown fields set");
   if (bo.max_streams < 1 || bo.max_streams > 4096)
     return report(err, Status::kInvalidArgument, "max_streams is outside [1, 4096]");
   const size_t h = batch_handle_bytes(bo.max_streams);
@@ -435,12 +574,17 @@ rill_status rill_batch_init(const rill_model* m, const rill_batch_options* opts,
                                           handle_bytes(bo.max_streams * sizeof(Session*)));
   Error e;
   if (Batch::init(m->model, bo, base + h, arena_size - h, &r->batch, &e) != Status::kOk) return report(err, e);
+  r->magic = kBatchMagic;
   *out = r;
   return RILL_OK;
 }
 
-void rill_batch_release(rill_batch* b) {
-  if (b) b->batch = Batch{};
+rill_status rill_batch_release(rill_batch* b) {
+  if (!b) return RILL_OK;
+  if (const rill_status c = check(b)) return c;
+  b->magic = kDead;
+  b->batch = Batch{};
+  return RILL_OK;
 }
 
 }  // extern "C"
@@ -451,12 +595,14 @@ namespace {
 template <class Step>
 rill_status batch_run(rill_batch* b, rill_session* const* sessions, size_t n, rill_status* stream_status,
                       int32_t on_bad, Step step) {
-  if (!b) return RILL_INVALID_ARGUMENT;
-  if (!b->batch.ok()) return RILL_BAD_STATE;
+  if (const rill_status c = check(b)) return c;
   if (!sessions || n < 1 || n > b->batch.max_streams()) return RILL_INVALID_ARGUMENT;
   if (on_bad != RILL_BAD_STREAM_REFUSE_ALL && on_bad != RILL_BAD_STREAM_SKIP) return RILL_INVALID_ARGUMENT;
   if (on_bad == RILL_BAD_STREAM_SKIP && !stream_status) return RILL_INVALID_ARGUMENT;
-  for (size_t i = 0; i < n; ++i) b->rows[i] = sessions[i] ? &sessions[i]->session : nullptr;
+  for (size_t i = 0; i < n; ++i) {  // a null session is refused as a stream; a dead one is misuse
+    if (sessions[i] && check(sessions[i]) != RILL_OK) return RILL_MISUSE;
+    b->rows[i] = sessions[i] ? &sessions[i]->session : nullptr;
+  }
   constexpr Status kUnchecked = static_cast<Status>(-1);
   b->verdicts[0] = kUnchecked;
   const Status s = step(b->rows, stream_status ? b->verdicts : nullptr, static_cast<BadStream>(on_bad));
@@ -492,12 +638,12 @@ rill_status rill_batch_step_vectors(rill_batch* b, rill_session* const* sessions
 
 rill_status rill_tokenize(const rill_model* m, const char* text, size_t len, int32_t* out, size_t cap,
                           size_t* n_out) {
-  if (!live(m)) return RILL_BAD_STATE;
+  if (const rill_status c = check(m)) return c;
   return code(tokenize(m->model, text, len, out, cap, n_out));
 }
 
 rill_status rill_detokenize(const rill_model* m, int32_t token, char* out, size_t cap, size_t* n_out) {
-  if (!live(m)) return RILL_BAD_STATE;
+  if (const rill_status c = check(m)) return c;
   return code(detokenize(m->model, token, out, cap, n_out));
 }
 
@@ -526,17 +672,27 @@ rill_status rill_sampler_init(const rill_sampler_options* opts, size_t vocab, vo
   auto* cand = reinterpret_cast<Sampler::Candidate*>(static_cast<unsigned char*>(mem) + handle_bytes(sizeof(rill_sampler)));
   const Status si = r->sampler.init(p, cand, Sampler::scratch_count(vocab));
   if (si != Status::kOk) return code(si);
+  r->magic = kSamplerMagic;
   *out = r;
   return RILL_OK;
 }
 
 int32_t rill_sampler_sample(rill_sampler* s, const float* logits, size_t n, size_t n_valid) {
-  if (!s || !logits) return -1;
+  if (check(s) != RILL_OK || !logits) return -1;
   return s->sampler.sample(logits, n, n_valid);
 }
 
-void rill_sampler_reseed(rill_sampler* s, uint64_t seed) {
-  if (s) s->sampler.reseed(seed);
+rill_status rill_sampler_reseed(rill_sampler* s, uint64_t seed) {
+  if (const rill_status c = check(s)) return c;
+  s->sampler.reseed(seed);
+  return RILL_OK;
+}
+
+rill_status rill_sampler_release(rill_sampler* s) {
+  if (!s) return RILL_OK;
+  if (const rill_status c = check(s)) return c;
+  s->magic = kDead;
+  return RILL_OK;
 }
 
 }  // extern "C"

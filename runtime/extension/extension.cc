@@ -2,6 +2,8 @@
 #include "rill/extension.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "core/model_impl.h"
@@ -95,14 +98,82 @@ struct ThreadPoolAccess {
 #endif
 
 Status ThreadPool::create(size_t threads, ThreadPool** out) {
-  if (!out || threads == 0) return Status::kInvalidArgument;
-  *out = nullptr;
+  PoolOptions o;
+  o.threads = threads;
+  return create(o, out);
+}
+
+namespace {
+// The helper thread that creates the workers, so they inherit its (requested) policy and affinity.
+struct PoolMaker {
+  size_t threads;
+  void* handle = nullptr;
+};
+void* make_pool(void* arg) {
+  auto* m = static_cast<PoolMaker*>(arg);
 #if defined(RILL_HAVE_PTHREADPOOL)
-  auto* p = new ThreadPool();
-  if (threads > 1) {
-    if (!(p->handle_ = pthreadpool_create(threads))) {
+  m->handle = pthreadpool_create(m->threads);
+#endif
+  return nullptr;
+}
+}  // namespace
+
+Status ThreadPool::create(const PoolOptions& o, ThreadPool** out, Error* err) {
+  if (!out) return fail(err, Status::kInvalidArgument, "out is null");
+  *out = nullptr;
+  if (o.threads == 0) return fail(err, Status::kInvalidArgument, "a pool of 0 threads");
+  const bool fifo_rr = o.sched_policy == SCHED_FIFO || o.sched_policy == SCHED_RR;
+  if (o.sched_policy != -1 && o.sched_policy != SCHED_OTHER && !fifo_rr)
+    return fail(err, Status::kInvalidArgument, "sched_policy %d is not -1, SCHED_OTHER, SCHED_FIFO or SCHED_RR",
+                o.sched_policy);
+  if (fifo_rr ? (o.sched_priority < sched_get_priority_min(o.sched_policy) ||
+                 o.sched_priority > sched_get_priority_max(o.sched_policy))
+              : o.sched_priority != 0)
+    return fail(err, Status::kInvalidArgument, "sched_priority %d is out of range for policy %d", o.sched_priority,
+                o.sched_policy);
+#if defined(RILL_HAVE_PTHREADPOOL)
+  auto* p = new (std::nothrow) ThreadPool();
+  if (!p) return fail(err, Status::kOutOfMemory, "cannot allocate a thread pool");
+  if (o.threads > 1) {
+    PoolMaker maker{o.threads};
+    if (o.cpu_mask == 0 && o.sched_policy == -1) {
+      make_pool(&maker);  // the workers inherit this thread's settings
+    } else {
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      int rc = 0;
+      if (o.cpu_mask) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int c = 0; c < 64; ++c)
+          if (o.cpu_mask >> c & 1) CPU_SET(c, &set);
+        rc = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+      }
+      if (rc == 0 && o.sched_policy != -1) {
+        sched_param sp{};
+        sp.sched_priority = o.sched_priority;
+        rc = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        if (rc == 0) rc = pthread_attr_setschedpolicy(&attr, o.sched_policy);
+        if (rc == 0) rc = pthread_attr_setschedparam(&attr, &sp);
+      }
+      pthread_t helper;
+      if (rc == 0) rc = pthread_create(&helper, &attr, make_pool, &maker);
+      pthread_attr_destroy(&attr);
+      if (rc != 0) {
+        delete p;
+        if (rc == EPERM)
+          return fail(err, Status::kUnsupported, "the system refused scheduling policy %d priority %d (EPERM: it "
+                      "needs CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it)", o.sched_policy, o.sched_priority);
+        if (rc == EINVAL)
+          return fail(err, Status::kInvalidArgument, "cpu_mask 0x%llx names no CPU this process may use",
+                      static_cast<unsigned long long>(o.cpu_mask));
+        return fail(err, Status::kOutOfMemory, "cannot create the pool's helper thread (error %d)", rc);
+      }
+      pthread_join(helper, nullptr);
+    }
+    if (!(p->handle_ = maker.handle)) {
       delete p;
-      return Status::kOutOfMemory;
+      return fail(err, Status::kOutOfMemory, "cannot create %zu pool threads", o.threads);
     }
     p->run = ThreadPoolAccess::run;
     p->n_threads = pthreadpool_get_threads_count(static_cast<pthreadpool_t>(p->handle_));
@@ -110,8 +181,10 @@ Status ThreadPool::create(size_t threads, ThreadPool** out) {
   *out = p;
   return Status::kOk;
 #else
-  if (threads > 1) return Status::kNoBackend;
-  *out = new ThreadPool();
+  if (o.threads > 1) return fail(err, Status::kNoBackend, "this build has no thread pool (pthreadpool)");
+  auto* p = new (std::nothrow) ThreadPool();
+  if (!p) return fail(err, Status::kOutOfMemory, "cannot allocate a thread pool");
+  *out = p;
   return Status::kOk;
 #endif
 }

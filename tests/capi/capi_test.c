@@ -146,6 +146,145 @@ static int vector_model(rill_model* m, const rill_model_info* info) {
   return failures ? 1 : 0;
 }
 
+/* `#if RILL_VERSION` means the header's version number (the status for a newer file format is
+ * RILL_FORMAT_VERSION). */
+#if !defined(RILL_VERSION) || RILL_VERSION != RILL_VERSION_NUMBER || RILL_VERSION < 100
+#error "RILL_VERSION must be the header's version number"
+#endif
+
+/* Misuse: second releases and closes, handles used after them or never initialised, struct_size
+ * above RILL_STRUCT_SIZE_MAX, null handles; the pool's thread options. Under ASan nothing here may
+ * read freed memory. */
+static int misuse(const char* path) {
+  rill_model *m = NULL, *m2 = NULL;
+  rill_session* s = NULL;
+  rill_batch* b = NULL;
+  rill_sampler* sp = NULL;
+  rill_pool* pool = NULL;
+  rill_error err;
+  rill_model_info info;
+  block arena, bmem, smem, zero, big;
+  size_t bytes = 0, n = 0;
+  float logits[512];
+  int32_t tok = 1;
+  unsigned char info_buf[512];
+  rill_model_info* wide = (rill_model_info*)(void*)info_buf;
+
+  CHECK(RILL_MISUSE == 3 && RILL_FORMAT_VERSION == 21 && strstr(rill_status_str(RILL_MISUSE), "released") != NULL);
+  REQUIRE(rill_model_open(path, NULL, &m, &err) == RILL_OK);
+  info.struct_size = sizeof info;
+  REQUIRE(rill_model_get_info(m, &info) == RILL_OK && info.struct_size == sizeof info);
+  /* A newer program's larger info struct: this library says how much it filled, and zeroes the rest. */
+  memset(info_buf, 0xAB, sizeof info_buf);
+  wide->struct_size = sizeof info_buf;
+  CHECK(rill_model_get_info(m, wide) == RILL_OK && wide->struct_size == sizeof(rill_model_info));
+  CHECK(info_buf[sizeof(rill_model_info)] == 0 && info_buf[sizeof info_buf - 1] == 0);
+  CHECK(wide->d_model == info.d_model);
+
+  /* struct_size above the bound: refused without reading past the fields this library knows (the
+   * struct below is exactly sizeof bytes of heap: ASan would see a read past it). */
+  REQUIRE(block_alloc(&big, sizeof(rill_session_options)));
+  {
+    rill_session_options* so = (rill_session_options*)(void*)big.p;
+    *so = rill_session_default_options();
+    so->struct_size = RILL_STRUCT_SIZE_MAX + 1;
+    CHECK(rill_session_footprint(m, so, &bytes) == RILL_INVALID_ARGUMENT);
+    so->struct_size = 0xFFFFFFFFu;
+    CHECK(rill_session_footprint(m, so, &bytes) == RILL_INVALID_ARGUMENT);
+    info.struct_size = RILL_STRUCT_SIZE_MAX + 1;
+    CHECK(rill_model_get_info(m, &info) == RILL_INVALID_ARGUMENT);
+    memset(so, 0x5A, sizeof *so);
+    rill_session_options_init(so, RILL_STRUCT_SIZE_MAX + 1); /* writes nothing */
+    CHECK(so->struct_size == 0x5A5A5A5Au);
+  }
+
+  /* Null handles: RILL_INVALID_ARGUMENT from every call that acts on one; release/close/destroy: OK. */
+  CHECK(rill_model_get_info(NULL, &info) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_footprint(NULL, NULL, &bytes) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_step(NULL, 1, NULL, 0) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_reset(NULL) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_session_state_size(NULL) == 0);
+  CHECK(rill_batch_step(NULL, NULL, NULL, 1, NULL, 0) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_tokenize(NULL, "a", 1, &tok, 1, &n) == RILL_INVALID_ARGUMENT);
+  CHECK(rill_sampler_sample(NULL, logits, 1, 1) == -1);
+  CHECK(rill_model_close(NULL) == RILL_OK && rill_model_release(NULL) == RILL_OK);
+  CHECK(rill_session_release(NULL) == RILL_OK && rill_batch_release(NULL) == RILL_OK);
+  CHECK(rill_sampler_release(NULL) == RILL_OK && rill_pool_destroy(NULL) == RILL_OK);
+
+  /* Memory that never held a handle. */
+  REQUIRE(block_alloc(&zero, 4096));
+  memset(zero.p, 0, 4096);
+  CHECK(rill_session_step((rill_session*)(void*)zero.p, 1, NULL, 0) == RILL_MISUSE);
+  CHECK(rill_model_get_info((rill_model*)(void*)zero.p, &info) == RILL_MISUSE);
+  CHECK(rill_session_release((rill_session*)(void*)zero.p) == RILL_MISUSE);
+  CHECK(rill_model_close((rill_model*)(void*)zero.p) == RILL_MISUSE);
+
+  /* A session, a batch and a sampler, each released twice and used after. */
+  {
+    rill_session_options so = rill_session_default_options();
+    rill_batch_options bo = rill_batch_default_options();
+    rill_session* ss[1];
+    REQUIRE(rill_session_footprint(m, &so, &bytes) == RILL_OK && block_alloc(&arena, bytes));
+    REQUIRE(rill_session_init(m, &so, arena.p, bytes, &s, &err) == RILL_OK);
+    REQUIRE(rill_batch_footprint(m, &bo, &bytes) == RILL_OK && block_alloc(&bmem, bytes));
+    REQUIRE(rill_batch_init(m, &bo, bmem.p, bytes, &b, &err) == RILL_OK);
+    REQUIRE(block_alloc(&smem, rill_sampler_footprint(16)));
+    REQUIRE(rill_sampler_init(NULL, 16, smem.p, smem.size, &sp) == RILL_OK);
+    CHECK(rill_session_release(s) == RILL_OK);
+    CHECK(rill_session_release(s) == RILL_MISUSE);
+    CHECK(rill_session_step(s, 1, NULL, 0) == RILL_MISUSE);
+    CHECK(rill_session_reset(s) == RILL_MISUSE);
+    CHECK(rill_session_state_size(s) == 0);
+    ss[0] = s;
+    CHECK(rill_batch_step(b, ss, &tok, 1, NULL, 0) == RILL_MISUSE); /* a released session in a batch */
+    CHECK(rill_batch_release(b) == RILL_OK);
+    CHECK(rill_batch_release(b) == RILL_MISUSE);
+    CHECK(rill_batch_step(b, ss, &tok, 1, NULL, 0) == RILL_MISUSE);
+    CHECK(rill_sampler_release(sp) == RILL_OK);
+    CHECK(rill_sampler_release(sp) == RILL_MISUSE);
+    CHECK(rill_sampler_sample(sp, logits, 16, 16) == -1 && rill_sampler_reseed(sp, 1) == RILL_MISUSE);
+  }
+
+  /* An opened model: release is for models in caller memory; closed twice; used after close. */
+  CHECK(rill_model_release(m) == RILL_MISUSE);
+  CHECK(rill_model_close(m) == RILL_OK);
+  CHECK(rill_model_close(m) == RILL_MISUSE);
+  info.struct_size = sizeof info;
+  CHECK(rill_model_get_info(m, &info) == RILL_MISUSE);
+  CHECK(rill_session_footprint(m, NULL, &bytes) == RILL_MISUSE);
+  CHECK(rill_session_init(m, NULL, arena.p, arena.size, &s, &err) == RILL_MISUSE && strstr(err.message, "closed"));
+  /* The closed handle is reused by the next open, live again. */
+  REQUIRE(rill_model_open(path, NULL, &m2, &err) == RILL_OK);
+  CHECK(rill_model_get_info(m2, &info) == RILL_OK);
+  CHECK(rill_model_close(m2) == RILL_OK);
+
+  /* Pools: destroyed twice; a destroyed pool in options; thread options checked. */
+  {
+    rill_pool_options po = rill_pool_default_options();
+    rill_session_options so = rill_session_default_options();
+    CHECK(po.threads == 1 && po.cpu_mask == 0 && po.sched_policy == -1 && po.sched_priority == 0);
+    po.threads = 2;
+    po.cpu_mask = 1; /* CPU 0 */
+    po.sched_policy = 0; /* SCHED_OTHER */
+    REQUIRE(rill_pool_create_with(&po, &pool, &err) == RILL_OK);
+    CHECK(rill_pool_destroy(pool) == RILL_OK);
+    CHECK(rill_pool_destroy(pool) == RILL_MISUSE);
+    REQUIRE(rill_model_open(path, NULL, &m, &err) == RILL_OK);
+    so.pool = pool;
+    CHECK(rill_session_footprint(m, &so, &bytes) == RILL_MISUSE);
+    CHECK(rill_model_close(m) == RILL_OK);
+    po.sched_policy = 77;
+    CHECK(rill_pool_create_with(&po, &pool, &err) == RILL_INVALID_ARGUMENT && pool == NULL);
+    po.sched_policy = 1; /* SCHED_FIFO */
+    po.sched_priority = 0;
+    CHECK(rill_pool_create_with(&po, &pool, &err) == RILL_INVALID_ARGUMENT && strstr(err.message, "priority"));
+    CHECK(rill_pool_create(0, &pool) == RILL_INVALID_ARGUMENT);
+  }
+  free(arena.raw); free(bmem.raw); free(smem.raw); free(zero.raw); free(big.raw);
+  printf("capi_test (misuse): %d checks, %d failed\n", checks, failures);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   block file, mem, a0, a1, a2, a3, bmem, blob, blob2, smem;
   rill_model* m = NULL;
@@ -163,6 +302,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   check_layout();
+  if (misuse(argv[1]) != 0) return 1;
   CHECK(rill_version() == RILL_VERSION_NUMBER);
   CHECK(strncmp(rill_version_string(), "0.1.0", 5) == 0);
   CHECK(strcmp(rill_status_str(RILL_ARENA_TOO_SMALL), "arena too small") == 0);

@@ -5,9 +5,15 @@
 //   so these run in the release and ASan builds only).
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "test_util.h"
 
@@ -86,6 +92,88 @@ TEST_SUITE("threads") {
 }
 
 TEST_SUITE("pool") {
+  TEST_CASE("pool options: the workers run on the CPU set and the policy asked for, not the creator's") {
+    // What each thread that ran a task saw: its CPU set and policy.
+    struct Seen {
+      std::mutex mu;
+      std::vector<std::pair<cpu_set_t, int>> by_worker;
+      pthread_t caller;
+    } seen;
+    seen.caller = pthread_self();
+    auto probe = [](void* ctx, size_t) {
+      auto* s = static_cast<Seen*>(ctx);
+      if (pthread_equal(pthread_self(), s->caller)) return;  // the caller takes part too: not a worker
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      pthread_getaffinity_np(pthread_self(), sizeof set, &set);
+      int policy = -1;
+      sched_param sp{};
+      pthread_getschedparam(pthread_self(), &policy, &sp);
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->by_worker.emplace_back(set, policy);
+    };
+    cpu_set_t mine;
+    REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof mine, &mine) == 0);
+    int cpu = -1;
+    for (int c = 0; c < 64 && cpu < 0; ++c)
+      if (CPU_ISSET(c, &mine)) cpu = c;
+    REQUIRE(cpu >= 0);
+    PoolOptions po;
+    po.threads = 3;
+    po.cpu_mask = uint64_t{1} << cpu;
+    po.sched_policy = SCHED_OTHER;
+    ThreadPool* pool = nullptr;
+    Error e;
+    REQUIRE_MESSAGE(ThreadPool::create(po, &pool, &e) == Status::kOk, e.message);
+    for (int round = 0; round < 50 && seen.by_worker.empty(); ++round) pool->run(pool, probe, &seen, 64);
+    ThreadPool::destroy(pool);
+    REQUIRE(!seen.by_worker.empty());  // pthreadpool hands each worker its share of the 64 tasks
+    for (const auto& [set, policy] : seen.by_worker) {
+      CHECK(CPU_COUNT(&set) == 1);
+      CHECK(CPU_ISSET(cpu, &set));
+      CHECK(policy == SCHED_OTHER);
+    }
+    // The creating thread is untouched.
+    cpu_set_t after;
+    REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof after, &after) == 0);
+    CHECK(CPU_EQUAL(&after, &mine));
+
+    // Out of range: refused with a message, no pool.
+    po.sched_policy = SCHED_FIFO;
+    po.sched_priority = 0;
+    CHECK(ThreadPool::create(po, &pool, &e) == Status::kInvalidArgument);
+    CHECK(pool == nullptr);
+    po.sched_policy = 1234;
+    CHECK(ThreadPool::create(po, &pool, &e) == Status::kInvalidArgument);
+    po.sched_policy = -1;
+    po.cpu_mask = 0;
+    for (int c = 0; c < 64; ++c)
+      if (!CPU_ISSET(c, &mine)) po.cpu_mask |= uint64_t{1} << c;
+    if (po.cpu_mask) {  // only CPUs this process may not use
+      CHECK(ThreadPool::create(po, &pool, &e) == Status::kInvalidArgument);
+      CHECK(std::strstr(e.message, "cpu_mask") != nullptr);
+    }
+    // A real-time policy: granted (then the workers have it) or refused as kUnsupported with the reason.
+    po.cpu_mask = 0;
+    po.sched_policy = SCHED_FIFO;
+    po.sched_priority = 1;
+    const Status rt = ThreadPool::create(po, &pool, &e);
+    if (rt == Status::kOk) {
+      seen.by_worker.clear();
+      for (int round = 0; round < 50 && seen.by_worker.empty(); ++round) pool->run(pool, probe, &seen, 64);
+      ThreadPool::destroy(pool);
+      REQUIRE(!seen.by_worker.empty());
+      for (const auto& w : seen.by_worker) CHECK(w.second == SCHED_FIFO);
+      int policy = -1;
+      sched_param sp{};
+      pthread_getschedparam(pthread_self(), &policy, &sp);
+      CHECK(policy != SCHED_FIFO);  // the caller was never switched
+    } else {
+      CHECK(rt == Status::kUnsupported);
+      CHECK(std::strstr(e.message, "EPERM") != nullptr);
+    }
+  }
+
   TEST_CASE("a pool busy with another thread's work never makes a step wait: it computes alone, same results") {
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);

@@ -74,6 +74,17 @@ class LoadedModel {
 // queueing behind it; results are the same. So pthreadpool's own lock is only ever taken uncontended.
 // A step with the pool still waits for its own slices on the pool's workers: in a loop with a hard
 // deadline, give each stepping thread its own pool, or none.
+// How a pool's worker threads run. Workers are created by a helper thread set up with these, so they
+// inherit exactly them. With the defaults they inherit the creating thread's policy, priority and CPU
+// affinity (Linux threads inherit all three): a real-time thread that creates a pool gets real-time
+// workers, which is rarely what it wants.
+struct PoolOptions {
+  size_t threads = 1;          // workers including the caller's share (1: no workers)
+  uint64_t cpu_mask = 0;       // CPUs 0..63 the workers may run on; 0: the creating thread's set
+  int32_t sched_policy = -1;   // -1: the creating thread's; else SCHED_OTHER, SCHED_FIFO or SCHED_RR
+  int32_t sched_priority = 0;  // 1..99 for SCHED_FIFO / SCHED_RR, else 0
+};
+
 class ThreadPool : public ParallelFor {
  public:
   ~ThreadPool();
@@ -82,6 +93,10 @@ class ThreadPool : public ParallelFor {
   // kOutOfMemory if the threads could not be created; kNoBackend (and null) if this build has no
   // thread support and threads > 1.
   static Status create(size_t threads, ThreadPool** out);
+  // As above, with the workers' CPU set and scheduling. kInvalidArgument for a policy or priority out of
+  // range or a mask with no CPU of this machine; kUnsupported if the system refused them (a real-time
+  // policy without the privilege), with the reason in err.
+  static Status create(const PoolOptions& opts, ThreadPool** out, Error* err = nullptr);
   static void destroy(ThreadPool* p) { delete p; }
   size_t threads() const;
   void* handle() const { return handle_; }  // pthreadpool_t

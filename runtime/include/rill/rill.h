@@ -48,6 +48,9 @@ extern "C" {
 #define RILL_VERSION_MINOR 1
 #define RILL_VERSION_PATCH 0
 #define RILL_VERSION_NUMBER (RILL_VERSION_MAJOR * 10000 + RILL_VERSION_MINOR * 100 + RILL_VERSION_PATCH)
+/* The same number, so that `#if RILL_VERSION >= 100` means what it says (the status for a newer file
+ * format is RILL_FORMAT_VERSION). */
+#define RILL_VERSION RILL_VERSION_NUMBER
 
 /* The library's version as RILL_VERSION_NUMBER computes it; a program may check at run time that
  * rill_version() / 10000 == RILL_VERSION_MAJOR. */
@@ -61,8 +64,9 @@ enum {
   RILL_OK = 0,
   RILL_INVALID_ARGUMENT = 1, /* a null pointer, a wrong buffer size, an option out of range */
   RILL_BAD_STATE = 2,        /* the object was not initialised */
+  RILL_MISUSE = 3,           /* a handle after its release or close, or one never initialised */
   RILL_BAD_MAGIC = 20,       /* not a rill model file */
-  RILL_VERSION = 21,         /* the file's format major version is newer than this library */
+  RILL_FORMAT_VERSION = 21,  /* the file's format major version is newer than this library (was RILL_VERSION) */
   RILL_CORRUPT = 22,         /* the file failed verification */
   RILL_UNSUPPORTED = 23,     /* an architecture, dtype, option or feature this build does not support */
   RILL_TRUNCATED = 24,       /* the file is shorter than it declares */
@@ -89,7 +93,26 @@ typedef struct rill_error {
 /* Alignment of model data, model memory and arenas. */
 #define RILL_ALIGN 64
 
+/* The largest struct_size an options or info struct may declare. Up to it, the fields this library knows
+ * are read and any bytes past them must be zero (else RILL_UNSUPPORTED: a newer program asked for
+ * something this library cannot do); above it the struct is refused (RILL_INVALID_ARGUMENT) and nothing
+ * past the fields this library knows is read. */
+#define RILL_STRUCT_SIZE_MAX 4096
+
 /* ---- handles ------------------------------------------------------------------------------------ */
+/* Every handle carries a magic value. A handle that was released or closed, or memory that never
+ * held one, gets RILL_MISUSE from every call, and a second release or close is RILL_MISUSE, not a
+ * double free (handles in caller memory are checked in place; the small handles of rill_model_open
+ * and rill_pool_create are kept by the library after close, and reused by later opens).
+ * A null handle is RILL_INVALID_ARGUMENT for every call that acts on it, and a no-op (RILL_OK) for
+ * release, close and destroy, as free(NULL) is. Calls that cannot return a status say what they do:
+ *   rill_session_state_size(NULL or dead)           0
+ *   rill_sampler_sample(NULL or dead, or logits NULL) -1
+ *   rill_*_options_init(NULL, or size < 4 or > RILL_STRUCT_SIZE_MAX)  writes nothing
+ * Buffers: a null output buffer with a count of 0 means "do not write" where a call says so (logits,
+ * outputs, stream_status); any other null buffer is RILL_INVALID_ARGUMENT.
+ * Memory that was freed (an arena, or model memory, released by the caller) is not a handle any more:
+ * no call can detect its use. */
 typedef struct rill_model rill_model;     /* a verified model (in caller memory, or opened) */
 typedef struct rill_session rill_session; /* one stream: state + scratch in a caller arena */
 typedef struct rill_batch rill_batch;     /* scratch for stepping many sessions in one pass */
@@ -142,21 +165,44 @@ RILL_API rill_status rill_model_init(const void* data, size_t size, const rill_m
 RILL_API rill_status rill_model_open(const char* path, const rill_model_options* opts, rill_model** out,
                                      rill_error* err);
 /* Frees what a device backend holds for a model from rill_model_init (its weights in device memory;
- * nothing on the CPU), after every session and batch of it is released. Then free `mem` as usual. */
-RILL_API void rill_model_release(rill_model* model);
-/* Releases a model from rill_model_open (no-op for null, or for a model from rill_model_init). Every
- * session of it must be dead. */
-RILL_API void rill_model_close(rill_model* model);
-/* info->struct_size must be set (sizeof(rill_model_info)); fields past it are not written. */
+ * nothing on the CPU), after every session and batch of it is released; the handle is then dead. Then
+ * free `mem` as usual. RILL_MISUSE for a model from rill_model_open (close it) or a dead handle. */
+RILL_API rill_status rill_model_release(rill_model* model);
+/* Releases a model from rill_model_open; the handle is then dead. Every session of it must be released.
+ * RILL_OK for null; RILL_MISUSE for a second close, or for a model from rill_model_init (release it). */
+RILL_API rill_status rill_model_close(rill_model* model);
+/* info->struct_size must be set (sizeof(rill_model_info), at most RILL_STRUCT_SIZE_MAX). Writes the
+ * fields that fit in it (a larger struct's bytes past this library's fields are zeroed) and sets
+ * info->struct_size to the bytes this library filled: a program built against a newer header learns
+ * which of its fields are valid. */
 RILL_API rill_status rill_model_get_info(const rill_model* model, rill_model_info* info);
 /* Recomputes the SHA-256 of the weights (reads every weight byte). */
 RILL_API rill_status rill_model_verify_data(const rill_model* model, rill_error* err);
 
 /* ---- worker threads ------------------------------------------------------------------------------ */
 /* A pool of `threads` (1 = the caller only). Allocates. Share one pool between sessions stepped in
- * turn; in a hard-deadline loop, give each stepping thread its own pool, or none. */
+ * turn; in a hard-deadline loop, give each stepping thread its own pool, or none. The workers inherit
+ * the scheduling policy, priority and CPU affinity of the thread that calls this: to set them, use
+ * rill_pool_create_with. */
 RILL_API rill_status rill_pool_create(size_t threads, rill_pool** out);
-RILL_API void rill_pool_destroy(rill_pool* pool);
+/* Destroys a pool (its threads are joined); RILL_OK for null, RILL_MISUSE for a second destroy. */
+RILL_API rill_status rill_pool_destroy(rill_pool* pool);
+
+/* How the pool's worker threads run. The workers are created by a helper thread set up as asked, so
+ * they inherit exactly this (and not the calling thread's real-time policy by accident). */
+typedef struct rill_pool_options {
+  uint32_t struct_size;
+  uint32_t threads;       /* workers including the caller's share, >= 1 (default 1) */
+  uint64_t cpu_mask;      /* CPUs 0..63 the workers may run on; 0 (default): the calling thread's set */
+  int32_t sched_policy;   /* -1 (default): the calling thread's; else SCHED_OTHER, SCHED_FIFO or SCHED_RR */
+  int32_t sched_priority; /* for SCHED_FIFO / SCHED_RR (1..99); 0 otherwise */
+} rill_pool_options;
+
+RILL_API void rill_pool_options_init(rill_pool_options* opts, size_t struct_size);
+/* RILL_INVALID_ARGUMENT for a policy or priority out of range or a mask with no CPU of this machine;
+ * RILL_UNSUPPORTED if the system refused them (a real-time policy without the privilege: the message
+ * of err says which); RILL_OUT_OF_MEMORY if the threads could not be created. */
+RILL_API rill_status rill_pool_create_with(const rill_pool_options* opts, rill_pool** out, rill_error* err);
 
 /* ---- session: one stream -------------------------------------------------------------------------- */
 typedef struct rill_session_options {
@@ -176,8 +222,9 @@ RILL_API rill_status rill_session_footprint(const rill_model* model, const rill_
 RILL_API rill_status rill_session_init(const rill_model* model, const rill_session_options* opts, void* arena,
                                        size_t arena_size, rill_session** out, rill_error* err);
 /* An explicit copy in another arena (same size as the original's footprint), then independent. */
-/* Frees a session's device memory (nothing on the CPU); the handle is then dead. No-op for null. */
-RILL_API void rill_session_release(rill_session* session);
+/* Frees a session's device memory (nothing on the CPU); the handle is then dead (RILL_MISUSE from any
+ * later call, a second release included). RILL_OK for null. */
+RILL_API rill_status rill_session_release(rill_session* session);
 RILL_API rill_status rill_session_clone(const rill_session* session, void* arena, size_t arena_size,
                                         rill_session** out, rill_error* err);
 /* One token: advances the state and writes n_logits == vocab logits (or none, if logits is null). */
@@ -213,8 +260,9 @@ RILL_API void rill_batch_options_init(rill_batch_options* opts, size_t struct_si
 RILL_API rill_status rill_batch_footprint(const rill_model* model, const rill_batch_options* opts, size_t* bytes);
 RILL_API rill_status rill_batch_init(const rill_model* model, const rill_batch_options* opts, void* arena,
                                      size_t arena_size, rill_batch** out, rill_error* err);
-/* Frees a batch's device memory (nothing on the CPU); the handle is then dead. No-op for null. */
-RILL_API void rill_batch_release(rill_batch* batch);
+/* Frees a batch's device memory (nothing on the CPU); the handle is then dead (RILL_MISUSE after).
+ * RILL_OK for null. */
+RILL_API rill_status rill_batch_release(rill_batch* batch);
 /* sessions[i] takes tokens[i] (i < n <= max_streams); row i of logits [n, vocab] (n_logits ==
  * n * vocab) gets its logits, bit-identical to stepping it alone. Each session once, all of this
  * batch's model; everything is checked before any state changes. */
@@ -268,7 +316,9 @@ RILL_API rill_status rill_sampler_init(const rill_sampler_options* opts, size_t 
                                        rill_sampler** out);
 /* A token id from logits[0, n); ids >= n_valid (padding rows) are never picked; -1 on misuse. */
 RILL_API int32_t rill_sampler_sample(rill_sampler* sampler, const float* logits, size_t n, size_t n_valid);
-RILL_API void rill_sampler_reseed(rill_sampler* sampler, uint64_t seed);
+RILL_API rill_status rill_sampler_reseed(rill_sampler* sampler, uint64_t seed);
+/* The sampler's handle is dead after this (RILL_MISUSE, or -1 from sample). RILL_OK for null. */
+RILL_API rill_status rill_sampler_release(rill_sampler* sampler);
 
 /* ---- defaults (inline: the struct size is this header's) ------------------------------------------------- */
 static inline rill_model_options rill_model_default_options(void) {
@@ -289,6 +339,11 @@ static inline rill_batch_options rill_batch_default_options(void) {
 static inline rill_sampler_options rill_sampler_default_options(void) {
   rill_sampler_options o;
   rill_sampler_options_init(&o, sizeof o);
+  return o;
+}
+static inline rill_pool_options rill_pool_default_options(void) {
+  rill_pool_options o;
+  rill_pool_options_init(&o, sizeof o);
   return o;
 }
 

@@ -23,6 +23,7 @@ enum class Status : int32_t {
   kOk = 0,
   kInvalidArgument = 1,   // a null pointer, a wrong buffer size, an option out of range
   kBadState = 2,          // the object was not initialised
+  kMisuse = 3,            // a handle used after its release or close, or never initialised (C API)
   kBadMagic = 20,         // not a rill model file
   kVersion = 21,          // the file's format major version is newer than this reader
   kCorrupt = 22,          // the file failed verification (bounds, shapes, hyper-parameters)

@@ -33,6 +33,7 @@ const char* status_str(Status s) {
     case Status::kOk: return "ok";
     case Status::kInvalidArgument: return "invalid argument";
     case Status::kBadState: return "object not initialised";
+    case Status::kMisuse: return "handle released, closed or never initialised";
     case Status::kBadMagic: return "not a rill model file";
     case Status::kVersion: return "unsupported format version";
     case Status::kCorrupt: return "corrupt model file";
