@@ -155,6 +155,8 @@ Status model_opts(const rill_model_options* in, ModelOptions* out) {
   out->backend = static_cast<Backend>(o.backend);
   out->device = o.device;
   out->verify = o.verify != 0;
+  out->prefault = o.prefault != 0;
+  out->lock_memory = o.lock_memory != 0;
   return Status::kOk;
 }
 
@@ -172,6 +174,8 @@ Status session_opts(const rill_session_options* in, SessionOptions* out) {
   const Status s = take_opts(in, rill_session_options_init, &o);
   if (s != Status::kOk) return s;
   out->prefill_chunk = o.prefill_chunk;
+  out->prefault = o.prefault != 0;
+  out->lock_memory = o.lock_memory != 0;
   return pool_of(o.pool, &out->pool);
 }
 

@@ -48,8 +48,10 @@ static int block_alloc(block* b, size_t bytes) {
 static void check_layout(void) {
   /* 64-bit layouts, as released. */
   CHECK(sizeof(rill_error) == 260);
-  CHECK(sizeof(rill_model_options) == 16 && offsetof(rill_model_options, verify) == 12);
-  CHECK(sizeof(rill_session_options) == 16 && offsetof(rill_session_options, pool) == 8);
+  CHECK(sizeof(rill_model_options) == 24 && offsetof(rill_model_options, verify) == 12);
+  CHECK(offsetof(rill_model_options, prefault) == 16 && offsetof(rill_model_options, lock_memory) == 20);
+  CHECK(sizeof(rill_session_options) == 24 && offsetof(rill_session_options, pool) == 8);
+  CHECK(offsetof(rill_session_options, prefault) == 16 && offsetof(rill_session_options, lock_memory) == 20);
   CHECK(sizeof(rill_batch_options) == 16 && offsetof(rill_batch_options, pool) == 8);
   CHECK(sizeof(rill_sampler_options) == 24 && offsetof(rill_sampler_options, seed) == 16);
   /* The released fields keep their offsets; d_input and d_output were appended (struct_size grows). */
@@ -325,13 +327,13 @@ int main(int argc, char** argv) {
   CHECK(strstr(err.message, "needed") != NULL);
   CHECK(rill_model_init(file.p, file.size, NULL, mem.p + 8, bytes, &m, &err) == RILL_ALIGNMENT);
   {
-    unsigned char newer[32];
+    unsigned char newer[40];
     rill_model_options* mo = (rill_model_options*)(void*)newer;
     memset(newer, 0, sizeof newer);
     rill_model_options_init(mo, sizeof newer);
     CHECK(mo->verify == 1 && mo->struct_size == sizeof newer);
     CHECK(rill_model_init(file.p, file.size, mo, mem.p, bytes, &m, &err) == RILL_OK);  /* zero tail: fine */
-    newer[20] = 1;
+    newer[28] = 1;
     CHECK(rill_model_init(file.p, file.size, mo, mem.p, bytes, &m, &err) == RILL_UNSUPPORTED);
     mo->struct_size = 2;
     CHECK(rill_model_init(file.p, file.size, mo, mem.p, bytes, &m, &err) == RILL_INVALID_ARGUMENT);

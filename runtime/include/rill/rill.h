@@ -9,11 +9,20 @@
  *   - Memory: the size-then-init pairs (rill_model_footprint/rill_model_init,
  *     rill_session_footprint/rill_session_init, ...) place every object in memory the caller gives
  *     (RILL_ALIGN-aligned); the handle points into that memory. Nothing is freed: release the
- *     memory when done. Only rill_model_open, rill_pool_create and their close/destroy calls
- *     allocate or do I/O.
- *   - After init, step, prefill, batch step, reset, state copies, detokenize and sampling never
- *     allocate (tokenize does, for a BPE tokenizer: normalizing and splitting text), never do I/O and never block on anything but the calling session's
- *     own pool work. On error they return a status and leave the state unchanged.
+ *     memory when done. The calls that allocate on the heap or do I/O are exactly:
+ *       rill_model_open / rill_model_close        map the file, allocate model memory and a handle
+ *       rill_pool_create(_with) / rill_pool_destroy  create and join threads
+ *       rill_tokenize, for a BPE or SentencePiece tokenizer  working memory for the text
+ *     and on a device backend (RILL_BACKEND_CUDA) also rill_model_init, rill_session_init,
+ *     rill_session_clone and rill_batch_init (device and pinned host memory, freed by the matching
+ *     release). rill_model_verify_data reads every weight byte (from disk, for pages not yet in memory).
+ *   - After init, step, prefill, batch steps, reset, state copies, detokenize and sampling never
+ *     allocate, never do I/O (a mapped file's weight pages are read in by the first steps unless the
+ *     model was opened with prefault: rill_model_options) and never block on anything but the calling
+ *     session's own pool work. On a device backend, step, prefill, the batch steps, reset and the state
+ *     copies also wait for the device to finish that call's own work (they are synchronous).
+ *   - On error they return a status and leave the state unchanged; except RILL_DEVICE_ERROR, after
+ *     which the outputs are not written and the state is undefined (reset it, or copy a saved blob in).
  *   - A model may be shared by many sessions and threads; a session, batch or sampler is used by
  *     one thread at a time.
  *
@@ -135,6 +144,11 @@ typedef struct rill_model_options {
   int32_t backend;      /* RILL_BACKEND_CPU (default) */
   int32_t device;       /* device index for GPU backends (default 0) */
   int32_t verify;       /* 1 (default): run the file verifier; 0 only for images you trust */
+  /* Since 0.1 for control loops (default 0): prefault reads every page of the file at init, so no step
+   * faults one in; lock_memory also mlocks the file and the model memory (RILL_OUT_OF_MEMORY, the limit
+   * in the message, where RLIMIT_MEMLOCK refuses and this process may not raise it). */
+  int32_t prefault;
+  int32_t lock_memory;
 } rill_model_options;
 
 typedef struct rill_model_info {
@@ -209,6 +223,9 @@ typedef struct rill_session_options {
   uint32_t struct_size;
   uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 32) */
   rill_pool* pool;        /* null (default): the calling thread does all the work */
+  /* Since 0.1 (default 0): prefault writes every page of the arena at init; lock_memory also mlocks it. */
+  uint32_t prefault;
+  uint32_t lock_memory;
 } rill_session_options;
 
 RILL_API void rill_session_options_init(rill_session_options* opts, size_t struct_size);

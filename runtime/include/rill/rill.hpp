@@ -68,6 +68,12 @@ struct ModelOptions {
   Backend backend = Backend::kCpu;
   int32_t device = 0;  // device index for GPU backends
   bool verify = true;  // run the FlatBuffers verifier (leave on unless the image is trusted)
+  // For a loop that must never fault: prefault reads every page of the file's bytes at init (a mapped
+  // file is otherwise read in by the first steps), lock_memory also locks them and the model memory in
+  // RAM (mlock; kOutOfMemory with the limit in the message where RLIMIT_MEMLOCK refuses and cannot be
+  // raised). Model::release unlocks. CPU backend: the weights are these bytes.
+  bool prefault = false;
+  bool lock_memory = false;
 };
 
 struct ModelInfo {
@@ -147,6 +153,10 @@ struct SessionOptions {
   // within noise of the fastest of 8..128 for every 130m-class shape measured (`rill bench --chunk`);
   // a memory-tight caller may take 8 for about 10-25 % slower prefill.
   uint32_t prefill_chunk = 32;
+  // prefault writes every page of the arena at init; lock_memory also locks it in RAM (mlock; as in
+  // ModelOptions). Neither is undone by the session: the arena is the caller's.
+  bool prefault = false;
+  bool lock_memory = false;
 };
 
 // The slots of one forward pass in a caller arena (a Session's or a Batch's): the model, the pool,

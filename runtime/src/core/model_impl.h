@@ -53,6 +53,9 @@ struct ModelImpl {
   uint64_t state_bytes = 0;
   uint64_t fingerprint = 0;  // identifies compatible state blobs
   TokenizerView tok;  // the embedded tokenizer, verified at init
+  // Ranges init locked in memory (ModelOptions::lock_memory), unlocked by Model::release.
+  const void* locked[2] = {nullptr, nullptr};
+  size_t locked_bytes[2] = {0, 0};
 };
 
 // Formats into err (if not null) and returns code. Used at init time only, never in step.
@@ -63,5 +66,12 @@ Status fail(Error* err, Status code, const char* fmt, ...)
     ;
 
 inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// Touches every page of [p, p + n) (reads it, or writes zeros), so later accesses take no page fault.
+void prefault_read(const void* p, size_t n);
+// mlock of [p, p + n). Where the lock limit refuses it and the process may raise the limit (root, or
+// CAP_SYS_RESOURCE), raises RLIMIT_MEMLOCK and tries again; else kOutOfMemory with the limit and the
+// size in the message. `what` names the memory in it.
+Status lock_pages(const void* p, size_t n, const char* what, Error* err);
 
 }  // namespace rill

@@ -1,7 +1,12 @@
 // Model::init: verifies a rill file completely and binds zero-copy views. Everything that can be
 // proven about the file is proven here, so the step path checks only caller input.
-#include <cstdarg>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdarg>
 #include <cstring>
 
 #include "arch/arch.h"
@@ -343,6 +348,23 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
     impl->weights = nullptr;
     return s;
   }
+  if (opts.prefault || opts.lock_memory) {  // the file's bytes (the CPU's weights) and the model memory
+    prefault_read(data, size);
+    prefault_read(mem, need);
+  }
+  if (opts.lock_memory) {
+    if ((s = lock_pages(data, size, "the model file", err)) != Status::kOk ||
+        (s = lock_pages(mem, need, "the model memory", err)) != Status::kOk) {
+      munlock(data, size);  // if that part was locked
+      if (dev) dev->release_weights(impl->weights);
+      impl->weights = nullptr;
+      return s;
+    }
+    impl->locked[0] = data;
+    impl->locked_bytes[0] = size;
+    impl->locked[1] = mem;
+    impl->locked_bytes[1] = need;
+  }
   impl->info.tokenizer = impl->tok.kind;
   if (const fb::Tokenizer* tk = fv.model->tokenizer()) {
     impl->info.bos_id = tk->bos_id() < static_cast<int32_t>(impl->info.vocab_size) ? tk->bos_id() : -1;
@@ -397,7 +419,37 @@ void Model::release() {
   if (const DeviceHooks* dev = device_hooks(impl->backend))
     if (impl->weights) dev->release_weights(impl->weights);
   impl->weights = nullptr;
+  for (int i = 0; i < 2; ++i)
+    if (impl->locked_bytes[i]) munlock(impl->locked[i], impl->locked_bytes[i]);
   impl_ = nullptr;
+}
+
+void prefault_read(const void* p, size_t n) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const volatile unsigned char* b = static_cast<const unsigned char*>(p);
+  unsigned char sum = 0;
+  for (size_t i = 0; i < n; i += page) sum = static_cast<unsigned char>(sum + b[i]);
+  if (n) sum = static_cast<unsigned char>(sum + b[n - 1]);
+  (void)sum;
+}
+
+Status lock_pages(const void* p, size_t n, const char* what, Error* err) {
+  if (n == 0 || mlock(p, n) == 0) return Status::kOk;
+  int e = errno;
+  rlimit lim{};
+  getrlimit(RLIMIT_MEMLOCK, &lim);
+  if (e == ENOMEM || e == EPERM) {  // over the limit: raise it where this process may
+    rlimit more = lim;
+    more.rlim_cur = more.rlim_max = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_MEMLOCK, &more) == 0) {
+      if (mlock(p, n) == 0) return Status::kOk;
+      e = errno;
+    }
+  }
+  return fail(err, Status::kOutOfMemory,
+              "cannot lock %s in memory (%zu bytes; RLIMIT_MEMLOCK %llu bytes, and this process may not raise it): "
+              "raise it (ulimit -l, or CAP_IPC_LOCK), or leave lock_memory off (%s)",
+              what, n, static_cast<unsigned long long>(lim.rlim_cur), std::strerror(e));
 }
 
 ModelInfo Model::info() const { return impl_ ? impl_->info : ModelInfo{}; }

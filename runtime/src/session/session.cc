@@ -195,6 +195,13 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
   const ArenaLayout p = layout_arena(m, opts.prefill_chunk, true);
+  if ((opts.prefault || opts.lock_memory) && arena && arena_size >= host_bytes(m, p)) {
+    std::memset(arena, 0, host_bytes(m, p));  // every page written now, not at the first steps
+    if (opts.lock_memory) {
+      const Status ls = lock_pages(arena, host_bytes(m, p), "the session arena", err);
+      if (ls != Status::kOk) return ls;
+    }
+  }
   unsigned char* base = nullptr;
   Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, &base, err);
   if (s != Status::kOk) return s;
