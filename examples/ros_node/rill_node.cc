@@ -3,12 +3,14 @@
 //
 //   rosrun rill_ros rill_node _model:=/path/demo.rill [_threads:=1] [_input_topic:=input]
 //          [_output_topic:=output] [_queue_size:=10] [_max_tokens:=64] [_temperature:=0] [_seed:=1]
+//          [_lock_memory:=false]
 //   rosservice call /rill_node/reset      # back to the empty state
 //
 // A vector (sensor) model instead -- float[d_input] in, float[d_output] out -- makes it a sensor node:
 // each std_msgs/Float32MultiArray of d_input values on the input topic is one step of one persistent
 // stream, and the model's output goes out as a Float32MultiArray of d_output values. A message of the
-// wrong size, or with NaN or Inf, is dropped with an error and leaves the state as it was.
+// wrong size, or with NaN or Inf, is dropped with an error and leaves the state as it was. The model's
+// pages and the session arena are prefaulted at start (and locked in RAM with _lock_memory:=true).
 #include <ros/ros.h>
 #include <std_msgs/Float32MultiArray.h>
 #include <std_msgs/String.h>
@@ -20,10 +22,13 @@
 namespace {
 
 int run_sensor_node(ros::NodeHandle& nh, ros::NodeHandle& pnh, const std::string& path, int threads, int queue,
-                    const std::string& in_topic, const std::string& out_topic) {
+                    const std::string& in_topic, const std::string& out_topic, bool lock_memory) {
   rill::Error e;
   rill::LoadedModel lm;
-  if (rill::LoadedModel::open(path.c_str(), rill::ModelOptions{}, &lm, &e) != rill::Status::kOk) {
+  rill::ModelOptions mo;
+  mo.prefault = true;  // the weights are read in now, not by the first messages
+  mo.lock_memory = lock_memory;
+  if (rill::LoadedModel::open(path.c_str(), mo, &lm, &e) != rill::Status::kOk) {
     ROS_FATAL("%s: %s", path.c_str(), e.message);
     return 1;
   }
@@ -34,6 +39,8 @@ int run_sensor_node(ros::NodeHandle& nh, ros::NodeHandle& pnh, const std::string
   }
   rill::SessionOptions so;
   so.pool = pool;
+  so.prefault = true;
+  so.lock_memory = lock_memory;
   rill::OwnedSession os;
   if (rill::OwnedSession::create(lm.model(), so, &os, &e) != rill::Status::kOk) {
     ROS_FATAL("session: %s", e.message);
@@ -99,12 +106,14 @@ int main(int argc, char** argv) {
   pnh.param("seed", seed, 1);
   pnh.param<std::string>("input_topic", in_topic, "input");
   pnh.param<std::string>("output_topic", out_topic, "output");
+  bool lock_memory = false;
+  pnh.param("lock_memory", lock_memory, false);
   if (threads < 1 || threads > 256 || queue < 1 || max_tokens < 0 || temperature < 0) {
     ROS_FATAL("bad parameters: threads in [1, 256], queue_size >= 1, max_tokens >= 0, temperature >= 0");
     return 1;
   }
   if (is_vector_model(o.model_path))
-    return run_sensor_node(nh, pnh, o.model_path, threads, queue, in_topic, out_topic);
+    return run_sensor_node(nh, pnh, o.model_path, threads, queue, in_topic, out_topic, lock_memory);
   o.threads = static_cast<size_t>(threads);
   o.max_tokens = static_cast<uint32_t>(max_tokens);
   o.temperature = static_cast<float>(temperature);
