@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs rill's build and test dependencies from Debian packages (bookworm), only those missing.
 #   scripts/setup.sh             build + tests
-#   scripts/setup.sh ros         also ROS 1 (roscore, roscpp, std_msgs, std_srvs, catkin) for the ROS node
+#   scripts/setup.sh ros         also ROS 1 (roscore, roscpp, std_msgs, std_srvs, diagnostic_msgs, catkin, and
+#                                the message generator gencpp) for the ROS node
 #   scripts/setup.sh --wait-only only wait until no other package manager holds dpkg's or apt's locks
 # A fresh machine often runs its own updates at boot: the script waits for them (up to
 # RILL_SETUP_LOCK_TIMEOUT seconds, default 600), saying what it waits for, instead of failing.
@@ -45,7 +46,8 @@ pkgs=(cmake ninja-build g++ pkg-config libpthreadpool-dev
       libpcre2-dev libutf8proc-dev libsentencepiece-dev sentencepiece libxnnpack-dev python3-regex python3-numpy
       python3-dev pybind11-dev python3-pybind11 python3-pytest python3-torch python3-matplotlib)
 if [ "${1:-}" = "ros" ]; then
-  pkgs+=(ros-core-dev libroscpp-dev libstd-msgs-dev libstd-srvs-dev catkin python3)
+  pkgs+=(ros-core-dev libroscpp-dev libstd-msgs-dev libstd-srvs-dev libdiagnostic-msgs-dev catkin python3
+        python3-gencpp python3-genmsg ros-std-msgs)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -113,7 +113,7 @@ release() {
   expect_known_suites build/tests/rill_tests $all_suites
   expect_known_suites build/tests/rill_cuda_emu_tests $cuda_emu_suites
   ctest_stage build
-  expect_suites release $all_suites alloc $cuda_emu_suites
+  expect_suites release $all_suites alloc $cuda_emu_suites ros_free
 }
 
 asan() {

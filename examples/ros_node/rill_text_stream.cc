@@ -24,13 +24,21 @@ TextStream::TextStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TextStream::~TextStream() = default;
 
 std::unique_ptr<TextStream> TextStream::open(const TextStreamOptions& o, std::string* error) {
-  auto im = std::make_unique<Impl>();
-  im->opts = o;
+  rill::LoadedModel lm;
   rill::Error e;
-  if (rill::LoadedModel::open(o.model_path.c_str(), rill::ModelOptions{}, &im->model, &e) != rill::Status::kOk) {
+  if (rill::LoadedModel::open(o.model_path.c_str(), rill::ModelOptions{}, &lm, &e) != rill::Status::kOk) {
     *error = o.model_path + ": " + e.message;
     return nullptr;
   }
+  return open(std::move(lm), o, error);
+}
+
+std::unique_ptr<TextStream> TextStream::open(rill::LoadedModel&& model, const TextStreamOptions& o,
+                                             std::string* error) {
+  auto im = std::make_unique<Impl>();
+  im->opts = o;
+  im->model = std::move(model);
+  rill::Error e;
   im->info = im->model.model().info();
   if (im->info.tokenizer == rill::TokenizerKind::kNone) {
     *error = o.model_path + ": the model has no tokenizer, so it cannot take text";

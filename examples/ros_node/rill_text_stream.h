@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "rill/rill.hpp"
+#include "rill/extension.hpp"
 
 namespace rill_ros {
 
@@ -28,6 +28,8 @@ class TextStream {
   // Maps and verifies the model, creates the session, sampler and buffers (allocates). On failure
   // returns null and sets *error.
   static std::unique_ptr<TextStream> open(const TextStreamOptions& o, std::string* error);
+  // The same with the model already open (o.model_path only names it in messages).
+  static std::unique_ptr<TextStream> open(rill::LoadedModel&& model, const TextStreamOptions& o, std::string* error);
   ~TextStream();
 
   // Feeds `text` (tokenized with the model's tokenizer) and generates up to max_tokens tokens after
