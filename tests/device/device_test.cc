@@ -342,6 +342,49 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
     }
   }
 
+  TEST_CASE("sensor streams on the device in one Batch::step_vectors, and a NaN stream skipped, as if alone") {
+    DeviceUnderTest dut;
+    Both b(golden_dir("s4d_prenorm_mean"), "f32");
+    const ModelInfo info = b.cpu.model().info();
+    const size_t S = 3, T = 6, din = info.d_input, dout = info.d_output;
+    std::vector<OwnedSession> alone, streams;
+    for (size_t s = 0; s < S; ++s) alone.push_back(session_of(b.cpu.model())), streams.push_back(session_of(b.dev.model()));
+    AlignedBuffer arena;
+    Batch batch;
+    size_t bytes = 0;
+    BatchOptions bo;
+    bo.max_streams = S;
+    REQUIRE(Batch::footprint(b.dev.model(), bo, &bytes) == Status::kOk);
+    REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
+    REQUIRE(Batch::init(b.dev.model(), bo, arena.data(), arena.size(), &batch) == Status::kOk);
+    std::vector<Session*> ptrs;
+    for (auto& m : streams) ptrs.push_back(&m.session());
+    std::vector<float> x(S * din), y(S * dout), want(dout);
+    Status st[S];
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.3f * static_cast<float>(t * x.size() + i));
+      const bool skip = t == T - 1;  // the last step: stream 1's row is NaN and skipped
+      if (skip) x[din] = std::nanf("");
+      REQUIRE(batch.step_vectors(ptrs.data(), x.data(), S, x.size(), y.data(), y.size(), st,
+                                 skip ? BadStream::kSkip : BadStream::kRefuseAll) == Status::kOk);
+      for (size_t s = 0; s < S; ++s) {
+        CAPTURE(t);
+        CAPTURE(s);
+        if (skip && s == 1) {
+          CHECK(st[s] == Status::kNonFinite);
+          CHECK(std::isnan(y[s * dout]));
+          continue;
+        }
+        REQUIRE(alone[s].session().step_vector(x.data() + s * din, din, want.data(), dout) == Status::kOk);
+        const std::vector<float> row(y.begin() + s * dout, y.begin() + (s + 1) * dout);
+        CHECK(max_diff(row, want) <= 1e-4 * std::max(1.0, peak(want)));
+        if (kExact) CHECK(row == want);
+      }
+    }
+    if (kExact)
+      for (size_t s = 0; s < S; ++s) CHECK(state_of(streams[s].session()) == state_of(alone[s].session()));
+  }
+
   TEST_CASE("errors on the device leave the state unchanged") {
     DeviceUnderTest dut;
     Both b(golden_dir("mamba1_awkward"), "f32");
