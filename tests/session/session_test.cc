@@ -261,6 +261,37 @@ TEST_SUITE("session") {
       CHECK(locked.second == 0);
     }
   }
+
+  TEST_CASE("lock_memory: the arena is locked (VmLck grows), and a clone's arena too") {
+    auto locked_kib = [] {
+      long kib = -1;
+      if (FILE* f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        while (std::fgets(line, sizeof line, f))
+          if (std::sscanf(line, "VmLck: %ld kB", &kib) == 1) break;
+        std::fclose(f);
+      }
+      return kib;
+    };
+    ConvertedModel cm(src_dir() + "/examples/demo_model/checkpoint", "q8");
+    SessionOptions so;
+    so.prefill_chunk = 256;  // an arena of a few MiB, so the growth is plain
+    so.lock_memory = true;
+    const long before = locked_kib();
+    REQUIRE(before >= 0);
+    OwnedSession os;
+    Error e;
+    REQUIRE_MESSAGE(OwnedSession::create(cm.model(), so, &os, &e) == Status::kOk, e.message);
+    const long after_init = locked_kib();
+    const long arena_kib = static_cast<long>(os.arena_bytes() / 1024);
+    MESSAGE("VmLck ", before, " kB, after a locked session arena of ", arena_kib, " KiB: ", after_init, " kB");
+    CHECK(after_init - before >= arena_kib - 8);
+    AlignedBuffer clone_arena;
+    REQUIRE(AlignedBuffer::allocate(os.session().arena_bytes(), &clone_arena) == Status::kOk);
+    Session copy;
+    REQUIRE(os.session().clone(clone_arena.data(), clone_arena.size(), &copy, &e) == Status::kOk);
+    CHECK(locked_kib() - after_init >= arena_kib - 8);  // the copy's arena is locked as well
+  }
 }
 #endif
 

@@ -204,8 +204,8 @@ class Session {
   static Status init(const Model& model, const SessionOptions& opts, void* arena, size_t arena_size,
                      Session* out, Error* err = nullptr);
 
-  // An explicit copy: a session with this one's model and options in `arena` (>= arena_bytes()),
-  // holding a copy of this state. The two then step independently.
+  // An explicit copy: a session with this one's model and options (prefault and lock_memory too) in
+  // `arena` (>= arena_bytes()), holding a copy of this state. The two then step independently.
   Status clone(void* arena, size_t arena_size, Session* out, Error* err = nullptr) const;
   size_t arena_bytes() const;
 
@@ -261,6 +261,7 @@ class Session {
   // The last batch step that took this session (a number unique to that step, process-wide): a session
   // met twice in one step is found in O(n).
   uint64_t batch_step_ = 0;
+  bool prefault_ = false, lock_memory_ = false;  // the arena's options, which clone() gives its copy
 };
 
 // What a batch step does with a stream whose input it refuses (a token out of range, a non-finite or

@@ -206,6 +206,8 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, &base, err);
   if (s != Status::kOk) return s;
   out->state_ = base + p.state;
+  out->prefault_ = opts.prefault;
+  out->lock_memory_ = opts.lock_memory;
   const DeviceHooks* dev = device_hooks(m.backend);
   if (dev) {  // every row's state pointer in one copy, through the pinned staging
     DevicePass* d = device_pass(out->pass_);
@@ -240,6 +242,8 @@ Session& Session::operator=(Session&& o) noexcept {
   take_pass(&pass_, &o.pass_);
   state_ = o.state_;
   o.state_ = nullptr;
+  prefault_ = o.prefault_;
+  lock_memory_ = o.lock_memory_;
   return *this;
 }
 
@@ -253,6 +257,8 @@ Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) 
   SessionOptions o;
   o.pool = pass_.pool;
   o.prefill_chunk = pass_.max_rows;
+  o.prefault = prefault_;
+  o.lock_memory = lock_memory_;
   Status s = init(model(), o, arena, arena_size, out, err);
   if (s != Status::kOk) return s;
   if ((s = pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes)) != Status::kOk) {
