@@ -179,17 +179,27 @@ class Batch:
         self.model = model
         self._b = _rill._Batch(model._m, max_streams)
 
-    def step(self, sessions: Sequence[Session], tokens: Tokens) -> np.ndarray:
+    def step(self, sessions: Sequence[Session], tokens: Tokens, skip_bad: bool = False):
         """Session i takes tokens[i]: the logits [len(sessions), vocab], each row as if stepped alone.
         A refused stream (a token out of range, a session given twice) refuses the whole step, and the
-        exception names the stream; no session changes."""
-        return self._b.step([s._s for s in sessions], tokens)
+        exception names the stream; no session changes. skip_bad=True: the refused streams are skipped
+        instead (their state unchanged, their rows NaN), the others advance, and the result is
+        (logits, {stream index: the exception it would have raised})."""
+        return self._result(self._b.step([s._s for s in sessions], tokens, skip_bad))
 
-    def step_vectors(self, sessions: Sequence[Session], X: np.ndarray) -> np.ndarray:
+    def step_vectors(self, sessions: Sequence[Session], X: np.ndarray, skip_bad: bool = False):
         """Vector models: session i takes row i of X (float32 [len(sessions), d_input]): the outputs
         [len(sessions), d_output], each row as if stepped alone. A NaN row refuses the step (NonFinite,
-        naming the stream); no session changes."""
-        return self._b.step_vectors([s._s for s in sessions], X)
+        naming the stream); no session changes. skip_bad as for step."""
+        return self._result(self._b.step_vectors([s._s for s in sessions], X, skip_bad))
+
+    @staticmethod
+    def _result(r):
+        if not isinstance(r, tuple):
+            return r
+        out, codes = r
+        return out, {i: _BY_CODE.get(c, Error)(f"batch step: stream {i}: {_rill.status_str(c)}")
+                     for i, c in codes.items()}
 
 
 def convert(checkpoint: str, out: str, dtype: str = "f32", group: int = 32, quant_layout: str = "rows16",

@@ -1,6 +1,6 @@
 # Type stubs for the rill package (the public API of python/rill/__init__.py). docs/python.md has the
 # full documentation; the docstrings are in __init__.py.
-from typing import Iterator, List, Optional, Sequence, TypedDict, Union
+from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple, TypedDict, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -95,8 +95,14 @@ class Session:
 class Batch:
     model: Model
     def __init__(self, model: Model, max_streams: int) -> None: ...
-    def step(self, sessions: Sequence[Session], tokens: Tokens) -> F32: ...
-    def step_vectors(self, sessions: Sequence[Session], X: F32) -> F32: ...
+    @overload
+    def step(self, sessions: Sequence[Session], tokens: Tokens, skip_bad: Literal[False] = ...) -> F32: ...
+    @overload
+    def step(self, sessions: Sequence[Session], tokens: Tokens, skip_bad: Literal[True]) -> Tuple[F32, Dict[int, Error]]: ...
+    @overload
+    def step_vectors(self, sessions: Sequence[Session], X: F32, skip_bad: Literal[False] = ...) -> F32: ...
+    @overload
+    def step_vectors(self, sessions: Sequence[Session], X: F32, skip_bad: Literal[True]) -> Tuple[F32, Dict[int, Error]]: ...
 
 def convert(checkpoint: str, out: str, dtype: str = "f32", group: int = 32, quant_layout: str = "rows16",
             tokenizer: str = "auto", kv_dtype: str = "auto", force: bool = False,

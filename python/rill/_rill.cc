@@ -141,9 +141,10 @@ struct PySampler {
 }  // namespace
 
 // A batch step over Python sessions: their C++ sessions in a row, the outputs [n, d_output] in a new
-// array, the GIL released; a refusal names the stream.
+// array, the GIL released; a refusal names the stream. skip: the refused streams are skipped (NaN rows)
+// and the result is (outputs, {stream: status code}).
 template <class Step>
-F32 batch_run(PyBatch& b, const std::vector<PySession*>& sessions, Step step) {
+py::object batch_run(PyBatch& b, const std::vector<PySession*>& sessions, bool skip, Step step) {
   std::vector<Session*> ss;
   for (PySession* p : sessions) {
     if (!p || p->m.get() != b.m.get()) raise(Status::kInvalidArgument, "batch step: a session of another model");
@@ -159,7 +160,13 @@ F32 batch_run(PyBatch& b, const std::vector<PySession*>& sessions, Step step) {
   Status s;
   {
     py::gil_scoped_release nogil;
-    s = step(ss.data(), n, dst, verdicts.data());
+    s = step(ss.data(), n, dst, verdicts.data(), skip ? BadStream::kSkip : BadStream::kRefuseAll);
+  }
+  if (skip && s == Status::kOk) {
+    py::dict refused;
+    for (size_t i = 0; i < n; ++i)
+      if (verdicts[i] != Status::kOk) refused[py::int_(i)] = py::int_(static_cast<int>(verdicts[i]));
+    return py::make_tuple(o, refused);
   }
   if (s != Status::kOk) {
     for (size_t i = 0; i < n; ++i)
@@ -168,7 +175,7 @@ F32 batch_run(PyBatch& b, const std::vector<PySession*>& sessions, Step step) {
                                (verdicts[i] == Status::kInvalidArgument ? " (this session is also an earlier stream)" : ""));
     check(s, "batch step");
   }
-  return o;
+  return std::move(o);
 }
 
 PYBIND11_MODULE(_rill, mod) {
@@ -395,16 +402,16 @@ PYBIND11_MODULE(_rill, mod) {
            }),
            py::arg("model"), py::arg("max_streams"))
       .def("step",
-           [](PyBatch& b, std::vector<PySession*> sessions, py::object tokens) {
+           [](PyBatch& b, std::vector<PySession*> sessions, py::object tokens, bool skip) {
              const std::vector<int32_t> t = tokens_arg(tokens);
              if (sessions.size() != t.size())
                raise(Status::kInvalidArgument, "batch step: " + std::to_string(sessions.size()) + " sessions, " +
                                                    std::to_string(t.size()) + " tokens");
-             return batch_run(b, sessions, [&](Session* const* ss, size_t n, float* dst, Status* v) {
-               return b.b.step(ss, t.data(), n, dst, n * b.m->info().d_output, v);
+             return batch_run(b, sessions, skip, [&](Session* const* ss, size_t n, float* dst, Status* v, BadStream m) {
+               return b.b.step(ss, t.data(), n, dst, n * b.m->info().d_output, v, m);
              });
            })
-      .def("step_vectors", [](PyBatch& b, std::vector<PySession*> sessions, py::object X) {
+      .def("step_vectors", [](PyBatch& b, std::vector<PySession*> sessions, py::object X, bool skip) {
         F32 in = f32_arg(X, "X", 2);
         const size_t din = b.m->info().d_input;
         if (!din) raise(Status::kInvalidArgument, "batch step_vectors: a token model (use step)");
@@ -412,8 +419,8 @@ PYBIND11_MODULE(_rill, mod) {
           raise(Status::kInvalidArgument, "batch step_vectors: X must be [" + std::to_string(sessions.size()) + ", " +
                                               std::to_string(din) + "] (one row per session)");
         const float* src = in.data();
-        return batch_run(b, sessions, [&](Session* const* ss, size_t n, float* dst, Status* v) {
-          return b.b.step_vectors(ss, src, n, n * din, dst, n * b.m->info().d_output, v);
+        return batch_run(b, sessions, skip, [&](Session* const* ss, size_t n, float* dst, Status* v, BadStream m) {
+          return b.b.step_vectors(ss, src, n, n * din, dst, n * b.m->info().d_output, v, m);
         });
       });
 

@@ -190,6 +190,26 @@ def test_batch_of_sensor_streams(converted):
     with pytest.raises(rill.InvalidArgument):
         b.step(streams, [1, 2, 3])  # a vector model
     assert [s.state for s in streams] == before
+    # skip_bad: stream 2 keeps its state and gets a NaN row; the others advance as if alone
+    out, refused = b.step_vectors(streams, rows, skip_bad=True)
+    assert list(refused) == [2] and isinstance(refused[2], rill.NonFinite) and "stream 2" in str(refused[2])
+    assert np.isnan(out[2]).all() and streams[2].state == before[2]
+    for i in range(2):
+        assert np.array_equal(out[i], alone[i].step_vector(rows[i].copy()))
+    out, refused = b.step_vectors(streams, np.ones((3, d), np.float32), skip_bad=True)
+    assert refused == {} and np.isfinite(out).all()
+
+
+def test_batch_skip_bad_tokens(converted):
+    m = rill.Model(converted("mamba1_awkward"))
+    V = m.info["vocab_size"]
+    a, c, ra, rc = m.session(), m.session(), m.session(), m.session()
+    b = rill.Batch(m, 3)
+    out, refused = b.step([a, c, a], [5, V, 7], skip_bad=True)  # c: out of range; a again: given twice
+    assert set(refused) == {1, 2} and isinstance(refused[1], rill.TokenRange)
+    assert isinstance(refused[2], rill.InvalidArgument)
+    assert np.array_equal(out[0], ra.step(5)) and np.isnan(out[1:]).all()
+    assert a.state == ra.state and c.state == rc.state
 
 
 def test_two_threads_step_two_sessions_as_if_alone(converted):
@@ -270,7 +290,10 @@ def test_type_stubs_match_the_module(converted):
         for f in classes[cname].body:
             if not isinstance(f, ast.FunctionDef):
                 continue
-            if f.decorator_list:  # a property (and its setter)
+            decorators = {d.id if isinstance(d, ast.Name) else d.attr for d in f.decorator_list}
+            if decorators == {"overload"}:  # the names; the defaults are the overloads' Literal[...] = ...
+                assert [a.arg for a in f.args.args] == list(inspect.signature(getattr(cls, f.name)).parameters)
+            elif f.decorator_list:  # a property (and its setter)
                 assert isinstance(inspect.getattr_static(cls, f.name), property), f"{cname}.{f.name}"
             else:
                 check(f, getattr(cls, f.name), f"{cname}.{f.name}")
