@@ -154,7 +154,7 @@ struct SessionOptions {
   // a memory-tight caller may take 8 for about 10-25 % slower prefill.
   uint32_t prefill_chunk = 32;
   // prefault writes every page of the arena at init; lock_memory also locks it in RAM (mlock; as in
-  // ModelOptions). Neither is undone by the session: the arena is the caller's.
+  // ModelOptions) until the session is destroyed (or moved over), which unlocks it.
   bool prefault = false;
   bool lock_memory = false;
 };
@@ -261,7 +261,9 @@ class Session {
   // The last batch step that took this session (a number unique to that step, process-wide): a session
   // met twice in one step is found in O(n).
   uint64_t batch_step_ = 0;
-  bool prefault_ = false, lock_memory_ = false;  // the arena's options, which clone() gives its copy
+  bool prefault_ = false;     // the arena's options, which clone() gives its copy
+  void* locked_ = nullptr;    // the arena range this session locked (lock_memory): unlocked with the session
+  size_t locked_bytes_ = 0;
 };
 
 // What a batch step does with a stream whose input it refuses (a token out of range, a non-finite or

@@ -7,6 +7,8 @@
 // the caller's arena holds only the DevicePass; the regions are in a device arena it opens at init,
 // inputs and outputs go through its pinned staging (io), and a decode step is replayed from the
 // forward pass recorded at init (a CUDA graph: copy-in, every op, copy-out).
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -195,7 +197,8 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
   const ArenaLayout p = layout_arena(m, opts.prefill_chunk, true);
-  if ((opts.prefault || opts.lock_memory) && arena && arena_size >= host_bytes(m, p)) {
+  const bool fits = arena && arena_size >= host_bytes(m, p);
+  if ((opts.prefault || opts.lock_memory) && fits) {
     std::memset(arena, 0, host_bytes(m, p));  // every page written now, not at the first steps
     if (opts.lock_memory) {
       const Status ls = lock_pages(arena, host_bytes(m, p), "the session arena", err);
@@ -204,10 +207,16 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   }
   unsigned char* base = nullptr;
   Status s = place_pass(m, opts.pool, p, "session", arena, arena_size, &out->pass_, &base, err);
-  if (s != Status::kOk) return s;
+  if (s != Status::kOk) {
+    if (opts.lock_memory && fits) munlock(arena, host_bytes(m, p));
+    return s;
+  }
   out->state_ = base + p.state;
   out->prefault_ = opts.prefault;
-  out->lock_memory_ = opts.lock_memory;
+  if (opts.lock_memory) {  // this session locked it: its destructor unlocks it
+    out->locked_ = arena;
+    out->locked_bytes_ = host_bytes(m, p);
+  }
   const DeviceHooks* dev = device_hooks(m.backend);
   if (dev) {  // every row's state pointer in one copy, through the pinned staging
     DevicePass* d = device_pass(out->pass_);
@@ -236,14 +245,22 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   return Status::kOk;
 }
 
-Session::~Session() { release_pass(&pass_); }
+Session::~Session() {
+  release_pass(&pass_);
+  if (locked_) munlock(locked_, locked_bytes_);
+}
 
 Session& Session::operator=(Session&& o) noexcept {
+  if (this == &o) return *this;
   take_pass(&pass_, &o.pass_);
   state_ = o.state_;
   o.state_ = nullptr;
   prefault_ = o.prefault_;
-  lock_memory_ = o.lock_memory_;
+  if (locked_) munlock(locked_, locked_bytes_);
+  locked_ = o.locked_;
+  locked_bytes_ = o.locked_bytes_;
+  o.locked_ = nullptr;
+  o.locked_bytes_ = 0;
   return *this;
 }
 
@@ -258,7 +275,7 @@ Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) 
   o.pool = pass_.pool;
   o.prefill_chunk = pass_.max_rows;
   o.prefault = prefault_;
-  o.lock_memory = lock_memory_;
+  o.lock_memory = locked_ != nullptr;
   Status s = init(model(), o, arena, arena_size, out, err);
   if (s != Status::kOk) return s;
   if ((s = pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes)) != Status::kOk) {
