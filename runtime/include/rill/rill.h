@@ -223,7 +223,8 @@ typedef struct rill_session_options {
   uint32_t struct_size;
   uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 32) */
   rill_pool* pool;        /* null (default): the calling thread does all the work */
-  /* Since 0.1 (default 0): prefault writes every page of the arena at init; lock_memory also mlocks it. */
+  /* Since 0.1 (default 0): prefault writes every page of the arena at init; lock_memory also mlocks it
+   * until rill_session_release. */
   uint32_t prefault;
   uint32_t lock_memory;
 } rill_session_options;
