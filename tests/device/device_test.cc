@@ -292,14 +292,11 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
     std::vector<std::vector<float>> want(S, std::vector<float>(V));
     for (size_t s = 0; s < S; ++s)  // stream s takes the tokens shifted by s
       for (size_t t = 0; t < T; ++t) REQUIRE(alone[s].session().step(tokens[(t + s) % tokens.size()], want[s].data(), V) == Status::kOk);
-    AlignedBuffer arena;
-    Batch batch;
-    size_t bytes = 0;
     BatchOptions bo;
     bo.max_streams = S;
-    REQUIRE(Batch::footprint(b.dev.model(), bo, &bytes) == Status::kOk);
-    REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
-    REQUIRE(Batch::init(b.dev.model(), bo, arena.data(), arena.size(), &batch) == Status::kOk);
+    OwnedBatch owned;
+    REQUIRE(OwnedBatch::create(b.dev.model(), bo, &owned) == Status::kOk);
+    Batch& batch = owned.get();
     std::vector<float> got(S * V), one(V);
     std::vector<Session*> ptrs;
     for (auto& m : mixed) ptrs.push_back(&m.session());
@@ -349,14 +346,11 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
     const size_t S = 3, T = 6, din = info.d_input, dout = info.d_output;
     std::vector<OwnedSession> alone, streams;
     for (size_t s = 0; s < S; ++s) alone.push_back(session_of(b.cpu.model())), streams.push_back(session_of(b.dev.model()));
-    AlignedBuffer arena;
-    Batch batch;
-    size_t bytes = 0;
     BatchOptions bo;
     bo.max_streams = S;
-    REQUIRE(Batch::footprint(b.dev.model(), bo, &bytes) == Status::kOk);
-    REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
-    REQUIRE(Batch::init(b.dev.model(), bo, arena.data(), arena.size(), &batch) == Status::kOk);
+    OwnedBatch owned;
+    REQUIRE(OwnedBatch::create(b.dev.model(), bo, &owned) == Status::kOk);
+    Batch& batch = owned.get();
     std::vector<Session*> ptrs;
     for (auto& m : streams) ptrs.push_back(&m.session());
     std::vector<float> x(S * din), y(S * dout), want(dout);

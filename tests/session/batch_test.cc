@@ -52,13 +52,10 @@ void check_batch(const Model& model, size_t n, size_t steps) {
   auto streams = make_streams(model, n);
   BatchOptions bo;
   bo.max_streams = static_cast<uint32_t>(n);
-  size_t bytes = 0;
-  REQUIRE(Batch::footprint(model, bo, &bytes) == Status::kOk);
-  AlignedBuffer arena;
-  REQUIRE(AlignedBuffer::allocate(bytes, &arena) == Status::kOk);
-  Batch batch;
+  OwnedBatch owned;
   Error e;
-  REQUIRE_MESSAGE(Batch::init(model, bo, arena.data(), arena.size(), &batch, &e) == Status::kOk, e.message);
+  REQUIRE_MESSAGE(OwnedBatch::create(model, bo, &owned, &e) == Status::kOk, e.message);
+  Batch& batch = owned.get();
   // Sessions in reverse order, so row i is not stream i.
   std::vector<Session*> ss(n);
   for (size_t i = 0; i < n; ++i) ss[i] = &streams[n - 1 - i].session();

@@ -87,12 +87,9 @@ int bench_streams(const Model& model, const std::vector<long long>& thread_count
       BatchOptions bo;
       bo.pool = pool;
       bo.max_streams = static_cast<uint32_t>(n);
-      size_t bytes = 0;
-      AlignedBuffer arena;
-      Batch batch;
-      if (Batch::footprint(model, bo, &bytes) != Status::kOk || AlignedBuffer::allocate(bytes, &arena) != Status::kOk ||
-          Batch::init(model, bo, arena.data(), arena.size(), &batch, &e) != Status::kOk)
-        return report(e, "batch");
+      OwnedBatch owned;
+      if (OwnedBatch::create(model, bo, &owned, &e) != Status::kOk) return report(e, "batch");
+      Batch& batch = owned.get();
       // Token models: a token per stream (Batch::step); vector models: a vector per stream, a slow
       // sine per channel (Batch::step_vectors).
       const size_t din = info.d_input;
