@@ -175,7 +175,7 @@ py::object batch_run(PyBatch& b, const std::vector<PySession*>& sessions, bool s
                                (verdicts[i] == Status::kInvalidArgument ? " (this session is also an earlier stream)" : ""));
     check(s, "batch step");
   }
-  return std::move(o);
+  return o;
 }
 
 PYBIND11_MODULE(_rill, mod) {
