@@ -194,9 +194,9 @@ void TensorSet::conv_weight(const std::string& src_name, int layer) {
   });
 }
 
-void TensorSet::lm_tensors(const std::string& emb_name) {
+void TensorSet::lm_tensors(const std::string& emb_name, const std::string& norm_name) {
   copy(emb_name, "embedding", -1);
-  copy("backbone.norm_f.weight", "norm_f", -1);
+  copy(norm_name, "norm_f", -1);
   bool untied = false;
   for (const SpecTensor& t : expected_) untied |= t.layer < 0 && t.name == "head";
   if (untied) copy("lm_head.weight", "head", -1);

@@ -127,7 +127,7 @@ class TensorSet {
   // The model-level tensors of a language model: embedding, norm_f (from backbone.norm_f.weight) and
   // the head (lm_head.weight) unless the spec's ends are tied; a tied model's lm_head.weight, which the
   // caller found equal to the embedding (head_is_embedding), is consumed.
-  void lm_tensors(const std::string& emb_name);
+  void lm_tensors(const std::string& emb_name, const std::string& norm_name = "backbone.norm_f.weight");
   // A vector model's ends: encoder.weight + encoder.bias, decoder.weight + decoder.bias, and input_mean
   // / input_std from the config when given.
   void vector_io(const VectorIo& io);
@@ -147,6 +147,12 @@ class TensorSet {
   std::set<std::string> consumed_;
   std::set<std::pair<int, std::string>> planned_;
 };
+
+// A Mamba-2 mixer's tensors (arch/mamba2.h names) of layer li from the checkpoint's, prefix m (e.g.
+// "backbone.layers.3.mixer."): in_proj, conv1d, dt_bias, A = -exp(A_log), D (per head, or per channel
+// when d_per_channel) stored per channel, the gated norm and out_proj. Without the block's pre-norm.
+void mamba2_mixer_tensors(TensorSet& ts, const std::string& m, int li, uint64_t H, uint64_t P, bool conv_bias,
+                          bool d_per_channel);
 
 }  // namespace convert
 }  // namespace rill

@@ -73,6 +73,33 @@ json from_mamba_ssm(const json& c, bool allow_unknown) {
 }
 }  // namespace
 
+void mamba2_mixer_tensors(TensorSet& ts, const std::string& m, int li, uint64_t H, uint64_t P, bool conv_bias,
+                          bool d_per_channel) {
+  const Checkpoint& ck = ts.ck();
+  ts.copy(m + "in_proj.weight", "in_proj", li);
+  ts.conv_weight(m + "conv1d.weight", li);  // covers x, B, C
+  if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li);
+  ts.copy(m + "dt_bias", "dt_bias", li);
+  const SrcTensor* al = ts.expect(m + "A_log", {H});
+  ts.add("A", li, al, [&ck, al] {
+    std::vector<float> a = ck.read_f32(*al);
+    for (float& v : a) v = static_cast<float>(-std::exp(static_cast<double>(v)));  // A = -exp(A_log)
+    return a;
+  });
+  // D per head [H] (HF) or per channel [E] (mamba_ssm D_has_hdim): stored per channel [E].
+  const SrcTensor* dd = ts.expect(m + "D", d_per_channel ? std::vector<uint64_t>{H * P} : std::vector<uint64_t>{H});
+  ts.add("D", li, dd, [&ck, dd, d_per_channel, H, P] {
+    const std::vector<float> v = ck.read_f32(*dd);
+    if (d_per_channel) return v;
+    std::vector<float> o(H * P);
+    for (uint64_t h = 0; h < H; ++h)
+      for (uint64_t q = 0; q < P; ++q) o[h * P + q] = v[h];
+    return o;
+  });
+  ts.copy(m + "norm.weight", "gate_norm", li);
+  ts.copy(m + "out_proj.weight", "out_proj", li);
+}
+
 bool mamba2_matches(const ArchInput& in) {
   try {
     const json cfg = parse_config(in.config_text);
@@ -188,28 +215,7 @@ FileContent mamba2_content(const ArchInput& in) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".", m = p + "mixer.";
     const int li = static_cast<int>(i);
     ts.copy(p + "norm.weight", "norm", li);
-    ts.copy(m + "in_proj.weight", "in_proj", li);
-    ts.conv_weight(m + "conv1d.weight", li);  // covers x, B, C
-    if (conv_bias) ts.copy(m + "conv1d.bias", "conv_bias", li);
-    ts.copy(m + "dt_bias", "dt_bias", li);
-    const SrcTensor* al = ts.expect(m + "A_log", {H});
-    ts.add("A", li, al, [&ck, al] {
-      std::vector<float> a = ck.read_f32(*al);
-      for (float& v : a) v = static_cast<float>(-std::exp(static_cast<double>(v)));  // A = -exp(A_log)
-      return a;
-    });
-    // D per head [H] (HF) or per channel [E] (mamba_ssm D_has_hdim): stored per channel [E].
-    const SrcTensor* dd = ts.expect(m + "D", d_per_channel ? std::vector<uint64_t>{E} : std::vector<uint64_t>{H});
-    ts.add("D", li, dd, [&ck, dd, d_per_channel, H, P] {
-      const std::vector<float> v = ck.read_f32(*dd);
-      if (d_per_channel) return v;
-      std::vector<float> o(H * P);
-      for (uint64_t h = 0; h < H; ++h)
-        for (uint64_t q = 0; q < P; ++q) o[h * P + q] = v[h];
-      return o;
-    });
-    ts.copy(m + "norm.weight", "gate_norm", li);
-    ts.copy(m + "out_proj.weight", "out_proj", li);
+    mamba2_mixer_tensors(ts, m, li, H, P, conv_bias, d_per_channel);
   }
   ts.finish("d_model=" + std::to_string(d) + " num_hidden_layers=" + std::to_string(L) + " heads=" + std::to_string(H) +
             " head_dim=" + std::to_string(P) + " n_groups=" + std::to_string(G) + " state=" + std::to_string(N) +

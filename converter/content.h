@@ -94,7 +94,8 @@ struct ArchInput {
   const std::string& dir;
   fb::DType matrix_dtype;
   bool allow_unknown_config;
-  fb::DType kv_dtype;  // RecurrentGemma's key/value ring buffers: F32 or F16
+  fb::DType kv_dtype;  // RecurrentGemma's and the hybrids' key/value ring buffers: F32 or F16
+  uint32_t max_context;  // the hybrids' default context (0: from the config)
 };
 
 // Architectures: inspect the config and tensors and return the file's complete, checked content.
@@ -108,6 +109,10 @@ bool s4d_matches(const ArchInput& in);
 FileContent s4d_content(const ArchInput& in);
 bool recurrent_gemma_matches(const ArchInput& in);
 FileContent recurrent_gemma_content(const ArchInput& in);
+bool granite_hybrid_matches(const ArchInput& in);  // Granite 4.0-H (granitemoehybrid), dense
+FileContent granite_hybrid_content(const ArchInput& in);
+bool nemotron_h_matches(const ArchInput& in);
+FileContent nemotron_h_content(const ArchInput& in);
 
 // Marks the content's matrices for int8/int4 per the options and each tensor's storage class
 // (kSensitive ones stay f16 unless --quantize names them; kF32 and kFloat ones are never quantized).

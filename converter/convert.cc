@@ -103,7 +103,7 @@ Report run(const Options& opts) {
   if (opts.kv_dtype == "f32") kv = fb::DType::F32;
   else if (opts.kv_dtype == "f16") kv = fb::DType::F16;
   else if (opts.kv_dtype != "auto") throw ConvertError("--kv-dtype " + opts.kv_dtype + " is not supported (auto, f32, f16)");
-  ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config, kv};
+  ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config, kv, opts.max_context};
   FileContent content;
   Report report;
   if (s4d_matches(in)) {
@@ -121,11 +121,17 @@ Report run(const Options& opts) {
   } else if (recurrent_gemma_matches(in)) {
     content = recurrent_gemma_content(in);
     report.arch = "recurrent_gemma";
+  } else if (granite_hybrid_matches(in)) {
+    content = granite_hybrid_content(in);
+    report.arch = "mamba2_hybrid";
+  } else if (nemotron_h_matches(in)) {
+    content = nemotron_h_content(in);
+    report.arch = "mamba2_hybrid";
   } else {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
     throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7, s4d, "
-                       "recurrent_gemma)");
+                       "recurrent_gemma, granitemoehybrid, nemotron_h)");
   }
 
   // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,

@@ -32,12 +32,14 @@ static_assert(RILL_OK == static_cast<int>(Status::kOk) && RILL_INVALID_ARGUMENT 
                   RILL_DEVICE_ERROR == static_cast<int>(Status::kDeviceError) &&
                   RILL_TOKEN_RANGE == static_cast<int>(Status::kTokenRange) &&
                   RILL_NON_FINITE == static_cast<int>(Status::kNonFinite) &&
-                  RILL_STATE_MISMATCH == static_cast<int>(Status::kStateMismatch),
+                  RILL_STATE_MISMATCH == static_cast<int>(Status::kStateMismatch) &&
+                  RILL_CONTEXT_FULL == static_cast<int>(Status::kContextFull),
               "C and C++ status values agree");
 static_assert(RILL_ALIGN == kAlign, "alignment");
 static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_MAMBA2 == static_cast<int>(Arch::kMamba2) &&
                   RILL_ARCH_RWKV7 == static_cast<int>(Arch::kRwkv7) && RILL_ARCH_S4D == static_cast<int>(Arch::kS4d) &&
-                  RILL_ARCH_RECURRENT_GEMMA == static_cast<int>(Arch::kRecurrentGemma),
+                  RILL_ARCH_RECURRENT_GEMMA == static_cast<int>(Arch::kRecurrentGemma) &&
+                  RILL_ARCH_MAMBA2_HYBRID == static_cast<int>(Arch::kMamba2Hybrid),
               "arch values");
 static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
                   RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld) &&
@@ -157,6 +159,7 @@ Status model_opts(const rill_model_options* in, ModelOptions* out) {
   out->verify = o.verify != 0;
   out->prefault = o.prefault != 0;
   out->lock_memory = o.lock_memory != 0;
+  out->max_context = o.max_context;
   return Status::kOk;
 }
 
@@ -176,6 +179,8 @@ Status session_opts(const rill_session_options* in, SessionOptions* out) {
   out->prefill_chunk = o.prefill_chunk;
   out->prefault = o.prefault != 0;
   out->lock_memory = o.lock_memory != 0;
+  if (o.context_full != RILL_CONTEXT_REFUSE && o.context_full != RILL_CONTEXT_SLIDE) return Status::kInvalidArgument;
+  out->context_full = static_cast<ContextFull>(o.context_full);
   return pool_of(o.pool, &out->pool);
 }
 
@@ -383,6 +388,7 @@ rill_status rill_model_get_info(const rill_model* m, rill_model_info* info) {
   o.backend = in.backend;
   o.d_input = in.d_input;
   o.d_output = in.d_output;
+  o.max_context = in.max_context;
   const size_t caller = info->struct_size, n = caller < sizeof o ? caller : sizeof o;
   std::memcpy(info, &o, n);
   if (caller > n) std::memset(reinterpret_cast<unsigned char*>(info) + n, 0, caller - n);  // a newer header's fields

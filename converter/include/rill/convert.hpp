@@ -22,6 +22,9 @@ struct Options {
   std::string quant_layout = "rows16";
   // RecurrentGemma's key/value ring buffers in the state: "auto" (f32 in f32 models, else f16), "f32", "f16"
   std::string kv_dtype = "auto";
+  // Mamba-2 hybrids: the tokens a stream's attention keeps by default (a loader may choose another);
+  // 0: the config's max_position_embeddings, capped at 4096
+  uint32_t max_context = 0;
   std::vector<std::string> keep_float;  // glob patterns of rill tensor names kept in float (f16)
   std::vector<std::string> quantize;    // glob patterns quantized even if sensitive by default
   std::string report;              // CSV file: per-tensor dtype, bytes, relative RMS error

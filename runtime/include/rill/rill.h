@@ -87,7 +87,8 @@ enum {
   RILL_DEVICE_ERROR = 61,    /* the device failed a pass (driver error, lost device) */
   RILL_TOKEN_RANGE = 80,     /* a token id outside [0, vocab) */
   RILL_NON_FINITE = 81,      /* NaN or Inf in caller input */
-  RILL_STATE_MISMATCH = 82   /* a state blob from another model, of the wrong size, or damaged */
+  RILL_STATE_MISMATCH = 82,  /* a state blob from another model, of the wrong size, or damaged */
+  RILL_CONTEXT_FULL = 83     /* the stream holds max_context tokens and its session refuses more; nothing changed */
 };
 
 /* A short description of a status ("arena too small"); static text, never null. */
@@ -132,7 +133,7 @@ typedef struct rill_pool rill_pool;       /* worker threads for the matrix produ
 enum { RILL_BACKEND_CPU = 0, RILL_BACKEND_CUDA = 1 };
 enum {
   RILL_ARCH_UNKNOWN = 0, RILL_ARCH_MAMBA1 = 1, RILL_ARCH_MAMBA2 = 2, RILL_ARCH_RWKV7 = 3, RILL_ARCH_S4D = 4,
-  RILL_ARCH_RECURRENT_GEMMA = 5
+  RILL_ARCH_RECURRENT_GEMMA = 5, RILL_ARCH_MAMBA2_HYBRID = 6
 };
 enum {
   RILL_TOKENIZER_NONE = 0, RILL_TOKENIZER_BYTES = 1, RILL_TOKENIZER_WORLD = 2, RILL_TOKENIZER_BPE = 3,
@@ -149,6 +150,9 @@ typedef struct rill_model_options {
    * in the message, where RLIMIT_MEMLOCK refuses and this process may not raise it). */
   int32_t prefault;
   int32_t lock_memory;
+  /* Since 0.1 for Mamba-2 hybrids (default 0: the file's): the tokens a stream holds, which sizes the
+   * state; part of the state fingerprint. Ignored by models without attention over all past tokens. */
+  uint32_t max_context;
 } rill_model_options;
 
 typedef struct rill_model_info {
@@ -163,6 +167,7 @@ typedef struct rill_model_info {
   /* Since 0.1 with vector models: d_input 0 means token ids in and vocab_size logits out; otherwise
    * float[d_input] in (rill_session_step_vector) and float[d_output] out, and vocab_size is 0. */
   uint32_t d_input, d_output;
+  uint32_t max_context; /* since 0.1: tokens a stream holds (Mamba-2 hybrids); 0: no limit */
 } rill_model_info;
 
 /* Fills defaults for the fields that fit in struct_size bytes (use the inline wrappers below). */
@@ -227,7 +232,11 @@ typedef struct rill_session_options {
    * until rill_session_release. */
   uint32_t prefault;
   uint32_t lock_memory;
+  /* Since 0.1, a model with max_context: RILL_CONTEXT_REFUSE (default) returns RILL_CONTEXT_FULL at a
+   * full stream and changes nothing; RILL_CONTEXT_SLIDE keeps the last max_context tokens. */
+  int32_t context_full;
 } rill_session_options;
+enum { RILL_CONTEXT_REFUSE = 0, RILL_CONTEXT_SLIDE = 1 };
 
 RILL_API void rill_session_options_init(rill_session_options* opts, size_t struct_size);
 

@@ -40,6 +40,8 @@ enum class Status : int32_t {
   kTokenRange = 80,       // a token id outside [0, vocab)
   kNonFinite = 81,        // NaN or Inf in caller input
   kStateMismatch = 82,    // a state blob from another model, of the wrong size, or damaged
+  kContextFull = 83,      // the stream holds max_context tokens and its session refuses more
+                          // (SessionOptions::context_full): nothing changed
 };
 
 const char* status_str(Status s);
@@ -56,7 +58,9 @@ inline constexpr size_t kAlign = 64;
 // Compute backends. The model format and the session API are the same for all.
 enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
 
-enum class Arch : int32_t { kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4, kRecurrentGemma = 5 };
+enum class Arch : int32_t {
+  kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4, kRecurrentGemma = 5, kMamba2Hybrid = 6
+};
 const char* arch_name(Arch a);
 
 // kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match. kBpe: byte-level
@@ -74,6 +78,11 @@ struct ModelOptions {
   // raised). Model::release unlocks. CPU backend: the weights are these bytes.
   bool prefault = false;
   bool lock_memory = false;
+  // Models with attention over all past tokens (Mamba-2 hybrids): the tokens a stream's state holds,
+  // which sizes the state (keys and values of every attention layer). 0: the file's default (the
+  // converter's --max-context). Part of the state fingerprint: blobs move only between models loaded
+  // with the same value. Ignored by models without such attention.
+  uint32_t max_context = 0;
 };
 
 struct ModelInfo {
@@ -88,6 +97,7 @@ struct ModelInfo {
   TokenizerKind tokenizer = TokenizerKind::kNone;
   int32_t bos_id = -1, eos_id = -1;
   const char* backend = "";   // the backend computing it, e.g. "cpu-avx512vnni" (static text)
+  uint32_t max_context = 0;   // tokens a stream holds (attention over all past tokens); 0: no limit
 };
 
 struct ModelImpl;
@@ -144,6 +154,9 @@ struct ParallelFor {
   size_t n_threads = 1;
 };
 
+// What a session does with a token past its model's max_context (SessionOptions::context_full).
+enum class ContextFull : int32_t { kRefuse = 0, kSlide = 1 };
+
 struct SessionOptions {
   // Work splitting for the matrix products; null: the calling thread does all the work. Must outlive
   // the session; may be shared by sessions stepped in turn.
@@ -157,6 +170,10 @@ struct SessionOptions {
   // ModelOptions) until the session is destroyed (or moved over), which unlocks it.
   bool prefault = false;
   bool lock_memory = false;
+  // A model with a context limit (ModelInfo::max_context), when a stream is full: kRefuse returns
+  // kContextFull and changes nothing; kSlide keeps the last max_context tokens' keys and values (the
+  // oldest slot is overwritten), which the model was not trained for.
+  ContextFull context_full = ContextFull::kRefuse;
 };
 
 // The slots of one forward pass in a caller arena (a Session's or a Batch's): the model, the pool,

@@ -39,6 +39,7 @@ extern const Architecture kMamba2;
 extern const Architecture kRwkv7;
 extern const Architecture kS4d;
 extern const Architecture kRecurrentGemma;
+extern const Architecture kMamba2Hybrid;
 
 // A state tensor of every row of a pass (its offset is the same in each row's state block).
 inline StateRef state(const Rows& r, spec::StateAt at) { return StateRef{r.states, at.offset}; }

@@ -72,6 +72,36 @@ Status view_bytes(const FileView& f, size_t* bytes, Error* err) {
   return Status::kOk;
 }
 
+// A model whose attention keeps every token (Hyper::max_context ring slots): ModelOptions::max_context
+// (m->max_context_option, 0: the file's) replaces the file's value, and the state is laid out anew for
+// it (the file's layout was checked first), in file order, each tensor kAlign-aligned.
+template <class S>
+Status choose_context(const FileView& f, ModelImpl* m, Bound<S>* b, StateSlot* slots, uint32_t n_state, Error* err) {
+  const uint32_t want = m->max_context_option;
+  if (want && want != b->p.max_context) {
+    for (const auto& p : S::kParams)
+      if (p.field == &S::Hyper::max_context && (want < p.lo || want > p.hi))
+        return fail(err, Status::kInvalidArgument, "max_context %u is outside [%llu, %llu]", want,
+                    static_cast<unsigned long long>(p.lo), static_cast<unsigned long long>(p.hi));
+    b->p.max_context = want;
+    uint64_t off = 0;
+    uint32_t i = 0;
+    const spec::Targets<S> to{m, &b->g, b->layers};
+    spec::for_each_state<S>(b->p, file_kinds(f), to, [&](const spec::StateEntry& t) {
+      if (i == n_state) return false;  // the same entries as the file's: cannot happen
+      uint64_t count = 1;
+      for (uint32_t k = 0; k < t.ndim; ++k) count *= t.shape[k];
+      slots[i].count = count;
+      slots[i].offset = t.at->offset = off;
+      off = align_up(off + slots[i++].bytes(), kAlign);
+      return true;
+    });
+    m->state_bytes = off;
+  }
+  m->info.max_context = b->p.max_context;
+  return Status::kOk;
+}
+
 template <class S>
 Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
   auto* b = new (mem) Bound<S>{};
@@ -119,6 +149,9 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
     return true;
   });
   if (s != Status::kOk || (s = finish_state(f, slots, n_state, m, err)) != Status::kOk) return s;
+  if constexpr (requires { b->p.max_context; }) {
+    if ((s = choose_context<S>(f, m, b, slots, n_state, err)) != Status::kOk) return s;
+  }
   m->info.d_model = h.d_model;
   m->info.n_layer = h.n_layer;
   m->info.vocab_size = h.vocab;

@@ -4,6 +4,7 @@
 // conv_dim = E + 2GN (the conv covers x, B and C).
 #include "arch/bind.h"
 #include "arch/mamba2.h"
+#include "arch/ssd_mixer.h"
 
 namespace rill {
 namespace {
@@ -34,23 +35,15 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
   const Hyper& p = arch.p;
   const Ops& op = *x.backend->ops;
-  const size_t n = r.n, d = p.d_model, E = p.d_inner, N = p.d_state, H = p.n_heads, G = p.n_groups, K = p.d_conv;
-  const size_t C = p.conv_dim(), IN = p.in_rows();
+  const size_t n = r.n, d = p.d_model;
   Scratch s;  // each buffer [n, ...]
   carve(kScratch, p, n, x.scratch, &s);
   model_input(x, m, r, s.h);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Spec::Layer& L = arch.layers[l];
-    op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
-    op.matmul(x, L.in_proj, s.u, d, s.zxbcdt, IN, n);  // [n, z (E) | xBC (conv_dim) | dt (H)]
-    op.conv_step(x, state(r, L.conv), L.conv_w.f32(), L.conv_b ? L.conv_b.f32() : nullptr, s.zxbcdt + E, IN, s.xbc,
-                 n, C, K, true);  // xbc [n, conv_dim] = silu(conv xBC): x [H, P], B [G, N], C [G, N]
-    op.softplus_dt(x, s.zxbcdt + E + C, IN, L.dt_b.f32(), s.dt, n, H, p.dt_min, p.dt_max);  // dt [n, H], clamped
-    op.ssd_step(x, state(r, L.ssm), s.xbc, s.xbc + E, s.xbc + E + G * N, C, s.dt, L.A.f32(), L.D.f32(), s.y, n, H,
-                p.head_dim, N, G);  // y [n, E]
-    op.gated_rmsnorm(x, s.y, s.zxbcdt, IN, L.gate_norm.f32(), n, E, G, p.norm_eps);  // y = norm(y silu(z))
-    op.matmul(x, L.out_proj, s.y, E, s.o, d, n);  // o [n, d]
-    op.add(x, s.h, s.o, n * d);  // residual
+    op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);                          // u [n, d]
+    ssd_mixer(x, L, p, p.n_groups, r, s.u, SsdBuffers{s.zxbcdt, s.xbc, s.dt, s.y}, s.o);  // o [n, d]
+    op.add(x, s.h, s.o, n * d);                                                       // residual
   }
   lm_head(x, m, r, s.h, s.u, d, p.norm_eps);
 }

@@ -52,6 +52,7 @@ struct ModelImpl {
   uint32_t n_state_slots = 0;
   uint64_t state_bytes = 0;
   uint64_t fingerprint = 0;  // identifies compatible state blobs
+  uint32_t max_context_option = 0;  // ModelOptions::max_context, read by bind (0: the file's)
   TokenizerView tok;  // the embedded tokenizer, verified at init
   // Ranges init locked in memory (ModelOptions::lock_memory), unlocked by Model::release.
   const void* locked[2] = {nullptr, nullptr};

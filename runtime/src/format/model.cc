@@ -53,6 +53,7 @@ const char* status_str(Status s) {
     case Status::kTokenRange: return "token id out of range";
     case Status::kNonFinite: return "non-finite input";
     case Status::kStateMismatch: return "state blob does not belong to this model";
+    case Status::kContextFull: return "the stream holds max_context tokens (the session refuses more)";
   }
   return "unknown status";
 }
@@ -329,6 +330,7 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
       Status::kOk)
     return s;
   impl->weights = fv.weights;
+  impl->max_context_option = opts.max_context;
   s = ops->bind(fv, impl, static_cast<unsigned char*>(mem) + align_up(sizeof(ModelImpl), kAlign), err);
   if (s == Status::kOk) s = check_ops(fv, *backend, impl, err);
   if (s != Status::kOk) {  // a device backend's copy of the weights goes with the failed model
@@ -374,6 +376,7 @@ Status Model::init(const void* data, size_t size, const ModelOptions& opts, void
   uint64_t fp = hash64(&impl->info.arch, sizeof impl->info.arch);
   const uint32_t dims[3] = {impl->info.d_model, impl->info.n_layer, impl->info.vocab_size};
   fp = hash64(dims, sizeof dims, fp);
+  if (impl->info.max_context) fp = hash64(&impl->info.max_context, sizeof impl->info.max_context, fp);
   for (uint32_t i = 0; i < impl->n_state_slots; ++i) {
     const StateSlot& sl = impl->state_slots[i];
     fp = hash64(sl.name, std::strlen(sl.name), fp);

@@ -19,7 +19,8 @@ int cmd_convert(int argc, char** argv) {
          "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
          "Mamba-2 (HF Mamba2ForCausalLM and mamba_ssm naming), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL\n"
          "naming as safetensors), S4D (state-spaces/s4 S4Model with a config.json), RecurrentGemma (HF\n"
-         "RecurrentGemmaForCausalLM). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
+         "RecurrentGemmaForCausalLM), Mamba-2 hybrids (HF GraniteMoeHybridForCausalLM, dense: Granite 4.0-H;\n"
+         "NemotronHForCausalLM). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
          "(RWKV world), else tokenizer.json (byte-level BPE, e.g. GPT-NeoX for Mamba), else tokenizer.model\n"
          "(SentencePiece, e.g. RecurrentGemma).",
          "rill convert examples/demo_model/checkpoint -o demo.rill --dtype f16",
@@ -34,6 +35,8 @@ int cmd_convert(int argc, char** argv) {
            "                                 file format 1.3) | rows (row by row, readable by format 1.2 readers)", "rows16"},
           {nullptr, "--kv-dtype", "TYPE", "RecurrentGemma's key/value ring buffers in the state: auto (f32 in f32 models,\n"
            "                                 else f16) | f32 | f16", "auto"},
+          {nullptr, "--max-context", "N", "Mamba-2 hybrids: tokens a stream's attention holds by default, which sizes the\n"
+           "                                 state (a loader may choose another); 0: max_position_embeddings, at most 4096", "0"},
           {nullptr, "--keep-float", "PATTERNS", "comma-separated globs of tensors kept in f16, e.g. 'head,layers.0.*'", ""},
           {nullptr, "--quantize", "PATTERNS", "comma-separated globs quantized even if sensitive by default", ""},
           {nullptr, "--report", "FILE", "write per-tensor dtype, bytes and relative RMS error as CSV, and a bar chart\n"
@@ -65,6 +68,12 @@ int cmd_convert(int argc, char** argv) {
   o.group = static_cast<uint32_t>(group);
   o.quant_layout = a.get("--quant-layout");
   o.kv_dtype = a.get("--kv-dtype");
+  long long max_context;
+  if (!parse_int(a.get("--max-context"), 0, 1 << 20, &max_context)) {
+    std::fprintf(stderr, "rill convert: --max-context wants 0 (from the config) to 1048576 tokens\n");
+    return 2;
+  }
+  o.max_context = static_cast<uint32_t>(max_context);
   o.keep_float = split(a.get("--keep-float"));
   o.quantize = split(a.get("--quantize"));
   o.report = a.get("--report");
@@ -72,6 +81,7 @@ int cmd_convert(int argc, char** argv) {
                    (o.dtype == "q4" ? " --group " + std::to_string(o.group) : "") +
                    (o.dtype == "q8" || o.dtype == "q4" ? " --quant-layout " + o.quant_layout : "") +
                    (o.kv_dtype != "auto" ? " --kv-dtype " + o.kv_dtype : "") +
+                   (o.max_context ? " --max-context " + std::to_string(o.max_context) : "") +
                    " --tokenizer " + o.tokenizer + (o.keep_float.empty() ? "" : " --keep-float " + a.get("--keep-float")) +
                    (o.quantize.empty() ? "" : " --quantize " + a.get("--quantize"));
   const double t0 = now_s();
