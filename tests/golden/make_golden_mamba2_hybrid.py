@@ -11,7 +11,8 @@ and the outputs of an independent float64 reference over the whole sequence:
 
     /usr/bin/python3 tests/golden/make_golden_mamba2_hybrid.py
 
-Outputs per case: checkpoint files, tokens.txt, logits.npy [T, V].
+Outputs per case: checkpoint files, tokens.txt, logits.npy [T, V], and logits_slide16.npy [T, V]: the
+same with attention over the last 16 tokens only (a session loaded with max_context 16 that slides).
 """
 import json
 import math
@@ -64,8 +65,9 @@ def rope(x, D):
     return np.concatenate([a * cos - b * sin, b * cos + a * sin], -1)
 
 
-def attention(W, p, u, c, scale, use_rope, bias):
-    """Grouped-query attention over all positions with a causal mask."""
+def attention(W, p, u, c, scale, use_rope, bias, window=None):
+    """Grouped-query attention over all positions with a causal mask (and, given a window, only the last
+    `window` keys: q - window < k <= q, what a session that slides at max_context = window keeps)."""
     QH, KV, D = c["QH"], c["KV"], c["D"]
     T = u.shape[0]
     lin = lambda w: u @ W[p + w + "_proj.weight"].T + (W[p + w + "_proj.bias"] if bias else 0)  # noqa: E731
@@ -75,14 +77,17 @@ def attention(W, p, u, c, scale, use_rope, bias):
     rep = QH // KV
     k, v = np.repeat(k, rep, 1), np.repeat(v, rep, 1)  # head h uses key/value head h // rep
     s = np.einsum("thd,shd->hts", q, k) * scale
-    s = np.where(np.tril(np.ones((T, T), dtype=bool))[None], s, -np.inf)
+    keep = np.tril(np.ones((T, T), dtype=bool))
+    if window:
+        keep &= ~np.tril(np.ones((T, T), dtype=bool), -window)
+    s = np.where(keep[None], s, -np.inf)
     s = np.exp(s - s.max(-1, keepdims=True))
     s /= s.sum(-1, keepdims=True)
     o = np.einsum("hts,shd->thd", s, v).reshape(T, QH * D)
     return o @ W[p + "o_proj.weight"].T + (W[p + "o_proj.bias"] if bias else 0)
 
 
-def granite_reference(W, c, cfg, tokens):
+def granite_reference(W, c, cfg, tokens, window=None):
     h = W["model.embed_tokens.weight"][tokens] * cfg["embedding_multiplier"]
     r, eps = cfg["residual_multiplier"], c["eps"]
     for i, kind in enumerate(cfg["layer_types"]):
@@ -92,7 +97,7 @@ def granite_reference(W, c, cfg, tokens):
             o = mixer(W, p + "mamba.", u, c, 1)
         else:
             o = attention(W, p + "self_attn.", u, c, cfg["attention_multiplier"],
-                          cfg.get("position_embedding_type") == "rope", cfg["attention_bias"])
+                          cfg.get("position_embedding_type") == "rope", cfg["attention_bias"], window)
         h = h + o * r
         u = rmsnorm(h, W[p + "post_attention_layernorm.weight"], eps)
         gu = u @ W[p + "shared_mlp.input_linear.weight"].T
@@ -102,7 +107,7 @@ def granite_reference(W, c, cfg, tokens):
     return rmsnorm(h, W["model.norm.weight"], eps) @ head.T / cfg["logits_scaling"]
 
 
-def nemotron_reference(W, c, cfg, tokens):
+def nemotron_reference(W, c, cfg, tokens, window=None):
     h = W["backbone.embeddings.weight"][tokens]
     eps = c["eps"]
     for i, kind in enumerate(cfg["hybrid_override_pattern"]):
@@ -111,7 +116,7 @@ def nemotron_reference(W, c, cfg, tokens):
         if kind == "M":
             o = mixer(W, p + "mixer.", u, c, c["G"])
         elif kind == "*":
-            o = attention(W, p + "mixer.", u, c, c["D"] ** -0.5, False, False)
+            o = attention(W, p + "mixer.", u, c, c["D"] ** -0.5, False, False, window)
         else:
             o = np.maximum(u @ W[p + "mixer.up_proj.weight"].T, 0) ** 2 @ W[p + "mixer.down_proj.weight"].T
         h = h + o
@@ -195,6 +200,7 @@ def granite_case(name, seed, c, V, T, dtype, extra):
     stored = write_safetensors(os.path.join(out, "model.safetensors"), W, dtype)
     tokens = rng.integers(0, V, T)
     write_case(name, stored, dtype, cfg, tokens, granite_reference(stored, c, cfg, tokens))
+    write_npy(os.path.join(out, "logits_slide16.npy"), granite_reference(stored, c, cfg, tokens, 16))
 
 
 def nemotron_case(name, seed, c, V, T, dtype, pattern):
@@ -228,6 +234,7 @@ def nemotron_case(name, seed, c, V, T, dtype, pattern):
     stored = write_safetensors(os.path.join(out, "model.safetensors"), W, dtype)
     tokens = rng.integers(0, V, T)
     write_case(name, stored, dtype, cfg, tokens, nemotron_reference(stored, c, cfg, tokens))
+    write_npy(os.path.join(out, "logits_slide16.npy"), nemotron_reference(stored, c, cfg, tokens, 16))
 
 
 def main():

@@ -281,6 +281,12 @@ class Session {
   bool prefault_ = false;     // the arena's options, which clone() gives its copy
   void* locked_ = nullptr;    // the arena range this session locked (lock_memory): unlocked with the session
   size_t locked_bytes_ = 0;
+  // Tokens the state has taken since its reset (the state's own position, mirrored on the host so a
+  // device backend's step needs no read back), and what a full stream does (SessionOptions).
+  uint64_t held_ = 0;
+  ContextFull context_full_ = ContextFull::kRefuse;
+  // Whether n more tokens would overfill a model with a max_context that this session refuses past.
+  bool refuses(size_t n) const;
 };
 
 // What a batch step does with a stream whose input it refuses (a token out of range, a non-finite or

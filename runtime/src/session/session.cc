@@ -213,6 +213,13 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   }
   out->state_ = base + p.state;
   out->prefault_ = opts.prefault;
+  if (opts.context_full != ContextFull::kRefuse && opts.context_full != ContextFull::kSlide) {
+    release_pass(&out->pass_);
+    out->state_ = nullptr;
+    return fail(err, Status::kInvalidArgument, "context_full %d is neither kRefuse nor kSlide",
+                static_cast<int>(opts.context_full));
+  }
+  out->context_full_ = opts.context_full;
   if (opts.lock_memory) {  // this session locked it: its destructor unlocks it
     out->locked_ = arena;
     out->locked_bytes_ = host_bytes(m, p);
@@ -256,6 +263,8 @@ Session& Session::operator=(Session&& o) noexcept {
   state_ = o.state_;
   o.state_ = nullptr;
   prefault_ = o.prefault_;
+  held_ = o.held_;
+  context_full_ = o.context_full_;
   if (locked_) munlock(locked_, locked_bytes_);
   locked_ = o.locked_;
   locked_bytes_ = o.locked_bytes_;
@@ -268,6 +277,15 @@ size_t Session::arena_bytes() const {
   return pass_.impl ? host_bytes(*pass_.impl, layout_arena(*pass_.impl, pass_.max_rows, true)) : 0;
 }
 
+namespace {
+const StateSlot* find_slot(const ModelImpl* m, const char* name) {
+  if (!m || !name) return nullptr;
+  for (uint32_t i = 0; i < m->n_state_slots; ++i)
+    if (std::strcmp(m->state_slots[i].name, name) == 0) return &m->state_slots[i];
+  return nullptr;
+}
+}  // namespace
+
 Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) const {
   if (!pass_.impl) return fail(err, Status::kBadState, "session is not initialised");
   if (out == this) return fail(err, Status::kInvalidArgument, "clone into itself");
@@ -276,18 +294,26 @@ Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) 
   o.prefill_chunk = pass_.max_rows;
   o.prefault = prefault_;
   o.lock_memory = locked_ != nullptr;
+  o.context_full = context_full_;
   Status s = init(model(), o, arena, arena_size, out, err);
   if (s != Status::kOk) return s;
   if ((s = pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes)) != Status::kOk) {
     *out = Session{};
     return fail(err, s, "clone: the device failed to copy the state");
   }
+  out->held_ = held_;
   return Status::kOk;
+}
+
+bool Session::refuses(size_t n) const {
+  const uint64_t c = pass_.impl->info.max_context;
+  return c && context_full_ == ContextFull::kRefuse && (held_ > c || n > c - held_);
 }
 
 Status Session::reset() {
   if (!pass_.impl) return Status::kBadState;
   if (const DevicePass* d = device_pass(pass_)) pass_.impl->backend->device->enter(*d);
+  held_ = 0;
   return pass_.impl->backend->zero(state_, pass_.impl->state_bytes);
 }
 
@@ -297,6 +323,8 @@ Status Session::step(int32_t token, float* logits, size_t n_logits) {
   if (m.d_input) return Status::kInvalidArgument;  // a vector model
   if (token < 0 || static_cast<uint32_t>(token) >= m.info.vocab_size) return Status::kTokenRange;
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
+  if (refuses(1)) return Status::kContextFull;
+  ++held_;
   if (const DevicePass* d = device_pass(pass_)) {
     m.backend->device->enter(*d);
     d->io_tokens[0] = token;
@@ -315,12 +343,14 @@ Status Session::prefill(const int32_t* tokens, size_t n_tokens, float* logits, s
   if (logits && n_logits != m.info.vocab_size) return Status::kInvalidArgument;
   for (size_t i = 0; i < n_tokens; ++i)
     if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= m.info.vocab_size) return Status::kTokenRange;
+  if (refuses(n_tokens)) return Status::kContextFull;
   const DevicePass* d = device_pass(pass_);
   if (d) m.backend->device->enter(*d);
   // Chunks of pass_.max_rows tokens: each weight is read once per chunk.
   for (size_t i = 0; i < n_tokens; i += pass_.max_rows) {
     const size_t n = n_tokens - i < pass_.max_rows ? n_tokens - i : pass_.max_rows;
     float* out = i + n == n_tokens ? logits : nullptr;
+    held_ += n;
     if (d) {
       std::memcpy(d->io_tokens, tokens + i, n * sizeof(int32_t));
       const Status s = device_pass_run(pass_, n, out, 1);
@@ -364,6 +394,7 @@ Status Session::prefill_vectors(const float* inputs, size_t n_steps, size_t n_in
   if (d) m.backend->device->enter(*d);
   for (size_t i = 0; i < n_steps; i += pass_.max_rows) {
     const size_t n = n_steps - i < pass_.max_rows ? n_steps - i : pass_.max_rows;
+    held_ += n;
     if (d) {
       std::memcpy(d->io_inputs, inputs + i * din, n * din * sizeof(float));
       const Status s = every ? device_pass_run(pass_, n, output + i * dout, n)
@@ -454,6 +485,7 @@ Status Batch::run(Session* const* sessions, const int32_t* tokens, const float* 
       } else if (!all_finite(inputs + i * din, din)) {
         v = Status::kNonFinite;
       }
+      if (v == Status::kOk && s->refuses(1)) v = Status::kContextFull;
     }
     if (stream_status) stream_status[i] = v;
     if (v == Status::kOk) ++good;
@@ -467,6 +499,7 @@ Status Batch::run(Session* const* sessions, const int32_t* tokens, const float* 
   for (size_t i = 0, r = 0; i < n; ++i) {
     if (stream_status ? stream_status[i] != Status::kOk : false) continue;
     unsigned char* state = sessions[i]->state_;
+    ++sessions[i]->held_;
     if (h) {
       if (tokens) d->io_tokens[r] = tokens[i];
       else std::memcpy(d->io_inputs + r * din, inputs + i * din, din * sizeof(float));
@@ -547,17 +580,13 @@ Status Session::state_copy_in(const void* src, size_t size) {
       h.checksum != hash64(payload, m.state_bytes))
     return Status::kStateMismatch;
   if (const DevicePass* d = device_pass(pass_)) m.backend->device->enter(*d);
+  // The tokens the blob's state holds: its position, where the model keeps one.
+  int64_t pos = 0;
+  if (const StateSlot* sl = find_slot(&m, "position"); sl && sl->type == StateType::kI64)
+    std::memcpy(&pos, payload + sl->offset, sizeof pos);
+  held_ = pos > 0 ? static_cast<uint64_t>(pos) : 0;
   return m.backend->upload(state_, payload, m.state_bytes);  // kDeviceError: the state is undefined
 }
-
-namespace {
-const StateSlot* find_slot(const ModelImpl* m, const char* name) {
-  if (!m || !name) return nullptr;
-  for (uint32_t i = 0; i < m->n_state_slots; ++i)
-    if (std::strcmp(m->state_slots[i].name, name) == 0) return &m->state_slots[i];
-  return nullptr;
-}
-}  // namespace
 
 const float* Session::state_tensor(const char* name, size_t* n_floats) const {
   if (device_pass(pass_)) return nullptr;  // device memory: state_copy_out
