@@ -149,9 +149,11 @@ struct CSession {
     REQUIRE(AlignedBuffer::allocate(m_bytes, &model_mem) == Status::kOk);
     REQUIRE(rill_model_init(lm.file().data(), lm.file().size(), nullptr, model_mem.data(), m_bytes, &model, nullptr) ==
             RILL_OK);
-    REQUIRE(rill_session_footprint(model, nullptr, &s_bytes) == RILL_OK);
+    rill_session_options so = rill_session_default_options();
+    so.context_full = RILL_CONTEXT_SLIDE;  // a model with a context limit runs past it
+    REQUIRE(rill_session_footprint(model, &so, &s_bytes) == RILL_OK);
     REQUIRE(AlignedBuffer::allocate(s_bytes, &session_mem) == Status::kOk);
-    REQUIRE(rill_session_init(model, nullptr, session_mem.data(), s_bytes, &session, nullptr) == RILL_OK);
+    REQUIRE(rill_session_init(model, &so, session_mem.data(), s_bytes, &session, nullptr) == RILL_OK);
   }
 };
 
@@ -169,6 +171,7 @@ void check_model(const std::string& ckpt, const std::string& dtype = "f32", size
   if (threads > 1) REQUIRE(ThreadPool::create(threads, &pool) == Status::kOk);
   SessionOptions so;
   so.pool = pool;
+  so.context_full = ContextFull::kSlide;  // a model with a context limit runs past it (1200 steps)
   OwnedSession os;
   REQUIRE(OwnedSession::create(lm.model(), so, &os) == Status::kOk);
   const size_t V = lm.model().info().vocab_size;
@@ -303,6 +306,11 @@ TEST_CASE("no heap call after load: the CUDA backend's device path on the CUDA e
 TEST_CASE("no heap call after load: Mamba-2 golden model") { check_model(golden_dir("mamba2_groups")); }
 
 TEST_CASE("no heap call after load: RWKV-7 golden model") { check_model(golden_dir("rwkv7_fla_world")); }
+
+TEST_CASE("no heap call after load: a Mamba-2 hybrid (attention ring of 128 slid past 9 times), q4 with 2 threads") {
+  check_model(golden_dir("granite_hybrid_nope"));
+  check_model(golden_dir("nemotron_h_bf16"), "q4", 2);
+}
 
 TEST_CASE("no heap call after load: RecurrentGemma (ring wrap-around, f16 ring), q8 with a 2-thread pool") {
   check_model(golden_dir("recurrent_gemma_awkward"));            // window 16: 1200 steps wrap it 75 times

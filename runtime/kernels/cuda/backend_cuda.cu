@@ -812,7 +812,8 @@ __global__ void act_k(int kind, float* Y, uint64_t count) {
     case 2: r = y > 0.f ? y * y : 0.f; break;
     case 3: r = expf(-0.6065306597126334f * sigmoidf_(y)); break;
     case 4: r = 0.5f * y * (1.f + erff(y * 0.7071067811865476f)); break;
-    default: r = 0.5f * y * (1.f + tanhf(0.7978845608028654f * (y + 0.044715f * y * y * y))); break;
+    case 5: r = 0.5f * y * (1.f + tanhf(0.7978845608028654f * (y + 0.044715f * y * y * y))); break;
+    default: r = y * sigmoidf_(y); break;  // 6: SiLU
   }
   Y[i] = r;
 }
