@@ -28,7 +28,7 @@ int cmd_bench(int argc, char** argv) {
            "                                 or recurrent_gemma: (recurrentgemma-2b's shape; d_model, n_layer, vocab,\n"
            "                                 lru_width, d_ffn, heads, kv_heads, window, conv to change it)", ""},
           {nullptr, "--dtype", "TYPE", "weights of the --random model: f32 | f16 | q8 | q4", "q8"},
-          backend_opt(), device_opt(),
+          backend_opt(), device_opt(), context_opt(),
           {"-n", "--tokens", "N", "decode steps timed", "128"},
           {nullptr, "--prefill", "N", "prompt length timed for prefill", "512"},
           {nullptr, "--context", "N", "tokens prefilled (untimed) before decode is timed: decode at that position\n"
@@ -147,6 +147,7 @@ int cmd_bench(int argc, char** argv) {
     ThreadPool* pool = nullptr;
     if (!create_pool("bench", nt, &pool)) return 1;
     SessionOptions so;
+    so.context_full = ContextFull::kSlide;  // a context-limited model is timed past its limit too
     so.pool = pool;
     OwnedSession os;
     if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
@@ -250,6 +251,7 @@ int cmd_bench(int argc, char** argv) {
                 " peak RSS before the bandwidth probe)\n",
                 info.backend, unit, human_bytes(weight_bpt).c_str(), human_bytes(info.state_bytes).c_str(),
                 human_bytes(probe_bytes).c_str(), human_bytes(info.file_bytes).c_str());
+    if (const std::string note = context_note(lm); !note.empty()) std::printf("(max context %s)\n", note.c_str());
     if (dev)
       std::printf("(device: %s per token = one CUDA graph launch of %zu ops (kernels and copies); device memory %s "
                   "= weights %s + session %s; threads do not apply)\n",

@@ -8,6 +8,15 @@
 namespace rill {
 namespace cli {
 
+namespace {
+// Sessions that run past a context limit (Mamba-2 hybrids) rather than stop at it.
+SessionOptions sliding() {
+  SessionOptions so;
+  so.context_full = ContextFull::kSlide;
+  return so;
+}
+}  // namespace
+
 // Long-run stability: n steps of one session on one thread, each timed; resident memory sampled ten
 // times. Drift in the time per step or growth in memory over a million steps is what a control loop
 // or a long-lived server would meet. Ctrl-C stops it early and reports the steps that ran (exit 130).
@@ -15,7 +24,7 @@ int soak(const Model& model, size_t n, bool json, const std::string& label) {
   const size_t every = std::max<size_t>(n / 10, 1);
   OwnedSession os;
   Error e;
-  if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+  if (OwnedSession::create(model, sliding(), &os, &e) != Status::kOk) return report(e, "session");
   Feed feed(model.info());
   std::vector<float> ms(n);
   std::vector<uint64_t> rss;
@@ -81,7 +90,7 @@ int bench_streams(const Model& model, const std::vector<long long>& thread_count
       std::vector<OwnedSession> sessions(static_cast<size_t>(n));
       std::vector<Session*> ptrs;
       for (OwnedSession& os : sessions) {
-        if (OwnedSession::create(model, SessionOptions{}, &os, &e) != Status::kOk) return report(e, "session");
+        if (OwnedSession::create(model, sliding(), &os, &e) != Status::kOk) return report(e, "session");
         ptrs.push_back(&os.session());
       }
       BatchOptions bo;

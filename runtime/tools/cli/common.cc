@@ -1,5 +1,6 @@
 // What the rill commands share (common.h).
 #include "common.h"
+#include "rill_generated.h"
 
 #include <sched.h>
 
@@ -93,8 +94,45 @@ Opt threads_opt() {
           def, "RILL_THREADS"};
 }
 
+Opt context_opt() {
+  return {nullptr, "--max-context", "N", "Mamba-2 hybrids: tokens a stream's attention holds, which sizes the\n"
+          "                                 state (0: the file's default)", "0"};
+}
+
+std::string context_note(const LoadedModel& lm) {
+  const ModelInfo in = lm.model().info();
+  const fb::Model* m = fb::GetSizePrefixedModel(lm.file().data());
+  const fb::Mamba2HybridParams* p = m->params_as_Mamba2HybridParams();
+  if (!in.max_context || !p || !m->layers()) return "";
+  uint64_t attn = 0, mixers = 0;
+  for (const fb::Layer* l : *m->layers()) {
+    attn += l->kind() == fb::LayerKind::AttentionBlock;
+    mixers += l->kind() == fb::LayerKind::AttentionBlock || l->kind() == fb::LayerKind::Mamba2Mixer;
+  }
+  const uint64_t per_token = 2ull * p->kv_heads() * p->attn_head_dim() * (p->kv_dtype() == fb::DType::F16 ? 2 : 4);
+  const uint64_t c = in.max_context;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%u tokens per stream: the %" PRIu64 " attention layers' keys and values are %s of the %s state;\n"
+                "              a Transformer of the same shape (%" PRIu64 " attention layers) would hold %s at %u "
+                "tokens, %s at 32k",
+                in.max_context, attn, human_bytes(attn * per_token * c).c_str(), human_bytes(in.state_bytes).c_str(),
+                mixers, human_bytes(mixers * per_token * c).c_str(), in.max_context,
+                human_bytes(mixers * per_token * 32768).c_str());
+  return buf;
+}
+
 bool model_options(Args& a, ModelOptions* o) {
   *o = ModelOptions{};
+  if (a.find("--max-context")) {
+    long long c = 0;
+    if (!parse_int(a.get("--max-context"), 0, 1 << 20, &c)) {
+      std::fprintf(stderr, "rill %s: --max-context wants 0 (the file's) to 1048576 tokens (got '%s')\n", a.cmd,
+                   a.get("--max-context").c_str());
+      return false;
+    }
+    o->max_context = static_cast<uint32_t>(c);
+  }
   if (!a.find("--backend")) return true;
   const std::string b = a.get("--backend");
   long long dev = 0;
@@ -159,6 +197,7 @@ int make_session(Args& a, const Model& m, ThreadPool** pool, OwnedSession* os) {
   if (!make_pool(a, pool)) return 2;
   SessionOptions so;
   so.pool = *pool;
+  if (a.find("--slide") && a.flag("--slide")) so.context_full = ContextFull::kSlide;
   Error e;
   if (OwnedSession::create(m, so, os, &e) != Status::kOk) return report(e, "session");
   return 0;

@@ -54,6 +54,12 @@ Opt model_opt();    // -m/--model
 Opt backend_opt();  // --backend cpu|cuda
 Opt device_opt();   // --device N
 Opt threads_opt();  // -t/--threads N, default the physical cores
+Opt context_opt();  // --max-context N (Mamba-2 hybrids)
+
+// For a model with a context limit (ModelInfo::max_context): its attention state at that limit, and
+// what a Transformer of the same shape (every mixer layer attention with this model's key/value heads)
+// would hold at it; empty for other models.
+std::string context_note(const LoadedModel& lm);
 
 // The ModelOptions --backend and --device ask for; false (usage error printed) on a bad value.
 bool model_options(Args& a, ModelOptions* o);

@@ -124,7 +124,7 @@ int cmd_inspect(int argc, char** argv) {
          "Show a model file: architecture, hyper-parameters, tensors (dtype, shape, bytes), weight bytes,\n"
          "state bytes per session, session arena bytes and provenance. The file is fully verified first.",
          "rill inspect demo.rill --verify",
-         {model_opt(), {nullptr, "--tensors", nullptr, "list every tensor", ""},
+         {model_opt(), context_opt(), {nullptr, "--tensors", nullptr, "list every tensor", ""},
           {nullptr, "--verify", nullptr, "also recompute the weight checksum (reads every byte)", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
@@ -268,6 +268,7 @@ int cmd_inspect(int argc, char** argv) {
                     human_bytes(k.bytes / k.rows * 8192).c_str(), human_bytes(k.bytes / k.rows * 32768).c_str());
     }
   }
+  if (const std::string note = context_note(lm); !note.empty()) std::printf("max context   %s\n", note.c_str());
   std::printf("arena         %zu bytes per session (state + scratch for prefill chunks of %u tokens)\n", arena,
               SessionOptions{}.prefill_chunk);
   std::printf("backend       %s\n", in.backend);

@@ -69,7 +69,9 @@ int cmd_run(int argc, char** argv) {
          {model_opt(),
           {"-p", "--prompt", "TEXT", "prompt text (needs a model with a tokenizer)", ""},
           {nullptr, "--tokens", "IDS", "prompt as comma-separated token ids instead of text", ""},
-          backend_opt(), device_opt(),
+          backend_opt(), device_opt(), context_opt(),
+          {nullptr, "--slide", nullptr, "a model with a context limit (Mamba-2 hybrids): at max_context keep the\n"
+           "                                 last tokens (which the model was not trained for) instead of stopping", ""},
           {"-n", "--n-predict", "N", "tokens to generate", "200"},
           {nullptr, "--temp", "T", "sampling temperature; 0 = greedy", "0.8", "RILL_TEMP"},
           {nullptr, "--top-k", "K", "keep the K most likely tokens; 0 = all", "40"},
@@ -132,6 +134,11 @@ int cmd_run(int argc, char** argv) {
   std::fflush(stdout);
   const double t0 = now_s();
   Status s = os.session().prefill(prompt.data(), prompt.size(), logits.data(), logits.size());
+  if (s == Status::kContextFull) {
+    std::fprintf(stderr, "\nrill run: the prompt's %zu tokens do not fit the model's context of %u: load with a larger\n"
+                 "--max-context, or --slide to keep the last %u\n", prompt.size(), info.max_context, info.max_context);
+    return 1;
+  }
   if (s != Status::kOk) {
     std::fprintf(stderr, "\nrill run: prompt rejected: %s\n", status_str(s));
     return 1;
@@ -155,7 +162,14 @@ int cmd_run(int argc, char** argv) {
       std::printf("%s%d", produced ? "," : "", tok);
       std::fflush(stdout);
     }
-    if (produced + 1 < n_predict && (s = os.session().step(tok, logits.data(), logits.size())) != Status::kOk) {
+    if (produced + 1 < n_predict && (s = os.session().step(tok, logits.data(), logits.size())) == Status::kContextFull) {
+      ++produced;
+      text_out.flush();
+      std::fprintf(stderr, "\nrill run: the context is full (%u tokens); stopped. A larger --max-context holds more,\n"
+                   "--slide keeps the last %u\n", info.max_context, info.max_context);
+      break;
+    }
+    if (produced + 1 < n_predict && s != Status::kOk) {
       std::fprintf(stderr, "\nrill run: step failed: %s\n", status_str(s));
       return 1;
     }

@@ -165,7 +165,7 @@ int cmd_logits(int argc, char** argv) {
          {model_opt(),
           {nullptr, "--tokens", "IDS", "comma-separated token ids", ""},
           {nullptr, "--text", "TEXT", "text, tokenized with the model's tokenizer", ""},
-          {"-o", "--output", "FILE", "output .npy file", ""}, backend_opt(), device_opt()}};
+          {"-o", "--output", "FILE", "output .npy file", ""}, backend_opt(), device_opt(), context_opt()}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   LoadedModel lm;
   if (int r = open_model(a, &lm, Takes::kTokens)) return r;
