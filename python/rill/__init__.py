@@ -1,4 +1,5 @@
-"""rill: recurrent sequence models (Mamba, Mamba-2, RWKV-7, S4D, RecurrentGemma) one token or one
+"""rill: recurrent sequence models (Mamba, Mamba-2, RWKV-7, S4D, RecurrentGemma, Mamba-2 / attention
+hybrids) one token or one
 sensor sample at a time, with a state whose size never grows.
 
     import rill
@@ -23,7 +24,7 @@ from . import _rill
 __all__ = ["Model", "Session", "Batch", "convert", "Error", "ConvertError", "InvalidArgument", "BadState", "Misuse",
            "BadMagic", "VersionError", "CorruptModel", "Unsupported", "Truncated", "IoError",
            "ArenaTooSmall", "Alignment", "OutOfMemory", "NoBackend", "DeviceError", "TokenRange",
-           "NonFinite", "StateMismatch"]
+           "NonFinite", "StateMismatch", "ContextFull"]
 
 
 class Error(Exception):
@@ -60,6 +61,8 @@ TokenRange = _status("TokenRange", 80, "A token id outside [0, vocab).", base=ty
 NonFinite = _status("NonFinite", 81, "NaN or Inf in the input.", base=type("_NFBase", (Error, ValueError), {}))
 StateMismatch = _status("StateMismatch", 82, "A state blob from another model, of the wrong size, or damaged.",
                         base=type("_SMBase", (Error, ValueError), {}))
+ContextFull = _status("ContextFull", 83, "The stream holds max_context tokens and the session refuses more "
+                      "(Model(max_context=...) for a larger context, or Model.session(slide=True)); nothing changed.")
 ConvertError = _status("ConvertError", 1000, "The converter refused a checkpoint (the message names the cause).")
 
 _rill._set_exceptions(_BY_CODE)
@@ -71,21 +74,24 @@ class Model:
     """A verified model file, mapped (zero copy). Sessions keep it alive.
 
     backend: "cpu" or "cuda"; device: the CUDA device index; threads: a thread pool for the matrix
-    products (None: the calling thread only).
+    products (None: the calling thread only); max_context: for models with attention over every token
+    (Mamba-2 hybrids), the tokens a stream holds, which sizes the state (0: the file's default).
     """
 
-    def __init__(self, path: str, backend: str = "cpu", device: int = 0, threads: Optional[int] = None):
-        self._m = _rill._Model(str(path), backend, device, threads)
+    def __init__(self, path: str, backend: str = "cpu", device: int = 0, threads: Optional[int] = None,
+                 max_context: int = 0):
+        self._m = _rill._Model(str(path), backend, device, threads, max_context)
 
     @property
     def info(self) -> dict:
         """arch, backend, d_model, n_layer, vocab_size, d_input, d_output, input / output kinds,
-        weight_bytes, state_bytes, file_bytes, tokenizer, bos_id, eos_id, path."""
+        weight_bytes, state_bytes, file_bytes, tokenizer, bos_id, eos_id, max_context (0: no limit), path."""
         return self._m.info
 
-    def session(self, prefill_chunk: int = 64) -> "Session":
-        """A new session with the empty state; prefill_chunk rows go through the model at a time."""
-        return Session(self, self._m.session(prefill_chunk))
+    def session(self, prefill_chunk: int = 64, slide: bool = False) -> "Session":
+        """A new session with the empty state; prefill_chunk rows go through the model at a time. A model
+        with max_context: a full stream raises ContextFull, or with slide=True keeps the last tokens."""
+        return Session(self, self._m.session(prefill_chunk, slide))
 
     def tokenize(self, text: str) -> np.ndarray:
         """Token ids (int32) with the model's embedded tokenizer."""

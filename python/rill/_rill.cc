@@ -102,6 +102,8 @@ const char* tokenizer_name(TokenizerKind k) {
 struct PySession {
   std::shared_ptr<ModelHolder> m;
   OwnedSession s;
+  uint32_t prefill_chunk = 64;
+  bool slide = false;  // a full context slides (else ContextFull)
   size_t n_out() const { return m->info().d_output; }
   bool vector_model() const { return m->info().d_input != 0; }
 };
@@ -116,12 +118,15 @@ F32 out_array(const py::object& out, size_t n, const char* what) {
   return a;
 }
 
-PySession make_session(const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk) {
+PySession make_session(const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk, bool slide) {
   PySession p;
   p.m = m;
   SessionOptions o;
   o.pool = m->pool;
   o.prefill_chunk = prefill_chunk;
+  o.context_full = slide ? ContextFull::kSlide : ContextFull::kRefuse;
+  p.prefill_chunk = prefill_chunk;
+  p.slide = slide;
   Error e;
   check(OwnedSession::create(m->model(), o, &p.s, &e), e, "session");
   return p;
@@ -201,7 +206,8 @@ PYBIND11_MODULE(_rill, mod) {
   mod.def("status_str", [](int code) { return std::string(status_str(static_cast<Status>(code))); });
 
   py::class_<ModelHolder, std::shared_ptr<ModelHolder>>(mod, "_Model")
-      .def(py::init([](const std::string& path, const std::string& backend, int device, py::object threads) {
+      .def(py::init([](const std::string& path, const std::string& backend, int device, py::object threads,
+                       uint32_t max_context) {
              auto m = std::make_shared<ModelHolder>();
              m->path = path;
              ModelOptions o;
@@ -209,6 +215,7 @@ PYBIND11_MODULE(_rill, mod) {
              else if (backend == "cuda") o.backend = Backend::kCuda;
              else raise(Status::kInvalidArgument, "backend must be 'cpu' or 'cuda', not '" + backend + "'");
              o.device = device;
+             o.max_context = max_context;
              Error e;
              Status s;
              {
@@ -223,7 +230,8 @@ PYBIND11_MODULE(_rill, mod) {
              }
              return m;
            }),
-           py::arg("path"), py::arg("backend") = "cpu", py::arg("device") = 0, py::arg("threads") = py::none())
+           py::arg("path"), py::arg("backend") = "cpu", py::arg("device") = 0, py::arg("threads") = py::none(),
+           py::arg("max_context") = 0)
       .def_property_readonly("info",
                              [](const ModelHolder& m) {
                                const ModelInfo i = m.info();
@@ -243,12 +251,15 @@ PYBIND11_MODULE(_rill, mod) {
                                d["tokenizer"] = tokenizer_name(i.tokenizer);
                                d["bos_id"] = i.bos_id;
                                d["eos_id"] = i.eos_id;
+                               d["max_context"] = i.max_context;
                                d["path"] = m.path;
                                return d;
                              })
       .def("session",
-           [](const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk) { return make_session(m, prefill_chunk); },
-           py::arg("prefill_chunk") = 64)
+           [](const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk, bool slide) {
+             return make_session(m, prefill_chunk, slide);
+           },
+           py::arg("prefill_chunk") = 64, py::arg("slide") = false)
       .def("tokenize",
            [](const ModelHolder& m, const std::string& text) {
              size_t n = 0;
@@ -377,7 +388,7 @@ PYBIND11_MODULE(_rill, mod) {
           })
       .def("clone",
            [](PySession& p) {
-             PySession c = make_session(p.m, 64);
+             PySession c = make_session(p.m, p.prefill_chunk, p.slide);
              const size_t n = p.s.session().state_size();
              std::string blob(n, '\0');
              check(p.s.session().state_copy_out(blob.data(), n), "clone");

@@ -16,7 +16,8 @@ SRC = os.environ.get("RILL_SOURCE_DIR", os.path.join(os.path.dirname(__file__), 
 CLI = os.environ.get("RILL_CLI", "rill")
 GOLDEN = os.path.join(SRC, "tests", "golden")
 TOKEN_CASES = ["mamba1_awkward", "mamba1_hf_f16_tied", "mamba1_ssm_bf16_sharded", "mamba2_groups", "mamba2_tied_bf16",
-               "rwkv7_fla_world", "rwkv7_blink_bf16", "recurrent_gemma_awkward", "recurrent_gemma_tied_bf16"]
+               "rwkv7_fla_world", "rwkv7_blink_bf16", "recurrent_gemma_awkward", "recurrent_gemma_tied_bf16",
+               "granite_hybrid_nope", "granite_hybrid_rope_bf16", "nemotron_h_bf16"]
 VECTOR_CASES = ["s4d_prenorm_mean", "s4d_postnorm_none", "mamba1_vector", "mamba2_vector"]
 
 
@@ -115,6 +116,23 @@ def test_bad_input_raises_and_leaves_the_state_unchanged(converted):
         rill.Model(converted("mamba1_awkward"), backend="tpu")
     with pytest.raises(rill.ConvertError):
         rill.convert("/nonexistent", "/tmp/never.rill")
+
+
+def test_context_limit_refuses_or_slides(converted):
+    path = converted("nemotron_h_bf16")
+    toks = tokens_of("nemotron_h_bf16")
+    assert rill.Model(path).info["max_context"] == 96  # the converter's default: max_position_embeddings
+    m = rill.Model(path, max_context=16)
+    assert m.info["max_context"] == 16 and m.info["state_bytes"] < rill.Model(path).info["state_bytes"]
+    s = m.session()
+    s.prefill(toks[:16])
+    before = s.state
+    with pytest.raises(rill.ContextFull):
+        s.step(toks[16])
+    assert s.state == before
+    slide = np.load(os.path.join(GOLDEN, "nemotron_h_bf16", "logits_slide16.npy"))
+    got = m.session(slide=True).logits(toks)
+    assert np.abs(got - slide).max() <= 1e-4 * np.abs(slide).max()
 
 
 def test_sensor_input_errors(converted):
