@@ -15,6 +15,7 @@
 #include "arch/bind.h"
 #include "arch/mamba1.h"
 #include "arch/mamba2.h"
+#include "arch/mamba2_hybrid.h"
 #include "arch/recurrent_gemma.h"
 #include "arch/rwkv7.h"
 #include "arch/s4d.h"
@@ -33,7 +34,8 @@ const char* kFixtures[] = {
     "tests/golden/mamba1_vector",           "tests/golden/mamba2_groups",           "tests/golden/mamba2_tied_bf16",
     "tests/golden/mamba2_vector",           "tests/golden/rwkv7_fla_world",         "tests/golden/rwkv7_blink_bf16",
     "tests/golden/s4d_postnorm_mean",       "tests/golden/s4d_prenorm_none_wide",   "tests/golden/recurrent_gemma_awkward",
-    "tests/golden/recurrent_gemma_tied_bf16", "examples/demo_model/checkpoint",     "examples/sensor_demo/checkpoint"};
+    "tests/golden/recurrent_gemma_tied_bf16", "examples/demo_model/checkpoint",     "examples/sensor_demo/checkpoint",
+    "tests/golden/granite_hybrid_nope",     "tests/golden/granite_hybrid_rope_bf16", "tests/golden/nemotron_h_bf16"};
 
 struct FileTensorInfo {
   std::vector<uint64_t> shape;
@@ -108,6 +110,7 @@ void check_any(const std::string& bytes, bool quantized) {
     case fb::Arch::RWKV7: return check_file<spec::Rwkv7>(m, bytes, quantized);
     case fb::Arch::S4D: return check_file<spec::S4d>(m, bytes, quantized);
     case fb::Arch::RecurrentGemma: return check_file<spec::RecurrentGemma>(m, bytes, quantized);
+    case fb::Arch::Mamba2Hybrid: return check_file<spec::Mamba2Hybrid>(m, bytes, quantized);
     default: FAIL("architecture " << static_cast<int>(m->arch()) << " has no spec here");
   }
 }
@@ -181,13 +184,13 @@ TEST_SUITE("spec") {
         check_any(bytes, dtype == "q4");
       }
     }
-    CHECK(archs.size() == 5);  // all five architectures were seen
+    CHECK(archs.size() == 6);  // all six architectures were seen
   }
 
   TEST_CASE("a file lacking any one spec tensor, or holding one of another shape, is refused naming it") {
     for (const char* fixture : {"tests/golden/mamba1_awkward", "tests/golden/mamba2_groups", "tests/golden/rwkv7_fla_world",
                                 "tests/golden/s4d_postnorm_mean", "tests/golden/recurrent_gemma_awkward",
-                                "tests/golden/mamba1_vector"}) {
+                                "tests/golden/mamba1_vector", "tests/golden/granite_hybrid_rope_bf16"}) {
       CAPTURE(std::string(fixture));
       TempDir tmp;
       REQUIRE(convert_ckpt(src_dir() + "/" + fixture, tmp.file("m.rill")).empty());
@@ -315,6 +318,15 @@ TEST_SUITE("spec") {
                spec::Rwkv7::Hyper{11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 0.25f, 0.5f, false, 0});
     round_trip(static_cast<spec::S4d*>(nullptr), spec::S4d::Hyper{11, 12, 14, true, false, 0.25f, 0, false, 0});
     round_trip(static_cast<spec::S4d*>(nullptr), spec::S4d::Hyper{11, 12, 14, false, true, 0.25f, 0, false, 0});
+    round_trip(static_cast<spec::Mamba2Hybrid*>(nullptr),
+               spec::Mamba2Hybrid::Hyper{.d_model = 11, .n_layer = 12, .vocab = 13, .d_inner = 14, .d_state = 15,
+                                         .d_conv = 16, .n_heads = 17, .head_dim = 18, .n_groups = 19,
+                                         .norm_groups = 20, .attn_heads = 21, .kv_heads = 22, .attn_head_dim = 23,
+                                         .max_context = 24, .rope_dims = 25, .d_ffn = 26, .mlp_act = 1,
+                                         .dt_min = 0.125f, .dt_max = 0.5f, .rope_theta = 500.f, .attn_scale = 0.75f,
+                                         .norm_eps = 0.25f, .embed_scale = 3.f, .residual_scale = 0.375f,
+                                         .logits_scale = 0.625f, .tied_head = true, .conv_bias = false,
+                                         .attention_bias = true, .kv_f16 = false, .mlp_gated = true});
     round_trip(static_cast<spec::RecurrentGemma*>(nullptr),
                spec::RecurrentGemma::Hyper{11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 100.f, 0.25f, 30.f, 2.f, true,
                                            false, true, 0});

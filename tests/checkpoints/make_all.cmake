@@ -3,7 +3,8 @@
 # quant_real_shapes read them; real_checkpoints_clean removes them.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
-foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world)
+foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world granite-4.0-h-350m granite-4.0-h-1b
+             nemotron-h-4b-base-8k)
   execute_process(COMMAND ${PYTHON} ${SRC}/tests/checkpoints/make_random.py ${name} ${WORK}/${name}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(rc)

@@ -19,7 +19,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 sys.path.insert(0, os.path.join(root, "scripts"))
 sys.path.insert(0, os.path.join(root, "tests/golden"))
-from st_io import write_safetensors  # noqa: E402
+from st_io import write_safetensors, f32_to_bf16_bits  # noqa: E402
 
 name, out = sys.argv[1], sys.argv[2]
 text = open(os.path.join(here, name, "config.json")).read()
@@ -36,6 +36,80 @@ def normal(std, shape):
 def inv_softplus_dt(n):
     dt = np.exp(rng.uniform(math.log(1e-3), math.log(0.1), n))
     return (dt + np.log(-np.expm1(-dt))).astype(np.float32)
+
+
+def write_streamed(path, specs):
+    """A bf16 safetensors file written one tensor at a time: specs is [(name, shape, make)], make(shape)
+    giving float32 values, or None for zeros (left as a hole in a sparse file: no time, no disk)."""
+    header, offset = {}, 0
+    for n, shape, _ in sorted(specs, key=lambda s: s[0]):
+        size = 2 * int(np.prod(shape))
+        header[n] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h)
+        base = f.tell()
+        for n, shape, make in sorted(specs, key=lambda s: s[0]):
+            if make is not None:
+                f.seek(base + header[n]["data_offsets"][0])
+                f.write(f32_to_bf16_bits(make(shape)).tobytes())
+        f.truncate(base + offset)
+    return offset // 2
+
+
+def hybrid_checkpoint(name, cfg, out):
+    """Granite 4.0-H (model.layers.N.{mamba,self_attn,shared_mlp}) or Nemotron-H (backbone.layers.N.mixer),
+    bf16. Weights random with the initialisers' scales; the Nemotron-H 4B shape's matrices are zeros
+    (a sparse file: 8.6 GB of random values would cost minutes here), its vectors random."""
+    d = cfg["hidden_size"]
+    granite = name.startswith("granite")
+    zeros = not granite
+    mat = (lambda std: (lambda s: normal(std, s))) if not zeros else (lambda std: None)
+    ones = lambda s: np.ones(s, np.float32)  # noqa: E731
+    S = []
+    if granite:
+        H, P, G, N, K = cfg["mamba_n_heads"], cfg["mamba_d_head"], cfg["mamba_n_groups"], cfg["mamba_d_state"], cfg["mamba_d_conv"]
+        kinds = ["M" if t == "mamba" else "*" for t in cfg["layer_types"]]
+        QH, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+        D, F, V = cfg.get("head_dim", d // QH), cfg["shared_intermediate_size"], cfg["vocab_size"]
+        root, mix, att = "model.", "mamba.", "self_attn."
+        S += [("model.embed_tokens.weight", (V, d), mat(0.1)), ("model.norm.weight", (d,), ones)]
+    else:
+        H, P, G, N, K = cfg["mamba_num_heads"], cfg["mamba_head_dim"], cfg["n_groups"], cfg["ssm_state_size"], cfg["conv_kernel"]
+        kinds = list(cfg["hybrid_override_pattern"])
+        QH, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+        D, F, V = cfg["attention_head_dim"], cfg["intermediate_size"], cfg["vocab_size"]
+        root, mix, att = "backbone.", "mixer.", "mixer."
+        S += [("backbone.embeddings.weight", (V, d), mat(0.02)), ("backbone.norm_f.weight", (d,), ones),
+              ("lm_head.weight", (V, d), mat(d ** -0.5))]
+    E = H * P
+    for i, k in enumerate(kinds):
+        p = f"{root}layers.{i}."
+        if granite:
+            S += [(p + "input_layernorm.weight", (d,), ones), (p + "post_attention_layernorm.weight", (d,), ones),
+                  (p + "shared_mlp.input_linear.weight", (2 * F, d), mat(d ** -0.5)),
+                  (p + "shared_mlp.output_linear.weight", (d, F), mat(F ** -0.5))]
+        else:
+            S += [(p + "norm.weight", (d,), ones)]
+        if k == "M":
+            m = p + mix
+            S += [(m + "in_proj.weight", (2 * E + 2 * G * N + H, d), mat(d ** -0.5)),
+                  (m + "conv1d.weight", (E + 2 * G * N, 1, K), lambda s: rng.uniform(-0.6, 0.6, s).astype(np.float32)),
+                  (m + "conv1d.bias", (E + 2 * G * N,), lambda s: normal(0.1, s)),
+                  (m + "dt_bias", (H,), lambda s: inv_softplus_dt(s[0])),
+                  (m + "A_log", (H,), lambda s: np.log(np.arange(1, s[0] + 1, dtype=np.float32))),
+                  (m + "D", (H,), ones), (m + "norm.weight", (E,), ones),
+                  (m + "out_proj.weight", (d, E), mat(E ** -0.5))]
+        elif k == "*":
+            a = p + att
+            S += [(a + "q_proj.weight", (QH * D, d), mat(d ** -0.5)), (a + "k_proj.weight", (KV * D, d), mat(d ** -0.5)),
+                  (a + "v_proj.weight", (KV * D, d), mat(d ** -0.5)), (a + "o_proj.weight", (d, QH * D), mat((QH * D) ** -0.5))]
+        else:
+            S += [(p + "mixer.up_proj.weight", (F, d), mat(d ** -0.5)), (p + "mixer.down_proj.weight", (d, F), mat(F ** -0.5))]
+    n = write_streamed(os.path.join(out, "model.safetensors"), S)
+    print(f"{name}: {n / 1e6:.1f} M parameters (BF16{', matrices zero' if zeros else ''}), no tokenizer, in {out}")
 
 
 W = {}
@@ -93,6 +167,9 @@ elif name == "rwkv7-0.1B-world":  # flash-linear-attention RWKV7ForCausalLM, bfl
              Dg=cfg["gate_low_rank_dim"], eps=cfg["norm_eps"])
     W = r7.to_fla(r7.random_weights(rng, c), c)
     dtype, tok = "BF16", "rwkv_vocab_v20230424.txt"
+elif name.startswith("granite-4.0-h") or name.startswith("nemotron-h"):
+    hybrid_checkpoint(name, cfg, out)  # written tensor by tensor (up to 4 B parameters)
+    sys.exit(0)
 else:
     sys.exit(f"unknown checkpoint {name}")
 
