@@ -35,7 +35,12 @@ $rill convert tests/golden/mamba1_vector -o $c/model/mamba1_vector.bin -q
 $rill convert tests/golden/recurrent_gemma_awkward -o $c/model/recurrent_gemma_f16.bin -q --dtype f16 --kv-dtype f32
 $rill convert tests/golden/recurrent_gemma_tied_bf16 -o $c/model/recurrent_gemma_q8.bin -q --dtype q8
 $rill convert tests/golden/recurrent_gemma_tied_bf16 -o $c/model/recurrent_gemma_q4.bin -q --dtype q4
-for d in tests/golden/recurrent_gemma_tied_bf16 tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
+# Mamba-2 hybrids: mixer, attention and MLP blocks, a context limit, an f32 ring and quantized projections.
+$rill convert tests/golden/nemotron_h_bf16 -o $c/model/nemotron_h_f16.bin -q --dtype f16 --kv-dtype f32
+$rill convert tests/golden/granite_hybrid_rope_bf16 -o $c/model/granite_hybrid_f16.bin -q --dtype f16
+$rill convert tests/golden/nemotron_h_bf16 -o $c/model/nemotron_h_q8.bin -q --dtype q8
+$rill convert tests/golden/nemotron_h_bf16 -o $c/model/nemotron_h_q4.bin -q --dtype q4
+for d in tests/golden/granite_hybrid_rope_bf16 tests/golden/nemotron_h_bf16 tests/golden/recurrent_gemma_tied_bf16 tests/golden/mamba1_awkward tests/golden/mamba1_hf_f16_tied tests/fuzz/byte_model tests/golden/mamba2_tied_bf16 \
          tests/fuzz/rwkv7_world_tiny tests/golden/s4d_postnorm_none tests/golden/mamba2_vector; do
   { cat $d/config.json; printf '\0'; cat $d/model.safetensors; } > $c/checkpoint/$(basename $d).bin
 done
