@@ -263,11 +263,14 @@ int cmd_inspect(int argc, char** argv) {
       const std::string where = k.model ? "once" : "x " + std::to_string(k.layers) + " layers";
       std::printf("  %-20s [%s] %s %s: %s\n", (k.name + (ring ? " (KV ring)" : "")).c_str(), k.shape.c_str(),
                   k.dtype.c_str(), where.c_str(), human_bytes(k.bytes).c_str());
-      if (ring && k.rows)  // the same keys or values held for every token of a context, as a full cache would
+      if (ring && k.rows && !in.max_context)  // the same keys or values for every token, as a full cache would
         std::printf("  %-20s a full cache of every token would be %s at 8k tokens, %s at 32k\n", "",
                     human_bytes(k.bytes / k.rows * 8192).c_str(), human_bytes(k.bytes / k.rows * 32768).c_str());
     }
   }
+  if (const fb::Mamba2HybridParams* hp = m->params_as_Mamba2HybridParams(); hp && hp->max_context() != in.max_context)
+    std::printf("  (the file's layout, for its max_context %u; loaded with %u, the state above)\n", hp->max_context(),
+                in.max_context);
   if (const std::string note = context_note(lm); !note.empty()) std::printf("max context   %s\n", note.c_str());
   std::printf("arena         %zu bytes per session (state + scratch for prefill chunks of %u tokens)\n", arena,
               SessionOptions{}.prefill_chunk);
