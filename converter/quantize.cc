@@ -65,7 +65,7 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
                        bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales) {
   double err2 = 0, ref2 = 0;
   if (bits == 8) {
-    data->assign(rows * cols, 0);
+    big_resize(data, rows * cols);
     scales->assign(rows * 4, 0);
     for (uint64_t r = 0; r < rows; ++r) {
       const float* x = w.data() + r * cols;
@@ -83,13 +83,14 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       std::memcpy(scales->data() + r * 4, &s, 4);
     }
     if (rows16) {  // the same values, 16 rows interleaved and offset to unsigned (kernels.h, q8x16_value)
-      std::vector<uint8_t> d2(data->size());
+      std::vector<uint8_t> d2;
+      big_resize(&d2, data->size());
       kernels::q8_to_x16(reinterpret_cast<const int8_t*>(data->data()), rows, cols, d2.data());
       data->swap(d2);
     }
   } else {
     const uint64_t groups = cols / group;
-    data->assign(rows * cols / 2, 0);
+    big_resize(data, rows * cols / 2);
     scales->assign(rows * groups * 2, 0);
     for (uint64_t r = 0; r < rows; ++r) {
       uint8_t* row = data->data() + r * (cols / 2);
@@ -113,7 +114,8 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       }
     }
     if (rows16) {  // the same values, 16 rows interleaved (kernels.h, q4x16_value)
-      std::vector<uint8_t> d2(data->size());
+      std::vector<uint8_t> d2;
+      big_resize(&d2, data->size());
       std::vector<uint16_t> s_in(rows * groups), s_out(rows * groups);
       std::memcpy(s_in.data(), scales->data(), scales->size());
       kernels::q4_to_x16(data->data(), s_in.data(), rows, cols, group, d2.data(), s_out.data());

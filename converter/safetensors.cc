@@ -164,9 +164,20 @@ const SrcTensor* Checkpoint::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
+void huge_resize_bytes(void* data, size_t bytes) {
+  constexpr uintptr_t kHuge = 2u << 20;
+  if (bytes < 2 * kHuge) return;
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+#ifdef MADV_HUGEPAGE
+  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
+#endif
+}
+
 std::vector<float> Checkpoint::read_f32(const SrcTensor& t) const {
   const uint64_t n = t.count();
-  std::vector<float> out(n);
+  std::vector<float> out;
+  big_resize(&out, n);
   switch (t.dtype) {
     case SrcDType::kF32:
       std::memcpy(out.data(), t.data, n * 4);

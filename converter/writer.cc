@@ -43,7 +43,7 @@ const char* dtype_label(const FileTensor& t) {
 double encode(const FileTensor& t, const std::vector<float>& v, std::vector<uint8_t>* data,
               std::vector<uint8_t>* scales) {
   if (t.qbits) return quantize_matrix(v, t.shape[0], t.shape[1], t.qbits, t.group, t.rows16, data, scales);
-  data->assign(dtype_bytes(t.dtype, v.size()), 0);
+  big_resize(data, dtype_bytes(t.dtype, v.size()));
   if (t.dtype == fb::DType::F32) {
     std::memcpy(data->data(), v.data(), data->size());
     return 0.0;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """rill against llama.cpp on twin random-weight models, side by side, alternating.
 
-For each shape (the real Mamba-130m, Mamba2-130m and RWKV7-0.1B configs in tests/checkpoints/), a
+For each shape (the real Mamba-130m, Mamba2-130m, RWKV7-0.1B and Granite 4.0-H 1B configs in
+tests/checkpoints/; --shapes granite adds the last, which takes a few minutes to write and convert), a
 random checkpoint is written once (tests/checkpoints/make_random.py, fixed seed) and converted twice:
 by `rill convert --dtype q8|q4` and, for llama.cpp, by its own convert_hf_to_gguf.py (f16) and
 llama-quantize (Q8_0, Q4_0). Both runtimes then see the same weights. Each round runs `rill bench`
@@ -43,6 +44,7 @@ SHAPES = {  # name: (tests/checkpoints folder, HF architecture for llama.cpp's c
     "mamba": ("mamba-130m-hf", "MambaForCausalLM", "mamba-130m"),
     "mamba2": ("mamba2-130m-hf", "Mamba2ForCausalLM", "mamba2-130m"),
     "rwkv7": ("rwkv7-0.1B-world", "RWKV7ForCausalLM", "rwkv7-0.1b"),
+    "granite": ("granite-4.0-h-1b", "GraniteMoeHybridForCausalLM", "granite-4.0-h-1b"),
 }
 GGUF_TYPE = {"q8": "Q8_0", "q4": "Q4_0"}
 

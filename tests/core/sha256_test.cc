@@ -12,8 +12,8 @@ using namespace rill;
 using namespace rill_test;
 
 namespace {
-std::string hex_of(const std::string& msg, size_t piece = 0) {
-  Sha256 h;
+std::string hex_of(const std::string& msg, size_t piece = 0, bool portable = false) {
+  Sha256 h(portable);
   if (piece == 0) {
     h.update(msg.data(), msg.size());
   } else {
@@ -37,6 +37,23 @@ TEST_SUITE("core") {
     const std::string long_msg = two_blocks + two_blocks + "0123456789";  // crosses block boundaries
     const std::string whole = hex_of(long_msg);
     for (size_t piece = 1; piece <= 130; ++piece) REQUIRE_MESSAGE(hex_of(long_msg, piece) == whole, piece);
+  }
+
+  TEST_CASE("sha256: the SHA-instruction path and the portable one agree on every length up to 300 and on 1 MB") {
+    MESSAGE(std::string(Sha256::accelerated() ? "this CPU's SHA instructions are used" : "no SHA instructions here: one path only"));
+    std::string msg;
+    uint32_t x = 1;
+    for (size_t i = 0; i < 300; ++i) {
+      REQUIRE_MESSAGE(hex_of(msg, 0, true) == hex_of(msg, 0, false), i);
+      x = x * 1664525u + 1013904223u;
+      msg.push_back(static_cast<char>(x >> 24));
+    }
+    msg.resize(1 << 20);
+    for (size_t i = 300; i < msg.size(); ++i) msg[i] = static_cast<char>(i * 7 + (i >> 11));
+    CHECK(hex_of(msg, 0, true) == hex_of(msg, 0, false));
+    CHECK(hex_of(msg, 4097, false) == hex_of(msg, 0, true));
+    CHECK(hex_of(std::string(1000000, 'a'), 0, true) ==
+          "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   }
 
   TEST_CASE("sha256: the weight hash a converted file carries equals coreutils sha256sum of its data region") {

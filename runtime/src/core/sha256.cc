@@ -2,6 +2,12 @@
 
 #include <cstring>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define RILL_SHA_NI 1
+#endif
+
 namespace rill {
 
 namespace {
@@ -15,9 +21,70 @@ constexpr uint32_t kK[64] = {
     0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
     0xc67178f2};
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+#if RILL_SHA_NI
+bool cpu_has_sha() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (b & (1u << 29)) != 0;  // SHA
+}
+
+// n blocks with the SHA instructions. The state lives as ABEF / CDGH in two registers; each group of
+// four rounds takes four schedule words, the schedule itself kept in a ring of four registers.
+__attribute__((target("sha,sse4.1,ssse3"))) void blocks_sha_ni(uint32_t h[8], const uint8_t* p, size_t n) {
+  const __m128i kSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);  // big-endian words
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)), 0xB1);  // CDAB
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 4)), 0x1B);  // EFGH
+  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);    // ABEF
+  s1 = _mm_blend_epi16(s1, tmp, 0xF0);         // CDGH
+  for (; n > 0; --n, p += 64) {
+    const __m128i save0 = s0, save1 = s1;
+    __m128i w[4];
+    for (int i = 0; i < 16; ++i) {
+      __m128i& wi = w[i & 3];
+      if (i < 4) {
+        wi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), kSwap);
+      } else {  // w[t] = s1(w[t-2]) + w[t-7] + s0(w[t-15]) + w[t-16], four at a time
+        const __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]),
+                                        _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        wi = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
+      }
+      __m128i m = _mm_add_epi32(wi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kK + 4 * i)));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+      m = _mm_shuffle_epi32(m, 0x0E);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, m);
+    }
+    s0 = _mm_add_epi32(s0, save0);
+    s1 = _mm_add_epi32(s1, save1);
+  }
+  tmp = _mm_shuffle_epi32(s0, 0x1B);         // FEBA
+  s1 = _mm_shuffle_epi32(s1, 0xB1);          // DCHG
+  s0 = _mm_blend_epi16(tmp, s1, 0xF0);       // DCBA
+  s1 = _mm_alignr_epi8(s1, tmp, 8);          // HGFE
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h), s0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h + 4), s1);
+}
+#endif
 }  // namespace
 
-Sha256::Sha256() {
+bool Sha256::accelerated() {
+#if RILL_SHA_NI
+  static const bool has = cpu_has_sha();
+  return has;
+#else
+  return false;
+#endif
+}
+
+void Sha256::blocks(const uint8_t* p, size_t n) {
+#if RILL_SHA_NI
+  if (fast_) return blocks_sha_ni(h_, p, n);
+#endif
+  for (size_t i = 0; i < n; ++i) block(p + 64 * i);
+}
+
+Sha256::Sha256(bool portable) : fast_(!portable && accelerated()) {
   const uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                             0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   std::memcpy(h_, init, sizeof h_);
@@ -46,14 +113,15 @@ void Sha256::update(const void* data, size_t n) {
   total_ += n;
   while (n > 0) {
     if (buf_len_ == 0 && n >= 64) {
-      block(p);
-      p += 64, n -= 64;
+      const size_t whole = n / 64;
+      blocks(p, whole);
+      p += 64 * whole, n -= 64 * whole;
       continue;
     }
     const size_t take = (64 - buf_len_) < n ? (64 - buf_len_) : n;
     std::memcpy(buf_ + buf_len_, p, take);
     buf_len_ += take, p += take, n -= take;
-    if (buf_len_ == 64) block(buf_), buf_len_ = 0;
+    if (buf_len_ == 64) blocks(buf_, 1), buf_len_ = 0;
   }
 }
 
