@@ -72,6 +72,19 @@ import os, runpy, sys, torch
 for n in ("float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64"):
     if not hasattr(torch, n):
         setattr(torch, n, type(n, (), {})())
+# Without a tokenizer file llama.cpp's converter takes its built-in GPT-NeoX vocabulary (50,432 ids),
+# which must match the embedding's rows: a larger vocabulary (Granite's 100,352) gets unused padding ids.
+rows = int(os.environ.get("RILL_TWIN_VOCAB", "0"))
+if rows:
+    import gguf
+    add_list, add_types = gguf.GGUFWriter.add_token_list, gguf.GGUFWriter.add_token_types
+    def pad_list(self, tokens):
+        tokens = list(tokens)
+        return add_list(self, tokens + [f"<|twin_pad_{i}|>".encode() for i in range(len(tokens), rows)])
+    def pad_types(self, types):
+        types = list(types)
+        return add_types(self, types + [gguf.TokenType.UNUSED] * (rows - len(types)))
+    gguf.GGUFWriter.add_token_list, gguf.GGUFWriter.add_token_types = pad_list, pad_types
 script = sys.argv[1]
 sys.argv = sys.argv[1:]
 sys.path[0] = os.path.dirname(os.path.abspath(script))
@@ -125,7 +138,8 @@ def prepare(args, shape):
             os.makedirs(os.path.join(stub, mod), exist_ok=True)
             open(os.path.join(stub, mod, "__init__.py"), "w").write(text)
         open(os.path.join(stub, "run_convert.py"), "w").write(RUN_CONVERT)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([stub, os.path.join(args.llama, "gguf-py"), args.llama]))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([stub, os.path.join(args.llama, "gguf-py"), args.llama]),
+                   RILL_TWIN_VOCAB=str(cfg["vocab_size"]))
         run([sys.executable, os.path.join(stub, "run_convert.py"), os.path.join(args.llama, "convert_hf_to_gguf.py"),
              twin, "--outtype", "f16", "--outfile", f16], env=env)
     for d in args.dtypes:

@@ -48,17 +48,20 @@ static int block_alloc(block* b, size_t bytes) {
 static void check_layout(void) {
   /* 64-bit layouts, as released. */
   CHECK(sizeof(rill_error) == 260);
-  CHECK(sizeof(rill_model_options) == 24 && offsetof(rill_model_options, verify) == 12);
-  CHECK(offsetof(rill_model_options, prefault) == 16 && offsetof(rill_model_options, lock_memory) == 20);
-  CHECK(sizeof(rill_session_options) == 24 && offsetof(rill_session_options, pool) == 8);
-  CHECK(offsetof(rill_session_options, prefault) == 16 && offsetof(rill_session_options, lock_memory) == 20);
+  CHECK(sizeof(rill_model_options) == 28 && offsetof(rill_model_options, verify) == 12);
+  CHECK(offsetof(rill_model_options, prefault) == 16 && offsetof(rill_model_options, lock_memory) == 20 &&
+        offsetof(rill_model_options, max_context) == 24);
+  CHECK(sizeof(rill_session_options) == 32 && offsetof(rill_session_options, pool) == 8);
+  CHECK(offsetof(rill_session_options, prefault) == 16 && offsetof(rill_session_options, lock_memory) == 20 &&
+        offsetof(rill_session_options, context_full) == 24);
   CHECK(sizeof(rill_batch_options) == 16 && offsetof(rill_batch_options, pool) == 8);
   CHECK(sizeof(rill_sampler_options) == 24 && offsetof(rill_sampler_options, seed) == 16);
-  /* The released fields keep their offsets; d_input and d_output were appended (struct_size grows). */
-  CHECK(sizeof(rill_model_info) == 80 && offsetof(rill_model_info, weight_bytes) == 32 &&
+  /* The released fields keep their offsets; d_input, d_output and max_context were appended. */
+  CHECK(sizeof(rill_model_info) == 88 && offsetof(rill_model_info, weight_bytes) == 32 &&
         offsetof(rill_model_info, backend) == 64 && offsetof(rill_model_info, d_input) == 72 &&
-        offsetof(rill_model_info, d_output) == 76);
-  CHECK(RILL_OK == 0 && RILL_ARENA_TOO_SMALL == 40 && RILL_TOKEN_RANGE == 80 && RILL_STATE_MISMATCH == 82);
+        offsetof(rill_model_info, d_output) == 76 && offsetof(rill_model_info, max_context) == 80);
+  CHECK(RILL_OK == 0 && RILL_ARENA_TOO_SMALL == 40 && RILL_TOKEN_RANGE == 80 && RILL_STATE_MISMATCH == 82 &&
+        RILL_CONTEXT_FULL == 83);
 }
 
 static int read_file(const char* path, block* out) {
@@ -157,6 +160,57 @@ static int vector_model(rill_model* m, const rill_model_info* info) {
 /* Misuse: second releases and closes, handles used after them or never initialised, struct_size
  * above RILL_STRUCT_SIZE_MAX, null handles; the pool's thread options. Under ASan nothing here may
  * read freed memory. */
+/* A model with a context limit (a Mamba-2 hybrid): max_context chosen at init, a full stream refused
+ * with RILL_CONTEXT_FULL and its state unchanged, or slid past with RILL_CONTEXT_SLIDE. */
+static int context_model(const block* file, const rill_model_info* info) {
+  block mem, arena, a1, b0, b1;
+  rill_model* m = NULL;
+  rill_session* s = NULL;
+  rill_model_info in4;
+  rill_model_options mo = rill_model_default_options();
+  rill_session_options so = rill_session_default_options();
+  size_t bytes = 0, i, V = info->vocab_size;
+  float* logits = (float*)malloc(V * sizeof(float));
+  REQUIRE(logits != NULL);
+  CHECK(info->arch == RILL_ARCH_MAMBA2_HYBRID && strcmp(info->arch_name, "mamba2_hybrid") == 0 &&
+        info->max_context > 4);
+  CHECK(mo.max_context == 0 && so.context_full == RILL_CONTEXT_REFUSE);
+  mo.max_context = 4;
+  REQUIRE(rill_model_footprint(file->p, file->size, &bytes, NULL) == RILL_OK && block_alloc(&mem, bytes));
+  REQUIRE(rill_model_init(file->p, file->size, &mo, mem.p, bytes, &m, NULL) == RILL_OK);
+  in4.struct_size = sizeof in4;
+  REQUIRE(rill_model_get_info(m, &in4) == RILL_OK);
+  CHECK(in4.max_context == 4 && in4.state_bytes < info->state_bytes);
+  REQUIRE((s = new_session(m, &arena)) != NULL);
+  for (i = 0; i < 4; ++i) CHECK(rill_session_step(s, (int32_t)i, logits, V) == RILL_OK);
+  REQUIRE(block_alloc(&b0, rill_session_state_size(s)) && block_alloc(&b1, rill_session_state_size(s)));
+  CHECK(rill_session_state_copy_out(s, b0.p, b0.size) == RILL_OK);
+  CHECK(rill_session_step(s, 1, logits, V) == RILL_CONTEXT_FULL);
+  CHECK(strcmp(rill_status_str(RILL_CONTEXT_FULL), "the stream holds max_context tokens (the session refuses more)") == 0);
+  CHECK(rill_session_state_copy_out(s, b1.p, b1.size) == RILL_OK && memcmp(b0.p, b1.p, b0.size) == 0);
+  so.context_full = RILL_CONTEXT_SLIDE;
+  {
+    rill_session* t = NULL;
+    REQUIRE(rill_session_footprint(m, &so, &bytes) == RILL_OK && block_alloc(&a1, bytes));
+    REQUIRE(rill_session_init(m, &so, a1.p, bytes, &t, NULL) == RILL_OK);
+    for (i = 0; i < 9; ++i) CHECK(rill_session_step(t, (int32_t)i, logits, V) == RILL_OK);
+    CHECK(rill_session_release(t) == RILL_OK);
+    so.context_full = 7;
+    t = NULL;
+    CHECK(rill_session_init(m, &so, a1.p, bytes, &t, NULL) == RILL_INVALID_ARGUMENT && t == NULL);
+    free(a1.raw);
+  }
+  CHECK(rill_session_release(s) == RILL_OK);
+  CHECK(rill_model_release(m) == RILL_OK);
+  free(logits);
+  free(arena.raw);
+  free(b0.raw);
+  free(b1.raw);
+  free(mem.raw);
+  printf("context limit: refused at 4 tokens, state unchanged; slid past it\n");
+  return failures ? 1 : 0;
+}
+
 static int misuse(const char* path) {
   rill_model *m = NULL, *m2 = NULL;
   rill_session* s = NULL;
@@ -345,6 +399,12 @@ int main(int argc, char** argv) {
   REQUIRE(rill_model_init(file.p, file.size, NULL, mem.p, bytes, &m, &err) == RILL_OK);
   info.struct_size = sizeof info;
   REQUIRE(rill_model_get_info(m, &info) == RILL_OK);
+  if (info.max_context > 0) {
+    const int rc = context_model(&file, &info);
+    free(file.raw);
+    free(mem.raw);
+    return rc;
+  }
   if (info.d_input > 0) {
     const int rc = vector_model(m, &info);
     free(file.raw);

@@ -4,7 +4,7 @@
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 foreach(pair "demo;${SRC}/examples/demo_model/checkpoint" "rwkv7;${SRC}/tests/golden/rwkv7_fla_world"
-             "s4d;${SRC}/tests/golden/s4d_prenorm_mean")
+             "s4d;${SRC}/tests/golden/s4d_prenorm_mean" "hybrid;${SRC}/tests/golden/nemotron_h_bf16")
   list(GET pair 0 name)
   list(GET pair 1 ckpt)
   execute_process(COMMAND ${RILL} convert ${ckpt} -o ${WORK}/${name}.rill --force RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)

@@ -6,6 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "arch_common.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -17,7 +18,7 @@ namespace {
 std::string with_config(TempDir& tmp, const std::string& name, void (*edit)(json&)) {
   const std::string dir = tmp.file("ck");
   copy_dir(golden_dir(name), dir);
-  json j = json::parse(read_file(dir + "/config.json"));
+  json j = rill::convert::parse_config(read_file(dir + "/config.json"));  // Python's Infinity too
   edit(j);
   write_file(dir + "/config.json", j.dump());
   return dir;
@@ -157,6 +158,64 @@ TEST_SUITE("converter") {
       o.output = out;
       o.kv_dtype = "q8";
       CHECK_THROWS_WITH_AS(rill::convert::run(o), doctest::Contains("--kv-dtype q8"), std::exception);
+    }
+    CHECK(!file_exists(out));
+  }
+
+  TEST_CASE("Mamba-2 hybrids: mixture-of-experts, unknown kinds and fields are refused by name; max_context") {
+    TempDir tmp;
+    const std::string out = tmp.file("o.rill");
+    const char* granite = "granite_hybrid_nope";
+    const char* nemotron = "nemotron_h_bf16";
+    SUBCASE("a Granite mixture of experts") {
+      const auto dir = with_config(tmp, granite, [](json& j) { j["num_local_experts"] = 8; });
+      CHECK(contains(convert_ckpt(dir, out), "num_local_experts > 0 is a mixture-of-experts Granite 4.0-H model"));
+    }
+    SUBCASE("a Nemotron-H mixture-of-experts block") {
+      const auto dir = with_config(tmp, nemotron, [](json& j) { j["hybrid_override_pattern"] = "M-*M-ME-"; });
+      CHECK(contains(convert_ckpt(dir, out), "block 6 is a mixture-of-experts layer (E)"));
+    }
+    SUBCASE("an unknown Granite layer type") {
+      const auto dir = with_config(tmp, granite, [](json& j) { j["layer_types"][1] = "mlp"; });
+      CHECK(contains(convert_ckpt(dir, out), "layer_types[1] is \"mlp\" (mamba or attention)"));
+    }
+    SUBCASE("a layer count that disagrees with the pattern") {
+      const auto dir = with_config(tmp, nemotron, [](json& j) { j["num_hidden_layers"] = 9; });
+      CHECK(contains(convert_ckpt(dir, out), "num_hidden_layers 9 differs from the 8 blocks"));
+    }
+    SUBCASE("a pattern that disagrees with the tensors") {
+      const auto dir = with_config(tmp, nemotron, [](json& j) { j["hybrid_override_pattern"] = "M-*M-M-*"; });
+      const std::string e = convert_ckpt(dir, out);
+      CHECK(contains(e, "backbone.layers.6.mixer.up_proj.weight"));
+    }
+    SUBCASE("another MLP activation, sliding windows, RoPE scaling") {
+      auto dir = with_config(tmp, nemotron, [](json& j) { j["mlp_hidden_act"] = "gelu"; });
+      CHECK(contains(convert_ckpt(dir, out), "mlp_hidden_act \"gelu\" is not supported"));
+      dir = with_config(tmp, nemotron, [](json& j) { j["sliding_window"] = 512; });
+      CHECK(contains(convert_ckpt(dir, out), "sliding_window is set"));
+      dir = with_config(tmp, granite, [](json& j) { j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2}}; });
+      CHECK(contains(convert_ckpt(dir, out), "rope_scaling is not supported"));
+    }
+    SUBCASE("an unknown field") {
+      const auto dir = with_config(tmp, granite, [](json& j) { j["attn_layer_indices"] = {1}; });
+      CHECK(contains(convert_ckpt(dir, out), "attn_layer_indices"));
+    }
+    SUBCASE("--max-context sets the default ring; else max_position_embeddings capped at 4096") {
+      rill::convert::Options o;
+      o.input_dir = golden_dir(granite);
+      o.output = out;
+      o.quiet = true;
+      o.max_context = 300;
+      rill::convert::run(o);
+      rill::LoadedModel lm;
+      REQUIRE(rill::LoadedModel::open(out.c_str(), rill::ModelOptions{}, &lm) == rill::Status::kOk);
+      CHECK(lm.model().info().max_context == 300);
+      const auto dir = with_config(tmp, granite, [](json& j) { j["max_position_embeddings"] = 131072; });
+      REQUIRE(convert_ckpt(dir, tmp.file("big.rill")).empty());
+      rill::LoadedModel big;
+      REQUIRE(rill::LoadedModel::open(tmp.file("big.rill").c_str(), rill::ModelOptions{}, &big) == rill::Status::kOk);
+      CHECK(big.model().info().max_context == 4096);
+      std::remove(out.c_str());
     }
     CHECK(!file_exists(out));
   }
