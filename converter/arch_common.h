@@ -148,6 +148,9 @@ class TensorSet {
   std::set<std::pair<int, std::string>> planned_;
 };
 
+// Mamba-2's dt clamp after softplus, from time_step_limit ([min, max]; absent or null: (0, inf)).
+void dt_limits(const json& cfg, float* lo, float* hi);
+
 // A Mamba-2 mixer's tensors (arch/mamba2.h names) of layer li from the checkpoint's, prefix m (e.g.
 // "backbone.layers.3.mixer."): in_proj, conv1d, dt_bias, A = -exp(A_log), D (per head, or per channel
 // when d_per_channel) stored per channel, the gated norm and out_proj. Without the block's pre-norm.

@@ -73,6 +73,17 @@ json from_mamba_ssm(const json& c, bool allow_unknown) {
 }
 }  // namespace
 
+void dt_limits(const json& cfg, float* lo, float* hi) {
+  double tmin = 0.0, tmax = std::numeric_limits<double>::infinity();
+  if (cfg.contains("time_step_limit") && !cfg["time_step_limit"].is_null()) {
+    const json& lim = cfg["time_step_limit"];
+    if (!lim.is_array() || lim.size() != 2) throw ConvertError("config.json: time_step_limit must be [min, max]");
+    tmin = cfg_number(lim[0], "time_step_limit"), tmax = cfg_number(lim[1], "time_step_limit");
+    if (!(tmin >= 0 && tmax > tmin)) throw ConvertError("config.json: time_step_limit needs 0 <= min < max");
+  }
+  *lo = static_cast<float>(tmin), *hi = static_cast<float>(tmax);
+}
+
 void mamba2_mixer_tensors(TensorSet& ts, const std::string& m, int li, uint64_t H, uint64_t P, bool conv_bias,
                           bool d_per_channel) {
   const Checkpoint& ck = ts.ck();
@@ -137,13 +148,8 @@ FileContent mamba2_content(const ArchInput& in) {
   const uint64_t K = cfg_uint(cfg, {"conv_kernel"}, 4, false);
   const uint64_t expand = cfg_uint(cfg, {"expand"}, 2, false);
   const double eps = cfg.contains("layer_norm_epsilon") ? cfg_number(cfg["layer_norm_epsilon"], "layer_norm_epsilon") : 1e-5;
-  double tmin = 0.0, tmax = std::numeric_limits<double>::infinity();
-  if (cfg.contains("time_step_limit") && !cfg["time_step_limit"].is_null()) {
-    const json& lim = cfg["time_step_limit"];
-    if (!lim.is_array() || lim.size() != 2) throw ConvertError("config.json: time_step_limit must be [min, max]");
-    tmin = cfg_number(lim[0], "time_step_limit"), tmax = cfg_number(lim[1], "time_step_limit");
-    if (!(tmin >= 0 && tmax > tmin)) throw ConvertError("config.json: time_step_limit needs 0 <= min < max");
-  }
+  float tmin, tmax;
+  dt_limits(cfg, &tmin, &tmax);
   if (d == 0 || L == 0 || H == 0 || P == 0 || N == 0 || G == 0 || K < 2 || (vocab == 0 && !io.d_input))
     throw ConvertError("config.json: hidden_size, num_hidden_layers, num_heads, head_dim, state_size, n_groups and "
                        "vocab_size must be positive, conv_kernel >= 2");
@@ -195,8 +201,8 @@ FileContent mamba2_content(const ArchInput& in) {
                 .head_dim = size32(P, "head_dim"),
                 .n_groups = size32(G, "n_groups"),
                 .norm_eps = static_cast<float>(eps),
-                .dt_min = static_cast<float>(tmin),
-                .dt_max = static_cast<float>(tmax),
+                .dt_min = tmin,
+                .dt_max = tmax,
                 .tied_head = tied,
                 .conv_bias = conv_bias};
   FileContent content;

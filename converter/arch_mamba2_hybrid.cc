@@ -33,18 +33,6 @@ std::function<std::vector<float>()> row_slice(const Checkpoint& ck, const SrcTen
   };
 }
 
-// The dt clamp after softplus, from time_step_limit ([min, max]; default (0, inf)).
-void dt_limits(const json& cfg, float* lo, float* hi) {
-  double tmin = 0.0, tmax = std::numeric_limits<double>::infinity();
-  if (cfg.contains("time_step_limit") && !cfg["time_step_limit"].is_null()) {
-    const json& lim = cfg["time_step_limit"];
-    if (!lim.is_array() || lim.size() != 2) throw ConvertError("config.json: time_step_limit must be [min, max]");
-    tmin = cfg_number(lim[0], "time_step_limit"), tmax = cfg_number(lim[1], "time_step_limit");
-    if (!(tmin >= 0 && tmax > tmin)) throw ConvertError("config.json: time_step_limit needs 0 <= min < max");
-  }
-  *lo = static_cast<float>(tmin), *hi = static_cast<float>(tmax);
-}
-
 // The default context: --max-context, else max_position_embeddings capped at 4096.
 uint32_t context_of(const ArchInput& in, const json& cfg) {
   if (in.max_context) return in.max_context;
@@ -56,8 +44,7 @@ double number_or(const json& cfg, const char* key, double def) {
   return cfg.contains(key) && !cfg[key].is_null() ? cfg_number(cfg[key], key) : def;
 }
 
-// What both families share once the blocks are known: the mixer's shape is read by the caller into h.
-// The attention block's q/k/v/o and the ends come from the family's names.
+// A family's names: the embedding, the final norm, and the prefix of every layer's tensors.
 struct Names {
   std::string emb, norm_f;
   std::string layer;  // prefix of block i's tensors: layer + i + "."

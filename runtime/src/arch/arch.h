@@ -110,6 +110,9 @@ size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned c
 // the input vectors (standardized in place first when the file has input_mean / input_std).
 void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h);
 
+// Y = W X (+ b, when the model has it) over n rows: X rows ldx apart, Y [n, W.rows()].
+void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n);
+
 // The final norm (when the model has norm_f: RMSNorm, or LayerNorm when norm_bias is given) and head
 // (+ decoder_bias) over the last rows.n_out rows of h [n, d]: logits, or a vector model's outputs, into
 // rows.out. u [n, d] is scratch. Nothing without rows.out.

@@ -5,6 +5,12 @@
 
 namespace rill {
 
+void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n) {
+  const Ops& op = *x.backend->ops;
+  op.matmul(x, W, X, ldx, Y, W.rows(), n);
+  if (b) op.add_bias(x, Y, b.f32(), n, W.rows());
+}
+
 void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h) {
   const Ops& op = *x.backend->ops;
   const size_t n = r.n;

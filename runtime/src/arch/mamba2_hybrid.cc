@@ -45,13 +45,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::zxbcdt},
     {.f32 = &Scratch::up, .width = F, .over = &Scratch::xbc}};
 
-// Y = W X (+ b) over n rows (X rows ldx apart, Y [n, W.rows()]).
-void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n) {
-  const Ops& op = *x.backend->ops;
-  op.matmul(x, W, X, ldx, Y, W.rows(), n);
-  if (b) op.add_bias(x, Y, b.f32(), n, W.rows());
-}
-
 // Grouped-query attention of n rows over all their stream's tokens: the keys and values enter the rings
 // at slot position % C (RoPE applied first, when the model has it).
 void attention(const Exec& x, const Hyper& p, const Spec::Layer& L, const Rows& r, const Scratch& s) {

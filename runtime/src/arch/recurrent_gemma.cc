@@ -56,13 +56,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {.f32 = &Scratch::mlp_gate, .width = F, .over = &Scratch::q},
     {.f32 = &Scratch::mlp_up, .width = F, .over = &Scratch::k}};
 
-// Y = W X + b over n rows (X rows ldx apart, Y [n, W.rows()]).
-void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n) {
-  const Ops& op = *x.backend->ops;
-  op.matmul(x, W, X, ldx, Y, W.rows(), n);
-  if (b) op.add_bias(x, Y, b.f32(), n, W.rows());
-}
-
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
   const Hyper& p = arch.p;
