@@ -33,8 +33,8 @@ int cmd_convert(int argc, char** argv) {
           {nullptr, "--group", "N", "q4 group size: 32 | 64 | 128", "32"},
           {nullptr, "--quant-layout", "L", "q8/q4 byte order: rows16 (16 rows interleaved for the vector kernels;\n"
            "                                 file format 1.3) | rows (row by row, readable by format 1.2 readers)", "rows16"},
-          {nullptr, "--kv-dtype", "TYPE", "RecurrentGemma's key/value ring buffers in the state: auto (f32 in f32 models,\n"
-           "                                 else f16) | f32 | f16", "auto"},
+          {nullptr, "--kv-dtype", "TYPE", "key/value rings in the state (RecurrentGemma, Mamba-2 hybrids): auto (f32 in\n"
+           "                                 f32 models, else f16) | f32 | f16", "auto"},
           {nullptr, "--max-context", "N", "Mamba-2 hybrids: tokens a stream's attention holds by default, which sizes the\n"
            "                                 state (a loader may choose another); 0: max_position_embeddings, at most 4096", "0"},
           {nullptr, "--keep-float", "PATTERNS", "comma-separated globs of tensors kept in f16, e.g. 'head,layers.0.*'", ""},
