@@ -3,6 +3,7 @@
 //   h += residual_scale * block(RMSNorm(h)),  block = the Mamba-2 mixer, attention, or the MLP
 // with h = embed_scale * embedding at the start and logits = logits_scale * head(RMSNorm(h)) at the end.
 #include "arch/bind.h"
+#include "arch/attention.h"
 #include "arch/mamba2_hybrid.h"
 #include "arch/ssd_mixer.h"
 
@@ -45,23 +46,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::zxbcdt},
     {.f32 = &Scratch::up, .width = F, .over = &Scratch::xbc}};
 
-// Grouped-query attention of n rows over all their stream's tokens: the keys and values enter the rings
-// at slot position % C (RoPE applied first, when the model has it).
-void attention(const Exec& x, const Hyper& p, const Spec::Layer& L, const Rows& r, const Scratch& s) {
-  const Ops& op = *x.backend->ops;
-  const size_t n = r.n, d = p.d_model, QH = p.attn_heads, KV = p.kv_heads, D = p.attn_head_dim;
-  linear(x, L.q, L.q_b, s.u, d, s.q, n);  // q [n, QH D]
-  linear(x, L.k, L.k_b, s.u, d, s.k, n);  // k [n, KV D]
-  linear(x, L.v, L.v_b, s.u, d, s.v, n);  // v [n, KV D]
-  if (p.rope_dims) {
-    op.rope(x, s.q, QH * D, s.P, n, QH, D, p.rope_dims, p.rope_theta);
-    op.rope(x, s.k, KV * D, s.P, n, KV, D, p.rope_dims, p.rope_theta);
-  }
-  op.attend(x, state(r, L.k_ring), state(r, L.v_ring), p.kv_f16, s.q, s.k, s.v, s.P, s.attn, n, QH, KV, D,
-            p.max_context, p.attn_scale, s.scores);  // attn [n, QH D]
-  linear(x, L.o, L.o_b, s.attn, QH * D, s.o, n);    // o [n, d]
-}
-
 // o = down(act(gate u) * up u), or down(act(up u)).
 void mlp(const Exec& x, const Hyper& p, const Spec::Layer& L, size_t n, const Scratch& s) {
   const Ops& op = *x.backend->ops;
@@ -83,6 +67,8 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Hyper& p = arch.p;
   const Ops& op = *x.backend->ops;
   const size_t n = r.n, d = p.d_model;
+  const AttentionShape attn{p.attn_heads, p.kv_heads,     p.attn_head_dim, p.rope_dims,
+                            p.rope_theta, p.max_context, p.attn_scale,    p.kv_f16};
   Scratch s;
   carve(kScratch, p, n, x.scratch, &s);
   model_input(x, m, r, s.h);  // h [n, d]
@@ -93,8 +79,8 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
     if (L.kind == fb::LayerKind::Mamba2Mixer)
       ssd_mixer(x, L, p, p.norm_groups, r, s.u, SsdBuffers{s.zxbcdt, s.xbc, s.dt, s.y}, s.o);
-    else if (L.kind == fb::LayerKind::AttentionBlock)
-      attention(x, p, L, r, s);
+    else if (L.kind == fb::LayerKind::AttentionBlock)  // over all the stream's tokens: the ring holds max_context
+      gqa_attention(x, L, attn, r, s.u, d, AttentionBuffers{s.q, s.k, s.v, s.attn, s.scores, s.P}, s.o);
     else
       mlp(x, p, L, n, s);
     if (p.residual_scale != 1.f) op.scale(x, s.o, p.residual_scale, n * d);

@@ -7,6 +7,7 @@
 // K = conv width, bw = Wl / H (a gate block).
 #include <cmath>
 
+#include "arch/attention.h"
 #include "arch/bind.h"
 #include "arch/recurrent_gemma.h"
 
@@ -60,8 +61,10 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
   const Hyper& p = arch.p;
   const Ops& op = *x.backend->ops;
-  const size_t n = r.n, d = p.d_model, Wl = p.lru_width, F = p.d_ffn, H = p.n_heads, KV = p.n_kv_heads,
-               D = p.head_dim, A = H * D, K = p.conv_width, bw = p.block;
+  const size_t n = r.n, d = p.d_model, Wl = p.lru_width, F = p.d_ffn, H = p.n_heads, K = p.conv_width,
+               bw = p.block;
+  const AttentionShape attn{H,       p.n_kv_heads, p.head_dim, p.rope_dims, p.rope_theta, p.window,
+                            1.f / std::sqrt(static_cast<float>(p.head_dim)), p.kv_f16};
   Scratch s;
   carve(kScratch, p, n, x.scratch, &s);
   model_input(x, m, r, s.h);                                  // h [n, d]
@@ -70,15 +73,8 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Spec::Layer& L = arch.layers[l];
     op.rmsnorm(x, s.h, L.norm1.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
-    if (L.kind == fb::LayerKind::LocalAttentionBlock) {
-      linear(x, L.q, L.q_b, s.u, d, s.q, n);                  // q [n, A]
-      linear(x, L.k, L.k_b, s.u, d, s.k, n);                  // k [n, KV D]
-      linear(x, L.v, L.v_b, s.u, d, s.v, n);                  // v [n, KV D]
-      op.rope(x, s.q, A, s.P, n, H, D, p.rope_dims, p.rope_theta);
-      op.rope(x, s.k, KV * D, s.P, n, KV, D, p.rope_dims, p.rope_theta);
-      op.attend(x, state(r, L.k_ring), state(r, L.v_ring), p.kv_f16, s.q, s.k, s.v, s.P, s.attn, n, H, KV, D,
-                p.window, 1.f / std::sqrt(static_cast<float>(D)), s.scores);  // attn [n, A]
-      linear(x, L.o, L.o_b, s.attn, A, s.o, n);              // o [n, d]
+    if (L.kind == fb::LayerKind::LocalAttentionBlock) {  // over the last `window` tokens
+      gqa_attention(x, L, attn, r, s.u, d, AttentionBuffers{s.q, s.k, s.v, s.attn, s.scores, s.P}, s.o);
     } else {  // RglruBlock
       linear(x, L.lin_y, L.lin_y_b, s.u, d, s.y_branch, n);   // [n, Wl]
       op.act(x, Act::kGeluTanh, s.y_branch, n * Wl);
