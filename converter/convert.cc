@@ -104,35 +104,31 @@ Report run(const Options& opts) {
   else if (opts.kv_dtype == "f16") kv = fb::DType::F16;
   else if (opts.kv_dtype != "auto") throw ConvertError("--kv-dtype " + opts.kv_dtype + " is not supported (auto, f32, f16)");
   ArchInput in{*ck, config_text, opts.input_dir, mdt, opts.allow_unknown_config, kv, opts.max_context};
-  FileContent content;
-  Report report;
-  if (s4d_matches(in)) {
-    content = s4d_content(in);
-    report.arch = "s4d";
-  } else if (rwkv7_matches(in)) {
-    content = rwkv7_content(in);
-    report.arch = "rwkv7";
-  } else if (mamba2_matches(in)) {
-    content = mamba2_content(in);
-    report.arch = "mamba2";
-  } else if (mamba1_matches(in)) {
-    content = mamba1_content(in);
-    report.arch = "mamba1";
-  } else if (recurrent_gemma_matches(in)) {
-    content = recurrent_gemma_content(in);
-    report.arch = "recurrent_gemma";
-  } else if (granite_hybrid_matches(in)) {
-    content = granite_hybrid_content(in);
-    report.arch = "mamba2_hybrid";
-  } else if (nemotron_h_matches(in)) {
-    content = nemotron_h_content(in);
-    report.arch = "mamba2_hybrid";
-  } else {
+  // Each layout rill reads: how it is recognised, its converter, the architecture it becomes.
+  struct Layout {
+    bool (*matches)(const ArchInput&);
+    FileContent (*content)(const ArchInput&);
+    const char* arch;
+  };
+  static const Layout kLayouts[] = {{s4d_matches, s4d_content, "s4d"},
+                                    {rwkv7_matches, rwkv7_content, "rwkv7"},
+                                    {mamba2_matches, mamba2_content, "mamba2"},
+                                    {mamba1_matches, mamba1_content, "mamba1"},
+                                    {recurrent_gemma_matches, recurrent_gemma_content, "recurrent_gemma"},
+                                    {granite_hybrid_matches, granite_hybrid_content, "mamba2_hybrid"},
+                                    {nemotron_h_matches, nemotron_h_content, "mamba2_hybrid"}};
+  const Layout* layout = nullptr;
+  for (const Layout& l : kLayouts)
+    if (!layout && l.matches(in)) layout = &l;
+  if (!layout) {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
     throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7, s4d, "
                        "recurrent_gemma, granitemoehybrid, nemotron_h)");
   }
+  FileContent content = layout->content(in);
+  Report report;
+  report.arch = layout->arch;
 
   // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,
   // then a tokenizer.json, then a SentencePiece tokenizer.model; tokenizer_config.json
