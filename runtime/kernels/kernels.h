@@ -99,6 +99,9 @@ using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, 
 
 // Elementwise functions (core/act.h), in place on n floats.
 using Activation = void(Act kind, float* y, size_t n);
+// e^x in place on n floats: the vector exp the table's scans and activations use, exposed so its
+// accuracy can be measured on its own (kernels_test). Vector tables clamp x to [-87.3, 88.3].
+using VecExp = void(float* y, size_t n);
 // Depthwise causal conv step + SiLU (conv1d_step_silu's math) over T tokens of one stream, in order:
 // hist [K-1, C]; w [K, C]; b [C] or null; token t's input at X + t * ldx; Y [T, C]. Without `silu`, the
 // plain conv (Griffin's recurrent block).
@@ -134,6 +137,7 @@ struct Table {
   Required<Mamba2Ssd> mamba2_ssd;
   Required<Wkv7Scan> wkv7_scan;
   Required<Activation> act;
+  Required<VecExp> exp;
   Required<ConvSilu> conv_silu;
   Required<GatedRmsnorm> gated_rmsnorm;
   Required<Layernorm> layernorm;

@@ -1,6 +1,7 @@
 // Every fast kernel against its scalar reference, over odd sizes and tails; f16 conversions exactly.
 #include <doctest/doctest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -99,6 +100,87 @@ TEST_SUITE("kernels") {
         matvec_f16__ref(Wh.data(), x.data(), yr.data(), R, C);
         for (size_t r = 0; r < R; ++r) REQUIRE_MESSAGE(std::fabs(y[r] - yr[r]) <= 1e-5f * (1 + std::sqrt(float(C))),
                                                         std::string(t->isa) << " f16 " << R << "x" << C);
+      }
+    }
+  }
+
+  TEST_CASE("no fast table leaves an entry on the scalar reference kernel") {
+    // An entry that points at the reference would be "tested" against itself: every table but the
+    // reference must have its own kernel in every entry (prepare_act aside: null means float inputs).
+    const Table* built[8];
+    const size_t nb = compiled(built, 8);
+    const Table* ref = built[0];
+    REQUIRE(std::string(ref->isa) == "ref");
+    for (size_t i = 1; i < nb; ++i) {
+      const Table& t = *built[i];
+      std::string on_ref;
+      auto check = [&](const char* name, const void* fast, const void* reference) {
+        if (fast == reference) on_ref += std::string(on_ref.empty() ? "" : " ") + name;
+      };
+#define RILL_ENTRY(e) check(#e, reinterpret_cast<const void*>(+t.e.fn), reinterpret_cast<const void*>(+ref->e.fn))
+      RILL_ENTRY(matvec_f32); RILL_ENTRY(matvec_f16); RILL_ENTRY(mamba1_scan); RILL_ENTRY(matvec_q8);
+      RILL_ENTRY(matvec_q4); RILL_ENTRY(matmul_q8); RILL_ENTRY(matmul_q4); RILL_ENTRY(matmul_f32);
+      RILL_ENTRY(matmul_f16); RILL_ENTRY(matmul_q4x16); RILL_ENTRY(matmul_q8x16); RILL_ENTRY(s4d_step);
+      RILL_ENTRY(mamba2_ssd); RILL_ENTRY(wkv7_scan); RILL_ENTRY(act); RILL_ENTRY(exp); RILL_ENTRY(conv_silu);
+      RILL_ENTRY(gated_rmsnorm); RILL_ENTRY(layernorm); RILL_ENTRY(attend_group);
+#undef RILL_ENTRY
+      CHECK_MESSAGE(on_ref.empty(), t.isa << " entries on the reference kernel: " << on_ref);
+    }
+  }
+
+  TEST_CASE("exp: every table's vector e^x within its stated ulps of e^x over [-87.3, 88.3]; NaN, infinities, clamp") {
+    // 2^21 inputs evenly spaced in their bit patterns over both signs of the range, against e^x in
+    // double rounded once. Vector tables clamp x to [-87.3, 88.3] (kernels.h): beyond, e^88.3 and
+    // e^-87.3; NaN stays NaN.
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    auto ulp_of = [](double v) { return std::ldexp(1.0, std::ilogb(v) - 23); };
+    std::vector<float> x, y;
+    for (float lim : {88.3f, -87.3f}) {
+      uint32_t top;
+      std::memcpy(&top, &lim, 4);
+      const uint32_t lo = lim > 0 ? 0u : 0x80000000u, n = 1u << 20;
+      for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t bits = lo + static_cast<uint32_t>((uint64_t(top - lo) * i) / (n - 1));
+        float v;
+        std::memcpy(&v, &bits, 4);
+        x.push_back(v);
+      }
+    }
+    for (size_t ti = 0; ti < nt; ++ti) {
+      const Table& t = *tables[ti];
+      y = x;
+      t.exp(y.data(), y.size());
+      double worst = 0, worst_x = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double want = std::exp(static_cast<double>(x[i]));
+        const double e = std::fabs(y[i] - want) / ulp_of(want);
+        if (e > worst) worst = e, worst_x = x[i];
+      }
+      rill_test::report_line("tables.txt", std::string("exp of table ") + t.isa + ": max error " +
+                                               std::to_string(worst).substr(0, 4) + " ulp (at x = " +
+                                               std::to_string(worst_x) + ") over [-87.3, 88.3]");
+      CHECK_MESSAGE(worst <= 2.0, t.isa << " exp max ulp " << worst << " at " << worst_x);
+      float sp[] = {std::nanf(""), INFINITY, -INFINITY, 200.f, -200.f, 0.f, -0.f, 1.f};
+      t.exp(sp, 8);
+      CHECK_MESSAGE(std::isnan(sp[0]), t.isa << " exp(NaN) " << sp[0]);
+      CHECK(sp[5] == 1.f);
+      CHECK(sp[6] == 1.f);
+      CHECK(std::fabs(sp[7] - 2.7182817f) <= 2.4e-7f * 2);
+      if (std::string(t.isa) == "ref") {
+        CHECK(sp[1] == INFINITY);
+        CHECK(sp[2] == 0.f);
+      } else {  // the clamp: finite at +inf, the smallest normal range at -inf, never 0 or inf
+        float hi = 88.3f, lo = -87.3f;
+        t.exp(&hi, 1);
+        t.exp(&lo, 1);
+        CHECK_MESSAGE(sp[1] == hi, t.isa << " exp(inf) " << sp[1]);
+        CHECK(sp[3] == hi);
+        CHECK(std::isfinite(hi));
+        CHECK(sp[2] == lo);
+        CHECK(sp[4] == lo);
+        CHECK(lo > 0.f);
+        CHECK(lo >= FLT_MIN);
       }
     }
   }

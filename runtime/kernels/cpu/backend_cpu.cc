@@ -1,7 +1,8 @@
 // The CPU backend: its op table and its memory. Weights are the mapped file, used in place; state and
 // scratch live in the caller's arena. Each op loops over its rows and calls the kernels one level
-// below: the products and the Mamba-1 scan through the backend's kernel table (one CPU backend per
-// table: cpu-ref, cpu-avx2, cpu-avx512vnni, cpu-neon), the rest through the scalar row kernels.
+// below: the products, scans and row ops through the backend's kernel table (one CPU backend per table:
+// cpu-ref, cpu-avx2, cpu-avx512vnni, cpu-neon, cpu-neon-dotprod, cpu-neon-i8mm), the rest through the
+// scalar row kernels.
 // Matrix products split their rows over the caller's ParallelFor; nothing else is threaded.
 #include <cmath>
 #include <cstdint>

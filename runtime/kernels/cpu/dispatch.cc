@@ -2,6 +2,9 @@
 #if defined(RILL_HAVE_AVX2)
 #include <cpuid.h>
 #endif
+#if defined(RILL_HAVE_NEON)
+#include <sys/auxv.h>
+#endif
 #include <cstddef>
 #include <cstdint>
 
@@ -13,6 +16,11 @@ namespace rill {
 namespace kernels {
 
 namespace {
+#if defined(RILL_HAVE_NEON)
+// Linux's aarch64 hwcap bits (asm/hwcap.h): HWCAP_ASIMDDP, HWCAP2_I8MM.
+constexpr unsigned long kHwcapAsimdDp = 1UL << 20;
+constexpr unsigned long kHwcap2I8mm = 1UL << 13;
+#endif
 const Table kRef = {.isa = "ref",
                     .matvec_f32 = matvec_f32__ref,
                     .matvec_f16 = matvec_f16__ref,
@@ -30,6 +38,7 @@ const Table kRef = {.isa = "ref",
                     .mamba2_ssd = mamba2_ssd__ref,
                     .wkv7_scan = wkv7_scan__ref,
                     .act = act__ref,
+                    .exp = exp__ref,
                     .conv_silu = conv_silu__ref,
                     .gated_rmsnorm = gated_rmsnorm__ref,
                     .layernorm = layernorm__ref,
@@ -52,6 +61,7 @@ const Table kAvx2 = {.isa = "avx2",
                      .mamba2_ssd = mamba2_ssd__avx2,
                      .wkv7_scan = wkv7_scan__avx2,
                      .act = act__avx2,
+                     .exp = exp__avx2,
                      .conv_silu = conv_silu__avx2,
                      .gated_rmsnorm = gated_rmsnorm__avx2,
                      .layernorm = layernorm__avx2,
@@ -83,6 +93,7 @@ const Table kAvx512 = {.isa = "avx512vnni",
                        .mamba2_ssd = mamba2_ssd__avx512,
                        .wkv7_scan = wkv7_scan__avx512,
                        .act = act__avx512,
+                       .exp = exp__avx512,
                        .conv_silu = conv_silu__avx512,
                        .gated_rmsnorm = gated_rmsnorm__avx512,
                        .layernorm = layernorm__avx512,
@@ -94,11 +105,13 @@ bool cpu_has_avx512vnni() {
 #endif
 
 #if defined(RILL_HAVE_NEON)
-// NEON is part of every aarch64 CPU: no feature check.
+// Three tables, one per level of the Arm architecture that changes the products; the float kernels,
+// scans and row ops are the same NEON ones in all three.
+//   neon          ARMv8.0 (Cortex-A53/A72): int8/int4 weights widened to f32, float activations
 const Table kNeon = {.isa = "neon",
                      .matvec_f32 = matvec_f32__neon,
                      .matvec_f16 = matvec_f16__neon,
-                     .mamba1_scan = mamba1_scan__ref,
+                     .mamba1_scan = mamba1_scan__neon,
                      .matvec_q8 = matvec_q8__neon,
                      .matvec_q4 = matvec_q4__neon,
                      .matmul_q8 = matmul_q8__neon,
@@ -108,18 +121,72 @@ const Table kNeon = {.isa = "neon",
                      .matmul_q4x16 = matmul_q4x16__neon,
                      .matmul_q8x16 = matmul_q8x16__neon,
                      .prepare_act = nullptr,
-                     .s4d_step = s4d_step__ref,
-                     .mamba2_ssd = mamba2_ssd__ref,
-                     .wkv7_scan = wkv7_scan__ref,
-                     .act = act__ref,
-                     .conv_silu = conv_silu__ref,
-                     .gated_rmsnorm = gated_rmsnorm__ref,
-                     .layernorm = layernorm__ref,
-                     .attend_group = attend_group__ref};
+                     .s4d_step = s4d_step__neon,
+                     .mamba2_ssd = mamba2_ssd__neon,
+                     .wkv7_scan = wkv7_scan__neon,
+                     .act = act__neon,
+                     .exp = exp__neon,
+                     .conv_silu = conv_silu__neon,
+                     .gated_rmsnorm = gated_rmsnorm__neon,
+                     .layernorm = layernorm__neon,
+                     .attend_group = attend_group__neon};
+//   neon-dotprod  ARMv8.2 dotprod (Cortex-A76/A78, Orin): int8 activations, SDOT
+const Table kNeonDotprod = {.isa = "neon-dotprod",
+                            .matvec_f32 = matvec_f32__neon,
+                            .matvec_f16 = matvec_f16__neon,
+                            .mamba1_scan = mamba1_scan__neon,
+                            .matvec_q8 = matvec_q8__neon_dotprod,
+                            .matvec_q4 = matvec_q4__neon_dotprod,
+                            .matmul_q8 = matmul_q8__neon_dotprod,
+                            .matmul_q4 = matmul_q4__neon_dotprod,
+                            .matmul_f32 = matmul_f32__neon,
+                            .matmul_f16 = matmul_f16__neon,
+                            .matmul_q4x16 = matmul_q4x16__neon_dotprod,
+                            .matmul_q8x16 = matmul_q8x16__neon_dotprod,
+                            .prepare_act = prepare_act__neon_dotprod,
+                            .s4d_step = s4d_step__neon,
+                            .mamba2_ssd = mamba2_ssd__neon,
+                            .wkv7_scan = wkv7_scan__neon,
+                            .act = act__neon,
+                            .exp = exp__neon,
+                            .conv_silu = conv_silu__neon,
+                            .gated_rmsnorm = gated_rmsnorm__neon,
+                            .layernorm = layernorm__neon,
+                            .attend_group = attend_group__neon};
+//   neon-i8mm     ARMv8.6 i8mm (Neoverse V1+, Thor): SMMLA for two tokens at a time, else as dotprod
+const Table kNeonI8mm = {.isa = "neon-i8mm",
+                         .matvec_f32 = matvec_f32__neon,
+                         .matvec_f16 = matvec_f16__neon,
+                         .mamba1_scan = mamba1_scan__neon,
+                         .matvec_q8 = matvec_q8__neon_i8mm,
+                         .matvec_q4 = matvec_q4__neon_i8mm,
+                         .matmul_q8 = matmul_q8__neon_i8mm,
+                         .matmul_q4 = matmul_q4__neon_i8mm,
+                         .matmul_f32 = matmul_f32__neon,
+                         .matmul_f16 = matmul_f16__neon,
+                         .matmul_q4x16 = matmul_q4x16__neon_i8mm,
+                         .matmul_q8x16 = matmul_q8x16__neon_i8mm,
+                         .prepare_act = prepare_act__neon_i8mm,
+                         .s4d_step = s4d_step__neon,
+                         .mamba2_ssd = mamba2_ssd__neon,
+                         .wkv7_scan = wkv7_scan__neon,
+                         .act = act__neon,
+                         .exp = exp__neon,
+                         .conv_silu = conv_silu__neon,
+                         .gated_rmsnorm = gated_rmsnorm__neon,
+                         .layernorm = layernorm__neon,
+                         .attend_group = attend_group__neon};
+
+// The CPU's features as the kernel reports them (getauxval), never the compile flags: a build for
+// -march=armv8-a still uses SDOT and SMMLA where the CPU has them.
+bool cpu_has_dotprod() { return (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0; }
+bool cpu_has_i8mm() { return cpu_has_dotprod() && (getauxval(AT_HWCAP2) & kHwcap2I8mm) != 0; }
 #endif
 
 const Table* choose() {
 #if defined(RILL_HAVE_NEON)
+  if (cpu_has_i8mm()) return &kNeonI8mm;
+  if (cpu_has_dotprod()) return &kNeonDotprod;
   return &kNeon;
 #endif
 #if defined(RILL_HAVE_AVX512)
@@ -142,6 +209,8 @@ size_t compiled(const Table** out, size_t max) {
   if (n < max) out[n++] = &kRef;
 #if defined(RILL_HAVE_NEON)
   if (n < max) out[n++] = &kNeon;
+  if (n < max) out[n++] = &kNeonDotprod;
+  if (n < max) out[n++] = &kNeonI8mm;
 #endif
 #if defined(RILL_HAVE_AVX2)
   if (n < max) out[n++] = &kAvx2;
@@ -157,6 +226,8 @@ size_t available(const Table** out, size_t max) {
   if (n < max) out[n++] = &kRef;
 #if defined(RILL_HAVE_NEON)
   if (n < max) out[n++] = &kNeon;
+  if (cpu_has_dotprod() && n < max) out[n++] = &kNeonDotprod;
+  if (cpu_has_i8mm() && n < max) out[n++] = &kNeonI8mm;
 #endif
 #if defined(RILL_HAVE_AVX2)
   if (cpu_has_avx2() && n < max) out[n++] = &kAvx2;

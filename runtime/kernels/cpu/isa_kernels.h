@@ -24,6 +24,7 @@ S4dStep s4d_step__avx2;
 Mamba2Ssd mamba2_ssd__avx2;
 Wkv7Scan wkv7_scan__avx2;
 Activation act__avx2;
+VecExp exp__avx2;
 ConvSilu conv_silu__avx2;
 AttendGroup attend_group__avx2;
 GatedRmsnorm gated_rmsnorm__avx2;
@@ -45,13 +46,24 @@ MatmulF16 matmul_f16__avx512;
 Mamba2Ssd mamba2_ssd__avx512;
 Wkv7Scan wkv7_scan__avx512;
 Activation act__avx512;
+VecExp exp__avx512;
 ConvSilu conv_silu__avx512;
 AttendGroup attend_group__avx512;
 GatedRmsnorm gated_rmsnorm__avx512;
 Layernorm layernorm__avx512;
 #endif
 
-#if defined(RILL_HAVE_NEON)  // kernels/cpu/arm/kernels_neon.cc: baseline aarch64 NEON
+#if defined(RILL_HAVE_NEON)  // kernels/cpu/arm/kernels_neon.cc: baseline aarch64 NEON (ARMv8.0)
+Mamba1Scan mamba1_scan__neon;
+S4dStep s4d_step__neon;
+Mamba2Ssd mamba2_ssd__neon;
+Wkv7Scan wkv7_scan__neon;
+Activation act__neon;
+VecExp exp__neon;
+ConvSilu conv_silu__neon;
+GatedRmsnorm gated_rmsnorm__neon;
+Layernorm layernorm__neon;
+AttendGroup attend_group__neon;
 MatvecF32 matvec_f32__neon;
 MatvecF16 matvec_f16__neon;
 MatvecQ8 matvec_q8__neon;
@@ -62,6 +74,22 @@ MatmulQ4x16 matmul_q4x16__neon;
 MatmulQ8x16 matmul_q8x16__neon;
 MatmulF32 matmul_f32__neon;
 MatmulF16 matmul_f16__neon;
+// kernels/cpu/arm/kernels_neon_dotprod.cc: ARMv8.2 dotprod (SDOT), int8 activations
+PrepareAct prepare_act__neon_dotprod;
+MatvecQ8 matvec_q8__neon_dotprod;
+MatvecQ4 matvec_q4__neon_dotprod;
+MatmulQ8 matmul_q8__neon_dotprod;
+MatmulQ4 matmul_q4__neon_dotprod;
+MatmulQ8x16 matmul_q8x16__neon_dotprod;
+MatmulQ4x16 matmul_q4x16__neon_dotprod;
+// kernels/cpu/arm/kernels_neon_i8mm.cc: ARMv8.6 i8mm (SMMLA) for the batched 16-row products
+PrepareAct prepare_act__neon_i8mm;
+MatvecQ8 matvec_q8__neon_i8mm;
+MatvecQ4 matvec_q4__neon_i8mm;
+MatmulQ8 matmul_q8__neon_i8mm;
+MatmulQ4 matmul_q4__neon_i8mm;
+MatmulQ8x16 matmul_q8x16__neon_i8mm;
+MatmulQ4x16 matmul_q4x16__neon_i8mm;
 #endif
 
 }  // namespace kernels

@@ -336,6 +336,10 @@ void act__ref(Act kind, float* y, size_t n) {
   }
 }
 
+void exp__ref(float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = std::exp(y[i]);
+}
+
 void conv_silu__ref(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
                     size_t C, size_t K, bool silu) {
   for (size_t t = 0; t < T; ++t) conv1d_step_silu(hist, w, b, X + t * ldx, Y + t * C, C, K, silu);

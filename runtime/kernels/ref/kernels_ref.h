@@ -22,6 +22,7 @@ S4dStep s4d_step__ref;
 Mamba2Ssd mamba2_ssd__ref;
 Wkv7Scan wkv7_scan__ref;
 Activation act__ref;
+VecExp exp__ref;
 ConvSilu conv_silu__ref;
 GatedRmsnorm gated_rmsnorm__ref;
 Layernorm layernorm__ref;

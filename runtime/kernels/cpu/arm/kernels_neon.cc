@@ -1,17 +1,21 @@
-// NEON kernels for aarch64 (Jetson Orin/Thor CPUs, Arm SBCs, phones). Baseline ARMv8 NEON only, so
-// no feature check is needed: f16 weights through vcvt_f32_f16; int8/int4 weights widened to f32 and
-// multiplied with f32 activations (no activation rounding, so closer to the reference than the x86
-// int8-activation kernels). Batched (matmul) forms read each weight row once per tile of 4 tokens and
-// match the matvec bit for bit (see rows_float, rows_q8, rows_q4).
-// Not yet: dot-product (SDOT, ARMv8.2) and i8mm paths with int8 activations, a NEON scan.
+// NEON kernels for aarch64 (Jetson Orin/Thor CPUs, Arm SBCs, phones), baseline ARMv8.0 NEON, which
+// every aarch64 CPU has: the whole "neon" table, and the float kernels, scans and row ops that the
+// dotprod and i8mm tables (kernels_neon_dotprod.cc, kernels_neon_i8mm.cc) share with it.
+//   Products: f16 weights through vcvt_f32_f16; int8/int4 weights widened to f32 and multiplied with f32
+//   activations (no activation rounding, so closer to the reference than the int8-activation kernels).
+//   Batched (matmul) forms read each weight row once per tile of 4 tokens and match the matvec bit for
+//   bit (see rows_float, rows_q8, rows_q4).
+//   Scans and row ops: scans.inl and rowops.inl over 4-lane vectors (V4 below), with a vector exp.
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/cpu/isa_kernels.h"
 #include "kernels/cpu/token_tiles.h"
+#include "kernels/ref/kernels_ref.h"
 
 namespace rill {
 namespace kernels {
@@ -23,7 +27,7 @@ namespace {
 // matvec (NT = 1) bit for bit, whatever the tiling.
 constexpr size_t kTile = 4;
 
-inline float f16_to_f32(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+inline float h2f(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
 
 // Float weights: Load gives 8 weights of row r at column c as two f32 vectors, and one as a scalar.
 struct LoadF32 {
@@ -44,7 +48,7 @@ struct LoadF16 {
     *w0 = vcvt_f32_f16(vget_low_f16(h));
     *w1 = vcvt_high_f32_f16(h);
   }
-  float scalar(size_t r, size_t c) const { return f16_to_f32(W[r * cols + c]); }
+  float scalar(size_t r, size_t c) const { return h2f(W[r * cols + c]); }
 };
 
 template <size_t NT, typename Load>
@@ -117,7 +121,7 @@ void rows_q4(const uint8_t* W, const uint16_t* scales, size_t group, const float
         fma_i8x16<NT>(acc, lo, X + b * 32, ldx);
         fma_i8x16<NT>(acc, hi, X + b * 32 + 16, ldx);
       }
-      const float sc = f16_to_f32(scales[r * groups + g]);
+      const float sc = h2f(scales[r * groups + g]);
       for (size_t t = 0; t < NT; ++t) s[t] = __builtin_fmaf(vaddvq_f32(acc[t]), sc, s[t]);
     }
     for (size_t t = 0; t < NT; ++t) Y[t * ldy + r] = s[t];
@@ -258,6 +262,84 @@ void matmul_q4x16__neon(const uint8_t* W, const uint16_t* scales, size_t group, 
       x16_q4_tile<decltype(nt)::value>(W + r * (cols / 2), scales + r * (cols / group), cols, group, a.x + t * a.ldx,
                                        a.ldx, Y + t * ldy + r, ldy);
     });
+}
+
+// ---- scans and row ops (scans.inl, rowops.inl) over 4 lanes
+namespace {
+// e^x for 4 floats: exp8 of kernels_avx2.cc (Cephes' expf) in NEON. x clamped to [-87.3, 88.3]; NaN
+// passes (FMIN/FMAX return NaN); e^x = 2^n e^r with |r| <= ln2/2, e^r by a degree-6 polynomial.
+inline float32x4_t exp4(float32x4_t x) {
+  x = vmaxq_f32(vdupq_n_f32(-87.3f), vminq_f32(vdupq_n_f32(88.3f), x));
+  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+  p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.f)), p, vmulq_f32(r, r));
+  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+struct V4 {
+  using R = float32x4_t;
+  static constexpr size_t W = 4;
+  static R load(const float* p) { return vld1q_f32(p); }
+  static R load_h(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  static void store(float* p, R v) { vst1q_f32(p, v); }
+  static R set1(float v) { return vdupq_n_f32(v); }
+  static R zero() { return vdupq_n_f32(0.f); }
+  static R mul(R a, R b) { return vmulq_f32(a, b); }
+  static R fmadd(R a, R b, R c) { return vfmaq_f32(c, a, b); }   // a b + c
+  static R fnmadd(R a, R b, R c) { return vfmsq_f32(c, a, b); }  // c - a b
+  static float sum(R v) { return vaddvq_f32(v); }
+  static R add(R a, R b) { return vaddq_f32(a, b); }
+  static R sub(R a, R b) { return vsubq_f32(a, b); }
+  static R div(R a, R b) { return vdivq_f32(a, b); }
+  // a > b ? a : b, so b on NaN as x86's maxps (relu^2 of NaN is 0, as in the reference)
+  static R max(R a, R b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+  static R exp(R x) { return exp4(x); }
+};
+#include "kernels/cpu/scans.inl"
+#include "kernels/cpu/rowops.inl"
+}  // namespace
+
+void mamba1_scan__neon(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                       const float* D, const float* z, float* y, size_t E, size_t N) {
+  mamba1_scan_v<V4>(s, A, dt, x, B, C, D, z, y, E, N);
+}
+void s4d_step__neon(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+                    size_t M) {
+  s4d_step_v<V4>(s, A, C, D, u, y, H, M);
+}
+void mamba2_ssd__neon(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
+                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
+                      size_t h0, size_t h1) {
+  ssd_scan_v<V4>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
+}
+void wkv7_scan__neon(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+                     const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
+  wkv7_scan_v<V4>(S, r, w, k, v, a, b, y, T, H, N, h0, h1);
+}
+void exp__neon(float* y, size_t n) { exp_v<V4>(y, n); }
+void act__neon(Act kind, float* y, size_t n) { act_v<V4>(kind, y, n); }
+void conv_silu__neon(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
+                     size_t C, size_t K, bool silu) {
+  conv_silu_v<V4>(hist, w, b, X, ldx, Y, T, C, K, silu);
+}
+void gated_rmsnorm__neon(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
+                         float eps) {
+  gated_rmsnorm_v<V4>(Y, Z, ldz, w, n, E, G, eps);
+}
+void layernorm__neon(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
+  layernorm_v<V4>(X, w, b, Y, n, d, eps);
+}
+void attend_group__neon(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
+                        size_t D, float scale, float* scores, size_t ldsc, float* Y) {
+  attend_group_v<V4>(K, V, f16, stride, n, Q, G, D, scale, scores, ldsc, Y);
 }
 
 }  // namespace kernels

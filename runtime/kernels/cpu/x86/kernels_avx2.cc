@@ -136,11 +136,9 @@ void matvec_f16__avx2(const uint16_t* W, const float* x, float* y, size_t rows, 
 namespace rill {
 namespace kernels {
 namespace {
-// exp(x) for 8 floats: range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial (Cephes
-// expf coefficients), scale by 2^n. Relative error ~2e-7 over [-87, 88]; inputs clamped there.
-// e^x, Cephes' expf: x clamped to [-87.3, 88.3] (2^n stays a normal float; NaN passes: min/max return
+// e^x for 8 floats, Cephes' expf: x clamped to [-87.3, 88.3] (2^n stays a normal float; NaN passes: min/max return
 // their second operand on NaN), e^x = 2^n e^r with |r| <= ln2/2, e^r by a degree-6 polynomial; about
-// 1 ulp. The Mamba-1 scan and the row ops (rowops.inl) share it.
+// 1 ulp (kernels_test measures it). The scans and the row ops (scans.inl, rowops.inl) share it.
 inline __m256 exp8(__m256 x) {
   x = _mm256_max_ps(_mm256_set1_ps(-87.3f), _mm256_min_ps(_mm256_set1_ps(88.3f), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -158,75 +156,6 @@ inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 }  // namespace
-
-void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                       const float* D, const float* z, float* y, size_t E, size_t N) {
-  const size_t E8 = E & ~size_t(7);
-  for (size_t c = 0; c < E8; c += 8) {
-    const __m256 dtv = _mm256_loadu_ps(dt + c);
-    const __m256 xv = _mm256_loadu_ps(x + c);
-    const __m256 dtx = _mm256_mul_ps(dtv, xv);
-    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D + c), xv);
-    for (size_t n = 0; n < N; ++n) {
-      float* sp = s + n * E + c;
-      const __m256 a = exp8(_mm256_mul_ps(dtv, _mm256_loadu_ps(A + n * E + c)));
-      const __m256 v = _mm256_fmadd_ps(a, _mm256_loadu_ps(sp), _mm256_mul_ps(dtx, _mm256_set1_ps(B[n])));
-      _mm256_storeu_ps(sp, v);
-      acc = _mm256_fmadd_ps(v, _mm256_set1_ps(C[n]), acc);
-    }
-    const __m256 zv = _mm256_loadu_ps(z + c);
-    const __m256 sig = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f),
-                                                                        exp8(_mm256_sub_ps(_mm256_setzero_ps(), zv))));
-    _mm256_storeu_ps(y + c, _mm256_mul_ps(acc, _mm256_mul_ps(zv, sig)));
-  }
-  if (E8 < E) {  // channel tail: the scalar form on the remaining columns
-    for (size_t c = E8; c < E; ++c) {
-      float acc = D[c] * x[c];
-      for (size_t n = 0; n < N; ++n) {
-        float* sp = s + n * E + c;
-        const float v = std::exp(dt[c] * A[n * E + c]) * *sp + dt[c] * B[n] * x[c];
-        *sp = v;
-        acc += v * C[n];
-      }
-      y[c] = acc * (z[c] / (1.f + std::exp(-z[c])));
-    }
-  }
-}
-
-// Eight channels at a time, every mode: the complex update and the read-out in FMA form (the same
-// products as s4d_step__ref, rounded once per FMA).
-void s4d_step__avx2(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
-                    size_t M) {
-  const size_t H8 = H & ~size_t(7);
-  for (size_t h = 0; h < H8; h += 8) {
-    const __m256 uv = _mm256_loadu_ps(u + h);
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t m = 0; m < M; ++m) {
-      const size_t re = m * 2 * H + h, im = re + H;
-      const __m256 sr = _mm256_loadu_ps(s + re), si = _mm256_loadu_ps(s + im);
-      const __m256 ar = _mm256_loadu_ps(A + re), ai = _mm256_loadu_ps(A + im);
-      const __m256 r = _mm256_fmadd_ps(ar, sr, _mm256_fnmadd_ps(ai, si, uv));  // ar sr - ai si + u
-      const __m256 i = _mm256_fmadd_ps(ar, si, _mm256_mul_ps(ai, sr));         // ar si + ai sr
-      _mm256_storeu_ps(s + re, r);
-      _mm256_storeu_ps(s + im, i);
-      acc = _mm256_fmadd_ps(_mm256_loadu_ps(C + re), r, _mm256_fnmadd_ps(_mm256_loadu_ps(C + im), i, acc));
-    }
-    _mm256_storeu_ps(y + h, _mm256_fmadd_ps(_mm256_set1_ps(2.f), acc, _mm256_mul_ps(_mm256_loadu_ps(D + h), uv)));
-  }
-  if (H8 < H) {  // channel tail: the same math on the remaining channels
-    for (size_t h = H8; h < H; ++h) {
-      float acc = 0.f;
-      for (size_t m = 0; m < M; ++m) {
-        const size_t re = m * 2 * H + h, im = re + H;
-        const float r = A[re] * s[re] - A[im] * s[im] + u[h], i = A[re] * s[im] + A[im] * s[re];
-        s[re] = r;
-        s[im] = i;
-        acc += C[re] * r - C[im] * i;
-      }
-      y[h] = 2.f * acc + D[h] * u[h];
-    }
-  }
-}
 
 }  // namespace kernels
 }  // namespace rill
@@ -280,6 +209,7 @@ struct V8 {
   static R zero() { return _mm256_setzero_ps(); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R fnmadd(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
   static float sum(R v) { return hsum(v); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
@@ -287,8 +217,8 @@ struct V8 {
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R exp(R x) { return exp8(x); }
 };
-#include "kernels/cpu/x86/scans.inl"
-#include "kernels/cpu/x86/rowops.inl"
+#include "kernels/cpu/scans.inl"
+#include "kernels/cpu/rowops.inl"
 }  // namespace
 
 void mamba2_ssd__avx2(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
@@ -296,6 +226,15 @@ void mamba2_ssd__avx2(float* S, const float* x, const float* B, const float* C, 
                       size_t h0, size_t h1) {
   ssd_scan_v<V8>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
+void mamba1_scan__avx2(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                       const float* D, const float* z, float* y, size_t E, size_t N) {
+  mamba1_scan_v<V8>(s, A, dt, x, B, C, D, z, y, E, N);
+}
+void s4d_step__avx2(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+                    size_t M) {
+  s4d_step_v<V8>(s, A, C, D, u, y, H, M);
+}
+void exp__avx2(float* y, size_t n) { exp_v<V8>(y, n); }
 void act__avx2(Act kind, float* y, size_t n) { act_v<V8>(kind, y, n); }
 void attend_group__avx2(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
                         size_t D, float scale, float* scores, size_t ldsc, float* Y) {

@@ -343,6 +343,7 @@ struct V16 {
   static R zero() { return _mm512_setzero_ps(); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R fnmadd(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
   static float sum(R v) { return _mm512_reduce_add_ps(v); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
@@ -365,8 +366,8 @@ struct V16 {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
   }
 };
-#include "kernels/cpu/x86/scans.inl"
-#include "kernels/cpu/x86/rowops.inl"
+#include "kernels/cpu/scans.inl"
+#include "kernels/cpu/rowops.inl"
 
 }  // namespace
 
@@ -375,6 +376,7 @@ void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C
                       size_t h0, size_t h1) {
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
+void exp__avx512(float* y, size_t n) { exp_v<V16>(y, n); }
 void act__avx512(Act kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
 void attend_group__avx512(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
                         size_t D, float scale, float* scores, size_t ldsc, float* Y) {

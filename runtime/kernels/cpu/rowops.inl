@@ -1,6 +1,6 @@
-// Activations and the row ops built on them (depthwise conv + SiLU, gated RMSNorm, LayerNorm), written
-// once over a vector type V and included by each x86 kernel file inside its own anonymous namespace,
-// after V (see scans.inl) with, besides, add/sub/div and exp.
+// Activations and the row ops built on them (depthwise conv + SiLU, gated RMSNorm, LayerNorm,
+// attention), written once over a vector type V and included by each kernel file (AVX2, AVX-512,
+// NEON) inside its own anonymous namespace, after V (see scans.inl), which also gives max and load_h.
 //
 // Every element goes through the vector code, tails included (through a V::W buffer): an element's
 // value never depends on where it falls in the array, so n rows in one call give the bits of n calls.
@@ -35,6 +35,19 @@ inline typename V::R act1(Act kind, typename V::R x) {
     }
     default:
       return x;
+  }
+}
+
+// e^x in place (kernels.h, VecExp): V::exp on every element, the tail through a buffer.
+template <class V>
+void exp_v(float* y, size_t n) {
+  size_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::exp(V::load(y + i)));
+  if (i < n) {
+    float buf[V::W] = {};
+    for (size_t j = i; j < n; ++j) buf[j - i] = y[j];
+    V::store(buf, V::exp(V::load(buf)));
+    for (size_t j = i; j < n; ++j) y[j] = buf[j - i];
   }
 }
 

@@ -1,6 +1,7 @@
-// The recurrences of Mamba-2 (SSD) and RWKV-7 (wkv7) over T tokens of one stream, written once over a
-// vector type V and included by each x86 kernel file inside its own anonymous namespace, with V
-// defined there: V::R a register of V::W floats, and load/store/set1/mul/fmadd/zero/sum.
+// The recurrences (Mamba-1's selective scan, S4D, Mamba-2's SSD, RWKV-7's wkv7), written once over a
+// vector type V and included by each kernel file (AVX2, AVX-512, NEON) inside its own anonymous
+// namespace, with V defined there: V::R a register of V::W floats, and
+// load/store/set1/mul/fmadd/fnmadd/zero/sum/add/sub/div/exp.
 //
 // Each state row stays in L1 (or registers) while the tokens of a block pass over it, so a prefill chunk
 // reads the state once instead of once per token. Per token the arithmetic is the same whatever T is,
@@ -82,4 +83,71 @@ void wkv7_scan_v(float* S, const float* r, const float* w, const float* k, const
         }
       }
     }
+}
+
+// Mamba-1 selective-scan step (kernels.h, Mamba1Scan): V::W channels at a time over every state index,
+// the decay exp(dt A) by V::exp; the channel tail in scalar form with std::exp.
+template <class V>
+void mamba1_scan_v(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                   const float* D, const float* z, float* y, size_t E, size_t N) {
+  const size_t Ev = E / V::W * V::W;
+  for (size_t c = 0; c < Ev; c += V::W) {
+    const typename V::R dtv = V::load(dt + c), xv = V::load(x + c);
+    const typename V::R dtx = V::mul(dtv, xv);
+    typename V::R acc = V::mul(V::load(D + c), xv);
+    for (size_t n = 0; n < N; ++n) {
+      float* sp = s + n * E + c;
+      const typename V::R a = V::exp(V::mul(dtv, V::load(A + n * E + c)));
+      const typename V::R v = V::fmadd(a, V::load(sp), V::mul(dtx, V::set1(B[n])));
+      V::store(sp, v);
+      acc = V::fmadd(v, V::set1(C[n]), acc);
+    }
+    const typename V::R zv = V::load(z + c);
+    const typename V::R sig = V::div(V::set1(1.f), V::add(V::set1(1.f), V::exp(V::sub(V::zero(), zv))));
+    V::store(y + c, V::mul(acc, V::mul(zv, sig)));
+  }
+  for (size_t c = Ev; c < E; ++c) {
+    float acc = D[c] * x[c];
+    for (size_t n = 0; n < N; ++n) {
+      float* sp = s + n * E + c;
+      const float v = std::exp(dt[c] * A[n * E + c]) * *sp + dt[c] * B[n] * x[c];
+      *sp = v;
+      acc += v * C[n];
+    }
+    y[c] = acc * (z[c] / (1.f + std::exp(-z[c])));
+  }
+}
+
+// S4D step (kernels.h, S4dStep): V::W channels at a time, every mode, the complex update and the
+// read-out in FMA form (the same products as s4d_step__ref, rounded once per FMA); tail in scalar form.
+template <class V>
+void s4d_step_v(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+                size_t M) {
+  const size_t Hv = H / V::W * V::W;
+  for (size_t h = 0; h < Hv; h += V::W) {
+    const typename V::R uv = V::load(u + h);
+    typename V::R acc = V::zero();
+    for (size_t m = 0; m < M; ++m) {
+      const size_t re = m * 2 * H + h, im = re + H;
+      const typename V::R sr = V::load(s + re), si = V::load(s + im);
+      const typename V::R ar = V::load(A + re), ai = V::load(A + im);
+      const typename V::R r = V::fmadd(ar, sr, V::fnmadd(ai, si, uv));  // ar sr - ai si + u
+      const typename V::R i = V::fmadd(ar, si, V::mul(ai, sr));         // ar si + ai sr
+      V::store(s + re, r);
+      V::store(s + im, i);
+      acc = V::fmadd(V::load(C + re), r, V::fnmadd(V::load(C + im), i, acc));
+    }
+    V::store(y + h, V::fmadd(V::set1(2.f), acc, V::mul(V::load(D + h), uv)));
+  }
+  for (size_t h = Hv; h < H; ++h) {
+    float acc = 0.f;
+    for (size_t m = 0; m < M; ++m) {
+      const size_t re = m * 2 * H + h, im = re + H;
+      const float r = A[re] * s[re] - A[im] * s[im] + u[h], i = A[re] * s[im] + A[im] * s[re];
+      s[re] = r;
+      s[im] = i;
+      acc += C[re] * r - C[im] * i;
+    }
+    y[h] = 2.f * acc + D[h] * u[h];
+  }
 }

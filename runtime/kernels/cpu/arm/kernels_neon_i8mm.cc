@@ -1,0 +1,137 @@
+// The "neon-i8mm" table's own kernels (ARMv8.6 i8mm: Jetson Thor's Neoverse V3AE, Neoverse V1/V2/N2,
+// Cortex-A710 and later): the 16-row products for two tokens at a time on SMMLA, the rest as on the
+// dotprod table (qdot.inl). This file is compiled with +i8mm; dispatch.cc picks the table only where
+// getauxval reports I8MM (and ASIMDDP).
+//
+// SMMLA multiplies a 2x8 int8 matrix by an 8x2 one into a 2x2 int32 block. Two loads of the 16-row
+// layout (4 rows x columns 4k..4k+3, then 4k+4..4k+7) zipped by 32-bit lanes are 2 rows x 8 columns;
+// the activations of two tokens side by side are the 8x2 operand. So one SMMLA does 32 products where
+// SDOT does 16. Its int32 block sums are the SDOT kernel's (exact integers), and each block ends with the
+// same float step (add_block), so a pair of tokens gives the bits of two single tokens, and the table
+// gives the dotprod table's bits.
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/token_tiles.h"
+
+namespace rill {
+namespace kernels {
+namespace {
+#include "kernels/cpu/arm/qdot.inl"
+
+inline int8x16_t rows01(uint32x4_t a, uint32x4_t b) { return vreinterpretq_s8_u32(vzip1q_u32(a, b)); }
+inline int8x16_t rows23(uint32x4_t a, uint32x4_t b) { return vreinterpretq_s8_u32(vzip2q_u32(a, b)); }
+
+// Tokens t0 and t0 + 1 over 16 rows, int8: per 32-column block 4 steps of 8 columns, two SMMLAs each
+// per 4 rows. m[h][0] holds rows 4h, 4h+1 (lanes r0t0 r0t1 r1t0 r1t1), m[h][1] rows 4h+2, 4h+3; UZP
+// gives each token's 4 rows.
+inline void x16_q8_mmla(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y,
+                        size_t ldy) {
+  const size_t lds = a.ldq / 32;
+  const uint8x16_t bias = vdupq_n_u8(0x80);
+  const int8_t* q0 = a.q + t0 * a.ldq;
+  const int8_t* q1 = q0 + a.ldq;
+  float32x4_t acc[2][4];
+  for (int h = 0; h < 4; ++h) acc[0][h] = acc[1][h] = vdupq_n_f32(0.f);
+  for (size_t b = 0; b < cols / 32; ++b) {
+    int32x4_t m[4][2];
+    for (int h = 0; h < 4; ++h) m[h][0] = m[h][1] = vdupq_n_s32(0);
+    for (size_t k = 0; k < 8; k += 2) {
+      const int8x16_t x = vcombine_s8(vld1_s8(q0 + b * 32 + 4 * k), vld1_s8(q1 + b * 32 + 4 * k));
+      const uint8_t* wk = W + (b * 8 + k) * 64;
+      for (int h = 0; h < 4; ++h) {
+        const uint32x4_t wa = vreinterpretq_u32_u8(veorq_u8(vld1q_u8(wk + 16 * h), bias));
+        const uint32x4_t wb = vreinterpretq_u32_u8(veorq_u8(vld1q_u8(wk + 64 + 16 * h), bias));
+        m[h][0] = vmmlaq_s32(m[h][0], rows01(wa, wb), x);
+        m[h][1] = vmmlaq_s32(m[h][1], rows23(wa, wb), x);
+      }
+    }
+    const float32x4_t s0 = vdupq_n_f32(a.s[t0 * lds + b]), s1 = vdupq_n_f32(a.s[(t0 + 1) * lds + b]);
+    for (int h = 0; h < 4; ++h) {
+      acc[0][h] = add_block(acc[0][h], vuzp1q_s32(m[h][0], m[h][1]), s0);
+      acc[1][h] = add_block(acc[1][h], vuzp2q_s32(m[h][0], m[h][1]), s1);
+    }
+  }
+  for (int t = 0; t < 2; ++t)
+    for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, vmulq_f32(acc[t][h], vld1q_f32(S + 4 * h)));
+}
+
+// The same for int4: per step of 8 columns, the low nibbles (columns 8k..8k+3) zipped with the high ones
+// (8k+4..8k+7) are 2 rows x 8 columns.
+inline void x16_q4_mmla(const uint8_t* W, const uint16_t* S, size_t cols, size_t group, const QAct& a, size_t t0,
+                        float* Y, size_t ldy) {
+  const size_t lds = a.ldq / 32, bpg = group / 32;
+  const int8_t* q0 = a.q + t0 * a.ldq;
+  const int8_t* q1 = q0 + a.ldq;
+  float32x4_t acc[2][4];
+  for (int h = 0; h < 4; ++h) acc[0][h] = acc[1][h] = vdupq_n_f32(0.f);
+  for (size_t b = 0; b < cols / 32; ++b) {
+    int32x4_t m[4][2];
+    for (int h = 0; h < 4; ++h) m[h][0] = m[h][1] = vdupq_n_s32(0);
+    for (size_t k = 0; k < 4; ++k) {
+      const int8x16_t x = vcombine_s8(vld1_s8(q0 + b * 32 + 8 * k), vld1_s8(q1 + b * 32 + 8 * k));
+      const uint8_t* wk = W + (b * 4 + k) * 64;
+      for (int h = 0; h < 4; ++h) {
+        int8x16_t lo, hi;
+        x16_q4_nibbles(wk + 16 * h, &lo, &hi);
+        const uint32x4_t l = vreinterpretq_u32_s8(lo), u = vreinterpretq_u32_s8(hi);
+        m[h][0] = vmmlaq_s32(m[h][0], rows01(l, u), x);
+        m[h][1] = vmmlaq_s32(m[h][1], rows23(l, u), x);
+      }
+    }
+    const float sx0 = a.s[t0 * lds + b], sx1 = a.s[(t0 + 1) * lds + b];
+    for (int h = 0; h < 4; ++h) {
+      const float32x4_t sw = x16_q4_scales(S, b / bpg, h);
+      acc[0][h] = add_block(acc[0][h], vuzp1q_s32(m[h][0], m[h][1]), vmulq_n_f32(sw, sx0));
+      acc[1][h] = add_block(acc[1][h], vuzp2q_s32(m[h][0], m[h][1]), vmulq_n_f32(sw, sx1));
+    }
+  }
+  for (int t = 0; t < 2; ++t)
+    for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, acc[t][h]);
+}
+}  // namespace
+
+void prepare_act__neon_i8mm(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
+                            QAct* a) {
+  prepare_act_dot(X, ldx, T, cols, group, work, a);
+}
+void matvec_q8__neon_i8mm(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
+  rows_q8_dot<1>(W, scales, a, 0, y, 0, rows, cols);
+}
+void matvec_q4__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y,
+                          size_t rows, size_t cols) {
+  rows_q4_dot<1>(W, scales, group, a, 0, y, 0, rows, cols);
+}
+void matmul_q8__neon_i8mm(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                          size_t cols, size_t T) {
+  matmul_q8_dot(W, scales, a, Y, ldy, rows, cols, T);
+}
+void matmul_q4__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
+                          size_t ldy, size_t rows, size_t cols, size_t T) {
+  matmul_q4_dot(W, scales, group, a, Y, ldy, rows, cols, T);
+}
+// Pairs of tokens on SMMLA, an odd last token on SDOT.
+void matmul_q8x16__neon_i8mm(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy,
+                             size_t rows, size_t cols, size_t T) {
+  for (size_t r = 0; r < rows; r += 16) {
+    size_t t = 0;
+    for (; t + 2 <= T; t += 2) x16_q8_mmla(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r, ldy);
+    if (t < T) x16_q8_dot<1>(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r, ldy);
+  }
+}
+void matmul_q4x16__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
+                             size_t ldy, size_t rows, size_t cols, size_t T) {
+  for (size_t r = 0; r < rows; r += 16) {
+    const uint8_t* w = W + r * (cols / 2);
+    const uint16_t* s = scales + r * (cols / group);
+    size_t t = 0;
+    for (; t + 2 <= T; t += 2) x16_q4_mmla(w, s, cols, group, a, t, Y + t * ldy + r, ldy);
+    if (t < T) x16_q4_dot<1>(w, s, cols, group, a, t, Y + t * ldy + r, ldy);
+  }
+}
+
+}  // namespace kernels
+}  // namespace rill

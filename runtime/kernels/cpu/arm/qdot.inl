@@ -1,0 +1,242 @@
+// Quantized products with int8 activations on the dot-product instructions (SDOT, ARMv8.2 dotprod),
+// included inside an anonymous namespace by kernels_neon_dotprod.cc and kernels_neon_i8mm.cc, whose
+// translation units are compiled for those extensions (runtime/CMakeLists.txt); the table that holds
+// them is chosen only where the CPU reports them (dispatch.cc).
+//
+// Activations are quantized once per product (prepare_act, into the caller's workspace) per block of 32:
+// x[b*32 + j] ~ sx[b] q[b*32 + j], |q| <= 127, rounded to nearest even, as on x86. Every block's integer
+// sum is exact, so the products differ from the reference only by the activations' rounding:
+//   q8, plain rows:  y[r] = sw[r] sum_b sx[b] dot(w[r, b], q[b])
+//   q4, plain rows:  y[r] = sum_b (sx[b] sw[r, g(b)]) dot(u[r, b] - 8, q[b])    (nibbles made signed)
+//   16-row layouts:  one SDOT per 4 rows x 4 columns, the activation's 4 bytes taken from a lane
+//                    (vdotq_laneq_s32); int8 weights stored as w + 128 are made signed by one EOR, int4
+//                    nibbles by subtracting 8, so no sum corrections are needed.
+// Per block and token, the int32 sum d is added as acc = fma(float(d), scale, acc), in block order: a
+// token's result does not depend on the other tokens of a tile, so T tokens give the bits of T single
+// tokens, and the i8mm kernels (which compute the same d with SMMLA) give the same bits too.
+// Needs: <arm_neon.h>, kernels/kernels.h, kernels/cpu/token_tiles.h.
+
+// Quantizes n (a multiple of 32) floats into blocks of 32: q, per-block scale, per-block sum of q.
+inline void quantize_blocks(const float* x, size_t n, int8_t* q, float* sx, int32_t* sum) {
+  for (size_t b = 0; b < n / 32; ++b) {
+    const float* p = x + b * 32;
+    float32x4_t v[8];
+    float32x4_t m = vdupq_n_f32(0.f);
+    for (int k = 0; k < 8; ++k) {
+      v[k] = vld1q_f32(p + 4 * k);
+      m = vmaxq_f32(m, vabsq_f32(v[k]));
+    }
+    const float s = vmaxvq_f32(m) / 127.f;
+    const float32x4_t inv = vdupq_n_f32(s > 0 ? 1.f / s : 0.f);  // NaN or 0: every q is 0
+    int16x8_t h[4];
+    for (int k = 0; k < 4; ++k)
+      h[k] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(v[2 * k], inv))),
+                          vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(v[2 * k + 1], inv))));
+    const int8x16_t q0 = vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1]));
+    const int8x16_t q1 = vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3]));
+    vst1q_s8(q + b * 32, q0);
+    vst1q_s8(q + b * 32 + 16, q1);
+    sum[b] = vaddlvq_s8(q0) + vaddlvq_s8(q1);
+    sx[b] = s;
+  }
+}
+
+// QAct of T rows: quantized blocks, their sums and, for int4 groups, the per-group +8 corrections of the
+// QAct contract (kernels.h; these kernels make the nibbles signed instead and do not read them).
+inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work, QAct* a) {
+  const ActLayout L = act_layout(T, cols);
+  const size_t lb = L.ldq / 32;
+  int8_t* q = reinterpret_cast<int8_t*>(work);
+  float* s = reinterpret_cast<float*>(work + L.s);
+  int32_t* sum = reinterpret_cast<int32_t*>(work + L.sum);
+  float* corr = reinterpret_cast<float*>(work + L.corr);
+  for (size_t t = 0; t < T; ++t) {
+    quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
+    if (group) {
+      const size_t bpg = group / 32;
+      for (size_t g = 0; g < cols / group; ++g) {
+        float cg = 0.f;
+        for (size_t j = 0; j < bpg; ++j) cg += 8.f * static_cast<float>(sum[t * lb + g * bpg + j]) * s[t * lb + g * bpg + j];
+        corr[t * lb + g] = cg;
+      }
+    }
+  }
+  *a = QAct{X, ldx, q, s, corr, L.ldq, lb, sum};
+}
+
+// ---- plain row layouts, tiles of NT tokens (each weight block loaded once per tile)
+
+// Two accumulators per token (even and odd blocks), so consecutive FMAs do not wait on each other.
+template <size_t NT>
+void rows_q8_dot(const int8_t* W, const float* scales, const QAct& a, size_t t0, float* Y, size_t ldy, size_t rows,
+                 size_t cols) {
+  const size_t nb = cols / 32, lds = a.ldq / 32;
+  for (size_t r = 0; r < rows; ++r) {
+    const int8_t* w = W + r * cols;
+    float32x4_t acc[2][NT];
+    for (size_t t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = vdupq_n_f32(0.f);
+    for (size_t b = 0; b < nb; ++b) {
+      const int8x16_t w0 = vld1q_s8(w + b * 32), w1 = vld1q_s8(w + b * 32 + 16);
+      for (size_t t = 0; t < NT; ++t) {
+        const int8_t* q = a.q + (t0 + t) * a.ldq + b * 32;
+        const int32x4_t d = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, vld1q_s8(q)), w1, vld1q_s8(q + 16));
+        acc[b & 1][t] = vfmaq_n_f32(acc[b & 1][t], vcvtq_f32_s32(d), a.s[(t0 + t) * lds + b]);
+      }
+    }
+    for (size_t t = 0; t < NT; ++t) Y[t * ldy + r] = vaddvq_f32(vaddq_f32(acc[0][t], acc[1][t])) * scales[r];
+  }
+}
+
+// int4 nibbles u (element j of a 32-block in byte j % 16, low nibble for j < 16) as signed u - 8.
+inline void q4_block(const uint8_t* p, int8x16_t* lo, int8x16_t* hi) {
+  const uint8x16_t packed = vld1q_u8(p);
+  *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, vdupq_n_u8(0x0F))), vdupq_n_s8(8));
+  *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), vdupq_n_s8(8));
+}
+
+template <size_t NT>
+void rows_q4_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, size_t t0, float* Y,
+                 size_t ldy, size_t rows, size_t cols) {
+  const size_t nb = cols / 32, bpg = group / 32, groups = cols / group, lds = a.ldq / 32;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* w = W + r * (cols / 2);
+    float32x4_t acc[2][NT];
+    for (size_t t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = vdupq_n_f32(0.f);
+    for (size_t b = 0; b < nb; ++b) {
+      int8x16_t lo, hi;
+      q4_block(w + b * 16, &lo, &hi);
+      const float sw = vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(scales[r * groups + b / bpg]))), 0);
+      for (size_t t = 0; t < NT; ++t) {
+        const int8_t* q = a.q + (t0 + t) * a.ldq + b * 32;
+        const int32x4_t d = vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(q)), hi, vld1q_s8(q + 16));
+        acc[b & 1][t] = vfmaq_n_f32(acc[b & 1][t], vcvtq_f32_s32(d), a.s[(t0 + t) * lds + b] * sw);
+      }
+    }
+    for (size_t t = 0; t < NT; ++t) Y[t * ldy + r] = vaddvq_f32(vaddq_f32(acc[0][t], acc[1][t]));
+  }
+}
+
+constexpr size_t kDotTile = 4;
+
+inline void matmul_q8_dot(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                   size_t cols, size_t T) {
+  token_tiles<kDotTile>(T, [&](auto nt, size_t t) {
+    rows_q8_dot<decltype(nt)::value>(W, scales, a, t, Y + t * ldy, ldy, rows, cols);
+  });
+}
+inline void matmul_q4_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                   size_t rows, size_t cols, size_t T) {
+  token_tiles<kDotTile>(T, [&](auto nt, size_t t) {
+    rows_q4_dot<decltype(nt)::value>(W, scales, group, a, t, Y + t * ldy, ldy, rows, cols);
+  });
+}
+
+// ---- the 16-row layouts (kernels.h, q8x16_value / q4x16_value): 16 rows as 4 vectors of 4 rows
+
+// acc += float(d) * scale, the per-block step every 16-row kernel (SDOT or SMMLA) ends a block with.
+inline float32x4_t add_block(float32x4_t acc, int32x4_t d, float32x4_t scale) {
+  return vfmaq_f32(acc, vcvtq_f32_s32(d), scale);
+}
+
+// d[t][h] += the 4 rows of w times token t's 4 activation bytes in lane L of x[t].
+template <int L, size_t NT>
+inline void sdot_lane(int32x4_t (*d)[4], int h, int8x16_t w, const int8x16_t* x) {
+  for (size_t t = 0; t < NT; ++t) d[t][h] = vdotq_laneq_s32(d[t][h], w, x[t], L);
+}
+
+// int8, NT tokens (t0..) over 16 rows: per 32-column block, 8 groups of 4 columns, one SDOT each per 4
+// rows and token.
+template <size_t NT>
+inline void x16_q8_dot(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y,
+                       size_t ldy) {
+  const size_t lds = a.ldq / 32;
+  const uint8x16_t bias = vdupq_n_u8(0x80);
+  float32x4_t acc[NT][4];
+  for (size_t t = 0; t < NT; ++t)
+    for (int h = 0; h < 4; ++h) acc[t][h] = vdupq_n_f32(0.f);
+  for (size_t b = 0; b < cols / 32; ++b) {
+    int32x4_t d[NT][4];
+    for (size_t t = 0; t < NT; ++t)
+      for (int h = 0; h < 4; ++h) d[t][h] = vdupq_n_s32(0);
+    for (size_t k = 0; k < 8; k += 4) {  // 16 columns: one activation load per token
+      int8x16_t x[NT];
+      for (size_t t = 0; t < NT; ++t) x[t] = vld1q_s8(a.q + (t0 + t) * a.ldq + b * 32 + 4 * k);
+      const uint8_t* wk = W + (b * 8 + k) * 64;
+      for (int h = 0; h < 4; ++h) {
+        sdot_lane<0, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 16 * h), bias)), x);
+        sdot_lane<1, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 64 + 16 * h), bias)), x);
+        sdot_lane<2, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 128 + 16 * h), bias)), x);
+        sdot_lane<3, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 192 + 16 * h), bias)), x);
+      }
+    }
+    for (size_t t = 0; t < NT; ++t) {
+      const float32x4_t sx = vdupq_n_f32(a.s[(t0 + t) * lds + b]);
+      for (int h = 0; h < 4; ++h) acc[t][h] = add_block(acc[t][h], d[t][h], sx);
+    }
+  }
+  for (size_t t = 0; t < NT; ++t)
+    for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, vmulq_f32(acc[t][h], vld1q_f32(S + 4 * h)));
+}
+
+// int4 nibbles of 4 rows (one 16-byte load): the low ones are columns 8k..8k+3, the high ones 8k+4..8k+7.
+inline void x16_q4_nibbles(const uint8_t* p, int8x16_t* lo, int8x16_t* hi) { q4_block(p, lo, hi); }
+
+// The scale of 4 rows for a block of token t: sx[b] times the rows' f16 group scales.
+inline float32x4_t x16_q4_scales(const uint16_t* S, size_t g, int h) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(S + g * 16 + 4 * h)));
+}
+
+// int4, NT tokens over 16 rows: per 32-column block 4 steps of 8 columns, two SDOTs each per 4 rows and
+// token (low nibbles on one activation lane, high on the next).
+template <size_t NT>
+inline void x16_q4_dot(const uint8_t* W, const uint16_t* S, size_t cols, size_t group, const QAct& a, size_t t0,
+                       float* Y, size_t ldy) {
+  const size_t lds = a.ldq / 32, bpg = group / 32;
+  float32x4_t acc[NT][4];
+  for (size_t t = 0; t < NT; ++t)
+    for (int h = 0; h < 4; ++h) acc[t][h] = vdupq_n_f32(0.f);
+  for (size_t b = 0; b < cols / 32; ++b) {
+    int32x4_t d[NT][4];
+    for (size_t t = 0; t < NT; ++t)
+      for (int h = 0; h < 4; ++h) d[t][h] = vdupq_n_s32(0);
+    for (size_t k = 0; k < 4; k += 2) {  // 16 columns: one activation load per token
+      int8x16_t x[NT];
+      for (size_t t = 0; t < NT; ++t) x[t] = vld1q_s8(a.q + (t0 + t) * a.ldq + b * 32 + 8 * k);
+      const uint8_t* wk = W + (b * 4 + k) * 64;
+      for (int h = 0; h < 4; ++h) {
+        int8x16_t lo, hi;
+        x16_q4_nibbles(wk + 16 * h, &lo, &hi);
+        sdot_lane<0, NT>(d, h, lo, x);
+        sdot_lane<1, NT>(d, h, hi, x);
+        x16_q4_nibbles(wk + 64 + 16 * h, &lo, &hi);
+        sdot_lane<2, NT>(d, h, lo, x);
+        sdot_lane<3, NT>(d, h, hi, x);
+      }
+    }
+    for (int h = 0; h < 4; ++h) {
+      const float32x4_t sw = x16_q4_scales(S, b / bpg, h);
+      for (size_t t = 0; t < NT; ++t) acc[t][h] = add_block(acc[t][h], d[t][h], vmulq_n_f32(sw, a.s[(t0 + t) * lds + b]));
+    }
+  }
+  for (size_t t = 0; t < NT; ++t)
+    for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, acc[t][h]);
+}
+
+// Tiles of 2 tokens: 8 float and 8 int32 accumulators, the weights and activations fit the 32 registers.
+constexpr size_t kX16Tile = 2;
+
+inline void matmul_q8x16_dot(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
+                      size_t cols, size_t T) {
+  for (size_t r = 0; r < rows; r += 16)
+    token_tiles<kX16Tile>(T, [&](auto nt, size_t t) {
+      x16_q8_dot<decltype(nt)::value>(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r, ldy);
+    });
+}
+inline void matmul_q4x16_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
+                      size_t rows, size_t cols, size_t T) {
+  for (size_t r = 0; r < rows; r += 16)
+    token_tiles<kX16Tile>(T, [&](auto nt, size_t t) {
+      x16_q4_dot<decltype(nt)::value>(W + r * (cols / 2), scales + r * (cols / group), cols, group, a, t,
+                                      Y + t * ldy + r, ldy);
+    });
+}
