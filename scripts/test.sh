@@ -10,8 +10,9 @@
 #             binary of its own; the "pool" suite is left to release and asan: pthreadpool is not
 #             instrumented)
 #   fuzz      each libFuzzer target for FUZZ_SECONDS (default 30) on its committed seed corpus
-#   aarch64   the kernel, op, golden, batch and spec suites cross-built for aarch64 (NEON) and run
-#             under qemu-user, with Debian's arm64 libraries in a private sysroot
+#   aarch64   the kernel, op, golden, batch, vector and spec suites cross-built for aarch64 and run
+#             under qemu-user on three emulated CPUs (Cortex-A53, Cortex-A76, max), one per NEON kernel
+#             table (neon, neon-dotprod, neon-i8mm), with Debian's arm64 libraries in a private sysroot
 #   cuda      where nvcc exists: the CUDA backend built (sm_87/90/110 + PTX), the CLI test on that
 #             build, and the CUDA suite where a device is present (listed as NOT RUN where none is)
 # Every optional library must be there (RILL_REQUIRE_DEPS): none silently drops tests. Each test binary
@@ -154,7 +155,7 @@ run_stage asan asan
 run_stage tsan tsan
 run_stage fuzz scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 run_stage aarch64 scripts/test_arm64.sh
-expect_suites aarch64 kernels ops golden batch spec
+expect_suites aarch64 kernels ops golden batch vector spec
 nvcc=$(command -v nvcc || true)
 [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
 if [ -n "$nvcc" ]; then
@@ -170,5 +171,5 @@ skipped=$(cat "$reports"/*/ctest.txt | grep -c '(Skipped)' || true)
 not_run=$(cat "$reports"/*/not_run.txt 2>/dev/null | wc -l)
 emu_cases=$(cat "$reports"/*/suites-*.txt 2>/dev/null | awk '$1 ~ /^cuda_emu_/ {n += $2} END {print n + 0}')
 echo "all stages green: $((passed - skipped)) ctest tests passed, $skipped skipped, $not_run not run (listed above);" \
-     "TSan threads suite, 4 fuzz targets, aarch64 suites under qemu;" \
+     "TSan threads suite, 4 fuzz targets, aarch64 suites under qemu on 3 CPUs;" \
      "$emu_cases CUDA test cases run on the CUDA emulation (both thread orders, and under ASan + UBSan)"

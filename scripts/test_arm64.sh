@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Cross-builds the runtime, converter and tests for aarch64 (the NEON kernels) and runs the kernel, op,
-# golden, batch and spec suites under qemu-user. Installs g++-aarch64-linux-gnu and qemu-user if missing.
+# golden, batch, vector and spec suites under qemu-user on three emulated CPUs, each of which picks a
+# different kernel table at run time (getauxval):
+#   cortex-a53  ARMv8.0            -> neon
+#   cortex-a76  ARMv8.2 + dotprod  -> neon-dotprod
+#   max         ARMv8.x + i8mm     -> neon-i8mm
+# Every run compares every table its CPU can run with the reference. A table the build holds that no run
+# chose fails the stage. Installs g++-aarch64-linux-gnu and qemu-user if missing.
 # The libraries the x86 build links (pthreadpool, PCRE2, utf8proc, SentencePiece, XNNPACK) come from Debian's
 # arm64 packages, unpacked into build-arm64/sysroot with a package index of its own (the system's
 # dpkg is not touched), so the aarch64 build has every feature the x86 one has.
@@ -36,5 +42,34 @@ fi
 cmake -S . -B build-arm64 -G Ninja --toolchain platforms/linux-aarch64/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_FIND_ROOT_PATH="$sysroot" -DRILL_REQUIRE_DEPS=ON -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-arm64 --target rill_tests -j "$(nproc)"
-qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" \
-  build-arm64/tests/rill_tests --test-suite=kernels,ops,golden,batch,spec
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+compiled="" chosen=""
+for cpu in cortex-a53 cortex-a76 max; do
+  t0=$(date +%s)
+  qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" \
+    build-arm64/tests/rill_tests --test-suite=kernels,ops,golden,batch,vector,spec | tee "$log"
+  # "kernel tables run: A B (active: X); compiled but not runnable on this CPU: C D" (kernels_test.cc)
+  line=$(grep -o 'kernel tables run: .*' "$log" | head -n 1)
+  active=$(sed -n 's/.*(active: \([^)]*\)).*/\1/p' <<<"$line")
+  [ -n "$active" ] || { echo "aarch64 -cpu $cpu: the kernel suite did not name its active table" >&2; exit 1; }
+  ran=$(sed -n 's/kernel tables run: \(.*\) (active.*/\1/p' <<<"$line")
+  not_runnable=$(sed -n 's/.*not runnable on this CPU: //p' <<<"$line" | sed 's/^none$//')
+  compiled=$(echo $compiled $ran $not_runnable | tr ' ' '\n' | sort -u | tr '\n' ' ')
+  case " $chosen " in *" $active "*)
+    echo "aarch64 -cpu $cpu chose table $active, as an earlier CPU did: each CPU must exercise its own table" >&2
+    exit 1 ;;
+  esac
+  chosen="$chosen $active"
+  msg="aarch64 -cpu $cpu: table $active chosen; tables compared with the reference: $ran ($(( $(date +%s) - t0 )) s)"
+  echo "$msg"
+  if [ -n "${RILL_TEST_REPORT_DIR:-}" ]; then echo "$msg" >> "$RILL_TEST_REPORT_DIR/tables.txt"; fi
+done
+for t in $compiled; do
+  [ "$t" = ref ] && continue
+  case " $chosen " in *" $t "*) ;; *)
+    echo "aarch64: table $t is compiled but no emulated CPU chose it" >&2
+    exit 1 ;;
+  esac
+done
