@@ -3,10 +3,12 @@
 // dotprod table (qdot.inl). This file is compiled with +i8mm; dispatch.cc picks the table only where
 // getauxval reports I8MM (and ASIMDDP).
 //
-// SMMLA multiplies a 2x8 int8 matrix by an 8x2 one into a 2x2 int32 block. Two loads of the 16-row
-// layout (4 rows x columns 4k..4k+3, then 4k+4..4k+7) zipped by 32-bit lanes are 2 rows x 8 columns;
-// the activations of two tokens side by side are the 8x2 operand. So one SMMLA does 32 products where
-// SDOT does 16. Its int32 block sums are the SDOT kernel's (exact integers), and each block ends with the
+// USMMLA multiplies a 2x8 uint8 matrix by an 8x2 int8 one into a 2x2 int32 block. Two loads of the
+// 16-row layout (4 rows x columns 4k..4k+3, then 4k+4..4k+7) zipped by 32-bit lanes are 2 rows x 8
+// columns; the activations of two tokens side by side are the 8x2 operand. So one instruction does 32
+// products where SDOT does 16. The weights go in as stored (int8 as w + 128, int4 nibbles as q + 8),
+// and the offset comes off once per block and token as offset * sum(q) (QAct::sum), so no weight is
+// converted. The int32 block sums are the SDOT kernel's (exact integers), and each block ends with the
 // same float step (add_block), so a pair of tokens gives the bits of two single tokens, and the table
 // gives the dotprod table's bits.
 #include <arm_neon.h>
@@ -22,8 +24,12 @@ namespace kernels {
 namespace {
 #include "kernels/cpu/arm/qdot.inl"
 
-inline int8x16_t rows01(uint32x4_t a, uint32x4_t b) { return vreinterpretq_s8_u32(vzip1q_u32(a, b)); }
-inline int8x16_t rows23(uint32x4_t a, uint32x4_t b) { return vreinterpretq_s8_u32(vzip2q_u32(a, b)); }
+inline uint8x16_t rows01(uint32x4_t a, uint32x4_t b) { return vreinterpretq_u8_u32(vzip1q_u32(a, b)); }
+inline uint8x16_t rows23(uint32x4_t a, uint32x4_t b) { return vreinterpretq_u8_u32(vzip2q_u32(a, b)); }
+
+// Token 0's and token 1's 4 rows of a block from the two 2x2 blocks, less offset * sum(q) of each token.
+inline int32x4_t token0(const int32x4_t* m, int32_t off) { return vsubq_s32(vuzp1q_s32(m[0], m[1]), vdupq_n_s32(off)); }
+inline int32x4_t token1(const int32x4_t* m, int32_t off) { return vsubq_s32(vuzp2q_s32(m[0], m[1]), vdupq_n_s32(off)); }
 
 // Tokens t0 and t0 + 1 over 16 rows, int8: per 32-column block 4 steps of 8 columns, two SMMLAs each
 // per 4 rows. m[h][0] holds rows 4h, 4h+1 (lanes r0t0 r0t1 r1t0 r1t1), m[h][1] rows 4h+2, 4h+3; UZP
@@ -31,7 +37,6 @@ inline int8x16_t rows23(uint32x4_t a, uint32x4_t b) { return vreinterpretq_s8_u3
 inline void x16_q8_mmla(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y,
                         size_t ldy) {
   const size_t lds = a.ldq / 32;
-  const uint8x16_t bias = vdupq_n_u8(0x80);
   const int8_t* q0 = a.q + t0 * a.ldq;
   const int8_t* q1 = q0 + a.ldq;
   float32x4_t acc[2][4];
@@ -43,16 +48,17 @@ inline void x16_q8_mmla(const uint8_t* W, const float* S, size_t cols, const QAc
       const int8x16_t x = vcombine_s8(vld1_s8(q0 + b * 32 + 4 * k), vld1_s8(q1 + b * 32 + 4 * k));
       const uint8_t* wk = W + (b * 8 + k) * 64;
       for (int h = 0; h < 4; ++h) {
-        const uint32x4_t wa = vreinterpretq_u32_u8(veorq_u8(vld1q_u8(wk + 16 * h), bias));
-        const uint32x4_t wb = vreinterpretq_u32_u8(veorq_u8(vld1q_u8(wk + 64 + 16 * h), bias));
-        m[h][0] = vmmlaq_s32(m[h][0], rows01(wa, wb), x);
-        m[h][1] = vmmlaq_s32(m[h][1], rows23(wa, wb), x);
+        const uint32x4_t wa = vld1q_u32(reinterpret_cast<const uint32_t*>(wk + 16 * h));
+        const uint32x4_t wb = vld1q_u32(reinterpret_cast<const uint32_t*>(wk + 64 + 16 * h));
+        m[h][0] = vusmmlaq_s32(m[h][0], rows01(wa, wb), x);
+        m[h][1] = vusmmlaq_s32(m[h][1], rows23(wa, wb), x);
       }
     }
     const float32x4_t s0 = vdupq_n_f32(a.s[t0 * lds + b]), s1 = vdupq_n_f32(a.s[(t0 + 1) * lds + b]);
+    const int32_t o0 = 128 * a.sum[t0 * lds + b], o1 = 128 * a.sum[(t0 + 1) * lds + b];
     for (int h = 0; h < 4; ++h) {
-      acc[0][h] = add_block(acc[0][h], vuzp1q_s32(m[h][0], m[h][1]), s0);
-      acc[1][h] = add_block(acc[1][h], vuzp2q_s32(m[h][0], m[h][1]), s1);
+      acc[0][h] = add_block(acc[0][h], token0(m[h], o0), s0);
+      acc[1][h] = add_block(acc[1][h], token1(m[h], o1), s1);
     }
   }
   for (int t = 0; t < 2; ++t)
@@ -60,7 +66,7 @@ inline void x16_q8_mmla(const uint8_t* W, const float* S, size_t cols, const QAc
 }
 
 // The same for int4: per step of 8 columns, the low nibbles (columns 8k..8k+3) zipped with the high ones
-// (8k+4..8k+7) are 2 rows x 8 columns.
+// (8k+4..8k+7) are 2 rows x 8 columns; the nibbles go in unsigned (q + 8).
 inline void x16_q4_mmla(const uint8_t* W, const uint16_t* S, size_t cols, size_t group, const QAct& a, size_t t0,
                         float* Y, size_t ldy) {
   const size_t lds = a.ldq / 32, bpg = group / 32;
@@ -75,18 +81,19 @@ inline void x16_q4_mmla(const uint8_t* W, const uint16_t* S, size_t cols, size_t
       const int8x16_t x = vcombine_s8(vld1_s8(q0 + b * 32 + 8 * k), vld1_s8(q1 + b * 32 + 8 * k));
       const uint8_t* wk = W + (b * 4 + k) * 64;
       for (int h = 0; h < 4; ++h) {
-        int8x16_t lo, hi;
-        x16_q4_nibbles(wk + 16 * h, &lo, &hi);
-        const uint32x4_t l = vreinterpretq_u32_s8(lo), u = vreinterpretq_u32_s8(hi);
-        m[h][0] = vmmlaq_s32(m[h][0], rows01(l, u), x);
-        m[h][1] = vmmlaq_s32(m[h][1], rows23(l, u), x);
+        const uint8x16_t packed = vld1q_u8(wk + 16 * h);
+        const uint32x4_t l = vreinterpretq_u32_u8(vandq_u8(packed, vdupq_n_u8(0x0F)));
+        const uint32x4_t u = vreinterpretq_u32_u8(vshrq_n_u8(packed, 4));
+        m[h][0] = vusmmlaq_s32(m[h][0], rows01(l, u), x);
+        m[h][1] = vusmmlaq_s32(m[h][1], rows23(l, u), x);
       }
     }
     const float sx0 = a.s[t0 * lds + b], sx1 = a.s[(t0 + 1) * lds + b];
+    const int32_t o0 = 8 * a.sum[t0 * lds + b], o1 = 8 * a.sum[(t0 + 1) * lds + b];
     for (int h = 0; h < 4; ++h) {
       const float32x4_t sw = x16_q4_scales(S, b / bpg, h);
-      acc[0][h] = add_block(acc[0][h], vuzp1q_s32(m[h][0], m[h][1]), vmulq_n_f32(sw, sx0));
-      acc[1][h] = add_block(acc[1][h], vuzp2q_s32(m[h][0], m[h][1]), vmulq_n_f32(sw, sx1));
+      acc[0][h] = add_block(acc[0][h], token0(m[h], o0), vmulq_n_f32(sw, sx0));
+      acc[1][h] = add_block(acc[1][h], token1(m[h], o1), vmulq_n_f32(sw, sx1));
     }
   }
   for (int t = 0; t < 2; ++t)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Instructions per token of rill's aarch64 kernel tables, counted under qemu-user (a measurement, not
+# a test, and not a speed: no Arm hardware is involved). Needs the aarch64 build of scripts/test_arm64.sh
+# (build-arm64 with its sysroot) and the x86 build (build/bin/rill) for the converter.
+#
+#   scripts/arm_insn_counts.sh [--base DIR] [--models "NAME ..."] [--dtypes "q8 q4"]
+#
+# For each real config NAME (tests/checkpoints; default mamba-130m-hf and rwkv7-0.1B-world): random
+# weights of its shape (make_random.py), converted at each dtype, then scripts/arm/insn_driver.c under
+# qemu-aarch64 with scripts/arm/insn_count.c as a TCG plugin on three CPUs, one per table:
+#   cortex-a53 -> neon, cortex-a76 -> neon-dotprod, max -> neon-i8mm
+#   decode  = (count(prefill 0, decode 40) - count(prefill 0, decode 8)) / 32
+#   prefill = (count(prefill 64, decode 0) - count(prefill 0, decode 0)) / 64   (one 64-token pass)
+# --base DIR: also count another checkout's aarch64 build (DIR/build-arm64, e.g. an older commit's),
+# on cortex-a53, with the same driver and models.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base="" models="mamba-130m-hf rwkv7-0.1B-world" dtypes="q8 q4"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base) base=$2; shift 2 ;;
+    --models) models=$2; shift 2 ;;
+    --dtypes) dtypes=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -x build/bin/rill ] || { echo "build/bin/rill is missing: run scripts/build.sh first" >&2; exit 1; }
+[ -d build-arm64/sysroot ] || { echo "build-arm64 is missing: run scripts/test_arm64.sh first" >&2; exit 1; }
+work=build-arm64/insn
+mkdir -p "$work"
+sysroot=$PWD/build-arm64/sysroot
+
+cc -shared -fPIC -O2 -Wall -o "$work/insn_count.so" scripts/arm/insn_count.c
+driver() {  # driver DIR OUT: the driver linked against DIR/build-arm64's librill
+  cmake --build "$1/build-arm64" --target rill_shared -j "$(nproc)" >/dev/null
+  aarch64-linux-gnu-gcc -std=c99 -O2 -Wall -I "$1/runtime/include" \
+    scripts/arm/insn_driver.c -L "$1/build-arm64/runtime" -lrill -o "$2"
+}
+driver . "$work/driver"
+[ -n "$base" ] && driver "$base" "$work/driver-base"
+
+count() {  # count CPU DRIVER LIBDIR MODEL PREFILL DECODE -> instructions
+  qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.txt" \
+    -E LD_LIBRARY_PATH="$3:$sysroot/usr/lib/aarch64-linux-gnu" "$2" "$4" "$5" "$6" >/dev/null
+  cat "$work/count.txt"
+}
+per_token() {  # per_token CPU DRIVER LIBDIR MODEL -> "decode prefill" (instructions per token)
+  local d8 d40 p0 p64
+  d8=$(count "$@" 0 8); d40=$(count "$@" 0 40); p0=$(count "$@" 0 0); p64=$(count "$@" 64 0)
+  echo "$(( (d40 - d8) / 32 )) $(( (p64 - p0) / 64 ))"
+}
+
+printf '| model | dtype | table | decode instr/token | prefill instr/token (64-token pass) |\n|---|---|---|---:|---:|\n'
+for m in $models; do
+  [ -f "$work/$m/config.json" ] || /usr/bin/python3 tests/checkpoints/make_random.py "$m" "$work/$m" >/dev/null
+  for d in $dtypes; do
+    f=$work/$m-$d.rill
+    [ -f "$f" ] || build/bin/rill convert "$work/$m" -o "$f" --dtype "$d" --tokenizer none -q --force
+    if [ -n "$base" ]; then
+      read -r dec pre < <(per_token cortex-a53 "$work/driver-base" "$base/build-arm64/runtime" "$f")
+      printf '| %s | %s | neon (%s) | %d | %d |\n' "$m" "$d" "$(git -C "$base" log -1 --format=%h)" "$dec" "$pre"
+    fi
+    for cpu in cortex-a53 cortex-a76 max; do
+      case $cpu in cortex-a53) t=neon ;; cortex-a76) t=neon-dotprod ;; max) t=neon-i8mm ;; esac
+      read -r dec pre < <(per_token "$cpu" "$work/driver" "$PWD/build-arm64/runtime" "$f")
+      printf '| %s | %s | %s | %d | %d |\n' "$m" "$d" "$t" "$dec" "$pre"
+    done
+  done
+done
