@@ -13,15 +13,19 @@
 #   prefill = (count(prefill 64, decode 0) - count(prefill 0, decode 0)) / 64   (one 64-token pass)
 # --base DIR: also count another checkout's aarch64 build (DIR/build-arm64, e.g. an older commit's),
 # on cortex-a53, with the same driver and models.
+# --xnnpack: instead, XNNPACK's fully-connected operators (Debian's arm64 libxnnpack, 2022) against
+# rill's products on the 130m in_proj and out_proj shapes, 1 and 64 tokens, per call:
+#   (count(5 calls) - count(1 call)) / 4   with build-arm64/bin/rill_xnnpack_bench --count
 set -euo pipefail
 cd "$(dirname "$0")/.."
-base="" models="mamba-130m-hf rwkv7-0.1B-world" dtypes="q8 q4"
+base="" models="mamba-130m-hf rwkv7-0.1B-world" dtypes="q8 q4" xnnpack=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
     --dtypes) dtypes=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --xnnpack) xnnpack=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,6 +36,34 @@ mkdir -p "$work"
 sysroot=$PWD/build-arm64/sysroot
 
 cc -shared -fPIC -O2 -Wall -o "$work/insn_count.so" scripts/arm/insn_count.c
+
+if [ "$xnnpack" = 1 ]; then
+  cmake --build build-arm64 --target rill_xnnpack_bench -j "$(nproc)" >/dev/null
+  xcount() {  # xcount CPU KERNEL SHAPE TOKENS REPS
+    qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
+      -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" build-arm64/bin/rill_xnnpack_bench --count "$2" "$3" "$4" "$5" \
+      >/dev/null
+    cat "$work/count.$$.txt"
+  }
+  shape_names=("130m in_proj 768 -> 3072" "130m out_proj 1536 -> 768")
+  printf '| CPU (table) | shape | tokens | kernel | instructions per call | XNNPACK / rill |\n|---|---|---:|---|---:|---:|\n'
+  for cpu in cortex-a53 cortex-a76 max; do
+    case $cpu in cortex-a53) t=neon ;; cortex-a76) t=neon-dotprod ;; max) t=neon-i8mm ;; esac
+    for shape in 0 1; do
+      for T in 1 64; do
+        for pair in "rill-q8x16 xnn-q8" "rill-f32 xnn-f32"; do
+          read -r rk xk <<<"$pair"
+          r=$(( ($(xcount $cpu $rk $shape $T 5) - $(xcount $cpu $rk $shape $T 1)) / 4 ))
+          x=$(( ($(xcount $cpu $xk $shape $T 5) - $(xcount $cpu $xk $shape $T 1)) / 4 ))
+          printf '| %s (%s) | %s | %d | %s | %d | |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$rk" "$r"
+          printf '| %s (%s) | %s | %d | %s | %d | %s |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$xk" "$x" \
+            "$(awk -v a="$x" -v b="$r" 'BEGIN {printf "%.2f", a / b}')"
+        done
+      done
+    done
+  done
+  exit 0
+fi
 driver() {  # driver DIR OUT: the driver linked against DIR/build-arm64's librill
   cmake --build "$1/build-arm64" --target rill_shared -j "$(nproc)" >/dev/null
   aarch64-linux-gnu-gcc -std=c99 -O2 -Wall -I "$1/runtime/include" \
@@ -41,9 +73,9 @@ driver . "$work/driver"
 [ -n "$base" ] && driver "$base" "$work/driver-base"
 
 count() {  # count CPU DRIVER LIBDIR MODEL PREFILL DECODE -> instructions
-  qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.txt" \
+  qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
     -E LD_LIBRARY_PATH="$3:$sysroot/usr/lib/aarch64-linux-gnu" "$2" "$4" "$5" "$6" >/dev/null
-  cat "$work/count.txt"
+  cat "$work/count.$$.txt"
 }
 per_token() {  # per_token CPU DRIVER LIBDIR MODEL -> "decode prefill" (instructions per token)
   local d8 d40 p0 p64

@@ -10,6 +10,11 @@
 // Packed bytes: what XNNPACK allocates when it creates the operator (its own copy of the weights).
 //
 // usage: rill_xnnpack_bench [TOKENS...]     (default: 1 32 128)
+//        rill_xnnpack_bench --count KERNEL SHAPE TOKENS REPS
+//   Runs one product REPS times and nothing else, for counting instructions under qemu (where time means
+//   nothing): two counts that differ only in REPS give the instructions of one call, without the
+//   operator's creation and weight packing. KERNEL: rill-f32 | xnn-f32 | rill-f16 | xnn-f16 | rill-q8 |
+//   rill-q8x16 (the converter's 16-row layout) | xnn-q8; SHAPE: 0..3 (the table's rows, in order).
 #include <xnnpack.h>
 
 #include <algorithm>
@@ -19,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -66,6 +72,10 @@ struct Shape {
   const char* name;
   size_t in, out;
 };
+const Shape shapes[] = {{"130m in_proj (768 -> 3072)", 768, 3072},
+                        {"130m out_proj (1536 -> 768)", 1536, 768},
+                        {"1.4b in_proj (2048 -> 8192)", 2048, 8192},
+                        {"1.4b out_proj (4096 -> 2048)", 4096, 2048}};
 
 void* aligned(size_t bytes) {
   void* p = nullptr;
@@ -74,7 +84,10 @@ void* aligned(size_t bytes) {
 
 }  // namespace
 
+int count_mode(int argc, char** argv);
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--count") == 0) return count_mode(argc, argv);
   std::vector<size_t> tokens;
   for (int i = 1; i < argc; ++i) {
     const long v = std::strtol(argv[i], nullptr, 10);
@@ -93,10 +106,6 @@ int main(int argc, char** argv) {
   std::printf("rill kernels: %s; XNNPACK: Debian libxnnpack-dev (2022); one thread; best of 5 runs\n\n", t.isa);
   std::printf("| shape | tokens | dtype | rill ms | XNNPACK ms | XNNPACK / rill time | weight bytes | XNNPACK packed bytes |\n"
               "|---|---|---|---|---|---|---|---|\n");
-  const Shape shapes[] = {{"130m in_proj (768 -> 3072)", 768, 3072},
-                          {"130m out_proj (1536 -> 768)", 1536, 768},
-                          {"1.4b in_proj (2048 -> 8192)", 2048, 8192},
-                          {"1.4b out_proj (4096 -> 2048)", 4096, 2048}};
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
   for (const Shape& s : shapes) {
@@ -195,6 +204,87 @@ int main(int argc, char** argv) {
       std::free(work);
     }
   }
+  xnn_deinitialize();
+  return 0;
+}
+
+int count_mode(int argc, char** argv) {
+  const char* usage = "usage: rill_xnnpack_bench --count KERNEL SHAPE TOKENS REPS (see the file's header)\n";
+  if (argc != 6) {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  const std::string kernel = argv[2];
+  const long si = std::strtol(argv[3], nullptr, 10), T = std::strtol(argv[4], nullptr, 10),
+             reps = std::strtol(argv[5], nullptr, 10);
+  if (si < 0 || si > 3 || T < 1 || T > 4096 || reps < 0) {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  if (xnn_initialize(&kAllocator) != xnn_status_success) return 1;
+  const rill::kernels::Table& t = rill::kernels::active();
+  const size_t K = shapes[si].in, N = shapes[si].out;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  std::vector<float> W(N * K), bias(N, 0.f), X(T * K), Y(T * N), rs(N);
+  for (float& v : W) v = nd(rng) * 0.05f;
+  for (float& v : X) v = nd(rng);
+  std::vector<uint16_t> W16(N * K), X16(T * K), Y16(T * N), bias16(N, 0);
+  for (size_t i = 0; i < W.size(); ++i) W16[i] = rill::kernels::f32_to_f16(W[i]);
+  for (size_t i = 0; i < X.size(); ++i) X16[i] = rill::kernels::f32_to_f16(X[i]);
+  std::vector<int8_t> W8(N * K), X8(T * K), Y8(T * N);
+  for (size_t r = 0; r < N; ++r) {
+    float m = 0;
+    for (size_t c = 0; c < K; ++c) m = std::max(m, std::fabs(W[r * K + c]));
+    rs[r] = m / 127.f;
+    for (size_t c = 0; c < K; ++c) W8[r * K + c] = static_cast<int8_t>(std::lrint(W[r * K + c] / rs[r]));
+  }
+  for (size_t i = 0; i < X.size(); ++i) X8[i] = static_cast<int8_t>(std::max(-127.f, std::min(127.f, X[i] * 32.f)));
+  std::vector<uint8_t> Wx16(N * K);
+  rill::kernels::q8_to_x16(W8.data(), N, K, Wx16.data());
+  std::vector<int32_t> bias32(N, 0);
+  unsigned char* work = static_cast<unsigned char*>(aligned(rill::kernels::prepare_act_bytes(T, K)));
+  auto act = [&] {
+    QAct a = rill::kernels::float_act(X.data(), K);
+    if (t.prepare_act) t.prepare_act(X.data(), K, T, K, 0, work, &a);
+    return a;
+  };
+  xnn_operator_t op = nullptr;
+  xnn_status st = xnn_status_success;
+  if (kernel == "xnn-f32") {
+    st = xnn_create_fully_connected_nc_f32(K, N, K, N, W.data(), bias.data(), -INFINITY, INFINITY, 0, &op);
+    if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_f32(op, T, X.data(), Y.data(), nullptr);
+  } else if (kernel == "xnn-f16") {
+    st = xnn_create_fully_connected_nc_f16(K, N, K, N, W16.data(), bias16.data(), -INFINITY, INFINITY, 0, &op);
+    if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_f16(op, T, X16.data(), Y16.data(), nullptr);
+  } else if (kernel == "xnn-q8") {
+    st = xnn_create_fully_connected_nc_qs8(K, N, K, N, 0, 1.f / 32.f, 0.01f, W8.data(), bias32.data(), 0, 0.05f, -127,
+                                           127, 0, &op);
+    if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_qs8(op, T, X8.data(), Y8.data(), nullptr);
+  } else if (kernel != "rill-f32" && kernel != "rill-f16" && kernel != "rill-q8" && kernel != "rill-q8x16") {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  if (st != xnn_status_success) {
+    std::fprintf(stderr, "rill_xnnpack_bench: XNNPACK cannot run %s here\n", kernel.c_str());
+    return 1;
+  }
+  for (long i = 0; i < reps; ++i) {
+    if (op) {
+      xnn_run_operator(op, nullptr);
+    } else if (kernel == "rill-f32") {
+      t.matmul_f32(W.data(), X.data(), K, Y.data(), N, N, K, T);
+    } else if (kernel == "rill-f16") {
+      t.matmul_f16(W16.data(), X.data(), K, Y.data(), N, N, K, T);
+    } else if (kernel == "rill-q8") {
+      t.matmul_q8(W8.data(), rs.data(), act(), Y.data(), N, N, K, T);
+    } else {
+      t.matmul_q8x16(Wx16.data(), rs.data(), act(), Y.data(), N, N, K, T);
+    }
+  }
+  if (op) xnn_delete_operator(op);
+  std::printf("%s on %s, %ld tokens, %ld calls; table %s\n", kernel.c_str(), shapes[si].name, T, reps, t.isa);
+  std::free(work);
   xnn_deinitialize();
   return 0;
 }
