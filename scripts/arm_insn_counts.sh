@@ -16,16 +16,25 @@
 # --xnnpack: instead, XNNPACK's fully-connected operators (Debian's arm64 libxnnpack, 2022) against
 # rill's products on the 130m in_proj and out_proj shapes, 1 and 64 tokens, per call:
 #   (count(5 calls) - count(1 call)) / 4   with build-arm64/bin/rill_xnnpack_bench --count
+# --llama BIN --llama-cpu CPU: instead, llama.cpp's llama-bench BIN (built for aarch64) on the twin
+# GGUF files that scripts/compare_llama.py writes (--twins DIR, default /tmp/rill-compare/<shape>/
+# twin.Q8_0.gguf and twin.Q4_0.gguf), counted the same way on -cpu CPU, one thread, no warm-up:
+#   decode  = (count(-p 0 -n 40) - count(-p 0 -n 8)) / 32
+#   prefill = (count(-p 64 -n 0) - count(-p 0 -n 0)) / 64
 set -euo pipefail
 cd "$(dirname "$0")/.."
-base="" models="mamba-130m-hf rwkv7-0.1B-world" dtypes="q8 q4" xnnpack=0
+base="" models="mamba-130m-hf rwkv7-0.1B-world" dtypes="q8 q4" xnnpack=0 llama="" llama_cpu=cortex-a76
+twins=/tmp/rill-compare
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
     --dtypes) dtypes=$2; shift 2 ;;
     --xnnpack) xnnpack=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --llama) llama=$2; shift 2 ;;
+    --llama-cpu) llama_cpu=$2; shift 2 ;;
+    --twins) twins=$2; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +45,25 @@ mkdir -p "$work"
 sysroot=$PWD/build-arm64/sysroot
 
 cc -shared -fPIC -O2 -Wall -o "$work/insn_count.so" scripts/arm/insn_count.c
+
+if [ -n "$llama" ]; then
+  lcount() {  # lcount GGUF PROMPT GEN
+    qemu-aarch64 -cpu "$llama_cpu" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
+      "$llama" -m "$1" -p "$2" -n "$3" -r 1 --no-warmup -t 1 >/dev/null
+    cat "$work/count.$$.txt"
+  }
+  printf '| twin | type | llama.cpp on %s | decode instr/token | prefill instr/token (64-token pass) |\n|---|---|---|---:|---:|\n' "$llama_cpu"
+  for shape in mamba rwkv7; do
+    for q in Q8_0 Q4_0; do
+      g=$twins/$shape/twin.$q.gguf
+      [ -f "$g" ] || { echo "$g is missing: run scripts/compare_llama.py --shapes $shape first" >&2; exit 1; }
+      dec=$(( ($(lcount "$g" 0 40) - $(lcount "$g" 0 8)) / 32 ))
+      pre=$(( ($(lcount "$g" 64 0) - $(lcount "$g" 0 0)) / 64 ))
+      printf '| %s | %s | %s | %d | %d |\n' "$shape" "$q" "$(basename "$(dirname "$(dirname "$llama")")")" "$dec" "$pre"
+    done
+  done
+  exit 0
+fi
 
 if [ "$xnnpack" = 1 ]; then
   cmake --build build-arm64 --target rill_xnnpack_bench -j "$(nproc)" >/dev/null
@@ -51,7 +79,7 @@ if [ "$xnnpack" = 1 ]; then
     case $cpu in cortex-a53) t=neon ;; cortex-a76) t=neon-dotprod ;; max) t=neon-i8mm ;; esac
     for shape in 0 1; do
       for T in 1 64; do
-        for pair in "rill-q8x16 xnn-q8" "rill-f32 xnn-f32"; do
+        for pair in "rill-q8x16 xnn-q8" "rill-f32 xnn-f32" "rill-f16 xnn-f16"; do
           read -r rk xk <<<"$pair"
           r=$(( ($(xcount $cpu $rk $shape $T 5) - $(xcount $cpu $rk $shape $T 1)) / 4 ))
           x=$(( ($(xcount $cpu $xk $shape $T 5) - $(xcount $cpu $xk $shape $T 1)) / 4 ))

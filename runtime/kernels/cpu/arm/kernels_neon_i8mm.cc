@@ -1,6 +1,6 @@
 // The "neon-i8mm" table's own kernels (ARMv8.6 i8mm: Jetson Thor's Neoverse V3AE, Neoverse V1/V2/N2,
-// Cortex-A710 and later): the 16-row products for two tokens at a time on SMMLA, the rest as on the
-// dotprod table (qdot.inl). This file is compiled with +i8mm; dispatch.cc picks the table only where
+// Cortex-A710 and later): the 16-row products on USMMLA for pairs of tokens and USDOT for one, the
+// plain-row products and activations as on the dotprod table (qdot.inl). This file is compiled with +i8mm; dispatch.cc picks the table only where
 // getauxval reports I8MM (and ASIMDDP).
 //
 // USMMLA multiplies a 2x8 uint8 matrix by an 8x2 int8 one into a 2x2 int32 block. Two loads of the
@@ -99,6 +99,67 @@ inline void x16_q4_mmla(const uint8_t* W, const uint16_t* S, size_t cols, size_t
   for (int t = 0; t < 2; ++t)
     for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, acc[t][h]);
 }
+// One token over 16 rows (decode, or the odd token of a prefill): the dotprod kernels' loop with
+// USDOT (i8mm's unsigned x signed dot product) on the weights as stored, the offset taken off per block
+// as in the pairs above, so no weight is converted and the block sums are the same integers.
+template <int L>
+inline int32x4_t usdot_lane(int32x4_t d, uint8x16_t w, int8x16_t x) {
+  return vusdotq_laneq_s32(d, w, x, L);
+}
+
+inline void x16_q8_usdot(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y) {
+  const size_t lds = a.ldq / 32;
+  const int8_t* q = a.q + t0 * a.ldq;
+  float32x4_t acc[4];
+  for (int h = 0; h < 4; ++h) acc[h] = vdupq_n_f32(0.f);
+  for (size_t b = 0; b < cols / 32; ++b) {
+    int32x4_t d[4];
+    for (int h = 0; h < 4; ++h) d[h] = vdupq_n_s32(0);
+    for (size_t k = 0; k < 8; k += 4) {
+      const int8x16_t x = vld1q_s8(q + b * 32 + 4 * k);
+      const uint8_t* wk = W + (b * 8 + k) * 64;
+      for (int h = 0; h < 4; ++h) {
+        d[h] = usdot_lane<0>(d[h], vld1q_u8(wk + 16 * h), x);
+        d[h] = usdot_lane<1>(d[h], vld1q_u8(wk + 64 + 16 * h), x);
+        d[h] = usdot_lane<2>(d[h], vld1q_u8(wk + 128 + 16 * h), x);
+        d[h] = usdot_lane<3>(d[h], vld1q_u8(wk + 192 + 16 * h), x);
+      }
+    }
+    const float32x4_t sx = vdupq_n_f32(a.s[t0 * lds + b]);
+    const int32x4_t off = vdupq_n_s32(128 * a.sum[t0 * lds + b]);
+    for (int h = 0; h < 4; ++h) acc[h] = add_block(acc[h], vsubq_s32(d[h], off), sx);
+  }
+  for (int h = 0; h < 4; ++h) vst1q_f32(Y + 4 * h, vmulq_f32(acc[h], vld1q_f32(S + 4 * h)));
+}
+
+inline void x16_q4_usdot(const uint8_t* W, const uint16_t* S, size_t cols, size_t group, const QAct& a, size_t t0,
+                         float* Y) {
+  const size_t lds = a.ldq / 32, bpg = group / 32;
+  const int8_t* q = a.q + t0 * a.ldq;
+  const uint8x16_t mask = vdupq_n_u8(0x0F);
+  float32x4_t acc[4];
+  for (int h = 0; h < 4; ++h) acc[h] = vdupq_n_f32(0.f);
+  for (size_t b = 0; b < cols / 32; ++b) {
+    int32x4_t d[4];
+    for (int h = 0; h < 4; ++h) d[h] = vdupq_n_s32(0);
+    for (size_t k = 0; k < 4; k += 2) {
+      const int8x16_t x = vld1q_s8(q + b * 32 + 8 * k);
+      const uint8_t* wk = W + (b * 4 + k) * 64;
+      for (int h = 0; h < 4; ++h) {
+        const uint8x16_t p0 = vld1q_u8(wk + 16 * h), p1 = vld1q_u8(wk + 64 + 16 * h);
+        d[h] = usdot_lane<0>(d[h], vandq_u8(p0, mask), x);
+        d[h] = usdot_lane<1>(d[h], vshrq_n_u8(p0, 4), x);
+        d[h] = usdot_lane<2>(d[h], vandq_u8(p1, mask), x);
+        d[h] = usdot_lane<3>(d[h], vshrq_n_u8(p1, 4), x);
+      }
+    }
+    const float sx = a.s[t0 * lds + b];
+    const int32x4_t off = vdupq_n_s32(8 * a.sum[t0 * lds + b]);
+    for (int h = 0; h < 4; ++h)
+      acc[h] = add_block(acc[h], vsubq_s32(d[h], off), vmulq_n_f32(x16_q4_scales(S, b / bpg, h), sx));
+  }
+  for (int h = 0; h < 4; ++h) vst1q_f32(Y + 4 * h, acc[h]);
+}
 }  // namespace
 
 void prepare_act__neon_i8mm(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
@@ -120,13 +181,13 @@ void matmul_q4__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group
                           size_t ldy, size_t rows, size_t cols, size_t T) {
   matmul_q4_dot(W, scales, group, a, Y, ldy, rows, cols, T);
 }
-// Pairs of tokens on SMMLA, an odd last token on SDOT.
+// Pairs of tokens on USMMLA, a single or odd last token on USDOT.
 void matmul_q8x16__neon_i8mm(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy,
                              size_t rows, size_t cols, size_t T) {
   for (size_t r = 0; r < rows; r += 16) {
     size_t t = 0;
     for (; t + 2 <= T; t += 2) x16_q8_mmla(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r, ldy);
-    if (t < T) x16_q8_dot<1>(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r, ldy);
+    if (t < T) x16_q8_usdot(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r);
   }
 }
 void matmul_q4x16__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
@@ -136,7 +197,7 @@ void matmul_q4x16__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t gr
     const uint16_t* s = scales + r * (cols / group);
     size_t t = 0;
     for (; t + 2 <= T; t += 2) x16_q4_mmla(w, s, cols, group, a, t, Y + t * ldy + r, ldy);
-    if (t < T) x16_q4_dot<1>(w, s, cols, group, a, t, Y + t * ldy + r, ldy);
+    if (t < T) x16_q4_usdot(w, s, cols, group, a, t, Y + t * ldy + r);
   }
 }
 
