@@ -47,11 +47,11 @@ inline void x16_q8_mmla(const uint8_t* W, const float* S, size_t cols, const QAc
     for (size_t k = 0; k < 8; k += 2) {
       const int8x16_t x = vcombine_s8(vld1_s8(q0 + b * 32 + 4 * k), vld1_s8(q1 + b * 32 + 4 * k));
       const uint8_t* wk = W + (b * 8 + k) * 64;
+      const uint8x16x4_t wa = vld1q_u8_x4(wk), wb = vld1q_u8_x4(wk + 64);
       for (int h = 0; h < 4; ++h) {
-        const uint32x4_t wa = vld1q_u32(reinterpret_cast<const uint32_t*>(wk + 16 * h));
-        const uint32x4_t wb = vld1q_u32(reinterpret_cast<const uint32_t*>(wk + 64 + 16 * h));
-        m[h][0] = vusmmlaq_s32(m[h][0], rows01(wa, wb), x);
-        m[h][1] = vusmmlaq_s32(m[h][1], rows23(wa, wb), x);
+        const uint32x4_t ra = vreinterpretq_u32_u8(wa.val[h]), rb = vreinterpretq_u32_u8(wb.val[h]);
+        m[h][0] = vusmmlaq_s32(m[h][0], rows01(ra, rb), x);
+        m[h][1] = vusmmlaq_s32(m[h][1], rows23(ra, rb), x);
       }
     }
     const float32x4_t s0 = vdupq_n_f32(a.s[t0 * lds + b]), s1 = vdupq_n_f32(a.s[(t0 + 1) * lds + b]);
@@ -79,11 +79,10 @@ inline void x16_q4_mmla(const uint8_t* W, const uint16_t* S, size_t cols, size_t
     for (int h = 0; h < 4; ++h) m[h][0] = m[h][1] = vdupq_n_s32(0);
     for (size_t k = 0; k < 4; ++k) {
       const int8x16_t x = vcombine_s8(vld1_s8(q0 + b * 32 + 8 * k), vld1_s8(q1 + b * 32 + 8 * k));
-      const uint8_t* wk = W + (b * 4 + k) * 64;
+      const uint8x16x4_t w = vld1q_u8_x4(W + (b * 4 + k) * 64);
       for (int h = 0; h < 4; ++h) {
-        const uint8x16_t packed = vld1q_u8(wk + 16 * h);
-        const uint32x4_t l = vreinterpretq_u32_u8(vandq_u8(packed, vdupq_n_u8(0x0F)));
-        const uint32x4_t u = vreinterpretq_u32_u8(vshrq_n_u8(packed, 4));
+        const uint32x4_t l = vreinterpretq_u32_u8(vandq_u8(w.val[h], vdupq_n_u8(0x0F)));
+        const uint32x4_t u = vreinterpretq_u32_u8(vshrq_n_u8(w.val[h], 4));
         m[h][0] = vusmmlaq_s32(m[h][0], rows01(l, u), x);
         m[h][1] = vusmmlaq_s32(m[h][1], rows23(l, u), x);
       }
@@ -118,11 +117,13 @@ inline void x16_q8_usdot(const uint8_t* W, const float* S, size_t cols, const QA
     for (size_t k = 0; k < 8; k += 4) {
       const int8x16_t x = vld1q_s8(q + b * 32 + 4 * k);
       const uint8_t* wk = W + (b * 8 + k) * 64;
+      const uint8x16x4_t w0 = vld1q_u8_x4(wk), w1 = vld1q_u8_x4(wk + 64), w2 = vld1q_u8_x4(wk + 128),
+                         w3 = vld1q_u8_x4(wk + 192);
       for (int h = 0; h < 4; ++h) {
-        d[h] = usdot_lane<0>(d[h], vld1q_u8(wk + 16 * h), x);
-        d[h] = usdot_lane<1>(d[h], vld1q_u8(wk + 64 + 16 * h), x);
-        d[h] = usdot_lane<2>(d[h], vld1q_u8(wk + 128 + 16 * h), x);
-        d[h] = usdot_lane<3>(d[h], vld1q_u8(wk + 192 + 16 * h), x);
+        d[h] = usdot_lane<0>(d[h], w0.val[h], x);
+        d[h] = usdot_lane<1>(d[h], w1.val[h], x);
+        d[h] = usdot_lane<2>(d[h], w2.val[h], x);
+        d[h] = usdot_lane<3>(d[h], w3.val[h], x);
       }
     }
     const float32x4_t sx = vdupq_n_f32(a.s[t0 * lds + b]);
@@ -145,12 +146,12 @@ inline void x16_q4_usdot(const uint8_t* W, const uint16_t* S, size_t cols, size_
     for (size_t k = 0; k < 4; k += 2) {
       const int8x16_t x = vld1q_s8(q + b * 32 + 8 * k);
       const uint8_t* wk = W + (b * 4 + k) * 64;
+      const uint8x16x4_t w0 = vld1q_u8_x4(wk), w1 = vld1q_u8_x4(wk + 64);
       for (int h = 0; h < 4; ++h) {
-        const uint8x16_t p0 = vld1q_u8(wk + 16 * h), p1 = vld1q_u8(wk + 64 + 16 * h);
-        d[h] = usdot_lane<0>(d[h], vandq_u8(p0, mask), x);
-        d[h] = usdot_lane<1>(d[h], vshrq_n_u8(p0, 4), x);
-        d[h] = usdot_lane<2>(d[h], vandq_u8(p1, mask), x);
-        d[h] = usdot_lane<3>(d[h], vshrq_n_u8(p1, 4), x);
+        d[h] = usdot_lane<0>(d[h], vandq_u8(w0.val[h], mask), x);
+        d[h] = usdot_lane<1>(d[h], vshrq_n_u8(w0.val[h], 4), x);
+        d[h] = usdot_lane<2>(d[h], vandq_u8(w1.val[h], mask), x);
+        d[h] = usdot_lane<3>(d[h], vshrq_n_u8(w1.val[h], 4), x);
       }
     }
     const float sx = a.s[t0 * lds + b];

@@ -87,12 +87,13 @@ void rows_q8_dot(const int8_t* W, const float* scales, const QAct& a, size_t t0,
   }
 }
 
-// int4 nibbles u (element j of a 32-block in byte j % 16, low nibble for j < 16) as signed u - 8.
-inline void q4_block(const uint8_t* p, int8x16_t* lo, int8x16_t* hi) {
-  const uint8x16_t packed = vld1q_u8(p);
+// int4 nibbles u of 16 bytes as signed u - 8: the low nibbles, then the high ones.
+inline void q4_nibbles(uint8x16_t packed, int8x16_t* lo, int8x16_t* hi) {
   *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, vdupq_n_u8(0x0F))), vdupq_n_s8(8));
   *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), vdupq_n_s8(8));
 }
+// A 32-block of a plain int4 row (element j in byte j % 16, low nibble for j < 16).
+inline void q4_block(const uint8_t* p, int8x16_t* lo, int8x16_t* hi) { q4_nibbles(vld1q_u8(p), lo, hi); }
 
 template <size_t NT>
 void rows_q4_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, size_t t0, float* Y,
@@ -144,7 +145,18 @@ inline void sdot_lane(int32x4_t (*d)[4], int h, int8x16_t w, const int8x16_t* x)
   for (size_t t = 0; t < NT; ++t) d[t][h] = vdotq_laneq_s32(d[t][h], w, x[t], L);
 }
 
-// int8, NT tokens (t0..) over 16 rows: per 32-column block, 8 groups of 4 columns, one SDOT each per 4
+// One step of 4 columns of 16 rows (64 bytes, one 4-register load): the int8 weights made signed, each
+// 4 rows' SDOT with the activation bytes in lane L.
+template <int L, size_t NT>
+inline void x16_q8_step(int32x4_t (*d)[4], const uint8_t* w64, const int8x16_t* x, uint8x16_t bias) {
+  const uint8x16x4_t w = vld1q_u8_x4(w64);
+  sdot_lane<L, NT>(d, 0, vreinterpretq_s8_u8(veorq_u8(w.val[0], bias)), x);
+  sdot_lane<L, NT>(d, 1, vreinterpretq_s8_u8(veorq_u8(w.val[1], bias)), x);
+  sdot_lane<L, NT>(d, 2, vreinterpretq_s8_u8(veorq_u8(w.val[2], bias)), x);
+  sdot_lane<L, NT>(d, 3, vreinterpretq_s8_u8(veorq_u8(w.val[3], bias)), x);
+}
+
+// int8, NT tokens (t0..) over 16 rows: per 32-column block, 8 steps of 4 columns, one SDOT each per 4
 // rows and token.
 template <size_t NT>
 inline void x16_q8_dot(const uint8_t* W, const float* S, size_t cols, const QAct& a, size_t t0, float* Y,
@@ -162,12 +174,10 @@ inline void x16_q8_dot(const uint8_t* W, const float* S, size_t cols, const QAct
       int8x16_t x[NT];
       for (size_t t = 0; t < NT; ++t) x[t] = vld1q_s8(a.q + (t0 + t) * a.ldq + b * 32 + 4 * k);
       const uint8_t* wk = W + (b * 8 + k) * 64;
-      for (int h = 0; h < 4; ++h) {
-        sdot_lane<0, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 16 * h), bias)), x);
-        sdot_lane<1, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 64 + 16 * h), bias)), x);
-        sdot_lane<2, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 128 + 16 * h), bias)), x);
-        sdot_lane<3, NT>(d, h, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wk + 192 + 16 * h), bias)), x);
-      }
+      x16_q8_step<0, NT>(d, wk, x, bias);
+      x16_q8_step<1, NT>(d, wk + 64, x, bias);
+      x16_q8_step<2, NT>(d, wk + 128, x, bias);
+      x16_q8_step<3, NT>(d, wk + 192, x, bias);
     }
     for (size_t t = 0; t < NT; ++t) {
       const float32x4_t sx = vdupq_n_f32(a.s[(t0 + t) * lds + b]);
@@ -178,8 +188,18 @@ inline void x16_q8_dot(const uint8_t* W, const float* S, size_t cols, const QAct
     for (int h = 0; h < 4; ++h) vst1q_f32(Y + t * ldy + 4 * h, vmulq_f32(acc[t][h], vld1q_f32(S + 4 * h)));
 }
 
-// int4 nibbles of 4 rows (one 16-byte load): the low ones are columns 8k..8k+3, the high ones 8k+4..8k+7.
-inline void x16_q4_nibbles(const uint8_t* p, int8x16_t* lo, int8x16_t* hi) { q4_block(p, lo, hi); }
+// One step of 8 columns of 16 rows (64 bytes, one 4-register load): in each 16 bytes (4 rows) the low
+// nibbles are columns 8k..8k+3 (activation lane L), the high ones 8k+4..8k+7 (lane L + 1).
+template <int L, size_t NT>
+inline void x16_q4_step(int32x4_t (*d)[4], const uint8_t* w64, const int8x16_t* x) {
+  const uint8x16x4_t w = vld1q_u8_x4(w64);
+  for (int h = 0; h < 4; ++h) {
+    int8x16_t lo, hi;
+    q4_nibbles(w.val[h], &lo, &hi);
+    sdot_lane<L, NT>(d, h, lo, x);
+    sdot_lane<L + 1, NT>(d, h, hi, x);
+  }
+}
 
 // The scale of 4 rows for a block of token t: sx[b] times the rows' f16 group scales.
 inline float32x4_t x16_q4_scales(const uint16_t* S, size_t g, int h) {
@@ -203,15 +223,8 @@ inline void x16_q4_dot(const uint8_t* W, const uint16_t* S, size_t cols, size_t 
       int8x16_t x[NT];
       for (size_t t = 0; t < NT; ++t) x[t] = vld1q_s8(a.q + (t0 + t) * a.ldq + b * 32 + 8 * k);
       const uint8_t* wk = W + (b * 4 + k) * 64;
-      for (int h = 0; h < 4; ++h) {
-        int8x16_t lo, hi;
-        x16_q4_nibbles(wk + 16 * h, &lo, &hi);
-        sdot_lane<0, NT>(d, h, lo, x);
-        sdot_lane<1, NT>(d, h, hi, x);
-        x16_q4_nibbles(wk + 64 + 16 * h, &lo, &hi);
-        sdot_lane<2, NT>(d, h, lo, x);
-        sdot_lane<3, NT>(d, h, hi, x);
-      }
+      x16_q4_step<0, NT>(d, wk, x);
+      x16_q4_step<2, NT>(d, wk + 64, x);
     }
     for (int h = 0; h < 4; ++h) {
       const float32x4_t sw = x16_q4_scales(S, b / bpg, h);
