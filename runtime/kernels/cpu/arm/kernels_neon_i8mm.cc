@@ -86,6 +86,7 @@ inline void x16_q4_mmla(const uint8_t* W, const uint16_t* S, size_t cols, size_t
         m[h][0] = vusmmlaq_s32(m[h][0], rows01(l, u), x);
         m[h][1] = vusmmlaq_s32(m[h][1], rows23(l, u), x);
       }
+      step_end();
     }
     const float sx0 = a.s[t0 * lds + b], sx1 = a.s[(t0 + 1) * lds + b];
     const int32_t o0 = 8 * a.sum[t0 * lds + b], o1 = 8 * a.sum[(t0 + 1) * lds + b];
