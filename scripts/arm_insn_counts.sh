@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     --llama) llama=$2; shift 2 ;;
     --llama-cpu) llama_cpu=$2; shift 2 ;;
     --twins) twins=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,11 +67,10 @@ fi
 
 if [ "$xnnpack" = 1 ]; then
   cmake --build build-arm64 --target rill_xnnpack_bench -j "$(nproc)" >/dev/null
-  xcount() {  # xcount CPU KERNEL SHAPE TOKENS REPS
+  xcount() {  # xcount CPU KERNEL SHAPE TOKENS REPS (nothing where the operator cannot run on that CPU)
     qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
       -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" build-arm64/bin/rill_xnnpack_bench --count "$2" "$3" "$4" "$5" \
-      >/dev/null
-    cat "$work/count.$$.txt"
+      >/dev/null 2>&1 && cat "$work/count.$$.txt"
   }
   shape_names=("130m in_proj 768 -> 3072" "130m out_proj 1536 -> 768")
   printf '| CPU (table) | shape | tokens | kernel | instructions per call | XNNPACK / rill |\n|---|---|---:|---|---:|---:|\n'
@@ -82,10 +81,14 @@ if [ "$xnnpack" = 1 ]; then
         for pair in "rill-q8x16 xnn-q8" "rill-f32 xnn-f32" "rill-f16 xnn-f16"; do
           read -r rk xk <<<"$pair"
           r=$(( ($(xcount $cpu $rk $shape $T 5) - $(xcount $cpu $rk $shape $T 1)) / 4 ))
-          x=$(( ($(xcount $cpu $xk $shape $T 5) - $(xcount $cpu $xk $shape $T 1)) / 4 ))
           printf '| %s (%s) | %s | %d | %s | %d | |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$rk" "$r"
-          printf '| %s (%s) | %s | %d | %s | %d | %s |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$xk" "$x" \
-            "$(awk -v a="$x" -v b="$r" 'BEGIN {printf "%.2f", a / b}')"
+          if x5=$(xcount $cpu $xk $shape $T 5) && x1=$(xcount $cpu $xk $shape $T 1); then
+            x=$(( (x5 - x1) / 4 ))
+            printf '| %s (%s) | %s | %d | %s | %d | %s |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$xk" "$x" \
+              "$(awk -v a="$x" -v b="$r" 'BEGIN {printf "%.2f", a / b}')"
+          else
+            printf '| %s (%s) | %s | %d | %s | cannot run on this CPU | |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$xk"
+          fi
         done
       done
     done
