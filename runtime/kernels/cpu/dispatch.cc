@@ -105,77 +105,70 @@ bool cpu_has_avx512vnni() {
 #endif
 
 #if defined(RILL_HAVE_NEON)
-// Three tables, one per level of the Arm architecture that changes the products; the float kernels,
-// scans and row ops are the same NEON ones in all three.
-//   neon          ARMv8.0 (Cortex-A53/A72): int8/int4 weights widened to f32, float activations
-const Table kNeon = {.isa = "neon",
-                     .matvec_f32 = matvec_f32__neon,
-                     .matvec_f16 = matvec_f16__neon,
-                     .mamba1_scan = mamba1_scan__neon,
-                     .matvec_q8 = matvec_q8__neon,
-                     .matvec_q4 = matvec_q4__neon,
-                     .matmul_q8 = matmul_q8__neon,
-                     .matmul_q4 = matmul_q4__neon,
-                     .matmul_f32 = matmul_f32__neon,
-                     .matmul_f16 = matmul_f16__neon,
-                     .matmul_q4x16 = matmul_q4x16__neon,
-                     .matmul_q8x16 = matmul_q8x16__neon,
-                     .prepare_act = nullptr,
-                     .s4d_step = s4d_step__neon,
-                     .mamba2_ssd = mamba2_ssd__neon,
-                     .wkv7_scan = wkv7_scan__neon,
-                     .act = act__neon,
-                     .exp = exp__neon,
-                     .conv_silu = conv_silu__neon,
-                     .gated_rmsnorm = gated_rmsnorm__neon,
-                     .layernorm = layernorm__neon,
-                     .attend_group = attend_group__neon};
-//   neon-dotprod  ARMv8.2 dotprod (Cortex-A76/A78, Orin): int8 activations, SDOT
-const Table kNeonDotprod = {.isa = "neon-dotprod",
-                            .matvec_f32 = matvec_f32__neon,
-                            .matvec_f16 = matvec_f16__neon,
-                            .mamba1_scan = mamba1_scan__neon,
-                            .matvec_q8 = matvec_q8__neon_dotprod,
-                            .matvec_q4 = matvec_q4__neon_dotprod,
-                            .matmul_q8 = matmul_q8__neon_dotprod,
-                            .matmul_q4 = matmul_q4__neon_dotprod,
-                            .matmul_f32 = matmul_f32__neon,
-                            .matmul_f16 = matmul_f16__neon,
-                            .matmul_q4x16 = matmul_q4x16__neon_dotprod,
-                            .matmul_q8x16 = matmul_q8x16__neon_dotprod,
-                            .prepare_act = prepare_act__neon_dotprod,
-                            .s4d_step = s4d_step__neon,
-                            .mamba2_ssd = mamba2_ssd__neon,
-                            .wkv7_scan = wkv7_scan__neon,
-                            .act = act__neon,
-                            .exp = exp__neon,
-                            .conv_silu = conv_silu__neon,
-                            .gated_rmsnorm = gated_rmsnorm__neon,
-                            .layernorm = layernorm__neon,
-                            .attend_group = attend_group__neon};
-//   neon-i8mm     ARMv8.6 i8mm (Neoverse V1+, Thor): SMMLA for two tokens at a time, else as dotprod
-const Table kNeonI8mm = {.isa = "neon-i8mm",
-                         .matvec_f32 = matvec_f32__neon,
-                         .matvec_f16 = matvec_f16__neon,
-                         .mamba1_scan = mamba1_scan__neon,
-                         .matvec_q8 = matvec_q8__neon_i8mm,
-                         .matvec_q4 = matvec_q4__neon_i8mm,
-                         .matmul_q8 = matmul_q8__neon_i8mm,
-                         .matmul_q4 = matmul_q4__neon_i8mm,
-                         .matmul_f32 = matmul_f32__neon,
-                         .matmul_f16 = matmul_f16__neon,
-                         .matmul_q4x16 = matmul_q4x16__neon_i8mm,
-                         .matmul_q8x16 = matmul_q8x16__neon_i8mm,
-                         .prepare_act = prepare_act__neon_i8mm,
-                         .s4d_step = s4d_step__neon,
-                         .mamba2_ssd = mamba2_ssd__neon,
-                         .wkv7_scan = wkv7_scan__neon,
-                         .act = act__neon,
-                         .exp = exp__neon,
-                         .conv_silu = conv_silu__neon,
-                         .gated_rmsnorm = gated_rmsnorm__neon,
-                         .layernorm = layernorm__neon,
-                         .attend_group = attend_group__neon};
+// Three tables, one per level of the Arm architecture that changes the products of quantized weights;
+// the float kernels, scans and row ops are the same NEON ones in all three (neon_table).
+struct NeonProducts {
+  const char* isa;
+  MatvecQ8* matvec_q8;
+  MatvecQ4* matvec_q4;
+  MatmulQ8* matmul_q8;
+  MatmulQ4* matmul_q4;
+  MatmulQ4x16* matmul_q4x16;
+  MatmulQ8x16* matmul_q8x16;
+  PrepareAct* prepare_act;
+};
+constexpr Table neon_table(const NeonProducts& q) {
+  return Table{.isa = q.isa,
+               .matvec_f32 = matvec_f32__neon,
+               .matvec_f16 = matvec_f16__neon,
+               .mamba1_scan = mamba1_scan__neon,
+               .matvec_q8 = q.matvec_q8,
+               .matvec_q4 = q.matvec_q4,
+               .matmul_q8 = q.matmul_q8,
+               .matmul_q4 = q.matmul_q4,
+               .matmul_f32 = matmul_f32__neon,
+               .matmul_f16 = matmul_f16__neon,
+               .matmul_q4x16 = q.matmul_q4x16,
+               .matmul_q8x16 = q.matmul_q8x16,
+               .prepare_act = q.prepare_act,
+               .s4d_step = s4d_step__neon,
+               .mamba2_ssd = mamba2_ssd__neon,
+               .wkv7_scan = wkv7_scan__neon,
+               .act = act__neon,
+               .exp = exp__neon,
+               .conv_silu = conv_silu__neon,
+               .gated_rmsnorm = gated_rmsnorm__neon,
+               .layernorm = layernorm__neon,
+               .attend_group = attend_group__neon};
+}
+// ARMv8.0 (Cortex-A53/A72): int8/int4 weights widened to f32, float activations.
+const Table kNeon = neon_table({.isa = "neon",
+                                .matvec_q8 = matvec_q8__neon,
+                                .matvec_q4 = matvec_q4__neon,
+                                .matmul_q8 = matmul_q8__neon,
+                                .matmul_q4 = matmul_q4__neon,
+                                .matmul_q4x16 = matmul_q4x16__neon,
+                                .matmul_q8x16 = matmul_q8x16__neon,
+                                .prepare_act = nullptr});
+// ARMv8.2 dotprod (Cortex-A55/A76/A78, Orin): int8 activations, SDOT.
+const Table kNeonDotprod = neon_table({.isa = "neon-dotprod",
+                                       .matvec_q8 = matvec_q8__neon_dotprod,
+                                       .matvec_q4 = matvec_q4__neon_dotprod,
+                                       .matmul_q8 = matmul_q8__neon_dotprod,
+                                       .matmul_q4 = matmul_q4__neon_dotprod,
+                                       .matmul_q4x16 = matmul_q4x16__neon_dotprod,
+                                       .matmul_q8x16 = matmul_q8x16__neon_dotprod,
+                                       .prepare_act = prepare_act__neon_dotprod});
+// ARMv8.6 i8mm (Neoverse V1+, Thor): the 16-row products on USDOT and USMMLA; the plain-row products
+// (the rows % 16 tail) and the activations as on dotprod, which every i8mm CPU has.
+const Table kNeonI8mm = neon_table({.isa = "neon-i8mm",
+                                    .matvec_q8 = matvec_q8__neon_dotprod,
+                                    .matvec_q4 = matvec_q4__neon_dotprod,
+                                    .matmul_q8 = matmul_q8__neon_dotprod,
+                                    .matmul_q4 = matmul_q4__neon_dotprod,
+                                    .matmul_q4x16 = matmul_q4x16__neon_i8mm,
+                                    .matmul_q8x16 = matmul_q8x16__neon_i8mm,
+                                    .prepare_act = prepare_act__neon_dotprod});
 
 // The CPU's features as the kernel reports them (getauxval), never the compile flags: a build for
 // -march=armv8-a still uses SDOT and SMMLA where the CPU has them.

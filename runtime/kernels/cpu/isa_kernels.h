@@ -82,12 +82,7 @@ MatmulQ8 matmul_q8__neon_dotprod;
 MatmulQ4 matmul_q4__neon_dotprod;
 MatmulQ8x16 matmul_q8x16__neon_dotprod;
 MatmulQ4x16 matmul_q4x16__neon_dotprod;
-// kernels/cpu/arm/kernels_neon_i8mm.cc: ARMv8.6 i8mm (SMMLA) for the batched 16-row products
-PrepareAct prepare_act__neon_i8mm;
-MatvecQ8 matvec_q8__neon_i8mm;
-MatvecQ4 matvec_q4__neon_i8mm;
-MatmulQ8 matmul_q8__neon_i8mm;
-MatmulQ4 matmul_q4__neon_i8mm;
+// kernels/cpu/arm/kernels_neon_i8mm.cc: ARMv8.6 i8mm (USDOT, USMMLA) for the 16-row products
 MatmulQ8x16 matmul_q8x16__neon_i8mm;
 MatmulQ4x16 matmul_q4x16__neon_i8mm;
 #endif

@@ -1,16 +1,15 @@
 // The "neon-i8mm" table's own kernels (ARMv8.6 i8mm: Jetson Thor's Neoverse V3AE, Neoverse V1/V2/N2,
-// Cortex-A710 and later): the 16-row products on USMMLA for pairs of tokens and USDOT for one, the
-// plain-row products and activations as on the dotprod table (qdot.inl). This file is compiled with +i8mm; dispatch.cc picks the table only where
-// getauxval reports I8MM (and ASIMDDP).
+// Cortex-A710 and later): the 16-row products on USMMLA for pairs of tokens and on USDOT for one. The
+// plain-row products and the activations are the dotprod table's (dispatch.cc). This file is compiled
+// with +i8mm; dispatch.cc picks the table only where getauxval reports I8MM (and ASIMDDP).
 //
 // USMMLA multiplies a 2x8 uint8 matrix by an 8x2 int8 one into a 2x2 int32 block. Two loads of the
 // 16-row layout (4 rows x columns 4k..4k+3, then 4k+4..4k+7) zipped by 32-bit lanes are 2 rows x 8
 // columns; the activations of two tokens side by side are the 8x2 operand. So one instruction does 32
 // products where SDOT does 16. The weights go in as stored (int8 as w + 128, int4 nibbles as q + 8),
 // and the offset comes off once per block and token as offset * sum(q) (QAct::sum), so no weight is
-// converted. The int32 block sums are the SDOT kernel's (exact integers), and each block ends with the
-// same float step (add_block), so a pair of tokens gives the bits of two single tokens, and the table
-// gives the dotprod table's bits.
+// converted. The int32 block sums are exact integers whichever instruction made them, and each block
+// ends with the same float step (add_block), so a pair of tokens gives the bits of two single tokens.
 #include <arm_neon.h>
 
 #include <cstddef>
@@ -164,25 +163,6 @@ inline void x16_q4_usdot(const uint8_t* W, const uint16_t* S, size_t cols, size_
 }
 }  // namespace
 
-void prepare_act__neon_i8mm(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
-                            QAct* a) {
-  prepare_act_dot(X, ldx, T, cols, group, work, a);
-}
-void matvec_q8__neon_i8mm(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
-  rows_q8_dot<1>(W, scales, a, 0, y, 0, rows, cols);
-}
-void matvec_q4__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* y,
-                          size_t rows, size_t cols) {
-  rows_q4_dot<1>(W, scales, group, a, 0, y, 0, rows, cols);
-}
-void matmul_q8__neon_i8mm(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
-                          size_t cols, size_t T) {
-  matmul_q8_dot(W, scales, a, Y, ldy, rows, cols, T);
-}
-void matmul_q4__neon_i8mm(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
-                          size_t ldy, size_t rows, size_t cols, size_t T) {
-  matmul_q4_dot(W, scales, group, a, Y, ldy, rows, cols, T);
-}
 // Pairs of tokens on USMMLA, a single or odd last token on USDOT.
 void matmul_q8x16__neon_i8mm(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy,
                              size_t rows, size_t cols, size_t T) {
