@@ -3,6 +3,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -182,6 +183,44 @@ TEST_SUITE("kernels") {
         CHECK(lo > 0.f);
         CHECK(lo >= FLT_MIN);
       }
+    }
+  }
+
+  TEST_CASE("GELU (erf): every table's vector form against x/2 (1 + erf(x / sqrt 2)) in double over [-12, 12]") {
+    // The vector tables compute 1 + erf(z) as erfc(-z) through Numerical Recipes' erfc fit and the
+    // vector exp (rowops.inl), the reference through std::erfc. Relative error where |GELU| >= 1e-6,
+    // absolute error below (where GELU is a vanishing tail).
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    const size_t n = 1 << 20;
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = -12.f + 24.f * static_cast<float>(i) / static_cast<float>(n - 1);
+    for (size_t ti = 0; ti < nt; ++ti) {
+      const Table& t = *tables[ti];
+      std::vector<float> y = x;
+      t.act(Act::kGeluErf, y.data(), n);
+      double rel = 0, rel_x = 0, abs_tail = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double xd = x[i], want = 0.5 * xd * (1.0 + std::erf(xd / std::sqrt(2.0)));
+        const double e = std::fabs(y[i] - want);
+        if (std::fabs(want) >= 1e-6) {
+          if (e / std::fabs(want) > rel) rel = e / std::fabs(want), rel_x = xd;
+        } else {
+          abs_tail = std::max(abs_tail, e);
+        }
+      }
+      char line[200];
+      std::snprintf(line, sizeof line, "GELU (erf) of table %s: max relative error %.2e (at x = %.4f), max absolute "
+                    "error where |GELU| < 1e-6: %.2e", t.isa, rel, rel_x, abs_tail);
+      rill_test::report_line("tables.txt", line);
+      CHECK_MESSAGE(rel <= 4e-6, t.isa << " GELU relative error " << rel << " at " << rel_x);
+      CHECK_MESSAGE(abs_tail <= 1e-7, t.isa << " GELU tail absolute error " << abs_tail);
+      float sp[] = {std::nanf(""), INFINITY, 0.f, -0.f};
+      t.act(Act::kGeluErf, sp, 4);
+      CHECK(std::isnan(sp[0]));
+      CHECK(sp[1] == INFINITY);
+      CHECK(sp[2] == 0.f);
+      CHECK(sp[3] == 0.f);
     }
   }
 

@@ -1,6 +1,7 @@
 // Activations and the row ops built on them (depthwise conv + SiLU, gated RMSNorm, LayerNorm,
 // attention), written once over a vector type V and included by each kernel file (AVX2, AVX-512,
-// NEON) inside its own anonymous namespace, after V (see scans.inl), which also gives max and load_h.
+// NEON) inside its own anonymous namespace, after V (see scans.inl), which also gives max, abs,
+// neg_select (x < 0 ? a : b) and load_h.
 //
 // Every element goes through the vector code, tails included (through a V::W buffer): an element's
 // value never depends on where it falls in the array, so n rows in one call give the bits of n calls.
@@ -28,6 +29,18 @@ inline typename V::R act1(Act kind, typename V::R x) {
       return V::exp(V::mul(V::set1(-0.6065306597126334f), sigmoid_v<V>(x)));
     case Act::kSilu:
       return V::mul(x, sigmoid_v<V>(x));
+    case Act::kGeluErf: {  // x/2 (1 + erf(x / sqrt 2)), 1 + erf(z) = erfc(-z)
+      // erfc(a) for a = |z| >= 0 by Numerical Recipes' fit t exp(-a^2 + P(t)), t = 1 / (1 + a/2),
+      // fractional error < 1.2e-7 everywhere; 1 + erf(z) is erfc(a) for z < 0 and 2 - erfc(a) else.
+      const typename V::R z = V::mul(x, V::set1(0.7071067811865476f)), a = V::abs(z);
+      const typename V::R t = V::div(V::set1(1.f), V::fmadd(V::set1(0.5f), a, V::set1(1.f)));
+      constexpr float kP[] = {-0.82215223f, 1.48851587f,  -1.13520398f, 0.27886807f, -0.18628806f,
+                              0.09678418f,  0.37409196f, 1.00002368f,  -1.26551223f};
+      typename V::R p = V::set1(0.17087277f);
+      for (float c : kP) p = V::fmadd(p, t, V::set1(c));
+      const typename V::R e = V::mul(t, V::exp(V::fnmadd(a, a, p)));
+      return V::mul(V::mul(V::set1(0.5f), x), V::neg_select(z, e, V::sub(V::set1(2.f), e)));
+    }
     case Act::kGeluTanh: {  // x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
       const typename V::R x3 = V::mul(V::mul(x, x), x);
       const typename V::R u2 = V::mul(V::set1(2.f * 0.7978845608028654f), V::fmadd(V::set1(0.044715f), x3, x));
@@ -53,10 +66,6 @@ void exp_v(float* y, size_t n) {
 
 template <class V>
 void act_v(Act kind, float* y, size_t n) {
-  if (kind == Act::kGeluErf) {  // no vector erf: the reference (S4D only, a few channels)
-    act__ref(kind, y, n);
-    return;
-  }
   size_t i = 0;
   for (; i + V::W <= n; i += V::W) V::store(y + i, act1<V>(kind, V::load(y + i)));
   if (i < n) {

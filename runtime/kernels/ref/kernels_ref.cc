@@ -323,8 +323,8 @@ void act__ref(Act kind, float* y, size_t n) {
     case Act::kRwkv7Decay:  // -exp(-1/2) = -0.6065306597126334
       for (size_t i = 0; i < n; ++i) y[i] = std::exp(-0.6065306597126334f * sigmoid(y[i]));
       break;
-    case Act::kGeluErf:  // 1/sqrt(2) = 0.7071067811865476
-      for (size_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.7071067811865476f));
+    case Act::kGeluErf:  // 1 + erf(z) as erfc(-z): no cancellation in the negative tail; 1/sqrt(2) = 0.7071...
+      for (size_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * std::erfc(-y[i] * 0.7071067811865476f);
       break;
     case Act::kGeluTanh:  // sqrt(2/pi) = 0.7978845608028654
       for (size_t i = 0; i < n; ++i)

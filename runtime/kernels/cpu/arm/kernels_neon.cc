@@ -301,6 +301,8 @@ struct V4 {
   static R div(R a, R b) { return vdivq_f32(a, b); }
   // a > b ? a : b, so b on NaN as x86's maxps (relu^2 of NaN is 0, as in the reference)
   static R max(R a, R b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+  static R abs(R a) { return vabsq_f32(a); }
+  static R neg_select(R x, R a, R b) { return vbslq_f32(vcltq_f32(x, vdupq_n_f32(0.f)), a, b); }
   static R exp(R x) { return exp4(x); }
 };
 #include "kernels/cpu/scans.inl"
