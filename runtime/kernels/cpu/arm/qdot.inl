@@ -13,7 +13,7 @@
 //                    nibbles go in as stored (q + 8) and each block's sum loses 8 sum(q) (QAct::sum).
 // Per block and token, the int32 sum d is added as acc = fma(float(d), scale, acc), in block order: a
 // token's result does not depend on the other tokens of a tile, so T tokens give the bits of T single
-// tokens, and the i8mm kernels (which compute the same d with SMMLA) give the same bits too.
+// tokens; the i8mm kernels compute the same integers d with USDOT and USMMLA.
 // Needs: <arm_neon.h>, kernels/kernels.h, kernels/cpu/token_tiles.h.
 
 // Quantizes n (a multiple of 32) floats into blocks of 32: q, per-block scale, per-block sum of q.
@@ -41,9 +41,10 @@ inline void quantize_blocks(const float* x, size_t n, int8_t* q, float* sx, int3
   }
 }
 
-// QAct of T rows: quantized blocks, their sums and, for int4 groups, the per-group +8 corrections of the
-// QAct contract (kernels.h; these kernels make the nibbles signed instead and do not read them).
-inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work, QAct* a) {
+// QAct of T rows: quantized blocks, their sums (which the 16-row int4 kernels use) and, for int4 groups,
+// the per-group +8 corrections of the QAct contract (kernels.h; no kernel here reads them).
+inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
+                            QAct* a) {
   const ActLayout L = act_layout(T, cols);
   const size_t lb = L.ldq / 32;
   int8_t* q = reinterpret_cast<int8_t*>(work);
@@ -56,7 +57,10 @@ inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, s
       const size_t bpg = group / 32;
       for (size_t g = 0; g < cols / group; ++g) {
         float cg = 0.f;
-        for (size_t j = 0; j < bpg; ++j) cg += 8.f * static_cast<float>(sum[t * lb + g * bpg + j]) * s[t * lb + g * bpg + j];
+        for (size_t j = 0; j < bpg; ++j) {
+          const size_t b = t * lb + g * bpg + j;
+          cg += 8.f * static_cast<float>(sum[b]) * s[b];
+        }
         corr[t * lb + g] = cg;
       }
     }
@@ -119,13 +123,13 @@ void rows_q4_dot(const uint8_t* W, const uint16_t* scales, size_t group, const Q
 constexpr size_t kDotTile = 4;
 
 inline void matmul_q8_dot(const int8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
-                   size_t cols, size_t T) {
+                          size_t cols, size_t T) {
   token_tiles<kDotTile>(T, [&](auto nt, size_t t) {
     rows_q8_dot<decltype(nt)::value>(W, scales, a, t, Y + t * ldy, ldy, rows, cols);
   });
 }
-inline void matmul_q4_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
-                   size_t rows, size_t cols, size_t T) {
+inline void matmul_q4_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
+                          size_t ldy, size_t rows, size_t cols, size_t T) {
   token_tiles<kDotTile>(T, [&](auto nt, size_t t) {
     rows_q4_dot<decltype(nt)::value>(W, scales, group, a, t, Y + t * ldy, ldy, rows, cols);
   });
@@ -244,15 +248,15 @@ inline void x16_q4_dot(const uint8_t* W, const uint16_t* S, size_t cols, size_t 
 // Tiles of 2 tokens: 8 float and 8 int32 accumulators, the weights and activations fit the 32 registers.
 constexpr size_t kX16Tile = 2;
 
-inline void matmul_q8x16_dot(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
-                      size_t cols, size_t T) {
+inline void matmul_q8x16_dot(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy,
+                             size_t rows, size_t cols, size_t T) {
   for (size_t r = 0; r < rows; r += 16)
     token_tiles<kX16Tile>(T, [&](auto nt, size_t t) {
       x16_q8_dot<decltype(nt)::value>(W + r * cols, scales + r, cols, a, t, Y + t * ldy + r, ldy);
     });
 }
-inline void matmul_q4x16_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y, size_t ldy,
-                      size_t rows, size_t cols, size_t T) {
+inline void matmul_q4x16_dot(const uint8_t* W, const uint16_t* scales, size_t group, const QAct& a, float* Y,
+                             size_t ldy, size_t rows, size_t cols, size_t T) {
   for (size_t r = 0; r < rows; r += 16)
     token_tiles<kX16Tile>(T, [&](auto nt, size_t t) {
       x16_q4_dot<decltype(nt)::value>(W + r * (cols / 2), scales + r * (cols / group), cols, group, a, t,
