@@ -20,8 +20,10 @@ namespace kernels {
 // Activations of T tokens as the quantized kernels read them: the floats (row t at x + t * ldx) and,
 // for tables with int8-activation kernels (Table::prepare_act non-null), their int8 form: each row
 // quantized per 32-element block, x[b*32 + j] ~ s[b] q[b*32 + j] with |q| <= 127, and for int4
-// weights corr[g] = 8 sum_{b in group g} s[b] sum_j q[b*32 + j] (what removes the +8 of the stored
-// nibbles). Row t's q at q + t * ldq, s at s + t * (ldq / 32), corr at corr + t * ldc.
+// weights the table's own corrections for the +8 of the stored nibbles where its kernels read them
+// (x86: corr[g] = 8 sum_{b in group g} s[b] sum_j q[b*32 + j], or per 4 columns on AVX-512; null on
+// Arm, whose kernels use the block sums). Row t's q at q + t * ldq, s at s + t * (ldq / 32), corr at
+// corr + t * ldc.
 struct QAct {
   const float* x;
   size_t ldx;

@@ -41,31 +41,17 @@ inline void quantize_blocks(const float* x, size_t n, int8_t* q, float* sx, int3
   }
 }
 
-// QAct of T rows: quantized blocks, their sums (which the 16-row int4 kernels use) and, for int4 groups,
-// the per-group +8 corrections of the QAct contract (kernels.h; no kernel here reads them).
-inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
-                            QAct* a) {
+// QAct of T rows: quantized blocks and their sums. No int4 corrections (corr is null): the plain-row
+// kernels make the nibbles signed, and the 16-row ones take 8 sum(q) off each block from the sums.
+inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, size_t /*group*/,
+                            unsigned char* work, QAct* a) {
   const ActLayout L = act_layout(T, cols);
   const size_t lb = L.ldq / 32;
   int8_t* q = reinterpret_cast<int8_t*>(work);
   float* s = reinterpret_cast<float*>(work + L.s);
   int32_t* sum = reinterpret_cast<int32_t*>(work + L.sum);
-  float* corr = reinterpret_cast<float*>(work + L.corr);
-  for (size_t t = 0; t < T; ++t) {
-    quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
-    if (group) {
-      const size_t bpg = group / 32;
-      for (size_t g = 0; g < cols / group; ++g) {
-        float cg = 0.f;
-        for (size_t j = 0; j < bpg; ++j) {
-          const size_t b = t * lb + g * bpg + j;
-          cg += 8.f * static_cast<float>(sum[b]) * s[b];
-        }
-        corr[t * lb + g] = cg;
-      }
-    }
-  }
-  *a = QAct{X, ldx, q, s, corr, L.ldq, lb, sum};
+  for (size_t t = 0; t < T; ++t) quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
+  *a = QAct{X, ldx, q, s, nullptr, L.ldq, 0, sum};
 }
 
 // ---- plain row layouts, tiles of NT tokens (each weight block loaded once per tile)
