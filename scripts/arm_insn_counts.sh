@@ -46,19 +46,31 @@ sysroot=$PWD/build-arm64/sysroot
 
 cc -shared -fPIC -O2 -Wall -o "$work/insn_count.so" scripts/arm/insn_count.c
 
+# counted CPU LIBDIRS PROGRAM ARGS...: the instructions PROGRAM executes under qemu on -cpu CPU, its
+# libraries looked for in LIBDIRS (':'-separated, may be empty); prints nothing and fails where the
+# program fails (e.g. an operator the CPU cannot run).
+counted() {
+  local cpu=$1 libs=$2
+  shift 2
+  qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
+    -E LD_LIBRARY_PATH="$libs" "$@" >/dev/null 2>&1 && cat "$work/count.$$.txt"
+}
+# The table each emulated CPU chooses (dispatch.cc).
+table_of() {
+  case $1 in cortex-a53) echo neon ;; cortex-a76) echo neon-dotprod ;; max) echo neon-i8mm ;; esac
+}
+
 if [ -n "$llama" ]; then
   lcount() {  # lcount GGUF PROMPT GEN
-    qemu-aarch64 -cpu "$llama_cpu" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
-      "$llama" -m "$1" -p "$2" -n "$3" -r 1 --no-warmup -t 1 >/dev/null
-    cat "$work/count.$$.txt"
+    counted "$llama_cpu" "" "$llama" -m "$1" -p "$2" -n "$3" -r 1 --no-warmup -t 1
   }
   printf '| twin | type | llama.cpp on %s | decode instr/token | prefill instr/token (64-token pass) |\n|---|---|---|---:|---:|\n' "$llama_cpu"
   for shape in mamba rwkv7; do
     for q in Q8_0 Q4_0; do
       g=$twins/$shape/twin.$q.gguf
       [ -f "$g" ] || { echo "$g is missing: run scripts/compare_llama.py --shapes $shape first" >&2; exit 1; }
-      dec=$(( ($(lcount "$g" 0 40) - $(lcount "$g" 0 8)) / 32 ))
-      pre=$(( ($(lcount "$g" 64 0) - $(lcount "$g" 0 0)) / 64 ))
+      d40=$(lcount "$g" 0 40); d8=$(lcount "$g" 0 8); p64=$(lcount "$g" 64 0); p0=$(lcount "$g" 0 0)
+      dec=$(( (d40 - d8) / 32 )) pre=$(( (p64 - p0) / 64 ))
       printf '| %s | %s | %s | %d | %d |\n' "$shape" "$q" "$(basename "$(dirname "$(dirname "$llama")")")" "$dec" "$pre"
     done
   done
@@ -67,20 +79,19 @@ fi
 
 if [ "$xnnpack" = 1 ]; then
   cmake --build build-arm64 --target rill_xnnpack_bench -j "$(nproc)" >/dev/null
-  xcount() {  # xcount CPU KERNEL SHAPE TOKENS REPS (nothing where the operator cannot run on that CPU)
-    qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
-      -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" build-arm64/bin/rill_xnnpack_bench --count "$2" "$3" "$4" "$5" \
-      >/dev/null 2>&1 && cat "$work/count.$$.txt"
+  xcount() {  # xcount CPU KERNEL SHAPE TOKENS REPS
+    counted "$1" "$sysroot/usr/lib/aarch64-linux-gnu" build-arm64/bin/rill_xnnpack_bench --count "$2" "$3" "$4" "$5"
   }
   shape_names=("130m in_proj 768 -> 3072" "130m out_proj 1536 -> 768")
   printf '| CPU (table) | shape | tokens | kernel | instructions per call | XNNPACK / rill |\n|---|---|---:|---|---:|---:|\n'
   for cpu in cortex-a53 cortex-a76 max; do
-    case $cpu in cortex-a53) t=neon ;; cortex-a76) t=neon-dotprod ;; max) t=neon-i8mm ;; esac
+    t=$(table_of $cpu)
     for shape in 0 1; do
       for T in 1 64; do
         for pair in "rill-q8x16 xnn-q8" "rill-f32 xnn-f32" "rill-f16 xnn-f16"; do
           read -r rk xk <<<"$pair"
-          r=$(( ($(xcount $cpu $rk $shape $T 5) - $(xcount $cpu $rk $shape $T 1)) / 4 ))
+          r5=$(xcount $cpu $rk $shape $T 5); r1=$(xcount $cpu $rk $shape $T 1)
+          r=$(( (r5 - r1) / 4 ))
           printf '| %s (%s) | %s | %d | %s | %d | |\n' "$cpu" "$t" "${shape_names[$shape]}" "$T" "$rk" "$r"
           if x5=$(xcount $cpu $xk $shape $T 5) && x1=$(xcount $cpu $xk $shape $T 1); then
             x=$(( (x5 - x1) / 4 ))
@@ -104,9 +115,7 @@ driver . "$work/driver"
 [ -n "$base" ] && driver "$base" "$work/driver-base"
 
 count() {  # count CPU DRIVER LIBDIR MODEL PREFILL DECODE -> instructions
-  qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu -plugin "$work/insn_count.so,outfile=$work/count.$$.txt" \
-    -E LD_LIBRARY_PATH="$3:$sysroot/usr/lib/aarch64-linux-gnu" "$2" "$4" "$5" "$6" >/dev/null
-  cat "$work/count.$$.txt"
+  counted "$1" "$3:$sysroot/usr/lib/aarch64-linux-gnu" "$2" "$4" "$5" "$6"
 }
 per_token() {  # per_token CPU DRIVER LIBDIR MODEL -> "decode prefill" (instructions per token)
   local d8 d40 p0 p64
@@ -125,7 +134,7 @@ for m in $models; do
       printf '| %s | %s | neon (%s) | %d | %d |\n' "$m" "$d" "$(git -C "$base" log -1 --format=%h)" "$dec" "$pre"
     fi
     for cpu in cortex-a53 cortex-a76 max; do
-      case $cpu in cortex-a53) t=neon ;; cortex-a76) t=neon-dotprod ;; max) t=neon-i8mm ;; esac
+      t=$(table_of $cpu)
       read -r dec pre < <(per_token "$cpu" "$work/driver" "$PWD/build-arm64/runtime" "$f")
       printf '| %s | %s | %s | %d | %d |\n' "$m" "$d" "$t" "$dec" "$pre"
     done
