@@ -23,6 +23,68 @@ bool any(const std::vector<std::string>& pats, const std::string& name) {
   return false;
 }
 
+int q4_round(float x, float inv) {
+  const int q = static_cast<int>(std::lrint(x * inv));
+  return q < -8 ? -8 : q > 7 ? 7 : q;
+}
+
+// One group's f16 scale, chosen for the least squared error over the 16 levels -8..7. With m the
+// value of largest magnitude, the candidates are m / -d and m / d for d = 7, 7.25, ..., 9 (the sign
+// decides which end of the asymmetric range m takes: m / -8 is llama.cpp's Q4_0, |m| / 7 a symmetric
+// absmax), then the least-squares scale sum(x q) / sum(q q) for the best candidate's levels q. Each is
+// judged after rounding to f16, as stored. Kernels multiply by the scale, so its sign is free.
+// The candidates' errors are summed side by side (the inner loop runs over candidates and vectorises);
+// levels round to nearest even as q4_round does, by the 1.5 * 2^23 trick (exact for |x / s| < 2^22).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default"), noinline))  // the converter's hot loop; same results
+#endif
+uint16_t q4_group_scale(const float* x, uint32_t n) {
+  float m = 0;
+  for (uint32_t c = 0; c < n; ++c)
+    if (std::fabs(x[c]) > std::fabs(m)) m = x[c];
+  if (m == 0) return 0;
+  constexpr int kCand = 24;  // 18 ratios, |m| / 7, the least-squares scale, padding
+  uint16_t sh[kCand];
+  float s[kCand], inv[kCand], err[kCand];
+  auto set = [&](int i, float v) {
+    sh[i] = kernels::f32_to_f16(v);
+    s[i] = kernels::f16_to_f32(sh[i]);
+    inv[i] = s[i] != 0 ? 1.f / s[i] : 0.f;
+  };
+  set(0, std::fabs(m) / 7.f);
+  for (int i = 0; i <= 8; ++i) {
+    const float d = 7.f + 0.25f * static_cast<float>(i);
+    set(1 + 2 * i, -m / d);
+    set(2 + 2 * i, m / d);
+  }
+  for (int i = 19; i < kCand; ++i) set(i, 0.f);
+  constexpr float kRound = 12582912.f;
+  for (int i = 0; i < kCand; ++i) err[i] = 0;
+  for (uint32_t c = 0; c < n; ++c)
+    for (int i = 0; i < kCand; ++i) {
+      float q = (x[c] * inv[i] + kRound) - kRound;
+      q = q < -8.f ? -8.f : q > 7.f ? 7.f : q;
+      const float d = x[c] - q * s[i];
+      err[i] += d * d;
+    }
+  int best = 0;
+  for (int i = 1; i < 19; ++i)
+    if (err[i] < err[best]) best = i;
+  double xq = 0, qq = 0;
+  for (uint32_t c = 0; c < n; ++c) {
+    const int q = q4_round(x[c], inv[best]);
+    xq += static_cast<double>(x[c]) * q, qq += static_cast<double>(q) * q;
+  }
+  if (qq == 0) return sh[best];
+  set(kCand - 1, static_cast<float>(xq / qq));
+  float e = 0;
+  for (uint32_t c = 0; c < n; ++c) {
+    const float d = x[c] - static_cast<float>(q4_round(x[c], inv[kCand - 1])) * s[kCand - 1];
+    e += d * d;
+  }
+  return e < err[best] ? sh[kCand - 1] : sh[best];
+}
+
 }  // namespace
 
 std::string full_name(const FileTensor& t) {
@@ -96,14 +158,11 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       uint8_t* row = data->data() + r * (cols / 2);
       for (uint64_t g = 0; g < groups; ++g) {
         const float* x = w.data() + r * cols + g * group;
-        float amax = 0;
-        for (uint32_t c = 0; c < group; ++c) amax = std::fmax(amax, std::fabs(x[c]));
-        const uint16_t sh = kernels::f32_to_f16(amax / 7.f);
-        const float s = kernels::f16_to_f32(sh);  // quantize against the scale as stored
-        const float inv = s > 0 ? 1.f / s : 0.f;
+        const uint16_t sh = q4_group_scale(x, group);
+        const float s = kernels::f16_to_f32(sh);
+        const float inv = s != 0 ? 1.f / s : 0.f;
         for (uint32_t c = 0; c < group; ++c) {
-          int q = static_cast<int>(std::lrint(x[c] * inv));
-          q = q < -8 ? -8 : q > 7 ? 7 : q;
+          const int q = q4_round(x[c], inv);
           const uint64_t col = g * group + c;
           uint8_t& byte = row[(col / 32) * 16 + (col % 16)];
           byte |= static_cast<uint8_t>((q + 8) << ((col % 32) < 16 ? 0 : 4));

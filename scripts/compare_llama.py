@@ -26,9 +26,19 @@ builds AMX kernels that die with SIGILL: build with -DGGML_NATIVE=OFF -DGGML_AVX
 llama.cpp's converter needs torch and numpy (Debian: python3-torch, python3-numpy); `transformers`
 and `tqdm`, which it imports but does not need for these checkpoints, are stubbed here.
 
+--quality compares the weights instead of the speed: rill's q4 against llama.cpp's Q4_0 made by
+`llama-quantize --pure` (every matrix Q4_0, none promoted to Q6_K), read back with gguf-py.
+  - per tensor, over the tensors rill stores as q4: the reconstruction error, RMS(w - w') / RMS(w)
+    (rill's from its converter's --report, Q4_0's from gguf-py's dequantization);
+  - the logits' KL divergence from the f32 model over --kl-tokens random token ids, and top-1 agreement:
+    rill q4 as it runs (q4 weights, int8 activations), and the f32 model with those same tensors replaced
+    by their Q4_0 reconstructions (so Q4_0 is charged with its weight error only, not llama.cpp's
+    Q8_0 activation rounding).
+
 usage: scripts/compare_llama.py --llama DIR [--rill build/bin/rill] [--work /tmp/rill-compare]
        [--shapes mamba,mamba2,rwkv7] [--dtypes q8,q4] [--threads 1,2] [--rounds 3]
        [--prefill 512] [--tokens 128] [--json FILE]
+       scripts/compare_llama.py --llama DIR --quality [--shapes ...] [--kl-tokens 256] [--json FILE]
 """
 import argparse
 import json
@@ -47,6 +57,9 @@ SHAPES = {  # name: (tests/checkpoints folder, HF architecture for llama.cpp's c
     "granite": ("granite-4.0-h-1b", "GraniteMoeHybridForCausalLM", "granite-4.0-h-1b"),
 }
 GGUF_TYPE = {"q8": "Q8_0", "q4": "Q4_0"}
+# Tensors rill's converter derives from their source before quantizing (--quality cannot compare them
+# with llama.cpp's quantization of the source; the KL comparison still includes them).
+DERIVED = {("rwkv7", "embedding"): "rill folds layer 0's pre_norm (ln0) into the rows it quantizes"}
 
 # Stand-ins for modules llama.cpp's converter imports but these checkpoints do not use, and the
 # dtypes a Debian torch may lack (only used as dictionary keys there).
@@ -151,6 +164,121 @@ def prepare(args, shape):
     return models
 
 
+def gguf_names(args, reader):
+    """HF tensor name -> GGUF tensor name, by gguf-py's own table for the file's architecture."""
+    sys.path.insert(0, os.path.join(args.llama, "gguf-py"))
+    import gguf
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    model_arch = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    blocks = int(reader.fields[f"{arch}.block_count"].parts[-1][0])
+    table = gguf.get_tensor_name_map(model_arch, blocks)
+
+    def name(hf):
+        # fla's RWKV-7 layout says attn./ffn. where gguf-py's table says attention./feed_forward.
+        for n in (hf, hf.replace(".attn.", ".attention.").replace(".ffn.", ".feed_forward.")):
+            g = table.get_name(n, try_suffixes=(".weight", ".bias"))
+            if g:
+                return g
+        return None
+    return name
+
+
+def quality(args, shape):
+    """Per-tensor reconstruction error and logits KL of rill q4 and llama.cpp Q4_0 (see --help)."""
+    sys.path.insert(0, os.path.join(args.llama, "gguf-py"))
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import numpy as np
+    import gguf
+    import st_io
+    base = os.path.join(args.work, shape)
+    ckpt = os.path.join(base, "checkpoint")
+    pure = os.path.join(base, "twin.Q4_0-pure.gguf")
+    if not os.path.exists(pure):
+        log(f"[{shape}] llama-quantize --pure Q4_0")
+        run([os.path.join(args.llama_bin, "llama-quantize"), "--pure", os.path.join(base, "twin.f16.gguf"), pure, "Q4_0"])
+    q4, report = os.path.join(base, "quality.q4.rill"), os.path.join(base, "quality.q4.csv")
+    f32 = os.path.join(base, "quality.f32.rill")
+    log(f"[{shape}] rill convert --dtype q4 --report, --dtype f32")
+    run([args.rill, "convert", ckpt, "-o", q4, "--dtype", "q4", "--tokenizer", "none", "-q", "-f", "--report", report])
+    run([args.rill, "convert", ckpt, "-o", f32, "--dtype", "f32", "--tokenizer", "none", "-q", "-f"])
+    weights = st_io.read_safetensors(os.path.join(ckpt, "model.safetensors"))
+    reader = gguf.GGUFReader(pure)
+    by_name = {t.name: t for t in reader.tensors}
+    to_gguf = gguf_names(args, reader)
+    rows, replaced = [], dict(weights)
+    for line in open(report).read().splitlines()[1:]:
+        rill_name, source, dtype, _, _, rill_err = line.split(",")[:6]
+        if dtype != "q4":
+            continue
+        w = weights[source].astype(np.float64)
+        t = by_name.get(to_gguf(source) or "")
+        if (shape, rill_name) in DERIVED:
+            rows.append((rill_name, float(rill_err), None, DERIVED[(shape, rill_name)]))
+            if t is not None and t.tensor_type == gguf.GGMLQuantizationType.Q4_0:
+                replaced[source] = gguf.quants.dequantize(t.data, t.tensor_type).reshape(w.shape)
+            continue
+        if t is None or t.tensor_type != gguf.GGMLQuantizationType.Q4_0:
+            rows.append((rill_name, float(rill_err), None, "not Q4_0 in llama.cpp's file"))
+            continue
+        d = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64)
+        if d.size != w.size:
+            rows.append((rill_name, float(rill_err), None, f"llama.cpp's tensor has shape {d.shape}"))
+            continue
+        d = d.reshape(w.shape)
+        q_err = float(np.sqrt(np.sum((w - d) ** 2) / np.sum(w * w)))
+        rows.append((rill_name, float(rill_err), q_err, ""))
+        replaced[source] = d.astype(np.float32)
+    twin = os.path.join(base, "quality-q4_0")
+    os.makedirs(twin, exist_ok=True)
+    shutil.copyfile(os.path.join(ckpt, "config.json"), os.path.join(twin, "config.json"))
+    st_io.write_safetensors(os.path.join(twin, "model.safetensors"), replaced, dtype="F32")
+    q40 = os.path.join(base, "quality.q4_0.rill")
+    run([args.rill, "convert", twin, "-o", q40, "--dtype", "f32", "--tokenizer", "none", "-q", "-f"])
+    vocab = json.load(open(os.path.join(ckpt, "config.json")))["vocab_size"]
+    ids = np.random.default_rng(0).integers(0, vocab, args.kl_tokens)
+    logits = {}
+    for key, model in (("f32", f32), ("rill q4", q4), ("Q4_0", q40)):
+        out = os.path.join(base, f"quality.logits.{key.replace(' ', '_')}.npy")
+        run([args.rill, "logits", model, "--tokens", ",".join(map(str, ids)), "-o", out])
+        logits[key] = np.load(out).astype(np.float64)
+
+    def logp(z):
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    ref = logp(logits["f32"])
+    kl = {}
+    for key in ("rill q4", "Q4_0"):
+        lq = logp(logits[key])
+        kl[key] = (float(np.mean(np.sum(np.exp(ref) * (ref - lq), axis=1))),
+                   float(np.mean(np.argmax(lq, axis=1) == np.argmax(ref, axis=1))))
+    return rows, kl
+
+
+def print_quality(args, shapes):
+    results = {s: quality(args, s) for s in shapes}
+    print("| shape | tensors compared | rill q4 error (median / max) | Q4_0 error (median / max) | rill lower on |"
+          " KL rill q4 | KL Q4_0 | top-1 rill q4 / Q4_0 |")
+    print("|---|---|---|---|---|---|---|---|")
+    out = []
+    for s in shapes:
+        rows, kl = results[s]
+        both = [r for r in rows if r[2] is not None]
+        re_, qe = [r[1] for r in both], [r[2] for r in both]
+        lower = sum(1 for r in both if r[1] <= r[2])
+        print(f"| {SHAPES[s][2]} | {len(both)} of {len(rows)} | {statistics.median(re_):.4f} / {max(re_):.4f} | "
+              f"{statistics.median(qe):.4f} / {max(qe):.4f} | {lower} of {len(both)} | {kl['rill q4'][0]:.5f} | "
+              f"{kl['Q4_0'][0]:.5f} | {kl['rill q4'][1]:.3f} / {kl['Q4_0'][1]:.3f} |")
+        for r in rows:
+            if r[2] is None:
+                print(f"  ({SHAPES[s][2]}: {r[0]} not compared: {r[3]})", file=sys.stderr)
+        out.append({"shape": SHAPES[s][2], "tensors": [dict(zip(("tensor", "rill_q4", "q4_0", "note"), r)) for r in rows],
+                    "kl": kl})
+    print(f"(error: RMS(w - w') / RMS(w) per tensor; KL(f32 || quantized) in nats per token, mean over "
+          f"{args.kl_tokens} random tokens; llama.cpp Q4_0 by llama-quantize --pure, read with gguf-py)")
+    if args.json:
+        json.dump(out, open(args.json, "w"), indent=1)
+
+
 def bench_rill(args, model, threads):
     out = run([args.rill, "bench", model, "-t", str(threads), "-n", str(args.tokens), "--prefill", str(args.prefill),
                "--probe-mb", "16", "-o", "json"])
@@ -183,6 +311,8 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--prefill", type=int, default=512)
     p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--quality", action="store_true", help="compare q4 with Q4_0 (weights and logits) instead of speed")
+    p.add_argument("--kl-tokens", type=int, default=256, help="tokens of the KL comparison (--quality)")
     p.add_argument("--json", help="also write every measurement here")
     args = p.parse_args()
     args.llama = os.path.abspath(args.llama)
@@ -202,7 +332,12 @@ def main():
     if not os.access(args.rill, os.X_OK):
         sys.exit(f"compare_llama: no rill binary at {args.rill} (scripts/build.sh builds it)")
     os.makedirs(args.work, exist_ok=True)
+    if args.quality:
+        args.dtypes = ["q4"]
     models = {s: prepare(args, s) for s in shapes}
+    if args.quality:
+        print_quality(args, shapes)
+        return
     results = {}  # (shape, dtype, threads, runtime) -> [(decode, prefill)]
     for rnd in range(args.rounds):
         for s in shapes:

@@ -5,12 +5,13 @@
 #
 #   bound (per model: mean KL <=, top-1 >=)    mamba-130m   mamba2-130m   rwkv7-0.1B   (measured KL, top-1)
 #   q8 rows16                                  1e-2, 60 %   1e-2, 60 %    1e-2, 60 %   2.0e-3 76 % | 2.1e-3 72 % | 4.2e-3 79 %
-#   q4 rows16 and rows                         0.15         0.15          0.36         0.114       | 0.113       | 0.279
+#   q4 rows16 and rows                         0.11         0.11          0.25         0.096       | 0.099       | 0.203
 #   q4 rows against q4 rows16                  1e-3         1e-3          1e-3         1.1e-4      | 2.7e-4      | 2.3e-4
 #
 # The weights are seeded and the numbers deterministic but for the kernels' summation order; the q4
-# bounds leave about 30 % above the measured KL. A q4 quantizer that truncates instead of rounding
-# gives 0.163 | 0.165 | 0.451 and fails all three.
+# bounds leave 11-23 % above the measured KL. The q4 quantizer before its per-group scale search
+# (absmax / 7) gave 0.114 | 0.113 | 0.279 and fails all three, as does one that truncates instead of
+# rounding (0.163 | 0.165 | 0.451).
 # Random weights give near-flat next-token distributions: the f32 model's two largest logits differ by a
 # median 0.09, well inside q4's logit error, so q4's top-1 agreement here (0-17 %) measures ties and is
 # not bounded; tests/golden/quant_test.cc bounds q4 top-1 on the trained demo model and the golden
@@ -19,7 +20,7 @@
 set(text "The Eiffel tower is in Paris, and the river that flows through the city is the Seine. Tourists climb it every day.")
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
-foreach(entry "mamba-130m-hf;0.15" "mamba2-130m-hf;0.15" "rwkv7-0.1B-world;0.36")
+foreach(entry "mamba-130m-hf;0.11" "mamba2-130m-hf;0.11" "rwkv7-0.1B-world;0.25")
   list(GET entry 0 name)
   list(GET entry 1 q4_kl)
   set(ckpt ${CKPTS}/${name})

@@ -1,13 +1,18 @@
 // The converter's quantized tensors, read back by the test's own decoder of the format's bytes
 // (tests/quant_oracle.h, schemas/README.md "Quantized tensors"): every element lies within half a
-// quantization step of the weight it came from, in both layouts, for every group size, with and
-// without a tail of rows outside the 16-row blocks; and the two layouts hold the same values.
+// quantization step of the weight it came from (or, in int4, sits at an end of the range the weight
+// lies beyond), in both layouts, for every group size, with and without a tail of rows outside the
+// 16-row blocks; the two layouts hold the same values; and each int4 group's squared error is at most
+// that of the two plain scales, absmax / 7 and llama.cpp Q4_0's m / -8 (m: the value of largest
+// magnitude), each rounded to f16 as stored.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "content.h"
+#include "kernels/kernels.h"
 #include "quant_oracle.h"
 #include "test_util.h"
 
@@ -46,12 +51,39 @@ TEST_SUITE("format") {
               const double w = W[r * C + c];
               REQUIRE(e.q >= (bits == 8 ? -127 : -8));
               REQUIRE(e.q <= (bits == 8 ? 127 : 7));
-              // Within half a step, or, for the int4 value the symmetric range clips (+8 s), one step.
-              const double tol = (bits == 4 && w > 7.5 * e.scale ? 1.0 : 0.5) * e.scale * (1 + 1e-6) + 1e-12;
-              REQUIRE_MESSAGE(std::fabs(a[r * C + c] - w) <= tol, "row " << r << " col " << c << ": " << a[r * C + c]
-                                                                            << " from " << w << " (scale " << e.scale << ")");
+              // Within half a step, or an int4 value at the end of the range that the weight lies beyond.
+              const double v = e.scale != 0 ? w / e.scale : 0;
+              const bool clipped = bits == 4 && ((e.q == 7 && v > 7) || (e.q == -8 && v < -8));
+              const double tol = 0.5 * std::fabs(e.scale) * (1 + 1e-6) + 1e-12;
+              REQUIRE_MESSAGE((clipped || std::fabs(a[r * C + c] - w) <= tol),
+                              "row " << r << " col " << c << ": " << a[r * C + c] << " from " << w << " (scale "
+                                     << e.scale << ")");
               REQUIRE_MESSAGE(b[r * C + c] == a[r * C + c], "16-row layout differs at row " << r << " col " << c);
             }
+          if (bits == 4)
+            for (size_t r = 0; r < R; ++r)
+              for (size_t g0 = 0; g0 < C; g0 += group) {
+                const float* x = W.data() + r * C + g0;
+                float m = 0;
+                for (size_t c = 0; c < group; ++c)
+                  if (std::fabs(x[c]) > std::fabs(m)) m = x[c];
+                auto sq_error = [&](double s) {  // rounding to nearest, clamped to -8..7
+                  double e2 = 0;
+                  for (size_t c = 0; c < group; ++c) {
+                    const double q = s != 0 ? std::min(7.0, std::max(-8.0, std::nearbyint(x[c] / s))) : 0;
+                    e2 += (x[c] - q * s) * (x[c] - q * s);
+                  }
+                  return e2;
+                };
+                double got = 0;
+                for (size_t c = 0; c < group; ++c) got += (a[r * C + g0 + c] - x[c]) * (a[r * C + g0 + c] - x[c]);
+                const double absmax = oracle::half(rill::kernels::f32_to_f16(std::fabs(m) / 7.f));
+                const double q4_0 = oracle::half(rill::kernels::f32_to_f16(m / -8.f));
+                CAPTURE(r);
+                CAPTURE(g0);
+                CHECK(got <= sq_error(absmax) * (1 + 1e-5) + 1e-12);
+                CHECK(got <= sq_error(q4_0) * (1 + 1e-5) + 1e-12);
+              }
         }
       }
     }

@@ -1,7 +1,8 @@
 # The bundled demo model's bits per byte on its 55,769 held-out bytes (rill eval) at every dtype and
 # q4 byte layout, against the f32 conversion, as the docs publish them (docs/performance.md):
-#   f32 2.2445 (bounded to [2.240, 2.250]: the trained model itself), q8 2.2444, q4 2.2524 in both layouts
-#   bounds: q8 <= f32 + 0.002, q4 <= f32 + 0.011, and the two q4 layouts within 0.001 of each other.
+#   f32 2.2445 (bounded to [2.240, 2.250]: the trained model itself), q8 2.2444, q4 2.2511 in both layouts
+#   bounds: q8 <= f32 + 0.002, q4 <= f32 + 0.0075 (the q4 quantizer before its scale search, 2.2524,
+#   fails), and the two q4 layouts within 0.001 of each other.
 #   The numbers are deterministic but for the kernels' summation order (a few 1e-4); a q4 quantizer that
 #   truncates instead of rounding gives 2.2579 (+0.0134) and fails.
 file(REMOVE_RECURSE ${WORK})
@@ -39,8 +40,8 @@ endfunction()
 check("f32 above its published 2.2445" ${bpb_f32_rows16} 2.2500 0.0000)
 check("f32 below its published 2.2445" 2.2400 ${bpb_f32_rows16} 0.0000)
 check("q8 against f32" ${bpb_q8_rows16} ${bpb_f32_rows16} 0.0020)
-check("q4 (rows16) against f32" ${bpb_q4_rows16} ${bpb_f32_rows16} 0.0110)
-check("q4 (rows) against f32" ${bpb_q4_rows} ${bpb_f32_rows16} 0.0110)
+check("q4 (rows16) against f32" ${bpb_q4_rows16} ${bpb_f32_rows16} 0.0075)
+check("q4 (rows) against f32" ${bpb_q4_rows} ${bpb_f32_rows16} 0.0075)
 check("q4 rows against rows16" ${bpb_q4_rows} ${bpb_q4_rows16} 0.0010)
 check("q4 rows16 against rows" ${bpb_q4_rows16} ${bpb_q4_rows} 0.0010)
 file(REMOVE_RECURSE ${WORK})

@@ -119,22 +119,24 @@ TEST_SUITE("quant") {
       double q8_top1, q8_kl, q4_top1, q4_kl;
     };
     // Bounds, and (measured on this machine, AVX-512 VNNI tables) q8 top-1 / KL | q4 top-1 / KL:
-    //   mamba1_hf_f16_tied  q8 >= 99 %, <= 1e-3 | q4 >= 98 %, <= 2e-3    (100 % 4.7e-6 | 99.75 % 4.2e-4)
-    //   mamba2_groups       q8 >= 99 %, <= 1e-3 | q4 >= 83 %, <= 1.5e-2 (99.75 % 7.4e-5 | 88 % 6.1e-3)
-    //   rwkv7_fla_world     q8 >= 93 %, <= 1e-3 | q4 >= 50 %, <= 0.1    (95.75 % 4.8e-4 | 58.75 % 6.0e-2)
-    //   granite_hybrid_nope q8 >= 99 %, <= 1e-4 | q4 >= 97 %, <= 2e-3    (100 % 6.0e-6 | 100 % 5.0e-4)
-    //   nemotron_h_bf16     q8 >= 93 %, <= 2e-3 | q4 >= 50 %, <= 0.15   (95.5 % 6.6e-4 | 58 % 8.3e-2)
-    //   demo model          q8 >= 99 %, <= 1e-3 | q4 >= 92 %, <= 1.5e-2 (99.3 % 1.1e-4 | 94.3 % 7.5e-3)
+    //   mamba1_hf_f16_tied  q8 >= 99 %, <= 1e-3 | q4 >= 98 %, <= 3.5e-4  (100 % 4.7e-6 | 100 % 2.5e-4)
+    //   mamba2_groups       q8 >= 99 %, <= 1e-3 | q4 >= 83 %, <= 5.5e-3  (99.75 % 7.4e-5 | 87.5 % 4.3e-3)
+    //   rwkv7_fla_world     q8 >= 93 %, <= 1e-3 | q4 >= 60 %, <= 5.2e-2  (95.75 % 4.8e-4 | 65.5 % 4.1e-2)
+    //   granite_hybrid_nope q8 >= 99 %, <= 1e-4 | q4 >= 97 %, <= 4e-4    (100 % 6.0e-6 | 100 % 3.1e-4)
+    //   nemotron_h_bf16     q8 >= 93 %, <= 2e-3 | q4 >= 55 %, <= 7.5e-2  (95.5 % 6.6e-4 | 62.75 % 6.3e-2)
+    //   demo model          q8 >= 99 %, <= 1e-3 | q4 >= 93 %, <= 5.5e-3  (99.3 % 1.1e-4 | 95.2 % 4.3e-3)
+    // The q4 KL bounds are below what the q4 quantizer gave before it searched each group's scale
+    // (4.2e-4, 6.1e-3, 6.0e-2, 5.0e-4, 8.3e-2, 7.5e-3): a return to the plain absmax / 7 scale fails.
     // Random-weight RWKV-7's and the small Nemotron-H's logits are nearly flat (near-ties, max |logit| 3.7),
     // hence their lower top-1 bounds. The hybrids run past their context by sliding.
     std::vector<Case> cases;
     // Golden checkpoints over 400 pseudo-random tokens (the reference is the f32 path, so any
     // sequence serves; 400 steps let a 99 % bound mean something).
-    const std::pair<const char*, std::array<double, 4>> golden[] = {{"mamba1_hf_f16_tied", {0.99, 1e-3, 0.98, 2e-3}},
-                                                                    {"mamba2_groups", {0.99, 1e-3, 0.83, 1.5e-2}},
-                                                                    {"rwkv7_fla_world", {0.93, 1e-3, 0.50, 0.1}},
-                                                                    {"granite_hybrid_nope", {0.99, 1e-4, 0.97, 2e-3}},
-                                                                    {"nemotron_h_bf16", {0.93, 2e-3, 0.50, 0.15}}};
+    const std::pair<const char*, std::array<double, 4>> golden[] = {{"mamba1_hf_f16_tied", {0.99, 1e-3, 0.98, 3.5e-4}},
+                                                                    {"mamba2_groups", {0.99, 1e-3, 0.83, 5.5e-3}},
+                                                                    {"rwkv7_fla_world", {0.93, 1e-3, 0.60, 5.2e-2}},
+                                                                    {"granite_hybrid_nope", {0.99, 1e-4, 0.97, 4e-4}},
+                                                                    {"nemotron_h_bf16", {0.93, 2e-3, 0.55, 7.5e-2}}};
     for (const auto& [c, b] : golden) {
       const uint32_t V = static_cast<uint32_t>(read_npy(golden_dir(c) + "/logits.npy").shape[1]);
       std::vector<int32_t> toks(400);
@@ -146,7 +148,7 @@ TEST_SUITE("quant") {
     const std::string text = read_file(src_dir() + "/examples/demo_model/heldout.txt").substr(0, 600);
     std::vector<int32_t> bytes(text.begin(), text.end());
     for (int32_t& b : bytes) b &= 0xFF;
-    cases.push_back({src_dir() + "/examples/demo_model/checkpoint", 256, bytes, 0.99, 1e-3, 0.92, 1.5e-2});
+    cases.push_back({src_dir() + "/examples/demo_model/checkpoint", 256, bytes, 0.99, 1e-3, 0.93, 5.5e-3});
     for (const Case& c : cases) {
       CAPTURE(c.dir);
       const Stats q8 = compare(c.dir, "q8", c.tokens, c.n_valid);
