@@ -35,10 +35,16 @@ and `tqdm`, which it imports but does not need for these checkpoints, are stubbe
     by their Q4_0 reconstructions (so Q4_0 is charged with its weight error only, not llama.cpp's
     Q8_0 activation rounding).
 
+--streams 1,4,16 compares many streams advanced together instead: `rill bench --streams` (one
+Batch::step advances every stream a token) against llama-batched-bench with as many parallel sequences
+(-npp 0 -ntg N -npl ...), aggregate tokens/s over all streams (llama-batched-bench must be built too).
+
 usage: scripts/compare_llama.py --llama DIR [--rill build/bin/rill] [--work /tmp/rill-compare]
        [--shapes mamba,mamba2,rwkv7] [--dtypes q8,q4] [--threads 1,2] [--rounds 3]
        [--prefill 512] [--tokens 128] [--json FILE]
        scripts/compare_llama.py --llama DIR --quality [--shapes ...] [--kl-tokens 256] [--json FILE]
+       scripts/compare_llama.py --llama DIR --streams 1,4,16 [--shapes ...] [--dtypes ...] [--threads ...]
+       [--rounds 3] [--tokens 128] [--json FILE]
 """
 import argparse
 import json
@@ -298,6 +304,50 @@ def bench_llama(args, model, threads):
     return decode, prefill
 
 
+def streams_rill(args, model, threads):
+    out = run([args.rill, "bench", model, "-t", str(threads), "-n", str(args.tokens), "--prefill", "0",
+               "--streams", ",".join(map(str, args.streams)), "-o", "json"])
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {r["streams"]: r["aggregate_steps_per_s"] for r in rows if "streams" in r}
+
+
+def streams_llama(args, model, threads):
+    out = run([os.path.join(args.llama_bin, "llama-batched-bench"), "-m", model, "-c", "4096", "-b", "2048",
+               "-ub", "512", "-npp", "0", "-ntg", str(args.tokens), "-npl", ",".join(map(str, args.streams)),
+               "-t", str(threads), "-tb", str(threads), "--output-format", "jsonl"])
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {r["pl"]: r["speed_tg"] for r in rows}
+
+
+def print_streams(args, shapes, models, threads):
+    results = {}
+    for rnd in range(args.rounds):
+        for s in shapes:
+            for d in args.dtypes:
+                for t in threads:
+                    log(f"round {rnd + 1}/{args.rounds}: streams {s} {d} {t} thread(s)")
+                    results.setdefault((s, d, t, "rill"), []).append(streams_rill(args, models[s][("rill", d)], t))
+                    results.setdefault((s, d, t, "llama"), []).append(streams_llama(args, models[s][("llama", d)], t))
+    print("| shape | dtype | threads | streams | rill / llama.cpp (aggregate tok/s) | ratio | rill vs 1 stream | "
+          "llama.cpp vs 1 sequence |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for s in shapes:
+        for d in args.dtypes:
+            for t in threads:
+                r, l = results[(s, d, t, "rill")], results[(s, d, t, "llama")]
+                med = lambda runs, n: statistics.median(x[n] for x in runs)
+                for n in args.streams:
+                    rn, ln = med(r, n), med(l, n)
+                    print(f"| {SHAPES[s][2]} | {d} | {t} | {n} | {rn:.1f} / {ln:.1f} | {rn / ln:.2f} | "
+                          f"{rn / med(r, args.streams[0]):.2f}x | {ln / med(l, args.streams[0]):.2f}x |")
+                    rows.append({"shape": SHAPES[s][2], "dtype": d, "threads": t, "streams": n, "rill": rn, "llama": ln})
+    print(f"(medians of {args.rounds} alternating rounds, {args.tokens} tokens per stream; rill bench --streams "
+          f"against llama-batched-bench -npp 0 -ntg {args.tokens} -npl {','.join(map(str, args.streams))})")
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=textwrap.dedent(__doc__[__doc__.index("\n"):]))
@@ -312,6 +362,7 @@ def main():
     p.add_argument("--prefill", type=int, default=512)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--quality", action="store_true", help="compare q4 with Q4_0 (weights and logits) instead of speed")
+    p.add_argument("--streams", help="compare many streams (e.g. 1,4,16) instead of single-stream speed")
     p.add_argument("--kl-tokens", type=int, default=256, help="tokens of the KL comparison (--quality)")
     p.add_argument("--json", help="also write every measurement here")
     args = p.parse_args()
@@ -326,7 +377,8 @@ def main():
     for d in args.dtypes:
         if d not in GGUF_TYPE:
             sys.exit(f"compare_llama: unknown dtype {d} (q8, q4)")
-    for tool in ("llama-bench", "llama-quantize"):
+    args.streams = [int(n) for n in args.streams.split(",")] if args.streams else None
+    for tool in ("llama-bench", "llama-quantize") + (("llama-batched-bench",) if args.streams else ()):
         if not os.access(os.path.join(args.llama_bin, tool), os.X_OK):
             sys.exit(f"compare_llama: no {tool} in {args.llama_bin} (see --help to build one)")
     if not os.access(args.rill, os.X_OK):
@@ -337,6 +389,9 @@ def main():
     models = {s: prepare(args, s) for s in shapes}
     if args.quality:
         print_quality(args, shapes)
+        return
+    if args.streams:
+        print_streams(args, shapes, models, threads)
         return
     results = {}  # (shape, dtype, threads, runtime) -> [(decode, prefill)]
     for rnd in range(args.rounds):
