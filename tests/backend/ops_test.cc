@@ -761,7 +761,8 @@ TEST_SUITE(RILL_OPS_SUITE) {
         {Act::kGeluTanh, [](double t) {
            return 0.5 * t * (1 + std::tanh(std::sqrt(2.0 / 3.141592653589793) * (t + 0.044715 * t * t * t)));
          }},
-        {Act::kSilu, [](double t) { return t * sigmoid(t); }}};
+        {Act::kSilu, [](double t) { return t * sigmoid(t); }},
+        {Act::kSoftplus, [](double t) { return softplus(t); }}};
     for (const auto& a : acts) {
       Doubles want(count);
       for (size_t i = 0; i < count; ++i) want[i] = a.second(v[i]);

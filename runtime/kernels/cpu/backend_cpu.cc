@@ -372,13 +372,14 @@ void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, c
 
 // The clamp by comparisons (maxss/minss) rather than std::fmax/fmin (library calls on x86-64): the same
 // for every value but NaN, which passes through.
-void softplus_dt(const Exec&, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len, float lo,
-                 float hi) {
-  for (size_t i = 0; i < n; ++i)
-    for (size_t c = 0; c < len; ++c) {
-      const float v = kernels::softplus(X[i * ldx + c] + bias[c]);
-      Y[i * len + c] = v < lo ? lo : (v > hi ? hi : v);
-    }
+void softplus_dt(const Exec& x, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len,
+                 float lo, float hi) {
+  for (size_t i = 0; i < n; ++i) {
+    float* y = Y + i * len;
+    for (size_t c = 0; c < len; ++c) y[c] = X[i * ldx + c] + bias[c];
+    table(x).act(Act::kSoftplus, y, len);
+    for (size_t c = 0; c < len; ++c) y[c] = y[c] < lo ? lo : (y[c] > hi ? hi : y[c]);
+  }
 }
 
 void act(const Exec& x, Act kind, float* Y, size_t count) {

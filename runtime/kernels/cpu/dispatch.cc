@@ -75,11 +75,11 @@ bool cpu_has_avx2() {
 #endif
 
 #if defined(RILL_HAVE_AVX512)
-// 512-bit vectors throughout (VNNI for the quantized products); the Mamba-1 and S4D steps stay AVX2.
+// 512-bit vectors throughout (VNNI for the quantized products).
 const Table kAvx512 = {.isa = "avx512vnni",
                        .matvec_f32 = matvec_f32__avx512,
                        .matvec_f16 = matvec_f16__avx512,
-                       .mamba1_scan = mamba1_scan__avx2,
+                       .mamba1_scan = mamba1_scan__avx512,
                        .matvec_q8 = matvec_q8__avx512vnni,
                        .matvec_q4 = matvec_q4__avx512vnni,
                        .matmul_q8 = matmul_q8__avx512vnni,
@@ -89,7 +89,7 @@ const Table kAvx512 = {.isa = "avx512vnni",
                        .matmul_q4x16 = matmul_q4x16__avx512vnni,
                        .matmul_q8x16 = matmul_q8x16__avx512vnni,
                        .prepare_act = prepare_act__avx512vnni,
-                       .s4d_step = s4d_step__avx2,
+                       .s4d_step = s4d_step__avx512,
                        .mamba2_ssd = mamba2_ssd__avx512,
                        .wkv7_scan = wkv7_scan__avx512,
                        .act = act__avx512,

@@ -44,6 +44,8 @@ MatvecF16 matvec_f16__avx512;
 MatmulF32 matmul_f32__avx512;
 MatmulF16 matmul_f16__avx512;
 Mamba2Ssd mamba2_ssd__avx512;
+Mamba1Scan mamba1_scan__avx512;
+S4dStep s4d_step__avx512;
 Wkv7Scan wkv7_scan__avx512;
 Activation act__avx512;
 VecExp exp__avx512;

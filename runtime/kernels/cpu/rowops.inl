@@ -41,6 +41,17 @@ inline typename V::R act1(Act kind, typename V::R x) {
       const typename V::R e = V::mul(t, V::exp(V::fnmadd(a, a, p)));
       return V::mul(V::mul(V::set1(0.5f), x), V::neg_select(z, e, V::sub(V::set1(2.f), e)));
     }
+    case Act::kSoftplus: {
+      // max(x, 0) + log1p(e^-|x|); log1p(u) for u in (0, 1] as 2 atanh(s), s = u / (2 + u) <= 1/3, by
+      // its series to s^15 (the next term is below 2e-9 relative). Above 20 the log1p term is below
+      // half an ulp of x, so x comes back, as PyTorch's threshold gives.
+      const typename V::R u = V::exp(V::sub(V::zero(), V::abs(x)));
+      const typename V::R s = V::div(u, V::add(V::set1(2.f), u)), s2 = V::mul(s, s);
+      typename V::R p = V::set1(1.f / 15);
+      constexpr float kInvOdd[] = {1.f / 13, 1.f / 11, 1.f / 9, 1.f / 7, 1.f / 5, 1.f / 3, 1.f};
+      for (float c : kInvOdd) p = V::fmadd(p, s2, V::set1(c));
+      return V::fmadd(V::add(s, s), p, V::max(x, V::zero()));
+    }
     case Act::kGeluTanh: {  // x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
       const typename V::R x3 = V::mul(V::mul(x, x), x);
       const typename V::R u2 = V::mul(V::set1(2.f * 0.7978845608028654f), V::fmadd(V::set1(0.044715f), x3, x));

@@ -140,7 +140,7 @@ static_assert(static_cast<uint32_t>(DType::kF32) == kF32 && static_cast<uint32_t
 static_assert(static_cast<int>(Act::kTanh) == 0 && static_cast<int>(Act::kSigmoid) == 1 &&
                   static_cast<int>(Act::kReluSq) == 2 && static_cast<int>(Act::kRwkv7Decay) == 3 &&
                   static_cast<int>(Act::kGeluErf) == 4 && static_cast<int>(Act::kGeluTanh) == 5 &&
-                  static_cast<int>(Act::kSilu) == 6,
+                  static_cast<int>(Act::kSilu) == 6 && static_cast<int>(Act::kSoftplus) == 7,
               "act_k numbers the functions as Act does");
 
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -813,6 +813,7 @@ __global__ void act_k(int kind, float* Y, uint64_t count) {
     case 3: r = expf(-0.6065306597126334f * sigmoidf_(y)); break;
     case 4: r = 0.5f * y * (1.f + erff(y * 0.7071067811865476f)); break;
     case 5: r = 0.5f * y * (1.f + tanhf(0.7978845608028654f * (y + 0.044715f * y * y * y))); break;
+    case 7: r = softplusf_(y); break;
     default: r = y * sigmoidf_(y); break;  // 6: SiLU
   }
   Y[i] = r;

@@ -333,6 +333,9 @@ void act__ref(Act kind, float* y, size_t n) {
     case Act::kSilu:
       for (size_t i = 0; i < n; ++i) y[i] = silu(y[i]);
       break;
+    case Act::kSoftplus:
+      for (size_t i = 0; i < n; ++i) y[i] = softplus(y[i]);
+      break;
   }
 }
 

@@ -14,6 +14,7 @@ enum class Act : uint8_t {
   kGeluErf,     // x/2 (1 + erf(x / sqrt 2)): exact GELU
   kGeluTanh,    // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's GELU, approximate="tanh"
   kSilu,        // x sigmoid(x)
+  kSoftplus,    // log(1 + exp(x)), x itself above 20 (PyTorch's threshold)
 };
 
 }  // namespace rill

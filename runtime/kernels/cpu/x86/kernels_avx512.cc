@@ -380,6 +380,14 @@ void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C
                       size_t h0, size_t h1) {
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
+void mamba1_scan__avx512(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
+                         const float* D, const float* z, float* y, size_t E, size_t N) {
+  mamba1_scan_v<V16>(s, A, dt, x, B, C, D, z, y, E, N);
+}
+void s4d_step__avx512(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
+                      size_t M) {
+  s4d_step_v<V16>(s, A, C, D, u, y, H, M);
+}
 void exp__avx512(float* y, size_t n) { exp_v<V16>(y, n); }
 void act__avx512(Act kind, float* y, size_t n) { act_v<V16>(kind, y, n); }
 void attend_group__avx512(const void* K, const void* V, bool f16, size_t stride, size_t n, const float* Q, size_t G,
