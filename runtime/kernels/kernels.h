@@ -79,8 +79,10 @@ using PrepareAct = void(const float* X, size_t ldx, size_t T, size_t cols, size_
 //   s [N, E] persistent (state-dim-major, so channels are contiguous); A [N, E];
 //   dt, x, D, z [E]; B, C [N]; y [E] out.
 //   s[n,c] = exp(dt[c] A[n,c]) s[n,c] + dt[c] B[n] x[c];  y[c] = (sum_n s[n,c] C[n] + D[c] x[c]) silu(z[c])
+//   Only channels [c0, c1) are computed (c0 a multiple of 16; c1 one too, or E): a channel's bits do not
+//   depend on the range it is computed in, so channel ranges can go to several threads.
 using Mamba1Scan = void(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                        const float* D, const float* z, float* y, size_t E, size_t N);
+                        const float* D, const float* z, float* y, size_t E, size_t N, size_t c0, size_t c1);
 
 // S4D step (a diagonal complex SSM after zero-order hold) for H channels of M modes; s, A, C [M, 2, H]
 // (mode m: H real parts, then H imaginary parts); D, u, y [H]:
@@ -106,9 +108,9 @@ using Activation = void(Act kind, float* y, size_t n);
 using VecExp = void(float* y, size_t n);
 // Depthwise causal conv step + SiLU (conv1d_step_silu's math) over T tokens of one stream, in order:
 // hist [K-1, C]; w [K, C]; b [C] or null; token t's input at X + t * ldx; Y [T, C]. Without `silu`, the
-// plain conv (Griffin's recurrent block).
+// plain conv (Griffin's recurrent block). Only channels [c0, c1), as Mamba1Scan's range.
 using ConvSilu = void(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                      size_t C, size_t K, bool silu);
+                      size_t C, size_t K, bool silu, size_t c0, size_t c1);
 // gated_rmsnorm over n rows: Y [n, E] in place, Z rows ldz apart.
 using GatedRmsnorm = void(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                           float eps);

@@ -224,7 +224,7 @@ TEST_SUITE("kernels") {
     }
   }
 
-  TEST_CASE("mamba1 scan: every kernel table matches the reference, including channel tails") {
+  TEST_CASE("mamba1 scan: every kernel table matches the reference, including channel tails; channel ranges give the same bits") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);
     std::mt19937 rng(2);
@@ -242,11 +242,19 @@ TEST_SUITE("kernels") {
           for (auto& v : *vec) v = nd(rng);
         dt[0] = 60.f;  // a decay far below f32's smallest normal must not misbehave
         sr = s;
+        std::vector<float> sp = s, yp(E);  // the same steps in ranges of 16 channels, last range first
         for (int step = 0; step < 3; ++step) {
           tables[ti]->mamba1_scan(s.data(), A.data(), dt.data(), x.data(), B.data(), C.data(), D.data(), z.data(),
-                                  y.data(), E, N);
+                                  y.data(), E, N, 0, E);
           mamba1_scan__ref(sr.data(), A.data(), dt.data(), x.data(), B.data(), C.data(), D.data(), z.data(), yr.data(),
-                           E, N);
+                           E, N, 0, E);
+          for (size_t c0 = (E - 1) / 16 * 16;; c0 -= 16) {
+            tables[ti]->mamba1_scan(sp.data(), A.data(), dt.data(), x.data(), B.data(), C.data(), D.data(), z.data(),
+                                    yp.data(), E, N, c0, std::min(E, c0 + 16));
+            if (c0 == 0) break;
+          }
+          REQUIRE_MESSAGE(std::memcmp(sp.data(), s.data(), s.size() * 4) == 0, tables[ti]->isa << " ranges " << E);
+          REQUIRE_MESSAGE(std::memcmp(yp.data(), y.data(), y.size() * 4) == 0, tables[ti]->isa << " ranges " << E);
           for (size_t i = 0; i < s.size(); ++i)
             REQUIRE_MESSAGE(std::fabs(s[i] - sr[i]) <= 2e-6f * (1 + std::fabs(sr[i])), std::string(tables[ti]->isa) << " s " << E << "x" << N);
           for (size_t c = 0; c < E; ++c)
@@ -418,10 +426,17 @@ TEST_SUITE("kernels") {
         for (auto* v : {&w, &b, &X, &h0})
           for (auto& e : *v) e = nd(rng) * 0.3f;
         std::vector<float> hr = h0, yr(T * C), ha = h0, ya(T * C), hb = h0, yb(T * C);
-        conv_silu__ref(hr.data(), w.data(), b.data(), X.data(), ld, yr.data(), T, C, K, silu);
-        t.conv_silu(ha.data(), w.data(), b.data(), X.data(), ld, ya.data(), T, C, K, silu);
+        conv_silu__ref(hr.data(), w.data(), b.data(), X.data(), ld, yr.data(), T, C, K, silu, 0, C);
+        t.conv_silu(ha.data(), w.data(), b.data(), X.data(), ld, ya.data(), T, C, K, silu, 0, C);
+        {  // in ranges of 16 channels: the same bits
+          std::vector<float> hc = h0, yc(T * C);
+          for (size_t c0 = 0; c0 < C; c0 += 16)
+            t.conv_silu(hc.data(), w.data(), b.data(), X.data(), ld, yc.data(), T, C, K, silu, c0, std::min(C, c0 + 16));
+          CHECK(std::memcmp(hc.data(), ha.data(), hc.size() * 4) == 0);
+          CHECK(std::memcmp(yc.data(), ya.data(), yc.size() * 4) == 0);
+        }
         for (size_t i = 0; i < T; ++i)
-          t.conv_silu(hb.data(), w.data(), b.data(), X.data() + i * ld, ld, yb.data() + i * C, 1, C, K, silu);
+          t.conv_silu(hb.data(), w.data(), b.data(), X.data() + i * ld, ld, yb.data() + i * C, 1, C, K, silu, 0, C);
         CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " conv T vs steps");
         CHECK_MESSAGE(std::memcmp(ha.data(), hb.data(), ha.size() * 4) == 0, t.isa << " conv history T vs steps");
         CHECK_MESSAGE(std::memcmp(ha.data(), hr.data(), ha.size() * 4) == 0, t.isa << " conv history");

@@ -158,15 +158,64 @@ void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, floa
   fn(p, 0, rows);
 }
 
+// Rows i..i+len-1 advance one state (a prefill chunk of one stream): the scans take them as one run.
+size_t same_state_run(StateRef S, size_t i, size_t n) {
+  size_t len = 1;
+  while (i + len < n && S.base[i + len] == S.base[i]) ++len;
+  return len;
+}
+
+// ---- splitting an op over the pool
+//
+// Heads, channels and rows of an op are independent: with a pool, each thread takes one contiguous
+// range of them, when the op touches at least `min_work` elements (below that, waking the pool costs
+// more than the work). Scans split above kSplitElems state elements per run (one RWKV-7 0.1B decode
+// step is 49K, one Mamba-2 130m step 196K, one Mamba-1 130m step 25K); row ops above kRowSplit
+// elements (a 32-token prefill chunk of a 768-wide model is 25K). Range boundaries fall on multiples
+// of `unit`, and no split changes any element's arithmetic, so results do not depend on the thread
+// count.
+constexpr size_t kSplitElems = size_t(1) << 16;
+constexpr size_t kRowSplit = size_t(1) << 14;
+
+template <class Fn>
+void split(const Exec& x, size_t count, size_t unit, size_t work, size_t min_work, Fn fn) {
+  const ParallelFor* pool = x.pool;
+  const size_t units = (count + unit - 1) / unit;
+  if (!pool || !pool->run || pool->n_threads < 2 || units < 2 || work < min_work) {
+    fn(size_t(0), count);
+    return;
+  }
+  struct Ctx {
+    Fn* fn;
+    size_t count, unit, units, parts;
+  } ctx{&fn, count, unit, units, pool->n_threads < units ? pool->n_threads : units};
+  pool->run(
+      pool,
+      [](void* c, size_t i) {
+        const Ctx& k = *static_cast<const Ctx*>(c);
+        const size_t b = k.units * i / k.parts * k.unit, e = k.units * (i + 1) / k.parts * k.unit;
+        (*k.fn)(b, e < k.count ? e : k.count);
+      },
+      &ctx, ctx.parts);
+}
+
+template <class Fn>
+void over_heads(const Exec& x, size_t H, size_t elems, Fn fn) {
+  split(x, H, 1, elems, kSplitElems, fn);
+}
+
 // ---- norms
 
-void rmsnorm(const Exec&, const float* X, const float* w, float* Y, size_t n, size_t d, float eps) {
-  for (size_t i = 0; i < n; ++i) kernels::rmsnorm(X + i * d, w, Y + i * d, d, eps);
+void rmsnorm(const Exec& x, const float* X, const float* w, float* Y, size_t n, size_t d, float eps) {
+  split(x, n, 1, n * d, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) kernels::rmsnorm(X + i * d, w, Y + i * d, d, eps);
+  });
 }
 
 void layernorm(const Exec& x, const float* X, const float* w, const float* b, float* Y, size_t n, size_t d,
                float eps) {
-  table(x).layernorm(X, w, b, Y, n, d, eps);
+  split(x, n, 1, n * d, kRowSplit,
+        [&](size_t i0, size_t i1) { table(x).layernorm(X + i0 * d, w, b, Y + i0 * d, i1 - i0, d, eps); });
 }
 
 void group_norm(const Exec&, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N, float eps) {
@@ -175,7 +224,9 @@ void group_norm(const Exec&, float* Y, const float* w, const float* b, size_t n,
 
 void gated_rmsnorm(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E,
                    size_t G, float eps) {
-  table(x).gated_rmsnorm(Y, Z, ldz, w, n, E, G, eps);
+  split(x, n, 1, n * E, kRowSplit, [&](size_t i0, size_t i1) {
+    table(x).gated_rmsnorm(Y + i0 * E, Z + i0 * ldz, ldz, w, i1 - i0, E, G, eps);
+  });
 }
 
 // ---- recurrences
@@ -185,15 +236,14 @@ void ssm_scan(const Exec& x, StateRef s, const float* A, const float* dt, const 
               const float* C, size_t ldbc, const float* D, const float* Z, size_t ldz, float* Y, size_t n, size_t E,
               size_t N) {
   const Table& t = table(x);
-  for (size_t i = 0; i < n; ++i)
-    t.mamba1_scan(s.row(i), A, dt + i * E, X + i * E, B + i * ldbc, C + i * ldbc, D, Z + i * ldz, Y + i * E, E, N);
-}
-
-// Rows i..i+len-1 advance one state (a prefill chunk of one stream): the scans take them as one run.
-size_t same_state_run(StateRef S, size_t i, size_t n) {
-  size_t len = 1;
-  while (i + len < n && S.base[i + len] == S.base[i]) ++len;
-  return len;
+  for (size_t i = 0, len; i < n; i += len) {
+    len = same_state_run(s, i, n);
+    split(x, E, 16, len * E * N, kSplitElems, [&](size_t c0, size_t c1) {
+      for (size_t j = i; j < i + len; ++j)
+        t.mamba1_scan(s.row(j), A, dt + j * E, X + j * E, B + j * ldbc, C + j * ldbc, D, Z + j * ldz, Y + j * E, E, N,
+                      c0, c1);
+    });
+  }
 }
 
 void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, const float* X, size_t ldx, float* Y,
@@ -201,34 +251,10 @@ void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, con
   const Table& t = table(x);
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(hist, i, n);
-    t.conv_silu(hist.row(i), w, b, X + i * ldx, ldx, Y + i * C, len, C, K, silu);
+    split(x, C, 16, len * C * K, kRowSplit, [&](size_t c0, size_t c1) {
+      t.conv_silu(hist.row(i), w, b, X + i * ldx, ldx, Y + i * C, len, C, K, silu, c0, c1);
+    });
   }
-}
-
-// Heads are independent: with a pool, each thread takes a contiguous range of heads of a run, when the
-// run updates at least kSplitElems state elements (below that, waking the pool costs more than the
-// work: one RWKV-7 0.1B decode step is 49K, one Mamba-2 130m step 196K). The split does not change
-// any head's arithmetic, so results do not depend on the thread count.
-constexpr size_t kSplitElems = size_t(1) << 16;
-
-template <class Fn>
-void over_heads(const Exec& x, size_t H, size_t elems, Fn fn) {
-  const ParallelFor* pool = x.pool;
-  if (!pool || !pool->run || pool->n_threads < 2 || H < 2 || elems < kSplitElems) {
-    fn(0, H);
-    return;
-  }
-  struct Ctx {
-    Fn* fn;
-    size_t H, parts;
-  } ctx{&fn, H, pool->n_threads < H ? pool->n_threads : H};
-  pool->run(
-      pool,
-      [](void* c, size_t i) {
-        const Ctx& k = *static_cast<const Ctx*>(c);
-        (*k.fn)(k.H * i / k.parts, k.H * (i + 1) / k.parts);
-      },
-      &ctx, ctx.parts);
 }
 
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
@@ -276,18 +302,21 @@ void running_mean(const Exec&, StateRef mean, StateRef count, float* X, size_t n
   }
 }
 
-void token_shift(const Exec&, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
+// Rows of one stream follow each other through `prev`, so the split is over channels.
+void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
                  size_t n, size_t C) {
-  for (size_t i = 0; i < n; ++i) {
-    float* p = prev.row(i);
-    const float* u = U + i * C;
-    float* y = Y + i * ldy;
-    for (size_t c = 0; c < C; ++c) {
-      const float uc = u[c], d = p[c] - uc;  // read before y (which may be u) is written
-      p[c] = uc;
-      for (size_t j = 0; j < k; ++j) y[j * C + c] = uc + d * mix[j * C + c];
+  split(x, C, 16, n * C * (k + 1), kRowSplit, [&](size_t c0, size_t c1) {
+    for (size_t i = 0; i < n; ++i) {
+      float* p = prev.row(i);
+      const float* u = U + i * C;
+      float* y = Y + i * ldy;
+      for (size_t c = c0; c < c1; ++c) {
+        const float uc = u[c], d = p[c] - uc;  // read before y (which may be u) is written
+        p[c] = uc;
+        for (size_t j = 0; j < k; ++j) y[j * C + c] = uc + d * mix[j * C + c];
+      }
     }
-  }
+  });
 }
 
 // ---- positions and local attention (RecurrentGemma)
@@ -374,16 +403,19 @@ void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, c
 // for every value but NaN, which passes through.
 void softplus_dt(const Exec& x, const float* X, size_t ldx, const float* bias, float* Y, size_t n, size_t len,
                  float lo, float hi) {
-  for (size_t i = 0; i < n; ++i) {
-    float* y = Y + i * len;
-    for (size_t c = 0; c < len; ++c) y[c] = X[i * ldx + c] + bias[c];
-    table(x).act(Act::kSoftplus, y, len);
-    for (size_t c = 0; c < len; ++c) y[c] = y[c] < lo ? lo : (y[c] > hi ? hi : y[c]);
-  }
+  split(x, n, 1, n * len, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) {
+      float* y = Y + i * len;
+      for (size_t c = 0; c < len; ++c) y[c] = X[i * ldx + c] + bias[c];
+      table(x).act(Act::kSoftplus, y, len);
+      for (size_t c = 0; c < len; ++c) y[c] = y[c] < lo ? lo : (y[c] > hi ? hi : y[c]);
+    }
+  });
 }
 
+// Every element's value is independent of its position (kernels.h, Activation), so any split serves.
 void act(const Exec& x, Act kind, float* Y, size_t count) {
-  table(x).act(kind, Y, count);
+  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) { table(x).act(kind, Y + b, e - b); });
 }
 
 void add(const Exec&, float* Y, const float* X, size_t count) {

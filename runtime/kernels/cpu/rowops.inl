@@ -88,13 +88,14 @@ void act_v(Act kind, float* y, size_t n) {
 }
 
 // Depthwise causal conv + SiLU over T tokens of one stream (conv1d_step_silu's math per token):
-// hist [K-1, C] oldest first; w [K, C]; b [C] or null; token t's input at X + t * ldx, output Y [T, C].
+// hist [K-1, C] oldest first; w [K, C]; b [C] or null; token t's input at X + t * ldx, output Y [T, C];
+// channels [c0, c1) only (c0 a multiple of 16: the blocks fall where they fall for the whole range).
 template <class V>
 void conv_silu_v(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                 size_t C, size_t K, bool silu) {
+                 size_t C, size_t K, bool silu, size_t c0, size_t c1) {
   float xb[V::W], yb[V::W], hb[V::W];
-  for (size_t c = 0; c < C; c += V::W) {
-    const size_t m = C - c < V::W ? C - c : V::W;  // channels in this block (a tail goes through buffers)
+  for (size_t c = c0; c < c1; c += V::W) {
+    const size_t m = c1 - c < V::W ? c1 - c : V::W;  // channels in this block (a tail goes through buffers)
     auto load = [&](const float* p, float* buf) -> typename V::R {
       if (m == V::W) return V::load(p);
       for (size_t j = 0; j < V::W; ++j) buf[j] = j < m ? p[j] : 0.f;

@@ -89,9 +89,9 @@ void wkv7_scan_v(float* S, const float* r, const float* w, const float* k, const
 // the decay exp(dt A) by V::exp; the channel tail in scalar form with std::exp.
 template <class V>
 void mamba1_scan_v(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                   const float* D, const float* z, float* y, size_t E, size_t N) {
-  const size_t Ev = E / V::W * V::W;
-  for (size_t c = 0; c < Ev; c += V::W) {
+                   const float* D, const float* z, float* y, size_t E, size_t N, size_t c0, size_t c1) {
+  const size_t Ev = c1 / V::W * V::W;  // c0 is a multiple of 16, so of V::W; c1 too unless it is E
+  for (size_t c = c0; c < Ev; c += V::W) {
     const typename V::R dtv = V::load(dt + c), xv = V::load(x + c);
     const typename V::R dtx = V::mul(dtv, xv);
     typename V::R acc = V::mul(V::load(D + c), xv);
@@ -106,7 +106,7 @@ void mamba1_scan_v(float* s, const float* A, const float* dt, const float* x, co
     const typename V::R sig = V::div(V::set1(1.f), V::add(V::set1(1.f), V::exp(V::sub(V::zero(), zv))));
     V::store(y + c, V::mul(acc, V::mul(zv, sig)));
   }
-  for (size_t c = Ev; c < E; ++c) {
+  for (size_t c = Ev > c0 ? Ev : c0; c < c1; ++c) {
     float acc = D[c] * x[c];
     for (size_t n = 0; n < N; ++n) {
       float* sp = s + n * E + c;

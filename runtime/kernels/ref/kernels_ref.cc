@@ -219,18 +219,18 @@ void conv1d_step_silu(float* hist, const float* w, const float* b, const float* 
 }
 
 void mamba1_scan__ref(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                      const float* D, const float* z, float* y, size_t E, size_t N) {
-  for (size_t c = 0; c < E; ++c) y[c] = D[c] * x[c];
+                      const float* D, const float* z, float* y, size_t E, size_t N, size_t c0, size_t c1) {
+  for (size_t c = c0; c < c1; ++c) y[c] = D[c] * x[c];
   for (size_t n = 0; n < N; ++n) {
     float* sn = s + n * E;
     const float* An = A + n * E;
-    for (size_t c = 0; c < E; ++c) {
+    for (size_t c = c0; c < c1; ++c) {
       const float v = std::exp(dt[c] * An[c]) * sn[c] + dt[c] * B[n] * x[c];
       sn[c] = v;
       y[c] += v * C[n];
     }
   }
-  for (size_t c = 0; c < E; ++c) y[c] *= silu(z[c]);
+  for (size_t c = c0; c < c1; ++c) y[c] *= silu(z[c]);
 }
 
 void mamba2_scan_step(float* S, const float* x, const float* B, const float* C, const float* dt, const float* A,
@@ -344,8 +344,18 @@ void exp__ref(float* y, size_t n) {
 }
 
 void conv_silu__ref(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                    size_t C, size_t K, bool silu) {
-  for (size_t t = 0; t < T; ++t) conv1d_step_silu(hist, w, b, X + t * ldx, Y + t * C, C, K, silu);
+                    size_t C, size_t K, bool silu, size_t c0, size_t c1) {
+  // conv1d_step_silu's arithmetic, channel by channel over the range.
+  for (size_t t = 0; t < T; ++t) {
+    const float* x = X + t * ldx;
+    for (size_t c = c0; c < c1; ++c) {
+      float acc = (b ? b[c] : 0.f) + w[(K - 1) * C + c] * x[c];
+      for (size_t k = 0; k + 1 < K; ++k) acc += w[k * C + c] * hist[k * C + c];
+      Y[t * C + c] = silu ? acc / (1.f + std::exp(-acc)) : acc;
+      for (size_t k = 0; k + 2 < K; ++k) hist[k * C + c] = hist[(k + 1) * C + c];
+      if (K >= 2) hist[(K - 2) * C + c] = x[c];
+    }
+  }
 }
 
 void gated_rmsnorm__ref(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,

@@ -310,8 +310,8 @@ struct V4 {
 }  // namespace
 
 void mamba1_scan__neon(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                       const float* D, const float* z, float* y, size_t E, size_t N) {
-  mamba1_scan_v<V4>(s, A, dt, x, B, C, D, z, y, E, N);
+                       const float* D, const float* z, float* y, size_t E, size_t N, size_t c0, size_t c1) {
+  mamba1_scan_v<V4>(s, A, dt, x, B, C, D, z, y, E, N, c0, c1);
 }
 void s4d_step__neon(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
                     size_t M) {
@@ -329,8 +329,8 @@ void wkv7_scan__neon(float* S, const float* r, const float* w, const float* k, c
 void exp__neon(float* y, size_t n) { exp_v<V4>(y, n); }
 void act__neon(Act kind, float* y, size_t n) { act_v<V4>(kind, y, n); }
 void conv_silu__neon(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                     size_t C, size_t K, bool silu) {
-  conv_silu_v<V4>(hist, w, b, X, ldx, Y, T, C, K, silu);
+                     size_t C, size_t K, bool silu, size_t c0, size_t c1) {
+  conv_silu_v<V4>(hist, w, b, X, ldx, Y, T, C, K, silu, c0, c1);
 }
 void gated_rmsnorm__neon(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                          float eps) {

@@ -381,8 +381,8 @@ void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
 void mamba1_scan__avx512(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
-                         const float* D, const float* z, float* y, size_t E, size_t N) {
-  mamba1_scan_v<V16>(s, A, dt, x, B, C, D, z, y, E, N);
+                         const float* D, const float* z, float* y, size_t E, size_t N, size_t c0, size_t c1) {
+  mamba1_scan_v<V16>(s, A, dt, x, B, C, D, z, y, E, N, c0, c1);
 }
 void s4d_step__avx512(float* s, const float* A, const float* C, const float* D, const float* u, float* y, size_t H,
                       size_t M) {
@@ -395,8 +395,8 @@ void attend_group__avx512(const void* K, const void* V, bool f16, size_t stride,
   attend_group_v<V16>(K, V, f16, stride, n, Q, G, D, scale, scores, ldsc, Y);
 }
 void conv_silu__avx512(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
-                       size_t C, size_t K, bool silu) {
-  conv_silu_v<V16>(hist, w, b, X, ldx, Y, T, C, K, silu);
+                       size_t C, size_t K, bool silu, size_t c0, size_t c1) {
+  conv_silu_v<V16>(hist, w, b, X, ldx, Y, T, C, K, silu, c0, c1);
 }
 void gated_rmsnorm__avx512(float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E, size_t G,
                            float eps) {
