@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """rill against llama.cpp on twin random-weight models, side by side, alternating.
 
-For each shape (the real Mamba-130m, Mamba2-130m, RWKV7-0.1B and Granite 4.0-H 1B configs in
-tests/checkpoints/; --shapes granite adds the last, which takes a few minutes to write and convert), a
+For each shape (the real Mamba-130m, Mamba2-130m, RWKV7-0.1B, Granite 4.0-H 1B and Mamba-1.4B configs in
+tests/checkpoints/; --shapes granite or mamba1.4b adds the last two, which take minutes to write and convert), a
 random checkpoint is written once (tests/checkpoints/make_random.py, fixed seed) and converted twice:
 by `rill convert --dtype q8|q4` and, for llama.cpp, by its own convert_hf_to_gguf.py (f16) and
 llama-quantize (Q8_0, Q4_0). Both runtimes then see the same weights. Each round runs `rill bench`
@@ -61,6 +61,7 @@ SHAPES = {  # name: (tests/checkpoints folder, HF architecture for llama.cpp's c
     "mamba2": ("mamba2-130m-hf", "Mamba2ForCausalLM", "mamba2-130m"),
     "rwkv7": ("rwkv7-0.1B-world", "RWKV7ForCausalLM", "rwkv7-0.1b"),
     "granite": ("granite-4.0-h-1b", "GraniteMoeHybridForCausalLM", "granite-4.0-h-1b"),
+    "mamba1.4b": ("mamba-1.4b-hf", "MambaForCausalLM", "mamba-1.4b"),
 }
 GGUF_TYPE = {"q8": "Q8_0", "q4": "Q4_0"}
 # Tensors rill's converter derives from their source before quantizing (--quality cannot compare them

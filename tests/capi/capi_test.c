@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
   /* Options: defaults, an older caller (struct ends early), a newer caller (unknown fields). */
   {
     rill_session_options so = rill_session_default_options();
-    CHECK(so.struct_size == sizeof so && so.prefill_chunk == 32 && so.pool == NULL);
+    CHECK(so.struct_size == sizeof so && so.prefill_chunk == 64 && so.pool == NULL);
     rill_sampler_options po = rill_sampler_default_options();
     CHECK(po.temperature == 0.8f && po.top_k == 40 && po.top_p == 0.95f && po.seed == 0);
   }

@@ -226,7 +226,7 @@ RILL_API rill_status rill_pool_create_with(const rill_pool_options* opts, rill_p
 /* ---- session: one stream -------------------------------------------------------------------------- */
 typedef struct rill_session_options {
   uint32_t struct_size;
-  uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 32) */
+  uint32_t prefill_chunk; /* tokens one pass takes during prefill, 1..4096 (default 64) */
   rill_pool* pool;        /* null (default): the calling thread does all the work */
   /* Since 0.1 (default 0): prefault writes every page of the arena at init; lock_memory also mlocks it
    * until rill_session_release. */

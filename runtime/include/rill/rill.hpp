@@ -162,10 +162,11 @@ struct SessionOptions {
   // the session; may be shared by sessions stepped in turn.
   const ParallelFor* pool = nullptr;
   // Tokens one forward pass takes during prefill: each weight is read once per chunk of this many
-  // tokens. The session's scratch grows with it (Session::footprint counts it). 1 to 4096. 32 was
-  // within noise of the fastest of 8..128 for every 130m-class shape measured (`rill bench --chunk`);
-  // a memory-tight caller may take 8 for about 10-25 % slower prefill.
-  uint32_t prefill_chunk = 32;
+  // tokens. The session's scratch grows with it (Session::footprint counts it). 1 to 4096. On a Zen 4
+  // VM (`rill bench --chunk 32,64,128,256`, the 130m-class shapes, q8) 64 prefilled 13-15 % faster
+  // than 32 and 128 another 5-8 %, for twice and four times the scratch (32 tokens: 1.3-2.5 MiB); a
+  // memory-tight caller may take 8 for about 10-25 % slower prefill than 32.
+  uint32_t prefill_chunk = 64;
   // prefault writes every page of the arena at init; lock_memory also locks it in RAM (mlock; as in
   // ModelOptions) until the session is destroyed (or moved over), which unlocks it.
   bool prefault = false;
