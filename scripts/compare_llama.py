@@ -49,6 +49,7 @@ usage: scripts/compare_llama.py --llama DIR [--rill build/bin/rill] [--work /tmp
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -288,9 +289,9 @@ def print_quality(args, shapes):
 
 def bench_rill(args, model, threads):
     out = run([args.rill, "bench", model, "-t", str(threads), "-n", str(args.tokens), "--prefill", str(args.prefill),
-               "--probe-mb", "16", "-o", "json"])
+               "-o", "json"])
     j = json.loads(out.splitlines()[0])
-    return j["decode_tokens_per_s"], j["prefill_tokens_per_s"]
+    return j["decode_tokens_per_s"], j["prefill_tokens_per_s"], j["percent_of_read_bandwidth"]
 
 
 def bench_llama(args, model, threads):
@@ -316,7 +317,8 @@ def streams_llama(args, model, threads):
     out = run([os.path.join(args.llama_bin, "llama-batched-bench"), "-m", model, "-c", "4096", "-b", "2048",
                "-ub", "512", "-npp", "0", "-ntg", str(args.tokens), "-npl", ",".join(map(str, args.streams)),
                "-t", str(threads), "-tb", str(threads), "--output-format", "jsonl"])
-    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    # its JSON lines print an undefined prompt speed (no prompt) as -nan
+    rows = [json.loads(re.sub(r":\s*-?nan", ": null", line)) for line in out.splitlines() if line.startswith("{")]
     return {r["pl"]: r["speed_tg"] for r in rows}
 
 
@@ -403,8 +405,8 @@ def main():
                     results.setdefault((s, d, t, "rill"), []).append(bench_rill(args, models[s][("rill", d)], t))
                     results.setdefault((s, d, t, "llama"), []).append(bench_llama(args, models[s][("llama", d)], t))
     print(f"| shape | dtype | threads | decode rill / llama.cpp (tok/s) | ratio | prefill {args.prefill} "
-          f"rill / llama.cpp (tok/s) | ratio |")
-    print("|---|---|---|---|---|---|---|")
+          f"rill / llama.cpp (tok/s) | ratio | rill decode, share of the probe |")
+    print("|---|---|---|---|---|---|---|---|")
     rows = []
     for s in shapes:
         for d in args.dtypes:
@@ -412,12 +414,14 @@ def main():
                 r, l = results[(s, d, t, "rill")], results[(s, d, t, "llama")]
                 rd, rp = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
                 ld, lp = statistics.median(x[0] for x in l), statistics.median(x[1] for x in l)
+                share = statistics.median(x[2] for x in r)
                 print(f"| {SHAPES[s][2]} | {d} | {t} | {rd:.1f} / {ld:.1f} | {rd / ld:.2f} | {rp:.1f} / {lp:.1f} | "
-                      f"{rp / lp:.2f} |")
+                      f"{rp / lp:.2f} | {share:.0f} % |")
                 rows.append({"shape": SHAPES[s][2], "dtype": d, "threads": t, "rill": r, "llama": l,
                              "decode_ratio": rd / ld, "prefill_ratio": rp / lp})
     print(f"(medians of {args.rounds} alternating rounds; llama.cpp {GGUF_TYPE['q8']}/{GGUF_TYPE['q4']} twins of the "
-          "same random checkpoints)")
+          "same random checkpoints; share: rill's decode bytes per second against `rill bench`'s read-bandwidth probe "
+          "over as many bytes as a decode step moves, the same run)")
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
 

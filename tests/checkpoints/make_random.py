@@ -113,7 +113,7 @@ def hybrid_checkpoint(name, cfg, out):
 
 
 W = {}
-if name == "mamba-130m-hf":  # transformers MambaForCausalLM, float32, tied (no lm_head.weight)
+if name in ("mamba-130m-hf", "mamba-1.4b-hf"):  # transformers MambaForCausalLM, float32, tied (no lm_head.weight)
     d, L, V, N, K = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["state_size"], cfg["conv_kernel"]
     E, R = cfg["intermediate_size"], cfg["time_step_rank"]
     W["backbone.embeddings.weight"] = normal(0.02, (V, d))
