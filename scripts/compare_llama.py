@@ -322,15 +322,22 @@ def streams_llama(args, model, threads):
     return {r["pl"]: r["speed_tg"] for r in rows}
 
 
-def print_streams(args, shapes, models, threads):
+def alternate(args, shapes, models, threads, what, rill_fn, llama_fn):
+    """Rounds of rill then llama.cpp per shape, dtype and thread count, so drift hits both alike:
+    (shape, dtype, threads, runtime) -> [one result per round]."""
     results = {}
     for rnd in range(args.rounds):
         for s in shapes:
             for d in args.dtypes:
                 for t in threads:
-                    log(f"round {rnd + 1}/{args.rounds}: streams {s} {d} {t} thread(s)")
-                    results.setdefault((s, d, t, "rill"), []).append(streams_rill(args, models[s][("rill", d)], t))
-                    results.setdefault((s, d, t, "llama"), []).append(streams_llama(args, models[s][("llama", d)], t))
+                    log(f"round {rnd + 1}/{args.rounds}: {what}{s} {d} {t} thread(s)")
+                    results.setdefault((s, d, t, "rill"), []).append(rill_fn(args, models[s][("rill", d)], t))
+                    results.setdefault((s, d, t, "llama"), []).append(llama_fn(args, models[s][("llama", d)], t))
+    return results
+
+
+def print_streams(args, shapes, models, threads):
+    results = alternate(args, shapes, models, threads, "streams ", streams_rill, streams_llama)
     print("| shape | dtype | threads | streams | rill / llama.cpp (aggregate tok/s) | ratio | rill vs 1 stream | "
           "llama.cpp vs 1 sequence |")
     print("|---|---|---|---|---|---|---|---|")
@@ -396,14 +403,7 @@ def main():
     if args.streams:
         print_streams(args, shapes, models, threads)
         return
-    results = {}  # (shape, dtype, threads, runtime) -> [(decode, prefill)]
-    for rnd in range(args.rounds):
-        for s in shapes:
-            for d in args.dtypes:
-                for t in threads:
-                    log(f"round {rnd + 1}/{args.rounds}: {s} {d} {t} thread(s)")
-                    results.setdefault((s, d, t, "rill"), []).append(bench_rill(args, models[s][("rill", d)], t))
-                    results.setdefault((s, d, t, "llama"), []).append(bench_llama(args, models[s][("llama", d)], t))
+    results = alternate(args, shapes, models, threads, "", bench_rill, bench_llama)  # [(decode, prefill, ...)]
     print(f"| shape | dtype | threads | decode rill / llama.cpp (tok/s) | ratio | prefill {args.prefill} "
           f"rill / llama.cpp (tok/s) | ratio | rill decode, share of the probe |")
     print("|---|---|---|---|---|---|---|---|")
