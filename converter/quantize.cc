@@ -35,11 +35,8 @@ int q4_round(float x, float inv) {
 // judged after rounding to f16, as stored. Kernels multiply by the scale, so its sign is free.
 // The candidates' errors are summed side by side (the inner loop runs over candidates and vectorises);
 // levels round to nearest even as q4_round does, by the 1.5 * 2^23 trick (exact for |x / s| < 2^22).
-// The converter's hot loop, cloned for AVX2; both clones give the same bits (the file is compiled
-// without FP contraction, converter/CMakeLists.txt).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default"), noinline))
-#endif
+// (An AVX2 clone by target_clones was 10-20 % faster, but its ifunc resolver runs before
+// ThreadSanitizer's runtime is up and crashed every TSan binary at load.)
 uint16_t q4_group_scale(const float* x, uint32_t n) {
   float m = 0;
   for (uint32_t c = 0; c < n; ++c)
