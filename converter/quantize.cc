@@ -35,9 +35,10 @@ int q4_round(float x, float inv) {
 // judged after rounding to f16, as stored. Kernels multiply by the scale, so its sign is free.
 // The candidates' errors are summed side by side (the inner loop runs over candidates and vectorises);
 // levels round to nearest even as q4_round does, by the 1.5 * 2^23 trick (exact for |x / s| < 2^22).
-// (An AVX2 clone by target_clones was 10-20 % faster, but its ifunc resolver runs before
-// ThreadSanitizer's runtime is up and crashed every TSan binary at load.)
-uint16_t q4_group_scale(const float* x, uint32_t n) {
+// x86 runs it compiled for AVX2 where the CPU has it (10-20 % faster; chosen at run time, not by
+// target_clones, whose ifunc resolver runs before ThreadSanitizer's runtime and crashed TSan binaries).
+// Without FP contraction (converter/CMakeLists.txt) both give the same bits.
+inline __attribute__((always_inline)) uint16_t q4_group_scale_body(const float* x, uint32_t n) {
   float m = 0;
   for (uint32_t c = 0; c < n; ++c)
     if (std::fabs(x[c]) > std::fabs(m)) m = x[c];
@@ -82,6 +83,20 @@ uint16_t q4_group_scale(const float* x, uint32_t n) {
     e += d * d;
   }
   return e < err[best] ? sh[kCand - 1] : sh[best];
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) uint16_t q4_group_scale_avx2(const float* x, uint32_t n) {
+  return q4_group_scale_body(x, n);
+}
+#endif
+
+uint16_t q4_group_scale(const float* x, uint32_t n) {
+#if defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return q4_group_scale_avx2(x, n);
+#endif
+  return q4_group_scale_body(x, n);
 }
 
 }  // namespace
