@@ -186,10 +186,11 @@ void TensorSet::conv_weight(const std::string& src_name, int layer) {
   const SrcTensor* cw = expect(src_name, {channels, 1, K});
   const Checkpoint* ck = &ck_;
   add("conv_weight", layer, cw, [ck, cw, channels, K] {
-    const std::vector<float> w = ck->read_f32(*cw);  // [channels, 1, K]
-    std::vector<float> o(K * channels);              // [K, channels]
+    std::vector<float> w = ck->read_f32(*cw);  // [channels, 1, K]
+    std::vector<float> o(K * channels);        // [K, channels]
     for (uint64_t c = 0; c < channels; ++c)
       for (uint64_t k = 0; k < K; ++k) o[k * channels + c] = w[c * K + k];
+    ck->recycle(std::move(w));
     return o;
   });
 }

@@ -27,9 +27,11 @@ constexpr uint64_t kDefaultContextCap = 4096;
 std::function<std::vector<float>()> row_slice(const Checkpoint& ck, const SrcTensor* src, uint64_t rows0,
                                               uint64_t rows, uint64_t cols) {
   return [&ck, src, rows0, rows, cols] {
-    const std::vector<float> w = ck.read_f32(*src);
-    return std::vector<float>(w.begin() + static_cast<ptrdiff_t>(rows0 * cols),
-                              w.begin() + static_cast<ptrdiff_t>((rows0 + rows) * cols));
+    std::vector<float> w = ck.read_f32(*src);
+    std::vector<float> o(w.begin() + static_cast<ptrdiff_t>(rows0 * cols),
+                         w.begin() + static_cast<ptrdiff_t>((rows0 + rows) * cols));
+    ck.recycle(std::move(w));
+    return o;
   };
 }
 

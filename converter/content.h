@@ -119,9 +119,11 @@ FileContent nemotron_h_content(const ArchInput& in);
 void choose_quantization(FileContent* content, const Options& opts);
 std::string full_name(const FileTensor& t);
 // Quantizes a [rows, cols] matrix to int8 (bits 8) or int4 (bits 4, `group`); returns the relative
-// RMS error of the dequantized values.
+// RMS error of the dequantized values. `tmp`, where given, is a buffer kept between calls for the
+// 16-row interleave (a large model's conversion otherwise faults fresh pages in for every tensor).
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
-                       bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales);
+                       bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales,
+                       std::vector<uint8_t>* tmp = nullptr);
 
 // Appends code point cp (<= U+10FFFF) as UTF-8.
 void put_utf8(uint32_t cp, std::string* out);

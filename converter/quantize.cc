@@ -138,28 +138,55 @@ void choose_quantization(FileContent* content, const Options& opts) {
 
 // Quantizes rows x cols values; fills data and scale bytes, returns the relative RMS error.
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
-                       bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales) {
+                       bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales,
+                       std::vector<uint8_t>* tmp) {
   double err2 = 0, ref2 = 0;
   if (bits == 8) {
     big_resize(data, rows * cols);
     scales->assign(rows * 4, 0);
     for (uint64_t r = 0; r < rows; ++r) {
       const float* x = w.data() + r * cols;
+      int8_t* q = reinterpret_cast<int8_t*>(data->data()) + r * cols;
+      // Sixteen lanes side by side so that each loop vectorises (max and the rounding are exact in any
+      // order; the error sums are a report, summed per lane).
+      constexpr uint64_t kL = 16;
+      const uint64_t body = cols / kL * kL;
+      float m[kL] = {};
+      for (uint64_t c = 0; c < body; c += kL)
+        for (uint64_t j = 0; j < kL; ++j) {
+          const float a = std::fabs(x[c + j]);
+          m[j] = a > m[j] ? a : m[j];
+        }
       float amax = 0;
-      for (uint64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(x[c]));
+      for (uint64_t j = 0; j < kL; ++j) amax = m[j] > amax ? m[j] : amax;
+      for (uint64_t c = body; c < cols; ++c) amax = std::fabs(x[c]) > amax ? std::fabs(x[c]) : amax;
       const float s = amax / 127.f;
       const float inv = s > 0 ? 1.f / s : 0.f;
-      for (uint64_t c = 0; c < cols; ++c) {
-        const int q = static_cast<int>(std::lrint(x[c] * inv));
-        const int8_t qq = static_cast<int8_t>(q < -127 ? -127 : q > 127 ? 127 : q);
-        (*data)[r * cols + c] = static_cast<uint8_t>(qq);
-        const double d = x[c] - qq * static_cast<double>(s);
-        err2 += d * d, ref2 += static_cast<double>(x[c]) * x[c];
+      // Nearest, ties to even (as lrint), by the 1.5 * 2^23 trick: |x * inv| <= 127 (values are finite:
+      // the writer refuses others first).
+      auto level = [&](float v) {
+        const float q = (v * inv + 12582912.f) - 12582912.f;
+        return static_cast<int8_t>(static_cast<int>(q < -127.f ? -127.f : q > 127.f ? 127.f : q));
+      };
+      for (uint64_t c = 0; c < cols; ++c) q[c] = level(x[c]);
+      float e[kL] = {}, f[kL] = {};
+      for (uint64_t c = 0; c < body; c += kL)
+        for (uint64_t j = 0; j < kL; ++j) {
+          const float d = x[c + j] - static_cast<float>(q[c + j]) * s;
+          e[j] += d * d, f[j] += x[c + j] * x[c + j];
+        }
+      double er = 0, fr = 0;
+      for (uint64_t j = 0; j < kL; ++j) er += e[j], fr += f[j];
+      for (uint64_t c = body; c < cols; ++c) {
+        const double d = x[c] - q[c] * static_cast<double>(s);
+        er += d * d, fr += static_cast<double>(x[c]) * x[c];
       }
+      err2 += er, ref2 += fr;
       std::memcpy(scales->data() + r * 4, &s, 4);
     }
     if (rows16) {  // the same values, 16 rows interleaved and offset to unsigned (kernels.h, q8x16_value)
-      std::vector<uint8_t> d2;
+      std::vector<uint8_t> local;
+      std::vector<uint8_t>& d2 = tmp ? *tmp : local;
       big_resize(&d2, data->size());
       kernels::q8_to_x16(reinterpret_cast<const int8_t*>(data->data()), rows, cols, d2.data());
       data->swap(d2);
@@ -187,7 +214,8 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       }
     }
     if (rows16) {  // the same values, 16 rows interleaved (kernels.h, q4x16_value)
-      std::vector<uint8_t> d2;
+      std::vector<uint8_t> local;
+      std::vector<uint8_t>& d2 = tmp ? *tmp : local;
       big_resize(&d2, data->size());
       std::vector<uint16_t> s_in(rows * groups), s_out(rows * groups);
       std::memcpy(s_in.data(), scales->data(), scales->size());

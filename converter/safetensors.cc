@@ -177,6 +177,9 @@ void huge_resize_bytes(void* data, size_t bytes) {
 std::vector<float> Checkpoint::read_f32(const SrcTensor& t) const {
   const uint64_t n = t.count();
   std::vector<float> out;
+  // Large tensors only (small ones come from the heap, and a mapping that computes its values from a
+  // small read must not take the large buffer with it).
+  if (n >= (1u << 20) && spare_.capacity() >= n) out.swap(spare_);
   big_resize(&out, n);
   switch (t.dtype) {
     case SrcDType::kF32:
@@ -189,11 +192,12 @@ std::vector<float> Checkpoint::read_f32(const SrcTensor& t) const {
         out[i] = kernels::f16_to_f32(h);
       }
       break;
-    case SrcDType::kBF16:
+    case SrcDType::kBF16:  // the top half of an f32 (kernels::bf16_to_f32), inline so the loop vectorises
       for (uint64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, t.data + 2 * i, 2);
-        out[i] = kernels::bf16_to_f32(h);
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
+        std::memcpy(&out[i], &bits, 4);
       }
       break;
   }

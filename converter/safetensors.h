@@ -61,13 +61,20 @@ class Checkpoint {
   const std::map<std::string, SrcTensor>& tensors() const { return tensors_; }
   const SrcTensor* find(const std::string& name) const;
   const std::vector<SrcFile>& files() const { return files_; }
-  // Reads a tensor as f32 values.
+  // Reads a tensor as f32 values, in the buffer recycle() was given where it is large enough.
   std::vector<float> read_f32(const SrcTensor& t) const;
+  // Keeps the largest finished buffer for the next read_f32: a multi-GB conversion otherwise faults in
+  // (and the kernel zeroes) fresh pages for every tensor, a fifth of its time. Whoever is done with a
+  // read_f32 result hands it back (the writer, the mappings that reshape a tensor).
+  void recycle(std::vector<float>&& v) const {
+    if (v.capacity() > spare_.capacity()) spare_ = std::move(v);
+  }
 
  private:
   std::map<std::string, SrcTensor> tensors_;
   std::vector<SrcFile> files_;
   std::vector<std::pair<void*, size_t>> maps_;
+  mutable std::vector<float> spare_;
 };
 
 }  // namespace convert

@@ -1,14 +1,13 @@
-# The ctest fixture of the real-shape tests: a random-weight checkpoint of each real config, in its
-# own layout and dtype with its tokenizer (make_random.py), in WORK/<name>. real_configs and
-# quant_real_shapes read them; real_checkpoints_clean removes them.
-file(REMOVE_RECURSE ${WORK})
+# The ctest fixtures of the real-shape tests: a random-weight checkpoint of the real config NAME, in
+# its own layout and dtype with its tokenizer (make_random.py), in WORK/NAME. One test per config
+# (real_checkpoint_make_NAME), so that each config's checks start as soon as its checkpoint exists and
+# run beside the others; real_configs_NAME and quant_real_shapes read them, real_checkpoint_clean_NAME
+# removes them.
+file(REMOVE_RECURSE ${WORK}/${NAME})
 file(MAKE_DIRECTORY ${WORK})
-foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world granite-4.0-h-350m granite-4.0-h-1b
-             nemotron-h-4b-base-8k)
-  execute_process(COMMAND ${PYTHON} ${SRC}/tests/checkpoints/make_random.py ${name} ${WORK}/${name}
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc)
-    message(FATAL_ERROR "${name}: make_random.py failed: ${out}${err}")
-  endif()
-  message(STATUS "${out}")
-endforeach()
+execute_process(COMMAND ${PYTHON} ${SRC}/tests/checkpoints/make_random.py ${NAME} ${WORK}/${NAME}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc)
+  message(FATAL_ERROR "${NAME}: make_random.py failed: ${out}${err}")
+endif()
+message(STATUS "${out}")

@@ -1,8 +1,12 @@
-# For each real config: random weights of its real shapes in its own layout (CKPTS/<name>, made by
-# make_all.cmake), rill convert with the tokenizer found beside it, inspect, rill run --prompt streaming
-# text, and the model's embedded tokenizer tokenizing as the tokenizer file does.
+# One real config, NAME (a ctest test each: real_configs_NAME): random weights of its real shapes in its
+# own layout (CKPTS/NAME, made by make_all.cmake).
+# The language models with their tokenizers: rill convert with the tokenizer found beside it, inspect,
+# rill run --prompt streaming text, and the model's embedded tokenizer tokenizing as the tokenizer file does.
 set(prompt "The Eiffel tower is in")
 foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world)
+  if(NOT name STREQUAL NAME)
+    continue()
+  endif()
   set(ckpt ${CKPTS}/${name})
   set(dir ${WORK}/${name})
   file(MAKE_DIRECTORY ${WORK})
@@ -50,6 +54,9 @@ foreach(entry "granite-4.0-h-350m;mamba2_hybrid;4096" "granite-4.0-h-1b;mamba2_h
               "nemotron-h-4b-base-8k;mamba2_hybrid;4096")
   list(GET entry 0 name)
   list(GET entry 2 ctx)
+  if(NOT name STREQUAL NAME)
+    continue()
+  endif()
   set(ckpt ${CKPTS}/${name})
   set(dir ${WORK}/${name})
   file(MAKE_DIRECTORY ${WORK})
@@ -87,3 +94,7 @@ foreach(entry "granite-4.0-h-350m;mamba2_hybrid;4096" "granite-4.0-h-1b;mamba2_h
   endif()
   file(REMOVE ${dir}.rill)
 endforeach()
+
+if(NOT NAME MATCHES "^(mamba-130m-hf|mamba2-130m|mamba2-130m-hf|rwkv7-0.1B-world|granite-4.0-h-350m|granite-4.0-h-1b|nemotron-h-4b-base-8k)$")
+  message(FATAL_ERROR "real_configs_test.cmake: no real config named '${NAME}'")
+endif()

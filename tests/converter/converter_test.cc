@@ -235,6 +235,46 @@ TEST_SUITE("converter") {
     CHECK(std::system(("test -z \"$(ls " + tmp.path + " | grep tmp-)\"").c_str()) == 0);
   }
 
+  TEST_CASE("a weight that is NaN or infinite is refused by the tensor's name, nothing written") {
+    // mamba1_awkward (f32) and mamba2_tied_bf16: one element of a matrix overwritten in place.
+    struct Case {
+      const char* ckpt;
+      const char* tensor;
+      uint32_t f32_bits;  // the value written, as f32 bits (the top half for bf16)
+      const char* what;
+    };
+    for (const Case& c : {Case{"mamba1_awkward", "backbone.layers.1.mixer.in_proj.weight", 0x7fc00000u, "NaN"},
+                          Case{"mamba1_awkward", "backbone.layers.0.mixer.out_proj.weight", 0xff800000u, "infinity"},
+                          Case{"mamba2_tied_bf16", "backbone.layers.0.mixer.in_proj.weight", 0x7f800000u, "infinity"}}) {
+      CAPTURE(c.tensor);
+      TempDir tmp;
+      const std::string dir = tmp.file("ck"), out = tmp.file("o.rill");
+      copy_dir(golden_dir(c.ckpt), dir);
+      std::string st = read_file(dir + "/model.safetensors");
+      REQUIRE(st.size() > 8);
+      uint64_t hlen = 0;
+      std::memcpy(&hlen, st.data(), 8);
+      const json h = json::parse(st.substr(8, hlen));
+      REQUIRE(h.contains(c.tensor));
+      const std::string dtype = h[c.tensor]["dtype"];
+      const uint64_t at = 8 + hlen + h[c.tensor]["data_offsets"][0].get<uint64_t>() +
+                          (dtype == "F32" ? 4 : 2) * 3;  // element 3
+      if (dtype == "F32") {
+        std::memcpy(&st[at], &c.f32_bits, 4);
+      } else {
+        REQUIRE(dtype == "BF16");
+        const uint16_t top = static_cast<uint16_t>(c.f32_bits >> 16);
+        std::memcpy(&st[at], &top, 2);
+      }
+      write_file(dir + "/model.safetensors", st);
+      for (const char* dt : {"f32", "q8"}) {
+        const std::string e = convert_ckpt(dir, out, dt);
+        CHECK(contains(e, std::string(c.tensor) + " holds " + c.what + " at element 3"));
+        CHECK(!file_exists(out));
+      }
+    }
+  }
+
   TEST_CASE("safetensors headers: hostile values are refused with a message") {
     rill::convert::Checkpoint ck;
     auto parse = [&](const std::string& header, size_t data_bytes) -> std::string {

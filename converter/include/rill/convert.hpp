@@ -31,6 +31,7 @@ struct Options {
   std::string tokenizer = "auto";  // auto | bytes | none | FILE (tokenizer.json or a world vocabulary)
   bool force = false;              // overwrite an existing output
   bool allow_unknown_config = false;
+  bool allow_non_finite = false;  // keep NaN / infinite weights (else refused by name): failsafe tests
   bool quiet = false;
   std::string command_line;        // recorded in provenance
 };

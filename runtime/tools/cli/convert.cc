@@ -45,6 +45,9 @@ int cmd_convert(int argc, char** argv) {
                                               "                                 tokenizer.model or rwkv_vocab_*.txt file", "auto"},
           {"-f", "--force", nullptr, "overwrite an existing output file", ""},
           {nullptr, "--allow-unknown-config", nullptr, "convert even if config.json has fields rill does not know", ""},
+          {nullptr, "--allow-non-finite", nullptr,
+           "keep NaN or infinite weights as they are (refused by default): a model that fails on\n"
+           "                                 purpose, to test what runs it (examples/control_loop's failsafe test)", ""},
           {"-q", "--quiet", nullptr, "no progress or summary", ""}}};
   if (int r = a.parse(argc, argv)) return r == 1 ? 0 : r;
   if (a.positional.size() != 1 || a.get("--output").empty()) {
@@ -59,6 +62,7 @@ int cmd_convert(int argc, char** argv) {
   o.tokenizer = a.get("--tokenizer");
   o.force = a.flag("--force");
   o.allow_unknown_config = a.flag("--allow-unknown-config");
+  o.allow_non_finite = a.flag("--allow-non-finite");
   o.quiet = a.flag("--quiet");
   long long group;
   if (!parse_int(a.get("--group"), 1, 1 << 20, &group)) {
@@ -83,7 +87,8 @@ int cmd_convert(int argc, char** argv) {
                    (o.kv_dtype != "auto" ? " --kv-dtype " + o.kv_dtype : "") +
                    (o.max_context ? " --max-context " + std::to_string(o.max_context) : "") +
                    " --tokenizer " + o.tokenizer + (o.keep_float.empty() ? "" : " --keep-float " + a.get("--keep-float")) +
-                   (o.quantize.empty() ? "" : " --quantize " + a.get("--quantize"));
+                   (o.quantize.empty() ? "" : " --quantize " + a.get("--quantize")) +
+                   (o.allow_non_finite ? " --allow-non-finite" : "");
   const double t0 = now_s();
   convert::Report r;
   try {
