@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-builds the runtime, converter and tests for aarch64 (the NEON kernels) and runs the kernel, op,
-# golden, batch, vector and spec suites under qemu-user on three emulated CPUs, each of which picks a
+# golden, batch, vector and spec suites under qemu-user on three emulated CPUs side by side, each of which picks a
 # different kernel table at run time (getauxval):
 #   cortex-a53  ARMv8.0            -> neon
 #   cortex-a76  ARMv8.2 + dotprod  -> neon-dotprod
@@ -43,13 +43,34 @@ cmake -S . -B build-arm64 -G Ninja --toolchain platforms/linux-aarch64/toolchain
   -DCMAKE_FIND_ROOT_PATH="$sysroot" -DRILL_REQUIRE_DEPS=ON -DRILL_BUILD_TESTS=ON -DRILL_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-arm64 --target rill_tests -j "$(nproc)"
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# The three emulated CPUs run side by side (qemu-user runs the suites on one host thread each).
+cpus=(cortex-a53 cortex-a76 max)
+pids=()
+t0=$(date +%s)
+for cpu in "${cpus[@]}"; do
+  ( s=$(date +%s)
+    rc=0
+    qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" \
+      build-arm64/tests/rill_tests --test-suite=kernels,ops,golden,batch,vector,spec > "$logs/$cpu.log" 2>&1 || rc=$?
+    echo "$(( $(date +%s) - s ))" > "$logs/$cpu.secs"
+    exit $rc ) &
+  pids+=($!)
+done
+failed=()
+for i in "${!cpus[@]}"; do
+  wait "${pids[$i]}" || failed+=("${cpus[$i]}")
+done
 compiled="" chosen=""
-for cpu in cortex-a53 cortex-a76 max; do
-  t0=$(date +%s)
-  qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" \
-    build-arm64/tests/rill_tests --test-suite=kernels,ops,golden,batch,vector,spec | tee "$log"
+for cpu in "${cpus[@]}"; do
+  log="$logs/$cpu.log"
+  echo "== aarch64 -cpu $cpu"
+  cat "$log"
+  case " ${failed[*]} " in *" $cpu "*)
+    echo "aarch64 -cpu $cpu: the suites failed" >&2
+    exit 1 ;;
+  esac
   # "kernel tables run: A B (active: X); compiled but not runnable on this CPU: C D" (kernels_test.cc)
   line=$(grep -o 'kernel tables run: .*' "$log" | head -n 1)
   active=$(sed -n 's/.*(active: \([^)]*\)).*/\1/p' <<<"$line")
@@ -62,10 +83,11 @@ for cpu in cortex-a53 cortex-a76 max; do
     exit 1 ;;
   esac
   chosen="$chosen $active"
-  msg="aarch64 -cpu $cpu: table $active chosen; tables compared with the reference: $ran ($(( $(date +%s) - t0 )) s)"
+  msg="aarch64 -cpu $cpu: table $active chosen; tables compared with the reference: $ran ($(cat "$logs/$cpu.secs") s)"
   echo "$msg"
   if [ -n "${RILL_TEST_REPORT_DIR:-}" ]; then echo "$msg" >> "$RILL_TEST_REPORT_DIR/tables.txt"; fi
 done
+echo "aarch64: the three CPUs side by side in $(( $(date +%s) - t0 )) s"
 for t in $compiled; do
   [ "$t" = ref ] && continue
   case " $chosen " in *" $t "*) ;; *)
