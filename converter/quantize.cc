@@ -162,11 +162,11 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       for (uint64_t c = body; c < cols; ++c) amax = std::fabs(x[c]) > amax ? std::fabs(x[c]) : amax;
       const float s = amax / 127.f;
       const float inv = s > 0 ? 1.f / s : 0.f;
-      // Nearest, ties to even (as lrint), by the 1.5 * 2^23 trick: |x * inv| <= 127 (values are finite:
-      // the writer refuses others first).
+      // Nearest, ties to even (as lrint), by the 1.5 * 2^23 trick: |x * inv| <= 127. A NaN (kept only
+      // under --allow-non-finite) becomes -127, as lrint's out-of-range value clamped did.
       auto level = [&](float v) {
         const float q = (v * inv + 12582912.f) - 12582912.f;
-        return static_cast<int8_t>(static_cast<int>(q < -127.f ? -127.f : q > 127.f ? 127.f : q));
+        return static_cast<int8_t>(static_cast<int>(!(q >= -127.f) ? -127.f : q > 127.f ? 127.f : q));
       };
       for (uint64_t c = 0; c < cols; ++c) q[c] = level(x[c]);
       float e[kL] = {}, f[kL] = {};

@@ -102,7 +102,12 @@ TEST_SUITE("pool") {
     seen.caller = pthread_self();
     auto probe = [](void* ctx, size_t) {
       auto* s = static_cast<Seen*>(ctx);
-      if (pthread_equal(pthread_self(), s->caller)) return;  // the caller takes part too: not a worker
+      if (pthread_equal(pthread_self(), s->caller)) {  // the caller takes part too: not a worker
+        // It pauses on its tasks, so that workers pinned to the CPU it may be running on get one of
+        // theirs before it could steal them all (a loaded machine did so for 50 rounds).
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        return;
+      }
       cpu_set_t set;
       CPU_ZERO(&set);
       pthread_getaffinity_np(pthread_self(), sizeof set, &set);
