@@ -125,6 +125,10 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
                        bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales,
                        std::vector<uint8_t>* tmp = nullptr);
 
+// Encodes n values as f16 (round to nearest even; kernels::f32_to_f16's bits) into out; returns the
+// relative RMS error. `finite`: the values were checked (the vector path is used only then).
+double encode_f16(const float* v, size_t n, bool finite, uint16_t* out);
+
 // Appends code point cp (<= U+10FFFF) as UTF-8.
 void put_utf8(uint32_t cp, std::string* out);
 // The tokenizer readers refuse an id >= vocab_size (the model's embedding rows) and return a vocabulary

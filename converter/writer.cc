@@ -40,7 +40,7 @@ const char* dtype_label(const FileTensor& t) {
 }
 
 // Encodes values as the tensor's dtype; returns the relative RMS error of what was stored.
-double encode(const FileTensor& t, const std::vector<float>& v, std::vector<uint8_t>* data,
+double encode(const FileTensor& t, const std::vector<float>& v, bool finite, std::vector<uint8_t>* data,
               std::vector<uint8_t>* scales, std::vector<uint8_t>* tmp) {
   if (t.qbits) return quantize_matrix(v, t.shape[0], t.shape[1], t.qbits, t.group, t.rows16, data, scales, tmp);
   big_resize(data, dtype_bytes(t.dtype, v.size()));
@@ -48,14 +48,7 @@ double encode(const FileTensor& t, const std::vector<float>& v, std::vector<uint
     std::memcpy(data->data(), v.data(), data->size());
     return 0.0;
   }
-  double err2 = 0, ref2 = 0;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const uint16_t h = kernels::f32_to_f16(v[i]);
-    std::memcpy(data->data() + 2 * i, &h, 2);
-    const double d = static_cast<double>(v[i]) - kernels::f16_to_f32(h);
-    err2 += d * d, ref2 += static_cast<double>(v[i]) * v[i];
-  }
-  return ref2 > 0 ? std::sqrt(err2 / ref2) : 0.0;
+  return encode_f16(v.data(), v.size(), finite, reinterpret_cast<uint16_t*>(data->data()));
 }
 
 // A damaged checkpoint (NaN or infinity in a weight) is refused by name: it would quantize to garbage
@@ -312,7 +305,7 @@ uint64_t write_model(const FileContent& content_in, const Options& opts, const C
       throw ConvertError("converter: tensor " + full + " has " + std::to_string(v.size()) + " values, its shape " +
                          "needs " + std::to_string(count));
     if (!opts.allow_non_finite) check_finite(v, full, t.source);
-    const double err = encode(t, v, &bytes, &scales, &tmp);
+    const double err = encode(t, v, !opts.allow_non_finite, &bytes, &scales, &tmp);
     ck.recycle(std::move(v));
     emit(t.offset, bytes);
     if (t.qbits) emit(t.scales_offset, scales);

@@ -2,11 +2,14 @@
 // nothing and never replaces an existing file.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "arch_common.h"
+#include "content.h"
+#include "kernels/kernels.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -233,6 +236,30 @@ TEST_SUITE("converter") {
     CHECK(read_file(out) != "precious");
     // No temporary files remain.
     CHECK(std::system(("test -z \"$(ls " + tmp.path + " | grep tmp-)\"").c_str()) == 0);
+  }
+
+  TEST_CASE("f16 encoding: the vector path gives kernels::f32_to_f16's bits on ties, subnormals and overflow") {
+    std::vector<float> v;
+    for (uint32_t bits = 0x33000000u; bits < 0x47800000u; bits += 0x1357u) {  // 2^-25 .. 65536, both signs
+      float f;
+      std::memcpy(&f, &bits, 4);
+      v.push_back(f), v.push_back(-f);
+    }
+    for (float f : {0.f, -0.f, 65504.f, 65519.99f, 65520.f, 1e30f, -1e30f, 5.96e-8f, 2.98e-8f, 2.9802326e-8f,
+                    6.1035156e-5f, 6.1035152e-5f, 1.00048828125f, 1.00146484375f})  // ties round to even
+      v.push_back(f);
+    v.push_back(1.f);  // a length that leaves a tail past the blocks of 8
+    std::vector<uint16_t> vec(v.size()), scalar(v.size());
+    const double e1 = rill::convert::encode_f16(v.data(), v.size(), true, vec.data());
+    const double e2 = rill::convert::encode_f16(v.data(), v.size(), false, scalar.data());
+    size_t differ = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      CHECK(scalar[i] == rill::kernels::f32_to_f16(v[i]));
+      differ += vec[i] != scalar[i];
+    }
+    CHECK(differ == 0);
+    CHECK(v.size() > 20000);
+    CHECK(std::isinf(e1) == std::isinf(e2));  // overflow to infinity makes both errors infinite
   }
 
   TEST_CASE("a weight that is NaN or infinite is refused by the tensor's name, nothing written") {
