@@ -6,6 +6,7 @@
 #include "content.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -264,7 +265,10 @@ double encode_f16(const float* v, size_t n, bool finite, uint16_t* out) {
   double err2 = 0, ref2 = 0;
   size_t i = 0;
 #if defined(__x86_64__)
-  static const bool f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool f16c = [] {  // clang's __builtin_cpu_supports does not know "f16c": CPUID.1:ECX
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+  }();
   if (f16c && finite) i = f16_blocks_f16c(v, n, out, &err2, &ref2);  // NaN payloads: the scalar path's
 #endif
   for (; i < n; ++i) {
