@@ -6,7 +6,6 @@
 #include "content.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -98,8 +97,7 @@ __attribute__((target("avx2"))) uint16_t q4_group_scale_avx2(const float* x, uin
 
 uint16_t q4_group_scale(const float* x, uint32_t n) {
 #if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return q4_group_scale_avx2(x, n);
+  if (kernels::cpu_runs_avx2()) return q4_group_scale_avx2(x, n);
 #endif
   return q4_group_scale_body(x, n);
 }
@@ -174,6 +172,8 @@ void choose_quantization(FileContent* content, const Options& opts) {
 double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols, int bits, uint32_t group,
                        bool rows16, std::vector<uint8_t>* data, std::vector<uint8_t>* scales,
                        std::vector<uint8_t>* tmp) {
+  std::vector<uint8_t> local;  // the interleave's buffer where the caller keeps none
+  std::vector<uint8_t>& d2 = tmp ? *tmp : local;
   double err2 = 0, ref2 = 0;
   if (bits == 8) {
     big_resize(data, rows * cols);
@@ -219,8 +219,6 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       std::memcpy(scales->data() + r * 4, &s, 4);
     }
     if (rows16) {  // the same values, 16 rows interleaved and offset to unsigned (kernels.h, q8x16_value)
-      std::vector<uint8_t> local;
-      std::vector<uint8_t>& d2 = tmp ? *tmp : local;
       big_resize(&d2, data->size());
       kernels::q8_to_x16(reinterpret_cast<const int8_t*>(data->data()), rows, cols, d2.data());
       data->swap(d2);
@@ -248,8 +246,6 @@ double quantize_matrix(const std::vector<float>& w, uint64_t rows, uint64_t cols
       }
     }
     if (rows16) {  // the same values, 16 rows interleaved (kernels.h, q4x16_value)
-      std::vector<uint8_t> local;
-      std::vector<uint8_t>& d2 = tmp ? *tmp : local;
       big_resize(&d2, data->size());
       std::vector<uint16_t> s_in(rows * groups), s_out(rows * groups);
       std::memcpy(s_in.data(), scales->data(), scales->size());
@@ -265,11 +261,7 @@ double encode_f16(const float* v, size_t n, bool finite, uint16_t* out) {
   double err2 = 0, ref2 = 0;
   size_t i = 0;
 #if defined(__x86_64__)
-  static const bool f16c = [] {  // clang's __builtin_cpu_supports does not know "f16c": CPUID.1:ECX
-    unsigned a, b, c, d;
-    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
-  }();
-  if (f16c && finite) i = f16_blocks_f16c(v, n, out, &err2, &ref2);  // NaN payloads: the scalar path's
+  if (finite && kernels::cpu_runs_avx2()) i = f16_blocks_f16c(v, n, out, &err2, &ref2);  // NaN payloads: scalar
 #endif
   for (; i < n; ++i) {
     out[i] = kernels::f32_to_f16(v[i]);

@@ -155,6 +155,9 @@ inline QAct float_act(const float* X, size_t ldx) { return QAct{X, ldx, nullptr,
 
 // The table for this CPU (chosen once).
 const Table& active();
+// Whether this CPU runs the avx2 table (AVX2, FMA and F16C; false where the build has none): also the
+// converter's choice of its AVX2 / F16C loops.
+bool cpu_runs_avx2();
 // All tables this build and CPU can run, the reference first, for parity tests. Returns the count.
 size_t available(const Table** out, size_t max);
 // All tables this build holds, whether this CPU runs them or not (the tests name those they could not run).

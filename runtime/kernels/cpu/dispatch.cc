@@ -192,6 +192,15 @@ const Table* choose() {
 }
 }  // namespace
 
+bool cpu_runs_avx2() {
+#if defined(RILL_HAVE_AVX2)
+  static const bool yes = cpu_has_avx2();
+  return yes;
+#else
+  return false;
+#endif
+}
+
 const Table& active() {
   static const Table* t = choose();  // first call happens in Model::init, not in step
   return *t;
