@@ -45,6 +45,17 @@ inline ActLayout act_layout(size_t T, size_t cols) {
   return ActLayout{ldq, T * ldq, T * ldq + region, T * ldq + 2 * region, 2 * T * ldq + 2 * region};
 }
 
+// The per-token vectors of the wkv recurrence (WkvScan, wkv_step).
+struct WkvIo {
+  const float *r, *w, *k, *v, *a, *b;  // a, b: null for a plain gated outer product
+  float* y;
+};
+// Token t's vectors: the key-side ones `lk` floats apart, v and y `lv` apart.
+inline WkvIo wkv_at(const WkvIo& io, size_t t, size_t lk, size_t lv) {
+  auto at = [&](const float* p) { return p ? p + t * lk : nullptr; };
+  return WkvIo{at(io.r), at(io.w), at(io.k), io.v + t * lv, at(io.a), at(io.b), io.y + t * lv};
+}
+
 // Kernel signatures (function types: `MatvecF32 matvec_f32__avx2;` declares one kernel).
 // y[r] = sum_c W[r, c] * x[c]; W row-major [rows, cols].
 using MatvecF32 = void(const float* W, const float* x, float* y, size_t rows, size_t cols);
@@ -96,10 +107,12 @@ using S4dStep = void(float* s, const float* A, const float* C, const float* D, c
 using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
                        const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
                        size_t h0, size_t h1);
-// The RWKV-7 state update over T tokens of one stream, in order (wkv7_step's math per token), for
-// heads [h0, h1).   S [H, N, N] persistent; r, w, k, v, a, b, y [T, H*N].
-using Wkv7Scan = void(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                      const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1);
+// A matrix state per head over T tokens of one stream, in order (wkv_step's math per token), for heads
+// [h0, h1): RWKV-6/7, GLA, RetNet and Gated DeltaNet are all this recurrence (docs/architectures.md).
+//   S [H, V, K] persistent (S[h][i][j], i the value index, j the key index). Token t's r, w, k, a, b
+//   at + t*H*K, its v and y at + t*H*V. a and b both null: no delta term.
+using WkvScan = void(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
+                     size_t h1);
 
 // Elementwise functions (core/act.h), in place on n floats.
 using Activation = void(Act kind, float* y, size_t n);
@@ -139,7 +152,7 @@ struct Table {
   PrepareAct* prepare_act;  // null: the quantized kernels read the float activations (a.x) only
   Required<S4dStep> s4d_step;
   Required<Mamba2Ssd> mamba2_ssd;
-  Required<Wkv7Scan> wkv7_scan;
+  Required<WkvScan> wkv_scan;
   Required<Activation> act;
   Required<VecExp> exp;
   Required<ConvSilu> conv_silu;
@@ -189,11 +202,12 @@ void gated_rmsnorm(float* y, const float* z, const float* w, size_t E, size_t G,
 // out = (x - mean) / sqrt(var + eps) * w + b   (biased variance)
 void layernorm(const float* x, const float* w, const float* b, float* out, size_t n, float eps);
 
-// RWKV-7 state update and read-out, per head h (ggml's rwkv_wkv7 form), S [H, N, N] with S[h][i][j],
-// i the value index and j the key index:  sa_i = sum_j S_ij a_j  (old S);
-//   S_ij = S_ij w_j + sa_i b_j + v_i k_j;   y_i = sum_j S_ij r_j.     r, w, k, v, a, b, y [H*N]. Heads [h0, h1).
-void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-               const float* b, float* y, size_t H, size_t N, size_t h0, size_t h1);
+// One token of the wkv recurrence, per head h, S [H, V, K] with S[h][i][j], i the value index and j the
+// key index; r, w, k, a, b [H*K], v, y [H*V]:
+//   sa_i = sum_j S_ij a_j  (old S; 0 without a);   S_ij = S_ij w_j + sa_i b_j + v_i k_j;
+//   y_i = sum_j S_ij r_j over the new S (RWKV-7, GLA, RetNet, Gated DeltaNet) or, with read_first, the
+//   old one (RWKV-6, whose bonus term is added apart). Heads [h0, h1).
+void wkv_step(float* S, const WkvIo& io, size_t H, size_t K, size_t V, bool read_first, size_t h0, size_t h1);
 
 // GroupNorm over H groups of N channels: each group normalised on its own, then * w + b.  y [H*N].
 void group_norm(float* y, const float* w, const float* b, size_t H, size_t N, float eps);

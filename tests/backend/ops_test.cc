@@ -177,7 +177,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
                                reinterpret_cast<const void*>(o.layernorm.fn), reinterpret_cast<const void*>(o.group_norm.fn),
                                reinterpret_cast<const void*>(o.gated_rmsnorm.fn), reinterpret_cast<const void*>(o.conv_step.fn),
                                reinterpret_cast<const void*>(o.ssm_scan.fn), reinterpret_cast<const void*>(o.ssd_step.fn),
-                               reinterpret_cast<const void*>(o.wkv7.fn), reinterpret_cast<const void*>(o.token_shift.fn),
+                               reinterpret_cast<const void*>(o.wkv.fn), reinterpret_cast<const void*>(o.token_shift.fn),
                                reinterpret_cast<const void*>(o.softplus_dt.fn), reinterpret_cast<const void*>(o.act.fn),
                                reinterpret_cast<const void*>(o.add.fn), reinterpret_cast<const void*>(o.add_bias.fn),
                                reinterpret_cast<const void*>(o.mul.fn), reinterpret_cast<const void*>(o.lerp.fn),
@@ -604,45 +604,55 @@ TEST_SUITE(RILL_OPS_SUITE) {
           ws, tol_rel(ws, 2e-6, 1e-7));
   }
 
-  TEST_CASE("wkv7, wkv7_keys, wkv7_bonus (RWKV-7): odd head size, rows of two states") {
+  TEST_CASE("wkv (every mode, key and value sizes apart), wkv7_keys, wkv7_bonus: odd head size, rows of two states") {
     std::mt19937 rng(17);
     std::uniform_real_distribution<float> ud(0.5f, 1.f);
     const size_t H = 2, N = 5, C = H * N, n = 4;
-    const Floats Sa = randn(H * N * N, rng), Sb = randn(H * N * N, rng), r = randn(n * C, rng), k = randn(n * C, rng),
-                 v = randn(n * C, rng), a = randn(n * C, rng, 0.3f), b = randn(n * C, rng, 0.3f);
-    Floats w(n * C);
-    for (float& x : w) x = ud(rng);
-    std::vector<Doubles> st = {Doubles(Sa.begin(), Sa.end()), Doubles(Sb.begin(), Sb.end())};
-    Doubles y(n * C);
-    for (size_t i = 0; i < n; ++i) {
-      Doubles& S = st[kRowState[i]];
-      for (size_t h = 0; h < H; ++h) {
-        const size_t o = i * C + h * N;
-        for (size_t vi = 0; vi < N; ++vi) {
-          double* row = S.data() + h * N * N + vi * N;
-          double sa = 0;
-          for (size_t j = 0; j < N; ++j) sa += row[j] * a[o + j];
-          double acc = 0;
-          for (size_t j = 0; j < N; ++j) {
-            row[j] = row[j] * w[o + j] + sa * b[o + j] + double(v[o + vi]) * k[o + j];
-            acc += row[j] * r[o + j];
+    // The recurrence in double, in each of its four modes (delta term or not, read before or after the
+    // update), with K = 5 keys and Vd = 3 values per head and, for the bonus below, K = Vd = N.
+    const size_t K = 5, Vd = 3, CK = H * K, CV = H * Vd;
+    const Floats Sa = randn(H * Vd * K, rng), Sb = randn(H * Vd * K, rng), rr = randn(n * CK, rng),
+                 kk_ = randn(n * CK, rng), vv = randn(n * CV, rng), aa = randn(n * CK, rng, 0.3f),
+                 bb_ = randn(n * CK, rng, 0.3f);
+    Floats ww(n * CK);
+    for (float& x : ww) x = ud(rng);
+    for (const bool delta : {true, false})
+      for (const bool first : {false, true}) {
+        CAPTURE(delta);
+        CAPTURE(first);
+        std::vector<Doubles> st = {Doubles(Sa.begin(), Sa.end()), Doubles(Sb.begin(), Sb.end())};
+        Doubles y(n * CV);
+        for (size_t i = 0; i < n; ++i) {
+          Doubles& S = st[kRowState[i]];
+          for (size_t h = 0; h < H; ++h) {
+            const size_t o = i * CK + h * K;
+            for (size_t vi = 0; vi < Vd; ++vi) {
+              double* row = S.data() + (h * Vd + vi) * K;
+              double sa = 0, before = 0, after = 0;
+              for (size_t j = 0; j < K; ++j) sa += delta ? row[j] * aa[o + j] : 0.0;
+              for (size_t j = 0; j < K; ++j) {
+                before += row[j] * rr[o + j];
+                row[j] = row[j] * ww[o + j] + (delta ? sa * bb_[o + j] : 0.0) + double(vv[i * CV + h * Vd + vi]) * kk_[o + j];
+                after += row[j] * rr[o + j];
+              }
+              y[i * CV + h * Vd + vi] = first ? before : after;
+            }
           }
-          y[o + vi] = acc;
         }
+        Doubles want = y;
+        want.insert(want.end(), st[0].begin(), st[0].end());
+        want.insert(want.end(), st[1].begin(), st[1].end());
+        check("wkv",
+              [&](const Exec& x) {
+                States s(Sa, Sb);
+                Floats Y(n * CV);
+                x.backend->ops->wkv(x, s.ref(), rr.data(), ww.data(), kk_.data(), vv.data(), delta ? aa.data() : nullptr,
+                                    delta ? bb_.data() : nullptr, Y.data(), n, H, K, Vd, first);
+                return cat({&Y, &s.a, &s.b});
+              },
+              want, tol_rel(want, 2e-5, 2e-5));
       }
-    }
-    Doubles want = y;
-    want.insert(want.end(), st[0].begin(), st[0].end());
-    want.insert(want.end(), st[1].begin(), st[1].end());
-    check("wkv7",
-          [&](const Exec& x) {
-            States s(Sa, Sb);
-            Floats Y(n * C);
-            x.backend->ops->wkv7(x, s.ref(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), Y.data(), n,
-                                 H, N);
-            return cat({&Y, &s.a, &s.b});
-          },
-          want, tol_rel(want, 2e-5, 2e-5));
+    const Floats r = randn(n * C, rng), k = randn(n * C, rng), v = randn(n * C, rng);
 
     // Keys: head 1 of row 0 all zero (the 1e-12 floor of the norm).
     const size_t Hk = 3, Nk = 4, Ck = Hk * Nk, nk = 2;

@@ -122,7 +122,7 @@ TEST_SUITE("kernels") {
       RILL_ENTRY(matvec_f32); RILL_ENTRY(matvec_f16); RILL_ENTRY(mamba1_scan); RILL_ENTRY(matvec_q8);
       RILL_ENTRY(matvec_q4); RILL_ENTRY(matmul_q8); RILL_ENTRY(matmul_q4); RILL_ENTRY(matmul_f32);
       RILL_ENTRY(matmul_f16); RILL_ENTRY(matmul_q4x16); RILL_ENTRY(matmul_q8x16); RILL_ENTRY(s4d_step);
-      RILL_ENTRY(mamba2_ssd); RILL_ENTRY(wkv7_scan); RILL_ENTRY(act); RILL_ENTRY(exp); RILL_ENTRY(conv_silu);
+      RILL_ENTRY(mamba2_ssd); RILL_ENTRY(wkv_scan); RILL_ENTRY(act); RILL_ENTRY(exp); RILL_ENTRY(conv_silu);
       RILL_ENTRY(gated_rmsnorm); RILL_ENTRY(layernorm); RILL_ENTRY(attend_group);
 #undef RILL_ENTRY
       CHECK_MESSAGE(on_ref.empty(), t.isa << " entries on the reference kernel: " << on_ref);
@@ -300,7 +300,7 @@ TEST_SUITE("kernels") {
 
   // The scans over T tokens of one stream: within float rounding of the scalar reference, and T tokens
   // in one call leave exactly the bits of T one-token calls (what makes prefill equal stepping).
-  TEST_CASE("mamba2_ssd / wkv7_scan: every table against the reference; T tokens at once equal T steps (in head ranges) bit for bit") {
+  TEST_CASE("mamba2_ssd / wkv_scan: every table against the reference; T tokens at once equal T steps (in head ranges) bit for bit") {
     const Table* tables[8];
     const size_t nt = available(tables, 8);
     std::mt19937 rng(43);
@@ -345,43 +345,54 @@ TEST_SUITE("kernels") {
         CHECK_MESSAGE(max_diff(ya, yr) <= 1e-5f * (1 + max_abs(yr)) * std::sqrt(float(N)), t.isa << " ssd y " << N);
       }
     }
-    // wkv7: {H, N}.
-    const size_t wkv_shapes[][2] = {{2, 16}, {3, 7}, {2, 64}, {1, 24}};
-    for (auto& sh : wkv_shapes) {
-      const size_t H = sh[0], N = sh[1], C = H * N, T = 19;
-      std::vector<float> r(T * C), w(T * C), k(T * C), v(T * C), a(T * C), b(T * C), S0(H * N * N);
-      for (auto* vec : {&r, &k, &v, &S0})
-        for (auto& e : *vec) e = nd(rng);
-      for (auto& e : w) e = uw(rng);
-      for (size_t t = 0; t < T; ++t)  // a = -kk, b = kk * rate with kk unit per head, as wkv7_keys makes them
-        for (size_t h = 0; h < H; ++h) {
-          float ss = 0;
-          std::vector<float> kk(N);
-          for (auto& e : kk) e = nd(rng), ss += e * e;
-          for (size_t j = 0; j < N; ++j) {
-            const float u = kk[j] / std::sqrt(ss);
-            a[t * C + h * N + j] = -u;
-            b[t * C + h * N + j] = u * 0.5f;
+    // wkv: {H, K, V}, K on and off the vector width, in its four modes (delta term or not, read before
+    // or after the update).
+    const size_t wkv_shapes[][3] = {{2, 16, 16}, {3, 7, 7}, {2, 64, 64}, {1, 24, 24}, {2, 32, 48}, {1, 16, 5}};
+    for (auto& sh : wkv_shapes)
+      for (const bool delta : {true, false})
+        for (const bool first : {false, true}) {
+          const size_t H = sh[0], K = sh[1], Vd = sh[2], CK = H * K, CV = H * Vd, T = 19;
+          std::vector<float> r(T * CK), w(T * CK), k(T * CK), v(T * CV), a(T * CK), b(T * CK), S0(H * Vd * K);
+          for (auto* vec : {&r, &k, &v, &S0})
+            for (auto& e : *vec) e = nd(rng);
+          for (auto& e : w) e = uw(rng);
+          for (size_t t = 0; t < T; ++t)  // a = -kk, b = kk * rate with kk unit per head, as wkv7_keys makes them
+            for (size_t h = 0; h < H; ++h) {
+              float ss = 0;
+              std::vector<float> kk(K);
+              for (auto& e : kk) e = nd(rng), ss += e * e;
+              for (size_t j = 0; j < K; ++j) {
+                const float u = kk[j] / std::sqrt(ss);
+                a[t * CK + h * K + j] = -u;
+                b[t * CK + h * K + j] = u * 0.5f;
+              }
+            }
+          const WkvIo in{r.data(), w.data(), k.data(), v.data(), delta ? a.data() : nullptr,
+                         delta ? b.data() : nullptr, nullptr};
+          std::vector<float> Sr = S0, yr(T * CV);
+          WkvIo io = in;
+          io.y = yr.data();
+          wkv_scan__ref(Sr.data(), io, T, H, K, Vd, first, 0, H);
+          for (size_t ti = 0; ti < nt; ++ti) {
+            const Table& t = *tables[ti];
+            CAPTURE(t.isa);
+            CAPTURE(K);
+            CAPTURE(Vd);
+            CAPTURE(delta);
+            CAPTURE(first);
+            std::vector<float> Sa = S0, ya(T * CV), Sb = S0, yb(T * CV);
+            io.y = ya.data();
+            t.wkv_scan(Sa.data(), io, T, H, K, Vd, first, 0, H);
+            io.y = yb.data();
+            for (size_t i = 0; i < T; ++i)
+              for (size_t part = 0; part < 2; ++part)
+                t.wkv_scan(Sb.data(), wkv_at(io, i, CK, CV), 1, H, K, Vd, first, part * H / 2, (part + 1) * H / 2);
+            CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, "wkv state T=19 vs steps");
+            CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, "wkv y T=19 vs steps");
+            CHECK_MESSAGE(max_diff(Sa, Sr) <= 1e-4f * (1 + max_abs(Sr)), "wkv state");
+            CHECK_MESSAGE(max_diff(ya, yr) <= 1e-4f * (1 + max_abs(yr)) * std::sqrt(float(K)), "wkv y");
           }
         }
-      std::vector<float> Sr = S0, yr(T * C);
-      wkv7_scan__ref(Sr.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), yr.data(), T, H, N, 0, H);
-      for (size_t ti = 0; ti < nt; ++ti) {
-        const Table& t = *tables[ti];
-        std::vector<float> Sa = S0, ya(T * C), Sb = S0, yb(T * C);
-        t.wkv7_scan(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), ya.data(), T, H, N, 0, H);
-        for (size_t i = 0; i < T; ++i) {
-          const size_t o = i * C;
-          for (size_t part = 0; part < 2; ++part)
-            t.wkv7_scan(Sb.data(), r.data() + o, w.data() + o, k.data() + o, v.data() + o, a.data() + o, b.data() + o,
-                        yb.data() + o, 1, H, N, part * H / 2, (part + 1) * H / 2);
-        }
-        CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, t.isa << " wkv7 state T=19 vs steps");
-        CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " wkv7 y T=19 vs steps");
-        CHECK_MESSAGE(max_diff(Sa, Sr) <= 1e-4f * (1 + max_abs(Sr)), t.isa << " wkv7 state " << H << "x" << N);
-        CHECK_MESSAGE(max_diff(ya, yr) <= 1e-4f * (1 + max_abs(yr)) * std::sqrt(float(N)), t.isa << " wkv7 y " << N);
-      }
-    }
   }
 
   TEST_CASE("act / conv_silu / gated_rmsnorm / layernorm: every table against the reference; position-independent") {

@@ -269,16 +269,13 @@ void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const f
   }
 }
 
-void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
-          const float* b, float* Y, size_t n, size_t H, size_t N) {
+void wkv(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
+         const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first) {
   const Table& t = table(x);
-  const size_t C = H * N;
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
-    const size_t o = i * C;
-    over_heads(x, H, len * H * N * N, [&](size_t h0, size_t h1) {
-      t.wkv7_scan(S.row(i), r + o, w + o, k + o, v + o, a + o, b + o, Y + o, len, H, N, h0, h1);
-    });
+    const kernels::WkvIo io = kernels::wkv_at({r, w, k, v, a, b, Y}, i, H * K, H * V);
+    over_heads(x, H, len * H * K * V, [&](size_t h0, size_t h1) { t.wkv_scan(S.row(i), io, len, H, K, V, read_first, h0, h1); });
   }
 }
 
@@ -494,7 +491,7 @@ const Ops kCpuOps = {
     .conv_step = conv_step,
     .ssm_scan = ssm_scan,
     .ssd_step = ssd_step,
-    .wkv7 = wkv7,
+    .wkv = wkv,
     .s4d_step = s4d_step,
     .running_mean = running_mean,
     .positions = positions,

@@ -1,4 +1,4 @@
-// The recurrences (Mamba-1's selective scan, S4D, Mamba-2's SSD, RWKV-7's wkv7), written once over a
+// The recurrences (Mamba-1's selective scan, S4D, Mamba-2's SSD, the wkv family's matrix state), written once over a
 // vector type V and included by each kernel file (AVX2, AVX-512, NEON) inside its own anonymous
 // namespace, with V defined there: V::R a register of V::W floats, and
 // load/store/set1/mul/fmadd/fnmadd/zero/sum/add/sub/div/exp.
@@ -50,39 +50,55 @@ void ssd_scan_v(float* S, const float* x, const float* B, const float* C, size_t
   }
 }
 
-// S [H, N, N] (S[h][i][j], i the value index, j the key index); r, w, k, v, a, b, y [T, H*N].
-template <class V>
-void wkv7_scan_v(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                 const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
-  const size_t C = H * N;
-  if (N % V::W != 0) {
-    for (size_t t = 0; t < T; ++t)
-      wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N, h0, h1);
-    return;
-  }
-  // Head by head and block by block: the head's state (N x N) and the block's vectors stay in L1.
+// The wkv recurrence (kernels.h, WkvScan) for one mode: kDelta (a, b given), kFirst (read_first).
+template <class V, bool kDelta, bool kFirst>
+void wkv_scan_mode(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, size_t h0, size_t h1) {
+  const size_t lk = H * K, lv = H * Vd;
+  const float *r = io.r, *w = io.w, *k = io.k, *v = io.v, *a = io.a, *b = io.b;
+  // Head by head and block by block: the head's state (Vd x K) and the block's vectors stay in L1.
   for (size_t h = h0; h < h1; ++h)
     for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
       const size_t t1 = T - t0 < kScanBlock ? T : t0 + kScanBlock;
-      for (size_t i = 0; i < N; ++i) {
-        float* row = S + (h * N + i) * N;  // S[h][i][:], over keys j
+      for (size_t i = 0; i < Vd; ++i) {
+        float* row = S + (h * Vd + i) * K;  // S[h][i][:], over keys j
         for (size_t t = t0; t < t1; ++t) {
-          const size_t o = t * C + h * N;
-          typename V::R sa = V::zero();
-          for (size_t j = 0; j < N; j += V::W) sa = V::fmadd(V::load(row + j), V::load(a + o + j), sa);
-          const typename V::R sab = V::set1(V::sum(sa)), vi = V::set1(v[o + i]);
+          const size_t o = t * lk + h * K;
+          typename V::R sab = V::zero();
+          if constexpr (kDelta) {
+            typename V::R sa = V::zero();
+            for (size_t j = 0; j < K; j += V::W) sa = V::fmadd(V::load(row + j), V::load(a + o + j), sa);
+            sab = V::set1(V::sum(sa));
+          }
+          const typename V::R vi = V::set1(v[t * lv + h * Vd + i]);
           typename V::R acc = V::zero();
-          for (size_t j = 0; j < N; j += V::W) {
-            typename V::R sj = V::mul(V::load(row + j), V::load(w + o + j));
-            sj = V::fmadd(sab, V::load(b + o + j), sj);
+          for (size_t j = 0; j < K; j += V::W) {
+            const typename V::R old = V::load(row + j);
+            if constexpr (kFirst) acc = V::fmadd(old, V::load(r + o + j), acc);
+            typename V::R sj = V::mul(old, V::load(w + o + j));
+            if constexpr (kDelta) sj = V::fmadd(sab, V::load(b + o + j), sj);
             sj = V::fmadd(vi, V::load(k + o + j), sj);
             V::store(row + j, sj);
-            acc = V::fmadd(sj, V::load(r + o + j), acc);
+            if constexpr (!kFirst) acc = V::fmadd(sj, V::load(r + o + j), acc);
           }
-          y[o + i] = V::sum(acc);
+          io.y[t * lv + h * Vd + i] = V::sum(acc);
         }
       }
     }
+}
+
+// S [H, Vd, K]; key-side vectors [T, H*K], v and y [T, H*Vd].
+template <class V>
+void wkv_scan_v(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, bool read_first, size_t h0,
+                size_t h1) {
+  if (K % V::W != 0) {
+    for (size_t t = 0; t < T; ++t) wkv_step(S, wkv_at(io, t, H * K, H * Vd), H, K, Vd, read_first, h0, h1);
+    return;
+  }
+  const bool delta = io.a != nullptr;
+  if (delta && !read_first) wkv_scan_mode<V, true, false>(S, io, T, H, K, Vd, h0, h1);
+  else if (delta) wkv_scan_mode<V, true, true>(S, io, T, H, K, Vd, h0, h1);
+  else if (read_first) wkv_scan_mode<V, false, true>(S, io, T, H, K, Vd, h0, h1);
+  else wkv_scan_mode<V, false, false>(S, io, T, H, K, Vd, h0, h1);
 }
 
 // Mamba-1 selective-scan step (kernels.h, Mamba1Scan): V::W channels at a time over every state index,

@@ -12,7 +12,7 @@
 //              weights once, a prefill chunk or batch once per 32 tokens (so a 64-token chunk twice;
 //              the int4 row layout reads each byte twice per pass, its nibbles in two halves);
 //   recurrences one thread per channel (conv, Mamba-1 scan, RG-LRU, S4D, token shift) or one warp
-//              per state row (Mamba-2 SSD: head and channel; wkv7: head and value row), 4 warps a
+//              per state row (Mamba-2 SSD: head and channel; wkv: head and value row), 4 warps a
 //              block, taking the rows in order, so a prefill chunk of one stream and a batch of
 //              streams both advance correctly;
 //   norms      one block per row (or head, or group).
@@ -514,37 +514,40 @@ void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const f
 }
 
 // Warp per (head h, value row i of S), lanes over the key index j: block (h, group of kRecWarps rows).
-// Each warp owns its row of S: no barrier.
-__global__ void wkv7_k(unsigned char* const* base, uint64_t off, const float* r, const float* w, const float* k,
-                       const float* v, const float* a, const float* b, float* Y, uint64_t n, uint64_t H, uint64_t N) {
-  const uint64_t h = blockIdx.x, C = H * N, i = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32;
+// Each warp owns its row of S: no barrier. a null: no delta term; read_first: y over the old row.
+__global__ void wkv_k(unsigned char* const* base, uint64_t off, const float* r, const float* w, const float* k,
+                      const float* v, const float* a, const float* b, float* Y, uint64_t n, uint64_t H, uint64_t K,
+                      uint64_t V, bool read_first) {
+  const uint64_t h = blockIdx.x, i = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32;
   const unsigned lane = threadIdx.x % 32;
-  if (i >= N) return;
+  if (i >= V) return;
   for (uint64_t t = 0; t < n; ++t) {
-    float* Sh = state_row(base, t, off) + h * N * N;
-    const uint64_t o = t * C + h * N;
-    {
-      float* row = Sh + i * N;
-      float sa = 0.f;
-      for (uint64_t j = lane; j < N; j += 32) sa += row[j] * a[o + j];
+    float* row = state_row(base, t, off) + (h * V + i) * K;
+    const uint64_t o = t * H * K + h * K;
+    float sa = 0.f;
+    if (a) {
+      for (uint64_t j = lane; j < K; j += 32) sa += row[j] * a[o + j];
       sa = warp_sum(sa);
-      float acc = 0.f;
-      const float vi = v[o + i];
-      for (uint64_t j = lane; j < N; j += 32) {
-        const float s = row[j] * w[o + j] + sa * b[o + j] + vi * k[o + j];
-        row[j] = s;
-        acc += s * r[o + j];
-      }
-      acc = warp_sum(acc);
-      if (lane == 0) Y[o + i] = acc;
     }
+    float acc = 0.f;
+    const float vi = v[t * H * V + h * V + i];
+    for (uint64_t j = lane; j < K; j += 32) {
+      if (read_first) acc += row[j] * r[o + j];
+      float s = row[j] * w[o + j];
+      if (a) s += sa * b[o + j];
+      s += vi * k[o + j];
+      row[j] = s;
+      if (!read_first) acc += s * r[o + j];
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) Y[t * H * V + h * V + i] = acc;
   }
 }
-void wkv7(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
-          const float* b, float* Y, size_t n, size_t H, size_t N) {
-  if (n && H && N)
-    RILL_LAUNCH(wkv7_k, dim3(static_cast<unsigned>(H), grid_for(N, kRecWarps)), kRecWarps * 32, 0, stream_of(x))(
-        S.base, S.offset, r, w, k, v, a, b, Y, n, H, N);
+void wkv(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
+         const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first) {
+  if (n && H && K && V)
+    RILL_LAUNCH(wkv_k, dim3(static_cast<unsigned>(H), grid_for(V, kRecWarps)), kRecWarps * 32, 0, stream_of(x))(
+        S.base, S.offset, r, w, k, v, a, b, Y, n, H, K, V, read_first);
 }
 
 __global__ void s4d_k(unsigned char* const* base, uint64_t off, const float* A, const float* Cm, const float* D,
@@ -913,7 +916,7 @@ const Ops kCudaOps = {
     .conv_step = conv_step,
     .ssm_scan = ssm_scan,
     .ssd_step = ssd_step,
-    .wkv7 = wkv7,
+    .wkv = wkv,
     .s4d_step = s4d_step,
     .running_mean = running_mean,
     .positions = positions,

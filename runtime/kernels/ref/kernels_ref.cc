@@ -276,21 +276,25 @@ void layernorm(const float* x, const float* w, const float* b, float* out, size_
   for (size_t i = 0; i < n; ++i) out[i] = (x[i] - mu) * inv * w[i] + b[i];
 }
 
-void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-               const float* b, float* y, size_t, size_t N, size_t h0, size_t h1) {
+void wkv_step(float* S, const WkvIo& io, size_t, size_t K, size_t V, bool read_first, size_t h0, size_t h1) {
+  const float *r = io.r, *w = io.w, *k = io.k, *v = io.v, *a = io.a, *b = io.b;
   for (size_t h = h0; h < h1; ++h) {
-    const size_t o = h * N;
-    float* Sh = S + h * N * N;
-    for (size_t i = 0; i < N; ++i) {
-      float* row = Sh + i * N;  // S[i][:], over keys j
+    const size_t o = h * K;
+    float* Sh = S + h * V * K;
+    for (size_t i = 0; i < V; ++i) {
+      float* row = Sh + i * K;  // S[i][:], over keys j
       float sa = 0.f;
-      for (size_t j = 0; j < N; ++j) sa += row[j] * a[o + j];
+      if (a)
+        for (size_t j = 0; j < K; ++j) sa += row[j] * a[o + j];
       float acc = 0.f;
-      for (size_t j = 0; j < N; ++j) {
-        row[j] = row[j] * w[o + j] + sa * b[o + j] + v[o + i] * k[o + j];
-        acc += row[j] * r[o + j];
+      for (size_t j = 0; j < K; ++j) {
+        if (read_first) acc += row[j] * r[o + j];
+        float s = row[j] * w[o + j];
+        if (a) s += sa * b[o + j];
+        row[j] = s + v[h * V + i] * k[o + j];
+        if (!read_first) acc += row[j] * r[o + j];
       }
-      y[o + i] = acc;
+      io.y[h * V + i] = acc;
     }
   }
 }
@@ -302,11 +306,9 @@ void mamba2_ssd__ref(float* S, const float* x, const float* B, const float* C, s
     mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * H * P, H, P, N, G, h0, h1);
 }
 
-void wkv7_scan__ref(float* S, const float* r, const float* w, const float* k, const float* v, const float* a,
-                    const float* b, float* y, size_t T, size_t H, size_t N, size_t h0, size_t h1) {
-  const size_t C = H * N;
-  for (size_t t = 0; t < T; ++t)
-    wkv7_step(S, r + t * C, w + t * C, k + t * C, v + t * C, a + t * C, b + t * C, y + t * C, H, N, h0, h1);
+void wkv_scan__ref(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
+                   size_t h1) {
+  for (size_t t = 0; t < T; ++t) wkv_step(S, wkv_at(io, t, H * K, H * V), H, K, V, read_first, h0, h1);
 }
 
 void act__ref(Act kind, float* y, size_t n) {

@@ -20,7 +20,7 @@ MatmulF16 matmul_f16__ref;
 Mamba1Scan mamba1_scan__ref;
 S4dStep s4d_step__ref;
 Mamba2Ssd mamba2_ssd__ref;
-Wkv7Scan wkv7_scan__ref;
+WkvScan wkv_scan__ref;
 Activation act__ref;
 VecExp exp__ref;
 ConvSilu conv_silu__ref;

@@ -83,7 +83,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.act(x, Act::kSigmoid, s.a, n * C);  // a = sigmoid(a0 + a2 a1 xa)
     lora(x, L.g1, L.g2, nullptr, xg, C6, &kSigmoid, s.low, s.g, n);  // g = g2 sigmoid(g1 xg)
     op.wkv7_keys(x, s.k, s.a, L.k_k.f32(), L.k_a.f32(), s.na, s.b, n, H, N);  // k adjusted; -kk, kk a
-    op.wkv7(x, state(r, L.wkv), s.r, s.w, s.k, v, s.na, s.b, s.y, n, H, N);  // y [n, C]
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, v, s.na, s.b, s.y, n, H, N, N, false);  // y [n, C]
     op.group_norm(x, s.y, L.lnx_w.f32(), L.lnx_b.f32(), n, H, N, p.gn_eps);
     op.wkv7_bonus(x, s.y, s.r, s.k, L.r_k.f32(), v, n, H, N);
     op.mul(x, s.y, s.g, n * C);

@@ -11,7 +11,7 @@
 // state for the same reason.
 //
 // Every op takes n rows (tokens). Activations are row-major [n, width]; an `ld` argument gives the
-// row stride in floats where a row is a slice of a wider buffer. Recurrent ops (conv, scans, wkv7,
+// row stride in floats where a row is a slice of a wider buffer. Recurrent ops (conv, scans, wkv,
 // token shift) advance row i's state and take the rows in order, so n rows of one stream are a
 // prefill and n rows of n streams are one step of each.
 #pragma once
@@ -103,11 +103,15 @@ struct Ops {
   Required<void(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx,
                 const float* dt, const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N,
                 size_t G)> ssd_step;
-  // RWKV-7 state update and read-out (ggml's rwkv_wkv7 form), S [H, N, N] per row, S[h][i][j] with i
-  // the value index and j the key index; r, w, k, v, a, b, Y [n, H*N]:
+  // The wkv recurrence: a matrix state per head, S [H, V, K] per row (S[h][i][j], i the value index, j
+  // the key index), decayed per key channel by w, updated by the outer product v k^T and, where a and b
+  // are given, by the delta term (S a) b^T. r, w, k, a, b [n, H*K]; v, Y [n, H*V]:
   //   sa_i = sum_j S_ij a_j (old S);  S_ij = S_ij w_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
+  // y over the new S, or over the old one with read_first (RWKV-6). RWKV-7 (ggml's rwkv_wkv7), GLA,
+  // RetNet and Gated DeltaNet are this op with their own w, a, b (docs/architectures.md).
   Required<void(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v,
-                const float* a, const float* b, float* Y, size_t n, size_t H, size_t N)> wkv7;
+                const float* a, const float* b, float* Y, size_t n, size_t H, size_t K, size_t V,
+                bool read_first)> wkv;
   // Diagonal complex SSM step (S4D after zero-order hold), M modes per channel, H channels. s [M, 2, H]
   // per row (mode m: real parts, then imaginary parts); A, C [M, 2, H] the same way (Ā and C̃); D [H];
   // U, Y [n, H]:  s_m = A_m s_m + u (complex, u real);  y = 2 Re(sum_m C_m s_m) + D u
