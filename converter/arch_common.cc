@@ -273,5 +273,26 @@ void TensorSet::finish(const std::string& what) {
                          ", which the spec requires (runtime/src/arch/)");
 }
 
+std::vector<float> transpose(const std::vector<float>& a, uint64_t rows, uint64_t cols) {
+  std::vector<float> o(a.size());
+  for (uint64_t r = 0; r < rows; ++r)
+    for (uint64_t c = 0; c < cols; ++c) o[c * rows + r] = a[r * cols + c];
+  return o;
+}
+
+std::vector<float> layernorm_rows(std::vector<float> x, const std::vector<float>& w, const std::vector<float>& b,
+                                  uint64_t rows, uint64_t C, double eps) {
+  for (uint64_t r = 0; r < rows; ++r) {
+    float* row = x.data() + r * C;
+    double mu = 0, var = 0;
+    for (uint64_t i = 0; i < C; ++i) mu += row[i];
+    mu /= static_cast<double>(C);
+    for (uint64_t i = 0; i < C; ++i) var += (row[i] - mu) * (row[i] - mu);
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(C) + eps);
+    for (uint64_t i = 0; i < C; ++i) row[i] = static_cast<float>((row[i] - mu) * inv * w[i] + b[i]);
+  }
+  return x;
+}
+
 }  // namespace convert
 }  // namespace rill

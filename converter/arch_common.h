@@ -148,6 +148,13 @@ class TensorSet {
   std::set<std::pair<int, std::string>> planned_;
 };
 
+// [cols, rows] from a row-major [rows, cols].
+std::vector<float> transpose(const std::vector<float>& a, uint64_t rows, uint64_t cols);
+// Each of `rows` rows of x [rows, C] LayerNorm-ed (in double) with w, b: RWKV's ln0 folded into the
+// embedding.
+std::vector<float> layernorm_rows(std::vector<float> x, const std::vector<float>& w, const std::vector<float>& b,
+                                  uint64_t rows, uint64_t C, double eps);
+
 // Mamba-2's dt clamp after softplus, from time_step_limit ([min, max]; absent or null: (0, inf)).
 void dt_limits(const json& cfg, float* lo, float* hi);
 

@@ -35,13 +35,6 @@ struct Names {
   }
 };
 
-std::vector<float> transpose(const std::vector<float>& a, uint64_t rows, uint64_t cols) {
-  std::vector<float> o(a.size());
-  for (uint64_t r = 0; r < rows; ++r)
-    for (uint64_t c = 0; c < cols; ++c) o[c * rows + r] = a[r * cols + c];
-  return o;
-}
-
 }  // namespace
 
 bool rwkv7_matches(const ArchInput& in) {
@@ -167,18 +160,7 @@ FileContent rwkv7_content(const ArchInput& in) {
   const SrcTensor* l0b = ts.expect(fla ? "model.layers.0.pre_norm.bias" : "blocks.0.ln0.bias", {C});
   if (l0w && l0b)
     ts.add("embedding", -1, e, [&ck, e, l0w, l0b, V, C, eps] {
-      std::vector<float> x = ck.read_f32(*e);
-      const std::vector<float> w = ck.read_f32(*l0w), b = ck.read_f32(*l0b);
-      for (uint64_t r = 0; r < V; ++r) {  // LayerNorm of each row, in double
-        float* row = x.data() + r * C;
-        double mu = 0, var = 0;
-        for (uint64_t i = 0; i < C; ++i) mu += row[i];
-        mu /= static_cast<double>(C);
-        for (uint64_t i = 0; i < C; ++i) var += (row[i] - mu) * (row[i] - mu);
-        const double inv = 1.0 / std::sqrt(var / static_cast<double>(C) + eps);
-        for (uint64_t i = 0; i < C; ++i) row[i] = static_cast<float>((row[i] - mu) * inv * w[i] + b[i]);
-      }
-      return x;
+      return layernorm_rows(ck.read_f32(*e), ck.read_f32(*l0w), ck.read_f32(*l0b), V, C, eps);
     });
   ts.copy(fla ? "model.norm.weight" : "ln_out.weight", "norm_f", -1);
   ts.copy(fla ? "model.norm.bias" : "ln_out.bias", "norm_f_bias", -1);

@@ -105,6 +105,8 @@ bool mamba2_matches(const ArchInput& in);
 FileContent mamba2_content(const ArchInput& in);
 bool rwkv7_matches(const ArchInput& in);
 FileContent rwkv7_content(const ArchInput& in);
+bool rwkv6_matches(const ArchInput& in);
+FileContent rwkv6_content(const ArchInput& in);
 bool s4d_matches(const ArchInput& in);
 FileContent s4d_content(const ArchInput& in);
 bool recurrent_gemma_matches(const ArchInput& in);

@@ -95,8 +95,8 @@ Report run(const Options& opts) {
     ss << cf.rdbuf();
     config_text = ss.str();
     parse_config(config_text);  // throws with a message if it is not a JSON object
-  } else if (!(ck->find("emb.weight") && ck->find("blocks.0.att.r_k"))) {
-    // Only BlinkDL RWKV-7 files describe themselves by their tensors alone.
+  } else if (!(ck->find("emb.weight") && (ck->find("blocks.0.att.r_k") || ck->find("blocks.0.att.time_faaaa")))) {
+    // Only BlinkDL RWKV-6 / RWKV-7 files describe themselves by their tensors alone.
     throw ConvertError(cfg_path + " not found");
   }
   fb::DType kv = mdt == fb::DType::F32 ? fb::DType::F32 : fb::DType::F16;
@@ -112,6 +112,7 @@ Report run(const Options& opts) {
   };
   static const Layout kLayouts[] = {{s4d_matches, s4d_content, "s4d"},
                                     {rwkv7_matches, rwkv7_content, "rwkv7"},
+                                    {rwkv6_matches, rwkv6_content, "rwkv6"},
                                     {mamba2_matches, mamba2_content, "mamba2"},
                                     {mamba1_matches, mamba1_content, "mamba1"},
                                     {recurrent_gemma_matches, recurrent_gemma_content, "recurrent_gemma"},
@@ -123,7 +124,7 @@ Report run(const Options& opts) {
   if (!layout) {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
-    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv7, s4d, "
+    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv6, rwkv7, s4d, "
                        "recurrent_gemma, granitemoehybrid, nemotron_h)");
   }
   FileContent content = layout->content(in);

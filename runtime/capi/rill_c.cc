@@ -39,7 +39,8 @@ static_assert(RILL_ALIGN == kAlign, "alignment");
 static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_MAMBA2 == static_cast<int>(Arch::kMamba2) &&
                   RILL_ARCH_RWKV7 == static_cast<int>(Arch::kRwkv7) && RILL_ARCH_S4D == static_cast<int>(Arch::kS4d) &&
                   RILL_ARCH_RECURRENT_GEMMA == static_cast<int>(Arch::kRecurrentGemma) &&
-                  RILL_ARCH_MAMBA2_HYBRID == static_cast<int>(Arch::kMamba2Hybrid),
+                  RILL_ARCH_MAMBA2_HYBRID == static_cast<int>(Arch::kMamba2Hybrid) &&
+                  RILL_ARCH_RWKV6 == static_cast<int>(Arch::kRwkv6),
               "arch values");
 static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
                   RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld) &&

@@ -706,23 +706,36 @@ TEST_SUITE(RILL_OPS_SUITE) {
           want_bonus, tol_rel(want_bonus, 1e-5, 1e-5));
   }
 
-  TEST_CASE("token_shift: six mixes into strided rows, and one mix in place; rows of two states") {
+  TEST_CASE("token_shift: six mixes into strided rows, one in place, data-dependent mixes with and without advancing; rows of two states") {
     std::mt19937 rng(18);
     const size_t C = 11, n = 4;
-    for (size_t k : {6, 1}) {
-      const bool in_place = k == 1;
+    struct Case {
+      size_t k;
+      bool dd, advance;
+    };
+    for (const Case cs : {Case{6, false, true}, Case{1, false, true}, Case{5, true, true}, Case{1, false, false},
+                          Case{5, true, false}}) {
+      const size_t k = cs.k, ldd = k * C + 3;
+      const bool in_place = k == 1 && cs.advance;
+      CAPTURE(cs.dd);
+      CAPTURE(cs.advance);
       const size_t ldy = in_place ? C : k * C + 5;
-      const Floats pa = randn(C, rng), pb = randn(C, rng), U = randn(n * C, rng), mix = randn(k * C, rng);
+      const Floats pa = randn(C, rng), pb = randn(C, rng), U = randn(n * C, rng), mix = randn(k * C, rng),
+                   D = randn(n * ldd, rng);
       std::vector<Doubles> st = {Doubles(pa.begin(), pa.end()), Doubles(pb.begin(), pb.end())};
       Doubles y(n * k * C);
+      // Stepping: each row sees its own stream's previous input, whether or not the op writes it back.
+      std::vector<Doubles> seen = st;
       for (size_t i = 0; i < n; ++i) {
-        Doubles& p = st[kRowState[i]];
+        Doubles& p = seen[kRowState[i]];
         for (size_t c = 0; c < C; ++c) {
           const double u = U[i * C + c];
-          for (size_t j = 0; j < k; ++j) y[(i * k + j) * C + c] = u + (p[c] - u) * mix[j * C + c];
+          for (size_t j = 0; j < k; ++j)
+            y[(i * k + j) * C + c] = u + (p[c] - u) * (double(mix[j * C + c]) + (cs.dd ? D[i * ldd + j * C + c] : 0.f));
           p[c] = u;
         }
       }
+      if (cs.advance) st = seen;
       Doubles want = y;
       want.insert(want.end(), st[0].begin(), st[0].end());
       want.insert(want.end(), st[1].begin(), st[1].end());
@@ -731,7 +744,8 @@ TEST_SUITE(RILL_OPS_SUITE) {
               States s(pa, pb);
               Floats Uc = U, Y(in_place ? 0 : n * ldy), out;
               float* y_ptr = in_place ? Uc.data() : Y.data();
-              x.backend->ops->token_shift(x, s.ref(), Uc.data(), mix.data(), k, y_ptr, ldy, n, C);
+              x.backend->ops->token_shift(x, s.ref(), Uc.data(), mix.data(), cs.dd ? D.data() : nullptr, ldd, k, y_ptr,
+                                          ldy, n, C, cs.advance);
               for (size_t i = 0; i < n; ++i) out.insert(out.end(), y_ptr + i * ldy, y_ptr + i * ldy + k * C);
               return cat({&out, &s.a, &s.b});
             },
@@ -772,7 +786,8 @@ TEST_SUITE(RILL_OPS_SUITE) {
            return 0.5 * t * (1 + std::tanh(std::sqrt(2.0 / 3.141592653589793) * (t + 0.044715 * t * t * t)));
          }},
         {Act::kSilu, [](double t) { return t * sigmoid(t); }},
-        {Act::kSoftplus, [](double t) { return softplus(t); }}};
+        {Act::kSoftplus, [](double t) { return softplus(t); }},
+        {Act::kExpNegExp, [](double t) { return std::exp(-std::exp(t)); }}};
     for (const auto& a : acts) {
       Doubles want(count);
       for (size_t i = 0; i < count; ++i) want[i] = a.second(v[i]);

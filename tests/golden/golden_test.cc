@@ -14,7 +14,8 @@ using namespace rill_test;
 namespace {
 
 const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
-                         "mamba2_groups", "mamba2_tied_bf16", "rwkv7_fla_world", "rwkv7_blink_bf16", "../fuzz/rwkv7_world_tiny"};
+                         "mamba2_groups", "mamba2_tied_bf16", "rwkv7_fla_world", "rwkv7_blink_bf16", "../fuzz/rwkv7_world_tiny",
+                         "rwkv6_hf_world", "rwkv6_blink_bf16"};
 
 struct Fixture {
   TempDir tmp;
@@ -58,7 +59,7 @@ struct Fixture {
     };
     static const Kind kMamba[] = {{"conv", "conv"}, {"ssm", "ssm"}};
     static const Kind kRwkv[] = {{"att_shift", "att"}, {"ffn_shift", "ffn"}, {"wkv", "wkv"}};
-    const bool rwkv = info.arch == Arch::kRwkv7;
+    const bool rwkv = info.arch == Arch::kRwkv7 || info.arch == Arch::kRwkv6;
     const Kind* kinds = rwkv ? kRwkv : kMamba;
     const size_t n_kinds = rwkv ? 3 : 2;
     for (size_t k = 0; k < n_kinds; ++k) {
@@ -86,7 +87,7 @@ struct Fixture {
 }  // namespace
 
 TEST_SUITE("golden") {
-  TEST_CASE("mamba1/mamba2/rwkv7 f32: every step's logits and the final state match the parallel-scan reference") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7 f32: every step's logits and the final state match the parallel-scan reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -107,7 +108,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2/rwkv7: prefill then step leaves the same state and logits as stepping") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7: prefill then step leaves the same state and logits as stepping") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -130,7 +131,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2/rwkv7 f16 weights stay close to the f32 reference") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7 f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);

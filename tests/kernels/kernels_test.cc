@@ -401,7 +401,7 @@ TEST_SUITE("kernels") {
     std::mt19937 rng(47);
     std::normal_distribution<float> nd(0.f, 3.f);
     const Act kinds[] = {Act::kTanh, Act::kSigmoid, Act::kReluSq, Act::kRwkv7Decay, Act::kGeluErf,
-                         Act::kGeluTanh, Act::kSilu, Act::kSoftplus};
+                         Act::kGeluTanh, Act::kSilu, Act::kSoftplus, Act::kExpNegExp};
     std::vector<float> x(53);
     for (auto& v : x) v = nd(rng);
     x[3] = 0.f, x[4] = 1e-6f, x[5] = -1e-6f, x[6] = 95.f, x[7] = -95.f, x[8] = INFINITY, x[9] = -INFINITY;

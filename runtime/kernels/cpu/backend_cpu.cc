@@ -300,17 +300,26 @@ void running_mean(const Exec&, StateRef mean, StateRef count, float* X, size_t n
 }
 
 // Rows of one stream follow each other through `prev`, so the split is over channels.
-void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
-                 size_t n, size_t C) {
+void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix, const float* D, size_t ldd, size_t k,
+                 float* Y, size_t ldy, size_t n, size_t C, bool advance) {
   split(x, C, 16, n * C * (k + 1), kRowSplit, [&](size_t c0, size_t c1) {
     for (size_t i = 0; i < n; ++i) {
       float* p = prev.row(i);
+      // Without advancing, a row sees the input of the last row before it of the same stream, if any.
+      const float* src = p;
+      for (size_t j = i; !advance && j-- > 0;)
+        if (prev.row(j) == p) {
+          src = U + j * C;
+          break;
+        }
       const float* u = U + i * C;
+      const float* d_row = D ? D + i * ldd : nullptr;
       float* y = Y + i * ldy;
       for (size_t c = c0; c < c1; ++c) {
-        const float uc = u[c], d = p[c] - uc;  // read before y (which may be u) is written
-        p[c] = uc;
-        for (size_t j = 0; j < k; ++j) y[j * C + c] = uc + d * mix[j * C + c];
+        const float uc = u[c], d = src[c] - uc;  // read before y (which may be u) is written
+        if (advance) p[c] = uc;
+        for (size_t j = 0; j < k; ++j)
+          y[j * C + c] = uc + d * (d_row ? mix[j * C + c] + d_row[j * C + c] : mix[j * C + c]);
       }
     }
   });

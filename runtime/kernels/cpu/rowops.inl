@@ -29,6 +29,8 @@ inline typename V::R act1(Act kind, typename V::R x) {
       return V::exp(V::mul(V::set1(-0.6065306597126334f), sigmoid_v<V>(x)));
     case Act::kSilu:
       return V::mul(x, sigmoid_v<V>(x));
+    case Act::kExpNegExp:  // exp's clamp keeps e^x finite, so the result is at least e^-87.3, never 0
+      return V::exp(V::sub(V::zero(), V::exp(x)));
     case Act::kGeluErf: {  // x/2 (1 + erf(x / sqrt 2)), 1 + erf(z) = erfc(-z)
       // erfc(a) for a = |z| >= 0 by Numerical Recipes' fit t exp(-a^2 + P(t)), t = 1 / (1 + a/2),
       // fractional error < 1.2e-7 everywhere; 1 + erf(z) is erfc(a) for z < 0 and 2 - erfc(a) else.

@@ -140,7 +140,8 @@ static_assert(static_cast<uint32_t>(DType::kF32) == kF32 && static_cast<uint32_t
 static_assert(static_cast<int>(Act::kTanh) == 0 && static_cast<int>(Act::kSigmoid) == 1 &&
                   static_cast<int>(Act::kReluSq) == 2 && static_cast<int>(Act::kRwkv7Decay) == 3 &&
                   static_cast<int>(Act::kGeluErf) == 4 && static_cast<int>(Act::kGeluTanh) == 5 &&
-                  static_cast<int>(Act::kSilu) == 6 && static_cast<int>(Act::kSoftplus) == 7,
+                  static_cast<int>(Act::kSilu) == 6 && static_cast<int>(Act::kSoftplus) == 7 &&
+                  static_cast<int>(Act::kExpNegExp) == 8,
               "act_k numbers the functions as Act does");
 
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -766,20 +767,30 @@ void attend(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, c
       Kr.base, Kr.offset, Vr.base, Vr.offset, f16, Kn, Vn, P, n, KV * D, window);
 }
 
-__global__ void token_shift_k(unsigned char* const* base, uint64_t off, const float* U, const float* mix, uint64_t k,
-                              float* Y, uint64_t ldy, uint64_t n, uint64_t C) {
+__global__ void token_shift_k(unsigned char* const* base, uint64_t off, const float* U, const float* mix,
+                              const float* D, uint64_t ldd, uint64_t k, float* Y, uint64_t ldy, uint64_t n, uint64_t C,
+                              bool advance) {
   const uint64_t c = thread_index();
   if (c >= C) return;
   for (uint64_t i = 0; i < n; ++i) {
     float* p = state_row(base, i, off);
-    const float uc = U[i * C + c], d = p[c] - uc;
-    p[c] = uc;
-    for (uint64_t j = 0; j < k; ++j) Y[i * ldy + j * C + c] = uc + d * mix[j * C + c];
+    const float* src = p;  // without advancing: the input of the last row before of the same stream
+    for (uint64_t j = i; !advance && j-- > 0;)
+      if (state_row(base, j, off) == p) {
+        src = U + j * C;
+        break;
+      }
+    const float uc = U[i * C + c], d = src[c] - uc;
+    if (advance) p[c] = uc;
+    for (uint64_t j = 0; j < k; ++j)
+      Y[i * ldy + j * C + c] = uc + d * (D ? mix[j * C + c] + D[i * ldd + j * C + c] : mix[j * C + c]);
   }
 }
-void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y, size_t ldy,
-                 size_t n, size_t C) {
-  if (n && C) RILL_LAUNCH(token_shift_k, grid_for(C), kThreads, 0, stream_of(x))(prev.base, prev.offset, U, mix, k, Y, ldy, n, C);
+void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix, const float* D, size_t ldd, size_t k,
+                 float* Y, size_t ldy, size_t n, size_t C, bool advance) {
+  if (n && C)
+    RILL_LAUNCH(token_shift_k, grid_for(C), kThreads, 0, stream_of(x))(prev.base, prev.offset, U, mix, D, ldd, k, Y,
+                                                                      ldy, n, C, advance);
 }
 
 // ---- gates and activations (elementwise over `count`, or over n rows of d)
@@ -817,6 +828,7 @@ __global__ void act_k(int kind, float* Y, uint64_t count) {
     case 4: r = 0.5f * y * (1.f + erff(y * 0.7071067811865476f)); break;
     case 5: r = 0.5f * y * (1.f + tanhf(0.7978845608028654f * (y + 0.044715f * y * y * y))); break;
     case 7: r = softplusf_(y); break;
+    case 8: r = expf(-expf(y)); break;
     default: r = y * sigmoidf_(y); break;  // 6: SiLU
   }
   Y[i] = r;

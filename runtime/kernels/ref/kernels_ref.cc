@@ -338,6 +338,9 @@ void act__ref(Act kind, float* y, size_t n) {
     case Act::kSoftplus:
       for (size_t i = 0; i < n; ++i) y[i] = softplus(y[i]);
       break;
+    case Act::kExpNegExp:
+      for (size_t i = 0; i < n; ++i) y[i] = std::exp(-std::exp(y[i]));
+      break;
   }
 }
 

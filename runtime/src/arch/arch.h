@@ -37,6 +37,7 @@ const Architecture* find_arch(Arch a);
 extern const Architecture kMamba1;
 extern const Architecture kMamba2;
 extern const Architecture kRwkv7;
+extern const Architecture kRwkv6;
 extern const Architecture kS4d;
 extern const Architecture kRecurrentGemma;
 extern const Architecture kMamba2Hybrid;
@@ -112,6 +113,10 @@ void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h);
 
 // Y = W X (+ b, when the model has it) over n rows: X rows ldx apart, Y [n, W.rows()].
 void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n);
+// Out [n, up.rows()] = bias + up act(down X): a LoRA with bottleneck `low` [n, down.rows()] (RWKV's
+// decay, gate and mixes). X rows ldx apart; act and bias may be null.
+void lora(const Exec& x, const TensorView& down, const TensorView& up, const float* bias, const float* X, size_t ldx,
+          const Act* act, float* low, float* out, size_t n);
 
 // The final norm (when the model has norm_f: RMSNorm, or LayerNorm when norm_bias is given) and head
 // (+ decoder_bias) over the last rows.n_out rows of h [n, d]: logits, or a vector model's outputs, into

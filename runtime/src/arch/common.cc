@@ -11,6 +11,16 @@ void linear(const Exec& x, const TensorView& W, const TensorView& b, const float
   if (b) op.add_bias(x, Y, b.f32(), n, W.rows());
 }
 
+void lora(const Exec& x, const TensorView& down, const TensorView& up, const float* bias, const float* X, size_t ldx,
+          const Act* act, float* low, float* out, size_t n) {
+  const Ops& op = *x.backend->ops;
+  const size_t r = down.rows(), C = up.rows();
+  op.matmul(x, down, X, ldx, low, r, n);
+  if (act) op.act(x, *act, low, n * r);
+  op.matmul(x, up, low, r, out, C, n);
+  if (bias) op.add_bias(x, out, bias, n, C);
+}
+
 void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h) {
   const Ops& op = *x.backend->ops;
   const size_t n = r.n;

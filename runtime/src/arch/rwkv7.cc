@@ -37,18 +37,6 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::b, C}, {&Scratch::y, C}, {&Scratch::o, C},       {&Scratch::v_first, C}, {&Scratch::low, &Hyper::max_rank},
     {&Scratch::ffn, F}};
 
-// Out [n, up.rows()] = bias + up act(down X): a LoRA with bottleneck `low` [n, down.rows()]. X rows ldx
-// apart; bias may be null.
-void lora(const Exec& x, const TensorView& down, const TensorView& up, const float* bias, const float* X, size_t ldx,
-          const Act* act, float* low, float* out, size_t n) {
-  const Ops& op = *x.backend->ops;
-  const size_t r = down.rows(), C = up.rows();
-  op.matmul(x, down, X, ldx, low, r, n);
-  if (act) op.act(x, *act, low, n * r);
-  op.matmul(x, up, low, r, out, C, n);
-  if (bias) op.add_bias(x, out, bias, n, C);
-}
-
 // n rows through the whole model: the products over all rows at once; token shifts and wkv7 advance
 // each row's state in row order.
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
@@ -68,7 +56,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
     // Time mixing: token shift x* = u + (previous u - u) mix*, then r, k, v, decay, gates.
     op.layernorm(x, s.h, L.ln1_w.f32(), L.ln1_b.f32(), s.u, n, C, p.norm_eps);
-    op.token_shift(x, state(r, L.att_shift), s.u, L.att_mix.f32(), 6, s.mix, C6, n, C);
+    op.token_shift(x, state(r, L.att_shift), s.u, L.att_mix.f32(), nullptr, 0, 6, s.mix, C6, n, C, true);
     op.matmul(x, L.W_r, xr, C6, s.r, C, n);
     op.matmul(x, L.W_k, xk, C6, s.k, C, n);
     op.matmul(x, L.W_v, xv, C6, v, C, n);
@@ -92,7 +80,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
 
     // Channel mixing: h += W_value relu(W_key (u + (previous u - u) ffn_mix))^2.
     op.layernorm(x, s.h, L.ln2_w.f32(), L.ln2_b.f32(), s.u, n, C, p.norm_eps);
-    op.token_shift(x, state(r, L.ffn_shift), s.u, L.ffn_mix.f32(), 1, s.u, C, n, C);
+    op.token_shift(x, state(r, L.ffn_shift), s.u, L.ffn_mix.f32(), nullptr, 0, 1, s.u, C, n, C, true);
     op.matmul(x, L.ffn_key, s.u, C, s.ffn, F, n);
     op.act(x, Act::kReluSq, s.ffn, n * F);
     op.matmul(x, L.ffn_value, s.ffn, F, s.o, C, n);

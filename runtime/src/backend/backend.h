@@ -140,10 +140,13 @@ struct Ops {
   Required<void(const Exec& x, StateRef Kr, StateRef Vr, bool f16, const float* Q, const float* Kn, const float* Vn,
                 const int64_t* P, float* Y, size_t n, size_t H, size_t KV, size_t D, size_t window, float scale,
                 float* scores)> attend;
-  // RWKV token shift: prev [C] per row. For j < k: Y[i, j*C + c] = u + (prev - u) mix[j*C + c] with
-  // u = U[i, c]; then prev = U[i]. U [n, C]; Y rows ldy apart; Y may be U when k == 1.
-  Required<void(const Exec& x, StateRef prev, const float* U, const float* mix, size_t k, float* Y,
-                size_t ldy, size_t n, size_t C)> token_shift;
+  // RWKV token shift: prev [C] per row. For j < k: Y[i, j*C + c] = u + (prev - u) m with u = U[i, c] and
+  // m = mix[j*C + c] (+ D[i, j*C + c] where D is given: RWKV-6's data-dependent mix, rows ldd apart);
+  // then, with `advance`, prev = U[i]. Without it no state changes, and row i's prev is still what
+  // stepping would see: U of the last row before it of the same stream, if any. U [n, C]; Y rows ldy
+  // apart; Y may be U when k == 1 and the op advances (without, later rows still read U).
+  Required<void(const Exec& x, StateRef prev, const float* U, const float* mix, const float* D, size_t ldd,
+                size_t k, float* Y, size_t ldy, size_t n, size_t C, bool advance)> token_shift;
 
   // ---- gates and activations
   // dt = clamp(softplus(X + bias), lo, hi), softplus with PyTorch's threshold (x > 20: x); NaN passes

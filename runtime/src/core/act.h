@@ -15,6 +15,7 @@ enum class Act : uint8_t {
   kGeluTanh,    // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's GELU, approximate="tanh"
   kSilu,        // x sigmoid(x)
   kSoftplus,    // log(1 + exp(x)), x itself above 20 (PyTorch's threshold)
+  kExpNegExp,   // exp(-exp(x)): RWKV-6's decay, in (0, 1)
 };
 
 }  // namespace rill

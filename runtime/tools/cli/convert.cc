@@ -18,7 +18,7 @@ int cmd_convert(int argc, char** argv) {
          "Every tensor name and shape is checked against config.json before anything is written; the\n"
          "output appears only when complete. Supported: Mamba-1 (HF MambaForCausalLM and mamba_ssm naming),\n"
          "Mamba-2 (HF Mamba2ForCausalLM and mamba_ssm naming), RWKV-7 (fla rwkv7-*-world layout, or BlinkDL\n"
-         "naming as safetensors), S4D (state-spaces/s4 S4Model with a config.json), RecurrentGemma (HF\n"
+         "naming as safetensors), RWKV-6 (HF Rwkv6ForCausalLM, or BlinkDL naming as safetensors), S4D (state-spaces/s4 S4Model with a config.json), RecurrentGemma (HF\n"
          "RecurrentGemmaForCausalLM), Mamba-2 hybrids (HF GraniteMoeHybridForCausalLM, dense: Granite 4.0-H;\n"
          "NemotronHForCausalLM). The tokenizer beside the checkpoint is embedded: rwkv_vocab_v20230424.txt\n"
          "(RWKV world), else tokenizer.json (byte-level BPE, e.g. GPT-NeoX for Mamba), else tokenizer.model\n"
