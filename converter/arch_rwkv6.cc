@@ -50,6 +50,9 @@ bool rwkv6_matches(const ArchInput& in) {
 FileContent rwkv6_content(const ArchInput& in) {
   const Checkpoint& ck = in.ck;
   const Names nm{ck.find("emb.weight") == nullptr};
+  if (nm.hf && !ck.find("rwkv.embeddings.weight") && ck.find("model.embeddings.weight"))
+    throw ConvertError("checkpoint: flash-linear-attention's RWKV6 layout (model.layers.*.attn) is not supported; rill "
+                       "reads the HF Rwkv6ForCausalLM layout (RWKV/v6-Finch-*-HF) and BlinkDL's naming");
   const json cfg = parse_config(in.config_text.empty() ? "{}" : in.config_text);
   std::vector<std::string> unknown;
   check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);

@@ -167,6 +167,38 @@ elif name == "rwkv7-0.1B-world":  # flash-linear-attention RWKV7ForCausalLM, bfl
              Dg=cfg["gate_low_rank_dim"], eps=cfg["norm_eps"])
     W = r7.to_fla(r7.random_weights(rng, c), c)
     dtype, tok = "BF16", "rwkv_vocab_v20230424.txt"
+elif name == "rwkv6-world-1.6b-hf":  # HF Rwkv6ForCausalLM (RWKV/v6-Finch-1B6-HF), bfloat16, 1.6 B parameters
+    # Written tensor by tensor (write_streamed): the names and shapes of make_golden_rwkv6.names(), the
+    # scales of its random_weights(); LoRA ranks 32 (mix) and 64 (decay), as the authors use below 4096.
+    import make_golden_rwkv6 as r6
+    C, N, L, F, V = cfg["hidden_size"], cfg["head_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
+    c = dict(C=C, L=L, H=C // N, N=N, F=F, V=V, Dm=32, Dd=64)
+    nm = r6.names(c, hf=True)
+    uni = lambda lo, hi: (lambda s: rng.uniform(lo, hi, s).astype(np.float32))  # noqa: E731
+    gauss = lambda std: (lambda s: normal(std, s))  # noqa: E731
+    shapes = {"emb": ((V, C), gauss(1)), "ln0_w": ((C,), uni(0.5, 1.5)), "ln0_b": ((C,), gauss(0.1)),
+              "lnout_w": ((C,), uni(0.5, 1.5)), "lnout_b": ((C,), gauss(0.1)), "head": ((V, C), gauss(C ** -0.5))}
+    for i in range(L):
+        p = f"{i}."
+        for n in ("ln1", "ln2", "lnx"):
+            shapes[p + n + "_w"], shapes[p + n + "_b"] = ((C,), uni(0.5, 1.5)), ((C,), gauss(0.1))
+        for n in "xwkvrg":
+            shapes[p + "maa_" + n] = ((1, 1, C), uni(0, 1))
+        shapes[p + "maa_w1"] = ((C, 5 * 32), gauss(C ** -0.5))
+        shapes[p + "maa_w2"] = ((5, 32, C), gauss(0.3 * 32 ** -0.5))
+        shapes[p + "decay"] = ((1, 1, C), uni(-6, 0))
+        shapes[p + "decay_w1"] = ((C, 64), gauss(C ** -0.5))
+        shapes[p + "decay_w2"] = ((64, C), gauss(0.5 * 64 ** -0.5))
+        shapes[p + "faaaa"] = ((C // N, N), gauss(0.5))
+        for n in ("Wr", "Wk", "Wv", "Wg", "Wo", "ffn_r"):
+            shapes[p + n] = ((C, C), gauss(C ** -0.5))
+        shapes[p + "ffn_maa_k"], shapes[p + "ffn_maa_r"] = ((1, 1, C), uni(0, 1)), ((1, 1, C), uni(0, 1))
+        shapes[p + "ffn_key"], shapes[p + "ffn_value"] = ((F, C), gauss(C ** -0.5)), ((C, F), gauss(F ** -0.5))
+    n_params = write_streamed(os.path.join(out, "model.safetensors"), [(nm[k], s, f) for k, (s, f) in shapes.items()])
+    shutil.copyfile(os.path.join(root, "data/tokenizers/rwkv_vocab_v20230424.txt"),
+                    os.path.join(out, "rwkv_vocab_v20230424.txt"))
+    print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16) + rwkv_vocab_v20230424.txt in {out}")
+    sys.exit(0)
 elif name.startswith("granite-4.0-h") or name.startswith("nemotron-h"):
     hybrid_checkpoint(name, cfg, out)  # written tensor by tensor (up to 4 B parameters)
     sys.exit(0)

@@ -3,7 +3,7 @@
 # The language models with their tokenizers: rill convert with the tokenizer found beside it, inspect,
 # rill run --prompt streaming text, and the model's embedded tokenizer tokenizing as the tokenizer file does.
 set(prompt "The Eiffel tower is in")
-foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world)
+foreach(name mamba-130m-hf mamba2-130m mamba2-130m-hf rwkv7-0.1B-world rwkv6-world-1.6b-hf)
   if(NOT name STREQUAL NAME)
     continue()
   endif()

@@ -101,6 +101,16 @@ TEST_SUITE("converter") {
       const auto dir = with_config(tmp, "rwkv7_fla_world", [](json& j) { j["attn"] = json{{"layers", {1}}}; });
       CHECK(contains(convert_ckpt(dir, out), "\"attn\" is set"));
     }
+    SUBCASE("rwkv6: config disagreeing with tensor shapes, attention_hidden_size apart, tied head, unknown key") {
+      auto dir = with_config(tmp, "rwkv6_hf_world", [](json& j) { j["head_size"] = 32; });
+      CHECK(contains(convert_ckpt(dir, out), "head_size = 32 but the tensors say 64"));
+      dir = with_config(tmp, "rwkv6_hf_world", [](json& j) { j["attention_hidden_size"] = 256; });
+      CHECK(contains(convert_ckpt(dir, out), "rill runs attention_hidden_size = hidden_size"));
+      dir = with_config(tmp, "rwkv6_hf_world", [](json& j) { j["tie_word_embeddings"] = true; });
+      CHECK(contains(convert_ckpt(dir, out), "tie_word_embeddings=true is not supported"));
+      dir = with_config(tmp, "rwkv6_hf_world", [](json& j) { j["use_glu"] = true; });
+      CHECK(contains(convert_ckpt(dir, out), "use_glu"));
+    }
     SUBCASE("rwkv7: a malformed world vocabulary names the line") {
       const std::string dir = tmp.file("ck");
       copy_dir(golden_dir("rwkv7_fla_world"), dir);

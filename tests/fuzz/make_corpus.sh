@@ -15,13 +15,15 @@ $rill convert tests/fuzz/rwkv7_world_tiny -o $tmp/e.rill -q --dtype f16
 $rill convert tests/golden/rwkv7_blink_bf16 -o $tmp/f.rill -q --dtype f16
 cp $tmp/e.rill $c/model/rwkv7_world_tiny_f16.bin
 cp $tmp/f.rill $c/model/rwkv7_blink_f16.bin
+$rill convert tests/golden/rwkv6_blink_bf16 -o $c/model/rwkv6_blink_f16.bin -q --dtype f16
 cp $tmp/a.rill $c/model/awkward_f32.bin
 cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin
 cp $tmp/c.rill $c/model/bytes_f16.bin
 head -c 3000 $tmp/c.rill > $c/model/bytes_truncated.bin
 # Quantized models of every architecture (int8 per row, int4 in groups of 32 and 64).
-for q in "tests/golden/mamba1_hf_f16_tied mamba1" "tests/golden/mamba2_tied_bf16 mamba2" "tests/fuzz/rwkv7_world_tiny rwkv7"; do
+for q in "tests/golden/mamba1_hf_f16_tied mamba1" "tests/golden/mamba2_tied_bf16 mamba2" "tests/fuzz/rwkv7_world_tiny rwkv7" \
+         "tests/golden/rwkv6_blink_bf16 rwkv6"; do
   set -- $q
   $rill convert $1 -o $c/model/${2}_q8.bin -q --dtype q8
   $rill convert $1 -o $c/model/${2}_q4.bin -q --dtype q4

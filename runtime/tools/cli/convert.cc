@@ -198,6 +198,11 @@ int cmd_inspect(int argc, char** argv) {
                 p->d_model(), p->n_layer(), p->vocab_size(), p->n_heads(), p->head_size(), p->d_ffn(), p->rank_w(),
                 p->rank_a(), p->rank_v(), p->rank_g(), static_cast<double>(p->norm_eps()),
                 static_cast<double>(p->group_norm_eps()));
+  if (const auto* p = m->params_as_Rwkv6Params())
+    std::printf("hyper         d_model=%u n_layer=%u vocab=%u heads=%u head_size=%u d_ffn=%u lora_ranks mix/decay=%u/%u"
+                " eps=%g group_norm_eps=%g\n",
+                p->d_model(), p->n_layer(), p->vocab_size(), p->n_heads(), p->head_size(), p->d_ffn(), p->rank_mix(),
+                p->rank_decay(), static_cast<double>(p->norm_eps()), static_cast<double>(p->group_norm_eps()));
   uint64_t by_dtype[5] = {0}, n_params = 0;
   size_t n_tensors = 0;
   auto visit = [&](const fb::Tensor* t, const std::string& prefix, bool print) {
