@@ -182,6 +182,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
                                reinterpret_cast<const void*>(o.add.fn), reinterpret_cast<const void*>(o.add_bias.fn),
                                reinterpret_cast<const void*>(o.mul.fn), reinterpret_cast<const void*>(o.lerp.fn),
                                reinterpret_cast<const void*>(o.wkv7_keys.fn), reinterpret_cast<const void*>(o.wkv7_bonus.fn),
+                               reinterpret_cast<const void*>(o.delta_keys.fn),
                                reinterpret_cast<const void*>(o.s4d_step.fn), reinterpret_cast<const void*>(o.running_mean.fn),
                                reinterpret_cast<const void*>(o.glu.fn), reinterpret_cast<const void*>(o.standardize.fn),
                                reinterpret_cast<const void*>(o.scale.fn), reinterpret_cast<const void*>(o.positions.fn),
@@ -704,6 +705,45 @@ TEST_SUITE(RILL_OPS_SUITE) {
             return Y;
           },
           want_bonus, tol_rel(want_bonus, 1e-5, 1e-5));
+  }
+
+  TEST_CASE("delta_keys (Gated DeltaNet): two value heads per key head, a head of zeros, strided rows") {
+    std::mt19937 rng(29);
+    const size_t n = 3, H = 2, Hv = 4, K = 5, Vd = 3, ldx = 2 * H * K + Hv * Vd + 4, ldb = 7;
+    Floats X = randn(n * ldx, rng), dt(n * Hv), A(Hv), Bl = randn(n * ldb, rng, 3.f);
+    std::uniform_real_distribution<float> ud(0.01f, 1.f);
+    for (float& v : dt) v = ud(rng);
+    for (float& v : A) v = -4.f * ud(rng);
+    for (size_t j = 0; j < K; ++j) X[ldx + H * K + K + j] = 0.f;  // row 1, key head 1: all zero (the 1e-6 floor)
+    const float beta_scale = 2.f;
+    Doubles R(n * Hv * K), W(n * Hv * K), Kn(n * Hv * K), B(n * Hv * K), Vo(n * Hv * Vd);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t hv = 0; hv < Hv; ++hv) {
+        const size_t hk = hv / (Hv / H);
+        const float *q = X.data() + i * ldx + hk * K, *k = X.data() + i * ldx + H * K + hk * K;
+        double sq = 0, sk = 0;
+        for (size_t j = 0; j < K; ++j) sq += double(q[j]) * q[j], sk += double(k[j]) * k[j];
+        const double alpha = std::exp(double(A[hv]) * dt[i * Hv + hv]),
+                     beta = beta_scale / (1 + std::exp(-double(Bl[i * ldb + hv])));
+        for (size_t j = 0; j < K; ++j) {
+          const size_t o = (i * Hv + hv) * K + j;
+          R[o] = q[j] / std::sqrt(sq + 1e-6) / std::sqrt(double(K));
+          Kn[o] = k[j] / std::sqrt(sk + 1e-6);
+          W[o] = alpha;
+          B[o] = -alpha * beta * Kn[o];
+        }
+        for (size_t c = 0; c < Vd; ++c) Vo[(i * Hv + hv) * Vd + c] = beta * X[i * ldx + 2 * H * K + hv * Vd + c];
+      }
+    Doubles want = R;
+    for (const Doubles* d : {&W, &Kn, &B, &Vo}) want.insert(want.end(), d->begin(), d->end());
+    check("delta_keys",
+          [&](const Exec& x) {
+            Floats r(n * Hv * K), w(n * Hv * K), kn(n * Hv * K), b(n * Hv * K), vo(n * Hv * Vd);
+            x.backend->ops->delta_keys(x, X.data(), ldx, dt.data(), A.data(), Bl.data(), ldb, beta_scale, r.data(),
+                                       w.data(), kn.data(), b.data(), vo.data(), n, H, Hv, K, Vd);
+            return cat({&r, &w, &kn, &b, &vo});
+          },
+          want, tol_rel(want, 1e-5, 1e-6));
   }
 
   TEST_CASE("token_shift: six mixes into strided rows, one in place, data-dependent mixes with and without advancing; rows of two states") {

@@ -490,6 +490,32 @@ void wkv7_bonus(const Exec&, float* Y, const float* R, const float* K, const flo
     }
 }
 
+void delta_keys(const Exec&, const float* X, size_t ldx, const float* dt, const float* A, const float* Bl, size_t ldb,
+                float beta_scale, float* R, float* W, float* Kn, float* B, float* Vout, size_t n, size_t H, size_t Hv,
+                size_t K, size_t Vd) {
+  const size_t kd = H * K, per = Hv / H;
+  const float scale = 1.f / std::sqrt(static_cast<float>(K));
+  for (size_t i = 0; i < n; ++i) {
+    const float *q = X + i * ldx, *k = q + kd, *v = k + kd;
+    for (size_t hv = 0; hv < Hv; ++hv) {
+      const float *qh = q + (hv / per) * K, *kh = k + (hv / per) * K;
+      float sq = 0.f, sk = 0.f;
+      for (size_t j = 0; j < K; ++j) sq += qh[j] * qh[j], sk += kh[j] * kh[j];
+      const float iq = scale / std::sqrt(sq + 1e-6f), ik = 1.f / std::sqrt(sk + 1e-6f);
+      const float alpha = std::exp(A[hv] * dt[i * Hv + hv]), beta = beta_scale * kernels::sigmoid(Bl[i * ldb + hv]);
+      const size_t o = (i * Hv + hv) * K;
+      for (size_t j = 0; j < K; ++j) {
+        const float kk = kh[j] * ik;
+        R[o + j] = qh[j] * iq;
+        W[o + j] = alpha;
+        Kn[o + j] = kk;
+        B[o + j] = -alpha * beta * kk;
+      }
+      for (size_t c = 0; c < Vd; ++c) Vout[(i * Hv + hv) * Vd + c] = beta * v[hv * Vd + c];
+    }
+  }
+}
+
 const Ops kCpuOps = {
     .embed = embed,
     .matmul_by_dtype = {matmul<slice_f32>, matmul<slice_f16>, nullptr, matmul<slice_q8>, matmul<slice_q4>},
@@ -519,6 +545,7 @@ const Ops kCpuOps = {
     .standardize = standardize,
     .wkv7_keys = wkv7_keys,
     .wkv7_bonus = wkv7_bonus,
+    .delta_keys = delta_keys,
 };
 
 // ---- memory: the host's

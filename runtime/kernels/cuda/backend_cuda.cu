@@ -905,6 +905,37 @@ void wkv7_keys(const Exec& x, float* K, const float* A, const float* k_k, const 
   if (n && H) RILL_LAUNCH(wkv7_keys_k, static_cast<unsigned>(n * H), 64, 0, stream_of(x))(K, A, k_k, k_a, NA, B, H, N);
 }
 
+// Block per (row i, value head hv).
+__global__ void delta_keys_k(const float* X, uint64_t ldx, const float* dt, const float* A, const float* Bl, uint64_t ldb,
+                             float beta_scale, float* R, float* W, float* Kn, float* B, float* Vout, uint64_t H,
+                             uint64_t Hv, uint64_t K, uint64_t Vd) {
+  const uint64_t i = blockIdx.x / Hv, hv = blockIdx.x % Hv, hk = hv / (Hv / H);
+  const float* qh = X + i * ldx + hk * K;
+  const float* kh = X + i * ldx + H * K + hk * K;
+  const float* v = X + i * ldx + 2 * H * K + hv * Vd;
+  float sq = 0.f, sk = 0.f;
+  for (uint64_t j = threadIdx.x; j < K; j += blockDim.x) sq += qh[j] * qh[j], sk += kh[j] * kh[j];
+  const float iq = 1.f / sqrtf(static_cast<float>(K)) / sqrtf(block_sum(sq) + 1e-6f);
+  const float ik = 1.f / sqrtf(block_sum(sk) + 1e-6f);
+  const float alpha = expf(A[hv] * dt[i * Hv + hv]), beta = beta_scale * sigmoidf_(Bl[i * ldb + hv]);
+  const uint64_t o = (i * Hv + hv) * K;
+  for (uint64_t j = threadIdx.x; j < K; j += blockDim.x) {
+    const float kk = kh[j] * ik;
+    R[o + j] = qh[j] * iq;
+    W[o + j] = alpha;
+    Kn[o + j] = kk;
+    B[o + j] = -alpha * beta * kk;
+  }
+  for (uint64_t c = threadIdx.x; c < Vd; c += blockDim.x) Vout[(i * Hv + hv) * Vd + c] = beta * v[c];
+}
+void delta_keys(const Exec& x, const float* X, size_t ldx, const float* dt, const float* A, const float* Bl, size_t ldb,
+                float beta_scale, float* R, float* W, float* Kn, float* B, float* Vout, size_t n, size_t H, size_t Hv,
+                size_t K, size_t Vd) {
+  if (n && Hv)
+    RILL_LAUNCH(delta_keys_k, static_cast<unsigned>(n * Hv), 64, 0, stream_of(x))(X, ldx, dt, A, Bl, ldb, beta_scale, R,
+                                                                                 W, Kn, B, Vout, H, Hv, K, Vd);
+}
+
 __global__ void wkv7_bonus_k(float* Y, const float* R, const float* K, const float* r_k, const float* V, uint64_t H,
                              uint64_t N) {
   const uint64_t i = blockIdx.x / H, h = blockIdx.x % H, o = i * H * N + h * N;
@@ -947,6 +978,7 @@ const Ops kCudaOps = {
     .standardize = standardize,
     .wkv7_keys = wkv7_keys,
     .wkv7_bonus = wkv7_bonus,
+    .delta_keys = delta_keys,
 };
 
 // ---- memory

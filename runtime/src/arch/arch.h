@@ -38,6 +38,7 @@ extern const Architecture kMamba1;
 extern const Architecture kMamba2;
 extern const Architecture kRwkv7;
 extern const Architecture kRwkv6;
+extern const Architecture kGatedDeltaNet;
 extern const Architecture kS4d;
 extern const Architecture kRecurrentGemma;
 extern const Architecture kMamba2Hybrid;

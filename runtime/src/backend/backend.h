@@ -171,6 +171,17 @@ struct Ops {
   Required<void(const Exec& x, float* Y, const float* R, const float* K, const float* r_k, const float* V,
                 size_t n, size_t H, size_t N)> wkv7_bonus;
 
+  // Gated DeltaNet's wkv inputs, per row (docs/architectures.md, Gated DeltaNet). X rows ldx apart hold
+  // q [H*K], k [H*K], v [Hv*Vd] in that order; dt [n, Hv] (after softplus), A [Hv] (< 0); Bl the β
+  // logits, rows ldb apart. q and k are L2-normalised per head, x / sqrt(sum x^2 + 1e-6), and q is
+  // scaled by K^-1/2. Per value head hv, of key head hv / (Hv / H):
+  //   α = exp(A[hv] dt[hv]);  β = beta_scale sigmoid(Bl[hv]);
+  //   R = q;  W = α;  Kn = k;  B = −α β k   (each [n, Hv*K]);   Vout = β v   ([n, Hv*Vd])
+  // so that wkv(S, R, W, Kn, Vout, a = Kn, B) is S ← α S (I − β k kᵀ) + β v kᵀ, y = S q.
+  Required<void(const Exec& x, const float* X, size_t ldx, const float* dt, const float* A, const float* Bl,
+                size_t ldb, float beta_scale, float* R, float* W, float* Kn, float* B, float* Vout, size_t n,
+                size_t H, size_t Hv, size_t K, size_t Vd)> delta_keys;
+
   void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) const {
     matmul_by_dtype[static_cast<size_t>(W.dtype)](x, W, X, ldx, Y, ldy, n);
   }
