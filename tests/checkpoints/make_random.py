@@ -199,6 +199,31 @@ elif name == "rwkv6-world-1.6b-hf":  # HF Rwkv6ForCausalLM (RWKV/v6-Finch-1B6-HF
                     os.path.join(out, "rwkv_vocab_v20230424.txt"))
     print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16) + rwkv_vocab_v20230424.txt in {out}")
     sys.exit(0)
+elif name == "gated-deltanet-1.3b":  # fla GatedDeltaNetForCausalLM, bfloat16, 1.4 B parameters
+    # Written tensor by tensor; the matrices are zeros (a sparse file, as the Nemotron-H 4B shape's), the
+    # vectors random. The MLP width is fla's GatedMLP default for intermediate_size null:
+    # 2/3 * hidden_ratio * hidden_size rounded up to a multiple of 256.
+    d, L, H, K, Vocab = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_heads"], cfg["head_dim"], cfg["vocab_size"]
+    V = int(K * cfg["expand_v"])
+    F = int(d * cfg["hidden_ratio"] * 2 / 3)
+    F = 256 * ((F + 255) // 256)
+    ones = lambda s: np.ones(s, np.float32)  # noqa: E731
+    S = [("model.embeddings.weight", (Vocab, d), lambda s: normal(1, s)), ("model.norm.weight", (d,), ones),
+         ("lm_head.weight", (Vocab, d), None)]
+    for i in range(L):
+        p, a = f"model.layers.{i}.", f"model.layers.{i}.attn."
+        S += [(p + "attn_norm.weight", (d,), ones), (p + "mlp_norm.weight", (d,), ones),
+              (a + "A_log", (H,), lambda s: np.log(rng.uniform(1, 16, s)).astype(np.float32)),
+              (a + "dt_bias", (H,), lambda s: inv_softplus_dt(s[0])), (a + "o_norm.weight", (V,), ones)]
+        for n, rows in (("q", H * K), ("k", H * K), ("v", H * V), ("g", H * V), ("a", H), ("b", H)):
+            S.append((a + n + "_proj.weight", (rows, d), None))
+        for n, ch in (("q", H * K), ("k", H * K), ("v", H * V)):
+            S.append((a + n + "_conv1d.weight", (ch, 1, 4), lambda s: normal(0.5, s)))
+        S += [(a + "o_proj.weight", (d, H * V), None), (p + "mlp.gate_proj.weight", (F, d), None),
+              (p + "mlp.up_proj.weight", (F, d), None), (p + "mlp.down_proj.weight", (d, F), None)]
+    n_params = write_streamed(os.path.join(out, "model.safetensors"), S)
+    print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16, matrices zero) in {out}")
+    sys.exit(0)
 elif name.startswith("granite-4.0-h") or name.startswith("nemotron-h"):
     hybrid_checkpoint(name, cfg, out)  # written tensor by tensor (up to 4 B parameters)
     sys.exit(0)

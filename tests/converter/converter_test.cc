@@ -111,6 +111,18 @@ TEST_SUITE("converter") {
       dir = with_config(tmp, "rwkv6_hf_world", [](json& j) { j["use_glu"] = true; });
       CHECK(contains(convert_ckpt(dir, out), "use_glu"));
     }
+    SUBCASE("gated_deltanet: refused fields and shapes name what is wrong") {
+      auto dir = with_config(tmp, "gated_deltanet_gva_tied", [](json& j) { j["attn"] = json{{"layers", {1}}}; });
+      CHECK(contains(convert_ckpt(dir, out), "\"attn\" is set"));
+      dir = with_config(tmp, "gated_deltanet_gva_tied", [](json& j) { j["use_gate"] = false; });
+      CHECK(contains(convert_ckpt(dir, out), "use_gate=false"));
+      dir = with_config(tmp, "gated_deltanet_gva_tied", [](json& j) { j["num_v_heads"] = 3; });
+      CHECK(contains(convert_ckpt(dir, out), "num_v_heads 3 is not a multiple of num_heads 2"));
+      dir = with_config(tmp, "gated_deltanet_gva_tied", [](json& j) { j["head_dim"] = 8; });
+      CHECK(contains(convert_ckpt(dir, out), "model.layers.0.attn.q_proj.weight: expected [16, 48], got [32, 48]"));
+      dir = with_config(tmp, "gated_deltanet_gva_tied", [](json& j) { j["expand_v"] = 1.7; });
+      CHECK(contains(convert_ckpt(dir, out), "is not a whole number of values"));
+    }
     SUBCASE("rwkv7: a malformed world vocabulary names the line") {
       const std::string dir = tmp.file("ck");
       copy_dir(golden_dir("rwkv7_fla_world"), dir);

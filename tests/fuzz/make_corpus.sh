@@ -16,6 +16,8 @@ $rill convert tests/golden/rwkv7_blink_bf16 -o $tmp/f.rill -q --dtype f16
 cp $tmp/e.rill $c/model/rwkv7_world_tiny_f16.bin
 cp $tmp/f.rill $c/model/rwkv7_blink_f16.bin
 $rill convert tests/golden/rwkv6_blink_bf16 -o $c/model/rwkv6_blink_f16.bin -q --dtype f16
+$rill convert tests/golden/gated_deltanet_gva_tied -o $c/model/gated_deltanet_f16.bin -q --dtype f16
+$rill convert tests/golden/gated_deltanet_gva_tied -o $c/model/gated_deltanet_q8.bin -q --dtype q8
 cp $tmp/a.rill $c/model/awkward_f32.bin
 cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin

@@ -15,7 +15,7 @@ namespace {
 
 const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
                          "mamba2_groups", "mamba2_tied_bf16", "rwkv7_fla_world", "rwkv7_blink_bf16", "../fuzz/rwkv7_world_tiny",
-                         "rwkv6_hf_world", "rwkv6_blink_bf16"};
+                         "rwkv6_hf_world", "rwkv6_blink_bf16", "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied"};
 
 struct Fixture {
   TempDir tmp;
@@ -59,8 +59,9 @@ struct Fixture {
     };
     static const Kind kMamba[] = {{"conv", "conv"}, {"ssm", "ssm"}};
     static const Kind kRwkv[] = {{"att_shift", "att"}, {"ffn_shift", "ffn"}, {"wkv", "wkv"}};
+    static const Kind kDelta[] = {{"conv", "conv"}, {"wkv", "wkv"}};
     const bool rwkv = info.arch == Arch::kRwkv7 || info.arch == Arch::kRwkv6;
-    const Kind* kinds = rwkv ? kRwkv : kMamba;
+    const Kind* kinds = rwkv ? kRwkv : info.arch == Arch::kGatedDeltaNet ? kDelta : kMamba;
     const size_t n_kinds = rwkv ? 3 : 2;
     for (size_t k = 0; k < n_kinds; ++k) {
       const Npy ref = read_npy(dir + "/state_" + kinds[k].file + ".npy");
@@ -87,7 +88,7 @@ struct Fixture {
 }  // namespace
 
 TEST_SUITE("golden") {
-  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7 f32: every step's logits and the final state match the parallel-scan reference") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet f32: every step's logits and the final state match the parallel-scan reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -108,7 +109,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7: prefill then step leaves the same state and logits as stepping") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet: prefill then step leaves the same state and logits as stepping") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -131,7 +132,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7 f16 weights stay close to the f32 reference") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
