@@ -109,6 +109,8 @@ bool rwkv6_matches(const ArchInput& in);
 FileContent rwkv6_content(const ArchInput& in);
 bool gated_deltanet_matches(const ArchInput& in);
 FileContent gated_deltanet_content(const ArchInput& in);
+bool gla_matches(const ArchInput& in);
+FileContent gla_content(const ArchInput& in);
 bool s4d_matches(const ArchInput& in);
 FileContent s4d_content(const ArchInput& in);
 bool recurrent_gemma_matches(const ArchInput& in);

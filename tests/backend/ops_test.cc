@@ -182,7 +182,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
                                reinterpret_cast<const void*>(o.add.fn), reinterpret_cast<const void*>(o.add_bias.fn),
                                reinterpret_cast<const void*>(o.mul.fn), reinterpret_cast<const void*>(o.lerp.fn),
                                reinterpret_cast<const void*>(o.wkv7_keys.fn), reinterpret_cast<const void*>(o.wkv7_bonus.fn),
-                               reinterpret_cast<const void*>(o.delta_keys.fn),
+                               reinterpret_cast<const void*>(o.delta_keys.fn), reinterpret_cast<const void*>(o.gate_keys.fn),
                                reinterpret_cast<const void*>(o.s4d_step.fn), reinterpret_cast<const void*>(o.running_mean.fn),
                                reinterpret_cast<const void*>(o.glu.fn), reinterpret_cast<const void*>(o.standardize.fn),
                                reinterpret_cast<const void*>(o.scale.fn), reinterpret_cast<const void*>(o.positions.fn),
@@ -744,6 +744,39 @@ TEST_SUITE(RILL_OPS_SUITE) {
             return cat({&r, &w, &kn, &b, &vo});
           },
           want, tol_rel(want, 1e-5, 1e-6));
+  }
+
+  TEST_CASE("gate_keys (GLA, RetNet): a data-dependent gate with large logits, or fixed per-head decays; strided rows") {
+    std::mt19937 rng(31);
+    const size_t n = 3, H = 2, K = 5, Vd = 3, ldx = 2 * H * K + H * Vd + 2, ldg = H * K + 3;
+    const Floats X = randn(n * ldx, rng);
+    Floats G = randn(n * ldg, rng, 4.f);
+    G[0] = 40.f, G[1] = -40.f, G[2] = 0.f;
+    const Floats gamma = {0.96875f, 0.984375f};
+    const float normalizer = 16.f, scale = 0.4472136f;
+    for (const bool gated : {true, false}) {
+      CAPTURE(gated);
+      Doubles R(n * H * K), W(n * H * K), Kn(n * H * K), Vo(n * H * Vd);
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t c = 0; c < H * K; ++c) {
+          R[i * H * K + c] = double(X[i * ldx + c]) * scale;
+          Kn[i * H * K + c] = X[i * ldx + H * K + c];
+          const double g = G[i * ldg + c];
+          W[i * H * K + c] = gated ? std::exp(-std::log1p(std::exp(-g)) / normalizer) : gamma[c / K];
+        }
+        for (size_t c = 0; c < H * Vd; ++c) Vo[i * H * Vd + c] = X[i * ldx + 2 * H * K + c];
+      }
+      Doubles want = R;
+      for (const Doubles* d : {&W, &Kn, &Vo}) want.insert(want.end(), d->begin(), d->end());
+      check("gate_keys",
+            [&](const Exec& x) {
+              Floats r(n * H * K), w(n * H * K), kn(n * H * K), vo(n * H * Vd);
+              x.backend->ops->gate_keys(x, X.data(), ldx, gated ? G.data() : nullptr, ldg, gamma.data(), normalizer,
+                                        scale, r.data(), w.data(), kn.data(), vo.data(), n, H, K, Vd);
+              return cat({&r, &w, &kn, &vo});
+            },
+            want, tol_rel(want, 2e-6, 1e-7));
+    }
   }
 
   TEST_CASE("token_shift: six mixes into strided rows, one in place, data-dependent mixes with and without advancing; rows of two states") {

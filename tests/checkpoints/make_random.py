@@ -224,6 +224,18 @@ elif name == "gated-deltanet-1.3b":  # fla GatedDeltaNetForCausalLM, bfloat16, 1
     n_params = write_streamed(os.path.join(out, "model.safetensors"), S)
     print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16, matrices zero) in {out}")
     sys.exit(0)
+elif name == "gla-340m":  # fla GLAForCausalLM, bfloat16, 0.37 B parameters, random weights
+    import make_golden_gla as gla
+    d, H = cfg["hidden_size"], cfg["num_heads"]
+    F = int(d * cfg["hidden_ratio"] * 2 / 3)
+    F = 256 * ((F + 255) // 256)  # fla's GatedMLP default for intermediate_size null
+    c = dict(d=d, L=cfg["num_hidden_layers"], H=H, K=int(d * cfg["expand_k"]) // H, V=int(d * cfg["expand_v"]) // H,
+             R=cfg["gate_low_rank_dim"], F=F, vocab=cfg["vocab_size"], Kc=cfg["conv_size"], conv=cfg["use_short_conv"],
+             tied=cfg["tie_word_embeddings"], fuse_norm=cfg["fuse_norm"])
+    S = [(k, v.shape, (lambda v: lambda s: v.astype(np.float32))(v)) for k, v in gla.random_weights(rng, c).items()]
+    n_params = write_streamed(os.path.join(out, "model.safetensors"), S)
+    print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16) in {out}")
+    sys.exit(0)
 elif name.startswith("granite-4.0-h") or name.startswith("nemotron-h"):
     hybrid_checkpoint(name, cfg, out)  # written tensor by tensor (up to 4 B parameters)
     sys.exit(0)

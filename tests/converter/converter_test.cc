@@ -123,6 +123,18 @@ TEST_SUITE("converter") {
       dir = with_config(tmp, "gated_deltanet_gva_tied", [](json& j) { j["expand_v"] = 1.7; });
       CHECK(contains(convert_ckpt(dir, out), "is not a whole number of values"));
     }
+    SUBCASE("gla: refused fields and shapes name what is wrong") {
+      auto dir = with_config(tmp, "gla_conv_tied", [](json& j) { j["feature_map"] = "relu"; });
+      CHECK(contains(convert_ckpt(dir, out), "feature_map \"relu\" is not supported"));
+      dir = with_config(tmp, "gla_conv_tied", [](json& j) { j["num_kv_heads"] = 1; });
+      CHECK(contains(convert_ckpt(dir, out), "num_kv_heads different from num_heads"));
+      dir = with_config(tmp, "gla_conv_tied", [](json& j) { j["clamp_min"] = -1; });
+      CHECK(contains(convert_ckpt(dir, out), "clamp_min is not supported"));
+      dir = with_config(tmp, "gla_conv_tied", [](json& j) { j["gate_low_rank_dim"] = 16; });
+      CHECK(contains(convert_ckpt(dir, out), "gate_low_rank_dim = 16 but the tensors say 4"));
+      dir = with_config(tmp, "gla_conv_tied", [](json& j) { j["use_short_conv"] = false; });
+      CHECK(contains(convert_ckpt(dir, out), "model.layers.0.attn.q_conv1d.weight"));  // unexpected tensors named
+    }
     SUBCASE("rwkv7: a malformed world vocabulary names the line") {
       const std::string dir = tmp.file("ck");
       copy_dir(golden_dir("rwkv7_fla_world"), dir);

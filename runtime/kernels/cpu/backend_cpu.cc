@@ -516,6 +516,25 @@ void delta_keys(const Exec&, const float* X, size_t ldx, const float* dt, const 
   }
 }
 
+void gate_keys(const Exec&, const float* X, size_t ldx, const float* G, size_t ldg, const float* gamma, float normalizer,
+               float scale, float* R, float* W, float* Kn, float* Vout, size_t n, size_t H, size_t K, size_t Vd) {
+  const size_t kd = H * K, vd = H * Vd;
+  for (size_t i = 0; i < n; ++i) {
+    const float *q = X + i * ldx, *k = q + kd, *v = k + kd;
+    for (size_t c = 0; c < kd; ++c) {
+      R[i * kd + c] = q[c] * scale;
+      Kn[i * kd + c] = k[c];
+      if (G) {  // logsigmoid(g) = min(g, 0) - log1p(exp(-|g|))
+        const float g = G[i * ldg + c];
+        W[i * kd + c] = std::exp((std::fmin(g, 0.f) - std::log1p(std::exp(-std::fabs(g)))) / normalizer);
+      } else {
+        W[i * kd + c] = gamma[c / K];
+      }
+    }
+    for (size_t c = 0; c < vd; ++c) Vout[i * vd + c] = v[c];
+  }
+}
+
 const Ops kCpuOps = {
     .embed = embed,
     .matmul_by_dtype = {matmul<slice_f32>, matmul<slice_f16>, nullptr, matmul<slice_q8>, matmul<slice_q4>},
@@ -546,6 +565,7 @@ const Ops kCpuOps = {
     .wkv7_keys = wkv7_keys,
     .wkv7_bonus = wkv7_bonus,
     .delta_keys = delta_keys,
+    .gate_keys = gate_keys,
 };
 
 // ---- memory: the host's

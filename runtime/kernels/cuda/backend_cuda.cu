@@ -936,6 +936,33 @@ void delta_keys(const Exec& x, const float* X, size_t ldx, const float* dt, cons
                                                                                  W, Kn, B, Vout, H, Hv, K, Vd);
 }
 
+__global__ void gate_keys_k(const float* X, uint64_t ldx, const float* G, uint64_t ldg, const float* gamma,
+                            float normalizer, float scale, float* R, float* W, float* Kn, float* Vout, uint64_t n,
+                            uint64_t H, uint64_t K, uint64_t Vd) {
+  const uint64_t id = thread_index(), kd = H * K, vd = H * Vd, per = 2 * kd + vd;
+  if (id >= n * per) return;
+  const uint64_t i = id / per, c = id % per;
+  const float* x = X + i * ldx;
+  if (c < kd) {
+    R[i * kd + c] = x[c] * scale;
+    if (G) {
+      const float g = G[i * ldg + c];
+      W[i * kd + c] = expf((fminf(g, 0.f) - log1pf(expf(-fabsf(g)))) / normalizer);
+    } else {
+      W[i * kd + c] = gamma[c / K];
+    }
+  } else if (c < 2 * kd) {
+    Kn[i * kd + c - kd] = x[c];
+  } else {
+    Vout[i * vd + c - 2 * kd] = x[c];
+  }
+}
+void gate_keys(const Exec& x, const float* X, size_t ldx, const float* G, size_t ldg, const float* gamma,
+               float normalizer, float scale, float* R, float* W, float* Kn, float* Vout, size_t n, size_t H, size_t K,
+               size_t Vd) {
+  RILL_ELEMENTWISE(gate_keys_k, n * (2 * H * K + H * Vd), (X, ldx, G, ldg, gamma, normalizer, scale, R, W, Kn, Vout, n, H, K, Vd));
+}
+
 __global__ void wkv7_bonus_k(float* Y, const float* R, const float* K, const float* r_k, const float* V, uint64_t H,
                              uint64_t N) {
   const uint64_t i = blockIdx.x / H, h = blockIdx.x % H, o = i * H * N + h * N;
@@ -979,6 +1006,7 @@ const Ops kCudaOps = {
     .wkv7_keys = wkv7_keys,
     .wkv7_bonus = wkv7_bonus,
     .delta_keys = delta_keys,
+    .gate_keys = gate_keys,
 };
 
 // ---- memory

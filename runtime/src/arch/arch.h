@@ -39,6 +39,7 @@ extern const Architecture kMamba2;
 extern const Architecture kRwkv7;
 extern const Architecture kRwkv6;
 extern const Architecture kGatedDeltaNet;
+extern const Architecture kGla;
 extern const Architecture kS4d;
 extern const Architecture kRecurrentGemma;
 extern const Architecture kMamba2Hybrid;
@@ -114,6 +115,12 @@ void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h);
 
 // Y = W X (+ b, when the model has it) over n rows: X rows ldx apart, Y [n, W.rows()].
 void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n);
+// Y [n, heads * V] in place: each head's V values RMS-normalised, times w [V], times silu(G); G [n, heads * V]
+// is overwritten (flash-linear-attention's FusedRMSNormGated: the gate after the norm).
+void gated_head_norm(const Exec& x, float* Y, const float* w, float* G, size_t n, size_t heads, size_t V, float eps);
+// h += down(silu(gate u) * up u), u = RMSNorm(h) * norm: the SwiGLU MLP block. u [n, d], g and up [n, F] scratch.
+void swiglu_block(const Exec& x, const TensorView& norm, const TensorView& gate, const TensorView& up,
+                  const TensorView& down, float* h, float* u, float* g, float* upb, float* o, size_t n, float eps);
 // Out [n, up.rows()] = bias + up act(down X): a LoRA with bottleneck `low` [n, down.rows()] (RWKV's
 // decay, gate and mixes). X rows ldx apart; act and bias may be null.
 void lora(const Exec& x, const TensorView& down, const TensorView& up, const float* bias, const float* X, size_t ldx,

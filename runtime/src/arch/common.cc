@@ -21,6 +21,26 @@ void lora(const Exec& x, const TensorView& down, const TensorView& up, const flo
   if (bias) op.add_bias(x, out, bias, n, C);
 }
 
+void gated_head_norm(const Exec& x, float* Y, const float* w, float* G, size_t n, size_t heads, size_t V, float eps) {
+  const Ops& op = *x.backend->ops;
+  op.rmsnorm(x, Y, w, Y, n * heads, V, eps);
+  op.act(x, Act::kSilu, G, n * heads * V);
+  op.mul(x, Y, G, n * heads * V);
+}
+
+void swiglu_block(const Exec& x, const TensorView& norm, const TensorView& gate, const TensorView& up,
+                  const TensorView& down, float* h, float* u, float* g, float* upb, float* o, size_t n, float eps) {
+  const Ops& op = *x.backend->ops;
+  const size_t d = down.rows(), F = up.rows();
+  op.rmsnorm(x, h, norm.f32(), u, n, d, eps);
+  op.matmul(x, gate, u, d, g, F, n);
+  op.matmul(x, up, u, d, upb, F, n);
+  op.act(x, Act::kSilu, g, n * F);
+  op.mul(x, upb, g, n * F);
+  op.matmul(x, down, upb, F, o, d, n);
+  op.add(x, h, o, n * d);
+}
+
 void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h) {
   const Ops& op = *x.backend->ops;
   const size_t n = r.n;

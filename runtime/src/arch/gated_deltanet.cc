@@ -46,7 +46,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
   const Hyper& p = arch.p;
   const Ops& op = *x.backend->ops;
-  const size_t n = r.n, d = p.d_model, H = p.n_heads, Hv = p.n_v_heads, K = p.head_k, V = p.head_v, F = p.d_ffn;
+  const size_t n = r.n, d = p.d_model, H = p.n_heads, Hv = p.n_v_heads, K = p.head_k, V = p.head_v;
   const size_t conv_dim = 2 * H * K + Hv * V, P = conv_dim + 2 * Hv;
   Scratch s;
   carve(kScratch, p, n, x.scratch, &s);
@@ -62,22 +62,12 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.delta_keys(x, s.qkv, conv_dim, s.dt, L.A.f32(), s.proj + conv_dim + Hv, P, p.neg_eigval ? 2.f : 1.f, s.r, s.w,
                   s.k, s.b, s.v, n, H, Hv, K, V);
     op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, s.k, s.b, s.y, n, Hv, K, V, false);  // y [n, Hv V]
-    // Output: RMSNorm of each head's V values, then times silu(g).
-    op.rmsnorm(x, s.y, L.o_norm.f32(), s.y, n * Hv, V, p.norm_eps);
     op.matmul(x, L.g_proj, s.u, d, s.g, Hv * V, n);
-    op.act(x, Act::kSilu, s.g, n * Hv * V);
-    op.mul(x, s.y, s.g, n * Hv * V);
+    gated_head_norm(x, s.y, L.o_norm.f32(), s.g, n, Hv, V, p.norm_eps);  // RMSNorm per head, times silu(g)
     op.matmul(x, L.out_proj, s.y, Hv * V, s.o, d, n);
     op.add(x, s.h, s.o, n * d);
 
-    // SwiGLU MLP: h += down(silu(gate u) * up u).
-    op.rmsnorm(x, s.h, L.mlp_norm.f32(), s.u, n, d, p.norm_eps);
-    op.matmul(x, L.gate, s.u, d, s.gate, F, n);
-    op.matmul(x, L.up, s.u, d, s.up, F, n);
-    op.act(x, Act::kSilu, s.gate, n * F);
-    op.mul(x, s.up, s.gate, n * F);
-    op.matmul(x, L.down, s.up, F, s.o, d, n);
-    op.add(x, s.h, s.o, n * d);
+    swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);
   }
   lm_head(x, m, r, s.h, s.u, d, p.norm_eps);
 }

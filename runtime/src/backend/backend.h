@@ -182,6 +182,14 @@ struct Ops {
                 size_t ldb, float beta_scale, float* R, float* W, float* Kn, float* B, float* Vout, size_t n,
                 size_t H, size_t Hv, size_t K, size_t Vd)> delta_keys;
 
+  // GLA's and RetNet's wkv inputs, per row: X rows ldx apart hold q [H*K], k [H*K], v [H*V] in that
+  // order. R = scale q, Kn = k, Vout = v (contiguous: [n, H*K], [n, H*K], [n, H*V]); the decay W [n, H*K]
+  // is exp(logsigmoid(G) / normalizer) from G (rows ldg apart, [H*K]: GLA's gate), or, with G null,
+  // gamma[h] over head h's K channels (RetNet's fixed decays).
+  Required<void(const Exec& x, const float* X, size_t ldx, const float* G, size_t ldg, const float* gamma,
+                float normalizer, float scale, float* R, float* W, float* Kn, float* Vout, size_t n, size_t H,
+                size_t K, size_t Vd)> gate_keys;
+
   void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, float* Y, size_t ldy, size_t n) const {
     matmul_by_dtype[static_cast<size_t>(W.dtype)](x, W, X, ldx, Y, ldy, n);
   }
