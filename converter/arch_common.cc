@@ -294,5 +294,47 @@ std::vector<float> layernorm_rows(std::vector<float> x, const std::vector<float>
   return x;
 }
 
+void stack_rows(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t cols, const std::string& out, int layer) {
+  std::vector<const SrcTensor*> srcs;
+  for (const RowPart& p : parts) srcs.push_back(ts.expect(p.name, {p.rows, cols}));
+  for (const SrcTensor* t : srcs)
+    if (!t) return;
+  const Checkpoint& ck = ts.ck();
+  ts.add(out, layer, srcs[0], [&ck, srcs] {
+    std::vector<float> o;
+    for (const SrcTensor* t : srcs) {
+      std::vector<float> v = ck.read_f32(*t);
+      o.insert(o.end(), v.begin(), v.end());
+      ck.recycle(std::move(v));
+    }
+    return o;
+  });
+}
+
+void stack_convs(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t Kc, int layer) {
+  const Checkpoint& ck = ts.ck();
+  for (const RowPart& p : parts) {
+    const std::string bias = p.name.substr(0, p.name.rfind('.')) + ".bias";
+    if (ck.find(bias)) throw ConvertError("checkpoint: " + bias + ": convolution biases are not supported");
+  }
+  std::vector<const SrcTensor*> srcs;
+  uint64_t total = 0;
+  for (const RowPart& p : parts) srcs.push_back(ts.expect(p.name, {p.rows, 1, Kc})), total += p.rows;
+  for (const SrcTensor* t : srcs)
+    if (!t) return;
+  ts.add("conv_weight", layer, srcs[0], [&ck, srcs, Kc, total] {
+    std::vector<float> o(Kc * total);
+    uint64_t c0 = 0;
+    for (const SrcTensor* t : srcs) {
+      const std::vector<float> w = ck.read_f32(*t);  // [channels, 1, Kc]
+      const uint64_t ch = t->shape[0];
+      for (uint64_t c = 0; c < ch; ++c)
+        for (uint64_t k = 0; k < Kc; ++k) o[k * total + c0 + c] = w[c * Kc + k];
+      c0 += ch;
+    }
+    return o;
+  });
+}
+
 }  // namespace convert
 }  // namespace rill

@@ -148,6 +148,17 @@ class TensorSet {
   std::set<std::pair<int, std::string>> planned_;
 };
 
+// flash-linear-attention's projections stacked by rows into the spec's matrix `out` of `layer`: each
+// part is a checkpoint matrix [rows, cols] (q_proj, k_proj, ...), in order.
+struct RowPart {
+  std::string name;
+  uint64_t rows;
+};
+void stack_rows(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t cols, const std::string& out, int layer);
+// fla's short convolutions [channels, 1, Kc] (q_conv1d, k_conv1d, v_conv1d) as one conv_weight
+// [Kc, Σ channels] of `layer`; their biases are refused.
+void stack_convs(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t Kc, int layer);
+
 // [cols, rows] from a row-major [rows, cols].
 std::vector<float> transpose(const std::vector<float>& a, uint64_t rows, uint64_t cols);
 // Each of `rows` rows of x [rows, C] LayerNorm-ed (in double) with w, b: RWKV's ln0 folded into the

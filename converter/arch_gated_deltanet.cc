@@ -101,53 +101,14 @@ FileContent gated_deltanet_content(const ArchInput& in) {
   TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, Vocab, tied, VectorIo{}), in.matrix_dtype);
   ts.lm_tensors(emb_name, "model.norm.weight");
 
-  const uint64_t kd = H * K, vdim = Hv * V, conv_dim = 2 * kd + vdim;
+  const uint64_t kd = H * K, vdim = Hv * V;
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".", a = p + "attn.";
     const int li = static_cast<int>(i);
     ts.copy(p + "attn_norm.weight", "attn_norm", li);
-    // in_proj: q, k, v, a, b stacked by rows.
-    struct Part {
-      std::string name;
-      uint64_t rows;
-    };
-    const std::vector<Part> parts = {{a + "q_proj.weight", kd}, {a + "k_proj.weight", kd}, {a + "v_proj.weight", vdim},
-                                     {a + "a_proj.weight", Hv}, {a + "b_proj.weight", Hv}};
-    std::vector<const SrcTensor*> srcs;
-    for (const Part& pt : parts) srcs.push_back(ts.expect(pt.name, {pt.rows, d}));
-    bool all = true;
-    for (const SrcTensor* t : srcs) all &= t != nullptr;
-    if (all)
-      ts.add("in_proj", li, srcs[0], [&ck, srcs] {
-        std::vector<float> o;
-        for (const SrcTensor* t : srcs) {
-          std::vector<float> v = ck.read_f32(*t);
-          o.insert(o.end(), v.begin(), v.end());
-          ck.recycle(std::move(v));
-        }
-        return o;
-      });
-    // One conv over q, k, v: [Kc, conv_dim] from three [channels, 1, Kc].
-    const std::vector<Part> convs = {{a + "q_conv1d.weight", kd}, {a + "k_conv1d.weight", kd}, {a + "v_conv1d.weight", vdim}};
-    std::vector<const SrcTensor*> cws;
-    for (const Part& pt : convs) cws.push_back(ts.expect(pt.name, {pt.rows, 1, Kc}));
-    all = true;
-    for (const SrcTensor* t : cws) all &= t != nullptr;
-    if (all)
-      ts.add("conv_weight", li, cws[0], [&ck, cws, Kc, conv_dim] {
-        std::vector<float> o(Kc * conv_dim);
-        uint64_t c0 = 0;
-        for (const SrcTensor* t : cws) {
-          const std::vector<float> w = ck.read_f32(*t);  // [channels, 1, Kc]
-          const uint64_t ch = t->shape[0];
-          for (uint64_t c = 0; c < ch; ++c)
-            for (uint64_t k = 0; k < Kc; ++k) o[k * conv_dim + c0 + c] = w[c * Kc + k];
-          c0 += ch;
-        }
-        return o;
-      });
-    for (const char* b : {"q_conv1d.bias", "k_conv1d.bias", "v_conv1d.bias"})
-      if (ck.find(a + b)) throw ConvertError("checkpoint: " + a + b + ": convolution biases are not supported");
+    stack_rows(ts, {{a + "q_proj.weight", kd}, {a + "k_proj.weight", kd}, {a + "v_proj.weight", vdim},
+                    {a + "a_proj.weight", Hv}, {a + "b_proj.weight", Hv}}, d, "in_proj", li);
+    stack_convs(ts, {{a + "q_conv1d.weight", kd}, {a + "k_conv1d.weight", kd}, {a + "v_conv1d.weight", vdim}}, Kc, li);
     ts.copy(a + "dt_bias", "dt_bias", li);
     if (const SrcTensor* al = ts.expect(a + "A_log", {Hv}))
       ts.add("A", li, al, [&ck, al] {

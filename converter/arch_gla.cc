@@ -117,43 +117,12 @@ FileContent gla_content(const ArchInput& in) {
   TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, Vocab, tied, VectorIo{}), in.matrix_dtype);
   ts.lm_tensors(emb_name, "model.norm.weight");
 
-  const uint64_t conv_dim = 2 * kd + vd;
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".", a = p + "attn.";
     const int li = static_cast<int>(i);
     ts.copy(p + "attn_norm.weight", "attn_norm", li);
-    std::vector<const SrcTensor*> srcs = {ts.expect(a + "q_proj.weight", {kd, d}), ts.expect(a + "k_proj.weight", {kd, d}),
-                                          ts.expect(a + "v_proj.weight", {vd, d})};
-    if (srcs[0] && srcs[1] && srcs[2])
-      ts.add("in_proj", li, srcs[0], [&ck, srcs] {
-        std::vector<float> o;
-        for (const SrcTensor* t : srcs) {
-          std::vector<float> v = ck.read_f32(*t);
-          o.insert(o.end(), v.begin(), v.end());
-          ck.recycle(std::move(v));
-        }
-        return o;
-      });
-    if (conv) {
-      std::vector<const SrcTensor*> cws = {ts.expect(a + "q_conv1d.weight", {kd, 1, Kc}),
-                                           ts.expect(a + "k_conv1d.weight", {kd, 1, Kc}),
-                                           ts.expect(a + "v_conv1d.weight", {vd, 1, Kc})};
-      if (cws[0] && cws[1] && cws[2])
-        ts.add("conv_weight", li, cws[0], [&ck, cws, Kc, conv_dim] {
-          std::vector<float> o(Kc * conv_dim);
-          uint64_t c0 = 0;
-          for (const SrcTensor* t : cws) {
-            const std::vector<float> w = ck.read_f32(*t);  // [channels, 1, Kc]
-            const uint64_t ch = t->shape[0];
-            for (uint64_t c = 0; c < ch; ++c)
-              for (uint64_t k = 0; k < Kc; ++k) o[k * conv_dim + c0 + c] = w[c * Kc + k];
-            c0 += ch;
-          }
-          return o;
-        });
-      for (const char* b : {"q_conv1d.bias", "k_conv1d.bias", "v_conv1d.bias"})
-        if (ck.find(a + b)) throw ConvertError("checkpoint: " + a + b + ": convolution biases are not supported");
-    }
+    stack_rows(ts, {{a + "q_proj.weight", kd}, {a + "k_proj.weight", kd}, {a + "v_proj.weight", vd}}, d, "in_proj", li);
+    if (conv) stack_convs(ts, {{a + "q_conv1d.weight", kd}, {a + "k_conv1d.weight", kd}, {a + "v_conv1d.weight", vd}}, Kc, li);
     ts.copy(a + "gk_proj.0.weight", "gk1", li);
     ts.copy(a + "gk_proj.1.weight", "gk2", li);
     ts.copy(a + "gk_proj.1.bias", "gk_bias", li);

@@ -63,6 +63,7 @@ SHAPES = {  # name: (tests/checkpoints folder, HF architecture for llama.cpp's c
     "rwkv7": ("rwkv7-0.1B-world", "RWKV7ForCausalLM", "rwkv7-0.1b"),
     "granite": ("granite-4.0-h-1b", "GraniteMoeHybridForCausalLM", "granite-4.0-h-1b"),
     "mamba1.4b": ("mamba-1.4b-hf", "MambaForCausalLM", "mamba-1.4b"),
+    "rwkv6": ("rwkv6-world-1.6b-hf", "Rwkv6ForCausalLM", "rwkv6-1.6b"),
 }
 GGUF_TYPE = {"q8": "Q8_0", "q4": "Q4_0"}
 # Tensors rill's converter derives from their source before quantizing (--quality cannot compare them
