@@ -239,20 +239,26 @@ void TensorSet::vector_io(const VectorIo& io) {
   copy("decoder.weight", "decoder", -1);
   copy("decoder.bias", "decoder_bias", -1);
   if (!io.mean.empty()) {
-    for (const char* name : {"input_mean", "input_std"}) {
-      const std::vector<float> v = name[6] == 'm' ? io.mean : io.std;
-      planned_.insert({-1, name});
-      FileTensor t;
-      t.name = name;
-      t.dclass = spec_tensor(name, -1).dclass;
-      t.shape = spec_tensor(name, -1).shape;
-      t.source = std::string("config.json ") + name;
-      t.values = [v] { return v; };
-      content_->tensors.push_back(std::move(t));
-    }
+    add_computed("input_mean", -1, "config.json input_mean", io.mean);
+    add_computed("input_std", -1, "config.json input_std", io.std);
   }
   content_->d_input = static_cast<uint32_t>(io.d_input);
   content_->d_output = static_cast<uint32_t>(io.d_output);
+}
+
+void TensorSet::add_computed(const std::string& name, int layer, const std::string& source, std::vector<float> values) {
+  const SpecTensor& st = spec_tensor(name, layer);
+  if (!planned_.insert({layer, name}).second)
+    throw ConvertError("converter: tensor " + name + " of layer " + std::to_string(layer) + " planned twice");
+  FileTensor t;
+  t.name = name;
+  t.layer = layer;
+  t.dclass = st.dclass;
+  t.dtype = st.dclass == spec::DClass::kF32 ? fb::DType::F32 : matrix_dtype_;
+  t.shape = st.shape;
+  t.source = source;
+  t.values = [v = std::move(values)] { return v; };
+  content_->tensors.push_back(std::move(t));
 }
 
 void TensorSet::finish(const std::string& what) {

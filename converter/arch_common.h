@@ -118,6 +118,9 @@ class TensorSet {
   // Plans the spec's tensor `name` of `layer` (-1: the model's) from `src` (skipped if src is null), in
   // the spec's shape and storage: values() gives its values in that shape (default: a copy of src).
   void add(const std::string& name, int layer, const SrcTensor* src, std::function<std::vector<float>()> values = nullptr);
+  // Plans a spec tensor that no checkpoint tensor holds: `values` computed from the config (its source
+  // named by `source`, e.g. "config.json input_mean").
+  void add_computed(const std::string& name, int layer, const std::string& source, std::vector<float> values);
   // expect + add: checkpoint tensor `src_name` holds the spec tensor's values, in its shape.
   void copy(const std::string& src_name, const std::string& name, int layer);
   // The spec tensor's shape (an internal error if the spec has no such tensor).

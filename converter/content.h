@@ -111,6 +111,8 @@ bool gated_deltanet_matches(const ArchInput& in);
 FileContent gated_deltanet_content(const ArchInput& in);
 bool gla_matches(const ArchInput& in);
 FileContent gla_content(const ArchInput& in);
+bool retnet_matches(const ArchInput& in);
+FileContent retnet_content(const ArchInput& in);
 bool s4d_matches(const ArchInput& in);
 FileContent s4d_content(const ArchInput& in);
 bool recurrent_gemma_matches(const ArchInput& in);

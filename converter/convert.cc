@@ -115,6 +115,7 @@ Report run(const Options& opts) {
                                     {rwkv6_matches, rwkv6_content, "rwkv6"},
                                     {gated_deltanet_matches, gated_deltanet_content, "gated_deltanet"},
                                     {gla_matches, gla_content, "gla"},
+                                    {retnet_matches, retnet_content, "retnet"},
                                     {mamba2_matches, mamba2_content, "mamba2"},
                                     {mamba1_matches, mamba1_content, "mamba1"},
                                     {recurrent_gemma_matches, recurrent_gemma_content, "recurrent_gemma"},
@@ -126,7 +127,7 @@ Report run(const Options& opts) {
   if (!layout) {
     auto cfg = parse_config(config_text);
     const std::string mt = cfg.contains("model_type") ? cfg["model_type"].dump() : "(none)";
-    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv6, rwkv7, gated_deltanet, gla, s4d, "
+    throw ConvertError(cfg_path + ": model_type " + mt + " is not supported (supported: mamba, mamba2, rwkv6, rwkv7, gated_deltanet, gla, retnet, s4d, "
                        "recurrent_gemma, granitemoehybrid, nemotron_h)");
   }
   FileContent content = layout->content(in);

@@ -221,7 +221,8 @@ uint64_t write_model(const FileContent& content_in, const Options& opts, const C
   if (content.arch == fb::Arch::RecurrentGemma || content.tokenizer == fb::TokenizerKind::SentencePiece)
     minor = 4;  // RecurrentGemma's params, layer kinds and state dtypes; the SentencePiece tokenizer
   if (content.arch == fb::Arch::Mamba2Hybrid) minor = 5;  // its params and the attention / MLP layer kinds
-  if (content.arch == fb::Arch::RWKV6 || content.arch == fb::Arch::GatedDeltaNet || content.arch == fb::Arch::GLA)
+  if (content.arch == fb::Arch::RWKV6 || content.arch == fb::Arch::GatedDeltaNet || content.arch == fb::Arch::GLA ||
+      content.arch == fb::Arch::RetNet)
     minor = 6;
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);

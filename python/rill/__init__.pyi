@@ -34,7 +34,7 @@ class ContextFull(Error): ...
 class ConvertError(Error): ...
 
 class ModelInfo(TypedDict):
-    arch: str  # "mamba1", "mamba2", "rwkv7", "s4d", "recurrent_gemma", "mamba2_hybrid", "rwkv6", "gated_deltanet", "gla"
+    arch: str  # "mamba1", "mamba2", "rwkv7", "s4d", "recurrent_gemma", "mamba2_hybrid", "rwkv6", "gated_deltanet", "gla", "retnet"
     backend: str
     d_model: int
     n_layer: int

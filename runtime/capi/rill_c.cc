@@ -42,7 +42,7 @@ static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_M
                   RILL_ARCH_MAMBA2_HYBRID == static_cast<int>(Arch::kMamba2Hybrid) &&
                   RILL_ARCH_RWKV6 == static_cast<int>(Arch::kRwkv6) &&
                   RILL_ARCH_GATED_DELTANET == static_cast<int>(Arch::kGatedDeltaNet) &&
-                  RILL_ARCH_GLA == static_cast<int>(Arch::kGla),
+                  RILL_ARCH_GLA == static_cast<int>(Arch::kGla) && RILL_ARCH_RETNET == static_cast<int>(Arch::kRetNet),
               "arch values");
 static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
                   RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld) &&

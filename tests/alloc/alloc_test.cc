@@ -313,6 +313,8 @@ TEST_CASE("no heap call after load: Gated DeltaNet golden model") { check_model(
 
 TEST_CASE("no heap call after load: GLA golden model") { check_model(golden_dir("gla_conv_tied")); }
 
+TEST_CASE("no heap call after load: RetNet golden model") { check_model(golden_dir("retnet_conv_tied")); }
+
 TEST_CASE("no heap call after load: a Mamba-2 hybrid (attention ring of 128 slid past 9 times), q4 with 2 threads") {
   check_model(golden_dir("granite_hybrid_nope"));
   check_model(golden_dir("nemotron_h_bf16"), "q4", 2);

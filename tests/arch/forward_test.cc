@@ -22,7 +22,8 @@ const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_
                         "mamba2_groups",  "mamba2_tied_bf16",        "rwkv7_fla_world",    "rwkv7_blink_bf16",
                         "../fuzz/rwkv7_world_tiny", "granite_hybrid_nope", "granite_hybrid_rope_bf16",
                         "nemotron_h_bf16", "rwkv6_hf_world", "rwkv6_blink_bf16", "gated_deltanet_hf_bf16",
-                        "gated_deltanet_gva_tied", "gla_hf_bf16", "gla_conv_tied"};
+                        "gated_deltanet_gva_tied", "gla_hf_bf16", "gla_conv_tied", "retnet_hf_bf16",
+                        "retnet_conv_tied"};
 
 using rill_test::backends;
 
@@ -86,7 +87,8 @@ TEST_SUITE("golden") {
 TEST_SUITE("arch") {
   TEST_CASE("multi-stream: one pass over rows of 3 states equals 3 single-row passes, bit for bit (f32, q8, q4)") {
     for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
-                             "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied"}) {
+                             "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied",
+                             "retnet_conv_tied"}) {
       for (const char* dtype : {"f32", "q8", "q4"}) {
         CAPTURE(name);
         CAPTURE(dtype);
@@ -120,7 +122,8 @@ TEST_SUITE("arch") {
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
     for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
-                             "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied"}) {
+                             "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied",
+                             "retnet_conv_tied"}) {
       for (const char* dtype : {"f32", "q8", "q4"}) {
         CAPTURE(name);
         CAPTURE(dtype);

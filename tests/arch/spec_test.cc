@@ -19,6 +19,7 @@
 #include "arch/recurrent_gemma.h"
 #include "arch/gated_deltanet.h"
 #include "arch/gla.h"
+#include "arch/retnet.h"
 #include "arch/rwkv6.h"
 #include "arch/rwkv7.h"
 #include "arch/s4d.h"
@@ -40,7 +41,8 @@ const char* kFixtures[] = {
     "tests/golden/recurrent_gemma_tied_bf16", "examples/demo_model/checkpoint",     "examples/sensor_demo/checkpoint",
     "tests/golden/granite_hybrid_nope",     "tests/golden/granite_hybrid_rope_bf16", "tests/golden/nemotron_h_bf16",
     "tests/golden/rwkv6_hf_world",          "tests/golden/rwkv6_blink_bf16",        "tests/golden/gated_deltanet_hf_bf16",
-    "tests/golden/gated_deltanet_gva_tied", "tests/golden/gla_hf_bf16",           "tests/golden/gla_conv_tied"};
+    "tests/golden/gated_deltanet_gva_tied", "tests/golden/gla_hf_bf16",           "tests/golden/gla_conv_tied",
+    "tests/golden/retnet_hf_bf16",          "tests/golden/retnet_conv_tied"};
 
 struct FileTensorInfo {
   std::vector<uint64_t> shape;
@@ -116,6 +118,7 @@ void check_any(const std::string& bytes, bool quantized) {
     case fb::Arch::RWKV6: return check_file<spec::Rwkv6>(m, bytes, quantized);
     case fb::Arch::GatedDeltaNet: return check_file<spec::GatedDeltaNet>(m, bytes, quantized);
     case fb::Arch::GLA: return check_file<spec::Gla>(m, bytes, quantized);
+    case fb::Arch::RetNet: return check_file<spec::RetNet>(m, bytes, quantized);
     case fb::Arch::S4D: return check_file<spec::S4d>(m, bytes, quantized);
     case fb::Arch::RecurrentGemma: return check_file<spec::RecurrentGemma>(m, bytes, quantized);
     case fb::Arch::Mamba2Hybrid: return check_file<spec::Mamba2Hybrid>(m, bytes, quantized);
@@ -192,7 +195,7 @@ TEST_SUITE("spec") {
         check_any(bytes, dtype == "q4");
       }
     }
-    CHECK(archs.size() == 9);  // all nine architectures were seen
+    CHECK(archs.size() == 10);  // all ten architectures were seen
   }
 
   TEST_CASE("a file lacking any one spec tensor, or holding one of another shape, is refused naming it") {
@@ -200,7 +203,7 @@ TEST_SUITE("spec") {
                                 "tests/golden/s4d_postnorm_mean", "tests/golden/recurrent_gemma_awkward",
                                 "tests/golden/mamba1_vector", "tests/golden/granite_hybrid_rope_bf16",
                                 "tests/golden/rwkv6_hf_world", "tests/golden/gated_deltanet_gva_tied",
-                                "tests/golden/gla_conv_tied"}) {
+                                "tests/golden/gla_conv_tied", "tests/golden/retnet_conv_tied"}) {
       CAPTURE(std::string(fixture));
       TempDir tmp;
       REQUIRE(convert_ckpt(src_dir() + "/" + fixture, tmp.file("m.rill")).empty());
@@ -333,6 +336,7 @@ TEST_SUITE("spec") {
                spec::GatedDeltaNet::Hyper{11, 12, 13, 14, 15, 16, 17, 18, 19, 0.25f, false, true});
     round_trip(static_cast<spec::Gla*>(nullptr), spec::Gla::Hyper{11, 12, 13, 14, 15, 16, 17, 18, 19, 0.25f, 8.f, true, true});
     round_trip(static_cast<spec::Gla*>(nullptr), spec::Gla::Hyper{11, 12, 13, 14, 15, 16, 17, 0, 19, 0.25f, 8.f, false, false});
+    round_trip(static_cast<spec::RetNet*>(nullptr), spec::RetNet::Hyper{11, 12, 13, 14, 16, 17, 18, 19, 0.25f, 500.f, true, true});
     round_trip(static_cast<spec::S4d*>(nullptr), spec::S4d::Hyper{11, 12, 14, true, false, 0.25f, 0, false, 0});
     round_trip(static_cast<spec::S4d*>(nullptr), spec::S4d::Hyper{11, 12, 14, false, true, 0.25f, 0, false, 0});
     round_trip(static_cast<spec::Mamba2Hybrid*>(nullptr),

@@ -224,6 +224,24 @@ elif name == "gated-deltanet-1.3b":  # fla GatedDeltaNetForCausalLM, bfloat16, 1
     n_params = write_streamed(os.path.join(out, "model.safetensors"), S)
     print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16, matrices zero) in {out}")
     sys.exit(0)
+elif name == "retnet-1.3b":  # fla RetNetForCausalLM, bfloat16, 1.3 B parameters: zero matrices, random vectors
+    d, L, H, Vocab = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_heads"], cfg["vocab_size"]
+    kd, vd = int(d * cfg["expand_k"]), int(d * cfg["expand_v"])
+    F = int(d * cfg["hidden_ratio"] * 2 / 3)
+    F = 256 * ((F + 255) // 256)  # fla's GatedMLP default for intermediate_size null
+    ones = lambda s: np.ones(s, np.float32)  # noqa: E731
+    S = [("model.embeddings.weight", (Vocab, d), lambda s: normal(1, s)), ("model.norm.weight", (d,), ones),
+         ("lm_head.weight", (Vocab, d), None)]
+    for i in range(L):
+        p, a = f"model.layers.{i}.", f"model.layers.{i}.attn."
+        S += [(p + "attn_norm.weight", (d,), ones), (p + "mlp_norm.weight", (d,), ones),
+              (a + "g_norm_swish_gate.weight", (vd // H,), ones)]
+        S += [(a + n + "_proj.weight", (rows, d), None) for n, rows in (("q", kd), ("k", kd), ("v", vd), ("g", vd))]
+        S += [(a + "o_proj.weight", (d, vd), None), (p + "mlp.gate_proj.weight", (F, d), None),
+              (p + "mlp.up_proj.weight", (F, d), None), (p + "mlp.down_proj.weight", (d, F), None)]
+    n_params = write_streamed(os.path.join(out, "model.safetensors"), S)
+    print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16, matrices zero) in {out}")
+    sys.exit(0)
 elif name == "gla-340m":  # fla GLAForCausalLM, bfloat16, 0.37 B parameters, random weights
     import make_golden_gla as gla
     d, H = cfg["hidden_size"], cfg["num_heads"]

@@ -97,7 +97,7 @@ endforeach()
 
 # Token models without their tokenizer here (fla-hub's ship Llama-2's tokenizer.model, not available):
 # converted with --tokenizer none and stepped from token ids; inspect names the architecture.
-foreach(entry "gated-deltanet-1.3b;gated_deltanet" "gla-340m;gla")
+foreach(entry "gated-deltanet-1.3b;gated_deltanet" "gla-340m;gla" "retnet-1.3b;retnet")
   list(GET entry 0 name)
   list(GET entry 1 arch)
   if(NOT name STREQUAL NAME)
@@ -129,6 +129,6 @@ foreach(entry "gated-deltanet-1.3b;gated_deltanet" "gla-340m;gla")
   file(REMOVE ${dir}.rill)
 endforeach()
 
-if(NOT NAME MATCHES "^(mamba-130m-hf|mamba2-130m|mamba2-130m-hf|rwkv7-0.1B-world|rwkv6-world-1.6b-hf|granite-4.0-h-350m|granite-4.0-h-1b|nemotron-h-4b-base-8k|gated-deltanet-1.3b|gla-340m)$")
+if(NOT NAME MATCHES "^(mamba-130m-hf|mamba2-130m|mamba2-130m-hf|rwkv7-0.1B-world|rwkv6-world-1.6b-hf|granite-4.0-h-350m|granite-4.0-h-1b|nemotron-h-4b-base-8k|gated-deltanet-1.3b|gla-340m|retnet-1.3b)$")
   message(FATAL_ERROR "real_configs_test.cmake: no real config named '${NAME}'")
 endif()

@@ -135,6 +135,16 @@ TEST_SUITE("converter") {
       dir = with_config(tmp, "gla_conv_tied", [](json& j) { j["use_short_conv"] = false; });
       CHECK(contains(convert_ckpt(dir, out), "model.layers.0.attn.q_conv1d.weight"));  // unexpected tensors named
     }
+    SUBCASE("retnet: refused fields and shapes name what is wrong") {
+      auto dir = with_config(tmp, "retnet_conv_tied", [](json& j) { j["feature_map"] = "relu"; });
+      CHECK(contains(convert_ckpt(dir, out), "feature_map \"relu\" is not supported"));
+      dir = with_config(tmp, "retnet_conv_tied", [](json& j) { j["num_kv_heads"] = 1; });
+      CHECK(contains(convert_ckpt(dir, out), "num_kv_heads different from num_heads"));
+      dir = with_config(tmp, "retnet_conv_tied", [](json& j) { j["expand_k"] = 1.0; });
+      CHECK(contains(convert_ckpt(dir, out), "model.layers.0.attn.q_proj.weight: expected [48, 48], got [24, 48]"));
+      dir = with_config(tmp, "retnet_conv_tied", [](json& j) { j["attn"] = json{{"layers", {1}}}; });
+      CHECK(contains(convert_ckpt(dir, out), "\"attn\" is set"));
+    }
     SUBCASE("rwkv7: a malformed world vocabulary names the line") {
       const std::string dir = tmp.file("ck");
       copy_dir(golden_dir("rwkv7_fla_world"), dir);

@@ -136,7 +136,7 @@ const char* kGoldenCases[] = {"mamba1_awkward",  "mamba1_hf_f16_tied", "mamba2_g
                               "rwkv7_fla_world", "rwkv7_blink_bf16",   "recurrent_gemma_awkward", "recurrent_gemma_tied_bf16",
                               "granite_hybrid_nope", "granite_hybrid_rope_bf16", "nemotron_h_bf16",
                               "rwkv6_hf_world", "rwkv6_blink_bf16", "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied",
-                              "gla_hf_bf16", "gla_conv_tied"};
+                              "gla_hf_bf16", "gla_conv_tied", "retnet_hf_bf16", "retnet_conv_tied"};
 
 }  // namespace
 
@@ -151,7 +151,8 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
     for (const std::string name : kGoldenCases) {
       if (light() && name != "mamba1_hf_f16_tied" && name != "mamba2_groups" && name != "rwkv7_fla_world" &&
           name != "recurrent_gemma_awkward" && name != "nemotron_h_bf16" && name != "rwkv6_hf_world" &&
-          name != "gated_deltanet_gva_tied" && name != "gla_conv_tied")
+          name != "gated_deltanet_gva_tied" && name != "gla_conv_tied" &&
+          name != "retnet_conv_tied")
         continue;
       CAPTURE(name);
       const std::string dir = golden_dir(name);

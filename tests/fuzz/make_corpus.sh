@@ -19,6 +19,7 @@ $rill convert tests/golden/rwkv6_blink_bf16 -o $c/model/rwkv6_blink_f16.bin -q -
 $rill convert tests/golden/gated_deltanet_gva_tied -o $c/model/gated_deltanet_f16.bin -q --dtype f16
 $rill convert tests/golden/gated_deltanet_gva_tied -o $c/model/gated_deltanet_q8.bin -q --dtype q8
 $rill convert tests/golden/gla_conv_tied -o $c/model/gla_f16.bin -q --dtype f16
+$rill convert tests/golden/retnet_conv_tied -o $c/model/retnet_f16.bin -q --dtype f16
 cp $tmp/a.rill $c/model/awkward_f32.bin
 cp $tmp/d.rill $c/model/mamba2_groups_f16.bin
 cp $tmp/b.rill $c/model/ssm_sharded_f16.bin

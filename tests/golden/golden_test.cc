@@ -16,7 +16,7 @@ namespace {
 const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
                          "mamba2_groups", "mamba2_tied_bf16", "rwkv7_fla_world", "rwkv7_blink_bf16", "../fuzz/rwkv7_world_tiny",
                          "rwkv6_hf_world", "rwkv6_blink_bf16", "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied",
-                         "gla_hf_bf16", "gla_conv_tied"};
+                         "gla_hf_bf16", "gla_conv_tied", "retnet_hf_bf16", "retnet_conv_tied"};
 
 struct Fixture {
   TempDir tmp;
@@ -63,8 +63,9 @@ struct Fixture {
     static const Kind kDelta[] = {{"conv", "conv"}, {"wkv", "wkv"}};
     const bool rwkv = info.arch == Arch::kRwkv7 || info.arch == Arch::kRwkv6;
     static const Kind kGlaNoConv[] = {{"wkv", "wkv"}};
-    const bool gla_no_conv = info.arch == Arch::kGla && !std::ifstream(dir + "/state_conv.npy");
-    const Kind* kinds = rwkv ? kRwkv : info.arch == Arch::kGatedDeltaNet || info.arch == Arch::kGla ? kDelta : kMamba;
+    const bool fla = info.arch == Arch::kGatedDeltaNet || info.arch == Arch::kGla || info.arch == Arch::kRetNet;
+    const bool gla_no_conv = fla && !std::ifstream(dir + "/state_conv.npy");
+    const Kind* kinds = rwkv ? kRwkv : fla ? kDelta : kMamba;
     if (gla_no_conv) kinds = kGlaNoConv;
     const size_t n_kinds = rwkv ? 3 : gla_no_conv ? 1 : 2;
     for (size_t k = 0; k < n_kinds; ++k) {
@@ -92,7 +93,7 @@ struct Fixture {
 }  // namespace
 
 TEST_SUITE("golden") {
-  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla f32: every step's logits and the final state match the parallel-scan reference") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet f32: every step's logits and the final state match the parallel-scan reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -113,7 +114,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla: prefill then step leaves the same state and logits as stepping") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet: prefill then step leaves the same state and logits as stepping") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);
@@ -136,7 +137,7 @@ TEST_SUITE("golden") {
     }
   }
 
-  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla f16 weights stay close to the f32 reference") {
+  TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
       CAPTURE(name);

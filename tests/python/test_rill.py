@@ -18,7 +18,8 @@ GOLDEN = os.path.join(SRC, "tests", "golden")
 TOKEN_CASES = ["mamba1_awkward", "mamba1_hf_f16_tied", "mamba1_ssm_bf16_sharded", "mamba2_groups", "mamba2_tied_bf16",
                "rwkv7_fla_world", "rwkv7_blink_bf16", "recurrent_gemma_awkward", "recurrent_gemma_tied_bf16",
                "granite_hybrid_nope", "granite_hybrid_rope_bf16", "nemotron_h_bf16", "rwkv6_hf_world", "rwkv6_blink_bf16",
-               "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied", "gla_hf_bf16", "gla_conv_tied"]
+               "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied", "gla_hf_bf16", "gla_conv_tied",
+               "retnet_hf_bf16", "retnet_conv_tied"]
 VECTOR_CASES = ["s4d_prenorm_mean", "s4d_postnorm_none", "mamba1_vector", "mamba2_vector"]
 
 

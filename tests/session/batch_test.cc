@@ -72,7 +72,8 @@ void check_batch(const Model& model, size_t n, size_t steps) {
   for (size_t s = 0; s < n; ++s) CHECK(blob(streams[s].session()) == want_state[s]);
 }
 
-const char* const kCkpts[] = {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied"};
+const char* const kCkpts[] = {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied",
+                                "retnet_conv_tied"};
 
 }  // namespace
 

@@ -59,7 +59,7 @@ inline constexpr size_t kAlign = 64;
 enum class Backend : int32_t { kCpu = 0, kCuda = 1 };
 
 enum class Arch : int32_t {
-  kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4, kRecurrentGemma = 5, kMamba2Hybrid = 6, kRwkv6 = 7, kGatedDeltaNet = 8, kGla = 9
+  kUnknown = 0, kMamba1 = 1, kMamba2 = 2, kRwkv7 = 3, kS4d = 4, kRecurrentGemma = 5, kMamba2Hybrid = 6, kRwkv6 = 7, kGatedDeltaNet = 8, kGla = 9, kRetNet = 10
 };
 const char* arch_name(Arch a);
 

@@ -40,6 +40,7 @@ extern const Architecture kRwkv7;
 extern const Architecture kRwkv6;
 extern const Architecture kGatedDeltaNet;
 extern const Architecture kGla;
+extern const Architecture kRetNet;
 extern const Architecture kS4d;
 extern const Architecture kRecurrentGemma;
 extern const Architecture kMamba2Hybrid;

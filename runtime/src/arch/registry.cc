@@ -4,7 +4,7 @@
 namespace rill {
 
 namespace {
-const Architecture* const kAll[] = {&kMamba1, &kMamba2, &kRwkv7, &kS4d, &kRecurrentGemma, &kMamba2Hybrid, &kRwkv6, &kGatedDeltaNet, &kGla};
+const Architecture* const kAll[] = {&kMamba1, &kMamba2, &kRwkv7, &kS4d, &kRecurrentGemma, &kMamba2Hybrid, &kRwkv6, &kGatedDeltaNet, &kGla, &kRetNet};
 }
 
 const Architecture* find_arch(Arch a) {

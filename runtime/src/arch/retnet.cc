@@ -1,0 +1,75 @@
+// RetNet (docs/architectures.md, RetNet): the forward pass. What the file holds: arch/retnet.h.
+// Every layer: h += retention(RMSNorm(h)), then h += mlp(RMSNorm(h)).
+#include <cmath>
+
+#include "arch/bind.h"
+#include "arch/retnet.h"
+
+namespace rill {
+namespace {
+
+using Spec = spec::RetNet;
+using Hyper = Spec::Hyper;
+
+// Activations of a pass over n rows, each buffer [n, width]. The MLP's buffers lie over the mixer's.
+struct Scratch {
+  float *h, *u, *o;   // [d] residual stream, normed input, a block's output
+  int64_t* P;         // [1] each row's position
+  float* proj;        // [2HK + HV] q, k, v
+  float* qkv;         // [2HK + HV] after the short convolution (+ SiLU)
+  float *r, *w, *k;   // [HK] the wkv inputs (gate_keys)
+  float* v;           // [HV]
+  float* y;           // [HV]
+  float* g;           // [HV] the output gate
+  float *gate, *up;   // [F]
+};
+using spec::retnet::d, spec::retnet::H, spec::retnet::K, spec::retnet::V, spec::retnet::F;
+constexpr Buffer<Hyper, Scratch> kScratch[] = {
+    {&Scratch::h, d},      {&Scratch::u, d},  {&Scratch::o, d},
+    {.f32 = nullptr, .width = 1, .i64 = &Scratch::P},
+    {&Scratch::proj, 2 * H * K + H * V},      {&Scratch::qkv, 2 * H * K + H * V},
+    {&Scratch::r, H * K},  {&Scratch::w, H * K}, {&Scratch::k, H * K},
+    {&Scratch::v, H * V},  {&Scratch::y, H * V}, {&Scratch::g, H * V},
+    {.f32 = &Scratch::gate, .width = F, .over = &Scratch::proj},
+    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv}};
+
+void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
+  const Bound<Spec>& arch = bound<Spec>(m);
+  const Hyper& p = arch.p;
+  const Ops& op = *x.backend->ops;
+  const size_t n = r.n, d = p.d_model, H = p.n_heads, K = p.head_k, V = p.head_v, P = 2 * H * K + H * V;
+  Scratch s;
+  carve(kScratch, p, n, x.scratch, &s);
+  model_input(x, m, r, s.h);                                  // h [n, d]
+  op.positions(x, state(r, arch.g.position), s.P, n);         // P [n]; the state counts the rows
+  for (uint32_t l = 0; l < p.n_layer; ++l) {
+    const Spec::Layer& L = arch.layers[l];
+
+    // S <- gamma S + v kᵀ per head, y = S q K^-1/2, with q and k rotated by their position.
+    op.rmsnorm(x, s.h, L.attn_norm.f32(), s.u, n, d, p.norm_eps);
+    op.matmul(x, L.in_proj, s.u, d, s.proj, P, n);  // q, k, v [n, P]
+    float* qkv = s.proj;
+    if (p.short_conv) {
+      op.conv_step(x, state(r, L.conv), L.conv_w.f32(), nullptr, s.proj, P, s.qkv, n, P, p.d_conv, true);
+      qkv = s.qkv;
+    }
+    op.rope(x, qkv, P, s.P, n, H, K, K, p.rope_theta);          // q
+    op.rope(x, qkv + H * K, P, s.P, n, H, K, K, p.rope_theta);  // k
+    op.gate_keys(x, qkv, P, nullptr, 0, arch.g.gamma.f32(), 1.f, 1.f / std::sqrt(static_cast<float>(K)), s.r, s.w,
+                 s.k, s.v, n, H, K, V);
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, K, V, false);  // y [n, HV]
+    op.matmul(x, L.g_proj, s.u, d, s.g, H * V, n);
+    gated_head_norm(x, s.y, L.o_norm.f32(), s.g, n, H, V, p.norm_eps);  // RMSNorm per head, times silu(g)
+    op.matmul(x, L.out_proj, s.y, H * V, s.o, d, n);
+    op.add(x, s.h, s.o, n * d);
+
+    swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);
+  }
+  lm_head(x, m, r, s.h, s.u, d, p.norm_eps);
+}
+
+}  // namespace
+
+const Architecture kRetNet = architecture<Spec, kScratch>(forward);
+
+}  // namespace rill
