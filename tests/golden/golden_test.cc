@@ -137,6 +137,29 @@ TEST_SUITE("golden") {
     }
   }
 
+  TEST_CASE("every fixture: a state saved mid-stream and restored into another session continues bit-exactly") {
+    for (const char* cname : kCases) {
+      const std::string name = cname;
+      CAPTURE(name);
+      Fixture f(name);
+      const size_t T = f.tokens.size(), half = T / 2;
+      Session& s = f.os.session();
+      std::vector<float> a(f.V), b(f.V);
+      for (size_t t = 0; t < half; ++t) REQUIRE(s.step(f.tokens[t], a.data(), a.size()) == Status::kOk);
+      std::vector<unsigned char> blob(s.state_size());
+      REQUIRE(s.state_copy_out(blob.data(), blob.size()) == Status::kOk);
+      OwnedSession other;
+      REQUIRE(OwnedSession::create(f.lm.model(), SessionOptions{}, &other) == Status::kOk);
+      REQUIRE(other.session().state_copy_in(blob.data(), blob.size()) == Status::kOk);
+      for (size_t t = half; t < T; ++t) {
+        REQUIRE(s.step(f.tokens[t], a.data(), a.size()) == Status::kOk);
+        REQUIRE(other.session().step(f.tokens[t], b.data(), b.size()) == Status::kOk);
+        REQUIRE_MESSAGE(std::memcmp(a.data(), b.data(), a.size() * 4) == 0, "step " << t);
+      }
+      CHECK(f.step_diff(T - 1, b.data()) <= 1e-4f * f.max_abs_logit());
+    }
+  }
+
   TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
