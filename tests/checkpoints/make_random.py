@@ -169,7 +169,8 @@ elif name == "rwkv7-0.1B-world":  # flash-linear-attention RWKV7ForCausalLM, bfl
     dtype, tok = "BF16", "rwkv_vocab_v20230424.txt"
 elif name == "rwkv6-world-1.6b-hf":  # HF Rwkv6ForCausalLM (RWKV/v6-Finch-1B6-HF), bfloat16, 1.6 B parameters
     # Written tensor by tensor (write_streamed): the names and shapes of make_golden_rwkv6.names(), the
-    # scales of its random_weights(); LoRA ranks 32 (mix) and 64 (decay), as the authors use below 4096.
+    # scales of its random_weights() for the embedding, vectors and LoRAs; LoRA ranks 32 (mix) and 64
+    # (decay), as the authors use below 4096.
     import make_golden_rwkv6 as r6
     C, N, L, F, V = cfg["hidden_size"], cfg["head_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
     c = dict(C=C, L=L, H=C // N, N=N, F=F, V=V, Dm=32, Dd=64)
@@ -178,6 +179,7 @@ elif name == "rwkv6-world-1.6b-hf":  # HF Rwkv6ForCausalLM (RWKV/v6-Finch-1B6-HF
     gauss = lambda std: (lambda s: normal(std, s))  # noqa: E731
     shapes = {"emb": ((V, C), gauss(1)), "ln0_w": ((C,), uni(0.5, 1.5)), "ln0_b": ((C,), gauss(0.1)),
               "lnout_w": ((C,), uni(0.5, 1.5)), "lnout_b": ((C,), gauss(0.1)), "head": ((V, C), gauss(C ** -0.5))}
+    zero = None  # the large matrices: zeros, a hole in the sparse file (random ones cost 40 s to write)
     for i in range(L):
         p = f"{i}."
         for n in ("ln1", "ln2", "lnx"):
@@ -191,13 +193,13 @@ elif name == "rwkv6-world-1.6b-hf":  # HF Rwkv6ForCausalLM (RWKV/v6-Finch-1B6-HF
         shapes[p + "decay_w2"] = ((64, C), gauss(0.5 * 64 ** -0.5))
         shapes[p + "faaaa"] = ((C // N, N), gauss(0.5))
         for n in ("Wr", "Wk", "Wv", "Wg", "Wo", "ffn_r"):
-            shapes[p + n] = ((C, C), gauss(C ** -0.5))
+            shapes[p + n] = ((C, C), zero)
         shapes[p + "ffn_maa_k"], shapes[p + "ffn_maa_r"] = ((1, 1, C), uni(0, 1)), ((1, 1, C), uni(0, 1))
-        shapes[p + "ffn_key"], shapes[p + "ffn_value"] = ((F, C), gauss(C ** -0.5)), ((C, F), gauss(F ** -0.5))
+        shapes[p + "ffn_key"], shapes[p + "ffn_value"] = ((F, C), zero), ((C, F), zero)
     n_params = write_streamed(os.path.join(out, "model.safetensors"), [(nm[k], s, f) for k, (s, f) in shapes.items()])
     shutil.copyfile(os.path.join(root, "data/tokenizers/rwkv_vocab_v20230424.txt"),
                     os.path.join(out, "rwkv_vocab_v20230424.txt"))
-    print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16) + rwkv_vocab_v20230424.txt in {out}")
+    print(f"{name}: {n_params / 1e6:.1f} M parameters (BF16, large matrices zero) + rwkv_vocab_v20230424.txt in {out}")
     sys.exit(0)
 elif name == "gated-deltanet-1.3b":  # fla GatedDeltaNetForCausalLM, bfloat16, 1.4 B parameters
     # Written tensor by tensor; the matrices are zeros (a sparse file, as the Nemotron-H 4B shape's), the

@@ -131,6 +131,18 @@ bool light() { return cuda_emu::thread_order() == cuda_emu::Order::kReverse; }
 #else
 bool light() { return false; }
 #endif
+// The fixtures at the released head sizes of the fla family (head_k 128-256, head_v 256-512): on a
+// device they run with the rest; the emulation, which runs every CUDA thread in turn, takes minutes over
+// their states and leaves them to the small-head fixtures of the same architectures, which go through
+// the same kernels (key loops of several lane strides included, by rwkv6_hf_world's head of 64).
+bool emulation_skips(const std::string& name) {
+#if defined(RILL_TEST_CUDA_EMU)
+  return name == "gated_deltanet_hf_bf16" || name == "gla_hf_bf16" || name == "retnet_hf_bf16";
+#else
+  (void)name;
+  return false;
+#endif
+}
 
 const char* kGoldenCases[] = {"mamba1_awkward",  "mamba1_hf_f16_tied", "mamba2_groups",           "mamba2_tied_bf16",
                               "rwkv7_fla_world", "rwkv7_blink_bf16",   "recurrent_gemma_awkward", "recurrent_gemma_tied_bf16",
@@ -149,6 +161,7 @@ TEST_SUITE(RILL_DEVICE_SUITE) {
   TEST_CASE("every golden fixture on the device: f32 within 1e-4 of the golden's largest logit, f16 within 2e-3 of the CPU's f16") {
     DeviceUnderTest dut;
     for (const std::string name : kGoldenCases) {
+      if (emulation_skips(name)) continue;
       if (light() && name != "mamba1_hf_f16_tied" && name != "mamba2_groups" && name != "rwkv7_fla_world" &&
           name != "recurrent_gemma_awkward" && name != "nemotron_h_bf16" && name != "rwkv6_hf_world" &&
           name != "gated_deltanet_gva_tied" && name != "gla_conv_tied" &&

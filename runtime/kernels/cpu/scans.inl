@@ -50,38 +50,64 @@ void ssd_scan_v(float* S, const float* x, const float* B, const float* C, size_t
   }
 }
 
-// The wkv recurrence (kernels.h, WkvScan) for one mode: kDelta (a, b given), kFirst (read_first).
+// The wkv recurrence (kernels.h, WkvScan) for one mode, kDelta (a, b given) and kFirst (read_first), on
+// R value rows of one head at a time: the token's key-side vectors are loaded once for the R rows. Each
+// row's arithmetic is the same whatever R is (the same operations in the same order), so the bits do not
+// depend on how rows are grouped.
+template <class V, bool kDelta, bool kFirst, size_t R>
+inline void wkv_rows(float* const* row, const WkvIo& io, size_t o, size_t vo, size_t K) {
+  using Reg = typename V::R;
+  Reg sab[R], vi[R], acc[R];
+  for (size_t q = 0; q < R; ++q) {
+    sab[q] = V::zero();
+    vi[q] = V::set1(io.v[vo + q]);
+    acc[q] = V::zero();
+  }
+  if constexpr (kDelta) {
+    Reg sa[R];
+    for (size_t q = 0; q < R; ++q) sa[q] = V::zero();
+    for (size_t j = 0; j < K; j += V::W) {
+      const Reg aj = V::load(io.a + o + j);
+      for (size_t q = 0; q < R; ++q) sa[q] = V::fmadd(V::load(row[q] + j), aj, sa[q]);
+    }
+    for (size_t q = 0; q < R; ++q) sab[q] = V::set1(V::sum(sa[q]));
+  }
+  for (size_t j = 0; j < K; j += V::W) {
+    const Reg wj = V::load(io.w + o + j), kj = V::load(io.k + o + j), rj = V::load(io.r + o + j);
+    Reg bj = V::zero();
+    if constexpr (kDelta) bj = V::load(io.b + o + j);
+    for (size_t q = 0; q < R; ++q) {
+      const Reg old = V::load(row[q] + j);
+      if constexpr (kFirst) acc[q] = V::fmadd(old, rj, acc[q]);
+      Reg sj = V::mul(old, wj);
+      if constexpr (kDelta) sj = V::fmadd(sab[q], bj, sj);
+      sj = V::fmadd(vi[q], kj, sj);
+      V::store(row[q] + j, sj);
+      if constexpr (!kFirst) acc[q] = V::fmadd(sj, rj, acc[q]);
+    }
+  }
+  for (size_t q = 0; q < R; ++q) io.y[vo + q] = V::sum(acc[q]);
+}
+
 template <class V, bool kDelta, bool kFirst>
 void wkv_scan_mode(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, size_t h0, size_t h1) {
-  const size_t lk = H * K, lv = H * Vd;
-  const float *r = io.r, *w = io.w, *k = io.k, *v = io.v, *a = io.a, *b = io.b;
-  // Head by head and block by block: the head's state (Vd x K) and the block's vectors stay in L1.
+  // Value rows per pass: 4 over a prefill's tokens; one in a step, where the state streams once and a
+  // single stream of rows measured faster (RetNet 1.3B q8 decode: 19.5 against 16.6 tokens/s).
+  constexpr size_t R = 4;
+  const size_t lk = H * K, lv = H * Vd, rows_at_once = T > 1 ? R : 1;
+  // Head by head and block by block: R state rows (R x K) and the block's vectors stay in L1.
   for (size_t h = h0; h < h1; ++h)
     for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
       const size_t t1 = T - t0 < kScanBlock ? T : t0 + kScanBlock;
-      for (size_t i = 0; i < Vd; ++i) {
-        float* row = S + (h * Vd + i) * K;  // S[h][i][:], over keys j
-        for (size_t t = t0; t < t1; ++t) {
-          const size_t o = t * lk + h * K;
-          typename V::R sab = V::zero();
-          if constexpr (kDelta) {
-            typename V::R sa = V::zero();
-            for (size_t j = 0; j < K; j += V::W) sa = V::fmadd(V::load(row + j), V::load(a + o + j), sa);
-            sab = V::set1(V::sum(sa));
-          }
-          const typename V::R vi = V::set1(v[t * lv + h * Vd + i]);
-          typename V::R acc = V::zero();
-          for (size_t j = 0; j < K; j += V::W) {
-            const typename V::R old = V::load(row + j);
-            if constexpr (kFirst) acc = V::fmadd(old, V::load(r + o + j), acc);
-            typename V::R sj = V::mul(old, V::load(w + o + j));
-            if constexpr (kDelta) sj = V::fmadd(sab, V::load(b + o + j), sj);
-            sj = V::fmadd(vi, V::load(k + o + j), sj);
-            V::store(row + j, sj);
-            if constexpr (!kFirst) acc = V::fmadd(sj, V::load(r + o + j), acc);
-          }
-          io.y[t * lv + h * Vd + i] = V::sum(acc);
-        }
+      size_t i = 0;
+      for (; rows_at_once == R && i + R <= Vd; i += R) {
+        float* row[R];
+        for (size_t q = 0; q < R; ++q) row[q] = S + (h * Vd + i + q) * K;  // S[h][i + q][:], over keys j
+        for (size_t t = t0; t < t1; ++t) wkv_rows<V, kDelta, kFirst, R>(row, io, t * lk + h * K, t * lv + h * Vd + i, K);
+      }
+      for (; i < Vd; ++i) {
+        float* row[1] = {S + (h * Vd + i) * K};
+        for (size_t t = t0; t < t1; ++t) wkv_rows<V, kDelta, kFirst, 1>(row, io, t * lk + h * K, t * lv + h * Vd + i, K);
       }
     }
 }
