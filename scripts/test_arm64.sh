@@ -53,6 +53,7 @@ for cpu in "${cpus[@]}"; do
   ( s=$(date +%s)
     rc=0
     qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu" \
+      -E RILL_TEST_UNDER_QEMU=1 \
       build-arm64/tests/rill_tests --test-suite=kernels,ops,golden,batch,vector,spec > "$logs/$cpu.log" 2>&1 || rc=$?
     echo "$(( $(date +%s) - s ))" > "$logs/$cpu.secs"
     exit $rc ) &

@@ -18,6 +18,14 @@ const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_
                          "rwkv6_hf_world", "rwkv6_blink_bf16", "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied",
                          "gla_hf_bf16", "gla_conv_tied", "retnet_hf_bf16", "retnet_conv_tied"};
 
+// Under qemu (scripts/test_arm64.sh sets RILL_TEST_UNDER_QEMU), the fixtures at the fla family's released
+// head sizes are left out: emulated, their states take minutes, and the small-head fixtures of the same
+// architectures run the same NEON kernels (the key loop over several vector widths included).
+bool skipped_here(const std::string& name) {
+  static const bool qemu = std::getenv("RILL_TEST_UNDER_QEMU") != nullptr;
+  return qemu && (name == "gated_deltanet_hf_bf16" || name == "gla_hf_bf16" || name == "retnet_hf_bf16");
+}
+
 struct Fixture {
   TempDir tmp;
   LoadedModel lm;
@@ -96,6 +104,7 @@ TEST_SUITE("golden") {
   TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet f32: every step's logits and the final state match the parallel-scan reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
+      if (skipped_here(name)) continue;
       CAPTURE(name);
       Fixture f(name);
       const float tol = 1e-4f * f.max_abs_logit();
@@ -117,6 +126,7 @@ TEST_SUITE("golden") {
   TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet: prefill then step leaves the same state and logits as stepping") {
     for (const char* cname : kCases) {
       const std::string name = cname;
+      if (skipped_here(name)) continue;
       CAPTURE(name);
       Fixture f(name);
       const size_t T = f.tokens.size(), split = T / 2;
@@ -140,6 +150,7 @@ TEST_SUITE("golden") {
   TEST_CASE("every fixture: a state saved mid-stream and restored into another session continues bit-exactly") {
     for (const char* cname : kCases) {
       const std::string name = cname;
+      if (skipped_here(name)) continue;
       CAPTURE(name);
       Fixture f(name);
       const size_t T = f.tokens.size(), half = T / 2;
@@ -163,6 +174,7 @@ TEST_SUITE("golden") {
   TEST_CASE("mamba1/mamba2/rwkv6/rwkv7/gated_deltanet/gla/retnet f16 weights stay close to the f32 reference") {
     for (const char* cname : kCases) {
       const std::string name = cname;
+      if (skipped_here(name)) continue;
       CAPTURE(name);
       Fixture f(name, "f16");
       std::vector<float> out(f.V);
