@@ -136,7 +136,9 @@ Report run(const Options& opts) {
 
   // Tokenizer: --tokenizer (a keyword or a file), else what the folder holds: a world vocabulary,
   // then a tokenizer.json, then a SentencePiece tokenizer.model; tokenizer_config.json
-  // {"rill_tokenizer": "bytes"} marks a byte model.
+  // {"rill_tokenizer": "bytes"} marks a byte model. A tokenizer.json that is a SentencePiece model
+  // rewritten as BPE with byte fallback (Llama's and Mistral's, which fla-hub models ship) gives way to
+  // the tokenizer.model beside it: the same tokenizer in its own form, which rill reads.
   std::string tk = opts.tokenizer, tk_file;
   auto exists = [](const std::string& p) { return static_cast<bool>(std::ifstream(p)); };
   const std::string world_vocab = opts.input_dir + "/rwkv_vocab_v20230424.txt";
@@ -144,6 +146,13 @@ Report run(const Options& opts) {
   const std::string spm_model = opts.input_dir + "/tokenizer.model";
   if (tk == "auto") {
     tk = exists(world_vocab) ? "world" : exists(hf_json) ? "bpe" : exists(spm_model) ? "spm" : "none";
+    if (tk == "bpe" && exists(spm_model)) {
+      std::ifstream jf(hf_json);
+      const auto j = nlohmann::json::parse(jf, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("model") && j["model"].is_object() &&
+          j["model"].contains("byte_fallback") && j["model"]["byte_fallback"] == true)
+        tk = "spm";
+    }
     std::ifstream tf(opts.input_dir + "/tokenizer_config.json");
     if (tf) {
       auto j = nlohmann::json::parse(tf, nullptr, false);

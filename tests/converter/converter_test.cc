@@ -145,6 +145,21 @@ TEST_SUITE("converter") {
       dir = with_config(tmp, "retnet_conv_tied", [](json& j) { j["attn"] = json{{"layers", {1}}}; });
       CHECK(contains(convert_ckpt(dir, out), "\"attn\" is set"));
     }
+    SUBCASE("a byte-fallback tokenizer.json beside a tokenizer.model: the SentencePiece model is read") {
+      const std::string dir = tmp.file("ck");
+      copy_dir(golden_dir("recurrent_gemma_tied_bf16"), dir);  // holds a SentencePiece tokenizer.model
+      write_file(dir + "/tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "byte_fallback": true,
+        "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Metaspace"}})");
+      const std::string ok = tmp.file("spm.rill");  // this subcase's one conversion that succeeds
+      const std::string e = convert_ckpt(dir, ok);
+      REQUIRE_MESSAGE(e.empty(), e);
+      rill::LoadedModel lm;
+      REQUIRE(rill::LoadedModel::open(ok.c_str(), rill::ModelOptions{}, &lm) == rill::Status::kOk);
+      CHECK(lm.model().info().tokenizer == rill::TokenizerKind::kSentencePiece);
+      // Alone, it is refused by name.
+      std::filesystem::remove(dir + "/tokenizer.model");
+      CHECK(contains(convert_ckpt(dir, out), "model.byte_fallback is not supported"));
+    }
     SUBCASE("rwkv7: a malformed world vocabulary names the line") {
       const std::string dir = tmp.file("ck");
       copy_dir(golden_dir("rwkv7_fla_world"), dir);
