@@ -342,5 +342,80 @@ void stack_convs(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t Kc, 
   });
 }
 
+namespace {
+bool is_null(const json& cfg, const char* key) { return !cfg.contains(key) || cfg[key].is_null(); }
+}  // namespace
+
+FlaModel fla_model(const Checkpoint& ck, const json& cfg, const char* family, uint64_t default_layers) {
+  const std::string fam = family;
+  if (!is_null(cfg, "attn"))
+    throw ConvertError("config.json: \"attn\" is set (a " + fam + "/attention hybrid); rill runs pure " + fam);
+  if (cfg.contains("hidden_act") && cfg["hidden_act"] != "swish" && cfg["hidden_act"] != "silu")
+    throw ConvertError("config.json: hidden_act " + cfg["hidden_act"].dump() + " is not supported (swish is)");
+  FlaModel m{};
+  m.d = cfg_uint(cfg, {"hidden_size"}, 2048, false);
+  m.L = cfg_uint(cfg, {"num_hidden_layers"}, default_layers, false);
+  m.eps = cfg.contains("norm_eps") ? cfg_number(cfg["norm_eps"], "norm_eps") : 1e-6;
+  if (!(m.eps > 0 && m.eps < 1)) throw ConvertError("config.json: norm_eps must be in (0, 1)");
+  const std::string emb_name = "model.embeddings.weight";
+  const SrcTensor* emb = ck.find(emb_name);
+  if (!emb || emb->shape.size() != 2 || emb->shape[1] != m.d)
+    throw ConvertError("checkpoint: " + emb_name + " missing or not [vocab, hidden_size " + std::to_string(m.d) + "]");
+  m.vocab = emb->shape[0];
+  const SrcTensor* g0 = ck.find("model.layers.0.mlp.gate_proj.weight");
+  if (!g0 || g0->shape.size() != 2) throw ConvertError("checkpoint: model.layers.0.mlp.gate_proj.weight missing or not 2-D");
+  m.F = g0->shape[0];
+  if (!is_null(cfg, "intermediate_size") && cfg_uint(cfg, {"intermediate_size"}, 0, false) != m.F)
+    throw ConvertError("config.json: intermediate_size = " + std::to_string(cfg_uint(cfg, {"intermediate_size"}, 0, false)) +
+                       " but the tensors say " + std::to_string(m.F));
+  if (cfg.contains("vocab_size") && cfg_uint(cfg, {"vocab_size"}, 0, false) > m.vocab)
+    throw ConvertError("config.json: vocab_size exceeds the " + std::to_string(m.vocab) + " embedding rows");
+  const bool has_head = ck.find("lm_head.weight") != nullptr;
+  const bool tie = cfg_bool(cfg, {"tie_word_embeddings"}, false);
+  if (!has_head && !tie) throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
+  m.tied = !has_head || (tie && head_is_embedding(ck, emb_name));
+  return m;
+}
+
+FlaHeads fla_heads(const json& cfg, uint64_t d, uint64_t default_heads, double default_ek, double default_ev) {
+  if (!is_null(cfg, "feature_map"))
+    throw ConvertError("config.json: feature_map " + cfg["feature_map"].dump() + " is not supported (null is)");
+  if (!cfg_bool(cfg, {"use_output_gate"}, true)) throw ConvertError("config.json: use_output_gate=false is not supported");
+  if (!cfg_bool(cfg, {"elementwise_affine"}, true))
+    throw ConvertError("config.json: elementwise_affine=false is not supported");
+  const uint64_t H = cfg_uint(cfg, {"num_heads"}, default_heads, false);
+  if (!is_null(cfg, "num_kv_heads") && cfg_uint(cfg, {"num_kv_heads"}, H, false) != H)
+    throw ConvertError("config.json: num_kv_heads different from num_heads (shared keys and values) is not supported");
+  const double ek = cfg.contains("expand_k") ? cfg_number(cfg["expand_k"], "expand_k") : default_ek;
+  const double ev = cfg.contains("expand_v") ? cfg_number(cfg["expand_v"], "expand_v") : default_ev;
+  const double kd_f = std::round(static_cast<double>(d) * ek), vd_f = std::round(static_cast<double>(d) * ev);
+  if (!(kd_f >= 1 && vd_f >= 1 && kd_f < 1e7 && vd_f < 1e7))
+    throw ConvertError("config.json: hidden_size * expand_k or * expand_v out of range");
+  const uint64_t kd = static_cast<uint64_t>(kd_f), vd = static_cast<uint64_t>(vd_f);
+  if (H == 0 || kd % H != 0 || vd % H != 0)
+    throw ConvertError("config.json: key dim " + std::to_string(kd) + " or value dim " + std::to_string(vd) +
+                       " is not a multiple of num_heads " + std::to_string(H));
+  return FlaHeads{H, kd / H, vd / H};
+}
+
+void fla_block_tensors(TensorSet& ts, uint64_t layer, std::initializer_list<const char*> norm_names) {
+  const std::string p = "model.layers." + std::to_string(layer) + ".", a = p + "attn.";
+  const int li = static_cast<int>(layer);
+  ts.copy(p + "attn_norm.weight", "attn_norm", li);
+  ts.copy(a + "g_proj.weight", "g_proj", li);
+  std::string norm = std::string(a) + *norm_names.begin() + ".weight";
+  for (const char* n : norm_names)
+    if (ts.ck().find(a + n + ".weight")) {
+      norm = a + n + ".weight";
+      break;
+    }
+  ts.copy(norm, "o_norm", li);
+  ts.copy(a + "o_proj.weight", "out_proj", li);
+  ts.copy(p + "mlp_norm.weight", "mlp_norm", li);
+  ts.copy(p + "mlp.gate_proj.weight", "gate", li);
+  ts.copy(p + "mlp.up_proj.weight", "up", li);
+  ts.copy(p + "mlp.down_proj.weight", "down", li);
+}
+
 }  // namespace convert
 }  // namespace rill

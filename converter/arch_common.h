@@ -162,6 +162,26 @@ void stack_rows(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t cols,
 // [Kc, Σ channels] of `layer`; their biases are refused.
 void stack_convs(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t Kc, int layer);
 
+// What flash-linear-attention's models (Gated DeltaNet, GLA, RetNet) share around their mixer: the
+// config fields refused the same way (`attn` hybrids, a hidden_act other than swish), the embedding,
+// the MLP's width, the head, and norm_eps (default 1e-6). `family` names the model in messages.
+struct FlaModel {
+  uint64_t d, L, vocab, F;
+  double eps;
+  bool tied;
+};
+FlaModel fla_model(const Checkpoint& ck, const json& cfg, const char* family, uint64_t default_layers);
+// The GLA and RetNet key/value sizes: H heads of hidden_size * expand_k / H keys and * expand_v / H
+// values (num_kv_heads other than num_heads refused); and their refusals of feature_map,
+// use_output_gate = false and elementwise_affine = false.
+struct FlaHeads {
+  uint64_t H, K, V;
+};
+FlaHeads fla_heads(const json& cfg, uint64_t d, uint64_t default_heads, double default_ek, double default_ev);
+// One fla block's tensors around its mixer: attn_norm, g_proj, the gated output norm (o_norm, from the
+// first of `norm_names` the checkpoint holds), out_proj (o_proj), mlp_norm and the SwiGLU MLP.
+void fla_block_tensors(TensorSet& ts, uint64_t layer, std::initializer_list<const char*> norm_names);
+
 // [cols, rows] from a row-major [rows, cols].
 std::vector<float> transpose(const std::vector<float>& a, uint64_t rows, uint64_t cols);
 // Each of `rows` rows of x [rows, C] LayerNorm-ed (in double) with w, b: RWKV's ln0 folded into the

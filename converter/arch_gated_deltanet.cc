@@ -39,16 +39,12 @@ FileContent gated_deltanet_content(const ArchInput& in) {
   std::vector<std::string> unknown;
   check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
   fail_unknown(unknown, in.allow_unknown_config);
-  if (cfg.contains("attn") && !cfg["attn"].is_null())
-    throw ConvertError("config.json: \"attn\" is set (a Gated DeltaNet/attention hybrid); rill runs pure Gated DeltaNet");
+  const FlaModel m = fla_model(ck, cfg, "Gated DeltaNet", 21);
   if (!cfg_bool(cfg, {"use_gate"}, true))
     throw ConvertError("config.json: use_gate=false (an output norm without its gate) is not supported");
   if (!cfg_bool(cfg, {"use_short_conv"}, true))
     throw ConvertError("config.json: use_short_conv=false is not supported (the released models use the convolutions)");
-  if (cfg.contains("hidden_act") && cfg["hidden_act"] != "swish" && cfg["hidden_act"] != "silu")
-    throw ConvertError("config.json: hidden_act " + cfg["hidden_act"].dump() + " is not supported (swish is)");
-
-  const uint64_t d = cfg_uint(cfg, {"hidden_size"}, 2048, false), L = cfg_uint(cfg, {"num_hidden_layers"}, 21, false);
+  const uint64_t d = m.d, L = m.L;
   const uint64_t K = cfg_uint(cfg, {"head_dim"}, 256, false), H = cfg_uint(cfg, {"num_heads"}, 6, false);
   const uint64_t Hv = cfg.contains("num_v_heads") && !cfg["num_v_heads"].is_null() ? cfg_uint(cfg, {"num_v_heads"}, H, false) : H;
   const double expand_v = cfg.contains("expand_v") ? cfg_number(cfg["expand_v"], "expand_v") : 2.0;
@@ -58,54 +54,32 @@ FileContent gated_deltanet_content(const ArchInput& in) {
   const uint64_t V = static_cast<uint64_t>(vd), Kc = cfg_uint(cfg, {"conv_size"}, 4, false);
   if (H == 0 || Hv % H != 0)
     throw ConvertError("config.json: num_v_heads " + std::to_string(Hv) + " is not a multiple of num_heads " + std::to_string(H));
-  const double eps = cfg.contains("norm_eps") ? cfg_number(cfg["norm_eps"], "norm_eps") : 1e-6;
-  if (!(eps > 0 && eps < 1)) throw ConvertError("config.json: norm_eps must be in (0, 1)");
   const bool neg = cfg_bool(cfg, {"allow_neg_eigval"}, false);
-
-  const std::string emb_name = "model.embeddings.weight";
-  const SrcTensor* emb = ck.find(emb_name);
-  if (!emb || emb->shape.size() != 2) throw ConvertError("checkpoint: " + emb_name + " missing or not 2-D");
-  const uint64_t Vocab = emb->shape[0];
-  if (emb->shape[1] != d)
-    throw ConvertError("checkpoint: " + emb_name + " is " + shape_str(emb->shape) + " but hidden_size is " + std::to_string(d));
-  const SrcTensor* g0 = ck.find("model.layers.0.mlp.gate_proj.weight");
-  if (!g0 || g0->shape.size() != 2) throw ConvertError("checkpoint: model.layers.0.mlp.gate_proj.weight missing or not 2-D");
-  const uint64_t F = g0->shape[0];
-  if (cfg.contains("intermediate_size") && !cfg["intermediate_size"].is_null() &&
-      cfg_uint(cfg, {"intermediate_size"}, 0, false) != F)
-    throw ConvertError("config.json: intermediate_size = " + std::to_string(cfg_uint(cfg, {"intermediate_size"}, 0, false)) +
-                       " but the tensors say " + std::to_string(F));
-  if (cfg.contains("vocab_size") && cfg_uint(cfg, {"vocab_size"}, 0, false) > Vocab)
-    throw ConvertError("config.json: vocab_size exceeds the " + std::to_string(Vocab) + " embedding rows");
-  const bool has_head = ck.find("lm_head.weight") != nullptr;
-  const bool tie = cfg_bool(cfg, {"tie_word_embeddings"}, false);
-  if (!has_head && !tie) throw ConvertError("checkpoint: tie_word_embeddings is false but lm_head.weight is missing");
-  const bool tied = !has_head || (tie && head_is_embedding(ck, emb_name));
 
   using Spec = spec::GatedDeltaNet;
   Spec::Hyper h{.d_model = size32(d, "hidden_size"),
                 .n_layer = size32(L, "num_hidden_layers"),
-                .vocab = size32(Vocab, "vocab_size"),
+                .vocab = size32(m.vocab, "vocab_size"),
                 .n_heads = size32(H, "num_heads"),
                 .n_v_heads = size32(Hv, "num_v_heads"),
                 .head_k = size32(K, "head_dim"),
                 .head_v = size32(V, "head_dim * expand_v"),
                 .d_conv = size32(Kc, "conv_size"),
-                .d_ffn = size32(F, "intermediate_size"),
-                .norm_eps = static_cast<float>(eps),
-                .tied_head = tied,
+                .d_ffn = size32(m.F, "intermediate_size"),
+                .norm_eps = static_cast<float>(m.eps),
+                .tied_head = m.tied,
                 .neg_eigval = neg};
   FileContent content;
   begin_content<Spec>(&h, std::vector<fb::LayerKind>(L, fb::LayerKind::GatedDeltaNetBlock), "fla-gated_deltanet",
                       &content);
-  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, Vocab, tied, VectorIo{}), in.matrix_dtype);
-  ts.lm_tensors(emb_name, "model.norm.weight");
+  TensorSet ts = TensorSet::of<Spec>(ck, &content, h, make_ends(Spec::kEnds, d, m.vocab, m.tied, VectorIo{}), in.matrix_dtype);
+  ts.lm_tensors("model.embeddings.weight", "model.norm.weight");
 
   const uint64_t kd = H * K, vdim = Hv * V;
   for (uint64_t i = 0; i < L; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".", a = p + "attn.";
     const int li = static_cast<int>(i);
-    ts.copy(p + "attn_norm.weight", "attn_norm", li);
+    fla_block_tensors(ts, i, {"o_norm"});
     stack_rows(ts, {{a + "q_proj.weight", kd}, {a + "k_proj.weight", kd}, {a + "v_proj.weight", vdim},
                     {a + "a_proj.weight", Hv}, {a + "b_proj.weight", Hv}}, d, "in_proj", li);
     stack_convs(ts, {{a + "q_conv1d.weight", kd}, {a + "k_conv1d.weight", kd}, {a + "v_conv1d.weight", vdim}}, Kc, li);
@@ -116,17 +90,10 @@ FileContent gated_deltanet_content(const ArchInput& in) {
         for (float& x : v) x = static_cast<float>(-std::exp(static_cast<double>(x)));  // A = -exp(A_log)
         return v;
       });
-    ts.copy(a + "g_proj.weight", "g_proj", li);
-    ts.copy(a + "o_norm.weight", "o_norm", li);
-    ts.copy(a + "o_proj.weight", "out_proj", li);
-    ts.copy(p + "mlp_norm.weight", "mlp_norm", li);
-    ts.copy(p + "mlp.gate_proj.weight", "gate", li);
-    ts.copy(p + "mlp.up_proj.weight", "up", li);
-    ts.copy(p + "mlp.down_proj.weight", "down", li);
   }
   ts.finish("hidden_size=" + std::to_string(d) + " layers=" + std::to_string(L) + " heads=" + std::to_string(H) +
             " v_heads=" + std::to_string(Hv) + " head_k=" + std::to_string(K) + " head_v=" + std::to_string(V) +
-            " conv=" + std::to_string(Kc) + " ffn=" + std::to_string(F));
+            " conv=" + std::to_string(Kc) + " ffn=" + std::to_string(m.F));
   return content;
 }
 
