@@ -279,6 +279,17 @@ void TensorSet::finish(const std::string& what) {
                          ", which the spec requires (runtime/src/arch/)");
 }
 
+bool cfg_null(const json& cfg, const char* key) { return !cfg.contains(key) || cfg[key].is_null(); }
+
+bool model_type_is(const ArchInput& in, const char* model_type) {
+  try {
+    const json cfg = parse_config(in.config_text);
+    return cfg.contains("model_type") && cfg["model_type"] == model_type;
+  } catch (const ConvertError&) {
+    return false;
+  }
+}
+
 std::vector<float> transpose(const std::vector<float>& a, uint64_t rows, uint64_t cols) {
   std::vector<float> o(a.size());
   for (uint64_t r = 0; r < rows; ++r)
@@ -300,9 +311,7 @@ std::vector<float> layernorm_rows(std::vector<float> x, const std::vector<float>
   return x;
 }
 
-void stack_rows(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t cols, const std::string& out, int layer) {
-  std::vector<const SrcTensor*> srcs;
-  for (const RowPart& p : parts) srcs.push_back(ts.expect(p.name, {p.rows, cols}));
+void add_concat(TensorSet& ts, const std::string& out, int layer, std::vector<const SrcTensor*> srcs) {
   for (const SrcTensor* t : srcs)
     if (!t) return;
   const Checkpoint& ck = ts.ck();
@@ -315,6 +324,12 @@ void stack_rows(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t cols,
     }
     return o;
   });
+}
+
+void stack_rows(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t cols, const std::string& out, int layer) {
+  std::vector<const SrcTensor*> srcs;
+  for (const RowPart& p : parts) srcs.push_back(ts.expect(p.name, {p.rows, cols}));
+  add_concat(ts, out, layer, std::move(srcs));
 }
 
 void stack_convs(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t Kc, int layer) {
@@ -342,13 +357,9 @@ void stack_convs(TensorSet& ts, const std::vector<RowPart>& parts, uint64_t Kc, 
   });
 }
 
-namespace {
-bool is_null(const json& cfg, const char* key) { return !cfg.contains(key) || cfg[key].is_null(); }
-}  // namespace
-
 FlaModel fla_model(const Checkpoint& ck, const json& cfg, const char* family, uint64_t default_layers) {
   const std::string fam = family;
-  if (!is_null(cfg, "attn"))
+  if (!cfg_null(cfg, "attn"))
     throw ConvertError("config.json: \"attn\" is set (a " + fam + "/attention hybrid); rill runs pure " + fam);
   if (cfg.contains("hidden_act") && cfg["hidden_act"] != "swish" && cfg["hidden_act"] != "silu")
     throw ConvertError("config.json: hidden_act " + cfg["hidden_act"].dump() + " is not supported (swish is)");
@@ -365,7 +376,7 @@ FlaModel fla_model(const Checkpoint& ck, const json& cfg, const char* family, ui
   const SrcTensor* g0 = ck.find("model.layers.0.mlp.gate_proj.weight");
   if (!g0 || g0->shape.size() != 2) throw ConvertError("checkpoint: model.layers.0.mlp.gate_proj.weight missing or not 2-D");
   m.F = g0->shape[0];
-  if (!is_null(cfg, "intermediate_size") && cfg_uint(cfg, {"intermediate_size"}, 0, false) != m.F)
+  if (!cfg_null(cfg, "intermediate_size") && cfg_uint(cfg, {"intermediate_size"}, 0, false) != m.F)
     throw ConvertError("config.json: intermediate_size = " + std::to_string(cfg_uint(cfg, {"intermediate_size"}, 0, false)) +
                        " but the tensors say " + std::to_string(m.F));
   if (cfg.contains("vocab_size") && cfg_uint(cfg, {"vocab_size"}, 0, false) > m.vocab)
@@ -378,13 +389,13 @@ FlaModel fla_model(const Checkpoint& ck, const json& cfg, const char* family, ui
 }
 
 FlaHeads fla_heads(const json& cfg, uint64_t d, uint64_t default_heads, double default_ek, double default_ev) {
-  if (!is_null(cfg, "feature_map"))
+  if (!cfg_null(cfg, "feature_map"))
     throw ConvertError("config.json: feature_map " + cfg["feature_map"].dump() + " is not supported (null is)");
   if (!cfg_bool(cfg, {"use_output_gate"}, true)) throw ConvertError("config.json: use_output_gate=false is not supported");
   if (!cfg_bool(cfg, {"elementwise_affine"}, true))
     throw ConvertError("config.json: elementwise_affine=false is not supported");
   const uint64_t H = cfg_uint(cfg, {"num_heads"}, default_heads, false);
-  if (!is_null(cfg, "num_kv_heads") && cfg_uint(cfg, {"num_kv_heads"}, H, false) != H)
+  if (!cfg_null(cfg, "num_kv_heads") && cfg_uint(cfg, {"num_kv_heads"}, H, false) != H)
     throw ConvertError("config.json: num_kv_heads different from num_heads (shared keys and values) is not supported");
   const double ek = cfg.contains("expand_k") ? cfg_number(cfg["expand_k"], "expand_k") : default_ek;
   const double ev = cfg.contains("expand_v") ? cfg_number(cfg["expand_v"], "expand_v") : default_ev;

@@ -26,6 +26,11 @@ bool cfg_bool(const json& cfg, std::initializer_list<const char*> names, bool de
 // A number, or the strings "Infinity" / "-Infinity".
 double cfg_number(const json& v, const char* what);
 
+// Whether a config field is absent or null.
+bool cfg_null(const json& cfg, const char* key);
+// Whether the folder's config.json is valid JSON with this model_type.
+bool model_type_is(const ArchInput& in, const char* model_type);
+
 // Fails naming every key of `cfg` in neither set (prefix names nested objects), unless allowed.
 void check_keys(const json& cfg, const std::set<std::string>& used, const std::set<std::string>& ignored,
                 const std::string& prefix, std::vector<std::string>* unknown);
@@ -151,6 +156,9 @@ class TensorSet {
   std::set<std::pair<int, std::string>> planned_;
 };
 
+// Plans the spec tensor `out` of `layer` as the values of `srcs` one after another (nothing when one is
+// missing: expect() has recorded it).
+void add_concat(TensorSet& ts, const std::string& out, int layer, std::vector<const SrcTensor*> srcs);
 // flash-linear-attention's projections stacked by rows into the spec's matrix `out` of `layer`: each
 // part is a checkpoint matrix [rows, cols] (q_proj, k_proj, ...), in order.
 struct RowPart {

@@ -24,14 +24,7 @@ const std::set<std::string> kIgnoredKeys = {
 
 }  // namespace
 
-bool gated_deltanet_matches(const ArchInput& in) {
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "gated_deltanet";
-  } catch (const ConvertError&) {
-    return false;
-  }
-}
+bool gated_deltanet_matches(const ArchInput& in) { return model_type_is(in, "gated_deltanet"); }
 
 FileContent gated_deltanet_content(const ArchInput& in) {
   const Checkpoint& ck = in.ck;
@@ -46,7 +39,7 @@ FileContent gated_deltanet_content(const ArchInput& in) {
     throw ConvertError("config.json: use_short_conv=false is not supported (the released models use the convolutions)");
   const uint64_t d = m.d, L = m.L;
   const uint64_t K = cfg_uint(cfg, {"head_dim"}, 256, false), H = cfg_uint(cfg, {"num_heads"}, 6, false);
-  const uint64_t Hv = cfg.contains("num_v_heads") && !cfg["num_v_heads"].is_null() ? cfg_uint(cfg, {"num_v_heads"}, H, false) : H;
+  const uint64_t Hv = !cfg_null(cfg, "num_v_heads") ? cfg_uint(cfg, {"num_v_heads"}, H, false) : H;
   const double expand_v = cfg.contains("expand_v") ? cfg_number(cfg["expand_v"], "expand_v") : 2.0;
   const double vd = static_cast<double>(K) * expand_v;
   if (!(vd >= 1 && vd < 65536) || vd != std::floor(vd))

@@ -24,18 +24,9 @@ const std::set<std::string> kIgnoredKeys = {
     "initializer_range", "fuse_swiglu", "fuse_cross_entropy", "fuse_linear_cross_entropy", "use_l2warp",
     "pad_token_id"};
 
-bool is_null(const json& cfg, const char* key) { return !cfg.contains(key) || cfg[key].is_null(); }
-
 }  // namespace
 
-bool gla_matches(const ArchInput& in) {
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "gla";
-  } catch (const ConvertError&) {
-    return false;
-  }
-}
+bool gla_matches(const ArchInput& in) { return model_type_is(in, "gla"); }
 
 FileContent gla_content(const ArchInput& in) {
   const Checkpoint& ck = in.ck;
@@ -43,7 +34,7 @@ FileContent gla_content(const ArchInput& in) {
   std::vector<std::string> unknown;
   check_keys(cfg, kUsedKeys, kIgnoredKeys, "", &unknown);
   fail_unknown(unknown, in.allow_unknown_config);
-  if (!is_null(cfg, "clamp_min")) throw ConvertError("config.json: clamp_min is not supported (null is)");
+  if (!cfg_null(cfg, "clamp_min")) throw ConvertError("config.json: clamp_min is not supported (null is)");
   const FlaModel m = fla_model(ck, cfg, "GLA", 24);
   const FlaHeads hd = fla_heads(cfg, m.d, 4, 0.5, 1.0);
   const uint64_t d = m.d, H = hd.H, K = hd.K, V = hd.V, kd = H * K, vd = H * V;
@@ -54,7 +45,7 @@ FileContent gla_content(const ArchInput& in) {
   const SrcTensor* gk0 = ck.find("model.layers.0.attn.gk_proj.0.weight");
   if (!gk0 || gk0->shape.size() != 2) throw ConvertError("checkpoint: model.layers.0.attn.gk_proj.0.weight missing or not 2-D");
   const uint64_t R = gk0->shape[0];
-  if (!is_null(cfg, "gate_low_rank_dim") && cfg_uint(cfg, {"gate_low_rank_dim"}, 0, false) != R)
+  if (!cfg_null(cfg, "gate_low_rank_dim") && cfg_uint(cfg, {"gate_low_rank_dim"}, 0, false) != R)
     throw ConvertError("config.json: gate_low_rank_dim = " + std::to_string(cfg_uint(cfg, {"gate_low_rank_dim"}, 0, false)) +
                        " but the tensors say " + std::to_string(R));
 

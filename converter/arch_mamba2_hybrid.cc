@@ -162,15 +162,6 @@ void plan(const ArchInput& in, FileContent* content, const Spec::Hyper& h, const
             std::to_string(h.attn_head_dim) + " ffn=" + std::to_string(F));
 }
 
-bool model_type_is(const ArchInput& in, const char* type) {
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == type;
-  } catch (const ConvertError&) {
-    return false;
-  }
-}
-
 }  // namespace
 
 bool granite_hybrid_matches(const ArchInput& in) { return model_type_is(in, "granitemoehybrid"); }

@@ -39,15 +39,7 @@ float bf16_round(double v) {
 
 }  // namespace
 
-bool recurrent_gemma_matches(const ArchInput& in) {
-  json cfg;
-  try {
-    cfg = parse_config(in.config_text);
-  } catch (const ConvertError&) {
-    return false;
-  }
-  return cfg.contains("model_type") && cfg["model_type"] == "recurrent_gemma";
-}
+bool recurrent_gemma_matches(const ArchInput& in) { return model_type_is(in, "recurrent_gemma"); }
 
 FileContent recurrent_gemma_content(const ArchInput& in) {
   const json cfg = parse_config(in.config_text);

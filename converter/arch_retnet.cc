@@ -26,14 +26,7 @@ const std::set<std::string> kIgnoredKeys = {
 
 }  // namespace
 
-bool retnet_matches(const ArchInput& in) {
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "retnet";
-  } catch (const ConvertError&) {
-    return false;
-  }
-}
+bool retnet_matches(const ArchInput& in) { return model_type_is(in, "retnet"); }
 
 FileContent retnet_content(const ArchInput& in) {
   const Checkpoint& ck = in.ck;

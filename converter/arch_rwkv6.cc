@@ -38,13 +38,7 @@ struct Names {
 }  // namespace
 
 bool rwkv6_matches(const ArchInput& in) {
-  if (in.ck.find("emb.weight") && in.ck.find("blocks.0.att.time_faaaa")) return true;
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "rwkv6";
-  } catch (const ConvertError&) {
-    return false;
-  }
+  return (in.ck.find("emb.weight") && in.ck.find("blocks.0.att.time_faaaa")) || model_type_is(in, "rwkv6");
 }
 
 FileContent rwkv6_content(const ArchInput& in) {
@@ -138,17 +132,7 @@ FileContent rwkv6_content(const ArchInput& in) {
   auto stack = [&](const std::vector<std::string>& names, const std::string& out, int layer) {
     std::vector<const SrcTensor*> parts;
     for (const std::string& n : names) parts.push_back(vec(n));
-    for (const SrcTensor* t : parts)
-      if (!t) return;
-    ts.add(out, layer, parts[0], [&ck, parts, C] {
-      std::vector<float> o;
-      o.reserve(parts.size() * C);
-      for (const SrcTensor* t : parts) {
-        const std::vector<float> v = ck.read_f32(*t);
-        o.insert(o.end(), v.begin(), v.end());
-      }
-      return o;
-    });
+    add_concat(ts, out, layer, std::move(parts));
   };
   // The spec's matrix `out` [r, c] from the checkpoint's `x @ W` form [c, r].
   auto transposed = [&](const std::string& name, const std::string& out, int layer) {

@@ -38,13 +38,7 @@ struct Names {
 }  // namespace
 
 bool rwkv7_matches(const ArchInput& in) {
-  if (in.ck.find("emb.weight") && in.ck.find("blocks.0.att.r_k")) return true;
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "rwkv7";
-  } catch (const ConvertError&) {
-    return false;
-  }
+  return (in.ck.find("emb.weight") && in.ck.find("blocks.0.att.r_k")) || model_type_is(in, "rwkv7");
 }
 
 FileContent rwkv7_content(const ArchInput& in) {
@@ -180,18 +174,7 @@ FileContent rwkv7_content(const ArchInput& in) {
       std::vector<const SrcTensor*> mixes;
       for (const char* m : {"r", "w", "k", "v", "a", "g"})
         mixes.push_back(vec(n((std::string("attn.x_") + m).c_str(), (std::string("att.x_") + m).c_str())));
-      bool all = true;
-      for (const SrcTensor* t : mixes) all &= t != nullptr;
-      if (all)
-        ts.add("att_mix", li, mixes[0], [&ck, mixes, C] {
-          std::vector<float> o;
-          o.reserve(6 * C);
-          for (const SrcTensor* t : mixes) {
-            const std::vector<float> v = ck.read_f32(*t);
-            o.insert(o.end(), v.begin(), v.end());
-          }
-          return o;
-        });
+      add_concat(ts, "att_mix", li, std::move(mixes));
     }
     // LoRAs: down [rank, C] and up [C, rank] in nn.Linear layout (BlinkDL's transposed); bias = the x0
     // vector.

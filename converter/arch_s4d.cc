@@ -43,14 +43,7 @@ void zoh(double log_dt, double log_a_re, double a_im, double c_re, double c_im, 
 
 }  // namespace
 
-bool s4d_matches(const ArchInput& in) {
-  try {
-    const json cfg = parse_config(in.config_text);
-    return cfg.contains("model_type") && cfg["model_type"] == "s4d";
-  } catch (const ConvertError&) {
-    return false;
-  }
-}
+bool s4d_matches(const ArchInput& in) { return model_type_is(in, "s4d"); }
 
 FileContent s4d_content(const ArchInput& in) {
   const json cfg = parse_config(in.config_text);

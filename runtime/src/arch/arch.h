@@ -116,9 +116,12 @@ void model_input(const Exec& x, const ModelImpl& m, const Rows& r, float* h);
 
 // Y = W X (+ b, when the model has it) over n rows: X rows ldx apart, Y [n, W.rows()].
 void linear(const Exec& x, const TensorView& W, const TensorView& b, const float* X, size_t ldx, float* Y, size_t n);
-// Y [n, heads * V] in place: each head's V values RMS-normalised, times w [V], times silu(G); G [n, heads * V]
-// is overwritten (flash-linear-attention's FusedRMSNormGated: the gate after the norm).
-void gated_head_norm(const Exec& x, float* Y, const float* w, float* G, size_t n, size_t heads, size_t V, float eps);
+// The output of a flash-linear-attention mixer (Gated DeltaNet, GLA, RetNet): h += out_proj y', where y'
+// is y [n, heads * V] with each head's V values RMS-normalised, times norm [V], times silu(g_proj u)
+// (FusedRMSNormGated: the gate after the norm). y is overwritten; g [n, heads * V] and o [n, d] are
+// scratch; u [n, d] is the mixer's input.
+void gated_output(const Exec& x, const TensorView& g_proj, const TensorView& norm, const TensorView& out_proj,
+                  const float* u, float* y, float* g, float* o, float* h, size_t n, size_t heads, size_t V, float eps);
 // h += down(silu(gate u) * up u), u = RMSNorm(h) * norm: the SwiGLU MLP block. u [n, d], g and up [n, F] scratch.
 void swiglu_block(const Exec& x, const TensorView& norm, const TensorView& gate, const TensorView& up,
                   const TensorView& down, float* h, float* u, float* g, float* upb, float* o, size_t n, float eps);

@@ -21,11 +21,16 @@ void lora(const Exec& x, const TensorView& down, const TensorView& up, const flo
   if (bias) op.add_bias(x, out, bias, n, C);
 }
 
-void gated_head_norm(const Exec& x, float* Y, const float* w, float* G, size_t n, size_t heads, size_t V, float eps) {
+void gated_output(const Exec& x, const TensorView& g_proj, const TensorView& norm, const TensorView& out_proj,
+                  const float* u, float* y, float* g, float* o, float* h, size_t n, size_t heads, size_t V, float eps) {
   const Ops& op = *x.backend->ops;
-  op.rmsnorm(x, Y, w, Y, n * heads, V, eps);
-  op.act(x, Act::kSilu, G, n * heads * V);
-  op.mul(x, Y, G, n * heads * V);
+  const size_t d = out_proj.rows(), HV = heads * V;
+  op.matmul(x, g_proj, u, d, g, HV, n);
+  op.rmsnorm(x, y, norm.f32(), y, n * heads, V, eps);
+  op.act(x, Act::kSilu, g, n * HV);
+  op.mul(x, y, g, n * HV);
+  op.matmul(x, out_proj, y, HV, o, d, n);
+  op.add(x, h, o, n * d);
 }
 
 void swiglu_block(const Exec& x, const TensorView& norm, const TensorView& gate, const TensorView& up,

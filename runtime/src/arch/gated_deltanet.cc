@@ -62,10 +62,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.delta_keys(x, s.qkv, conv_dim, s.dt, L.A.f32(), s.proj + conv_dim + Hv, P, p.neg_eigval ? 2.f : 1.f, s.r, s.w,
                   s.k, s.b, s.v, n, H, Hv, K, V);
     op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, s.k, s.b, s.y, n, Hv, K, V, false);  // y [n, Hv V]
-    op.matmul(x, L.g_proj, s.u, d, s.g, Hv * V, n);
-    gated_head_norm(x, s.y, L.o_norm.f32(), s.g, n, Hv, V, p.norm_eps);  // RMSNorm per head, times silu(g)
-    op.matmul(x, L.out_proj, s.y, Hv * V, s.o, d, n);
-    op.add(x, s.h, s.o, n * d);
+    gated_output(x, L.g_proj, L.o_norm, L.out_proj, s.u, s.y, s.g, s.o, s.h, n, Hv, V, p.norm_eps);
 
     swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);
   }

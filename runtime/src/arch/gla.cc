@@ -57,10 +57,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.gate_keys(x, qkv, P, s.gk, H * K, nullptr, p.gate_normalizer, 1.f / std::sqrt(static_cast<float>(K)), s.r, s.w,
                  s.k, s.v, n, H, K, V);
     op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, K, V, false);  // y [n, HV]
-    op.matmul(x, L.g_proj, s.u, d, s.g, H * V, n);
-    gated_head_norm(x, s.y, L.o_norm.f32(), s.g, n, H, V, p.norm_eps);  // RMSNorm per head, times silu(g)
-    op.matmul(x, L.out_proj, s.y, H * V, s.o, d, n);
-    op.add(x, s.h, s.o, n * d);
+    gated_output(x, L.g_proj, L.o_norm, L.out_proj, s.u, s.y, s.g, s.o, s.h, n, H, V, p.norm_eps);
 
     swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);
   }
