@@ -15,9 +15,7 @@ fla's kernels do with use_qk_l2norm_in_kernel; α = exp(−exp(A_log) softplus(a
 Outputs per case: model.safetensors, config.json, tokens.txt, logits.npy [T, V], state_conv.npy
 [L, Kc-1, 2HK + HvV] (the conv history, oldest first: q, k, v channels), state_wkv.npy [L, Hv, V, K].
 """
-import json
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -25,8 +23,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 sys.path.insert(0, HERE)
-from st_io import write_safetensors, write_npy  # noqa: E402
-from ref_common import softplus, silu, rmsnorm, causal_conv  # noqa: E402
+from ref_common import write_fla_case, softplus, silu, rmsnorm, causal_conv  # noqa: E402
 
 
 def sigmoid(x):
@@ -56,7 +53,7 @@ def delta_rule(q, k, v, alpha, beta):
 
 
 def reference(W, c, tokens):
-    d, L, H, Hv, K, V, Kc, eps = c["d"], c["L"], c["H"], c["Hv"], c["K"], c["V"], c["Kc"], c["eps"]
+    L, H, Hv, K, V, eps = c["L"], c["H"], c["Hv"], c["K"], c["V"], c["eps"]
     T = len(tokens)
     x = W["model.embeddings.weight"][tokens]
     convs, wkvs = [], []
@@ -118,23 +115,7 @@ def random_weights(rng, c):
 
 
 def make_case(name, seed, c, config_json, dtype, T=64):
-    out = os.path.join(HERE, name)
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    rng = np.random.default_rng(seed)
-    W = random_weights(rng, c)
-    stored = write_safetensors(os.path.join(out, "model.safetensors"), W, dtype)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config_json, f, indent=1)
-    tokens = rng.integers(0, c["vocab"], T)
-    logits, conv, wkv = reference(stored, c, tokens)
-    with open(os.path.join(out, "tokens.txt"), "w") as f:
-        f.write(",".join(str(int(t)) for t in tokens) + "\n")
-    write_npy(os.path.join(out, "logits.npy"), logits)
-    write_npy(os.path.join(out, "state_conv.npy"), conv)
-    write_npy(os.path.join(out, "state_wkv.npy"), wkv)
-    print(f"{name}: d={c['d']} H={c['H']} Hv={c['Hv']} K={c['K']} V={c['V']} L={c['L']} T={T} "
-          f"max|logit|={np.abs(logits).max():.3f} max|wkv|={np.abs(wkv).max():.3f}")
+    write_fla_case(os.path.join(HERE, name), seed, c, config_json, dtype, random_weights, reference, T)
 
 
 def config(c, **extra):

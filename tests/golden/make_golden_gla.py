@@ -12,9 +12,7 @@ and the final state S[i][j] = Σ_s v_s[i] k_s[j] exp(c_{T−1} − c_s)[j].
 Outputs per case: model.safetensors, config.json, tokens.txt, logits.npy [T, V], state_wkv.npy
 [L, H, V, K], and with the short convolution state_conv.npy [L, Kc-1, 2HK + HV].
 """
-import json
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -22,8 +20,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 sys.path.insert(0, HERE)
-from st_io import write_safetensors, write_npy  # noqa: E402
-from ref_common import silu, rmsnorm, causal_conv  # noqa: E402
+from ref_common import write_fla_case, silu, rmsnorm, causal_conv  # noqa: E402
 
 
 def logsigmoid(x):
@@ -43,7 +40,7 @@ def gla_parallel(q, k, v, lw):
 
 
 def reference(W, c, tokens):
-    d, L, H, K, V, eps = c["d"], c["L"], c["H"], c["K"], c["V"], c["eps"]
+    L, H, K, V, eps = c["L"], c["H"], c["K"], c["V"], c["eps"]
     T = len(tokens)
     x = W["model.embeddings.weight"][tokens]
     convs, wkvs = [], []
@@ -102,24 +99,8 @@ def random_weights(rng, c):
     return W
 
 
-def make_case(name, seed, c, cfg, dtype, T=64):
-    out = os.path.join(HERE, name)
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    rng = np.random.default_rng(seed)
-    stored = write_safetensors(os.path.join(out, "model.safetensors"), random_weights(rng, c), dtype)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=1)
-    tokens = rng.integers(0, c["vocab"], T)
-    logits, conv, wkv = reference(stored, c, tokens)
-    with open(os.path.join(out, "tokens.txt"), "w") as f:
-        f.write(",".join(str(int(t)) for t in tokens) + "\n")
-    write_npy(os.path.join(out, "logits.npy"), logits)
-    if conv is not None:
-        write_npy(os.path.join(out, "state_conv.npy"), conv)
-    write_npy(os.path.join(out, "state_wkv.npy"), wkv)
-    print(f"{name}: d={c['d']} H={c['H']} K={c['K']} V={c['V']} L={c['L']} T={T} max|logit|={np.abs(logits).max():.3f} "
-          f"max|wkv|={np.abs(wkv).max():.3f}")
+def make_case(name, seed, c, config_json, dtype, T=64):
+    write_fla_case(os.path.join(HERE, name), seed, c, config_json, dtype, random_weights, reference, T)
 
 
 def config(c, **extra):
