@@ -88,10 +88,12 @@ class Model:
         weight_bytes, state_bytes, file_bytes, tokenizer, bos_id, eos_id, max_context (0: no limit), path."""
         return self._m.info
 
-    def session(self, prefill_chunk: int = 64, slide: bool = False) -> "Session":
+    def session(self, prefill_chunk: int = 64, slide: bool = False, chunked_prefill: bool = False) -> "Session":
         """A new session with the empty state; prefill_chunk rows go through the model at a time. A model
-        with max_context: a full stream raises ContextFull, or with slide=True keeps the last tokens."""
-        return Session(self, self._m.session(prefill_chunk, slide))
+        with max_context: a full stream raises ContextFull, or with slide=True keeps the last tokens.
+        chunked_prefill=True lets a prefill take a faster chunked form where the CPU has one (stepping's
+        values within rounding, not its bits: see SessionOptions::chunked_prefill)."""
+        return Session(self, self._m.session(prefill_chunk, slide, chunked_prefill))
 
     def tokenize(self, text: str) -> np.ndarray:
         """Token ids (int32) with the model's embedded tokenizer."""

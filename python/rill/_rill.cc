@@ -104,6 +104,7 @@ struct PySession {
   OwnedSession s;
   uint32_t prefill_chunk = 64;
   bool slide = false;  // a full context slides (else ContextFull)
+  bool chunked = false;  // SessionOptions::chunked_prefill
   size_t n_out() const { return m->info().d_output; }
   bool vector_model() const { return m->info().d_input != 0; }
 };
@@ -118,15 +119,17 @@ F32 out_array(const py::object& out, size_t n, const char* what) {
   return a;
 }
 
-PySession make_session(const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk, bool slide) {
+PySession make_session(const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk, bool slide, bool chunked) {
   PySession p;
   p.m = m;
   SessionOptions o;
   o.pool = m->pool;
   o.prefill_chunk = prefill_chunk;
   o.context_full = slide ? ContextFull::kSlide : ContextFull::kRefuse;
+  o.chunked_prefill = chunked;
   p.prefill_chunk = prefill_chunk;
   p.slide = slide;
+  p.chunked = chunked;
   Error e;
   check(OwnedSession::create(m->model(), o, &p.s, &e), e, "session");
   return p;
@@ -256,10 +259,10 @@ PYBIND11_MODULE(_rill, mod) {
                                return d;
                              })
       .def("session",
-           [](const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk, bool slide) {
-             return make_session(m, prefill_chunk, slide);
+           [](const std::shared_ptr<ModelHolder>& m, uint32_t prefill_chunk, bool slide, bool chunked_prefill) {
+             return make_session(m, prefill_chunk, slide, chunked_prefill);
            },
-           py::arg("prefill_chunk") = 64, py::arg("slide") = false)
+           py::arg("prefill_chunk") = 64, py::arg("slide") = false, py::arg("chunked_prefill") = false)
       .def("tokenize",
            [](const ModelHolder& m, const std::string& text) {
              size_t n = 0;
@@ -388,7 +391,7 @@ PYBIND11_MODULE(_rill, mod) {
           })
       .def("clone",
            [](PySession& p) {
-             PySession c = make_session(p.m, p.prefill_chunk, p.slide);
+             PySession c = make_session(p.m, p.prefill_chunk, p.slide, p.chunked);
              const size_t n = p.s.session().state_size();
              std::string blob(n, '\0');
              check(p.s.session().state_copy_out(blob.data(), n), "clone");

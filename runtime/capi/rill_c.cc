@@ -184,6 +184,7 @@ Status session_opts(const rill_session_options* in, SessionOptions* out) {
   out->lock_memory = o.lock_memory != 0;
   if (o.context_full != RILL_CONTEXT_REFUSE && o.context_full != RILL_CONTEXT_SLIDE) return Status::kInvalidArgument;
   out->context_full = static_cast<ContextFull>(o.context_full);
+  out->chunked_prefill = o.chunked_prefill != 0;
   return pool_of(o.pool, &out->pool);
 }
 

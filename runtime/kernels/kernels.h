@@ -45,6 +45,13 @@ inline ActLayout act_layout(size_t T, size_t cols) {
   return ActLayout{ldq, T * ldq, T * ldq + region, T * ldq + 2 * region, 2 * T * ldq + 2 * region};
 }
 
+// Tokens per chunk of the wkv recurrence's chunked form (WkvScan), and the workspace floats it needs per head
+// of K keys and V values: four [chunk, K] and two [K] vectors, four [chunk, chunk] score tables, [chunk, V].
+inline constexpr size_t kWkvChunk = 16;
+constexpr size_t wkv_chunk_floats(size_t K, size_t V) {
+  return (4 * kWkvChunk + 2) * K + 4 * kWkvChunk * kWkvChunk + kWkvChunk * V;
+}
+
 // The per-token vectors of the wkv recurrence (WkvScan, wkv_step).
 struct WkvIo {
   const float *r, *w, *k, *v, *a, *b;  // a, b: null for a plain gated outer product
@@ -111,8 +118,11 @@ using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C,
 // [h0, h1): RWKV-6/7, GLA, RetNet and Gated DeltaNet are all this recurrence (docs/architectures.md).
 //   S [H, V, K] persistent (S[h][i][j], i the value index, j the key index). Token t's r, w, k, a, b
 //   at + t*H*K, its v and y at + t*H*V. a and b both null: no delta term.
-using WkvScan = void(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
-                     size_t h1);
+// work null: the recurrence token by token, the same bits whatever T is. Otherwise head h's workspace of
+// wkv_chunk_floats(K, V) floats at work + h * wkv_chunk_floats(K, V), and a table may take T >= kWkvChunk
+// tokens in the chunked form (scans.inl, wkvc): the same values within f32 rounding, not the same bits.
+using WkvScan = void(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first,
+                     float* work, size_t h0, size_t h1);
 
 // Elementwise functions (core/act.h), in place on n floats.
 using Activation = void(Act kind, float* y, size_t n);
@@ -159,6 +169,12 @@ struct Table {
   Required<GatedRmsnorm> gated_rmsnorm;
   Required<Layernorm> layernorm;
   Required<AttendGroup> attend_group;
+  // The smallest head (in keys) for which a prefill takes wkv_scan's chunked form; 0: never. Where it
+  // measured faster than the recurrence (rill_kernel_bench --wkv, docs/performance.md): on AVX-512 from
+  // 128 keys (GLA 340M 1.24x, Gated DeltaNet 1.3B 1.39x on Zen 4; RWKV-7's 64 keys 0.99x). AVX2 measured
+  // slower (its 16 registers hold smaller tiles); NEON has not been measured on an ARM machine: both
+  // keep the recurrence.
+  size_t wkv_chunk_keys = 0;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.

@@ -6,11 +6,15 @@
 //   - a session's prefill gives bit-identical state and logits for any prefill_chunk.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "arch/arch.h"
 #include "backend/backends.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
 
 using namespace rill;
@@ -118,13 +122,17 @@ TEST_SUITE("arch") {
     }
   }
 
+  // The default prefill runs every recurrence token by token. gla_hf_bf16's 128-key heads would take the
+  // chunked form on AVX-512 with chunked_prefill (the next test): it is here to show that the default
+  // does not.
   TEST_CASE("prefill: any prefill_chunk, with or without a pool, leaves the state and logits of stepping, bit for bit") {
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
     for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
                              "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied",
-                             "retnet_conv_tied"}) {
+                             "retnet_conv_tied", "gla_hf_bf16"}) {
       for (const char* dtype : {"f32", "q8", "q4"}) {
+        if (std::strcmp(name, "gla_hf_bf16") == 0 && std::strcmp(dtype, "f32") != 0) continue;  // one dtype shows it
         CAPTURE(name);
         CAPTURE(dtype);
         ConvertedModel l(golden_dir(name), dtype);
@@ -155,6 +163,102 @@ TEST_SUITE("arch") {
           REQUIRE(s.session().state_copy_out(got_state.data(), got_state.size()) == Status::kOk);
           CHECK(std::memcmp(got.data(), want.data(), V * 4) == 0);
           CHECK(got_state == want_state);
+        }
+      }
+    }
+    ThreadPool::destroy(pool);
+  }
+
+  // chunked_prefill: the wkv family's chunked form where the CPU table takes it (kernels.h,
+  // wkv_chunk_keys: AVX-512, heads of 128 keys or more, so GLA, RetNet and Gated DeltaNet at their
+  // released head sizes; RWKV-6 and RWKV-7 heads have 64 keys and keep the recurrence, bit for bit).
+  // f32: state and logits within 1e-5 of their largest value of stepping's. q8: a rounding difference can
+  // flip an activation's int8 rounding in a later product, so the bound is the quantization's own: the
+  // chunked q8 prefill stays closer to q8 stepping than q8 stepping is to f32 stepping, with the same
+  // top token. Where the chunked form runs the bits differ (the test sees the path it claims to test).
+  TEST_CASE("chunked_prefill: the chunked wkv leaves the state and logits of stepping within 1e-5 of the largest value (f32)") {
+    if (std::getenv("RILL_TEST_UNDER_QEMU")) return;  // the large heads take minutes under emulation
+    ThreadPool* pool = nullptr;
+    REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
+    const kernels::Table& table = kernels::active();
+    struct Case {
+      const char* name;
+      size_t head_k;
+    };
+    auto max_abs = [](const float* p, size_t n) {
+      float m = 0;
+      for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(p[i]));
+      return m;
+    };
+    auto max_diff = [](const float* a, const float* b, size_t n) {
+      float m = 0;
+      for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+      return m;
+    };
+    for (const Case c : {Case{"gated_deltanet_hf_bf16", 256}, Case{"gla_hf_bf16", 128}, Case{"retnet_hf_bf16", 256},
+                         Case{"rwkv6_hf_world", 64}, Case{"rwkv7_fla_world", 64}}) {
+      const bool chunked = table.wkv_chunk_keys && c.head_k >= table.wkv_chunk_keys;
+      std::vector<float> f32_logits;  // f32 stepping's last logits: q8's own distance from them bounds q8
+      for (const char* dtype : {"f32", "q8"}) {
+        const std::string name = c.name, dt = dtype;
+        CAPTURE(name);
+        CAPTURE(dt);
+        CAPTURE(chunked);
+        ConvertedModel l(golden_dir(c.name), dtype);
+        const Model& model = l.model();
+        const ModelImpl& m = *model.impl();
+        const size_t V = model.info().vocab_size;
+        std::vector<int32_t> prompt(83);  // 64-token passes, and 16-token chunks whole and partial
+        for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 3) % V);
+        OwnedSession stepped;
+        REQUIRE(OwnedSession::create(model, SessionOptions{}, &stepped) == Status::kOk);
+        std::vector<float> want(V), got(V);
+        for (int32_t t : prompt) REQUIRE(stepped.session().step(t, want.data(), V) == Status::kOk);
+        std::vector<unsigned char> want_state(stepped.session().state_size()), got_state(want_state.size());
+        REQUIRE(stepped.session().state_copy_out(want_state.data(), want_state.size()) == Status::kOk);
+        const bool f32 = dt == "f32";
+        if (f32) f32_logits = want;
+        const float lmax = max_abs(want.data(), V), quant = f32 ? 0.f : max_diff(want.data(), f32_logits.data(), V);
+        for (const bool pooled : {false, true}) {
+          CAPTURE(pooled);
+          SessionOptions so;
+          so.pool = pooled ? pool : nullptr;
+          so.chunked_prefill = true;
+          OwnedSession s;
+          REQUIRE(OwnedSession::create(model, so, &s) == Status::kOk);
+          REQUIRE(s.session().prefill(prompt.data(), prompt.size(), got.data(), V) == Status::kOk);
+          REQUIRE(s.session().state_copy_out(got_state.data(), got_state.size()) == Status::kOk);
+          const float ldiff = max_diff(got.data(), want.data(), V);
+          if (f32) {
+            CHECK_MESSAGE(ldiff <= 1e-5f * lmax, "logits: " << ldiff << " of " << lmax);
+          } else {
+            CHECK_MESSAGE(ldiff < quant, "logits: " << ldiff << " from q8 stepping; q8 stepping is " << quant << " from f32");
+            CHECK(std::max_element(got.begin(), got.end()) - got.begin() == std::max_element(want.begin(), want.end()) - want.begin());
+          }
+          // Slot by slot (f32): float slots within 1e-5 of the slot's largest value, others equal.
+          for (uint32_t k = 0; f32 && k < m.n_state_slots; ++k) {
+            const StateSlot& slot = m.state_slots[k];
+            const std::string slot_name = slot.name;
+            CAPTURE(slot_name);
+            const unsigned char* a = want_state.data() + Session::kStateHeaderBytes + slot.offset;
+            const unsigned char* b = got_state.data() + Session::kStateHeaderBytes + slot.offset;
+            if (slot.type != StateType::kF32) {
+              CHECK(std::memcmp(a, b, slot.bytes()) == 0);
+              continue;
+            }
+            std::vector<float> x(slot.count), y(slot.count);
+            std::memcpy(x.data(), a, slot.bytes());
+            std::memcpy(y.data(), b, slot.bytes());
+            const float smax = max_abs(x.data(), x.size()), sdiff = max_diff(x.data(), y.data(), x.size());
+            CHECK_MESSAGE(sdiff <= 1e-5f * smax, "state: " << sdiff << " of " << smax);
+          }
+          char line[160], from[64] = "";
+          if (!f32) std::snprintf(from, sizeof from, " (q8 stepping from f32: %.3g)", quant);
+          std::snprintf(line, sizeof line, "%s %s %s: logits %.3g of %.3g%s", c.name, dtype,
+                        chunked ? "chunked" : "recurrence", ldiff, lmax, from);
+          MESSAGE(line);
+          if (chunked) CHECK_MESSAGE(got_state != want_state, "the chunked form left stepping's bits: did it run?");
+          else CHECK(got_state == want_state);
         }
       }
     }

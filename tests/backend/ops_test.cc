@@ -648,7 +648,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
                 States s(Sa, Sb);
                 Floats Y(n * CV);
                 x.backend->ops->wkv(x, s.ref(), rr.data(), ww.data(), kk_.data(), vv.data(), delta ? aa.data() : nullptr,
-                                    delta ? bb_.data() : nullptr, Y.data(), n, H, K, Vd, first);
+                                    delta ? bb_.data() : nullptr, Y.data(), n, H, K, Vd, first, nullptr);
                 return cat({&Y, &s.a, &s.b});
               },
               want, tol_rel(want, 2e-5, 2e-5));

@@ -372,7 +372,7 @@ TEST_SUITE("kernels") {
           std::vector<float> Sr = S0, yr(T * CV);
           WkvIo io = in;
           io.y = yr.data();
-          wkv_scan__ref(Sr.data(), io, T, H, K, Vd, first, 0, H);
+          wkv_scan__ref(Sr.data(), io, T, H, K, Vd, first, nullptr, 0, H);
           for (size_t ti = 0; ti < nt; ++ti) {
             const Table& t = *tables[ti];
             CAPTURE(t.isa);
@@ -382,17 +382,99 @@ TEST_SUITE("kernels") {
             CAPTURE(first);
             std::vector<float> Sa = S0, ya(T * CV), Sb = S0, yb(T * CV);
             io.y = ya.data();
-            t.wkv_scan(Sa.data(), io, T, H, K, Vd, first, 0, H);
+            t.wkv_scan(Sa.data(), io, T, H, K, Vd, first, nullptr, 0, H);
             io.y = yb.data();
             for (size_t i = 0; i < T; ++i)
               for (size_t part = 0; part < 2; ++part)
-                t.wkv_scan(Sb.data(), wkv_at(io, i, CK, CV), 1, H, K, Vd, first, part * H / 2, (part + 1) * H / 2);
+                t.wkv_scan(Sb.data(), wkv_at(io, i, CK, CV), 1, H, K, Vd, first, nullptr, part * H / 2,
+                            (part + 1) * H / 2);
             CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, "wkv state T=19 vs steps");
             CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, "wkv y T=19 vs steps");
             CHECK_MESSAGE(max_diff(Sa, Sr) <= 1e-4f * (1 + max_abs(Sr)), "wkv state");
             CHECK_MESSAGE(max_diff(ya, yr) <= 1e-4f * (1 + max_abs(yr)) * std::sqrt(float(K)), "wkv y");
           }
         }
+  }
+
+  // The chunked form (a workspace given): every mode, chunks whole and partial, strong and weak decays,
+  // against the recurrence in double. Its bits differ from stepping's; its values may not.
+  TEST_CASE("wkv_scan, chunked: every table and mode against the recurrence in double; workspace bounds kept") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(59);
+    std::normal_distribution<float> nd;
+    // {H, K, V, T}: one and several chunks, a partial last chunk, V off the vector width, K = 48 (a whole
+    // number of AVX2 and NEON vectors, not of AVX-512's: that table keeps the recurrence).
+    const size_t shapes[][4] = {{2, 32, 48, 16}, {1, 64, 64, 53}, {3, 16, 5, 40}, {2, 48, 32, 37}, {1, 128, 256, 64}};
+    for (auto& sh : shapes)
+      for (const bool delta : {true, false})
+        for (const bool first : {false, true})
+          for (const float wlo : {0.05f, 0.9f}) {  // strong decays (products underflow across a chunk) and weak
+            const size_t H = sh[0], K = sh[1], Vd = sh[2], T = sh[3], CK = H * K, CV = H * Vd;
+            std::uniform_real_distribution<float> uw(wlo, 1.f);
+            std::vector<float> r(T * CK), w(T * CK), k(T * CK), v(T * CV), a(T * CK), b(T * CK), S0(H * Vd * K);
+            for (auto* vec : {&r, &k, &v, &S0})
+              for (auto& e : *vec) e = nd(rng);
+            for (auto& e : w) e = uw(rng);
+            for (size_t t = 0; t < T; ++t)  // Gated DeltaNet's a = k, b = -β w k with k unit per head
+              for (size_t h = 0; h < H; ++h) {
+                float ss = 0;
+                for (size_t j = 0; j < K; ++j) ss += k[t * CK + h * K + j] * k[t * CK + h * K + j];
+                const float beta = 0.2f + 1.6f * static_cast<float>(t % 7) / 7.f;
+                for (size_t j = 0; j < K; ++j) {
+                  const size_t c = t * CK + h * K + j;
+                  k[c] /= std::sqrt(ss);
+                  a[c] = k[c];
+                  b[c] = -beta * w[c] * k[c];
+                }
+              }
+            // The recurrence in double.
+            std::vector<double> Sd(S0.begin(), S0.end()), yd(T * CV);
+            for (size_t t = 0; t < T; ++t)
+              for (size_t h = 0; h < H; ++h) {
+                const size_t o = t * CK + h * K;
+                for (size_t i = 0; i < Vd; ++i) {
+                  double* row = Sd.data() + (h * Vd + i) * K;
+                  double sa = 0, before = 0, after = 0;
+                  for (size_t j = 0; j < K; ++j) sa += delta ? row[j] * a[o + j] : 0.0;
+                  for (size_t j = 0; j < K; ++j) {
+                    before += row[j] * r[o + j];
+                    row[j] = row[j] * w[o + j] + (delta ? sa * b[o + j] : 0.0) + double(v[t * CV + h * Vd + i]) * k[o + j];
+                    after += row[j] * r[o + j];
+                  }
+                  yd[t * CV + h * Vd + i] = first ? before : after;
+                }
+              }
+            double smax = 0, ymax = 0;
+            for (double e : Sd) smax = std::max(smax, std::fabs(e));
+            for (double e : yd) ymax = std::max(ymax, std::fabs(e));
+            const WkvIo in{r.data(), w.data(), k.data(), v.data(), delta ? a.data() : nullptr,
+                           delta ? b.data() : nullptr, nullptr};
+            const size_t per_head = wkv_chunk_floats(K, Vd);
+            for (size_t ti = 0; ti < nt; ++ti) {
+              const Table& t = *tables[ti];
+              CAPTURE(t.isa);
+              CAPTURE(K);
+              CAPTURE(Vd);
+              CAPTURE(T);
+              CAPTURE(delta);
+              CAPTURE(first);
+              CAPTURE(wlo);
+              // Guards around every head's workspace: the kernel stays inside its own.
+              const float guard = 12345.f;
+              std::vector<float> work(H * per_head + 16, guard), S = S0, y(T * CV);
+              WkvIo io = in;
+              io.y = y.data();
+              for (size_t part = 0; part < 2; ++part)  // heads in two ranges, as two threads take them
+                t.wkv_scan(S.data(), io, T, H, K, Vd, first, work.data(), part * H / 2, (part + 1) * H / 2);
+              double ds = 0, dy = 0;
+              for (size_t i = 0; i < S.size(); ++i) ds = std::max(ds, std::fabs(S[i] - Sd[i]));
+              for (size_t i = 0; i < y.size(); ++i) dy = std::max(dy, std::fabs(y[i] - yd[i]));
+              CHECK_MESSAGE(ds <= 1e-5 * smax, "state: " << ds << " of " << smax);
+              CHECK_MESSAGE(dy <= 1e-5 * ymax, "y: " << dy << " of " << ymax);
+              for (size_t i = H * per_head; i < work.size(); ++i) CHECK(work[i] == guard);
+            }
+          }
   }
 
   TEST_CASE("act / conv_silu / gated_rmsnorm / layernorm: every table against the reference; position-independent") {

@@ -236,6 +236,10 @@ typedef struct rill_session_options {
   /* Since 0.1, a model with max_context: RILL_CONTEXT_REFUSE (default) returns RILL_CONTEXT_FULL at a
    * full stream and changes nothing; RILL_CONTEXT_SLIDE keeps the last max_context tokens. */
   int32_t context_full;
+  /* Since 0.1 (default 0: a prefill leaves exactly the bits of stepping): nonzero lets a prefill take a
+   * chunked form where the CPU has a faster one (GLA, RetNet, Gated DeltaNet heads on AVX-512), which
+   * leaves stepping's state and logits within rounding, not its bits (SessionOptions::chunked_prefill). */
+  uint32_t chunked_prefill;
 } rill_session_options;
 enum { RILL_CONTEXT_REFUSE = 0, RILL_CONTEXT_SLIDE = 1 };
 

@@ -175,6 +175,14 @@ struct SessionOptions {
   // kContextFull and changes nothing; kSlide keeps the last max_context tokens' keys and values (the
   // oldest slot is overwritten), which the model was not trained for.
   ContextFull context_full = ContextFull::kRefuse;
+  // By default a prefill runs every recurrence token by token and leaves exactly the bits of stepping.
+  // chunked_prefill lets it take a run of tokens in a chunked form where the CPU has a faster one (the
+  // wkv family's heads of 128 keys or more on AVX-512: GLA, RetNet, Gated DeltaNet; 2-5 % faster
+  // prefill, docs/performance.md): stepping's values within f32 rounding, not its bits. f32 weights
+  // stay within 1e-5 of the largest logit and state value; with int8/int4 weights a rounding
+  // difference can flip an activation's int8 rounding in a later product, and the logits then move
+  // by about as much as the quantization itself moves them (forward_test).
+  bool chunked_prefill = false;
 };
 
 // The slots of one forward pass in a caller arena (a Session's or a Batch's): the model, the pool,
@@ -191,6 +199,7 @@ struct PassSlots {
   unsigned char* work = nullptr;     // the backend ops' workspace for max_rows rows
   void* device = nullptr;            // a device backend's resources for this pass (in the caller arena)
   float* out = nullptr;              // a device backend's outputs [max_rows, d_output]
+  bool chunked_prefill = false;        // SessionOptions::chunked_prefill
 };
 
 // A stream's state and scratch, placed in a caller arena. A Session refers to the model's

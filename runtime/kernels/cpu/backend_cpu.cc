@@ -269,13 +269,18 @@ void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const f
   }
 }
 
+static_assert(kernels::kWkvChunk == kWkvChunkTokens &&
+              kernels::wkv_chunk_floats(48, 80) == wkv_work_floats(48, 80));
+
 void wkv(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
-         const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first) {
+         const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first, float* work) {
   const Table& t = table(x);
+  float* chunk_work = x.chunked_prefill && t.wkv_chunk_keys && K >= t.wkv_chunk_keys ? work : nullptr;
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
     const kernels::WkvIo io = kernels::wkv_at({r, w, k, v, a, b, Y}, i, H * K, H * V);
-    over_heads(x, H, len * H * K * V, [&](size_t h0, size_t h1) { t.wkv_scan(S.row(i), io, len, H, K, V, read_first, h0, h1); });
+    over_heads(x, H, len * H * K * V,
+               [&](size_t h0, size_t h1) { t.wkv_scan(S.row(i), io, len, H, K, V, read_first, chunk_work, h0, h1); });
   }
 }
 

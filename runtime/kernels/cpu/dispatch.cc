@@ -97,7 +97,8 @@ const Table kAvx512 = {.isa = "avx512vnni",
                        .conv_silu = conv_silu__avx512,
                        .gated_rmsnorm = gated_rmsnorm__avx512,
                        .layernorm = layernorm__avx512,
-                       .attend_group = attend_group__avx512};
+                       .attend_group = attend_group__avx512,
+                       .wkv_chunk_keys = 128};
 bool cpu_has_avx512vnni() {
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");

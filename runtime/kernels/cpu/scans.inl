@@ -112,15 +112,28 @@ void wkv_scan_mode(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size
     }
 }
 
-// S [H, Vd, K]; key-side vectors [T, H*K], v and y [T, H*Vd].
+namespace wkvc {
+template <class V, bool kDelta, bool kFirst>
+void scan(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, float* work, size_t h0, size_t h1);
+}
+
+// S [H, Vd, K]; key-side vectors [T, H*K], v and y [T, H*Vd]. With a workspace, runs of kWkvChunk tokens or
+// more take the chunked form (wkvc below).
 template <class V>
-void wkv_scan_v(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, bool read_first, size_t h0,
-                size_t h1) {
+void wkv_scan_v(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, bool read_first, float* work,
+                size_t h0, size_t h1) {
   if (K % V::W != 0) {
     for (size_t t = 0; t < T; ++t) wkv_step(S, wkv_at(io, t, H * K, H * Vd), H, K, Vd, read_first, h0, h1);
     return;
   }
   const bool delta = io.a != nullptr;
+  if (work && T >= kWkvChunk) {
+    if (delta && !read_first) wkvc::scan<V, true, false>(S, io, T, H, K, Vd, work, h0, h1);
+    else if (delta) wkvc::scan<V, true, true>(S, io, T, H, K, Vd, work, h0, h1);
+    else if (read_first) wkvc::scan<V, false, true>(S, io, T, H, K, Vd, work, h0, h1);
+    else wkvc::scan<V, false, false>(S, io, T, H, K, Vd, work, h0, h1);
+    return;
+  }
   if (delta && !read_first) wkv_scan_mode<V, true, false>(S, io, T, H, K, Vd, h0, h1);
   else if (delta) wkv_scan_mode<V, true, true>(S, io, T, H, K, Vd, h0, h1);
   else if (read_first) wkv_scan_mode<V, false, true>(S, io, T, H, K, Vd, h0, h1);
@@ -193,3 +206,235 @@ void s4d_step_v(float* s, const float* A, const float* C, const float* D, const 
     y[h] = 2.f * acc + D[h] * u[h];
   }
 }
+
+// ---- the wkv recurrence in chunks (kernels.h: WkvScan with a workspace)
+//
+// Over a chunk of c <= kWkvChunk tokens from the state S0, per head, with D(t, s) = w_{s+1} ... w_t the decays
+// between tokens s < t (per key channel; D(t, t) = 1) and Λ_t = D(t, -1) = w_0 ... w_t:
+//   u_t = S_{t-1} a_t = S0 (Λ_{t-1} a_t) + Σ_{s<t}  [u_s (b_s · D(t-1,s) a_t) + v_s (k_s · D(t-1,s) a_t)]
+//   y_t = S_t r_t     = S0 (Λ_t r_t)     + Σ_{s<=t} [u_s (b_s · D(t,s) r_t)   + v_s (k_s · D(t,s) r_t)]
+//   S_c = S0 Λ_{c-1} + Σ_s [u_s (b_s D(c-1,s))ᵀ + v_s (k_s D(c-1,s))ᵀ]
+// (u only with the delta term; read_first: y_t as u_t, with r_t for a_t). The products with S0 and the new
+// state are matrix products, tiled over rows, tokens and key channels in registers; the rest is c² dot
+// products of K and c² row updates of V. The decays are products of the w's, as the recurrence forms them:
+// no logarithm or division, so nothing overflows that the recurrence does not. Rounding differs from the
+// recurrence's (sums in another order): same values within f32 rounding, not the same bits.
+
+namespace wkvc {
+
+// Workspace of one head, kernels.h: wkv_chunk_floats(K, V).
+struct Work {
+  float *At, *Rt, *Bh, *Kh;  // [C, K]: Λ_{t-1} a_t, Λ_t r_t (Λ_{t-1} r_t with read_first), b_s D(c-1,s), k_s D(c-1,s)
+  float *lam, *d;            // [K]: Λ, a running decay
+  float *ab, *ak, *rb, *rk;  // [C, C]: [t][s] the scores above
+  float* U;                  // [C, V]: u_t
+  Work(float* p, size_t K) {
+    constexpr size_t C = kWkvChunk;
+    At = p, Rt = At + C * K, Bh = Rt + C * K, Kh = Bh + C * K, lam = Kh + C * K, d = lam + K;
+    ab = d + K, ak = ab + C * C, rb = ak + C * C, rk = rb + C * C, U = rk + C * C;
+  }
+};
+
+// O[x][(t + tt) ldo[x] + i + q] = S0[i + q] · X[x][t + tt], for NR rows, NT tokens, NX vectors per token.
+template <class V, size_t NR, size_t NT, size_t NX>
+inline void s0_tile(const float* S0, size_t K, const float* const* X, float* const* O, const size_t* ldo, size_t i,
+                    size_t t) {
+  using Reg = typename V::R;
+  Reg acc[NX][NT][NR];
+  for (size_t x = 0; x < NX; ++x)
+    for (size_t tt = 0; tt < NT; ++tt)
+      for (size_t q = 0; q < NR; ++q) acc[x][tt][q] = V::zero();
+  for (size_t j = 0; j < K; j += V::W) {
+    Reg s[NR];
+    for (size_t q = 0; q < NR; ++q) s[q] = V::load(S0 + (i + q) * K + j);
+    for (size_t x = 0; x < NX; ++x)
+      for (size_t tt = 0; tt < NT; ++tt) {
+        const Reg xv = V::load(X[x] + (t + tt) * K + j);
+        for (size_t q = 0; q < NR; ++q) acc[x][tt][q] = V::fmadd(s[q], xv, acc[x][tt][q]);
+      }
+  }
+  for (size_t x = 0; x < NX; ++x)
+    for (size_t tt = 0; tt < NT; ++tt)
+      for (size_t q = 0; q < NR; ++q) O[x][(t + tt) * ldo[x] + i + q] = V::sum(acc[x][tt][q]);
+}
+
+template <class V, size_t NX>
+void s0_products(const float* S0, size_t K, size_t Vd, size_t c, const float* const* X, float* const* O,
+                 const size_t* ldo) {
+  constexpr size_t NR = 4, NT = (V::W == 8 ? 2 : 4) / NX;  // 16 vector registers on AVX2, 32 elsewhere
+  size_t i = 0;
+  for (; i + NR <= Vd; i += NR) {
+    size_t t = 0;
+    for (; t + NT <= c; t += NT) s0_tile<V, NR, NT, NX>(S0, K, X, O, ldo, i, t);
+    for (; t < c; ++t) s0_tile<V, NR, 1, NX>(S0, K, X, O, ldo, i, t);
+  }
+  for (; i < Vd; ++i)
+    for (size_t t = 0; t < c; ++t) s0_tile<V, 1, 1, NX>(S0, K, X, O, ldo, i, t);
+}
+
+// S[i + q][j + jj W] = S[..] lam + Σ_s v_s[i + q] Kh[s] (+ U[s][i + q] Bh[s]), NR rows, NJ vectors of keys.
+template <class V, bool kDelta, size_t NR, size_t NJ>
+inline void state_tile(float* S, size_t K, const Work& w, const float* v, size_t lv, const float* U, size_t Vd,
+                       size_t c, size_t i, size_t j) {
+  using Reg = typename V::R;
+  Reg acc[NR][NJ];
+  for (size_t jj = 0; jj < NJ; ++jj) {
+    const Reg l = V::load(w.lam + j + jj * V::W);
+    for (size_t q = 0; q < NR; ++q) acc[q][jj] = V::mul(V::load(S + (i + q) * K + j + jj * V::W), l);
+  }
+  for (size_t s = 0; s < c; ++s) {
+    Reg kh[NJ], bh[NJ];
+    for (size_t jj = 0; jj < NJ; ++jj) {
+      kh[jj] = V::load(w.Kh + s * K + j + jj * V::W);
+      if constexpr (kDelta) bh[jj] = V::load(w.Bh + s * K + j + jj * V::W);
+    }
+    for (size_t q = 0; q < NR; ++q) {
+      const Reg vq = V::set1(v[s * lv + i + q]);
+      for (size_t jj = 0; jj < NJ; ++jj) acc[q][jj] = V::fmadd(vq, kh[jj], acc[q][jj]);
+      if constexpr (kDelta) {
+        const Reg uq = V::set1(U[s * Vd + i + q]);
+        for (size_t jj = 0; jj < NJ; ++jj) acc[q][jj] = V::fmadd(uq, bh[jj], acc[q][jj]);
+      }
+    }
+  }
+  for (size_t q = 0; q < NR; ++q)
+    for (size_t jj = 0; jj < NJ; ++jj) V::store(S + (i + q) * K + j + jj * V::W, acc[q][jj]);
+}
+
+template <class V, bool kDelta, size_t NR>
+void state_rows(float* S, size_t K, const Work& w, const float* v, size_t lv, const float* U, size_t Vd, size_t c,
+                size_t i) {
+  constexpr size_t NJ = V::W == 8 ? 2 : 4;
+  size_t j = 0;
+  for (; j + NJ * V::W <= K; j += NJ * V::W) state_tile<V, kDelta, NR, NJ>(S, K, w, v, lv, U, Vd, c, i, j);
+  for (; j < K; j += V::W) state_tile<V, kDelta, NR, 1>(S, K, w, v, lv, U, Vd, c, i, j);
+}
+
+// y[i] += p x[i] + q z[i] over n floats.
+template <class V>
+inline void axpy2(float* y, float p, const float* x, float q, const float* z, size_t n) {
+  size_t i = 0;
+  const typename V::R pv = V::set1(p), qv = V::set1(q);
+  for (; i + V::W <= n; i += V::W)
+    V::store(y + i, V::fmadd(qv, V::load(z + i), V::fmadd(pv, V::load(x + i), V::load(y + i))));
+  for (; i < n; ++i) y[i] += p * x[i] + q * z[i];
+}
+
+// y[i] += q z[i] over n floats.
+template <class V>
+inline void axpy(float* y, float q, const float* z, size_t n) {
+  size_t i = 0;
+  const typename V::R qv = V::set1(q);
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::fmadd(qv, V::load(z + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] += q * z[i];
+}
+
+template <class V>
+inline float dot(const float* x, const float* y, size_t K) {
+  typename V::R acc = V::zero();
+  for (size_t j = 0; j < K; j += V::W) acc = V::fmadd(V::load(x + j), V::load(y + j), acc);
+  return V::sum(acc);
+}
+
+// One chunk of c tokens of head h from token t0: S (the head's [V, K]) is S0 on entry and S_c on return.
+template <class V, bool kDelta, bool kFirst>
+void chunk(float* S, const WkvIo& io, size_t t0, size_t c, size_t lk, size_t lv, size_t h, size_t K, size_t Vd,
+           const Work& w) {
+  using Reg = typename V::R;
+  constexpr size_t C = kWkvChunk;
+  const size_t o = t0 * lk + h * K;  // token t0's key-side vectors; token t0 + t's at o + t lk
+  const float* vb = io.v + t0 * lv + h * Vd;
+  float* yb = io.y + t0 * lv + h * Vd;
+  // The decays from the chunk's start (Λ) and to its end (suffix products), and the vectors they scale.
+  for (size_t j = 0; j < K; j += V::W) V::store(w.lam + j, V::set1(1.f)), V::store(w.d + j, V::set1(1.f));
+  for (size_t t = 0; t < c; ++t) {
+    const size_t ot = o + t * lk;
+    for (size_t j = 0; j < K; j += V::W) {
+      const Reg l = V::load(w.lam + j), nl = V::mul(l, V::load(io.w + ot + j));
+      if constexpr (kDelta) V::store(w.At + t * K + j, V::mul(V::load(io.a + ot + j), l));
+      V::store(w.Rt + t * K + j, V::mul(V::load(io.r + ot + j), kFirst ? l : nl));
+      V::store(w.lam + j, nl);
+    }
+  }
+  for (size_t s = c; s-- > 0;) {
+    const size_t os = o + s * lk;
+    for (size_t j = 0; j < K; j += V::W) {
+      const Reg dj = V::load(w.d + j);
+      V::store(w.Kh + s * K + j, V::mul(V::load(io.k + os + j), dj));
+      if constexpr (kDelta) V::store(w.Bh + s * K + j, V::mul(V::load(io.b + os + j), dj));
+      V::store(w.d + j, V::mul(dj, V::load(io.w + os + j)));
+    }
+  }
+  // The scores between tokens of the chunk, with the decays between them.
+  for (size_t s = 0; s < c; ++s) {
+    const size_t os = o + s * lk;
+    const float *ks = io.k + os, *bs = kDelta ? io.b + os : nullptr;
+    if constexpr (!kFirst) {
+      w.rk[s * C + s] = dot<V>(io.r + os, ks, K);
+      if constexpr (kDelta) w.rb[s * C + s] = dot<V>(io.r + os, bs, K);
+    }
+    for (size_t j = 0; j < K; j += V::W) V::store(w.d + j, V::set1(1.f));
+    for (size_t t = s + 1; t < c; ++t) {
+      const size_t ot = o + t * lk;
+      Reg ab = V::zero(), ak = V::zero(), rb = V::zero(), rk = V::zero();
+      for (size_t j = 0; j < K; j += V::W) {
+        Reg dj = V::load(w.d + j);
+        const Reg kj = V::load(ks + j), rj = V::load(io.r + ot + j);
+        Reg bj = V::zero();
+        if constexpr (kDelta) {
+          bj = V::load(bs + j);
+          const Reg x = V::mul(V::load(io.a + ot + j), dj);  // D(t-1, s) a_t
+          ab = V::fmadd(x, bj, ab);
+          ak = V::fmadd(x, kj, ak);
+        }
+        if constexpr (!kFirst) dj = V::mul(dj, V::load(io.w + ot + j));  // D(t, s)
+        const Reg y = V::mul(rj, dj);
+        if constexpr (kDelta) rb = V::fmadd(y, bj, rb);
+        rk = V::fmadd(y, kj, rk);
+        if constexpr (kFirst) dj = V::mul(dj, V::load(io.w + ot + j));
+        V::store(w.d + j, dj);
+      }
+      if constexpr (kDelta) w.ab[t * C + s] = V::sum(ab), w.ak[t * C + s] = V::sum(ak), w.rb[t * C + s] = V::sum(rb);
+      w.rk[t * C + s] = V::sum(rk);
+    }
+  }
+  // From S0: u_t's S0 (Λ_{t-1} a_t) into U, y_t's S0 (Λ_t r_t) into y.
+  if constexpr (kDelta) {
+    const float* X[2] = {w.At, w.Rt};
+    float* O[2] = {w.U, yb};
+    const size_t ld[2] = {Vd, lv};
+    s0_products<V, 2>(S, K, Vd, c, X, O, ld);
+  } else {
+    const float* X[1] = {w.Rt};
+    float* O[1] = {yb};
+    const size_t ld[1] = {lv};
+    s0_products<V, 1>(S, K, Vd, c, X, O, ld);
+  }
+  // Within the chunk: u_t in token order (each from the earlier ones), then every y_t.
+  if constexpr (kDelta)
+    for (size_t t = 1; t < c; ++t)
+      for (size_t s = 0; s < t; ++s) axpy2<V>(w.U + t * Vd, w.ab[t * C + s], w.U + s * Vd, w.ak[t * C + s], vb + s * lv, Vd);
+  for (size_t t = 0; t < c; ++t)
+    for (size_t s = 0; s < (kFirst ? t : t + 1); ++s) {
+      if constexpr (kDelta)
+        axpy2<V>(yb + t * lv, w.rb[t * C + s], w.U + s * Vd, w.rk[t * C + s], vb + s * lv, Vd);
+      else
+        axpy<V>(yb + t * lv, w.rk[t * C + s], vb + s * lv, Vd);
+    }
+  // The state at the chunk's end.
+  size_t i = 0;
+  for (; i + 4 <= Vd; i += 4) state_rows<V, kDelta, 4>(S, K, w, vb, lv, w.U, Vd, c, i);
+  for (; i < Vd; ++i) state_rows<V, kDelta, 1>(S, K, w, vb, lv, w.U, Vd, c, i);
+}
+
+template <class V, bool kDelta, bool kFirst>
+void scan(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, float* work, size_t h0, size_t h1) {
+  const size_t lk = H * K, lv = H * Vd;
+  for (size_t h = h0; h < h1; ++h) {
+    const Work w(work + h * wkv_chunk_floats(K, Vd), K);
+    for (size_t t0 = 0; t0 < T; t0 += kWkvChunk)
+      chunk<V, kDelta, kFirst>(S + h * Vd * K, io, t0, T - t0 < kWkvChunk ? T - t0 : kWkvChunk, lk, lv, h, K, Vd, w);
+  }
+}
+
+}  // namespace wkvc

@@ -545,7 +545,8 @@ __global__ void wkv_k(unsigned char* const* base, uint64_t off, const float* r, 
   }
 }
 void wkv(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v, const float* a,
-         const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first) {
+         const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first, float*) {
+  // The recurrence for every run (the chunk form's workspace is not used): the bits of stepping.
   if (n && H && K && V)
     RILL_LAUNCH(wkv_k, dim3(static_cast<unsigned>(H), grid_for(V, kRecWarps)), kRecWarps * 32, 0, stream_of(x))(
         S.base, S.offset, r, w, k, v, a, b, Y, n, H, K, V, read_first);

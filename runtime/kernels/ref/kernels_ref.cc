@@ -306,8 +306,9 @@ void mamba2_ssd__ref(float* S, const float* x, const float* B, const float* C, s
     mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * H * P, H, P, N, G, h0, h1);
 }
 
-void wkv_scan__ref(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
-                   size_t h1) {
+// The reference takes no chunked form: the workspace is ignored.
+void wkv_scan__ref(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, float*,
+                   size_t h0, size_t h1) {
   for (size_t t = 0; t < T; ++t) wkv_step(S, wkv_at(io, t, H * K, H * V), H, K, V, read_first, h0, h1);
 }
 

@@ -108,6 +108,14 @@ size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned c
   return off;
 }
 
+// The wkv op's chunked-form scratch (backend.h, wkv_work_floats) for heads of K keys and V values, from the
+// dimensions heads * K, heads * V and heads: a buffer of the table with per_row false.
+template <class Hy>
+constexpr spec::Dim<Hy> wkv_work(spec::Dim<Hy> HK, spec::Dim<Hy> HV, spec::Dim<Hy> heads) {
+  constexpr int64_t c = kWkvChunkTokens;
+  return (4 * c + 2) * HK + c * HV + 4 * c * c * heads;
+}
+
 // ---- what every forward pass shares (arch/common.cc)
 
 // The residual stream h [n, d] of the rows' inputs: embedding rows of the tokens, or the encoder of

@@ -22,6 +22,7 @@ struct Scratch {
   float* y;          // [Hv V]
   float* g;          // [Hv V] the output gate
   float *gate, *up;  // [F]
+  float* wkv_work;   // the chunked wkv's scratch (arch.h, wkv_work)
 };
 using spec::gated_deltanet::d, spec::gated_deltanet::H, spec::gated_deltanet::Hv, spec::gated_deltanet::K,
     spec::gated_deltanet::V, spec::gated_deltanet::F;
@@ -40,7 +41,8 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::y, Hv * V},
     {&Scratch::g, Hv * V},
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::proj},
-    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv}};
+    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv},
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(Hv * K, Hv * V, Hv), .per_row = false}};
 
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
@@ -61,7 +63,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.softplus_dt(x, s.proj + conv_dim, P, L.dt_b.f32(), s.dt, n, Hv, 0.f, INFINITY);  // dt [n, Hv]
     op.delta_keys(x, s.qkv, conv_dim, s.dt, L.A.f32(), s.proj + conv_dim + Hv, P, p.neg_eigval ? 2.f : 1.f, s.r, s.w,
                   s.k, s.b, s.v, n, H, Hv, K, V);
-    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, s.k, s.b, s.y, n, Hv, K, V, false);  // y [n, Hv V]
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, s.k, s.b, s.y, n, Hv, K, V, false, s.wkv_work);  // y [n, Hv V]
     gated_output(x, L.g_proj, L.o_norm, L.out_proj, s.u, s.y, s.g, s.o, s.h, n, Hv, V, p.norm_eps);
 
     swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);

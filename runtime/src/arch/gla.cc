@@ -23,6 +23,7 @@ struct Scratch {
   float* y;           // [HV]
   float* g;           // [HV] the output gate
   float *gate, *up;   // [F]
+  float* wkv_work;    // the chunked wkv's scratch (arch.h, wkv_work)
 };
 using spec::gla::d, spec::gla::H, spec::gla::K, spec::gla::V, spec::gla::R, spec::gla::F;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {
@@ -32,7 +33,8 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::w, H * K},     {&Scratch::k, H * K},    {&Scratch::v, H * V},
     {&Scratch::y, H * V},     {&Scratch::g, H * V},
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::proj},
-    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv}};
+    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv},
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(H * K, H * V, H), .per_row = false}};
 
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
@@ -56,7 +58,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     lora(x, L.gk1, L.gk2, L.gk_bias.f32(), s.u, d, nullptr, s.low, s.gk, n);  // gate logits [n, HK]
     op.gate_keys(x, qkv, P, s.gk, H * K, nullptr, p.gate_normalizer, 1.f / std::sqrt(static_cast<float>(K)), s.r, s.w,
                  s.k, s.v, n, H, K, V);
-    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, K, V, false);  // y [n, HV]
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, K, V, false, s.wkv_work);  // y [n, HV]
     gated_output(x, L.g_proj, L.o_norm, L.out_proj, s.u, s.y, s.g, s.o, s.h, n, H, V, p.norm_eps);
 
     swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);

@@ -22,6 +22,7 @@ struct Scratch {
   float* y;           // [HV]
   float* g;           // [HV] the output gate
   float *gate, *up;   // [F]
+  float* wkv_work;    // the chunked wkv's scratch (arch.h, wkv_work)
 };
 using spec::retnet::d, spec::retnet::H, spec::retnet::K, spec::retnet::V, spec::retnet::F;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {
@@ -31,7 +32,8 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::r, H * K},  {&Scratch::w, H * K}, {&Scratch::k, H * K},
     {&Scratch::v, H * V},  {&Scratch::y, H * V}, {&Scratch::g, H * V},
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::proj},
-    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv}};
+    {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv},
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(H * K, H * V, H), .per_row = false}};
 
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
@@ -57,7 +59,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.rope(x, qkv + H * K, P, s.P, n, H, K, K, p.rope_theta);  // k
     op.gate_keys(x, qkv, P, nullptr, 0, arch.g.gamma.f32(), 1.f, 1.f / std::sqrt(static_cast<float>(K)), s.r, s.w,
                  s.k, s.v, n, H, K, V);
-    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, K, V, false);  // y [n, HV]
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, K, V, false, s.wkv_work);  // y [n, HV]
     gated_output(x, L.g_proj, L.o_norm, L.out_proj, s.u, s.y, s.g, s.o, s.h, n, H, V, p.norm_eps);
 
     swiglu_block(x, L.mlp_norm, L.gate, L.up, L.down, s.h, s.u, s.gate, s.up, s.o, n, p.norm_eps);

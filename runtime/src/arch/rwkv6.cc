@@ -27,12 +27,14 @@ struct Scratch {
   float* o;    // [C]
   float* low;  // [max rank] LoRA bottleneck
   float* ffn;  // [F]
+  float* wkv_work;  // the chunked wkv's scratch (arch.h, wkv_work)
 };
-using spec::rwkv6::C, spec::rwkv6::F;
+using spec::rwkv6::C, spec::rwkv6::F, spec::rwkv6::H;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::h, C},     {&Scratch::u, C},   {&Scratch::xx, C}, {&Scratch::dm, 5 * C}, {&Scratch::mix, 5 * C},
     {&Scratch::r, C},     {&Scratch::k, C},   {&Scratch::v, C},  {&Scratch::w, C},      {&Scratch::g, C},
-    {&Scratch::y, C},     {&Scratch::o, C},   {&Scratch::low, &Hyper::max_rank},        {&Scratch::ffn, F}};
+    {&Scratch::y, C},     {&Scratch::o, C},   {&Scratch::low, &Hyper::max_rank},        {&Scratch::ffn, F},
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(C, C, H), .per_row = false}};
 
 // n rows through the whole model: the products over all rows at once; token shifts and wkv advance
 // each row's state in row order.
@@ -65,7 +67,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     lora(x, L.decay_w1, L.decay_w2, L.decay.f32(), xw, C5, &kTanh, s.low, s.w, n);
     op.act(x, Act::kExpNegExp, s.w, n * C);  // w = exp(-exp(decay + w2 tanh(w1 xw)))
     // y = S r over the state before this token, plus the bonus (sum_j r_j u_j k_j) v; then S = w S + v k^T.
-    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, N, N, true);
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, s.v, nullptr, nullptr, s.y, n, H, N, N, true, s.wkv_work);
     op.wkv7_bonus(x, s.y, s.r, s.k, L.bonus.f32(), s.v, n, H, N);
     op.group_norm(x, s.y, L.lnx_w.f32(), L.lnx_b.f32(), n, H, N, p.gn_eps);
     op.mul(x, s.y, s.g, n * C);

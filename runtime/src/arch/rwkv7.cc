@@ -29,13 +29,14 @@ struct Scratch {
   float* v_first;  // [C] layer 0's value, reused by later layers within one token
   float* low;      // [max rank] LoRA bottleneck
   float* ffn;      // [F]
+  float* wkv_work;  // the chunked wkv's scratch (arch.h, wkv_work)
 };
-using spec::rwkv7::C, spec::rwkv7::F;
+using spec::rwkv7::C, spec::rwkv7::F, spec::rwkv7::H;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::h, C}, {&Scratch::u, C}, {&Scratch::mix, 6 * C}, {&Scratch::r, C},       {&Scratch::k, C},
     {&Scratch::v, C}, {&Scratch::w, C}, {&Scratch::a, C},       {&Scratch::g, C},       {&Scratch::na, C},
     {&Scratch::b, C}, {&Scratch::y, C}, {&Scratch::o, C},       {&Scratch::v_first, C}, {&Scratch::low, &Hyper::max_rank},
-    {&Scratch::ffn, F}};
+    {&Scratch::ffn, F}, {.f32 = &Scratch::wkv_work, .width = wkv_work(C, C, H), .per_row = false}};
 
 // n rows through the whole model: the products over all rows at once; token shifts and wkv7 advance
 // each row's state in row order.
@@ -71,7 +72,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     op.act(x, Act::kSigmoid, s.a, n * C);  // a = sigmoid(a0 + a2 a1 xa)
     lora(x, L.g1, L.g2, nullptr, xg, C6, &kSigmoid, s.low, s.g, n);  // g = g2 sigmoid(g1 xg)
     op.wkv7_keys(x, s.k, s.a, L.k_k.f32(), L.k_a.f32(), s.na, s.b, n, H, N);  // k adjusted; -kk, kk a
-    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, v, s.na, s.b, s.y, n, H, N, N, false);  // y [n, C]
+    op.wkv(x, state(r, L.wkv), s.r, s.w, s.k, v, s.na, s.b, s.y, n, H, N, N, false, s.wkv_work);  // y [n, C]
     op.group_norm(x, s.y, L.lnx_w.f32(), L.lnx_b.f32(), n, H, N, p.gn_eps);
     op.wkv7_bonus(x, s.y, s.r, s.k, L.r_k.f32(), v, n, H, N);
     op.mul(x, s.y, s.g, n * C);

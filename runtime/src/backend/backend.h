@@ -35,6 +35,9 @@ struct Exec {
   void* stream;             // a GPU backend's stream (null on the CPU)
   unsigned char* scratch;   // the architecture's activations (Architecture::scratch_bytes), backend memory
   unsigned char* work;      // the ops' own workspace (BackendImpl::work_bytes), backend memory
+  // SessionOptions::chunked_prefill: an op may take a run of tokens of one stream in a chunked form (the
+  // wkv op's). Off: every recurrence runs token by token, and a pass leaves the bits of stepping.
+  bool chunked_prefill = false;
 };
 
 // One state tensor of every row: row i's is at base[i] + offset (base: [n] in backend memory).
@@ -109,9 +112,13 @@ struct Ops {
   //   sa_i = sum_j S_ij a_j (old S);  S_ij = S_ij w_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
   // y over the new S, or over the old one with read_first (RWKV-6). RWKV-7 (ggml's rwkv_wkv7), GLA,
   // RetNet and Gated DeltaNet are this op with their own w, a, b (docs/architectures.md).
+  // work: null, or H * wkv_work_floats(K, V) floats of scratch; with it and Exec::chunked_prefill, a
+  // backend may take a run of tokens of one stream in a chunked form: the state and outputs of stepping
+  // within f32 rounding, not bit for bit (docs/architectures.md, the chunked wkv). Otherwise a run
+  // leaves the bits of stepping.
   Required<void(const Exec& x, StateRef S, const float* r, const float* w, const float* k, const float* v,
-                const float* a, const float* b, float* Y, size_t n, size_t H, size_t K, size_t V,
-                bool read_first)> wkv;
+                const float* a, const float* b, float* Y, size_t n, size_t H, size_t K, size_t V, bool read_first,
+                float* work)> wkv;
   // Diagonal complex SSM step (S4D after zero-order hold), M modes per channel, H channels. s [M, 2, H]
   // per row (mode m: real parts, then imaginary parts); A, C [M, 2, H] the same way (Ā and C̃); D [H];
   // U, Y [n, H]:  s_m = A_m s_m + u (complex, u real);  y = 2 Re(sum_m C_m s_m) + D u
@@ -194,6 +201,13 @@ struct Ops {
     matmul_by_dtype[static_cast<size_t>(W.dtype)](x, W, X, ldx, Y, ldy, n);
   }
 };
+
+// Floats of the wkv op's chunked-form scratch per head of K keys and V values (kernels::wkv_chunk_floats):
+// (4 C + 2) K + C V + 4 C^2 with C = kWkvChunkTokens tokens per chunk.
+inline constexpr size_t kWkvChunkTokens = 16;
+constexpr size_t wkv_work_floats(size_t K, size_t V) {
+  return (4 * kWkvChunkTokens + 2) * K + kWkvChunkTokens * V + 4 * kWkvChunkTokens * kWkvChunkTokens;
+}
 
 // A device backend's resources for one pass (a Session's or a Batch's): its own memory for the pass's
 // regions, a stream, host-visible pinned I/O, and recorded forward passes (CUDA graphs). Made at

@@ -110,7 +110,7 @@ Status place_pass(const ModelImpl& m, const ParallelFor* pool, const ArenaLayout
 void run_pass(const PassSlots& p, size_t n, float* out, size_t n_out) {
   const ModelImpl& m = *p.impl;
   const DevicePass* dp = device_pass(p);
-  const Exec x{m.backend, p.pool, dp ? dp->stream : nullptr, p.scratch, p.work};
+  const Exec x{m.backend, p.pool, dp ? dp->stream : nullptr, p.scratch, p.work, p.chunked_prefill};
   find_arch(m.arch)->forward(x, m, Rows{n, p.tokens, p.inputs, p.states, out, out ? n_out : 0u});
 }
 
@@ -212,6 +212,7 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
     return s;
   }
   out->state_ = base + p.state;
+  out->pass_.chunked_prefill = opts.chunked_prefill;
   out->prefault_ = opts.prefault;
   if (opts.context_full != ContextFull::kRefuse && opts.context_full != ContextFull::kSlide) {
     release_pass(&out->pass_);
@@ -295,6 +296,7 @@ Status Session::clone(void* arena, size_t arena_size, Session* out, Error* err) 
   o.prefault = prefault_;
   o.lock_memory = locked_ != nullptr;
   o.context_full = context_full_;
+  o.chunked_prefill = pass_.chunked_prefill;
   Status s = init(model(), o, arena, arena_size, out, err);
   if (s != Status::kOk) return s;
   if ((s = pass_.impl->backend->copy(out->state_, state_, pass_.impl->state_bytes)) != Status::kOk) {

@@ -35,6 +35,8 @@ int cmd_bench(int argc, char** argv) {
            "                                 (for RecurrentGemma, a full attention window)", "0"},
           {nullptr, "--chunk", "LIST", "prefill chunk sizes (tokens per forward pass) to time, e.g. 8,16,32,64\n"
            "                                 (default: the session default)", ""},
+          {nullptr, "--chunked-prefill", nullptr, "prefill in the chunked form where the CPU takes it (the wkv family's\n"
+           "                                 heads of 128+ keys on AVX-512; SessionOptions::chunked_prefill)", ""},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer; auto: the bytes one decode step\n"
            "                                 moves (so the probe reads from the cache level or DRAM the model\n"
            "                                 itself reads from)", "auto"},
@@ -149,6 +151,7 @@ int cmd_bench(int argc, char** argv) {
     SessionOptions so;
     so.context_full = ContextFull::kSlide;  // a context-limited model is timed past its limit too
     so.pool = pool;
+    so.chunked_prefill = a.flag("--chunked-prefill");
     OwnedSession os;
     if (OwnedSession::create(lm.model(), so, &os, &e) != Status::kOk) return report(e, "session");
     if (dev) {

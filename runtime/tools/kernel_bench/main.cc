@@ -3,11 +3,16 @@
 // the row layout and in the converter's 16-row layout, for 1 and 32 tokens. Activation quantization
 // (prepare_act) is included in the time. Best of 30 runs of 10 products each, one thread; the matrix
 // stays in cache, so this is the kernels' arithmetic rate, not memory bandwidth.
+//
+// rill_kernel_bench --wkv: the wkv recurrence over 64 tokens of one stream (a prefill pass) on the heads
+// of the real configs (RWKV-7 0.1B, GLA 340M, Gated DeltaNet 1.3B), token by token against the chunked
+// form (kernels.h, WkvScan with a workspace): microseconds per pass, best of 30, one thread.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -15,9 +20,55 @@
 
 using namespace rill::kernels;
 
+int wkv_bench() {
+  const Table* tables[8];
+  const size_t nt = available(tables, 8);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> uw(0.8f, 1.f);
+  struct Shape {
+    const char* name;
+    size_t H, K, V;
+    bool delta;
+  };
+  const Shape shapes[] = {{"rwkv7-0.1B", 12, 64, 64, true},
+                          {"gla-340m", 4, 128, 256, false},
+                          {"gated-deltanet-1.3b", 6, 256, 512, true}};
+  const size_t T = 64;
+  std::printf("wkv over %zu tokens of one stream, one thread, us per pass (best of 30)\n", T);
+  std::printf("%-11s %-20s %12s %10s %7s\n", "table", "heads (H x K x V)", "token-by-token", "chunked", "ratio");
+  for (const Shape& sh : shapes) {
+    const size_t CK = sh.H * sh.K, CV = sh.H * sh.V;
+    std::vector<float> r(T * CK), w(T * CK), k(T * CK), v(T * CV), a(T * CK), b(T * CK), y(T * CV),
+        S0(sh.H * sh.V * sh.K), S(S0.size()), work(sh.H * wkv_chunk_floats(sh.K, sh.V));
+    for (auto* vec : {&r, &k, &v, &a, &b}) for (auto& e : *vec) e = nd(rng) * 0.1f;
+    for (auto& e : w) e = uw(rng);
+    const WkvIo io{r.data(), w.data(), k.data(), v.data(), sh.delta ? a.data() : nullptr, sh.delta ? b.data() : nullptr,
+                   y.data()};
+    for (size_t ti = 1; ti < nt; ++ti) {
+      const Table& t = *tables[ti];
+      double best[2] = {1e30, 1e30};
+      for (int rep = 0; rep < 30; ++rep)
+        for (int chunked = 0; chunked < 2; ++chunked) {
+          S = S0;
+          const auto t0 = std::chrono::steady_clock::now();
+          t.wkv_scan(S.data(), io, T, sh.H, sh.K, sh.V, false, chunked ? work.data() : nullptr, 0, sh.H);
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (s < best[chunked]) best[chunked] = s;
+        }
+      char heads[64];
+      std::snprintf(heads, sizeof heads, "%s %zux%zux%zu", sh.name, sh.H, sh.K, sh.V);
+      std::printf("%-11s %-20s %12.1f %10.1f %6.2fx\n", t.isa, heads, best[0] * 1e6, best[1] * 1e6, best[0] / best[1]);
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--wkv") return wkv_bench();
   if (argc == 2 || argc > 3 || (argc > 1 && argv[1][0] == '-')) {
-    std::fprintf(stderr, "usage: rill_kernel_bench [ROWS COLS]   (COLS a multiple of 32; default 3072 768)\n");
+    std::fprintf(stderr, "usage: rill_kernel_bench [ROWS COLS]   (COLS a multiple of 32; default 3072 768)\n"
+                 "       rill_kernel_bench --wkv        (the wkv recurrence against its chunked form)\n");
     return 2;
   }
   const size_t R = argc == 3 ? std::strtoul(argv[1], nullptr, 10) : 3072;

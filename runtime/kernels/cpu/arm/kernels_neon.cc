@@ -322,9 +322,9 @@ void mamba2_ssd__neon(float* S, const float* x, const float* B, const float* C, 
                       size_t h0, size_t h1) {
   ssd_scan_v<V4>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, h0, h1);
 }
-void wkv_scan__neon(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
-                   size_t h1) {
-  wkv_scan_v<V4>(S, io, T, H, K, V, read_first, h0, h1);
+void wkv_scan__neon(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, float* work,
+                    size_t h0, size_t h1) {
+  wkv_scan_v<V4>(S, io, T, H, K, V, read_first, work, h0, h1);
 }
 void exp__neon(float* y, size_t n) { exp_v<V4>(y, n); }
 void act__neon(Act kind, float* y, size_t n) { act_v<V4>(kind, y, n); }

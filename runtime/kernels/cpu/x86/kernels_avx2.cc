@@ -255,9 +255,9 @@ void gated_rmsnorm__avx2(float* Y, const float* Z, size_t ldz, const float* w, s
 void layernorm__avx2(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
   layernorm_v<V8>(X, w, b, Y, n, d, eps);
 }
-void wkv_scan__avx2(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
-                   size_t h1) {
-  wkv_scan_v<V8>(S, io, T, H, K, V, read_first, h0, h1);
+void wkv_scan__avx2(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, float* work,
+                    size_t h0, size_t h1) {
+  wkv_scan_v<V8>(S, io, T, H, K, V, read_first, work, h0, h1);
 }
 // ---- the 16-row layouts (kernels.h, q8x16_value / q4x16_value) with int8 activations
 //

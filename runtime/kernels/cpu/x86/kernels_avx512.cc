@@ -405,9 +405,9 @@ void gated_rmsnorm__avx512(float* Y, const float* Z, size_t ldz, const float* w,
 void layernorm__avx512(const float* X, const float* w, const float* b, float* Y, size_t n, size_t d, float eps) {
   layernorm_v<V16>(X, w, b, Y, n, d, eps);
 }
-void wkv_scan__avx512(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, size_t h0,
-                   size_t h1) {
-  wkv_scan_v<V16>(S, io, T, H, K, V, read_first, h0, h1);
+void wkv_scan__avx512(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, float* work,
+                      size_t h0, size_t h1) {
+  wkv_scan_v<V16>(S, io, T, H, K, V, read_first, work, h0, h1);
 }
 
 void matvec_f32__avx512(const float* W, const float* x, float* y, size_t rows, size_t cols) {
