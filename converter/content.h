@@ -57,6 +57,13 @@ struct BpeTokenizer {
   bool nfc = false;
   std::string pattern, source;
   int32_t eos_id = -1;
+  // BPE with byte fallback (a SentencePiece model rewritten as a tokenizer.json): vocab holds each
+  // token's text (U+2581 as a space, <0xNN> as the byte), byte_tokens the <0xNN> tokens, chars the
+  // character-sequence tokens (neither byte nor added), space_prefix a fb::SpacePrefix.
+  bool byte_fallback = false;
+  uint8_t space_prefix = 0;
+  std::vector<uint32_t> chars;
+  int32_t bos_id = -1;  // the post-processor's leading special token, if any
 };
 
 // A SentencePiece model read from a tokenizer.model.

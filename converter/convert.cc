@@ -41,7 +41,8 @@ void read_tokenizer_file(const std::string& path, uint64_t vocab_size, FileConte
   } else if (is_json(path)) {
     content->bpe = read_hf_tokenizer(path, vocab_size);
     content->vocab = std::move(content->bpe.vocab);
-    content->tokenizer = fb::TokenizerKind::Bpe;
+    content->tokenizer = content->bpe.byte_fallback ? fb::TokenizerKind::BpeByteFallback : fb::TokenizerKind::Bpe;
+    content->bos_id = content->bpe.bos_id;
   } else {
     content->vocab = read_world_vocab(path, vocab_size);
     content->tokenizer = fb::TokenizerKind::World;
@@ -57,12 +58,15 @@ std::string tokenizer_buffer(const std::string& path, uint32_t* vocab_size) {
   size_t n = content.vocab.size();
   while (n > 0 && content.vocab[n - 1].empty()) --n;
   content.vocab.resize(n);
-  if (content.tokenizer == fb::TokenizerKind::Bpe) content.eos_id = content.bpe.eos_id;
+  if (content.tokenizer == fb::TokenizerKind::Bpe || content.tokenizer == fb::TokenizerKind::BpeByteFallback)
+    content.eos_id = content.bpe.eos_id;
   flatbuffers::FlatBufferBuilder b;
   auto tok = make_tokenizer(b, content);
   fb::ModelBuilder mb(b);
   mb.add_format_major(1);
-  mb.add_format_minor(content.tokenizer == fb::TokenizerKind::SentencePiece ? 4 : 1);
+  mb.add_format_minor(content.tokenizer == fb::TokenizerKind::BpeByteFallback ? 7
+                      : content.tokenizer == fb::TokenizerKind::SentencePiece ? 4
+                                                                              : 1);
   mb.add_tokenizer(tok);
   b.Finish(mb.Finish(), "RILL");
   *vocab_size = static_cast<uint32_t>(n);
@@ -189,7 +193,8 @@ Report run(const Options& opts) {
       return def;
     };
     if (content.tokenizer != fb::TokenizerKind::Bytes) {
-      content.eos_id = id("eos_token_id", content.tokenizer == fb::TokenizerKind::Bpe ? content.bpe.eos_id : content.eos_id);
+      const bool bpe = content.tokenizer == fb::TokenizerKind::Bpe || content.tokenizer == fb::TokenizerKind::BpeByteFallback;
+      content.eos_id = id("eos_token_id", bpe ? content.bpe.eos_id : content.eos_id);
       content.bos_id = id("bos_token_id", content.bos_id);
     }
   }

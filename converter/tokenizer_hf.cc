@@ -1,7 +1,10 @@
-// Hugging Face `tokenizer.json`, byte-level BPE (the GPT-2 / GPT-NeoX family): read, checked against
-// what rill's BPE tokenizer implements, and turned into the file's tables. Anything that would change
+// Hugging Face `tokenizer.json`, byte-level BPE (the GPT-2 / GPT-NeoX family) or BPE with byte fallback (a
+// SentencePiece model rewritten: Llama's, Mistral's): read, checked against what rill's BPE tokenizer
+// implements, and turned into the file's tables. Anything that would change
 // the tokenization and is not implemented is refused by name rather than silently ignored.
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -68,6 +71,219 @@ bool is_null_or(const json& j, const char* key, const json& allowed) {
   return !j.contains(key) || j[key].is_null() || j[key] == allowed;
 }
 
+// U+2581, which SentencePiece pieces hold for a space.
+constexpr const char* kSpaceMark = "\u2581";
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t i = s.find(from); i != std::string::npos; i = s.find(from, i + to.size())) s.replace(i, from.size(), to);
+  return s;
+}
+
+// A byte-fallback BPE tokenizer.json (a SentencePiece model rewritten: Llama's, Mistral's). What rill
+// implements: the Prepend("▁") / Replace(" ", "▁") normalizers or the Metaspace pre-tokenizer (not
+// splitting), merges by rank over characters with <0xNN> tokens for characters the vocabulary lacks,
+// added tokens; decoders that turn "▁" into spaces and byte tokens into bytes. Anything else is refused.
+BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t vocab_size) {
+  auto bad = [&](const std::string& why) { return ConvertError(path + ": " + why); };
+  const json& model = j["model"];
+  if (!is_null_or(model, "dropout", json()) && !(model["dropout"].is_number() && model["dropout"] == 0))
+    throw bad("model.dropout is set; BPE dropout is not supported");
+  if (!is_null_or(model, "continuing_subword_prefix", "")) throw bad("model.continuing_subword_prefix is not supported");
+  if (!is_null_or(model, "end_of_word_suffix", "")) throw bad("model.end_of_word_suffix is not supported");
+  if (!is_null_or(model, "ignore_merges", false)) throw bad("model.ignore_merges is not supported");
+  BpeTokenizer t;
+  t.byte_fallback = true;
+  t.source = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  // How the text is prepared: normalizers Prepend("▁") and Replace(" ", "▁"), or Metaspace.
+  auto is_replace = [](const json& n) {
+    return n.is_object() && n.value("type", "") == "Replace" && n.contains("pattern") && n["pattern"].is_object() &&
+           n["pattern"].value("String", "") == " " && n.value("content", "") == kSpaceMark;
+  };
+  auto is_prepend = [](const json& n) {
+    return n.is_object() && n.value("type", "") == "Prepend" && n.value("prepend", "") == kSpaceMark;
+  };
+  bool replace = false, prepend = false;
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    const json& n = j["normalizer"];
+    std::vector<json> steps;
+    if (n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array())
+      steps.assign(n["normalizers"].begin(), n["normalizers"].end());
+    else
+      steps.push_back(n);
+    for (size_t k = 0; k < steps.size(); ++k) {
+      if (is_replace(steps[k]) && !replace) replace = true;
+      else if (is_prepend(steps[k]) && !prepend && !replace) prepend = true;
+      else throw bad("normalizer " + steps[k].dump().substr(0, 120) +
+                     " is not supported with byte fallback (Prepend(\"\u2581\") then Replace(\" \", \"\u2581\"))");
+    }
+  }
+  uint8_t prefix = prepend ? static_cast<uint8_t>(fb::SpacePrefix::Always) : 0;
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
+    const json& p = j["pre_tokenizer"];
+    if (!p.is_object() || p.value("type", "") != "Metaspace")
+      throw bad("pre_tokenizer " + p.dump().substr(0, 120) + " is not supported with byte fallback (none or Metaspace)");
+    if (p.value("replacement", std::string(kSpaceMark)) != kSpaceMark)
+      throw bad("pre_tokenizer Metaspace: replacement other than U+2581");
+    if (p.value("split", false)) throw bad("pre_tokenizer Metaspace split = true is not supported");
+    if (replace || prepend) throw bad("both a space normalizer and the Metaspace pre-tokenizer: not supported");
+    std::string scheme = p.contains("prepend_scheme") && p["prepend_scheme"].is_string()
+                             ? p["prepend_scheme"].get<std::string>()
+                             : (p.value("add_prefix_space", true) ? "always" : "never");
+    if (scheme == "always") prefix = static_cast<uint8_t>(fb::SpacePrefix::UnlessSpace);
+    else if (scheme == "first") prefix = static_cast<uint8_t>(fb::SpacePrefix::FirstUnlessSpace);
+    else if (scheme != "never") throw bad("pre_tokenizer Metaspace prepend_scheme \"" + scheme + "\" is not supported");
+    replace = true;
+  }
+  if (!replace) throw bad("with byte fallback, spaces must become U+2581 (a Replace normalizer or Metaspace)");
+  t.space_prefix = prefix;
+  // Decoding is each token's text: "▁" as a space, <0xNN> as the byte. Decoders that do that (and the
+  // Strip of the prefix's space, which token-by-token decoding keeps) are accepted.
+  if (j.contains("decoder") && !j["decoder"].is_null()) {
+    const json& d = j["decoder"];
+    std::vector<json> steps;
+    if (d.is_object() && d.value("type", "") == "Sequence" && d.contains("decoders") && d["decoders"].is_array())
+      steps.assign(d["decoders"].begin(), d["decoders"].end());
+    else
+      steps.push_back(d);
+    for (const json& s : steps) {
+      const std::string type = s.is_object() ? s.value("type", "") : "";
+      const bool ok = type == "ByteFallback" || type == "Fuse" || type == "Metaspace" ||
+                      (type == "Strip" && s.value("content", "") == " " && s.value("stop", 0) == 0) ||
+                      (type == "Replace" && s.contains("pattern") && s["pattern"].is_object() &&
+                       s["pattern"].value("String", "") == kSpaceMark && s.value("content", "") == " ");
+      if (!ok) throw bad("decoder " + s.dump().substr(0, 120) + " is not supported with byte fallback");
+    }
+  }
+  // Vocabulary: pieces and their texts; the <0xNN> byte tokens.
+  if (!model.contains("vocab") || !model["vocab"].is_object()) throw bad("model.vocab is not an object");
+  std::vector<bool> seen, is_byte;
+  std::map<std::string, uint32_t> ids;
+  auto add_id = [&](const std::string& s, const json& idj, const char* what) {
+    if (!idj.is_number_unsigned()) throw bad(std::string(what) + " \"" + s + "\": id is not a non-negative integer");
+    const uint64_t id = idj.get<uint64_t>();
+    if (id >= vocab_size)
+      throw bad(std::string(what) + " \"" + s + "\" has id " + std::to_string(id) + ", the model has " +
+                std::to_string(vocab_size) + " embedding rows");
+    if (id >= t.vocab.size()) {
+      t.vocab.resize(id + 1);
+      seen.resize(id + 1, false);
+      is_byte.resize(id + 1, false);
+    }
+    return static_cast<uint32_t>(id);
+  };
+  t.byte_tokens.assign(256, kNoToken);
+  for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
+    const std::string& piece = it.key();
+    const uint32_t id = add_id(piece, it.value(), "vocab token");
+    if (seen[id]) throw bad("vocab: id " + std::to_string(id) + " appears twice");
+    seen[id] = true;
+    ids[piece] = id;
+    unsigned byte = 0;
+    if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>' &&
+        std::sscanf(piece.c_str() + 3, "%2x", &byte) == 1 && std::isxdigit(static_cast<unsigned char>(piece[3])) &&
+        std::isxdigit(static_cast<unsigned char>(piece[4]))) {
+      if (t.byte_tokens[byte] != kNoToken) throw bad("vocab: two tokens for byte " + piece);
+      t.byte_tokens[byte] = id;
+      t.vocab[id] = std::string(1, static_cast<char>(byte));
+      is_byte[id] = true;
+    } else {
+      t.vocab[id] = replace_all(piece, kSpaceMark, " ");
+    }
+  }
+  for (uint32_t b = 0; b < 256; ++b)
+    if (t.byte_tokens[b] == kNoToken) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+      throw bad(std::string("byte fallback without a ") + hex + " token: every byte needs one");
+    }
+  // Added tokens: matched in the text, their text is their content (normalized ones: as the prepared
+  // text holds it, "▁" a space).
+  std::vector<bool> added_id(t.vocab.size(), false);
+  if (j.contains("added_tokens")) {
+    if (!j["added_tokens"].is_array()) throw bad("added_tokens is not an array");
+    for (const json& a : j["added_tokens"]) {
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id"))
+        throw bad("added_tokens: an entry without id and content");
+      const std::string content = a["content"].get<std::string>();
+      const uint32_t id = add_id(content, a["id"], "added token");
+      added_id.resize(t.vocab.size(), false);
+      for (const char* flag : {"lstrip", "rstrip", "single_word"})
+        if (a.value(flag, false)) throw bad("added token \"" + content + "\": " + flag + " = true is not supported");
+      if (content.empty()) throw bad("added token " + std::to_string(id) + " is empty");
+      const bool normalized = a.value("normalized", !a.value("special", false));
+      if (is_byte[id]) throw bad("added token \"" + content + "\" is a byte token");
+      seen[id] = true;
+      added_id[id] = true;
+      t.vocab[id] = normalized ? replace_all(content, kSpaceMark, " ") : content;
+      t.added.push_back({id, a.value("special", false), normalized});
+    }
+  }
+  for (uint32_t id = 0; id < t.vocab.size(); ++id)
+    if (seen[id] && !is_byte[id] && !added_id[id] && !t.vocab[id].empty()) t.chars.push_back(id);
+  // Merges, in rank order, of pieces as the vocabulary spells them.
+  if (!model.contains("merges") || !model["merges"].is_array()) throw bad("model.merges is not an array");
+  const json& merges = model["merges"];
+  for (size_t r = 0; r < merges.size(); ++r) {
+    std::string a, b;
+    const json& m = merges[r];
+    if (m.is_string()) {
+      const std::string s = m.get<std::string>();
+      const size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+        throw bad("merge " + std::to_string(r) + " \"" + s + "\" is not two tokens separated by one space");
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      a = m[0].get<std::string>();
+      b = m[1].get<std::string>();
+    } else {
+      throw bad("merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
+    }
+    auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
+    if (ia == ids.end() || ib == ids.end() || im == ids.end())
+      throw bad("merge " + std::to_string(r) + " (\"" + a + "\", \"" + b + "\") names a token not in the vocab");
+    t.merges.push_back({ia->second, ib->second, im->second, static_cast<uint32_t>(r)});
+  }
+  // Post-processor: none, or a template that only puts special tokens before the text (Llama's <s>,
+  // which rill adds itself as the model's bos).
+  if (j.contains("post_processor") && !j["post_processor"].is_null()) {
+    const json& pp = j["post_processor"];
+    bool ok = pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") &&
+              pp["single"].is_array();
+    int32_t bos = -1;
+    bool seen_a = false;
+    for (size_t k = 0; ok && k < pp["single"].size(); ++k) {
+      const json& e = pp["single"][k];
+      if (e.contains("Sequence") && !seen_a) {
+        seen_a = true;
+      } else if (e.contains("SpecialToken") && !seen_a && k == 0 && e["SpecialToken"].is_object()) {
+        auto it = ids.find(e["SpecialToken"].value("id", ""));
+        for (const auto& ad : t.added)
+          if (t.vocab[ad.id] == e["SpecialToken"].value("id", "")) bos = static_cast<int32_t>(ad.id);
+        if (bos < 0 && it != ids.end()) bos = static_cast<int32_t>(it->second);
+        ok = bos >= 0;
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok || !seen_a)
+      throw bad("post_processor " + pp.dump().substr(0, 120) +
+                " is not supported (none, or a template with only a start token before the text)");
+    t.bos_id = bos;
+  }
+  for (const auto& a : t.added)
+    if (a.special && (t.vocab[a.id] == "</s>" || t.vocab[a.id] == "<|endoftext|>" || t.vocab[a.id] == "<|end_of_text|>"))
+      t.eos_id = static_cast<int32_t>(a.id);
+  std::sort(t.merges.begin(), t.merges.end(), [](const BpeTokenizer::Merge& x, const BpeTokenizer::Merge& y) {
+    return x.left != y.left ? x.left < y.left : x.right < y.right;
+  });
+  for (size_t k = 1; k < t.merges.size(); ++k)
+    if (t.merges[k].left == t.merges[k - 1].left && t.merges[k].right == t.merges[k - 1].right)
+      throw bad("merges " + std::to_string(std::min(t.merges[k].rank, t.merges[k - 1].rank)) + " and " +
+                std::to_string(std::max(t.merges[k].rank, t.merges[k - 1].rank)) + " are the same pair");
+  return t;
+}
+
 }  // namespace
 
 BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
@@ -83,13 +299,14 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
   if (!model.contains("type") || model["type"] != "BPE")
     throw bad("model type " + (model.contains("type") ? model["type"].dump() : std::string("(none)")) +
               " is not supported (rill reads byte-level BPE)");
+  if (model.contains("byte_fallback") && model["byte_fallback"] == true) return read_byte_fallback(j, path, vocab_size);
   // Model options that change the tokenization.
   if (!is_null_or(model, "dropout", json()) && !(model["dropout"].is_number() && model["dropout"] == 0))
     throw bad("model.dropout is set; BPE dropout is not supported");
   if (!is_null_or(model, "unk_token", json())) throw bad("model.unk_token is set; byte-level BPE needs none");
   if (!is_null_or(model, "continuing_subword_prefix", "")) throw bad("model.continuing_subword_prefix is not supported");
   if (!is_null_or(model, "end_of_word_suffix", "")) throw bad("model.end_of_word_suffix is not supported");
-  if (!is_null_or(model, "byte_fallback", false)) throw bad("model.byte_fallback is not supported");
+  if (!is_null_or(model, "byte_fallback", false)) throw bad("model.byte_fallback is neither true nor false");
   if (!is_null_or(model, "ignore_merges", false)) throw bad("model.ignore_merges is not supported");
 
   BpeTokenizer t;

@@ -130,8 +130,10 @@ std::string sha256_file(const SrcFile& f) {
 flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder& b, const FileContent& content) {
   flatbuffers::Offset<fb::Tokenizer> tok;
   if (content.tokenizer == fb::TokenizerKind::World || content.tokenizer == fb::TokenizerKind::Bpe ||
-      content.tokenizer == fb::TokenizerKind::SentencePiece) {
-    const bool world = content.tokenizer == fb::TokenizerKind::World, bpe = content.tokenizer == fb::TokenizerKind::Bpe;
+      content.tokenizer == fb::TokenizerKind::SentencePiece || content.tokenizer == fb::TokenizerKind::BpeByteFallback) {
+    const bool world = content.tokenizer == fb::TokenizerKind::World,
+               fallback = content.tokenizer == fb::TokenizerKind::BpeByteFallback,
+               bpe = content.tokenizer == fb::TokenizerKind::Bpe || fallback;
     std::vector<uint8_t> bytes;
     std::vector<uint32_t> offsets{0}, sorted;
     uint32_t max_len = 0;
@@ -142,6 +144,9 @@ flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder
       if (!t.empty() && world) sorted.push_back(id);
       max_len = std::max<uint32_t>(max_len, static_cast<uint32_t>(t.size()));
     }
+    if (fallback)  // the character-sequence tokens (a padded vocabulary's rows past the file's ids: none)
+      for (uint32_t id : content.bpe.chars)
+        if (id < content.vocab.size() && !content.vocab[id].empty()) sorted.push_back(id);
     std::sort(sorted.begin(), sorted.end(), [&](uint32_t x, uint32_t y) { return content.vocab[x] < content.vocab[y]; });
     for (size_t k = 1; k < sorted.size(); ++k)
       if (content.vocab[sorted[k]] == content.vocab[sorted[k - 1]])
@@ -154,10 +159,11 @@ flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder
       added.push_back(fb::CreateAddedToken(b, a.id, a.special, a.normalized));
     const std::vector<uint8_t> sp(content.sp_model.begin(), content.sp_model.end());
     tok = fb::CreateTokenizerDirect(
-        b, content.tokenizer, content.bos_id, content.eos_id, nullptr, &bytes, &offsets, world ? &sorted : nullptr, max_len,
-        bpe ? &merges : nullptr, bpe ? &content.bpe.byte_tokens : nullptr, bpe ? &added : nullptr,
-        content.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
-        bpe ? content.bpe.pattern.c_str() : nullptr, content.tokenizer_source.c_str(), sp.empty() ? nullptr : &sp);
+        b, content.tokenizer, content.bos_id, content.eos_id, nullptr, &bytes, &offsets,
+        world || fallback ? &sorted : nullptr, max_len, bpe ? &merges : nullptr, bpe ? &content.bpe.byte_tokens : nullptr,
+        bpe ? &added : nullptr, content.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
+        bpe && !fallback ? content.bpe.pattern.c_str() : nullptr, content.tokenizer_source.c_str(),
+        sp.empty() ? nullptr : &sp, static_cast<fb::SpacePrefix>(content.bpe.space_prefix));
   } else {
     tok = fb::CreateTokenizerDirect(b, content.tokenizer, content.bos_id, content.eos_id, nullptr, nullptr, nullptr, nullptr, 0,
                                     nullptr, nullptr, nullptr, fb::TextNormalizer::None, nullptr,
@@ -224,6 +230,7 @@ uint64_t write_model(const FileContent& content_in, const Options& opts, const C
   if (content.arch == fb::Arch::RWKV6 || content.arch == fb::Arch::GatedDeltaNet || content.arch == fb::Arch::GLA ||
       content.arch == fb::Arch::RetNet)
     minor = 6;
+  if (content.tokenizer == fb::TokenizerKind::BpeByteFallback) minor = 7;  // its tokenizer kind and space_prefix
   auto build = [&](flatbuffers::FlatBufferBuilder& b, uint64_t data_offset, uint64_t file_size, const char* sha) {
     b.ForceDefaults(true);
     auto make_tensor = [&](const FileTensor& t) {

@@ -95,6 +95,7 @@ const char* tokenizer_name(TokenizerKind k) {
     case TokenizerKind::kWorld: return "world";
     case TokenizerKind::kBpe: return "bpe";
     case TokenizerKind::kSentencePiece: return "sentencepiece";
+    case TokenizerKind::kBpeByteFallback: return "bpe-byte-fallback";
     default: return "none";
   }
 }

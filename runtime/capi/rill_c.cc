@@ -47,7 +47,8 @@ static_assert(RILL_ARCH_MAMBA1 == static_cast<int>(Arch::kMamba1) && RILL_ARCH_M
 static_assert(RILL_TOKENIZER_BYTES == static_cast<int>(TokenizerKind::kBytes) &&
                   RILL_TOKENIZER_WORLD == static_cast<int>(TokenizerKind::kWorld) &&
                   RILL_TOKENIZER_BPE == static_cast<int>(TokenizerKind::kBpe) &&
-                  RILL_TOKENIZER_SENTENCEPIECE == static_cast<int>(TokenizerKind::kSentencePiece),
+                  RILL_TOKENIZER_SENTENCEPIECE == static_cast<int>(TokenizerKind::kSentencePiece) &&
+                  RILL_TOKENIZER_BPE_BYTE_FALLBACK == static_cast<int>(TokenizerKind::kBpeByteFallback),
               "tokenizer values");
 static_assert(RILL_BACKEND_CUDA == static_cast<int>(Backend::kCuda), "backend values");
 

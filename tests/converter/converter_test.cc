@@ -156,9 +156,50 @@ TEST_SUITE("converter") {
       rill::LoadedModel lm;
       REQUIRE(rill::LoadedModel::open(ok.c_str(), rill::ModelOptions{}, &lm) == rill::Status::kOk);
       CHECK(lm.model().info().tokenizer == rill::TokenizerKind::kSentencePiece);
-      // Alone, it is refused by name.
+      // Alone, it is read as BPE with byte fallback: this one lacks the byte tokens, and says so.
       std::filesystem::remove(dir + "/tokenizer.model");
-      CHECK(contains(convert_ckpt(dir, out), "model.byte_fallback is not supported"));
+      CHECK(contains(convert_ckpt(dir, out), "byte fallback without a <0x00> token"));
+    }
+    SUBCASE("a byte-fallback tokenizer.json alone: read as such, the same ids as its SentencePiece model") {
+      const std::string dir = tmp.file("ck");
+      copy_dir(golden_dir("recurrent_gemma_tied_bf16"), dir);
+      const std::string spm = tmp.file("spm.rill"), bf = tmp.file("bf.rill");
+      std::string e = convert_ckpt(dir, spm);
+      REQUIRE_MESSAGE(e.empty(), e);
+      std::filesystem::remove(dir + "/tokenizer.model");
+      const std::string fallback = src_dir() + "/tests/tokenizer/byte_fallback/from_spm.json";
+      std::filesystem::copy_file(fallback, dir + "/tokenizer.json");
+      e = convert_ckpt(dir, bf);
+      REQUIRE_MESSAGE(e.empty(), e);
+      rill::LoadedModel a, b;
+      REQUIRE(rill::LoadedModel::open(spm.c_str(), rill::ModelOptions{}, &a) == rill::Status::kOk);
+      REQUIRE(rill::LoadedModel::open(bf.c_str(), rill::ModelOptions{}, &b) == rill::Status::kOk);
+      CHECK(b.model().info().tokenizer == rill::TokenizerKind::kBpeByteFallback);
+      const std::string text = "Thou art more lovely, caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xe2\x96\x81x\n  y";
+      std::vector<int32_t> ia(256), ib(256);
+      size_t na = 0, nb = 0;
+      REQUIRE(rill::tokenize(a.model(), text.data(), text.size(), ia.data(), ia.size(), &na) == rill::Status::kOk);
+      REQUIRE(rill::tokenize(b.model(), text.data(), text.size(), ib.data(), ib.size(), &nb) == rill::Status::kOk);
+      ia.resize(na);
+      ib.resize(nb);
+      CHECK(ia == ib);
+      CHECK(na > 20);  // characters missing from the small vocabulary went through byte tokens
+      // What rill does not implement is refused by name.
+      std::string j = read_file(fallback);
+      auto with = [&](const std::string& from, const std::string& to) {
+        std::string k = j;
+        const size_t at = k.find(from);
+        REQUIRE(at != std::string::npos);
+        k.replace(at, from.size(), to);
+        write_file(dir + "/tokenizer.json", k);
+        return convert_ckpt(dir, out);
+      };
+      CHECK(contains(with("\"pre_tokenizer\": null", "\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": "
+                          "\"\u2581\", \"prepend_scheme\": \"first\", \"split\": true}"),
+                     "Metaspace split = true is not supported"));
+      CHECK(contains(with("\"normalizer\": {", "\"normalizer\": null, \"x\": {"), "spaces must become U+2581"));
+      CHECK(contains(with("\"dropout\": null", "\"dropout\": 0.1"), "BPE dropout is not supported"));
+      CHECK(contains(with("\"type\": \"Fuse\"", "\"type\": \"Lowercase\""), "decoder {\"type\":\"Lowercase\"}"));
     }
     SUBCASE("rwkv7: a malformed world vocabulary names the line") {
       const std::string dir = tmp.file("ck");

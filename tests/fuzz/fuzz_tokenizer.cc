@@ -3,7 +3,8 @@
 // either a clean refusal or tokens whose text tokenizes to the same tokens (decoding gives the NFC
 // form), and ASCII comes back exactly. SentencePiece (the RecurrentGemma fixture's model, byte
 // fallback, identity normalization): printable ASCII comes back exactly; anything else at least
-// gives ids that detokenize.
+// gives ids that detokenize. BPE with byte fallback (that model rewritten as a tokenizer.json): either
+// "not UTF-8" or ids that detokenize, and printable ASCII without '<' (no special token) comes back.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,7 @@ LoadedModel* g_model;  // byte tokenizer
 LoadedModel* g_world;  // RWKV world vocabulary (does not cover every byte)
 LoadedModel* g_bpe;    // GPT-NeoX byte-level BPE
 LoadedModel* g_spm;    // SentencePiece
+LoadedModel* g_bf;     // BPE with byte fallback
 void load(const std::string& ckpt, const char* name, LoadedModel* lm, TokenizerKind want) {
   char dir[] = "/tmp/rill-fuzz-XXXXXX";
   if (!mkdtemp(dir)) std::abort();
@@ -33,10 +35,21 @@ void load(const std::string& ckpt, const char* name, LoadedModel* lm, TokenizerK
   if (lm->model().info().tokenizer != want) std::abort();
 }
 void setup() {
-  static LoadedModel bytes, world, bpe, spm;
+  static LoadedModel bytes, world, bpe, spm, bf;
   load(std::string(RILL_SOURCE_DIR) + "/tests/golden/recurrent_gemma_tied_bf16", "s.rill", &spm,
        TokenizerKind::kSentencePiece);
   g_spm = &spm;
+  {
+    char bdir[] = "/tmp/rill-fuzz-XXXXXX";
+    if (!mkdtemp(bdir)) std::abort();
+    const std::string ck = std::string(bdir) + "/bf";
+    std::filesystem::copy(std::string(RILL_SOURCE_DIR) + "/tests/golden/recurrent_gemma_tied_bf16", ck);
+    std::filesystem::remove(ck + "/tokenizer.model");
+    std::filesystem::copy_file(std::string(RILL_SOURCE_DIR) + "/tests/tokenizer/byte_fallback/from_spm.json",
+                               ck + "/tokenizer.json");
+    load(ck, "f.rill", &bf, TokenizerKind::kBpeByteFallback);
+    g_bf = &bf;
+  }
   load(std::string(RILL_SOURCE_DIR) + "/tests/fuzz/byte_model", "b.rill", &bytes, TokenizerKind::kBytes);
   load(std::string(RILL_SOURCE_DIR) + "/tests/fuzz/rwkv7_world_tiny", "w.rill", &world, TokenizerKind::kWorld);
   char dir[] = "/tmp/rill-fuzz-XXXXXX";
@@ -117,6 +130,18 @@ void check_spm(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < size; ++i) printable = printable && ((data[i] >= 0x20 && data[i] < 0x7F) || data[i] == '\n');
   if (printable && (back.size() != size || std::memcmp(back.data(), data, size) != 0)) std::abort();
 }
+void check_bf(const uint8_t* data, size_t size) {
+  Status s;
+  const std::vector<int32_t> ids = ids_of(g_bf->model(), reinterpret_cast<const char*>(data), size, &s);
+  if (s != Status::kOk) {
+    if (s != Status::kInvalidArgument) std::abort();  // only "not UTF-8" is a refusal
+    return;
+  }
+  const std::string back = text_of(g_bf->model(), ids);
+  bool plain = size > 0;
+  for (size_t i = 0; i < size; ++i) plain = plain && data[i] >= 0x20 && data[i] < 0x7F && data[i] != '<';
+  if (plain && (back.size() != size || std::memcmp(back.data(), data, size) != 0)) std::abort();
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -137,5 +162,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_world(data, size);
   check_bpe(data, size);
   check_spm(data, size);
+  check_bf(data, size);
   return 0;
 }

@@ -41,6 +41,10 @@ $rill convert tests/golden/mamba1_vector -o $c/model/mamba1_vector.bin -q
 $rill convert tests/golden/recurrent_gemma_awkward -o $c/model/recurrent_gemma_f16.bin -q --dtype f16 --kv-dtype f32
 $rill convert tests/golden/recurrent_gemma_tied_bf16 -o $c/model/recurrent_gemma_q8.bin -q --dtype q8
 $rill convert tests/golden/recurrent_gemma_tied_bf16 -o $c/model/recurrent_gemma_q4.bin -q --dtype q4
+# A byte-fallback BPE tokenizer.json (format 1.7's tokenizer kind) in place of the SentencePiece model.
+bf=$tmp/bf && cp -r tests/golden/recurrent_gemma_tied_bf16 $bf && rm $bf/tokenizer.model
+cp tests/tokenizer/byte_fallback/from_spm.json $bf/tokenizer.json
+$rill convert $bf -o $c/model/recurrent_gemma_byte_fallback_f16.bin -q --dtype f16
 # Mamba-2 hybrids: mixer, attention and MLP blocks, a context limit, an f32 ring and quantized projections.
 $rill convert tests/golden/nemotron_h_bf16 -o $c/model/nemotron_h_f16.bin -q --dtype f16 --kv-dtype f32
 $rill convert tests/golden/granite_hybrid_rope_bf16 -o $c/model/granite_hybrid_f16.bin -q --dtype f16

@@ -13,8 +13,17 @@ bpe:   a Hugging Face byte-level BPE tokenizer.json as the `tokenizers` library 
        \\p{N}) and maps bytes to printable characters; each word is merged with GPT-2's original
        bpe() (lowest-rank pair first, all its occurrences at once); decoding maps characters back
        to bytes (a token with any unmapped character decodes to its own UTF-8).
+fallback: a Hugging Face tokenizer.json with byte-fallback BPE (a SentencePiece model rewritten, as
+       Llama's and Mistral's): added tokens with normalized=false split the raw text; each stretch
+       is normalized (Prepend("▁") when not empty, Replace(" ", "▁")); added tokens with
+       normalized=true split it again; the Metaspace pre-tokenizer, where the file has it, turns
+       " " into "▁" and puts "▁" in front of each remaining piece unless it starts with one
+       (prepend_scheme "always"; "first": only the piece at the start of the text); each piece is
+       one word; each character is the token of that character, or else the
+       <0xNN> tokens of its UTF-8 bytes; merges by rank, as bpe() above. Decoding: "▁" is a space,
+       <0xNN> the byte, and one leading space is stripped (the decoder's Strip).
 
-Usage: reference.py (world|bpe) TOKENIZER_FILE (--text FILE | --decode IDS_FILE)
+Usage: reference.py (world|bpe|fallback) TOKENIZER_FILE (--text FILE | --decode IDS_FILE)
 Prints token ids comma-separated on one line (--text), or writes the decoded bytes (--decode).
 """
 import json
@@ -181,11 +190,117 @@ class BpeTokenizer:
         return out
 
 
+class ByteFallbackBpe:
+    def __init__(self, path):
+        j = json.load(open(path, encoding="utf-8"))
+        m = j["model"]
+        assert m["type"] == "BPE" and m.get("byte_fallback")
+        self.vocab = m["vocab"]
+        merges = [tuple(x.split(" ")) if isinstance(x, str) else tuple(x) for x in m["merges"]]
+        self.ranks = {p: r for r, p in enumerate(merges)}
+        self.added = {a["content"]: a["id"] for a in j.get("added_tokens", [])}
+        self.raw_added = [a["content"] for a in j.get("added_tokens", []) if not a.get("normalized", not a["special"])]
+        self.norm_added = [a["content"] for a in j.get("added_tokens", []) if a.get("normalized", not a["special"])]
+        self.id_to_token = {v: k for k, v in self.vocab.items()}
+        for a in j.get("added_tokens", []):
+            self.id_to_token[a["id"]] = a["content"]
+        norm, pre = j.get("normalizer"), j.get("pre_tokenizer")
+        steps = (norm.get("normalizers", []) if norm and norm["type"] == "Sequence" else [norm] if norm else [])
+        self.prepend = any(s["type"] == "Prepend" for s in steps)
+        self.replace = any(s["type"] == "Replace" for s in steps)
+        self.metaspace = pre["prepend_scheme"] if pre and pre["type"] == "Metaspace" else None
+
+    def normalize(self, piece):
+        if self.replace:
+            piece = piece.replace(" ", "\u2581")
+        if self.prepend and piece:
+            piece = "\u2581" + piece
+        return piece
+
+    def pre_tokenize(self, piece, at_start):
+        if self.metaspace:
+            piece = piece.replace(" ", "\u2581")
+            if not piece.startswith("\u2581") and (self.metaspace == "always" or (self.metaspace == "first" and at_start)):
+                piece = "\u2581" + piece
+        return piece
+
+    def bpe(self, word):
+        """GPT-2's merge loop over symbols (strings): the lowest-rank adjacent pair, all its occurrences."""
+        word = tuple(word)
+        while len(word) > 1:
+            pairs = get_pairs(word)
+            bigram = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
+            if bigram not in self.ranks:
+                break
+            new_word, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == bigram:
+                    new_word.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    new_word.append(word[i])
+                    i += 1
+            word = tuple(new_word)
+        return word
+
+    def word_ids(self, word):
+        symbols = []
+        for ch in word:  # a character's token, or its bytes' tokens
+            if ch in self.vocab:
+                symbols.append(ch)
+            else:
+                symbols.extend(f"<0x{b:02X}>" for b in ch.encode("utf-8"))
+        return [self.vocab[t] for t in self.bpe(symbols)]
+
+    def stretches(self, text):
+        """(is_added, piece, word or None) in text order: the added tokens, and the words as BPE sees them."""
+        pos = 0
+        for is_added, piece in BpeTokenizer.split_added(text, self.raw_added):
+            start = pos
+            pos += len(piece)
+            if is_added:
+                yield True, piece, None
+                continue
+            first = True
+            for is_added2, part in BpeTokenizer.split_added(self.normalize(piece), self.norm_added):
+                if is_added2:
+                    yield True, part, None
+                else:
+                    yield False, part, self.pre_tokenize(part, start == 0 and first)
+                first = False
+
+    def encode(self, text):
+        ids = []
+        for is_added, piece, prepared in self.stretches(text):
+            ids.extend([self.added[piece]] if is_added else self.word_ids(prepared))
+        return ids
+
+    def prepared_text(self, text):
+        """What token-by-token decoding gives back: the stretches as prepared, U+2581 as spaces."""
+        out = []
+        for is_added, piece, word in self.stretches(text):
+            if not is_added:
+                out.append(word.replace("\u2581", " "))
+            else:
+                out.append(piece.replace("\u2581", " ") if piece in self.norm_added else piece)
+        return "".join(out).encode("utf-8")
+
+    def decode(self, ids):  # the tokenizers library's decoder chain, Strip included
+        out = b""
+        for i in ids:
+            t = self.id_to_token[i]
+            if len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
+                out += bytes([int(t[3:5], 16)])
+            else:
+                out += t.replace("\u2581", " ").encode("utf-8")
+        return out[1:] if out.startswith(b" ") else out
+
+
 def main():
-    if len(sys.argv) != 5 or sys.argv[1] not in ("world", "bpe") or sys.argv[3] not in ("--text", "--decode"):
+    if len(sys.argv) != 5 or sys.argv[1] not in ("world", "bpe", "fallback") or sys.argv[3] not in ("--text", "--decode"):
         sys.exit(__doc__)
     kind, path, mode, arg = sys.argv[1:]
-    tok = WorldTokenizer(path) if kind == "world" else BpeTokenizer(path)
+    tok = {"world": WorldTokenizer, "bpe": BpeTokenizer, "fallback": ByteFallbackBpe}[kind](path)
     if mode == "--text":
         data = open(arg, "rb").read()
         ids = tok.encode(data) if kind == "world" else tok.encode(data.decode("utf-8"))

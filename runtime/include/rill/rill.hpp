@@ -66,7 +66,9 @@ const char* arch_name(Arch a);
 // kBytes: token id = byte value. kWorld: RWKV world vocabulary, greedy longest match. kBpe: byte-level
 // BPE from a Hugging Face tokenizer.json (NFC, split pattern, merges by rank, added tokens).
 // kSentencePiece: a SentencePiece model (tokenizer.model; Gemma, RecurrentGemma), run by libsentencepiece.
-enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2, kBpe = 3, kSentencePiece = 4 };
+// kBpeByteFallback: BPE over characters with byte fallback, from a Hugging Face tokenizer.json that is a
+// SentencePiece model rewritten (Llama's, Mistral's): a space prefix, merges by rank, <0xNN> byte tokens.
+enum class TokenizerKind : int32_t { kNone = 0, kBytes = 1, kWorld = 2, kBpe = 3, kSentencePiece = 4, kBpeByteFallback = 5 };
 
 struct ModelOptions {
   Backend backend = Backend::kCpu;

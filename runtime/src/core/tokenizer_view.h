@@ -25,6 +25,9 @@ struct TokenizerView {
   uint32_t n_merges = 0;
   const uint32_t* byte_tokens = nullptr;
   const void* table = nullptr;  // const fb::Tokenizer*: added tokens, normalizer, split pattern
+  // BPE with byte fallback: vocab_sorted holds the character-sequence tokens (the characters' lookup),
+  // byte_tokens every byte's <0xNN> token; space_prefix is fb::SpacePrefix.
+  uint8_t space_prefix = 0;
   // SentencePiece: the serialized model (tokenize loads it into libsentencepiece once per process).
   const uint8_t* sp_model = nullptr;
   size_t sp_model_bytes = 0;

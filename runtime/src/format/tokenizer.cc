@@ -52,17 +52,23 @@ Status bind_vocab(const fb::Tokenizer* tk, bool need_sorted, TokenizerView* impl
 }
 
 // Checks a BPE tokenizer's tables: merges strictly sorted by (left, right) with ids in range, one
-// token per byte holding exactly that byte, added tokens non-empty, a split pattern.
-Status bind_bpe(const fb::Tokenizer* tk, TokenizerView* impl, Error* err) {
-  Status s = bind_vocab(tk, /*need_sorted=*/false, impl, err);
+// token per byte holding exactly that byte, added tokens non-empty; byte-level: a split pattern; with
+// byte fallback: the sorted character tokens, a token for every byte, no normalizer, a known prefix.
+Status bind_bpe(const fb::Tokenizer* tk, bool fallback, TokenizerView* impl, Error* err) {
+  Status s = bind_vocab(tk, /*need_sorted=*/fallback, impl, err);
   if (s != Status::kOk) return s;
   const uint32_t V = impl->vocab_size;
   const auto* merges = tk->merges();
   const auto* bt = tk->byte_tokens();
   const auto* added = tk->added_tokens();
-  if (!merges || !bt || bt->size() != 256 || !tk->split_pattern() || tk->split_pattern()->size() == 0 ||
-      tk->split_pattern()->size() > 4096 || (added && added->size() > 4096) ||
-      (tk->normalizer() != fb::TextNormalizer::None && tk->normalizer() != fb::TextNormalizer::Nfc))
+  const bool pattern_ok = fallback ? !tk->split_pattern()
+                                   : tk->split_pattern() && tk->split_pattern()->size() > 0 &&
+                                         tk->split_pattern()->size() <= 4096;
+  const bool normalizer_ok = fallback ? tk->normalizer() == fb::TextNormalizer::None
+                                      : tk->normalizer() == fb::TextNormalizer::None ||
+                                            tk->normalizer() == fb::TextNormalizer::Nfc;
+  if (!merges || !bt || bt->size() != 256 || !pattern_ok || (added && added->size() > 4096) || !normalizer_ok ||
+      tk->space_prefix() > fb::SpacePrefix::MAX || (!fallback && tk->space_prefix() != fb::SpacePrefix::None))
     return fail(err, Status::kCorrupt, "BPE tokenizer: missing or malformed tables");
   for (uint32_t k = 0; k < merges->size(); ++k) {
     const fb::BpeMerge* m = merges->Get(k);
@@ -76,7 +82,7 @@ Status bind_bpe(const fb::Tokenizer* tk, TokenizerView* impl, Error* err) {
   }
   for (uint32_t c = 0; c < 256; ++c) {
     const uint32_t id = bt->Get(c);
-    if (id == 0xFFFFFFFFu && (c == 0xC0 || c == 0xC1 || c >= 0xF5)) continue;  // never in valid UTF-8
+    if (!fallback && id == 0xFFFFFFFFu && (c == 0xC0 || c == 0xC1 || c >= 0xF5)) continue;  // never in valid UTF-8
     if (id >= V || impl->vocab_offsets[id + 1] - impl->vocab_offsets[id] != 1 ||
         impl->vocab_bytes[impl->vocab_offsets[id]] != c)
       return fail(err, Status::kCorrupt, "BPE tokenizer: the token of byte %u is not that byte", c);
@@ -89,6 +95,7 @@ Status bind_bpe(const fb::Tokenizer* tk, TokenizerView* impl, Error* err) {
   impl->merges = merges->data();
   impl->n_merges = merges->size();
   impl->byte_tokens = bt->data();
+  impl->space_prefix = static_cast<uint8_t>(tk->space_prefix());
   return Status::kOk;
 }
 
@@ -112,7 +119,8 @@ Status bind_tokenizer(const void* table, uint32_t vocab_size, TokenizerView* out
       s = bind_vocab(tk, /*need_sorted=*/true, out, err);
       break;
     case fb::TokenizerKind::Bpe:
-      s = bind_bpe(tk, out, err);
+    case fb::TokenizerKind::BpeByteFallback:
+      s = bind_bpe(tk, tk->kind() == fb::TokenizerKind::BpeByteFallback, out, err);
       break;
     case fb::TokenizerKind::SentencePiece:  // the model bytes are checked by libsentencepiece when tokenizing
       if (!tk->sp_model() || tk->sp_model()->size() == 0)

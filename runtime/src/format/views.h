@@ -9,7 +9,7 @@
 namespace rill {
 
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 6;
+inline constexpr uint16_t kFormatMinor = 7;
 
 struct FileView {
   const unsigned char* base;  // file start

@@ -18,7 +18,8 @@ Status detokenize_view(const TokenizerView& t, int32_t token, char* out, size_t 
       return Status::kOk;
     case TokenizerKind::kWorld:
     case TokenizerKind::kBpe:
-    case TokenizerKind::kSentencePiece: {
+    case TokenizerKind::kSentencePiece:
+    case TokenizerKind::kBpeByteFallback: {
       const TokenizerView& m = t;
       const uint32_t b = m.vocab_offsets[token];
       *n_out = m.vocab_offsets[token + 1] - b;

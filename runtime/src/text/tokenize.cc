@@ -11,6 +11,13 @@
 //   3. what remains is split by the pattern (matches and the gaps between them are words);
 //   4. each word's bytes start as single-byte tokens; the adjacent pair with the lowest merge rank
 //      merges first (leftmost on ties), until no pair has a merge.
+//
+// BPE with byte fallback follows the same library on a tokenizer.json that is a SentencePiece model
+// rewritten (Llama's): stage 1 as above; each stretch has U+2581 read as a space and takes a space in
+// front as the file's SpacePrefix says (the Prepend normalizer before stage 2, the Metaspace
+// pre-tokenizer after it); no split: each stretch (between added tokens) is one word, whose symbols
+// start as each character's token or, for a character the vocabulary lacks, its bytes' <0xNN> tokens;
+// then stage 4.
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -180,10 +187,14 @@ class Bpe {
     }
     nfc_ = tk->normalizer() == fb::TextNormalizer::Nfc;
     pattern_ = tk->split_pattern();
+    fallback_ = m.kind == TokenizerKind::kBpeByteFallback;
+    prefix_ = static_cast<fb::SpacePrefix>(m.space_prefix);
   }
 
   Status run(const uint8_t* t, size_t len) {
     if (!valid_utf8(t, len)) return Status::kInvalidArgument;
+    text_ = t;
+    if (fallback_) return split_literals(t, len, raw_lits_, raw_first_, /*normalized=*/false);
     re_ = pattern_cache().get(pattern_->c_str(), pattern_->size());
     if (!re_) return Status::kCorrupt;  // the file's pattern does not compile
     md_ = pcre2_match_data_create_from_pattern(re_, nullptr);
@@ -218,6 +229,22 @@ class Bpe {
   }
 
   Status normalize(const uint8_t* t, size_t len) {
+    if (fallback_) {  // U+2581 as a space; the Prepend normalizer's space
+      stretch_.clear();
+      if (prefix_ == fb::SpacePrefix::Always && len) stretch_ += ' ';
+      for (size_t i = 0; i < len; ++i) {
+        if (i + 2 < len && t[i] == 0xE2 && t[i + 1] == 0x96 && t[i + 2] == 0x81) {
+          stretch_ += ' ';
+          i += 2;
+        } else {
+          stretch_ += static_cast<char>(t[i]);
+        }
+      }
+      at_start_ = t == text_;
+      const auto* s = reinterpret_cast<const uint8_t*>(stretch_.data());
+      stretch_begin_ = s;
+      return split_literals(s, stretch_.size(), norm_lits_, norm_first_, true);
+    }
     if (!nfc_) return split_literals(t, len, norm_lits_, norm_first_, true);
     utf8proc_uint8_t* nfc = nullptr;
     const utf8proc_ssize_t n =
@@ -228,8 +255,21 @@ class Bpe {
     return s;
   }
 
-  // The pattern's matches and the gaps between them are words.
+  // The pattern's matches and the gaps between them are words; with byte fallback the stretch is one,
+  // with the Metaspace pre-tokenizer's space in front where the file's SpacePrefix says.
   Status split_words(const uint8_t* t, size_t len) {
+    if (fallback_) {
+      const bool space = len && t[0] == ' ';
+      if ((prefix_ == fb::SpacePrefix::UnlessSpace && !space) ||
+          (prefix_ == fb::SpacePrefix::FirstUnlessSpace && !space && at_start_ && t == stretch_begin_)) {
+        word_.assign(1, ' ');
+        word_.append(reinterpret_cast<const char*>(t), len);
+        char_word(reinterpret_cast<const uint8_t*>(word_.data()), word_.size());
+      } else {
+        char_word(t, len);
+      }
+      return Status::kOk;
+    }
     size_t start = 0;
     while (start < len) {
       const int rc = pcre2_match(re_, t, len, start, PCRE2_NO_UTF_CHECK, md_, nullptr);
@@ -263,6 +303,44 @@ class Bpe {
     return lo < m_.n_merges && merges_[lo].left() == l && merges_[lo].right() == r ? &merges_[lo] : nullptr;
   }
 
+  // The token whose bytes are exactly [c, c + n) among the character-sequence tokens, or kNone.
+  static constexpr uint32_t kNone = 0xFFFFFFFFu;
+  uint32_t char_token(const uint8_t* c, size_t n) const {
+    const uint32_t* sorted = m_.vocab_sorted;
+    const uint32_t* off = m_.vocab_offsets;
+    uint32_t lo = 0, hi = m_.n_sorted;
+    while (lo < hi) {  // the first token >= c
+      const uint32_t mid = lo + (hi - lo) / 2, id = sorted[mid], len = off[id + 1] - off[id];
+      const int cmp = std::memcmp(m_.vocab_bytes + off[id], c, std::min<size_t>(len, n));
+      if (cmp < 0 || (cmp == 0 && len < n)) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo == m_.n_sorted) return kNone;
+    const uint32_t id = sorted[lo];
+    return off[id + 1] - off[id] == n && std::memcmp(m_.vocab_bytes + off[id], c, n) == 0 ? id : kNone;
+  }
+
+  // A byte-fallback word: each character's token, or its bytes' tokens (valid UTF-8: checked in run).
+  void char_word(const uint8_t* w, size_t n) {
+    if (n == 0) return;
+    auto hit = cache_.find(std::string(reinterpret_cast<const char*>(w), n));
+    if (hit != cache_.end()) {
+      for (uint32_t id : hit->second) out_->push(id);
+      return;
+    }
+    sym_.clear();
+    for (size_t i = 0; i < n;) {
+      const uint8_t c = w[i];
+      const size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+      const uint32_t id = char_token(w + i, len);
+      if (id != kNone) sym_.push_back({id, 0, 0, true});
+      else
+        for (size_t k = 0; k < len; ++k) sym_.push_back({m_.byte_tokens[w[i + k]], 0, 0, true});
+      i += len;
+    }
+    merge_symbols(std::string(reinterpret_cast<const char*>(w), n));
+  }
+
   void word(const uint8_t* w, size_t n) {
     if (n == 1) {
       out_->push(m_.byte_tokens[w[0]]);
@@ -273,10 +351,17 @@ class Bpe {
       for (uint32_t id : hit->second) out_->push(id);
       return;
     }
-    // Symbols in a linked list; candidate merges in a min-heap on (rank, position).
     sym_.resize(n);
+    for (size_t i = 0; i < n; ++i) sym_[i] = {m_.byte_tokens[w[i]], 0, 0, true};
+    merge_symbols(std::string(reinterpret_cast<const char*>(w), n));
+  }
+
+  // sym_ (ids) merged by rank; the ids go out and into the cache under `key`. Symbols in a linked list;
+  // candidate merges in a min-heap on (rank, position).
+  void merge_symbols(std::string key) {
+    const size_t n = sym_.size();
     for (size_t i = 0; i < n; ++i)
-      sym_[i] = {m_.byte_tokens[w[i]], static_cast<int32_t>(i) - 1, i + 1 < n ? static_cast<int32_t>(i + 1) : -1, true};
+      sym_[i].prev = static_cast<int32_t>(i) - 1, sym_[i].next = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
     heap_.clear();
     auto consider = [&](int32_t pos) {
       const int32_t nx = sym_[pos].next;
@@ -306,7 +391,7 @@ class Bpe {
     std::vector<uint32_t> ids;
     for (int32_t i = 0; i >= 0; i = sym_[i].next) ids.push_back(sym_[i].id);
     for (uint32_t id : ids) out_->push(id);
-    if (cache_.size() < 65536) cache_.emplace(std::string(reinterpret_cast<const char*>(w), n), std::move(ids));
+    if (cache_.size() < 65536) cache_.emplace(std::move(key), std::move(ids));
   }
 
   struct Sym {
@@ -325,6 +410,12 @@ class Bpe {
   std::vector<Literal> raw_lits_, norm_lits_;
   bool raw_first_[256] = {}, norm_first_[256] = {};
   bool nfc_ = false;
+  bool fallback_ = false;  // BPE with byte fallback
+  fb::SpacePrefix prefix_ = fb::SpacePrefix::None;
+  const uint8_t* text_ = nullptr;           // the text run() was given
+  const uint8_t* stretch_begin_ = nullptr;  // byte fallback: the prepared stretch (stretch_)
+  bool at_start_ = false;                   // ... which begins the text
+  std::string stretch_, word_;
   const flatbuffers::String* pattern_ = nullptr;
   const pcre2_code* re_ = nullptr;
   pcre2_match_data* md_ = nullptr;
@@ -390,6 +481,7 @@ Status tokenize_view(const TokenizerView& tv, const char* text, size_t len, int3
       s = tokenize_world(tv, t, len, &o);
       break;
     case TokenizerKind::kBpe:
+    case TokenizerKind::kBpeByteFallback:
 #if defined(RILL_HAVE_TEXT)
       try {
         Bpe bpe(tv, &o);

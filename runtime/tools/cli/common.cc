@@ -198,6 +198,7 @@ int make_session(Args& a, const Model& m, ThreadPool** pool, OwnedSession* os) {
   SessionOptions so;
   so.pool = *pool;
   if (a.find("--slide") && a.flag("--slide")) so.context_full = ContextFull::kSlide;
+  if (a.find("--chunked-prefill") && a.flag("--chunked-prefill")) so.chunked_prefill = true;
   Error e;
   if (OwnedSession::create(m, so, os, &e) != Status::kOk) return report(e, "session");
   return 0;

@@ -184,6 +184,7 @@ int cmd_inspect(int argc, char** argv) {
                                  : in.tokenizer == TokenizerKind::kWorld ? "world (RWKV vocabulary, longest match)"
                                  : in.tokenizer == TokenizerKind::kBpe   ? "bpe (byte-level BPE)"
                                  : in.tokenizer == TokenizerKind::kSentencePiece ? "sentencepiece"
+                                 : in.tokenizer == TokenizerKind::kBpeByteFallback ? "bpe (characters, byte fallback)"
                                                                          : "none");
   if (const fb::Tokenizer* tk = m->tokenizer()) {
     if (tk->source() && tk->source()->size()) std::printf(", from %s", tk->source()->c_str());

@@ -284,6 +284,7 @@ int cmd_eval(int argc, char** argv) {
   const char* tk_name = info.tokenizer == TokenizerKind::kBytes ? "bytes"
                         : info.tokenizer == TokenizerKind::kWorld ? "world"
                         : info.tokenizer == TokenizerKind::kSentencePiece ? "sentencepiece"
+                        : info.tokenizer == TokenizerKind::kBpeByteFallback ? "byte-fallback BPE"
                                                                   : "bpe";
   std::printf("%.4f bits/byte, perplexity %.3f per %s token, over %zu bytes (%zu tokens) of %s",
               bits / static_cast<double>(std::max<size_t>(scored_bytes, 1)),
