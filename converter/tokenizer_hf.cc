@@ -71,6 +71,66 @@ bool is_null_or(const json& j, const char* key, const json& allowed) {
   return !j.contains(key) || j[key].is_null() || j[key] == allowed;
 }
 
+// A token id of the file (`what` "s"): a non-negative integer below the model's vocab_size rows.
+uint32_t checked_id(const std::string& s, const json& idj, const char* what, uint64_t vocab_size,
+                    const std::string& path) {
+  if (!idj.is_number_unsigned())
+    throw ConvertError(path + ": " + what + " \"" + s + "\": id is not a non-negative integer");
+  const uint64_t id = idj.get<uint64_t>();
+  if (id >= vocab_size)
+    throw ConvertError(path + ": " + what + " \"" + s + "\" has id " + std::to_string(id) + ", the model has " +
+                       std::to_string(vocab_size) + " embedding rows");
+  return static_cast<uint32_t>(id);
+}
+
+// model.merges, in rank order ("a b" strings, as older files write them, or [a, b] pairs) of tokens as the
+// vocabulary spells them, sorted by (left, right) for the runtime's binary search; a pair listed twice
+// or a token not in the vocabulary is refused.
+std::vector<BpeTokenizer::Merge> read_merges(const json& model, const std::map<std::string, uint32_t>& ids,
+                                             const std::string& path) {
+  auto bad = [&](const std::string& why) { return ConvertError(path + ": " + why); };
+  if (!model.contains("merges") || !model["merges"].is_array()) throw bad("model.merges is not an array");
+  const json& merges = model["merges"];
+  std::vector<BpeTokenizer::Merge> out;
+  out.reserve(merges.size());
+  for (size_t r = 0; r < merges.size(); ++r) {
+    std::string a, b;
+    const json& m = merges[r];
+    if (m.is_string()) {
+      const std::string s = m.get<std::string>();
+      const size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+        throw bad("merge " + std::to_string(r) + " \"" + s + "\" is not two tokens separated by one space");
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      a = m[0].get<std::string>();
+      b = m[1].get<std::string>();
+    } else {
+      throw bad("merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
+    }
+    auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
+    if (ia == ids.end() || ib == ids.end() || im == ids.end())
+      throw bad("merge " + std::to_string(r) + " (\"" + a + "\", \"" + b + "\") names a token not in the vocab");
+    out.push_back({ia->second, ib->second, im->second, static_cast<uint32_t>(r)});
+  }
+  std::sort(out.begin(), out.end(), [](const BpeTokenizer::Merge& x, const BpeTokenizer::Merge& y) {
+    return x.left != y.left ? x.left < y.left : x.right < y.right;
+  });
+  for (size_t k = 1; k < out.size(); ++k)
+    if (out[k].left == out[k - 1].left && out[k].right == out[k - 1].right)
+      throw bad("merges " + std::to_string(std::min(out[k].rank, out[k - 1].rank)) + " and " +
+                std::to_string(std::max(out[k].rank, out[k - 1].rank)) + " are the same pair");
+  return out;
+}
+
+// The steps of a normalizer or decoder: a Sequence's list (under `key`), or the one step itself.
+std::vector<json> sequence_steps(const json& n, const char* key) {
+  if (n.is_object() && n.value("type", "") == "Sequence" && n.contains(key) && n[key].is_array())
+    return std::vector<json>(n[key].begin(), n[key].end());
+  return {n};
+}
+
 // U+2581, which SentencePiece pieces hold for a space.
 constexpr const char* kSpaceMark = "\u2581";
 
@@ -104,12 +164,7 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
   };
   bool replace = false, prepend = false;
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
-    const json& n = j["normalizer"];
-    std::vector<json> steps;
-    if (n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array())
-      steps.assign(n["normalizers"].begin(), n["normalizers"].end());
-    else
-      steps.push_back(n);
+    const std::vector<json> steps = sequence_steps(j["normalizer"], "normalizers");
     for (size_t k = 0; k < steps.size(); ++k) {
       if (is_replace(steps[k]) && !replace) replace = true;
       else if (is_prepend(steps[k]) && !prepend && !replace) prepend = true;
@@ -139,13 +194,7 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
   // Decoding is each token's text: "▁" as a space, <0xNN> as the byte. Decoders that do that (and the
   // Strip of the prefix's space, which token-by-token decoding keeps) are accepted.
   if (j.contains("decoder") && !j["decoder"].is_null()) {
-    const json& d = j["decoder"];
-    std::vector<json> steps;
-    if (d.is_object() && d.value("type", "") == "Sequence" && d.contains("decoders") && d["decoders"].is_array())
-      steps.assign(d["decoders"].begin(), d["decoders"].end());
-    else
-      steps.push_back(d);
-    for (const json& s : steps) {
+    for (const json& s : sequence_steps(j["decoder"], "decoders")) {
       const std::string type = s.is_object() ? s.value("type", "") : "";
       const bool ok = type == "ByteFallback" || type == "Fuse" || type == "Metaspace" ||
                       (type == "Strip" && s.value("content", "") == " " && s.value("stop", 0) == 0) ||
@@ -159,17 +208,9 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
   std::vector<bool> seen, is_byte;
   std::map<std::string, uint32_t> ids;
   auto add_id = [&](const std::string& s, const json& idj, const char* what) {
-    if (!idj.is_number_unsigned()) throw bad(std::string(what) + " \"" + s + "\": id is not a non-negative integer");
-    const uint64_t id = idj.get<uint64_t>();
-    if (id >= vocab_size)
-      throw bad(std::string(what) + " \"" + s + "\" has id " + std::to_string(id) + ", the model has " +
-                std::to_string(vocab_size) + " embedding rows");
-    if (id >= t.vocab.size()) {
-      t.vocab.resize(id + 1);
-      seen.resize(id + 1, false);
-      is_byte.resize(id + 1, false);
-    }
-    return static_cast<uint32_t>(id);
+    const uint32_t id = checked_id(s, idj, what, vocab_size, path);
+    if (id >= t.vocab.size()) t.vocab.resize(id + 1), seen.resize(id + 1, false), is_byte.resize(id + 1, false);
+    return id;
   };
   t.byte_tokens.assign(256, kNoToken);
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
@@ -220,30 +261,7 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
   }
   for (uint32_t id = 0; id < t.vocab.size(); ++id)
     if (seen[id] && !is_byte[id] && !added_id[id] && !t.vocab[id].empty()) t.chars.push_back(id);
-  // Merges, in rank order, of pieces as the vocabulary spells them.
-  if (!model.contains("merges") || !model["merges"].is_array()) throw bad("model.merges is not an array");
-  const json& merges = model["merges"];
-  for (size_t r = 0; r < merges.size(); ++r) {
-    std::string a, b;
-    const json& m = merges[r];
-    if (m.is_string()) {
-      const std::string s = m.get<std::string>();
-      const size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        throw bad("merge " + std::to_string(r) + " \"" + s + "\" is not two tokens separated by one space");
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      throw bad("merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
-    }
-    auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
-    if (ia == ids.end() || ib == ids.end() || im == ids.end())
-      throw bad("merge " + std::to_string(r) + " (\"" + a + "\", \"" + b + "\") names a token not in the vocab");
-    t.merges.push_back({ia->second, ib->second, im->second, static_cast<uint32_t>(r)});
-  }
+  t.merges = read_merges(model, ids, path);
   // Post-processor: none, or a template that only puts special tokens before the text (Llama's <s>,
   // which rill adds itself as the model's bos).
   if (j.contains("post_processor") && !j["post_processor"].is_null()) {
@@ -274,13 +292,6 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
   for (const auto& a : t.added)
     if (a.special && (t.vocab[a.id] == "</s>" || t.vocab[a.id] == "<|endoftext|>" || t.vocab[a.id] == "<|end_of_text|>"))
       t.eos_id = static_cast<int32_t>(a.id);
-  std::sort(t.merges.begin(), t.merges.end(), [](const BpeTokenizer::Merge& x, const BpeTokenizer::Merge& y) {
-    return x.left != y.left ? x.left < y.left : x.right < y.right;
-  });
-  for (size_t k = 1; k < t.merges.size(); ++k)
-    if (t.merges[k].left == t.merges[k - 1].left && t.merges[k].right == t.merges[k - 1].right)
-      throw bad("merges " + std::to_string(std::min(t.merges[k].rank, t.merges[k - 1].rank)) + " and " +
-                std::to_string(std::max(t.merges[k].rank, t.merges[k - 1].rank)) + " are the same pair");
   return t;
 }
 
@@ -358,16 +369,9 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
   std::vector<bool> seen;
   std::map<std::string, uint32_t> ids;
   auto add_id = [&](const std::string& s, const json& idj, const char* what) {
-    if (!idj.is_number_unsigned()) throw bad(std::string(what) + " \"" + s + "\": id is not a non-negative integer");
-    const uint64_t id = idj.get<uint64_t>();
-    if (id >= vocab_size)
-      throw bad(std::string(what) + " \"" + s + "\" has id " + std::to_string(id) + ", the model has " +
-                std::to_string(vocab_size) + " embedding rows");
-    if (id >= t.vocab.size()) {
-      t.vocab.resize(id + 1);
-      seen.resize(id + 1, false);
-    }
-    return static_cast<uint32_t>(id);
+    const uint32_t id = checked_id(s, idj, what, vocab_size, path);
+    if (id >= t.vocab.size()) t.vocab.resize(id + 1), seen.resize(id + 1, false);
+    return id;
   };
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
     const uint32_t id = add_id(it.key(), it.value(), "vocab token");
@@ -414,38 +418,7 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
       throw bad(std::string("vocab has no token for byte ") + hex + " (\"" + ch + "\"); not a byte-level BPE vocabulary");
     }
   }
-  // Merges, in rank order: "a b" strings (older files) or [a, b] pairs.
-  if (!model.contains("merges") || !model["merges"].is_array()) throw bad("model.merges is not an array");
-  const json& merges = model["merges"];
-  t.merges.reserve(merges.size());
-  for (size_t r = 0; r < merges.size(); ++r) {
-    std::string a, b;
-    const json& m = merges[r];
-    if (m.is_string()) {
-      const std::string s = m.get<std::string>();
-      const size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        throw bad("merge " + std::to_string(r) + " \"" + s + "\" is not two tokens separated by one space");
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      throw bad("merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
-    }
-    auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
-    if (ia == ids.end() || ib == ids.end() || im == ids.end())
-      throw bad("merge " + std::to_string(r) + " (\"" + a + "\", \"" + b + "\") names a token not in the vocab");
-    t.merges.push_back({ia->second, ib->second, im->second, static_cast<uint32_t>(r)});
-  }
-  std::sort(t.merges.begin(), t.merges.end(), [](const BpeTokenizer::Merge& x, const BpeTokenizer::Merge& y) {
-    return x.left != y.left ? x.left < y.left : x.right < y.right;
-  });
-  for (size_t k = 1; k < t.merges.size(); ++k)
-    if (t.merges[k].left == t.merges[k - 1].left && t.merges[k].right == t.merges[k - 1].right)
-      throw bad("merges " + std::to_string(std::min(t.merges[k].rank, t.merges[k - 1].rank)) + " and " +
-                std::to_string(std::max(t.merges[k].rank, t.merges[k - 1].rank)) + " are the same pair");
+  t.merges = read_merges(model, ids, path);
   // The end-of-text token, for generation to stop at: the special added token named so.
   for (const auto& a : t.added)
     if (a.special && (t.vocab[a.id] == "<|endoftext|>" || t.vocab[a.id] == "</s>" || t.vocab[a.id] == "<|end_of_text|>"))

@@ -27,6 +27,28 @@ namespace rill_test {
 inline std::string src_dir() { return RILL_SOURCE_DIR; }
 inline std::string golden_dir(const std::string& c) { return src_dir() + "/tests/golden/" + c; }
 
+// One token of the wkv recurrence in double, as backend.h defines the op, on S [H, V, K]: token vectors
+// r, w, k, a, b [H*K] (a, b null: no delta term), v [H*V]; y [H*V] read after the update (before, with
+// read_first).
+inline void wkv_step_double(double* S, const float* r, const float* w, const float* k, const float* v, const float* a,
+                            const float* b, double* y, size_t H, size_t K, size_t V, bool read_first) {
+  for (size_t h = 0; h < H; ++h)
+    for (size_t i = 0; i < V; ++i) {
+      double* row = S + (h * V + i) * K;
+      const float* rh = r + h * K;
+      const float* wh = w + h * K;
+      const float* kh = k + h * K;
+      double sa = 0, before = 0, after = 0;
+      for (size_t j = 0; a && j < K; ++j) sa += row[j] * a[h * K + j];
+      for (size_t j = 0; j < K; ++j) {
+        before += row[j] * rh[j];
+        row[j] = row[j] * wh[j] + (a ? sa * b[h * K + j] : 0.0) + double(v[h * V + i]) * kh[j];
+        after += row[j] * rh[j];
+      }
+      y[h * V + i] = read_first ? before : after;
+    }
+}
+
 // A float32 C-order .npy file, read with the CLI's strict reader (runtime/tools/npy): a file that
 // cannot be read fails the test, so a missing or damaged golden never passes as "no difference".
 struct Npy {

@@ -57,6 +57,17 @@ struct Runner {
   }
 };
 
+// `prompt` stepped token by token in a new session: the last step's logits and the state blob.
+void step_each(const Model& model, const std::vector<int32_t>& prompt, std::vector<float>* logits,
+               std::vector<unsigned char>* state) {
+  const size_t V = model.info().vocab_size;
+  OwnedSession s;
+  REQUIRE(OwnedSession::create(model, SessionOptions{}, &s) == Status::kOk);
+  logits->assign(V, 0.f);
+  for (int32_t t : prompt) REQUIRE(s.session().step(t, logits->data(), V) == Status::kOk);
+  state->assign(s.session().state_size(), 0);
+  REQUIRE(s.session().state_copy_out(state->data(), state->size()) == Status::kOk);
+}
 
 }  // namespace
 
@@ -140,12 +151,10 @@ TEST_SUITE("arch") {
         const size_t V = model.info().vocab_size;
         std::vector<int32_t> prompt(29);
         for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 3) % V);
-        OwnedSession stepped;
-        REQUIRE(OwnedSession::create(model, SessionOptions{}, &stepped) == Status::kOk);
-        std::vector<float> want(V), got(V);
-        for (int32_t t : prompt) REQUIRE(stepped.session().step(t, want.data(), V) == Status::kOk);
-        std::vector<unsigned char> want_state(stepped.session().state_size()), got_state(want_state.size());
-        REQUIRE(stepped.session().state_copy_out(want_state.data(), want_state.size()) == Status::kOk);
+        std::vector<float> want, got(V);
+        std::vector<unsigned char> want_state;
+        step_each(model, prompt, &want, &want_state);
+        std::vector<unsigned char> got_state(want_state.size());
         struct Run {
           uint32_t chunk;
           bool pooled;
@@ -210,12 +219,10 @@ TEST_SUITE("arch") {
         const size_t V = model.info().vocab_size;
         std::vector<int32_t> prompt(83);  // 64-token passes, and 16-token chunks whole and partial
         for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 3) % V);
-        OwnedSession stepped;
-        REQUIRE(OwnedSession::create(model, SessionOptions{}, &stepped) == Status::kOk);
-        std::vector<float> want(V), got(V);
-        for (int32_t t : prompt) REQUIRE(stepped.session().step(t, want.data(), V) == Status::kOk);
-        std::vector<unsigned char> want_state(stepped.session().state_size()), got_state(want_state.size());
-        REQUIRE(stepped.session().state_copy_out(want_state.data(), want_state.size()) == Status::kOk);
+        std::vector<float> want, got(V);
+        std::vector<unsigned char> want_state;
+        step_each(model, prompt, &want, &want_state);
+        std::vector<unsigned char> got_state(want_state.size());
         const bool f32 = dt == "f32";
         if (f32) f32_logits = want;
         const float lmax = max_abs(want.data(), V), quant = f32 ? 0.f : max_diff(want.data(), f32_logits.data(), V);

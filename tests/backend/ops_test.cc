@@ -623,23 +623,10 @@ TEST_SUITE(RILL_OPS_SUITE) {
         CAPTURE(first);
         std::vector<Doubles> st = {Doubles(Sa.begin(), Sa.end()), Doubles(Sb.begin(), Sb.end())};
         Doubles y(n * CV);
-        for (size_t i = 0; i < n; ++i) {
-          Doubles& S = st[kRowState[i]];
-          for (size_t h = 0; h < H; ++h) {
-            const size_t o = i * CK + h * K;
-            for (size_t vi = 0; vi < Vd; ++vi) {
-              double* row = S.data() + (h * Vd + vi) * K;
-              double sa = 0, before = 0, after = 0;
-              for (size_t j = 0; j < K; ++j) sa += delta ? row[j] * aa[o + j] : 0.0;
-              for (size_t j = 0; j < K; ++j) {
-                before += row[j] * rr[o + j];
-                row[j] = row[j] * ww[o + j] + (delta ? sa * bb_[o + j] : 0.0) + double(vv[i * CV + h * Vd + vi]) * kk_[o + j];
-                after += row[j] * rr[o + j];
-              }
-              y[i * CV + h * Vd + vi] = first ? before : after;
-            }
-          }
-        }
+        for (size_t i = 0; i < n; ++i)
+          rill_test::wkv_step_double(st[kRowState[i]].data(), rr.data() + i * CK, ww.data() + i * CK, kk_.data() + i * CK,
+                          vv.data() + i * CV, delta ? aa.data() + i * CK : nullptr, bb_.data() + i * CK, y.data() + i * CV,
+                          H, K, Vd, first);
         Doubles want = y;
         want.insert(want.end(), st[0].begin(), st[0].end());
         want.insert(want.end(), st[1].begin(), st[1].end());

@@ -431,20 +431,9 @@ TEST_SUITE("kernels") {
             // The recurrence in double.
             std::vector<double> Sd(S0.begin(), S0.end()), yd(T * CV);
             for (size_t t = 0; t < T; ++t)
-              for (size_t h = 0; h < H; ++h) {
-                const size_t o = t * CK + h * K;
-                for (size_t i = 0; i < Vd; ++i) {
-                  double* row = Sd.data() + (h * Vd + i) * K;
-                  double sa = 0, before = 0, after = 0;
-                  for (size_t j = 0; j < K; ++j) sa += delta ? row[j] * a[o + j] : 0.0;
-                  for (size_t j = 0; j < K; ++j) {
-                    before += row[j] * r[o + j];
-                    row[j] = row[j] * w[o + j] + (delta ? sa * b[o + j] : 0.0) + double(v[t * CV + h * Vd + i]) * k[o + j];
-                    after += row[j] * r[o + j];
-                  }
-                  yd[t * CV + h * Vd + i] = first ? before : after;
-                }
-              }
+              rill_test::wkv_step_double(Sd.data(), r.data() + t * CK, w.data() + t * CK, k.data() + t * CK,
+                                         v.data() + t * CV, delta ? a.data() + t * CK : nullptr, b.data() + t * CK,
+                                         yd.data() + t * CV, H, K, Vd, first);
             double smax = 0, ymax = 0;
             for (double e : Sd) smax = std::max(smax, std::fabs(e));
             for (double e : yd) ymax = std::max(ymax, std::fabs(e));

@@ -137,6 +137,20 @@ def test_context_limit_refuses_or_slides(converted):
     assert np.abs(got - slide).max() <= 1e-4 * np.abs(slide).max()
 
 
+def test_chunked_prefill_is_opt_in_and_close(converted):
+    """The default prefill leaves stepping's bits; chunked_prefill=True stays within 1e-5 of the largest
+    logit (GLA's 128-key heads take the chunked form on AVX-512; elsewhere the recurrence runs)."""
+    path = converted("gla_hf_bf16")
+    toks = tokens_of("gla_hf_bf16")
+    m = rill.Model(path)
+    stepped = m.session().logits(toks)[-1]
+    exact = m.session().prefill(toks)
+    chunked = m.session(chunked_prefill=True).prefill(toks)
+    assert np.array_equal(exact, stepped)
+    assert np.abs(chunked - stepped).max() <= 1e-5 * np.abs(stepped).max()
+    assert m.session(chunked_prefill=True).clone().prefill(toks).shape == chunked.shape
+
+
 def test_sensor_input_errors(converted):
     m = rill.Model(converted("s4d_prenorm_mean"))
     d = m.info["d_input"]

@@ -91,26 +91,64 @@ def get_pairs(word):
     return {(word[i], word[i + 1]) for i in range(len(word) - 1)}
 
 
+def merge_loop(word, ranks):
+    """GPT-2's encoder.py bpe() on a tuple of symbols: the lowest-rank adjacent pair merges, all its
+    occurrences at once, until no pair has a rank."""
+    pairs = get_pairs(word)
+    while pairs:
+        bigram = min(pairs, key=lambda p: ranks.get(p, float("inf")))
+        if bigram not in ranks:
+            break
+        first, second = bigram
+        new_word, i = [], 0
+        while i < len(word):
+            try:
+                j = word.index(first, i)
+            except ValueError:
+                new_word.extend(word[i:])
+                break
+            new_word.extend(word[i:j])
+            i = j
+            if word[i] == first and i < len(word) - 1 and word[i + 1] == second:
+                new_word.append(first + second)
+                i += 2
+            else:
+                new_word.append(word[i])
+                i += 1
+        word = tuple(new_word)
+        if len(word) == 1:
+            break
+        pairs = get_pairs(word)
+    return word
+
+
+def load_bpe_json(tok, path):
+    """A tokenizer.json's BPE vocabulary, merge ranks and added tokens onto `tok`; returns the JSON."""
+    j = json.load(open(path, encoding="utf-8"))
+    m = j["model"]
+    assert m["type"] == "BPE"
+    tok.vocab = m["vocab"]
+    merges = [tuple(x.split(" ")) if isinstance(x, str) else tuple(x) for x in m["merges"]]
+    tok.ranks = {p: r for r, p in enumerate(merges)}
+    added = j.get("added_tokens", [])
+    tok.added = {a["content"]: a["id"] for a in added}
+    tok.raw_added = [a["content"] for a in added if not a.get("normalized", not a["special"])]
+    tok.norm_added = [a["content"] for a in added if a.get("normalized", not a["special"])]
+    tok.id_to_token = {v: k for k, v in tok.vocab.items()}
+    for a in added:
+        tok.id_to_token[a["id"]] = a["content"]
+    return j
+
+
 class BpeTokenizer:
     def __init__(self, path):
         import regex  # Debian python3-regex
 
-        j = json.load(open(path, encoding="utf-8"))
-        m = j["model"]
-        assert m["type"] == "BPE"
-        self.vocab = m["vocab"]
-        merges = [tuple(x.split(" ")) if isinstance(x, str) else tuple(x) for x in m["merges"]]
-        self.ranks = {p: r for r, p in enumerate(merges)}
+        j = load_bpe_json(self, path)
         self.nfc = (j.get("normalizer") or {}).get("type") == "NFC"
         self.byte_encoder = bytes_to_unicode()
         self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
         self.pat = regex.compile(GPT2_PATTERN)
-        self.added = {a["content"]: a["id"] for a in j.get("added_tokens", [])}
-        self.raw_added = [a["content"] for a in j.get("added_tokens", []) if not a.get("normalized", not a["special"])]
-        self.norm_added = [a["content"] for a in j.get("added_tokens", []) if a.get("normalized", not a["special"])]
-        self.id_to_token = {v: k for k, v in self.vocab.items()}
-        for a in j.get("added_tokens", []):
-            self.id_to_token[a["id"]] = a["content"]
         self.cache = {}
 
     @staticmethod
@@ -131,36 +169,9 @@ class BpeTokenizer:
             yield False, text[start:]
 
     def bpe(self, token):  # GPT-2's encoder.py bpe(), on a string of byte characters
-        if token in self.cache:
-            return self.cache[token]
-        word = tuple(token)
-        pairs = get_pairs(word)
-        while pairs:
-            bigram = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
-            if bigram not in self.ranks:
-                break
-            first, second = bigram
-            new_word, i = [], 0
-            while i < len(word):
-                try:
-                    j = word.index(first, i)
-                except ValueError:
-                    new_word.extend(word[i:])
-                    break
-                new_word.extend(word[i:j])
-                i = j
-                if word[i] == first and i < len(word) - 1 and word[i + 1] == second:
-                    new_word.append(first + second)
-                    i += 2
-                else:
-                    new_word.append(word[i])
-                    i += 1
-            word = tuple(new_word)
-            if len(word) == 1:
-                break
-            pairs = get_pairs(word)
-        self.cache[token] = word
-        return word
+        if token not in self.cache:
+            self.cache[token] = merge_loop(tuple(token), self.ranks)
+        return self.cache[token]
 
     def encode(self, text: str):
         ids = []
@@ -192,18 +203,8 @@ class BpeTokenizer:
 
 class ByteFallbackBpe:
     def __init__(self, path):
-        j = json.load(open(path, encoding="utf-8"))
-        m = j["model"]
-        assert m["type"] == "BPE" and m.get("byte_fallback")
-        self.vocab = m["vocab"]
-        merges = [tuple(x.split(" ")) if isinstance(x, str) else tuple(x) for x in m["merges"]]
-        self.ranks = {p: r for r, p in enumerate(merges)}
-        self.added = {a["content"]: a["id"] for a in j.get("added_tokens", [])}
-        self.raw_added = [a["content"] for a in j.get("added_tokens", []) if not a.get("normalized", not a["special"])]
-        self.norm_added = [a["content"] for a in j.get("added_tokens", []) if a.get("normalized", not a["special"])]
-        self.id_to_token = {v: k for k, v in self.vocab.items()}
-        for a in j.get("added_tokens", []):
-            self.id_to_token[a["id"]] = a["content"]
+        j = load_bpe_json(self, path)
+        assert j["model"].get("byte_fallback")
         norm, pre = j.get("normalizer"), j.get("pre_tokenizer")
         steps = (norm.get("normalizers", []) if norm and norm["type"] == "Sequence" else [norm] if norm else [])
         self.prepend = any(s["type"] == "Prepend" for s in steps)
@@ -224,25 +225,6 @@ class ByteFallbackBpe:
                 piece = "\u2581" + piece
         return piece
 
-    def bpe(self, word):
-        """GPT-2's merge loop over symbols (strings): the lowest-rank adjacent pair, all its occurrences."""
-        word = tuple(word)
-        while len(word) > 1:
-            pairs = get_pairs(word)
-            bigram = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
-            if bigram not in self.ranks:
-                break
-            new_word, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == bigram:
-                    new_word.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    new_word.append(word[i])
-                    i += 1
-            word = tuple(new_word)
-        return word
-
     def word_ids(self, word):
         symbols = []
         for ch in word:  # a character's token, or its bytes' tokens
@@ -250,7 +232,7 @@ class ByteFallbackBpe:
                 symbols.append(ch)
             else:
                 symbols.extend(f"<0x{b:02X}>" for b in ch.encode("utf-8"))
-        return [self.vocab[t] for t in self.bpe(symbols)]
+        return [self.vocab[t] for t in merge_loop(tuple(symbols), self.ranks)]
 
     def stretches(self, text):
         """(is_added, piece, word or None) in text order: the added tokens, and the words as BPE sees them."""
