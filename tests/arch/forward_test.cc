@@ -47,7 +47,7 @@ struct Runner {
   Runner(const ModelImpl& model, const BackendImpl* backend, size_t max_rows)
       : m(model),
         be(backend),
-        scratch(zeroed(find_arch(model.arch)->scratch_bytes(model, max_rows))),
+        scratch(zeroed(find_arch(model.arch)->scratch_bytes(model, max_rows, false))),
         work(zeroed(backend->work_bytes(backend, max_rows, model.max_cols))) {}
   // tokens[i] advances states[i]; logits of the last n_logits rows.
   void run(const std::vector<int32_t>& tokens, std::vector<unsigned char*> states, float* logits, size_t n_logits) {
@@ -295,5 +295,18 @@ TEST_SUITE("arch") {
       CHECK(Session::init(model, so, arena, sizeof arena, &s, &e) == Status::kInvalidArgument);
       CHECK(std::string(e.message).find("prefill_chunk") != std::string::npos);
     }
+    // chunked_prefill adds the chunked wkv's workspace to the scratch of the wkv family only: exactly
+    // H * wkv_work_floats(K, V) floats (this GLA: 3 heads of 8 keys and 16 values), rounded to kAlign.
+    SessionOptions off, on;
+    on.chunked_prefill = true;
+    size_t a = 0, b = 0;
+    REQUIRE(Session::footprint(model, off, &a) == Status::kOk);
+    REQUIRE(Session::footprint(model, on, &b) == Status::kOk);
+    CHECK(a == b);  // Mamba-1: no chunked form
+    ConvertedModel gla(golden_dir("gla_conv_tied"));
+    const size_t H = 3, K = 8, V = 16;  // its config: 3 heads, hidden 48, expand_k 0.5, expand_v 1
+    REQUIRE(Session::footprint(gla.model(), off, &a) == Status::kOk);
+    REQUIRE(Session::footprint(gla.model(), on, &b) == Status::kOk);
+    CHECK(b - a == align_up(H * wkv_work_floats(K, V) * sizeof(float), kAlign));
   }
 }

@@ -183,7 +183,9 @@ struct SessionOptions {
   // prefill, docs/performance.md): stepping's values within f32 rounding, not its bits. f32 weights
   // stay within 1e-5 of the largest logit and state value; with int8/int4 weights a rounding
   // difference can flip an activation's int8 rounding in a later product, and the logits then move
-  // by about as much as the quantization itself moves them (forward_test).
+  // by about as much as the quantization itself moves them (forward_test). The session's scratch then
+  // also holds the chunked form's workspace (Session::footprint counts it; about 100 KiB per head of
+  // 256 keys and 512 values).
   bool chunked_prefill = false;
 };
 

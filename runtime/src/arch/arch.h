@@ -23,8 +23,9 @@ struct Architecture {
   // After view_bytes succeeded on the same file: checks every tensor and state tensor against the
   // spec, binds the views into `mem` (view_bytes long) and fills the state layout.
   Status (*bind)(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err);
-  // Bytes of activation scratch (Exec::scratch) for forward passes of up to max_rows rows.
-  size_t (*scratch_bytes)(const ModelImpl& m, size_t max_rows);
+  // Bytes of activation scratch (Exec::scratch) for forward passes of up to max_rows rows; with
+  // `chunked`, also the buffers of passes that may take a chunked form (Exec::chunked_prefill).
+  size_t (*scratch_bytes)(const ModelImpl& m, size_t max_rows, bool chunked);
   // rows.n rows (1 <= n <= the max_rows the scratch holds) through the whole model: input, layers,
   // head. A prefill is n rows of one state; a multi-stream step is one row of each of n states. Token
   // ids were checked by the caller. Every computation is an op of x.backend's table.
@@ -61,6 +62,7 @@ struct Buffer {
   bool per_row = true;
   int64_t* S::*i64 = nullptr;  // instead of f32: an int64 buffer
   float* S::*over = nullptr;   // shares the memory of this earlier float buffer
+  bool chunked = false;        // only in passes that may take a chunked form (else null, no memory)
 };
 
 // Whether every `over` of the table names a float buffer before it (checked at compile time by
@@ -77,10 +79,10 @@ constexpr bool overlays_valid(const Buffer<H, S> (&table)[N]) {
 }
 
 // Places the buffers of `table` for `rows` rows at `base`, each kAlign-aligned (or only measures, when
-// base is null); returns the bytes used.
+// base is null); returns the bytes used. Buffers marked `chunked` only when `chunked` (else null).
 template <class H, class S, size_t N>
 size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned char* base,
-             std::type_identity_t<S>* out) {
+             std::type_identity_t<S>* out, bool chunked = false) {
   auto bytes = [&](const Buffer<H, S>& b) {
     return static_cast<size_t>(b.width(h)) * (b.per_row ? rows : 1) * (b.i64 ? sizeof(int64_t) : sizeof(float));
   };
@@ -92,6 +94,10 @@ size_t carve(const Buffer<H, S> (&table)[N], const H& h, size_t rows, unsigned c
   size_t off = 0;
   for (size_t i = 0; i < N; ++i) {
     const Buffer<H, S>& b = table[i];
+    if (b.chunked && !chunked) {
+      if (base && out && b.f32) out->*b.f32 = nullptr;
+      continue;
+    }
     if (b.over) {
       if (base && out) out->*b.f32 = out->*b.over;
       continue;

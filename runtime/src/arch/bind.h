@@ -160,8 +160,8 @@ Status bind(const FileView& f, ModelImpl* m, unsigned char* mem, Error* err) {
 
 // An architecture's scratch bytes for passes of up to max_rows rows, from its scratch table.
 template <class S, const auto& kScratch>
-size_t scratch_bytes(const ModelImpl& m, size_t max_rows) {
-  return carve(kScratch, bound<S>(m).p, max_rows, nullptr, nullptr);
+size_t scratch_bytes(const ModelImpl& m, size_t max_rows, bool chunked) {
+  return carve(kScratch, bound<S>(m).p, max_rows, nullptr, nullptr, chunked);
 }
 
 // The Architecture of spec S: the spec's binding, the scratch table's bytes, and the forward pass.

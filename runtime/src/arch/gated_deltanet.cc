@@ -42,7 +42,7 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::g, Hv * V},
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::proj},
     {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv},
-    {.f32 = &Scratch::wkv_work, .width = wkv_work(Hv * K, Hv * V, Hv), .per_row = false}};
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(Hv * K, Hv * V, Hv), .per_row = false, .chunked = true}};
 
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
@@ -51,7 +51,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const size_t n = r.n, d = p.d_model, H = p.n_heads, Hv = p.n_v_heads, K = p.head_k, V = p.head_v;
   const size_t conv_dim = 2 * H * K + Hv * V, P = conv_dim + 2 * Hv;
   Scratch s;
-  carve(kScratch, p, n, x.scratch, &s);
+  carve(kScratch, p, n, x.scratch, &s, x.chunked_prefill);
   model_input(x, m, r, s.h);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Spec::Layer& L = arch.layers[l];

@@ -33,7 +33,7 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::v, H * V},  {&Scratch::y, H * V}, {&Scratch::g, H * V},
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::proj},
     {.f32 = &Scratch::up, .width = F, .over = &Scratch::qkv},
-    {.f32 = &Scratch::wkv_work, .width = wkv_work(H * K, H * V, H), .per_row = false}};
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(H * K, H * V, H), .per_row = false, .chunked = true}};
 
 void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Bound<Spec>& arch = bound<Spec>(m);
@@ -41,7 +41,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Ops& op = *x.backend->ops;
   const size_t n = r.n, d = p.d_model, H = p.n_heads, K = p.head_k, V = p.head_v, P = 2 * H * K + H * V;
   Scratch s;
-  carve(kScratch, p, n, x.scratch, &s);
+  carve(kScratch, p, n, x.scratch, &s, x.chunked_prefill);
   model_input(x, m, r, s.h);                                  // h [n, d]
   op.positions(x, state(r, arch.g.position), s.P, n);         // P [n]; the state counts the rows
   for (uint32_t l = 0; l < p.n_layer; ++l) {

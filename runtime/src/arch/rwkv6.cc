@@ -34,7 +34,7 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::h, C},     {&Scratch::u, C},   {&Scratch::xx, C}, {&Scratch::dm, 5 * C}, {&Scratch::mix, 5 * C},
     {&Scratch::r, C},     {&Scratch::k, C},   {&Scratch::v, C},  {&Scratch::w, C},      {&Scratch::g, C},
     {&Scratch::y, C},     {&Scratch::o, C},   {&Scratch::low, &Hyper::max_rank},        {&Scratch::ffn, F},
-    {.f32 = &Scratch::wkv_work, .width = wkv_work(C, C, H), .per_row = false}};
+    {.f32 = &Scratch::wkv_work, .width = wkv_work(C, C, H), .per_row = false, .chunked = true}};
 
 // n rows through the whole model: the products over all rows at once; token shifts and wkv advance
 // each row's state in row order.
@@ -45,7 +45,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const size_t n = r.n, C = p.d_model, H = p.n_heads, N = p.head_size, F = p.d_ffn, Dm = p.rank_mix, C5 = 5 * C;
   static constexpr Act kTanh = Act::kTanh;
   Scratch s;  // each buffer [n, ...]
-  carve(kScratch, p, n, x.scratch, &s);
+  carve(kScratch, p, n, x.scratch, &s, x.chunked_prefill);
   const float *xw = s.mix, *xk = s.mix + C, *xv = s.mix + 2 * C, *xr = s.mix + 3 * C, *xg = s.mix + 4 * C;
   model_input(x, m, r, s.h);  // h [n, C], ln0 already applied
   for (uint32_t l = 0; l < p.n_layer; ++l) {

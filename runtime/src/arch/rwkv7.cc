@@ -36,7 +36,7 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {&Scratch::h, C}, {&Scratch::u, C}, {&Scratch::mix, 6 * C}, {&Scratch::r, C},       {&Scratch::k, C},
     {&Scratch::v, C}, {&Scratch::w, C}, {&Scratch::a, C},       {&Scratch::g, C},       {&Scratch::na, C},
     {&Scratch::b, C}, {&Scratch::y, C}, {&Scratch::o, C},       {&Scratch::v_first, C}, {&Scratch::low, &Hyper::max_rank},
-    {&Scratch::ffn, F}, {.f32 = &Scratch::wkv_work, .width = wkv_work(C, C, H), .per_row = false}};
+    {&Scratch::ffn, F}, {.f32 = &Scratch::wkv_work, .width = wkv_work(C, C, H), .per_row = false, .chunked = true}};
 
 // n rows through the whole model: the products over all rows at once; token shifts and wkv7 advance
 // each row's state in row order.
@@ -47,7 +47,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const size_t n = r.n, C = p.d_model, H = p.n_heads, N = p.head_size, F = p.d_ffn, C6 = 6 * C;
   static constexpr Act kTanh = Act::kTanh, kSigmoid = Act::kSigmoid;
   Scratch s;  // each buffer [n, ...]
-  carve(kScratch, p, n, x.scratch, &s);
+  carve(kScratch, p, n, x.scratch, &s, x.chunked_prefill);
   const float *xr = s.mix, *xw = s.mix + C, *xk = s.mix + 2 * C, *xv = s.mix + 3 * C, *xa = s.mix + 4 * C,
               *xg = s.mix + 5 * C;  // rows 6C apart
   model_input(x, m, r, s.h);  // h [n, C], ln0 already applied

@@ -31,7 +31,7 @@ struct ArenaLayout {
   size_t io_tokens, io_states, io_inputs, io_out, io_total;  // device backends
 };
 
-ArenaLayout layout_arena(const ModelImpl& m, size_t rows, bool with_state) {
+ArenaLayout layout_arena(const ModelImpl& m, size_t rows, bool with_state, bool chunked = false) {
   ArenaLayout p{};
   size_t off = 0;
   auto region = [&off](size_t bytes) {
@@ -46,7 +46,7 @@ ArenaLayout layout_arena(const ModelImpl& m, size_t rows, bool with_state) {
   p.tokens = region(rows * sizeof(int32_t));
   p.inputs = region(rows * m.d_input * sizeof(float));
   p.states = region(rows * sizeof(unsigned char*));
-  p.scratch = region(find_arch(m.arch)->scratch_bytes(m, rows));
+  p.scratch = region(find_arch(m.arch)->scratch_bytes(m, rows, chunked));
   p.work = region(m.backend->work_bytes(m.backend, rows, m.max_cols));
   p.out = region(dev ? out_bytes : 0);
   p.total = off;
@@ -175,7 +175,7 @@ void take_pass(PassSlots* to, PassSlots* from) {
 Status Session::footprint(const Model& model, const SessionOptions& opts, size_t* bytes) {
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
   if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
-  *bytes = host_bytes(*model.impl(), layout_arena(*model.impl(), opts.prefill_chunk, true));
+  *bytes = host_bytes(*model.impl(), layout_arena(*model.impl(), opts.prefill_chunk, true, opts.chunked_prefill));
   return Status::kOk;
 }
 
@@ -183,7 +183,7 @@ Status Session::device_footprint(const Model& model, const SessionOptions& opts,
   if (!model.ok() || !bytes) return Status::kInvalidArgument;
   if (!rows_ok(opts.prefill_chunk)) return Status::kInvalidArgument;
   const ModelImpl& m = *model.impl();
-  *bytes = device_hooks(m.backend) ? layout_arena(m, opts.prefill_chunk, true).total : 0;
+  *bytes = device_hooks(m.backend) ? layout_arena(m, opts.prefill_chunk, true, opts.chunked_prefill).total : 0;
   return Status::kOk;
 }
 
@@ -196,7 +196,7 @@ Status Session::init(const Model& model, const SessionOptions& opts, void* arena
   if (!rows_ok(opts.prefill_chunk))
     return fail(err, Status::kInvalidArgument, "prefill_chunk %u is outside [1, %u]", opts.prefill_chunk,
                 kMaxPrefillChunk);
-  const ArenaLayout p = layout_arena(m, opts.prefill_chunk, true);
+  const ArenaLayout p = layout_arena(m, opts.prefill_chunk, true, opts.chunked_prefill);
   const bool fits = arena && arena_size >= host_bytes(m, p);
   if ((opts.prefault || opts.lock_memory) && fits) {
     std::memset(arena, 0, host_bytes(m, p));  // every page written now, not at the first steps
@@ -275,7 +275,7 @@ Session& Session::operator=(Session&& o) noexcept {
 }
 
 size_t Session::arena_bytes() const {
-  return pass_.impl ? host_bytes(*pass_.impl, layout_arena(*pass_.impl, pass_.max_rows, true)) : 0;
+  return pass_.impl ? host_bytes(*pass_.impl, layout_arena(*pass_.impl, pass_.max_rows, true, pass_.chunked_prefill)) : 0;
 }
 
 namespace {
