@@ -218,8 +218,10 @@ void layernorm(const Exec& x, const float* X, const float* w, const float* b, fl
         [&](size_t i0, size_t i1) { table(x).layernorm(X + i0 * d, w, b, Y + i0 * d, i1 - i0, d, eps); });
 }
 
-void group_norm(const Exec&, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N, float eps) {
-  for (size_t i = 0; i < n; ++i) kernels::group_norm(Y + i * H * N, w, b, H, N, eps);
+void group_norm(const Exec& x, float* Y, const float* w, const float* b, size_t n, size_t H, size_t N, float eps) {
+  split(x, n, 1, n * H * N, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) kernels::group_norm(Y + i * H * N, w, b, H, N, eps);
+  });
 }
 
 void gated_rmsnorm(const Exec& x, float* Y, const float* Z, size_t ldz, const float* w, size_t n, size_t E,
@@ -340,13 +342,14 @@ void positions(const Exec&, StateRef pos, int64_t* P, size_t n) {
   }
 }
 
-void rglru(const Exec&, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
+// Channels are independent: with a pool, each thread takes a range of them for every row, in row order.
+void rglru(const Exec& x, StateRef h, const float* X, const float* GX, const float* GA, const float* c,
            const int64_t* P, float* Y, size_t n, size_t W) {
-  for (size_t i = 0; i < n; ++i) {
+  split(x, W, 16, n * W, kRowSplit, [&](size_t j0, size_t j1) { for (size_t i = 0; i < n; ++i) {
     float* s = h.row(i);
     const size_t o = i * W;
     const bool first = P[i] == 0;
-    for (size_t j = 0; j < W; ++j) {
+    for (size_t j = j0; j < j1; ++j) {
       const float log_a = -c[j] * kernels::sigmoid(GA[o + j]);
       const float a = std::exp(log_a);
       float u = X[o + j] * kernels::sigmoid(GX[o + j]);
@@ -354,13 +357,13 @@ void rglru(const Exec&, StateRef h, const float* X, const float* GX, const float
       s[j] = (first ? 0.f : a * s[j]) + u;
       Y[o + j] = s[j];
     }
-  }
+  } });
 }
 
-void rope(const Exec&, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
+void rope(const Exec& x, float* Y, size_t ldy, const int64_t* P, size_t n, size_t heads, size_t D, size_t R,
           float theta) {
   const size_t half = R / 2;
-  for (size_t i = 0; i < n; ++i) {
+  split(x, n, 1, n * heads * R, kRowSplit, [&](size_t i0, size_t i1) { for (size_t i = i0; i < i1; ++i) {
     const float p = static_cast<float>(P[i]);
     for (size_t j = 0; j < half; ++j) {
       // inverse frequency and angle in f32, as transformers computes them
@@ -373,7 +376,7 @@ void rope(const Exec&, float* Y, size_t ldy, const int64_t* P, size_t n, size_t 
         y[j + half] = b * cs + a * sn;
       }
     }
-  }
+  } });
 }
 
 // Per row: the new key and value into slot P % window, then each key/value head's query heads through
@@ -429,6 +432,7 @@ void act(const Exec& x, Act kind, float* Y, size_t count) {
   split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) { table(x).act(kind, Y + b, e - b); });
 }
 
+// A few operations per element, bound by memory: on the calling thread (waking the pool costs more).
 void add(const Exec&, float* Y, const float* X, size_t count) {
   for (size_t i = 0; i < count; ++i) Y[i] += X[i];
 }
@@ -450,20 +454,27 @@ void lerp(const Exec&, float* Y, const float* X, const float* T, size_t count) {
   for (size_t i = 0; i < count; ++i) Y[i] += (X[i] - Y[i]) * T[i];
 }
 
-void glu(const Exec&, const float* X, float* Y, size_t n, size_t H) {
-  for (size_t i = 0; i < n; ++i)
-    for (size_t c = 0; c < H; ++c) Y[i * H + c] = X[i * 2 * H + c] * kernels::sigmoid(X[i * 2 * H + H + c]);
+// Row ops with square roots, exponentials or sigmoids per element: rows split over the pool above
+// kRowSplit elements, as the norms are.
+
+void glu(const Exec& x, const float* X, float* Y, size_t n, size_t H) {
+  split(x, n, 1, n * H, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i)
+      for (size_t c = 0; c < H; ++c) Y[i * H + c] = X[i * 2 * H + c] * kernels::sigmoid(X[i * 2 * H + H + c]);
+  });
 }
 
-void standardize(const Exec&, float* X, const float* mean, const float* std, size_t n, size_t d) {
-  for (size_t i = 0; i < n; ++i)
-    for (size_t c = 0; c < d; ++c) X[i * d + c] = (X[i * d + c] - mean[c]) / std[c];
+void standardize(const Exec& x, float* X, const float* mean, const float* std, size_t n, size_t d) {
+  split(x, n, 1, n * d, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i)
+      for (size_t c = 0; c < d; ++c) X[i * d + c] = (X[i * d + c] - mean[c]) / std[c];
+  });
 }
 
-void wkv7_keys(const Exec&, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
+void wkv7_keys(const Exec& x, float* K, const float* A, const float* k_k, const float* k_a, float* NA, float* B,
                size_t n, size_t H, size_t N) {
   const size_t C = H * N;
-  for (size_t i = 0; i < n; ++i) {
+  split(x, n, 1, n * C, kRowSplit, [&](size_t i0, size_t i1) { for (size_t i = i0; i < i1; ++i) {
     float* k = K + i * C;
     const float* a = A + i * C;
     float* kk = NA + i * C;  // kk, negated at the end
@@ -480,27 +491,29 @@ void wkv7_keys(const Exec&, float* K, const float* A, const float* k_k, const fl
       b[c] = kk[c] * a[c];
       kk[c] = -kk[c];
     }
-  }
+  } });
 }
 
-void wkv7_bonus(const Exec&, float* Y, const float* R, const float* K, const float* r_k, const float* V, size_t n,
+void wkv7_bonus(const Exec& x, float* Y, const float* R, const float* K, const float* r_k, const float* V, size_t n,
                 size_t H, size_t N) {
   const size_t C = H * N;
-  for (size_t i = 0; i < n; ++i)
-    for (size_t h = 0; h < H; ++h) {
-      const size_t o = i * C + h * N;
-      float bonus = 0.f;
-      for (size_t j = 0; j < N; ++j) bonus += R[o + j] * K[o + j] * r_k[h * N + j];
-      for (size_t j = 0; j < N; ++j) Y[o + j] += bonus * V[o + j];
-    }
+  split(x, n, 1, n * C, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i)
+      for (size_t h = 0; h < H; ++h) {
+        const size_t o = i * C + h * N;
+        float bonus = 0.f;
+        for (size_t j = 0; j < N; ++j) bonus += R[o + j] * K[o + j] * r_k[h * N + j];
+        for (size_t j = 0; j < N; ++j) Y[o + j] += bonus * V[o + j];
+      }
+  });
 }
 
-void delta_keys(const Exec&, const float* X, size_t ldx, const float* dt, const float* A, const float* Bl, size_t ldb,
+void delta_keys(const Exec& x, const float* X, size_t ldx, const float* dt, const float* A, const float* Bl, size_t ldb,
                 float beta_scale, float* R, float* W, float* Kn, float* B, float* Vout, size_t n, size_t H, size_t Hv,
                 size_t K, size_t Vd) {
   const size_t kd = H * K, per = Hv / H;
   const float scale = 1.f / std::sqrt(static_cast<float>(K));
-  for (size_t i = 0; i < n; ++i) {
+  split(x, n, 1, n * Hv * (K + Vd), kRowSplit, [&](size_t i0, size_t i1) { for (size_t i = i0; i < i1; ++i) {
     const float *q = X + i * ldx, *k = q + kd, *v = k + kd;
     for (size_t hv = 0; hv < Hv; ++hv) {
       const float *qh = q + (hv / per) * K, *kh = k + (hv / per) * K;
@@ -518,13 +531,13 @@ void delta_keys(const Exec&, const float* X, size_t ldx, const float* dt, const 
       }
       for (size_t c = 0; c < Vd; ++c) Vout[(i * Hv + hv) * Vd + c] = beta * v[hv * Vd + c];
     }
-  }
+  } });
 }
 
-void gate_keys(const Exec&, const float* X, size_t ldx, const float* G, size_t ldg, const float* gamma, float normalizer,
+void gate_keys(const Exec& x, const float* X, size_t ldx, const float* G, size_t ldg, const float* gamma, float normalizer,
                float scale, float* R, float* W, float* Kn, float* Vout, size_t n, size_t H, size_t K, size_t Vd) {
   const size_t kd = H * K, vd = H * Vd;
-  for (size_t i = 0; i < n; ++i) {
+  split(x, n, 1, n * (kd + vd), kRowSplit, [&](size_t i0, size_t i1) { for (size_t i = i0; i < i1; ++i) {
     const float *q = X + i * ldx, *k = q + kd, *v = k + kd;
     for (size_t c = 0; c < kd; ++c) {
       R[i * kd + c] = q[c] * scale;
@@ -537,7 +550,7 @@ void gate_keys(const Exec&, const float* X, size_t ldx, const float* G, size_t l
       }
     }
     for (size_t c = 0; c < vd; ++c) Vout[i * vd + c] = v[c];
-  }
+  } });
 }
 
 const Ops kCpuOps = {
