@@ -62,6 +62,7 @@ struct BpeTokenizer {
   // character-sequence tokens (neither byte nor added), space_prefix a fb::SpacePrefix.
   bool byte_fallback = false;
   uint8_t space_prefix = 0;
+  bool split_before_space = false;  // no character-sequence token has a character followed by a space
   std::vector<uint32_t> chars;
   int32_t bos_id = -1;  // the post-processor's leading special token, if any
 };

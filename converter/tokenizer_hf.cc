@@ -259,8 +259,14 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
       t.added.push_back({id, a.value("special", false), normalized});
     }
   }
+  t.split_before_space = true;
   for (uint32_t id = 0; id < t.vocab.size(); ++id)
-    if (seen[id] && !is_byte[id] && !added_id[id] && !t.vocab[id].empty()) t.chars.push_back(id);
+    if (seen[id] && !is_byte[id] && !added_id[id] && !t.vocab[id].empty()) {
+      t.chars.push_back(id);
+      const std::string& v = t.vocab[id];
+      for (size_t i = 1; i < v.size(); ++i)
+        if (v[i] == ' ' && v[i - 1] != ' ') t.split_before_space = false;
+    }
   t.merges = read_merges(model, ids, path);
   // Post-processor: none, or a template that only puts special tokens before the text (Llama's <s>,
   // which rill adds itself as the model's bos).

@@ -163,7 +163,8 @@ flatbuffers::Offset<fb::Tokenizer> make_tokenizer(flatbuffers::FlatBufferBuilder
         world || fallback ? &sorted : nullptr, max_len, bpe ? &merges : nullptr, bpe ? &content.bpe.byte_tokens : nullptr,
         bpe ? &added : nullptr, content.bpe.nfc ? fb::TextNormalizer::Nfc : fb::TextNormalizer::None,
         bpe && !fallback ? content.bpe.pattern.c_str() : nullptr, content.tokenizer_source.c_str(),
-        sp.empty() ? nullptr : &sp, static_cast<fb::SpacePrefix>(content.bpe.space_prefix));
+        sp.empty() ? nullptr : &sp, static_cast<fb::SpacePrefix>(content.bpe.space_prefix),
+        fallback && content.bpe.split_before_space);
   } else {
     tok = fb::CreateTokenizerDirect(b, content.tokenizer, content.bos_id, content.eos_id, nullptr, nullptr, nullptr, nullptr, 0,
                                     nullptr, nullptr, nullptr, fb::TextNormalizer::None, nullptr,

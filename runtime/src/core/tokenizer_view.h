@@ -28,6 +28,7 @@ struct TokenizerView {
   // BPE with byte fallback: vocab_sorted holds the character-sequence tokens (the characters' lookup),
   // byte_tokens every byte's <0xNN> token; space_prefix is fb::SpacePrefix.
   uint8_t space_prefix = 0;
+  bool split_before_space = false;  // fb::Tokenizer::split_before_space
   // SentencePiece: the serialized model (tokenize loads it into libsentencepiece once per process).
   const uint8_t* sp_model = nullptr;
   size_t sp_model_bytes = 0;

@@ -96,6 +96,7 @@ Status bind_bpe(const fb::Tokenizer* tk, bool fallback, TokenizerView* impl, Err
   impl->n_merges = merges->size();
   impl->byte_tokens = bt->data();
   impl->space_prefix = static_cast<uint8_t>(tk->space_prefix());
+  impl->split_before_space = fallback && tk->split_before_space();
   return Status::kOk;
 }
 

@@ -192,7 +192,7 @@ class Bpe {
   }
 
   Status run(const uint8_t* t, size_t len) {
-    if (!valid_utf8(t, len)) return Status::kInvalidArgument;
+    if (!valid_utf8(t, len) || len >= (size_t(1) << 30)) return Status::kInvalidArgument;  // symbols: int32
     text_ = t;
     if (fallback_) return split_literals(t, len, raw_lits_, raw_first_, /*normalized=*/false);
     re_ = pattern_cache().get(pattern_->c_str(), pattern_->size());
@@ -264,9 +264,9 @@ class Bpe {
           (prefix_ == fb::SpacePrefix::FirstUnlessSpace && !space && at_start_ && t == stretch_begin_)) {
         word_.assign(1, ' ');
         word_.append(reinterpret_cast<const char*>(t), len);
-        char_word(reinterpret_cast<const uint8_t*>(word_.data()), word_.size());
+        fallback_words(reinterpret_cast<const uint8_t*>(word_.data()), word_.size());
       } else {
-        char_word(t, len);
+        fallback_words(t, len);
       }
       return Status::kOk;
     }
@@ -318,6 +318,18 @@ class Bpe {
     if (lo == m_.n_sorted) return kNone;
     const uint32_t id = sorted[lo];
     return off[id + 1] - off[id] == n && std::memcmp(m_.vocab_bytes + off[id], c, n) == 0 ? id : kNone;
+  }
+
+  // A byte-fallback stretch: one word, or, where the file allows it (split_before_space), words cut
+  // before each space that follows another character, which no merge can join across.
+  void fallback_words(const uint8_t* t, size_t len) {
+    size_t start = 0;
+    for (size_t i = 1; m_.split_before_space && i < len; ++i)
+      if (t[i] == ' ' && t[i - 1] != ' ') {
+        char_word(t + start, i - start);
+        start = i;
+      }
+    char_word(t + start, len - start);
   }
 
   // A byte-fallback word: each character's token, or its bytes' tokens (valid UTF-8: checked in run).

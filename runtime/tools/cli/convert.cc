@@ -191,6 +191,12 @@ int cmd_inspect(int argc, char** argv) {
     if (tk->merges())
       std::printf(", %u merges, %u added tokens%s", tk->merges()->size(), tk->added_tokens() ? tk->added_tokens()->size() : 0,
                   tk->normalizer() == fb::TextNormalizer::Nfc ? ", NFC" : "");
+    if (tk->kind() == fb::TokenizerKind::BpeByteFallback) {
+      const char* prefix[] = {"no space prefix", "a space before each stretch", "a space before each piece",
+                              "a space before the text"};
+      std::printf(", %s%s", tk->space_prefix() <= fb::SpacePrefix::MAX ? prefix[static_cast<int>(tk->space_prefix())] : "?",
+                  tk->split_before_space() ? ", words cut before spaces" : "");
+    }
     if (in.eos_id >= 0) std::printf(", end of text = %d", in.eos_id);
   }
   std::printf("\n");
