@@ -537,17 +537,20 @@ void delta_keys(const Exec& x, const float* X, size_t ldx, const float* dt, cons
 void gate_keys(const Exec& x, const float* X, size_t ldx, const float* G, size_t ldg, const float* gamma, float normalizer,
                float scale, float* R, float* W, float* Kn, float* Vout, size_t n, size_t H, size_t K, size_t Vd) {
   const size_t kd = H * K, vd = H * Vd;
+  const Table& t = table(x);
   split(x, n, 1, n * (kd + vd), kRowSplit, [&](size_t i0, size_t i1) { for (size_t i = i0; i < i1; ++i) {
     const float *q = X + i * ldx, *k = q + kd, *v = k + kd;
+    float* w = W + i * kd;
     for (size_t c = 0; c < kd; ++c) {
       R[i * kd + c] = q[c] * scale;
       Kn[i * kd + c] = k[c];
-      if (G) {  // logsigmoid(g) = min(g, 0) - log1p(exp(-|g|))
-        const float g = G[i * ldg + c];
-        W[i * kd + c] = std::exp((std::fmin(g, 0.f) - std::log1p(std::exp(-std::fabs(g)))) / normalizer);
-      } else {
-        W[i * kd + c] = gamma[c / K];
-      }
+      w[c] = G ? -G[i * ldg + c] : gamma[c / K];
+    }
+    if (G) {  // exp(logsigmoid(g) / normalizer), logsigmoid(g) = -softplus(-g): the table's vector forms
+      t.act(Act::kSoftplus, w, kd);
+      const float s = -1.f / normalizer;
+      for (size_t c = 0; c < kd; ++c) w[c] *= s;
+      t.exp(w, kd);
     }
     for (size_t c = 0; c < vd; ++c) Vout[i * vd + c] = v[c];
   } });
