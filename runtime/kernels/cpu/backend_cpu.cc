@@ -322,11 +322,25 @@ void token_shift(const Exec& x, StateRef prev, const float* U, const float* mix,
       const float* u = U + i * C;
       const float* d_row = D ? D + i * ldd : nullptr;
       float* y = Y + i * ldy;
-      for (size_t c = c0; c < c1; ++c) {
-        const float uc = u[c], d = src[c] - uc;  // read before y (which may be u) is written
-        if (advance) p[c] = uc;
-        for (size_t j = 0; j < k; ++j)
-          y[j * C + c] = uc + d * (d_row ? mix[j * C + c] + d_row[j * C + c] : mix[j * C + c]);
+      // Blocks of channels: u and prev - u copied first (y may be u), then each mix in one plain loop
+      // the compiler vectorizes; each element's arithmetic is the same as one channel at a time.
+      constexpr size_t kBlock = 256;
+      float ub[kBlock], db[kBlock];
+      for (size_t b0 = c0; b0 < c1; b0 += kBlock) {
+        const size_t len = c1 - b0 < kBlock ? c1 - b0 : kBlock;
+        for (size_t c = 0; c < len; ++c) ub[c] = u[b0 + c], db[c] = src[b0 + c] - ub[c];
+        if (advance)
+          for (size_t c = 0; c < len; ++c) p[b0 + c] = ub[c];
+        for (size_t j = 0; j < k; ++j) {
+          float* yj = y + j * C + b0;
+          const float* mj = mix + j * C + b0;
+          if (d_row) {
+            const float* dj = d_row + j * C + b0;
+            for (size_t c = 0; c < len; ++c) yj[c] = ub[c] + db[c] * (mj[c] + dj[c]);
+          } else {
+            for (size_t c = 0; c < len; ++c) yj[c] = ub[c] + db[c] * mj[c];
+          }
+        }
       }
     }
   });
