@@ -1020,4 +1020,78 @@ TEST_SUITE(RILL_OPS_SUITE) {
             want, tol_rel(want, 1e-5, 1e-6));
     }
   }
+
+  // Above kRowSplit elements the CPU's row ops take their rows (or channels) in ranges of the pool's
+  // threads. Every row's arithmetic is the same whoever runs it: the results equal one thread's bit for
+  // bit, with the reversed serial ParallelFor (3 slices, last first) and with pthreadpool's 2 threads.
+  TEST_CASE("row ops split over a pool (above the split size) leave one thread's bits, on every CPU table") {
+    std::mt19937 rng(71);
+    ReversedSerial reversed;
+    std::vector<const ParallelFor*> pools = {&reversed};
+    ThreadPool* tp = nullptr;
+    if (ThreadPool::create(2, &tp) == Status::kOk) pools.push_back(tp);
+    const size_t n = 40;  // rows; every op below touches more than 16K elements
+    const size_t H = 8, N = 64, C = H * N;
+    const Floats X = randn(n * 2 * C, rng), w = randn(C, rng), b = randn(C, rng), A = randn(n * C, rng, 0.5f),
+                 kk = randn(C, rng), ka = randn(C, rng), mix = randn(2 * C, rng), D = randn(n * 2 * C, rng),
+                 G = randn(n * C, rng, 3.f), c = randn(C, rng);
+    Floats std_ = randn(C, rng);
+    for (float& v : std_) v = std::fabs(v) + 0.5f;
+    std::vector<int64_t> P(n);
+    for (size_t i = 0; i < n; ++i) P[i] = static_cast<int64_t>(i * 37);
+    using Run = std::function<Floats(const Exec&)>;
+    auto state_of = [&](Floats* st) {  // every row advances one state
+      static unsigned char* base[64];
+      for (size_t i = 0; i < n; ++i) base[i] = reinterpret_cast<unsigned char*>(st->data());
+      return StateRef{base, 0};
+    };
+    const std::vector<std::pair<const char*, Run>> ops = {
+        {"group_norm", [&](const Exec& x) { Floats Y(X.begin(), X.begin() + n * C); x.backend->ops->group_norm(x, Y.data(), w.data(), b.data(), n, H, N, 1e-5f); return Y; }},
+        {"glu", [&](const Exec& x) { Floats Y(n * C); x.backend->ops->glu(x, X.data(), Y.data(), n, C); return Y; }},
+        {"standardize", [&](const Exec& x) { Floats Y(X.begin(), X.begin() + n * C); x.backend->ops->standardize(x, Y.data(), w.data(), std_.data(), n, C); return Y; }},
+        {"wkv7_keys", [&](const Exec& x) {
+           Floats K(X.begin(), X.begin() + n * C), NA(n * C), B(n * C);
+           x.backend->ops->wkv7_keys(x, K.data(), A.data(), kk.data(), ka.data(), NA.data(), B.data(), n, H, N);
+           return cat({&K, &NA, &B}); }},
+        {"wkv7_bonus", [&](const Exec& x) {
+           Floats Y(A);
+           x.backend->ops->wkv7_bonus(x, Y.data(), X.data(), X.data() + n * C, kk.data(), G.data(), n, H, N);
+           return Y; }},
+        {"delta_keys", [&](const Exec& x) {  // q, k [2 heads of 64], v [4 heads of 96]: rows of 640 floats
+           const size_t Hk = 2, Hv = 4, K = 64, Vd = 96, ldx = 2 * Hk * K + Hv * Vd;
+           Floats R(n * Hv * K), W(n * Hv * K), Kn(n * Hv * K), B(n * Hv * K), Vo(n * Hv * Vd);
+           x.backend->ops->delta_keys(x, X.data(), ldx, c.data(), w.data(), G.data(), Hv, 2.f, R.data(), W.data(),
+                                      Kn.data(), B.data(), Vo.data(), n, Hk, Hv, K, Vd);
+           return cat({&R, &W, &Kn, &B, &Vo}); }},
+        {"gate_keys", [&](const Exec& x) {  // q, k [4 heads of 64], v [4 heads of 128]: rows of 1024 floats
+           const size_t Hh = 4, K = 64, Vd = 128, ldx = 2 * Hh * K + Hh * Vd;
+           Floats R(n * Hh * K), W(n * Hh * K), Kn(n * Hh * K), Vo(n * Hh * Vd);
+           x.backend->ops->gate_keys(x, X.data(), ldx, G.data(), Hh * K, nullptr, 16.f, 0.125f, R.data(), W.data(),
+                                     Kn.data(), Vo.data(), n, Hh, K, Vd);
+           return cat({&R, &W, &Kn, &Vo}); }},
+        {"rope", [&](const Exec& x) { Floats Y(X.begin(), X.begin() + n * C); x.backend->ops->rope(x, Y.data(), C, P.data(), n, H, N, N, 10000.f); return Y; }},
+        {"rglru", [&](const Exec& x) {
+           Floats st(C, 0.25f), Y(n * C);
+           x.backend->ops->rglru(x, state_of(&st), X.data(), X.data() + n * C, A.data(), c.data(), P.data(), Y.data(), n, C);
+           return cat({&Y, &st}); }},
+        {"token_shift", [&](const Exec& x) {
+           Floats st(C, 0.5f), Y(n * 2 * C);
+           x.backend->ops->token_shift(x, state_of(&st), X.data(), mix.data(), D.data(), 2 * C, 2, Y.data(), 2 * C, n, C, true);
+           return cat({&Y, &st}); }},
+    };
+    for (const BackendImpl* be : backends()) {
+      if (be->kind != Backend::kCpu) continue;
+      for (const auto& [name, run] : ops) {
+        CAPTURE(be->name);
+        CAPTURE(name);
+        const Floats one = run(Exec{be, nullptr, nullptr, nullptr, nullptr});
+        for (const ParallelFor* pl : pools) {
+          const Floats split = run(Exec{be, pl, nullptr, nullptr, nullptr});
+          REQUIRE(split.size() == one.size());
+          CHECK(std::memcmp(split.data(), one.data(), one.size() * sizeof(float)) == 0);
+        }
+      }
+    }
+    ThreadPool::destroy(tp);
+  }
 }
