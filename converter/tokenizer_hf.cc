@@ -83,6 +83,35 @@ uint32_t checked_id(const std::string& s, const json& idj, const char* what, uin
   return static_cast<uint32_t>(id);
 }
 
+// One entry of added_tokens.
+struct AddedEntry {
+  uint32_t id;
+  std::string content;
+  bool special, normalized;  // normalized: as the file says, else the library's default (not special)
+};
+
+// added_tokens (none if absent): each an object with an id (through add_id, which checks it against the
+// model and makes room for it) and non-empty content; lstrip, rstrip and single_word are refused.
+template <class AddId>
+std::vector<AddedEntry> read_added_tokens(const json& j, AddId&& add_id, const std::string& path) {
+  auto bad = [&](const std::string& why) { return ConvertError(path + ": " + why); };
+  std::vector<AddedEntry> out;
+  if (!j.contains("added_tokens")) return out;
+  if (!j["added_tokens"].is_array()) throw bad("added_tokens is not an array");
+  for (const json& a : j["added_tokens"]) {
+    if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id"))
+      throw bad("added_tokens: an entry without id and content");
+    const std::string content = a["content"].get<std::string>();
+    const uint32_t id = add_id(content, a["id"], "added token");
+    for (const char* flag : {"lstrip", "rstrip", "single_word"})
+      if (a.value(flag, false)) throw bad("added token \"" + content + "\": " + flag + " = true is not supported");
+    if (content.empty()) throw bad("added token " + std::to_string(id) + " is empty");
+    const bool special = a.value("special", false);
+    out.push_back({id, content, special, a.value("normalized", !special)});
+  }
+  return out;
+}
+
 // model.merges, in rank order ("a b" strings, as older files write them, or [a, b] pairs) of tokens as the
 // vocabulary spells them, sorted by (left, right) for the runtime's binary search; a pair listed twice
 // or a token not in the vocabulary is refused.
@@ -239,26 +268,14 @@ BpeTokenizer read_byte_fallback(const json& j, const std::string& path, uint64_t
     }
   // Added tokens: matched in the text, their text is their content (normalized ones: as the prepared
   // text holds it, "▁" a space).
-  std::vector<bool> added_id(t.vocab.size(), false);
-  if (j.contains("added_tokens")) {
-    if (!j["added_tokens"].is_array()) throw bad("added_tokens is not an array");
-    for (const json& a : j["added_tokens"]) {
-      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id"))
-        throw bad("added_tokens: an entry without id and content");
-      const std::string content = a["content"].get<std::string>();
-      const uint32_t id = add_id(content, a["id"], "added token");
-      added_id.resize(t.vocab.size(), false);
-      for (const char* flag : {"lstrip", "rstrip", "single_word"})
-        if (a.value(flag, false)) throw bad("added token \"" + content + "\": " + flag + " = true is not supported");
-      if (content.empty()) throw bad("added token " + std::to_string(id) + " is empty");
-      const bool normalized = a.value("normalized", !a.value("special", false));
-      if (is_byte[id]) throw bad("added token \"" + content + "\" is a byte token");
-      seen[id] = true;
-      added_id[id] = true;
-      t.vocab[id] = normalized ? replace_all(content, kSpaceMark, " ") : content;
-      t.added.push_back({id, a.value("special", false), normalized});
-    }
+  for (const AddedEntry& a : read_added_tokens(j, add_id, path)) {
+    if (is_byte[a.id]) throw bad("added token \"" + a.content + "\" is a byte token");
+    seen[a.id] = true;
+    t.vocab[a.id] = a.normalized ? replace_all(a.content, kSpaceMark, " ") : a.content;
+    t.added.push_back({a.id, a.special, a.normalized});
   }
+  std::vector<bool> added_id(t.vocab.size(), false);
+  for (const BpeTokenizer::Added& a : t.added) added_id[a.id] = true;
   t.split_before_space = true;
   for (uint32_t id = 0; id < t.vocab.size(); ++id)
     if (seen[id] && !is_byte[id] && !added_id[id] && !t.vocab[id].empty()) {
@@ -387,26 +404,15 @@ BpeTokenizer read_hf_tokenizer(const std::string& path, uint64_t vocab_size) {
     t.vocab[id] = byte_level_decode(it.key(), table);
   }
   // Added tokens: matched in the text before splitting; their text is their content.
-  if (j.contains("added_tokens")) {
-    if (!j["added_tokens"].is_array()) throw bad("added_tokens is not an array");
-    for (const json& a : j["added_tokens"]) {
-      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id"))
-        throw bad("added_tokens: an entry without id and content");
-      const std::string content = a["content"].get<std::string>();
-      const uint32_t id = add_id(content, a["id"], "added token");
-      for (const char* flag : {"lstrip", "rstrip", "single_word"})
-        if (a.value(flag, false))
-          throw bad("added token \"" + content + "\": " + flag + " = true is not supported");
-      if (content.empty()) throw bad("added token " + std::to_string(id) + " is empty");
-      if (byte_level_decode(content, table) != content)
-        throw bad("added token \"" + content + "\" changes under byte-level decoding; not supported");
-      if (seen[id] && t.vocab[id] != content)
-        throw bad("added token " + std::to_string(id) + " \"" + content + "\" differs from vocab entry " +
-                  std::to_string(id));
-      seen[id] = true;
-      t.vocab[id] = content;
-      t.added.push_back({id, a.value("special", false), a.value("normalized", !a.value("special", false))});
-    }
+  for (const AddedEntry& a : read_added_tokens(j, add_id, path)) {
+    if (byte_level_decode(a.content, table) != a.content)
+      throw bad("added token \"" + a.content + "\" changes under byte-level decoding; not supported");
+    if (seen[a.id] && t.vocab[a.id] != a.content)
+      throw bad("added token " + std::to_string(a.id) + " \"" + a.content + "\" differs from vocab entry " +
+                std::to_string(a.id));
+    seen[a.id] = true;
+    t.vocab[a.id] = a.content;
+    t.added.push_back({a.id, a.special, a.normalized});
   }
   // Single bytes: every byte that valid UTF-8 can hold must have its token, or some text could not be
   // encoded (0xC0, 0xC1 and 0xF5-0xFF never occur; GPT-NeoX's vocabulary leaves them out).

@@ -320,6 +320,14 @@ class Bpe {
     return off[id + 1] - off[id] == n && std::memcmp(m_.vocab_bytes + off[id], c, n) == 0 ? id : kNone;
   }
 
+  // The ids of a word this call has merged before, pushed out; false if it has not.
+  bool from_cache(const uint8_t* w, size_t n) {
+    auto hit = cache_.find(std::string(reinterpret_cast<const char*>(w), n));
+    if (hit == cache_.end()) return false;
+    for (uint32_t id : hit->second) out_->push(id);
+    return true;
+  }
+
   // A byte-fallback stretch: one word, or, where the file allows it (split_before_space), words cut
   // before each space that follows another character, which no merge can join across.
   void fallback_words(const uint8_t* t, size_t len) {
@@ -335,11 +343,7 @@ class Bpe {
   // A byte-fallback word: each character's token, or its bytes' tokens (valid UTF-8: checked in run).
   void char_word(const uint8_t* w, size_t n) {
     if (n == 0) return;
-    auto hit = cache_.find(std::string(reinterpret_cast<const char*>(w), n));
-    if (hit != cache_.end()) {
-      for (uint32_t id : hit->second) out_->push(id);
-      return;
-    }
+    if (from_cache(w, n)) return;
     sym_.clear();
     for (size_t i = 0; i < n;) {
       const uint8_t c = w[i];
@@ -358,11 +362,7 @@ class Bpe {
       out_->push(m_.byte_tokens[w[0]]);
       return;
     }
-    auto hit = cache_.find(std::string(reinterpret_cast<const char*>(w), n));
-    if (hit != cache_.end()) {
-      for (uint32_t id : hit->second) out_->push(id);
-      return;
-    }
+    if (from_cache(w, n)) return;
     sym_.resize(n);
     for (size_t i = 0; i < n; ++i) sym_[i] = {m_.byte_tokens[w[i]], 0, 0, true};
     merge_symbols(std::string(reinterpret_cast<const char*>(w), n));
