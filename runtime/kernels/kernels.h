@@ -52,6 +52,11 @@ constexpr size_t wkv_chunk_floats(size_t K, size_t V) {
   return (4 * kWkvChunk + 2) * K + 4 * kWkvChunk * kWkvChunk + kWkvChunk * V;
 }
 
+// Tokens per chunk of Mamba-2's SSD in its chunked form (Mamba2Ssd), and the workspace floats it needs per
+// head of P channels: [chunk, P], two [chunk, chunk] tables, three [chunk] vectors.
+inline constexpr size_t kSsdChunk = 16;
+constexpr size_t ssd_chunk_floats(size_t P) { return kSsdChunk * P + 2 * kSsdChunk * kSsdChunk + 3 * kSsdChunk; }
+
 // The per-token vectors of the wkv recurrence (WkvScan, wkv_step).
 struct WkvIo {
   const float *r, *w, *k, *v, *a, *b;  // a, b: null for a plain gated outer product
@@ -111,9 +116,12 @@ using S4dStep = void(float* s, const float* A, const float* C, const float* D, c
 // The Mamba-2 (SSD) step over T tokens of one stream, in order (mamba2_scan_step's math per token), for
 // heads [h0, h1) (heads are independent: threads may take disjoint ranges).
 //   S [H, P, N] persistent; token t's x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P].
+// work null: the recurrence token by token, the same bits whatever T is. Otherwise head h's workspace of
+// ssd_chunk_floats(P) floats at work + h * ssd_chunk_floats(P), and a table may take T >= kSsdChunk tokens
+// in the chunked form (scans.inl, ssdc): the same values within f32 rounding, not the same bits.
 using Mamba2Ssd = void(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
                        const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
-                       size_t h0, size_t h1);
+                       float* work, size_t h0, size_t h1);
 // A matrix state per head over T tokens of one stream, in order (wkv_step's math per token), for heads
 // [h0, h1): RWKV-6/7, GLA, RetNet and Gated DeltaNet are all this recurrence (docs/architectures.md).
 //   S [H, V, K] persistent (S[h][i][j], i the value index, j the key index). Token t's r, w, k, a, b
@@ -175,6 +183,8 @@ struct Table {
   // slower (its 16 registers hold smaller tiles); NEON has not been measured on an ARM machine: both
   // keep the recurrence.
   size_t wkv_chunk_keys = 0;
+  // The smallest state (d_state) for which a prefill takes mamba2_ssd's chunked form; 0: never.
+  size_t ssd_chunk_state = 0;
 };
 
 // Workspace bytes PrepareAct needs for T rows of `cols`, any group size.

@@ -101,7 +101,7 @@ TEST_SUITE("golden") {
 
 TEST_SUITE("arch") {
   TEST_CASE("multi-stream: one pass over rows of 3 states equals 3 single-row passes, bit for bit (f32, q8, q4)") {
-    for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
+    for (const char* name : {"mamba1_awkward", "mamba2_groups", "mamba2_hf_state128", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
                              "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied",
                              "retnet_conv_tied"}) {
       for (const char* dtype : {"f32", "q8", "q4"}) {
@@ -139,7 +139,7 @@ TEST_SUITE("arch") {
   TEST_CASE("prefill: any prefill_chunk, with or without a pool, leaves the state and logits of stepping, bit for bit") {
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
-    for (const char* name : {"mamba1_awkward", "mamba2_groups", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
+    for (const char* name : {"mamba1_awkward", "mamba2_groups", "mamba2_hf_state128", "rwkv7_fla_world", "granite_hybrid_rope_bf16",
                              "nemotron_h_bf16", "rwkv6_hf_world", "gated_deltanet_gva_tied", "gla_conv_tied",
                              "retnet_conv_tied", "gla_hf_bf16"}) {
       for (const char* dtype : {"f32", "q8", "q4"}) {
@@ -178,21 +178,24 @@ TEST_SUITE("arch") {
     ThreadPool::destroy(pool);
   }
 
-  // chunked_prefill: the wkv family's chunked form where the CPU table takes it (kernels.h,
-  // wkv_chunk_keys: AVX-512, heads of 128 keys or more, so GLA, RetNet and Gated DeltaNet at their
-  // released head sizes; RWKV-6 and RWKV-7 heads have 64 keys and keep the recurrence, bit for bit).
+  // chunked_prefill: the chunked forms where the CPU table takes them (kernels.h). The wkv family's
+  // (wkv_chunk_keys: AVX-512, heads of 128 keys or more, so GLA, RetNet and Gated DeltaNet at their
+  // released head sizes; RWKV-6 and RWKV-7 heads have 64 keys and keep the recurrence, bit for bit), and
+  // Mamba-2's SSD (ssd_chunk_state: AVX2 and AVX-512, states of 64 or more, so the released 128; the
+  // small-state fixtures keep the recurrence).
   // f32: state and logits within 1e-5 of their largest value of stepping's. q8: a rounding difference can
   // flip an activation's int8 rounding in a later product, so the bound is the quantization's own: the
   // chunked q8 prefill stays closer to q8 stepping than q8 stepping is to f32 stepping, with the same
   // top token. Where the chunked form runs the bits differ (the test sees the path it claims to test).
-  TEST_CASE("chunked_prefill: the chunked wkv leaves the state and logits of stepping within 1e-5 of the largest value (f32)") {
+  TEST_CASE("chunked_prefill: the chunked wkv and SSD leave the state and logits of stepping within 1e-5 of the largest value (f32)") {
     if (std::getenv("RILL_TEST_UNDER_QEMU")) return;  // the large heads take minutes under emulation
     ThreadPool* pool = nullptr;
     REQUIRE(ThreadPool::create(2, &pool) == Status::kOk);
     const kernels::Table& table = kernels::active();
     struct Case {
       const char* name;
-      size_t head_k;
+      size_t head_k;  // keys per head (wkv), or d_state (ssd)
+      bool ssd = false;
     };
     auto max_abs = [](const float* p, size_t n) {
       float m = 0;
@@ -205,8 +208,10 @@ TEST_SUITE("arch") {
       return m;
     };
     for (const Case c : {Case{"gated_deltanet_hf_bf16", 256}, Case{"gla_hf_bf16", 128}, Case{"retnet_hf_bf16", 256},
-                         Case{"rwkv6_hf_world", 64}, Case{"rwkv7_fla_world", 64}}) {
-      const bool chunked = table.wkv_chunk_keys && c.head_k >= table.wkv_chunk_keys;
+                         Case{"rwkv6_hf_world", 64}, Case{"rwkv7_fla_world", 64}, Case{"mamba2_hf_state128", 128, true},
+                         Case{"mamba2_groups", 16, true}}) {
+      const size_t from = c.ssd ? table.ssd_chunk_state : table.wkv_chunk_keys;
+      const bool chunked = from && c.head_k >= from;
       std::vector<float> f32_logits;  // f32 stepping's last logits: q8's own distance from them bounds q8
       for (const char* dtype : {"f32", "q8"}) {
         const std::string name = c.name, dt = dtype;
@@ -295,7 +300,7 @@ TEST_SUITE("arch") {
       CHECK(Session::init(model, so, arena, sizeof arena, &s, &e) == Status::kInvalidArgument);
       CHECK(std::string(e.message).find("prefill_chunk") != std::string::npos);
     }
-    // chunked_prefill adds the chunked wkv's workspace to the scratch of the wkv family only: exactly
+    // chunked_prefill adds the chunked forms' workspace to the scratch of the wkv family and Mamba-2 only: exactly
     // H * wkv_work_floats(K, V) floats (this GLA: 3 heads of 8 keys and 16 values), rounded to kAlign.
     SessionOptions off, on;
     on.chunked_prefill = true;
@@ -308,5 +313,10 @@ TEST_SUITE("arch") {
     REQUIRE(Session::footprint(gla.model(), off, &a) == Status::kOk);
     REQUIRE(Session::footprint(gla.model(), on, &b) == Status::kOk);
     CHECK(b - a == align_up(H * wkv_work_floats(K, V) * sizeof(float), kAlign));
+    // And the chunked SSD's to Mamba-2's: H * ssd_work_floats(P) (mamba2_groups: 4 heads of 24 channels).
+    ConvertedModel m2(golden_dir("mamba2_groups"));
+    REQUIRE(Session::footprint(m2.model(), off, &a) == Status::kOk);
+    REQUIRE(Session::footprint(m2.model(), on, &b) == Status::kOk);
+    CHECK(b - a == align_up(4 * ssd_work_floats(24) * sizeof(float), kAlign));
   }
 }

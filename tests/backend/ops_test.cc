@@ -507,7 +507,7 @@ TEST_SUITE(RILL_OPS_SUITE) {
             States s(Sa, Sb);
             Floats Y(n * E);
             x.backend->ops->ssd_step(x, s.ref(), xbc.data(), xbc.data() + E, xbc.data() + E + G * N, ldx, dt.data(),
-                                     A.data(), D.data(), Y.data(), n, H, P, N, G);
+                                     A.data(), D.data(), Y.data(), n, H, P, N, G, nullptr);
             return cat({&Y, &s.a, &s.b});
           },
           want, tol_rel(want, 2e-5, 2e-5));

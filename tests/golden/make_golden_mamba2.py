@@ -155,6 +155,17 @@ def main():
         "num_hidden_layers": 2, "layer_norm_epsilon": 1e-5, "use_bias": False, "use_conv_bias": True,
         "rms_norm": True, "time_step_limit": [0.0, float("inf")], "tie_word_embeddings": True}, "BF16", False, True)
 
+    # 3. The released models' head shape: head_dim 64, state_size 128 (Mamba-2 130m to 2.7b, Granite 4.0-H,
+    #    Nemotron-H), one group, bf16, 48 tokens: the shape whose prefill takes the chunked SSD
+    #    (forward_test, chunked_prefill). Chunks of 16 over 48 tokens here.
+    c = dict(d=64, L=2, N=128, K=4, H=2, P=64, G=1, eps=1e-5, Q=16, tmin=0.0, tmax=np.inf)
+    make_case("mamba2_hf_state128", 13, c, 61, {
+        "architectures": ["Mamba2ForCausalLM"], "model_type": "mamba2", "vocab_size": 61, "hidden_size": 64,
+        "num_heads": 2, "head_dim": 64, "state_size": 128, "expand": 2, "n_groups": 1, "conv_kernel": 4,
+        "num_hidden_layers": 2, "layer_norm_epsilon": 1e-5, "use_bias": False, "use_conv_bias": True,
+        "rms_norm": True, "time_step_limit": [0.0, float("inf")], "tie_word_embeddings": True}, "BF16", False, False,
+        T=48)
+
 
 if __name__ == "__main__":
     main()

@@ -328,16 +328,16 @@ TEST_SUITE("kernels") {
       for (auto& e : A) e = -std::exp(nd(rng));
       std::vector<float> Sr = S0, yr(T * E);
       mamba2_ssd__ref(Sr.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
-                      yr.data(), T, H, P, N, G, 0, H);
+                      yr.data(), T, H, P, N, G, nullptr, 0, H);
       for (size_t ti = 0; ti < nt; ++ti) {
         const Table& t = *tables[ti];
         std::vector<float> Sa = S0, ya(T * E), Sb = S0, yb(T * E);
         t.mamba2_ssd(Sa.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
-                     ya.data(), T, H, P, N, G, 0, H);
+                     ya.data(), T, H, P, N, G, nullptr, 0, H);
         for (size_t i = 0; i < T; ++i)  // and each step in two head ranges, as two threads take them
           for (size_t part = 0; part < 2; ++part)
             t.mamba2_ssd(Sb.data(), X.data() + i * ld, X.data() + i * ld + E, X.data() + i * ld + E + G * N, ld,
-                         dt.data() + i * H, A.data(), D.data(), yb.data() + i * E, 1, H, P, N, G, part * H / 2,
+                         dt.data() + i * H, A.data(), D.data(), yb.data() + i * E, 1, H, P, N, G, nullptr, part * H / 2,
                          (part + 1) * H / 2);
         CHECK_MESSAGE(std::memcmp(Sa.data(), Sb.data(), Sa.size() * 4) == 0, t.isa << " ssd state T=21 vs steps");
         CHECK_MESSAGE(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0, t.isa << " ssd y T=21 vs steps");
@@ -464,6 +464,72 @@ TEST_SUITE("kernels") {
               for (size_t i = H * per_head; i < work.size(); ++i) CHECK(work[i] == guard);
             }
           }
+  }
+
+  // Mamba-2's SSD in chunks (a workspace given): chunks whole and partial, P off the vector width, groups,
+  // strong decays (whose products underflow within a chunk) and weak ones, against the recurrence in double.
+  TEST_CASE("mamba2_ssd, chunked: every table against the recurrence in double; workspace bounds kept") {
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(61);
+    std::normal_distribution<float> nd;
+    std::uniform_real_distribution<float> udt(0.001f, 0.5f);
+    // {H, P, N, G, T}
+    const size_t shapes[][5] = {{2, 8, 16, 1, 32}, {4, 5, 32, 2, 75}, {3, 64, 128, 1, 64},
+                                {6, 3, 48, 3, 40}, {4, 64, 128, 2, 97}, {2, 16, 64, 1, 31}};
+    for (auto& sh : shapes)
+      for (const bool strong : {false, true}) {
+        const size_t H = sh[0], P = sh[1], N = sh[2], G = sh[3], T = sh[4], E = H * P, hpg = H / G;
+        const size_t ld = E + 2 * G * N + 5;  // x, B, C of a token in one padded row, as the conv leaves them
+        std::vector<float> X(T * ld), dt(T * H), A(H), D(E), S0(H * P * N);
+        for (auto* v : {&X, &D, &S0})
+          for (auto& e : *v) e = nd(rng);
+        for (auto& e : dt) e = udt(rng);
+        for (auto& e : A) e = strong ? -5.f - 35.f * std::fabs(nd(rng)) : -0.1f * std::exp(0.5f * nd(rng));
+        // The recurrence in double.
+        std::vector<double> Sd(S0.begin(), S0.end()), yd(T * E);
+        for (size_t t = 0; t < T; ++t) {
+          const float* xt = X.data() + t * ld;
+          for (size_t h = 0; h < H; ++h) {
+            const double a = std::exp(double(dt[t * H + h]) * A[h]);
+            const size_t g = h / hpg;
+            for (size_t p = 0; p < P; ++p) {
+              const size_t c = h * P + p;
+              double acc = 0;
+              for (size_t j = 0; j < N; ++j) {
+                double& sv = Sd[c * N + j];
+                sv = a * sv + double(dt[t * H + h]) * xt[c] * xt[E + g * N + j];
+                acc += sv * xt[E + G * N + g * N + j];
+              }
+              yd[t * E + c] = acc + double(D[c]) * xt[c];
+            }
+          }
+        }
+        double smax = 0, ymax = 0;
+        for (double e : Sd) smax = std::max(smax, std::fabs(e));
+        for (double e : yd) ymax = std::max(ymax, std::fabs(e));
+        const size_t per_head = ssd_chunk_floats(P);
+        for (size_t ti = 0; ti < nt; ++ti) {
+          const Table& t = *tables[ti];
+          CAPTURE(t.isa);
+          CAPTURE(H);
+          CAPTURE(P);
+          CAPTURE(N);
+          CAPTURE(T);
+          CAPTURE(strong);
+          const float guard = 12345.f;  // around every head's workspace: the kernel stays inside its own
+          std::vector<float> work(H * per_head + 16, guard), S = S0, y(T * E);
+          for (size_t part = 0; part < 2; ++part)  // heads in two ranges, as two threads take them
+            t.mamba2_ssd(S.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
+                         y.data(), T, H, P, N, G, work.data(), part * H / 2, (part + 1) * H / 2);
+          double ds = 0, dy = 0;
+          for (size_t i = 0; i < S.size(); ++i) ds = std::max(ds, std::fabs(S[i] - Sd[i]));
+          for (size_t i = 0; i < y.size(); ++i) dy = std::max(dy, std::fabs(y[i] - yd[i]));
+          CHECK_MESSAGE(ds <= 1e-5 * smax, "state: " << ds << " of " << smax);
+          CHECK_MESSAGE(dy <= 1e-5 * ymax, "y: " << dy << " of " << ymax);
+          for (size_t i = H * per_head; i < work.size(); ++i) CHECK(work[i] == guard);
+        }
+      }
   }
 
   TEST_CASE("act / conv_silu / gated_rmsnorm / layernorm: every table against the reference; position-independent") {

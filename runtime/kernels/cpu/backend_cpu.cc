@@ -259,14 +259,17 @@ void conv_step(const Exec& x, StateRef hist, const float* w, const float* b, con
   }
 }
 
+static_assert(kernels::kSsdChunk == kSsdChunkTokens && kernels::ssd_chunk_floats(80) == ssd_work_floats(80));
+
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
-              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
+              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G, float* work) {
   const Table& t = table(x);
+  float* chunk_work = x.chunked_prefill && t.ssd_chunk_state && N >= t.ssd_chunk_state ? work : nullptr;
   for (size_t i = 0, len; i < n; i += len) {
     len = same_state_run(S, i, n);
     over_heads(x, H, len * H * P * N, [&](size_t h0, size_t h1) {
       t.mamba2_ssd(S.row(i), X + i * ldx, B + i * ldx, C + i * ldx, ldx, dt + i * H, A, D, Y + i * H * P, len, H, P,
-                   N, G, h0, h1);
+                   N, G, chunk_work, h0, h1);
     });
   }
 }

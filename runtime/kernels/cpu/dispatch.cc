@@ -65,7 +65,8 @@ const Table kAvx2 = {.isa = "avx2",
                      .conv_silu = conv_silu__avx2,
                      .gated_rmsnorm = gated_rmsnorm__avx2,
                      .layernorm = layernorm__avx2,
-                     .attend_group = attend_group__avx2};
+                     .attend_group = attend_group__avx2,
+                     .ssd_chunk_state = 64};
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -98,7 +99,8 @@ const Table kAvx512 = {.isa = "avx512vnni",
                        .gated_rmsnorm = gated_rmsnorm__avx512,
                        .layernorm = layernorm__avx512,
                        .attend_group = attend_group__avx512,
-                       .wkv_chunk_keys = 128};
+                       .wkv_chunk_keys = 128,
+                       .ssd_chunk_state = 64};
 bool cpu_has_avx512vnni() {
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");

@@ -11,16 +11,26 @@
 // Tokens per block: their decays (SSD) are computed once per head and block.
 constexpr size_t kScanBlock = 16;
 
-// S [H, P, N]; token t: x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P].
+namespace ssdc {
+template <class V>
+void scan(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt, const float* A,
+          const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, float* work, size_t h0,
+          size_t h1);
+}
+
+// S [H, P, N]; token t: x [H*P], B, C [G, N] at x, B, C + t * ldx; dt [T, H]; y [T, H*P]. With a workspace,
+// runs of kSsdChunk tokens or more take the chunked form (ssdc below).
 template <class V>
 void ssd_scan_v(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt, const float* A,
-                const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, size_t h0, size_t h1) {
+                const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, float* work, size_t h0,
+                size_t h1) {
   const size_t E = H * P;
   if (N % V::W != 0) {
     for (size_t t = 0; t < T; ++t)
       mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * E, H, P, N, G, h0, h1);
     return;
   }
+  if (work && T >= kSsdChunk) return ssdc::scan<V>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, work, h0, h1);
   const size_t hpg = H / G;
   for (size_t t0 = 0; t0 < T; t0 += kScanBlock) {
     const size_t nt = T - t0 < kScanBlock ? T - t0 : kScanBlock;
@@ -235,10 +245,11 @@ struct Work {
   }
 };
 
-// O[x][(t + tt) ldo[x] + i + q] = S0[i + q] · X[x][t + tt], for NR rows, NT tokens, NX vectors per token.
+// O[x][(t + tt) ldo[x] + i + q] = S0[i + q] · X[x][t + tt], for NR rows, NT tokens, NX vectors per token
+// (token t's vectors ldx floats apart).
 template <class V, size_t NR, size_t NT, size_t NX>
-inline void s0_tile(const float* S0, size_t K, const float* const* X, float* const* O, const size_t* ldo, size_t i,
-                    size_t t) {
+inline void s0_tile(const float* S0, size_t K, const float* const* X, size_t ldx, float* const* O, const size_t* ldo,
+                    size_t i, size_t t) {
   using Reg = typename V::R;
   Reg acc[NX][NT][NR];
   for (size_t x = 0; x < NX; ++x)
@@ -249,7 +260,7 @@ inline void s0_tile(const float* S0, size_t K, const float* const* X, float* con
     for (size_t q = 0; q < NR; ++q) s[q] = V::load(S0 + (i + q) * K + j);
     for (size_t x = 0; x < NX; ++x)
       for (size_t tt = 0; tt < NT; ++tt) {
-        const Reg xv = V::load(X[x] + (t + tt) * K + j);
+        const Reg xv = V::load(X[x] + (t + tt) * ldx + j);
         for (size_t q = 0; q < NR; ++q) acc[x][tt][q] = V::fmadd(s[q], xv, acc[x][tt][q]);
       }
   }
@@ -259,17 +270,17 @@ inline void s0_tile(const float* S0, size_t K, const float* const* X, float* con
 }
 
 template <class V, size_t NX>
-void s0_products(const float* S0, size_t K, size_t Vd, size_t c, const float* const* X, float* const* O,
+void s0_products(const float* S0, size_t K, size_t Vd, size_t c, const float* const* X, size_t ldx, float* const* O,
                  const size_t* ldo) {
   constexpr size_t NR = 4, NT = (V::W == 8 ? 2 : 4) / NX;  // 16 vector registers on AVX2, 32 elsewhere
   size_t i = 0;
   for (; i + NR <= Vd; i += NR) {
     size_t t = 0;
-    for (; t + NT <= c; t += NT) s0_tile<V, NR, NT, NX>(S0, K, X, O, ldo, i, t);
-    for (; t < c; ++t) s0_tile<V, NR, 1, NX>(S0, K, X, O, ldo, i, t);
+    for (; t + NT <= c; t += NT) s0_tile<V, NR, NT, NX>(S0, K, X, ldx, O, ldo, i, t);
+    for (; t < c; ++t) s0_tile<V, NR, 1, NX>(S0, K, X, ldx, O, ldo, i, t);
   }
   for (; i < Vd; ++i)
-    for (size_t t = 0; t < c; ++t) s0_tile<V, 1, 1, NX>(S0, K, X, O, ldo, i, t);
+    for (size_t t = 0; t < c; ++t) s0_tile<V, 1, 1, NX>(S0, K, X, ldx, O, ldo, i, t);
 }
 
 // S[i + q][j + jj W] = S[..] lam + Σ_s v_s[i + q] Kh[s] (+ U[s][i + q] Bh[s]), NR rows, NJ vectors of keys.
@@ -403,12 +414,12 @@ void chunk(float* S, const WkvIo& io, size_t t0, size_t c, size_t lk, size_t lv,
     const float* X[2] = {w.At, w.Rt};
     float* O[2] = {w.U, yb};
     const size_t ld[2] = {Vd, lv};
-    s0_products<V, 2>(S, K, Vd, c, X, O, ld);
+    s0_products<V, 2>(S, K, Vd, c, X, K, O, ld);
   } else {
     const float* X[1] = {w.Rt};
     float* O[1] = {yb};
     const size_t ld[1] = {lv};
-    s0_products<V, 1>(S, K, Vd, c, X, O, ld);
+    s0_products<V, 1>(S, K, Vd, c, X, K, O, ld);
   }
   // Within the chunk: u_t in token order (each from the earlier ones), then every y_t.
   if constexpr (kDelta)
@@ -438,3 +449,135 @@ void scan(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t Vd, fl
 }
 
 }  // namespace wkvc
+
+// ---- Mamba-2's SSD in chunks (kernels.h: Mamba2Ssd with a workspace)
+//
+// The chunked algorithm of the Mamba-2 paper (state space duality). The decay is one scalar per head and
+// token, a_t = exp(dt_t A), and B, C are shared by the heads of a group. Over a chunk of c <= kSsdChunk
+// tokens from the state S0 [P, N] of a head, with D(t, s) = a_{s+1} ... a_t (D(t, t) = 1) and
+// Λ_t = a_0 ... a_t:
+//   y_t = Λ_t (S0 C_t) + Σ_{s<=t} (C_t · B_s) D(t, s) dt_s x_s + D x_t
+//   S_c = Λ_{c-1} S0 + Σ_s (D(c-1, s) dt_s x_s) B_sᵀ
+// C_t · B_s is formed once per group and chunk, for every head of the group; S0 C_t and the new state are
+// register-tiled matrix products (wkvc's s0_products for the first). The decays are products of the a's,
+// as the recurrence forms them: nothing overflows that the recurrence does not. Rounding differs from the
+// recurrence's: the same values within f32 rounding, not the same bits.
+namespace ssdc {
+
+// Workspace of one head, kernels.h: ssd_chunk_floats(P).
+struct Work {
+  float *Xh, *M, *CB;  // Xh [C, P]: (D(c-1, s) dt_s) x_s; M [C, C]: [t][s] (C_t · B_s) D(t, s) dt_s; CB [C, C]
+  float *a, *lam, *e;  // [C]: a_t, Λ_t, D(c-1, s) dt_s
+  Work(float* p, size_t P) {
+    constexpr size_t C = kSsdChunk;
+    Xh = p, M = Xh + C * P, CB = M + C * C, a = CB + C * C, lam = a + C, e = lam + C;
+  }
+};
+
+// S[i + q][j + jj W] = lam S[..] + Σ_s Xh[s][i + q] B_s[j + jj W], NR rows, NJ vectors of state.
+template <class V, size_t NR, size_t NJ>
+inline void state_tile(float* S, size_t N, float lam, const float* B, size_t ldx, const float* Xh, size_t P, size_t c,
+                       size_t i, size_t j) {
+  using Reg = typename V::R;
+  Reg acc[NR][NJ];
+  const Reg l = V::set1(lam);
+  for (size_t q = 0; q < NR; ++q)
+    for (size_t jj = 0; jj < NJ; ++jj) acc[q][jj] = V::mul(V::load(S + (i + q) * N + j + jj * V::W), l);
+  for (size_t s = 0; s < c; ++s) {
+    Reg b[NJ];
+    for (size_t jj = 0; jj < NJ; ++jj) b[jj] = V::load(B + s * ldx + j + jj * V::W);
+    for (size_t q = 0; q < NR; ++q) {
+      const Reg xq = V::set1(Xh[s * P + i + q]);
+      for (size_t jj = 0; jj < NJ; ++jj) acc[q][jj] = V::fmadd(xq, b[jj], acc[q][jj]);
+    }
+  }
+  for (size_t q = 0; q < NR; ++q)
+    for (size_t jj = 0; jj < NJ; ++jj) V::store(S + (i + q) * N + j + jj * V::W, acc[q][jj]);
+}
+
+template <class V, size_t NR>
+void state_rows(float* S, size_t N, float lam, const float* B, size_t ldx, const float* Xh, size_t P, size_t c,
+                size_t i) {
+  constexpr size_t NJ = V::W == 8 ? 2 : 4;
+  size_t j = 0;
+  for (; j + NJ * V::W <= N; j += NJ * V::W) state_tile<V, NR, NJ>(S, N, lam, B, ldx, Xh, P, c, i, j);
+  for (; j < N; j += V::W) state_tile<V, NR, 1>(S, N, lam, B, ldx, Xh, P, c, i, j);
+}
+
+// y_t[p..] = Λ_t y_t[p..] + Σ_{s<=t} M[t][s] x_s[p..] + D[p..] x_t[p..] for NB vectors at p.
+template <class V, size_t NB>
+inline void y_block(float* y, size_t ldy, const float* x, size_t ldx, const float* D, const Work& w, size_t t,
+                    size_t p) {
+  using Reg = typename V::R;
+  constexpr size_t C = kSsdChunk;
+  Reg acc[NB];
+  const Reg l = V::set1(w.lam[t]);
+  for (size_t b = 0; b < NB; ++b) acc[b] = V::mul(V::load(y + t * ldy + p + b * V::W), l);
+  for (size_t s = 0; s <= t; ++s) {
+    const Reg m = V::set1(w.M[t * C + s]);
+    for (size_t b = 0; b < NB; ++b) acc[b] = V::fmadd(m, V::load(x + s * ldx + p + b * V::W), acc[b]);
+  }
+  for (size_t b = 0; b < NB; ++b)
+    V::store(y + t * ldy + p + b * V::W,
+             V::fmadd(V::load(D + p + b * V::W), V::load(x + t * ldx + p + b * V::W), acc[b]));
+}
+
+// One chunk of c tokens of one head: x, y at the chunk's first token and the head's first channel (rows
+// ldx and ldy apart); B, C at the first token and the head's group; dt at the first token's entry of this
+// head (tokens H apart); cb: the group's C_t · B_s. S (the head's [P, N]) is S0 on entry and S_c on return.
+template <class V>
+void chunk(float* S, const float* x, const float* B, const float* Cm, size_t ldx, const float* dt, size_t H, float A,
+           const float* D, float* y, size_t ldy, size_t c, size_t P, size_t N, const float* cb, const Work& w) {
+  constexpr size_t C = kSsdChunk;
+  float l = 1.f;
+  for (size_t t = 0; t < c; ++t) w.a[t] = std::exp(dt[t * H] * A), l *= w.a[t], w.lam[t] = l;
+  float d = 1.f;  // D(c-1, s)
+  for (size_t s = c; s-- > 0;) w.e[s] = d * dt[s * H], d *= w.a[s];
+  for (size_t t = 0; t < c; ++t) {
+    float dts = 1.f;  // D(t, s)
+    for (size_t s = t + 1; s-- > 0;) w.M[t * C + s] = cb[t * C + s] * dts * dt[s * H], dts *= w.a[s];
+  }
+  for (size_t s = 0; s < c; ++s)
+    for (size_t p = 0; p < P; ++p) w.Xh[s * P + p] = w.e[s] * x[s * ldx + p];
+  // y_t = S0 C_t, then Λ_t times that plus the chunk's own tokens and the skip.
+  const float* X[1] = {Cm};
+  float* O[1] = {y};
+  const size_t ld[1] = {ldy};
+  wkvc::s0_products<V, 1>(S, N, P, c, X, ldx, O, ld);
+  for (size_t t = 0; t < c; ++t) {
+    size_t p = 0;
+    for (; p + 4 * V::W <= P; p += 4 * V::W) y_block<V, 4>(y, ldy, x, ldx, D, w, t, p);
+    for (; p + V::W <= P; p += V::W) y_block<V, 1>(y, ldy, x, ldx, D, w, t, p);
+    for (; p < P; ++p) {
+      float acc = w.lam[t] * y[t * ldy + p];
+      for (size_t s = 0; s <= t; ++s) acc += w.M[t * C + s] * x[s * ldx + p];
+      y[t * ldy + p] = acc + D[p] * x[t * ldx + p];
+    }
+  }
+  // The state at the chunk's end.
+  size_t i = 0;
+  for (; i + 4 <= P; i += 4) state_rows<V, 4>(S, N, w.lam[c - 1], B, ldx, w.Xh, P, c, i);
+  for (; i < P; ++i) state_rows<V, 1>(S, N, w.lam[c - 1], B, ldx, w.Xh, P, c, i);
+}
+
+template <class V>
+void scan(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt, const float* A,
+          const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, float* work, size_t h0,
+          size_t h1) {
+  const size_t hpg = H / G, E = H * P, per = ssd_chunk_floats(P);
+  for (size_t t0 = 0; t0 < T; t0 += kSsdChunk) {
+    const size_t c = T - t0 < kSsdChunk ? T - t0 : kSsdChunk;
+    for (size_t h = h0; h < h1; ++h) {
+      const size_t g = h / hpg, first = h0 > g * hpg ? h0 : g * hpg;  // the group's first head in this range
+      const float *Bg = B + t0 * ldx + g * N, *Cg = C + t0 * ldx + g * N;
+      float* cb = Work(work + first * per, P).CB;  // the group's C_t · B_s, in that head's workspace
+      if (h == first)
+        for (size_t t = 0; t < c; ++t)
+          for (size_t s = 0; s <= t; ++s) cb[t * kSsdChunk + s] = wkvc::dot<V>(Cg + t * ldx, Bg + s * ldx, N);
+      chunk<V>(S + h * P * N, x + t0 * ldx + h * P, Bg, Cg, ldx, dt + t0 * H + h, H, A[h], D + h * P,
+               y + t0 * E + h * P, E, c, P, N, cb, Work(work + h * per, P));
+    }
+  }
+}
+
+}  // namespace ssdc

@@ -508,7 +508,8 @@ __global__ void ssd_k(unsigned char* const* base, uint64_t off, const float* X, 
   }
 }
 void ssd_step(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx, const float* dt,
-              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G) {
+              const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N, size_t G,
+              float* /*work: no chunked form here*/) {
   if (n && H && P)
     RILL_LAUNCH(ssd_k, dim3(static_cast<unsigned>(H), grid_for(P, kRecWarps)), kRecWarps * 32, 0, stream_of(x))(
         S.base, S.offset, X, B, C, ldx, dt, A, D, Y, n, H, P, N, G);

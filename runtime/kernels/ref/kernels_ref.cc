@@ -299,9 +299,10 @@ void wkv_step(float* S, const WkvIo& io, size_t, size_t K, size_t V, bool read_f
   }
 }
 
+// The reference takes no chunked form: the workspace is ignored.
 void mamba2_ssd__ref(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
-                     size_t h0, size_t h1) {
+                     float*, size_t h0, size_t h1) {
   for (size_t t = 0; t < T; ++t)
     mamba2_scan_step(S, x + t * ldx, B + t * ldx, C + t * ldx, dt + t * H, A, D, y + t * H * P, H, P, N, G, h0, h1);
 }

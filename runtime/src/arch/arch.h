@@ -122,6 +122,14 @@ constexpr spec::Dim<Hy> wkv_work(spec::Dim<Hy> HK, spec::Dim<Hy> HV, spec::Dim<H
   return (4 * c + 2) * HK + c * HV + 4 * c * c * heads;
 }
 
+// The SSD op's chunked-form scratch (backend.h, ssd_work_floats) for heads of P channels, from the
+// dimensions heads * P and heads: a buffer of the table with per_row false.
+template <class Hy>
+constexpr spec::Dim<Hy> ssd_work(spec::Dim<Hy> HP, spec::Dim<Hy> heads) {
+  constexpr int64_t c = kSsdChunkTokens;
+  return c * HP + (2 * c * c + 3 * c) * heads;
+}
+
 // ---- what every forward pass shares (arch/common.cc)
 
 // The residual stream h [n, d] of the rows' inputs: embedding rows of the tokens, or the encoder of

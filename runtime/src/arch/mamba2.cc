@@ -21,13 +21,16 @@ struct Scratch {
   float* dt;      // [H]
   float* y;       // [E]
   float* o;       // [d]
+  float* ssd_work;  // the chunked SSD's scratch (arch.h, ssd_work)
 };
 using spec::mamba2::d, spec::mamba2::E, spec::mamba2::G, spec::mamba2::H, spec::mamba2::N;
 constexpr Buffer<Hyper, Scratch> kScratch[] = {{&Scratch::h, d},      {&Scratch::u, d},
                                                {&Scratch::zxbcdt, 2 * E + 2 * G * N + H},
                                                {&Scratch::xbc, E + 2 * G * N},
                                                {&Scratch::dt, H},     {&Scratch::y, E},
-                                               {&Scratch::o, d}};
+                                               {&Scratch::o, d},
+                                               {.f32 = &Scratch::ssd_work, .width = ssd_work(E, H), .per_row = false,
+                                                .chunked = true}};
 
 // n rows through the whole model: the products over all rows at once; conv and the SSD step advance
 // each row's state in row order.
@@ -37,12 +40,12 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const Ops& op = *x.backend->ops;
   const size_t n = r.n, d = p.d_model;
   Scratch s;  // each buffer [n, ...]
-  carve(kScratch, p, n, x.scratch, &s);
+  carve(kScratch, p, n, x.scratch, &s, x.chunked_prefill);
   model_input(x, m, r, s.h);  // h [n, d]
   for (uint32_t l = 0; l < p.n_layer; ++l) {
     const Spec::Layer& L = arch.layers[l];
     op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);                          // u [n, d]
-    ssd_mixer(x, L, p, p.n_groups, r, s.u, SsdBuffers{s.zxbcdt, s.xbc, s.dt, s.y}, s.o);  // o [n, d]
+    ssd_mixer(x, L, p, p.n_groups, r, s.u, SsdBuffers{s.zxbcdt, s.xbc, s.dt, s.y, s.ssd_work}, s.o);  // o [n, d]
     op.add(x, s.h, s.o, n * d);                                                       // residual
   }
   lm_head(x, m, r, s.h, s.u, d, p.norm_eps);

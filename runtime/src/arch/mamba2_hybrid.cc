@@ -20,6 +20,7 @@ struct Scratch {
   int64_t* P;        // [1] each row's position
   // Mamba2Mixer
   float *zxbcdt, *xbc, *dt, *y;  // [2E + 2GN + H], [E + 2GN], [H], [E]
+  float* ssd_work;                // the chunked SSD's scratch (arch.h, ssd_work)
   // AttentionBlock
   float *q, *k, *v, *attn;  // [QH D], [KV D], [KV D], [QH D]
   float* scores;            // [QH, C]
@@ -44,7 +45,8 @@ constexpr Buffer<Hyper, Scratch> kScratch[] = {
     {.f32 = &Scratch::attn, .width = QH * D, .over = &Scratch::y},
     {&Scratch::scores, QH * C, false},
     {.f32 = &Scratch::gate, .width = F, .over = &Scratch::zxbcdt},
-    {.f32 = &Scratch::up, .width = F, .over = &Scratch::xbc}};
+    {.f32 = &Scratch::up, .width = F, .over = &Scratch::xbc},
+    {.f32 = &Scratch::ssd_work, .width = ssd_work(E, H), .per_row = false, .chunked = true}};
 
 // o = down(act(gate u) * up u), or down(act(up u)).
 void mlp(const Exec& x, const Hyper& p, const Spec::Layer& L, size_t n, const Scratch& s) {
@@ -70,7 +72,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
   const AttentionShape attn{p.attn_heads, p.kv_heads,     p.attn_head_dim, p.rope_dims,
                             p.rope_theta, p.max_context, p.attn_scale,    p.kv_f16};
   Scratch s;
-  carve(kScratch, p, n, x.scratch, &s);
+  carve(kScratch, p, n, x.scratch, &s, x.chunked_prefill);
   model_input(x, m, r, s.h);  // h [n, d]
   if (p.embed_scale != 1.f) op.scale(x, s.h, p.embed_scale, n * d);
   op.positions(x, state(r, arch.g.position), s.P, n);  // P [n]; the state counts the rows
@@ -78,7 +80,7 @@ void forward(const Exec& x, const ModelImpl& m, const Rows& r) {
     const Spec::Layer& L = arch.layers[l];
     op.rmsnorm(x, s.h, L.norm.f32(), s.u, n, d, p.norm_eps);  // u [n, d]
     if (L.kind == fb::LayerKind::Mamba2Mixer)
-      ssd_mixer(x, L, p, p.norm_groups, r, s.u, SsdBuffers{s.zxbcdt, s.xbc, s.dt, s.y}, s.o);
+      ssd_mixer(x, L, p, p.norm_groups, r, s.u, SsdBuffers{s.zxbcdt, s.xbc, s.dt, s.y, s.ssd_work}, s.o);
     else if (L.kind == fb::LayerKind::AttentionBlock)  // over all the stream's tokens: the ring holds max_context
       gqa_attention(x, L, attn, r, s.u, d, AttentionBuffers{s.q, s.k, s.v, s.attn, s.scores, s.P}, s.o);
     else

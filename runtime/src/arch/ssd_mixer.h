@@ -6,9 +6,10 @@
 
 namespace rill {
 
-// The mixer's activations, each [n, width]: zxbcdt [2E + 2GN + H], xbc [E + 2GN], dt [H], y [E].
+// The mixer's activations, each [n, width]: zxbcdt [2E + 2GN + H], xbc [E + 2GN], dt [H], y [E]; and the
+// chunked SSD's scratch (arch.h, ssd_work), null outside passes that may take it.
 struct SsdBuffers {
-  float *zxbcdt, *xbc, *dt, *y;
+  float *zxbcdt, *xbc, *dt, *y, *work;
 };
 
 // L: a layer's views and state (in_proj, conv_w, conv_b, dt_b, A, D, gate_norm, out_proj; conv, ssm);
@@ -25,7 +26,7 @@ void ssd_mixer(const Exec& x, const L& layer, const Hy& p, size_t norm_groups, c
                b.zxbcdt + E, IN, b.xbc, n, C, p.d_conv, true);  // xbc = silu(conv xBC): x [H, P], B, C [G, N]
   op.softplus_dt(x, b.zxbcdt + E + C, IN, layer.dt_b.f32(), b.dt, n, H, p.dt_min, p.dt_max);  // dt [n, H]
   op.ssd_step(x, state(r, layer.ssm), b.xbc, b.xbc + E, b.xbc + E + G * N, C, b.dt, layer.A.f32(), layer.D.f32(),
-              b.y, n, H, p.head_dim, N, G);  // y [n, E]
+              b.y, n, H, p.head_dim, N, G, b.work);  // y [n, E]
   op.gated_rmsnorm(x, b.y, b.zxbcdt, IN, layer.gate_norm.f32(), n, E, norm_groups, p.norm_eps);  // norm(y silu(z))
   op.matmul(x, layer.out_proj, b.y, E, o, d, n);  // o [n, d]
 }

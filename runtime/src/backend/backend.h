@@ -103,9 +103,12 @@ struct Ops {
   // S [H, P, N] per row; X [H*P], B, C [G, N]: slices of rows ldx apart; dt [n, H] (after softplus and
   // clamp); A [H] (< 0); D [H*P]; Y [n, H*P].
   //   S[h,p,j] = exp(dt[h] A[h]) S[h,p,j] + dt[h] x[h,p] B[g,j];  y[h,p] = sum_j S[h,p,j] C[g,j] + D[h,p] x[h,p]
+  // work: null, or H * ssd_work_floats(P) floats of scratch; with it and Exec::chunked_prefill, a backend
+  // may take a run of tokens of one stream in the chunked form of the Mamba-2 paper: the state and outputs
+  // of stepping within f32 rounding, not bit for bit (docs/architectures.md, Mamba-2 in chunks).
   Required<void(const Exec& x, StateRef S, const float* X, const float* B, const float* C, size_t ldx,
                 const float* dt, const float* A, const float* D, float* Y, size_t n, size_t H, size_t P, size_t N,
-                size_t G)> ssd_step;
+                size_t G, float* work)> ssd_step;
   // The wkv recurrence: a matrix state per head, S [H, V, K] per row (S[h][i][j], i the value index, j
   // the key index), decayed per key channel by w, updated by the outer product v k^T and, where a and b
   // are given, by the delta term (S a) b^T. r, w, k, a, b [n, H*K]; v, Y [n, H*V]:
@@ -207,6 +210,13 @@ struct Ops {
 inline constexpr size_t kWkvChunkTokens = 16;
 constexpr size_t wkv_work_floats(size_t K, size_t V) {
   return (4 * kWkvChunkTokens + 2) * K + kWkvChunkTokens * V + 4 * kWkvChunkTokens * kWkvChunkTokens;
+}
+
+// Floats of the SSD op's chunked-form scratch per head of P channels (kernels::ssd_chunk_floats):
+// C P + 2 C^2 + 3 C with C = kSsdChunkTokens tokens per chunk.
+inline constexpr size_t kSsdChunkTokens = 16;
+constexpr size_t ssd_work_floats(size_t P) {
+  return kSsdChunkTokens * P + 2 * kSsdChunkTokens * kSsdChunkTokens + 3 * kSsdChunkTokens;
 }
 
 // A device backend's resources for one pass (a Session's or a Batch's): its own memory for the pass's

@@ -7,7 +7,11 @@
 // rill_kernel_bench --wkv: the wkv recurrence over 64 tokens of one stream (a prefill pass) on the heads
 // of the real configs (RWKV-7 0.1B, GLA 340M, Gated DeltaNet 1.3B), token by token against the chunked
 // form (kernels.h, WkvScan with a workspace): microseconds per pass, best of 30, one thread.
+//
+// rill_kernel_bench --ssd: the same for Mamba-2's SSD (kernels.h, Mamba2Ssd) on the heads of Mamba-2 130m and
+// Granite 4.0-H 1B and 350M.
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -64,11 +68,58 @@ int wkv_bench() {
   return 0;
 }
 
+int ssd_bench() {
+  const Table* tables[8];
+  const size_t nt = available(tables, 8);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> udt(0.001f, 0.1f);
+  struct Shape {
+    const char* name;
+    size_t H, P, N, G;
+  };
+  const Shape shapes[] = {{"mamba2-130m", 24, 64, 128, 1},
+                          {"granite-4.0-h-1b", 48, 64, 128, 1},
+                          {"granite-4.0-h-350m", 48, 32, 128, 1}};
+  const size_t T = 64;
+  std::printf("ssd over %zu tokens of one stream, one thread, us per pass (best of 30)\n", T);
+  std::printf("%-11s %-28s %12s %10s %7s\n", "table", "heads (H x P x N, groups)", "token-by-token", "chunked",
+              "ratio");
+  for (const Shape& sh : shapes) {
+    const size_t E = sh.H * sh.P, ld = E + 2 * sh.G * sh.N;
+    std::vector<float> X(T * ld), dt(T * sh.H), A(sh.H), D(E), y(T * E), S0(sh.H * sh.P * sh.N), S(S0.size()),
+        work(sh.H * ssd_chunk_floats(sh.P));
+    for (auto* vec : {&X, &D, &S0}) for (auto& e : *vec) e = nd(rng) * 0.1f;
+    for (auto& e : dt) e = udt(rng);
+    for (auto& e : A) e = -std::exp(nd(rng));
+    for (size_t ti = 1; ti < nt; ++ti) {
+      const Table& t = *tables[ti];
+      double best[2] = {1e30, 1e30};
+      for (int rep = 0; rep < 30; ++rep)
+        for (int chunked = 0; chunked < 2; ++chunked) {
+          S = S0;
+          const auto t0 = std::chrono::steady_clock::now();
+          t.mamba2_ssd(S.data(), X.data(), X.data() + E, X.data() + E + sh.G * sh.N, ld, dt.data(), A.data(), D.data(),
+                       y.data(), T, sh.H, sh.P, sh.N, sh.G, chunked ? work.data() : nullptr, 0, sh.H);
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (s < best[chunked]) best[chunked] = s;
+        }
+      char heads[64];
+      std::snprintf(heads, sizeof heads, "%s %zux%zux%zu, %zu", sh.name, sh.H, sh.P, sh.N, sh.G);
+      std::printf("%-11s %-28s %12.1f %10.1f %6.2fx\n", t.isa, heads, best[0] * 1e6, best[1] * 1e6,
+                  best[0] / best[1]);
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "--wkv") return wkv_bench();
+  if (argc == 2 && std::string(argv[1]) == "--ssd") return ssd_bench();
   if (argc == 2 || argc > 3 || (argc > 1 && argv[1][0] == '-')) {
     std::fprintf(stderr, "usage: rill_kernel_bench [ROWS COLS]   (COLS a multiple of 32; default 3072 768)\n"
-                 "       rill_kernel_bench --wkv        (the wkv recurrence against its chunked form)\n");
+                 "       rill_kernel_bench --wkv        (the wkv recurrence against its chunked form)\n"
+                 "       rill_kernel_bench --ssd        (Mamba-2's SSD recurrence against its chunked form)\n");
     return 2;
   }
   const size_t R = argc == 3 ? std::strtoul(argv[1], nullptr, 10) : 3072;
