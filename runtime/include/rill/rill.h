@@ -237,7 +237,8 @@ typedef struct rill_session_options {
    * full stream and changes nothing; RILL_CONTEXT_SLIDE keeps the last max_context tokens. */
   int32_t context_full;
   /* Since 0.1 (default 0: a prefill leaves exactly the bits of stepping): nonzero lets a prefill take a
-   * chunked form where the CPU has a faster one (GLA, RetNet, Gated DeltaNet heads on AVX-512), which
+   * chunked form where the CPU has a faster one (GLA, RetNet, Gated DeltaNet heads on AVX-512; Mamba-2's
+   * SSD, in hybrids too, on AVX2 and AVX-512), which
    * leaves stepping's state and logits within rounding, not its bits (SessionOptions::chunked_prefill). */
   uint32_t chunked_prefill;
 } rill_session_options;

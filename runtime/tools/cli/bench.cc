@@ -36,7 +36,8 @@ int cmd_bench(int argc, char** argv) {
           {nullptr, "--chunk", "LIST", "prefill chunk sizes (tokens per forward pass) to time, e.g. 8,16,32,64\n"
            "                                 (default: the session default)", ""},
           {nullptr, "--chunked-prefill", nullptr, "prefill in the chunked form where the CPU takes it (the wkv family's\n"
-           "                                 heads of 128+ keys on AVX-512; SessionOptions::chunked_prefill)", ""},
+           "                                 heads of 128+ keys on AVX-512, Mamba-2's SSD on AVX2 and AVX-512;\n"
+           "                                 SessionOptions::chunked_prefill)", ""},
           {nullptr, "--probe-mb", "MB", "size of the bandwidth probe buffer; auto: the bytes one decode step\n"
            "                                 moves (so the probe reads from the cache level or DRAM the model\n"
            "                                 itself reads from)", "auto"},

@@ -73,7 +73,8 @@ int cmd_run(int argc, char** argv) {
           {nullptr, "--slide", nullptr, "a model with a context limit (Mamba-2 hybrids): at max_context keep the\n"
            "                                 last tokens (which the model was not trained for) instead of stopping", ""},
           {nullptr, "--chunked-prefill", nullptr, "prefill the prompt in the chunked form where the CPU takes it (GLA,\n"
-           "                                 RetNet, Gated DeltaNet on AVX-512): a little faster, not stepping's bits", ""},
+           "                                 RetNet, Gated DeltaNet on AVX-512; Mamba-2 on AVX2 and AVX-512): a\n"
+           "                                 little faster, not stepping's bits", ""},
           {"-n", "--n-predict", "N", "tokens to generate", "200"},
           {nullptr, "--temp", "T", "sampling temperature; 0 = greedy", "0.8", "RILL_TEMP"},
           {nullptr, "--top-k", "K", "keep the K most likely tokens; 0 = all", "40"},
