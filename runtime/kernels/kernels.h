@@ -183,7 +183,9 @@ struct Table {
   // slower (its 16 registers hold smaller tiles); NEON has not been measured on an ARM machine: both
   // keep the recurrence.
   size_t wkv_chunk_keys = 0;
-  // The smallest state (d_state) for which a prefill takes mamba2_ssd's chunked form; 0: never.
+  // The smallest state (d_state) for which a prefill takes mamba2_ssd's chunked form; 0: never. 64 on AVX2
+  // and AVX-512, where rill_kernel_bench --ssd measured it 2.1x and 2.65x faster on Mamba-2 130m's heads
+  // (docs/performance.md); NEON has not been measured on an ARM machine and keeps the recurrence.
   size_t ssd_chunk_state = 0;
 };
 

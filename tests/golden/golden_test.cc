@@ -14,7 +14,8 @@ using namespace rill_test;
 namespace {
 
 const char* kCases[] = {"mamba1_awkward", "mamba1_ssm_bf16_sharded", "mamba1_hf_f16_tied", "../fuzz/byte_model",
-                         "mamba2_groups", "mamba2_tied_bf16", "mamba2_hf_state128", "rwkv7_fla_world", "rwkv7_blink_bf16", "../fuzz/rwkv7_world_tiny",
+                         "mamba2_groups", "mamba2_tied_bf16", "mamba2_hf_state128", "rwkv7_fla_world", "rwkv7_blink_bf16",
+                         "../fuzz/rwkv7_world_tiny",
                          "rwkv6_hf_world", "rwkv6_blink_bf16", "gated_deltanet_hf_bf16", "gated_deltanet_gva_tied",
                          "gla_hf_bf16", "gla_conv_tied", "retnet_hf_bf16", "retnet_conv_tied"};
 

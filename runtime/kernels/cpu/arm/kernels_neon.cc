@@ -318,8 +318,8 @@ void s4d_step__neon(float* s, const float* A, const float* C, const float* D, co
   s4d_step_v<V4>(s, A, C, D, u, y, H, M);
 }
 void mamba2_ssd__neon(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
-                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, float* work,
-                      size_t h0, size_t h1) {
+                      const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
+                      float* work, size_t h0, size_t h1) {
   ssd_scan_v<V4>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, work, h0, h1);
 }
 void wkv_scan__neon(float* S, const WkvIo& io, size_t T, size_t H, size_t K, size_t V, bool read_first, float* work,

@@ -376,8 +376,8 @@ struct V16 {
 }  // namespace
 
 void mamba2_ssd__avx512(float* S, const float* x, const float* B, const float* C, size_t ldx, const float* dt,
-                        const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G, float* work,
-                      size_t h0, size_t h1) {
+                        const float* A, const float* D, float* y, size_t T, size_t H, size_t P, size_t N, size_t G,
+                        float* work, size_t h0, size_t h1) {
   ssd_scan_v<V16>(S, x, B, C, ldx, dt, A, D, y, T, H, P, N, G, work, h0, h1);
 }
 void mamba1_scan__avx512(float* s, const float* A, const float* dt, const float* x, const float* B, const float* C,
