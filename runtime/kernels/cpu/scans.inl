@@ -264,9 +264,19 @@ inline void s0_tile(const float* S0, size_t K, const float* const* X, size_t ldx
         for (size_t q = 0; q < NR; ++q) acc[x][tt][q] = V::fmadd(s[q], xv, acc[x][tt][q]);
       }
   }
+  // The sums: V::W accumulators at a time by one transposing reduction (lane k of V::sums is accumulator
+  // k's sum), or one by one for the small tail tiles.
+  constexpr size_t M = NX * NT * NR;
+  const Reg* flat = &acc[0][0][0];
+  float sum[M];
+  if constexpr (M % V::W == 0) {
+    for (size_t k = 0; k < M; k += V::W) V::store(sum + k, V::sums(flat + k));
+  } else {
+    for (size_t k = 0; k < M; ++k) sum[k] = V::sum(flat[k]);
+  }
   for (size_t x = 0; x < NX; ++x)
     for (size_t tt = 0; tt < NT; ++tt)
-      for (size_t q = 0; q < NR; ++q) O[x][(t + tt) * ldo[x] + i + q] = V::sum(acc[x][tt][q]);
+      for (size_t q = 0; q < NR; ++q) O[x][(t + tt) * ldo[x] + i + q] = sum[(x * NT + tt) * NR + q];
 }
 
 template <class V, size_t NX>

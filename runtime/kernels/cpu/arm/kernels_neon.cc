@@ -296,6 +296,9 @@ struct V4 {
   static R fmadd(R a, R b, R c) { return vfmaq_f32(c, a, b); }   // a b + c
   static R fnmadd(R a, R b, R c) { return vfmsq_f32(c, a, b); }  // c - a b
   static float sum(R v) { return vaddvq_f32(v); }
+  static R sums(const R* v) {  // lane k: sum(v[k]), for W vectors
+    return vpaddq_f32(vpaddq_f32(v[0], v[1]), vpaddq_f32(v[2], v[3]));
+  }
   static R add(R a, R b) { return vaddq_f32(a, b); }
   static R sub(R a, R b) { return vsubq_f32(a, b); }
   static R div(R a, R b) { return vdivq_f32(a, b); }

@@ -345,6 +345,7 @@ struct V16 {
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R fnmadd(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
   static float sum(R v) { return _mm512_reduce_add_ps(v); }
+  static R sums(const R* v) { return reduce16(v); }  // lane k: sum(v[k]), for W vectors
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R div(R a, R b) { return _mm512_div_ps(a, b); }
