@@ -89,6 +89,31 @@ void act_v(Act kind, float* y, size_t n) {
   }
 }
 
+// One whole block of V::W channels of conv_silu_v over T tokens, with the block's weights and history in
+// registers: the history is read and written once per call, not shifted in memory per token. KC: the
+// kernel size K as a constant (registers, unrolled), or 0 for any K up to kConvMaxK. The same operations
+// in the same order as the general loop below, so the same bits.
+constexpr size_t kConvMaxK = 8;
+template <class V, size_t KC>
+inline void conv_block(float* hist, const float* w, const float* b, const float* X, size_t ldx, float* Y, size_t T,
+                       size_t C, size_t Kr, bool silu, size_t c) {
+  using Reg = typename V::R;
+  const size_t K = KC ? KC : Kr;
+  Reg wk[KC ? KC : kConvMaxK], h[KC ? KC : kConvMaxK];
+  for (size_t k = 0; k < K; ++k) wk[k] = V::load(w + k * C + c);
+  for (size_t k = 0; k + 1 < K; ++k) h[k] = V::load(hist + k * C + c);
+  const Reg bias = b ? V::load(b + c) : V::zero();
+  for (size_t t = 0; t < T; ++t) {
+    const Reg xv = V::load(X + t * ldx + c);
+    Reg acc = V::fmadd(wk[K - 1], xv, bias);
+    for (size_t k = 0; k + 1 < K; ++k) acc = V::fmadd(wk[k], h[k], acc);
+    V::store(Y + t * C + c, silu ? act1<V>(Act::kSilu, acc) : acc);
+    for (size_t k = 0; k + 2 < K; ++k) h[k] = h[k + 1];
+    if (K >= 2) h[K - 2] = xv;
+  }
+  for (size_t k = 0; k + 1 < K; ++k) V::store(hist + k * C + c, h[k]);
+}
+
 // Depthwise causal conv + SiLU over T tokens of one stream (conv1d_step_silu's math per token):
 // hist [K-1, C] oldest first; w [K, C]; b [C] or null; token t's input at X + t * ldx, output Y [T, C];
 // channels [c0, c1) only (c0 a multiple of 16: the blocks fall where they fall for the whole range).
@@ -98,6 +123,11 @@ void conv_silu_v(float* hist, const float* w, const float* b, const float* X, si
   float xb[V::W], yb[V::W], hb[V::W];
   for (size_t c = c0; c < c1; c += V::W) {
     const size_t m = c1 - c < V::W ? c1 - c : V::W;  // channels in this block (a tail goes through buffers)
+    if (m == V::W && K >= 1 && K <= kConvMaxK) {
+      if (K == 4) conv_block<V, 4>(hist, w, b, X, ldx, Y, T, C, K, silu, c);
+      else conv_block<V, 0>(hist, w, b, X, ldx, Y, T, C, K, silu, c);
+      continue;
+    }
     auto load = [&](const float* p, float* buf) -> typename V::R {
       if (m == V::W) return V::load(p);
       for (size_t j = 0; j < V::W; ++j) buf[j] = j < m ? p[j] : 0.f;
