@@ -251,28 +251,26 @@ template <class V, size_t NR, size_t NT, size_t NX>
 inline void s0_tile(const float* S0, size_t K, const float* const* X, size_t ldx, float* const* O, const size_t* ldo,
                     size_t i, size_t t) {
   using Reg = typename V::R;
-  Reg acc[NX][NT][NR];
-  for (size_t x = 0; x < NX; ++x)
-    for (size_t tt = 0; tt < NT; ++tt)
-      for (size_t q = 0; q < NR; ++q) acc[x][tt][q] = V::zero();
+  constexpr size_t M = NX * NT * NR;
+  Reg acc[M];  // [x][tt][q]
+  for (size_t k = 0; k < M; ++k) acc[k] = V::zero();
   for (size_t j = 0; j < K; j += V::W) {
     Reg s[NR];
     for (size_t q = 0; q < NR; ++q) s[q] = V::load(S0 + (i + q) * K + j);
     for (size_t x = 0; x < NX; ++x)
       for (size_t tt = 0; tt < NT; ++tt) {
         const Reg xv = V::load(X[x] + (t + tt) * ldx + j);
-        for (size_t q = 0; q < NR; ++q) acc[x][tt][q] = V::fmadd(s[q], xv, acc[x][tt][q]);
+        Reg* a = acc + (x * NT + tt) * NR;
+        for (size_t q = 0; q < NR; ++q) a[q] = V::fmadd(s[q], xv, a[q]);
       }
   }
   // The sums: V::W accumulators at a time by one transposing reduction (lane k of V::sums is accumulator
   // k's sum), or one by one for the small tail tiles.
-  constexpr size_t M = NX * NT * NR;
-  const Reg* flat = &acc[0][0][0];
   float sum[M];
   if constexpr (M % V::W == 0) {
-    for (size_t k = 0; k < M; k += V::W) V::store(sum + k, V::sums(flat + k));
+    for (size_t k = 0; k < M; k += V::W) V::store(sum + k, V::sums(acc + k));
   } else {
-    for (size_t k = 0; k < M; ++k) sum[k] = V::sum(flat[k]);
+    for (size_t k = 0; k < M; ++k) sum[k] = V::sum(acc[k]);
   }
   for (size_t x = 0; x < NX; ++x)
     for (size_t tt = 0; tt < NT; ++tt)
