@@ -33,6 +33,21 @@ QAct prepare(const Table& t, const float* X, size_t ldx, size_t T, size_t cols, 
   t.prepare_act(X, ldx, T, cols, group, w, &a);
   return a;
 }
+
+// A chunked form's state S and outputs y against the recurrence's in double (Sd, yd): each within 1e-5 of
+// its largest value; and the guard values from work[used] on untouched (the kernel stays in its heads'
+// workspaces).
+void check_chunked(const std::vector<float>& S, const std::vector<double>& Sd, const std::vector<float>& y,
+                   const std::vector<double>& yd, const std::vector<float>& work, size_t used, float guard) {
+  double smax = 0, ymax = 0, ds = 0, dy = 0;
+  for (double e : Sd) smax = std::max(smax, std::fabs(e));
+  for (double e : yd) ymax = std::max(ymax, std::fabs(e));
+  for (size_t i = 0; i < S.size(); ++i) ds = std::max(ds, std::fabs(S[i] - Sd[i]));
+  for (size_t i = 0; i < y.size(); ++i) dy = std::max(dy, std::fabs(y[i] - yd[i]));
+  CHECK_MESSAGE(ds <= 1e-5 * smax, "state: " << ds << " of " << smax);
+  CHECK_MESSAGE(dy <= 1e-5 * ymax, "y: " << dy << " of " << ymax);
+  for (size_t i = used; i < work.size(); ++i) CHECK(work[i] == guard);
+}
 }  // namespace
 
 TEST_SUITE("kernels") {
@@ -434,9 +449,6 @@ TEST_SUITE("kernels") {
               rill_test::wkv_step_double(Sd.data(), r.data() + t * CK, w.data() + t * CK, k.data() + t * CK,
                                          v.data() + t * CV, delta ? a.data() + t * CK : nullptr, b.data() + t * CK,
                                          yd.data() + t * CV, H, K, Vd, first);
-            double smax = 0, ymax = 0;
-            for (double e : Sd) smax = std::max(smax, std::fabs(e));
-            for (double e : yd) ymax = std::max(ymax, std::fabs(e));
             const WkvIo in{r.data(), w.data(), k.data(), v.data(), delta ? a.data() : nullptr,
                            delta ? b.data() : nullptr, nullptr};
             const size_t per_head = wkv_chunk_floats(K, Vd);
@@ -456,12 +468,7 @@ TEST_SUITE("kernels") {
               io.y = y.data();
               for (size_t part = 0; part < 2; ++part)  // heads in two ranges, as two threads take them
                 t.wkv_scan(S.data(), io, T, H, K, Vd, first, work.data(), part * H / 2, (part + 1) * H / 2);
-              double ds = 0, dy = 0;
-              for (size_t i = 0; i < S.size(); ++i) ds = std::max(ds, std::fabs(S[i] - Sd[i]));
-              for (size_t i = 0; i < y.size(); ++i) dy = std::max(dy, std::fabs(y[i] - yd[i]));
-              CHECK_MESSAGE(ds <= 1e-5 * smax, "state: " << ds << " of " << smax);
-              CHECK_MESSAGE(dy <= 1e-5 * ymax, "y: " << dy << " of " << ymax);
-              for (size_t i = H * per_head; i < work.size(); ++i) CHECK(work[i] == guard);
+              check_chunked(S, Sd, y, yd, work, H * per_head, guard);
             }
           }
   }
@@ -505,9 +512,6 @@ TEST_SUITE("kernels") {
             }
           }
         }
-        double smax = 0, ymax = 0;
-        for (double e : Sd) smax = std::max(smax, std::fabs(e));
-        for (double e : yd) ymax = std::max(ymax, std::fabs(e));
         const size_t per_head = ssd_chunk_floats(P);
         for (size_t ti = 0; ti < nt; ++ti) {
           const Table& t = *tables[ti];
@@ -522,12 +526,7 @@ TEST_SUITE("kernels") {
           for (size_t part = 0; part < 2; ++part)  // heads in two ranges, as two threads take them
             t.mamba2_ssd(S.data(), X.data(), X.data() + E, X.data() + E + G * N, ld, dt.data(), A.data(), D.data(),
                          y.data(), T, H, P, N, G, work.data(), part * H / 2, (part + 1) * H / 2);
-          double ds = 0, dy = 0;
-          for (size_t i = 0; i < S.size(); ++i) ds = std::max(ds, std::fabs(S[i] - Sd[i]));
-          for (size_t i = 0; i < y.size(); ++i) dy = std::max(dy, std::fabs(y[i] - yd[i]));
-          CHECK_MESSAGE(ds <= 1e-5 * smax, "state: " << ds << " of " << smax);
-          CHECK_MESSAGE(dy <= 1e-5 * ymax, "y: " << dy << " of " << ymax);
-          for (size_t i = H * per_head; i < work.size(); ++i) CHECK(work[i] == guard);
+          check_chunked(S, Sd, y, yd, work, H * per_head, guard);
         }
       }
   }

@@ -24,6 +24,22 @@
 
 using namespace rill::kernels;
 
+// One row of --wkv / --ssd: the best of 30 runs of each form, alternating (call(false) token by token,
+// call(true) chunked; reset() before each, untimed), in microseconds per pass, and their ratio.
+template <class Reset, class Call>
+void time_forms(const char* isa, const char* heads, int width, Reset reset, Call call) {
+  double best[2] = {1e30, 1e30};
+  for (int rep = 0; rep < 30; ++rep)
+    for (int chunked = 0; chunked < 2; ++chunked) {
+      reset();
+      const auto t0 = std::chrono::steady_clock::now();
+      call(chunked != 0);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (s < best[chunked]) best[chunked] = s;
+    }
+  std::printf("%-11s %-*s %12.1f %10.1f %6.2fx\n", isa, width, heads, best[0] * 1e6, best[1] * 1e6, best[0] / best[1]);
+}
+
 int wkv_bench() {
   const Table* tables[8];
   const size_t nt = available(tables, 8);
@@ -51,18 +67,11 @@ int wkv_bench() {
                    y.data()};
     for (size_t ti = 1; ti < nt; ++ti) {
       const Table& t = *tables[ti];
-      double best[2] = {1e30, 1e30};
-      for (int rep = 0; rep < 30; ++rep)
-        for (int chunked = 0; chunked < 2; ++chunked) {
-          S = S0;
-          const auto t0 = std::chrono::steady_clock::now();
-          t.wkv_scan(S.data(), io, T, sh.H, sh.K, sh.V, false, chunked ? work.data() : nullptr, 0, sh.H);
-          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          if (s < best[chunked]) best[chunked] = s;
-        }
       char heads[64];
       std::snprintf(heads, sizeof heads, "%s %zux%zux%zu", sh.name, sh.H, sh.K, sh.V);
-      std::printf("%-11s %-20s %12.1f %10.1f %6.2fx\n", t.isa, heads, best[0] * 1e6, best[1] * 1e6, best[0] / best[1]);
+      time_forms(t.isa, heads, 20, [&] { S = S0; }, [&](bool chunked) {
+        t.wkv_scan(S.data(), io, T, sh.H, sh.K, sh.V, false, chunked ? work.data() : nullptr, 0, sh.H);
+      });
     }
   }
   return 0;
@@ -94,20 +103,12 @@ int ssd_bench() {
     for (auto& e : A) e = -std::exp(nd(rng));
     for (size_t ti = 1; ti < nt; ++ti) {
       const Table& t = *tables[ti];
-      double best[2] = {1e30, 1e30};
-      for (int rep = 0; rep < 30; ++rep)
-        for (int chunked = 0; chunked < 2; ++chunked) {
-          S = S0;
-          const auto t0 = std::chrono::steady_clock::now();
-          t.mamba2_ssd(S.data(), X.data(), X.data() + E, X.data() + E + sh.G * sh.N, ld, dt.data(), A.data(), D.data(),
-                       y.data(), T, sh.H, sh.P, sh.N, sh.G, chunked ? work.data() : nullptr, 0, sh.H);
-          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          if (s < best[chunked]) best[chunked] = s;
-        }
       char heads[64];
       std::snprintf(heads, sizeof heads, "%s %zux%zux%zu, %zu", sh.name, sh.H, sh.P, sh.N, sh.G);
-      std::printf("%-11s %-28s %12.1f %10.1f %6.2fx\n", t.isa, heads, best[0] * 1e6, best[1] * 1e6,
-                  best[0] / best[1]);
+      time_forms(t.isa, heads, 28, [&] { S = S0; }, [&](bool chunked) {
+        t.mamba2_ssd(S.data(), X.data(), X.data() + E, X.data() + E + sh.G * sh.N, ld, dt.data(), A.data(), D.data(),
+                     y.data(), T, sh.H, sh.P, sh.N, sh.G, chunked ? work.data() : nullptr, 0, sh.H);
+      });
     }
   }
   return 0;
