@@ -53,9 +53,9 @@ constexpr size_t wkv_chunk_floats(size_t K, size_t V) {
 }
 
 // Tokens per chunk of Mamba-2's SSD in its chunked form (Mamba2Ssd), and the workspace floats it needs per
-// head of P channels: [chunk, P], two [chunk, chunk] tables, three [chunk] vectors.
+// head of P channels: [chunk, P], two [chunk, chunk] tables, two [chunk] vectors.
 inline constexpr size_t kSsdChunk = 16;
-constexpr size_t ssd_chunk_floats(size_t P) { return kSsdChunk * P + 2 * kSsdChunk * kSsdChunk + 3 * kSsdChunk; }
+constexpr size_t ssd_chunk_floats(size_t P) { return kSsdChunk * P + 2 * kSsdChunk * kSsdChunk + 2 * kSsdChunk; }
 
 // The per-token vectors of the wkv recurrence (WkvScan, wkv_step).
 struct WkvIo {

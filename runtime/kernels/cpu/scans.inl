@@ -475,10 +475,10 @@ namespace ssdc {
 // Workspace of one head, kernels.h: ssd_chunk_floats(P).
 struct Work {
   float *Xh, *M, *CB;  // Xh [C, P]: (D(c-1, s) dt_s) x_s; M [C, C]: [t][s] (C_t · B_s) D(t, s) dt_s; CB [C, C]
-  float *a, *lam, *e;  // [C]: a_t, Λ_t, D(c-1, s) dt_s
+  float *a, *lam;      // [C]: a_t, Λ_t
   Work(float* p, size_t P) {
     constexpr size_t C = kSsdChunk;
-    Xh = p, M = Xh + C * P, CB = M + C * C, a = CB + C * C, lam = a + C, e = lam + C;
+    Xh = p, M = Xh + C * P, CB = M + C * C, a = CB + C * C, lam = a + C;
   }
 };
 
@@ -540,13 +540,15 @@ void chunk(float* S, const float* x, const float* B, const float* Cm, size_t ldx
   float l = 1.f;
   for (size_t t = 0; t < c; ++t) w.a[t] = std::exp(dt[t * H] * A), l *= w.a[t], w.lam[t] = l;
   float d = 1.f;  // D(c-1, s)
-  for (size_t s = c; s-- > 0;) w.e[s] = d * dt[s * H], d *= w.a[s];
+  for (size_t s = c; s-- > 0;) {
+    const float e = d * dt[s * H];
+    for (size_t p = 0; p < P; ++p) w.Xh[s * P + p] = e * x[s * ldx + p];
+    d *= w.a[s];
+  }
   for (size_t t = 0; t < c; ++t) {
     float dts = 1.f;  // D(t, s)
     for (size_t s = t + 1; s-- > 0;) w.M[t * C + s] = cb[t * C + s] * dts * dt[s * H], dts *= w.a[s];
   }
-  for (size_t s = 0; s < c; ++s)
-    for (size_t p = 0; p < P; ++p) w.Xh[s * P + p] = w.e[s] * x[s * ldx + p];
   // y_t = S0 C_t, then Λ_t times that plus the chunk's own tokens and the skip.
   const float* X[1] = {Cm};
   float* O[1] = {y};

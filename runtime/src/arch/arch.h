@@ -127,7 +127,7 @@ constexpr spec::Dim<Hy> wkv_work(spec::Dim<Hy> HK, spec::Dim<Hy> HV, spec::Dim<H
 template <class Hy>
 constexpr spec::Dim<Hy> ssd_work(spec::Dim<Hy> HP, spec::Dim<Hy> heads) {
   constexpr int64_t c = kSsdChunkTokens;
-  return c * HP + (2 * c * c + 3 * c) * heads;
+  return c * HP + (2 * c * c + 2 * c) * heads;
 }
 
 // ---- what every forward pass shares (arch/common.cc)

@@ -213,10 +213,10 @@ constexpr size_t wkv_work_floats(size_t K, size_t V) {
 }
 
 // Floats of the SSD op's chunked-form scratch per head of P channels (kernels::ssd_chunk_floats):
-// C P + 2 C^2 + 3 C with C = kSsdChunkTokens tokens per chunk.
+// C P + 2 C^2 + 2 C with C = kSsdChunkTokens tokens per chunk.
 inline constexpr size_t kSsdChunkTokens = 16;
 constexpr size_t ssd_work_floats(size_t P) {
-  return kSsdChunkTokens * P + 2 * kSsdChunkTokens * kSsdChunkTokens + 3 * kSsdChunkTokens;
+  return kSsdChunkTokens * P + 2 * kSsdChunkTokens * kSsdChunkTokens + 2 * kSsdChunkTokens;
 }
 
 // A device backend's resources for one pass (a Session's or a Batch's): its own memory for the pass's
