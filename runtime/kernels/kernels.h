@@ -95,9 +95,11 @@ using MatmulQ4x16 = MatmulQ4;
 using MatmulQ8x16 = void(const uint8_t* W, const float* scales, const QAct& a, float* Y, size_t ldy, size_t rows,
                          size_t cols, size_t T);
 // Fills `a` (x, ldx included) for T rows of `cols` floats, carving q, s, sum and corr from `work`
-// (prepare_act_bytes(T, cols) bytes, kAlign-aligned); group = the int4 group size, or 0.
+// (prepare_act_bytes(T, cols) bytes, kAlign-aligned); group = the int4 group size, or 0. Only rows
+// [t0, t1) are quantized (the whole layout's `a` is filled either way): a row's bytes do not depend on
+// the range, so disjoint ranges can go to several threads.
 using PrepareAct = void(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
-                        QAct* a);
+                        QAct* a, size_t t0, size_t t1);
 // Mamba-1 selective-scan step (Euler B, exact exp(dt A)), with D skip and silu(z) gate.
 //   s [N, E] persistent (state-dim-major, so channels are contiguous); A [N, E];
 //   dt, x, D, z [E]; B, C [N]; y [E] out.

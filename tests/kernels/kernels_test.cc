@@ -30,7 +30,7 @@ QAct prepare(const Table& t, const float* X, size_t ldx, size_t T, size_t cols, 
   buf->assign(prepare_act_bytes(T, cols) + 64, 0);
   unsigned char* w = buf->data() + (64 - reinterpret_cast<uintptr_t>(buf->data()) % 64) % 64;
   QAct a;
-  t.prepare_act(X, ldx, T, cols, group, w, &a);
+  t.prepare_act(X, ldx, T, cols, group, w, &a, 0, T);
   return a;
 }
 
@@ -606,6 +606,44 @@ TEST_SUITE("kernels") {
         t.gated_rmsnorm(ga.data(), Z.data(), d + 3, w.data(), n, d, G, 1e-5f);
         for (size_t i = 0; i < ga.size(); ++i)
           CHECK_MESSAGE(std::fabs(ga[i] - gr[i]) <= 1e-5f * (1 + std::fabs(gr[i])), t.isa << " gated_rmsnorm " << d);
+      }
+    }
+  }
+
+  TEST_CASE("prepare_act in row ranges writes the bytes of one call over all rows (every table, every group)") {
+    // A prefill's rows are prepared by the pool's threads, one range each: the layout must be the whole
+    // T rows' and each row's bytes must not depend on the range it is in.
+    const Table* tables[8];
+    const size_t nt = available(tables, 8);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd;
+    const size_t T = 13, C = 4096 + 64 + 32, ldx = C + 5;
+    std::vector<float> X(T * ldx);
+    for (auto& v : X) v = nd(rng) * ((rng() % 16 == 0) ? 20.f : 1.f);
+    for (size_t ti = 0; ti < nt; ++ti) {
+      const Table& t = *tables[ti];
+      if (!t.prepare_act) continue;
+      for (size_t group : {size_t(0), size_t(32), size_t(64), size_t(128)}) {
+        const size_t bytes = prepare_act_bytes(T, C);
+        std::vector<unsigned char> whole(bytes + 64, 0xA5), parts(bytes + 64, 0xA5);
+        unsigned char* w1 = whole.data() + (64 - reinterpret_cast<uintptr_t>(whole.data()) % 64) % 64;
+        unsigned char* w2 = parts.data() + (64 - reinterpret_cast<uintptr_t>(parts.data()) % 64) % 64;
+        QAct a1, a2, a3, a4;
+        t.prepare_act(X.data(), ldx, T, C, group, w1, &a1, 0, T);
+        t.prepare_act(X.data(), ldx, T, C, group, w2, &a2, 0, 5);
+        t.prepare_act(X.data(), ldx, T, C, group, w2, &a3, 5, 6);
+        t.prepare_act(X.data(), ldx, T, C, group, w2, &a4, 6, T);
+        for (const QAct* p : {&a2, &a3, &a4}) {
+          CHECK((p->q - reinterpret_cast<const int8_t*>(w2)) == (a1.q - reinterpret_cast<const int8_t*>(w1)));
+          CHECK(p->ldq == a1.ldq);
+          CHECK(p->ldc == a1.ldc);
+          CHECK((p->corr == nullptr) == (a1.corr == nullptr));
+        }
+        // Both buffers start with the same bytes, so any byte one call writes and the ranges do not
+        // (or write differently) shows: q, the per-block scales and sums, the int4 corrections.
+        size_t diff = 0;
+        for (size_t i = 0; i < bytes; ++i) diff += w1[i] != w2[i];
+        CHECK_MESSAGE(diff == 0, t.isa << " group " << group << ": " << diff << " values differ");
       }
     }
   }

@@ -97,6 +97,40 @@ void slice_q4(const Product& p, size_t r0, size_t rows) {
   else p.t->matmul_q4(W, s, g, *p.a, p.Y + r0, p.ldy, rows, cols, p.n);
 }
 
+// ---- splitting an op over the pool
+//
+// Heads, channels and rows of an op are independent: with a pool, each thread takes one contiguous
+// range of them, when the op touches at least `min_work` elements (below that, waking the pool costs
+// more than the work). Scans split above kSplitElems state elements per run (one RWKV-7 0.1B decode
+// step is 49K, one Mamba-2 130m step 196K, one Mamba-1 130m step 25K); row ops above kRowSplit
+// elements (a 32-token prefill chunk of a 768-wide model is 25K). Range boundaries fall on multiples
+// of `unit`, and no split changes any element's arithmetic, so results do not depend on the thread
+// count.
+constexpr size_t kSplitElems = size_t(1) << 16;
+constexpr size_t kRowSplit = size_t(1) << 14;
+
+template <class Fn>
+void split(const Exec& x, size_t count, size_t unit, size_t work, size_t min_work, Fn fn) {
+  const ParallelFor* pool = x.pool;
+  const size_t units = (count + unit - 1) / unit;
+  if (!pool || !pool->run || pool->n_threads < 2 || units < 2 || work < min_work) {
+    fn(size_t(0), count);
+    return;
+  }
+  struct Ctx {
+    Fn* fn;
+    size_t count, unit, units, parts;
+  } ctx{&fn, count, unit, units, pool->n_threads < units ? pool->n_threads : units};
+  pool->run(
+      pool,
+      [](void* c, size_t i) {
+        const Ctx& k = *static_cast<const Ctx*>(c);
+        const size_t b = k.units * i / k.parts * k.unit, e = k.units * (i + 1) / k.parts * k.unit;
+        (*k.fn)(b, e < k.count ? e : k.count);
+      },
+      &ctx, ctx.parts);
+}
+
 // The 16-row layouts: slices start at a multiple of 16 rows, where a row group's bytes and scales begin
 // as a row's would in the row layout; one kernel for every n. The last rows % 16 rows are stored row
 // by row and go to the row kernels.
@@ -144,8 +178,14 @@ void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, floa
   const bool quantized = W.dtype == DType::kI8 || W.dtype == DType::kI4;
   const SliceFn fn = !W.rows16 ? Fn : W.dtype == DType::kI4 ? slice_q4x16 : slice_q8x16;
   const size_t unit = W.rows16 ? 16 : 1;
-  if (quantized && t.prepare_act)
-    t.prepare_act(X, ldx, n, W.cols(), W.dtype == DType::kI4 && (!W.rows16 || W.rows() % 16) ? W.group : 0, x.work, &a);
+  if (quantized && t.prepare_act) {  // a prefill's rows split over the pool, as a row op's
+    const size_t group = W.dtype == DType::kI4 && (!W.rows16 || W.rows() % 16) ? W.group : 0;
+    split(x, n, 1, n * W.cols(), kRowSplit, [&](size_t i0, size_t i1) {
+      QAct part;
+      t.prepare_act(X, ldx, n, W.cols(), group, x.work, &part, i0, i1);
+      if (i0 == 0) a = part;
+    });
+  }
   const Product p{&t, &W, &a, Y, ldy, n};
   const size_t rows = W.rows();
   const ParallelFor* pool = x.pool;
@@ -163,40 +203,6 @@ size_t same_state_run(StateRef S, size_t i, size_t n) {
   size_t len = 1;
   while (i + len < n && S.base[i + len] == S.base[i]) ++len;
   return len;
-}
-
-// ---- splitting an op over the pool
-//
-// Heads, channels and rows of an op are independent: with a pool, each thread takes one contiguous
-// range of them, when the op touches at least `min_work` elements (below that, waking the pool costs
-// more than the work). Scans split above kSplitElems state elements per run (one RWKV-7 0.1B decode
-// step is 49K, one Mamba-2 130m step 196K, one Mamba-1 130m step 25K); row ops above kRowSplit
-// elements (a 32-token prefill chunk of a 768-wide model is 25K). Range boundaries fall on multiples
-// of `unit`, and no split changes any element's arithmetic, so results do not depend on the thread
-// count.
-constexpr size_t kSplitElems = size_t(1) << 16;
-constexpr size_t kRowSplit = size_t(1) << 14;
-
-template <class Fn>
-void split(const Exec& x, size_t count, size_t unit, size_t work, size_t min_work, Fn fn) {
-  const ParallelFor* pool = x.pool;
-  const size_t units = (count + unit - 1) / unit;
-  if (!pool || !pool->run || pool->n_threads < 2 || units < 2 || work < min_work) {
-    fn(size_t(0), count);
-    return;
-  }
-  struct Ctx {
-    Fn* fn;
-    size_t count, unit, units, parts;
-  } ctx{&fn, count, unit, units, pool->n_threads < units ? pool->n_threads : units};
-  pool->run(
-      pool,
-      [](void* c, size_t i) {
-        const Ctx& k = *static_cast<const Ctx*>(c);
-        const size_t b = k.units * i / k.parts * k.unit, e = k.units * (i + 1) / k.parts * k.unit;
-        (*k.fn)(b, e < k.count ? e : k.count);
-      },
-      &ctx, ctx.parts);
 }
 
 template <class Fn>

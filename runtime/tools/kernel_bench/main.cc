@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
             const auto t0 = std::chrono::steady_clock::now();
             for (int k = 0; k < 10; ++k) {
               QAct a = float_act(X.data(), C);
-              if (t.prepare_act) t.prepare_act(X.data(), C, T, C, layout == 0 && bits == 4 ? g : 0, w, &a);
+              if (t.prepare_act) t.prepare_act(X.data(), C, T, C, layout == 0 && bits == 4 ? g : 0, w, &a, 0, T);
               const auto* sf = reinterpret_cast<const float*>(bits == 8 ? (layout ? s1 : s0).data() : nullptr);
               const auto* sh = reinterpret_cast<const uint16_t*>((layout ? s1 : s0).data());
               if (layout == 1 && bits == 8) t.matmul_q8x16(d1.data(), sf, a, Y.data(), R, R - R % 16, C, T);

@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
       {
         const double r = best_of(5, [&] {
           QAct a = rill::kernels::float_act(X.data(), K);
-          if (t.prepare_act) t.prepare_act(X.data(), K, T, K, 0, work, &a);
+          if (t.prepare_act) t.prepare_act(X.data(), K, T, K, 0, work, &a, 0, T);
           if (T == 1) t.matvec_q8(W8.data(), rs.data(), a, Y.data(), N, K);
           else t.matmul_q8(W8.data(), rs.data(), a, Y.data(), N, N, K, T);
         });
@@ -246,7 +246,7 @@ int count_mode(int argc, char** argv) {
   unsigned char* work = static_cast<unsigned char*>(aligned(rill::kernels::prepare_act_bytes(T, K)));
   auto act = [&] {
     QAct a = rill::kernels::float_act(X.data(), K);
-    if (t.prepare_act) t.prepare_act(X.data(), K, T, K, 0, work, &a);
+    if (t.prepare_act) t.prepare_act(X.data(), K, T, K, 0, work, &a, 0, T);
     return a;
   };
   xnn_operator_t op = nullptr;

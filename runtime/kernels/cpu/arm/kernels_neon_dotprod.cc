@@ -16,8 +16,8 @@ namespace {
 }  // namespace
 
 void prepare_act__neon_dotprod(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
-                               QAct* a) {
-  prepare_act_dot(X, ldx, T, cols, group, work, a);
+                               QAct* a, size_t t0, size_t t1) {
+  prepare_act_dot(X, ldx, T, cols, group, work, a, t0, t1);
 }
 void matvec_q8__neon_dotprod(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
   rows_q8_dot<1>(W, scales, a, 0, y, 0, rows, cols);

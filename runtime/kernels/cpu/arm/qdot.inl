@@ -44,13 +44,13 @@ inline void quantize_blocks(const float* x, size_t n, int8_t* q, float* sx, int3
 // QAct of T rows: quantized blocks and their sums. No int4 corrections (corr is null): the plain-row
 // kernels make the nibbles signed, and the 16-row ones take 8 sum(q) off each block from the sums.
 inline void prepare_act_dot(const float* X, size_t ldx, size_t T, size_t cols, size_t /*group*/,
-                            unsigned char* work, QAct* a) {
+                            unsigned char* work, QAct* a, size_t t0, size_t t1) {
   const ActLayout L = act_layout(T, cols);
   const size_t lb = L.ldq / 32;
   int8_t* q = reinterpret_cast<int8_t*>(work);
   float* s = reinterpret_cast<float*>(work + L.s);
   int32_t* sum = reinterpret_cast<int32_t*>(work + L.sum);
-  for (size_t t = 0; t < T; ++t) quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
+  for (size_t t = t0; t < t1; ++t) quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
   *a = QAct{X, ldx, q, s, nullptr, L.ldq, 0, sum};
 }
 

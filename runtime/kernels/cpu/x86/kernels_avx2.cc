@@ -175,8 +175,8 @@ static inline __m256i rill_dot_avx2(__m256i acc, __m256i u, __m256i s) {
 namespace rill {
 namespace kernels {
 void prepare_act__avx2(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
-                       QAct* a) {
-  q_avx2::prepare_act(X, ldx, T, cols, group, work, a);
+                       QAct* a, size_t t0, size_t t1) {
+  q_avx2::prepare_act(X, ldx, T, cols, group, work, a, t0, t1);
 }
 void matvec_q8__avx2(const int8_t* W, const float* scales, const QAct& a, float* y, size_t rows, size_t cols) {
   q_avx2::matvec_q8(W, scales, a, y, rows, cols);

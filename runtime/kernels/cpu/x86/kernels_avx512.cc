@@ -446,13 +446,13 @@ void matmul_q4x16__avx512vnni(const uint8_t* W, const uint16_t* scales, size_t g
 // For int4 weights, each 4-column lane's correction -8 sum4(q) is computed here once per token (the
 // tile starts its integer sums there), as int32 [T, ldq / 4] in the corr region, zero past `cols`.
 void prepare_act__avx512vnni(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work,
-                             QAct* a) {
-  q_avx512vnni::prepare_act(X, ldx, T, cols, 0, work, a);
+                             QAct* a, size_t t0, size_t t1) {
+  q_avx512vnni::prepare_act(X, ldx, T, cols, 0, work, a, t0, t1);
   if (!group) return;
   const ActLayout L = act_layout(T, cols);
   int32_t* corr = reinterpret_cast<int32_t*>(work + L.corr);
   const __m512i zero = _mm512_setzero_si512(), c08 = _mm512_set1_epi8(8);
-  for (size_t t = 0; t < T; ++t)
+  for (size_t t = t0; t < t1; ++t)
     for (size_t c = 0; c < L.ldq; c += 64) {
       const size_t valid = cols > c ? (cols - c < 64 ? cols - c : 64) : 0;
       const __mmask64 k = valid == 64 ? ~__mmask64(0) : ((__mmask64(1) << valid) - 1);

@@ -144,15 +144,16 @@ inline void q4_corrections(const float* sx, const int32_t* sumx, size_t ng, size
   }
 }
 
-// QAct of T rows: quantized blocks and, for int4 groups, the per-group +8 corrections.
-void prepare_act(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work, QAct* a) {
+// QAct of T rows (rows [t0, t1) quantized): quantized blocks and, for int4 groups, the per-group +8 corrections.
+void prepare_act(const float* X, size_t ldx, size_t T, size_t cols, size_t group, unsigned char* work, QAct* a,
+                 size_t t0, size_t t1) {
   const ActLayout L = act_layout(T, cols);
   const size_t lb = L.ldq / 32;  // blocks per row
   int8_t* q = reinterpret_cast<int8_t*>(work);
   float* s = reinterpret_cast<float*>(work + L.s);
   int32_t* sum = reinterpret_cast<int32_t*>(work + L.sum);
   float* corr = reinterpret_cast<float*>(work + L.corr);
-  for (size_t t = 0; t < T; ++t) {
+  for (size_t t = t0; t < t1; ++t) {
     quantize_blocks(X + t * ldx, cols, q + t * L.ldq, s + t * lb, sum + t * lb);
     if (group) q4_corrections(s + t * lb, sum + t * lb, cols / group, group / 32, corr + t * lb);
   }
