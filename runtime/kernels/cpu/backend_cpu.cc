@@ -455,26 +455,37 @@ void act(const Exec& x, Act kind, float* Y, size_t count) {
   split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) { table(x).act(kind, Y + b, e - b); });
 }
 
-// A few operations per element, bound by memory: on the calling thread (waking the pool costs more).
-void add(const Exec&, float* Y, const float* X, size_t count) {
-  for (size_t i = 0; i < count; ++i) Y[i] += X[i];
+// A few operations per element, bound by memory: split over the pool as the row ops are (above
+// kRowSplit elements: a prefill chunk, never a decode step, where waking the pool costs more).
+void add(const Exec& x, float* Y, const float* X, size_t count) {
+  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) Y[i] += X[i];
+  });
 }
 
-void add_bias(const Exec&, float* Y, const float* b, size_t n, size_t d) {
-  for (size_t i = 0; i < n; ++i)
-    for (size_t c = 0; c < d; ++c) Y[i * d + c] += b[c];
+void add_bias(const Exec& x, float* Y, const float* b, size_t n, size_t d) {
+  split(x, n, 1, n * d, kRowSplit, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i)
+      for (size_t c = 0; c < d; ++c) Y[i * d + c] += b[c];
+  });
 }
 
-void scale(const Exec&, float* Y, float s, size_t count) {
-  for (size_t i = 0; i < count; ++i) Y[i] *= s;
+void scale(const Exec& x, float* Y, float s, size_t count) {
+  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) Y[i] *= s;
+  });
 }
 
-void mul(const Exec&, float* Y, const float* X, size_t count) {
-  for (size_t i = 0; i < count; ++i) Y[i] *= X[i];
+void mul(const Exec& x, float* Y, const float* X, size_t count) {
+  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) Y[i] *= X[i];
+  });
 }
 
-void lerp(const Exec&, float* Y, const float* X, const float* T, size_t count) {
-  for (size_t i = 0; i < count; ++i) Y[i] += (X[i] - Y[i]) * T[i];
+void lerp(const Exec& x, float* Y, const float* X, const float* T, size_t count) {
+  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) Y[i] += (X[i] - Y[i]) * T[i];
+  });
 }
 
 // Row ops with square roots, exponentials or sigmoids per element: rows split over the pool above
