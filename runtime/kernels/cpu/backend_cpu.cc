@@ -99,15 +99,20 @@ void slice_q4(const Product& p, size_t r0, size_t rows) {
 
 // ---- splitting an op over the pool
 //
-// Heads, channels and rows of an op are independent: with a pool, each thread takes one contiguous
-// range of them, when the op touches at least `min_work` elements (below that, waking the pool costs
-// more than the work). Scans split above kSplitElems state elements per run (one RWKV-7 0.1B decode
+// Heads, channels and rows of an op are independent: with a pool, they are cut into kSlicesPerThread
+// contiguous ranges per thread, when the op touches at least `min_work` elements (below that, waking
+// the pool costs more than the work). pthreadpool hands each thread a run of ranges and lets a thread
+// that finishes take ranges another has not started, so a thread that runs slower (a busy sibling
+// core, a host's preemption) no longer holds the others at the end of every op: on the 2-core VM,
+// 2-thread prefill of RWKV-7 0.1B spent 11 % of its samples in the pool's wait with one range per
+// thread, 5 % with four. Scans split above kSplitElems state elements per run (one RWKV-7 0.1B decode
 // step is 49K, one Mamba-2 130m step 196K, one Mamba-1 130m step 25K); row ops above kRowSplit
 // elements (a 32-token prefill chunk of a 768-wide model is 25K). Range boundaries fall on multiples
 // of `unit`, and no split changes any element's arithmetic, so results do not depend on the thread
 // count.
 constexpr size_t kSplitElems = size_t(1) << 16;
 constexpr size_t kRowSplit = size_t(1) << 14;
+constexpr size_t kSlicesPerThread = 4;
 
 template <class Fn>
 void split(const Exec& x, size_t count, size_t unit, size_t work, size_t min_work, Fn fn) {
@@ -120,7 +125,7 @@ void split(const Exec& x, size_t count, size_t unit, size_t work, size_t min_wor
   struct Ctx {
     Fn* fn;
     size_t count, unit, units, parts;
-  } ctx{&fn, count, unit, units, pool->n_threads < units ? pool->n_threads : units};
+  } ctx{&fn, count, unit, units, pool->n_threads * kSlicesPerThread < units ? pool->n_threads * kSlicesPerThread : units};
   pool->run(
       pool,
       [](void* c, size_t i) {
@@ -167,8 +172,8 @@ void slice_task(void* ctx, size_t i) {
   s.fn(*s.p, r0, s.rows - r0 < s.tile ? s.rows - r0 : s.tile);
 }
 
-// With a pool of several threads and at least 64 rows: one contiguous slice of rows per thread, so each
-// streams its part of W sequentially. Rows are independent, so results do not depend on the split.
+// With a pool of several threads and at least 64 rows: kSlicesPerThread contiguous slices of rows per
+// thread, each streamed sequentially (a thread's run of slices is contiguous unless another takes one). Rows are independent, so results do not depend on the split.
 // The 16-row layouts slice at multiples of 16 rows, and their kernels need only the int8 activations and
 // their block sums (group 0 to prepare_act), unless an int4 tail of rows goes to the row kernels.
 template <SliceFn Fn>
@@ -190,7 +195,8 @@ void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, floa
   const size_t rows = W.rows();
   const ParallelFor* pool = x.pool;
   if (pool && pool->run && pool->n_threads > 1 && rows >= 64) {
-    const size_t tile = ((rows + pool->n_threads - 1) / pool->n_threads + unit - 1) / unit * unit;
+    const size_t parts = pool->n_threads * kSlicesPerThread;
+    const size_t tile = ((rows + parts - 1) / parts + unit - 1) / unit * unit;
     Slices s{&p, fn, tile, rows};
     pool->run(pool, slice_task, &s, (rows + tile - 1) / tile);
     return;
