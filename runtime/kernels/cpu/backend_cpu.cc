@@ -106,11 +106,13 @@ void slice_q4(const Product& p, size_t r0, size_t rows) {
 // core, a host's preemption) no longer holds the others at the end of every op: on the 2-core VM,
 // 2-thread prefill of RWKV-7 0.1B spent 11 % of its samples in the pool's wait with one range per
 // thread, 5 % with four. Scans split above kSplitElems state elements per run (one RWKV-7 0.1B decode
-// step is 49K, one Mamba-2 130m step 196K, one Mamba-1 130m step 25K); row ops above kRowSplit
+// step is 49K, one Mamba-2 130m step 196K, one Mamba-1 130m step 25K: each of these splits, which
+// took two-thread decode from 192 to 203 tokens/s for Mamba 130m and 196 to 204 for RWKV-7 0.1B,
+// medians of six rounds alternating, against a bound of 64K); row ops above kRowSplit
 // elements (a 32-token prefill chunk of a 768-wide model is 25K). Range boundaries fall on multiples
 // of `unit`, and no split changes any element's arithmetic, so results do not depend on the thread
 // count.
-constexpr size_t kSplitElems = size_t(1) << 16;
+constexpr size_t kSplitElems = size_t(1) << 14;
 constexpr size_t kRowSplit = size_t(1) << 14;
 constexpr size_t kSlicesPerThread = 4;
 
