@@ -1,6 +1,6 @@
 // rill_kernel_bench [ROWS COLS]: GMAC/s of every vector kernel table this CPU runs, for int8 and int4 (groups
 // of 32) products of a ROWS x COLS matrix (default 3072 x 768, an FFN matrix of the 130m shapes), in
-// the row layout and in the converter's 16-row layout, for 1 and 32 tokens. Activation quantization
+// the row layout and in the converter's 16-row layout, for 1, 8, 16 and 32 tokens. Activation quantization
 // (prepare_act) is included in the time. Best of 30 runs of 10 products each, one thread; the matrix
 // stays in cache, so this is the kernels' arithmetic rate, not memory bandwidth.
 //
@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
     rill::convert::quantize_matrix(W, R, C, bits, g, true, &d1, &s1);
     for (size_t ti = 1; ti < nt; ++ti) {  // tables[0] is the scalar reference
       const Table& t = *tables[ti];
-      for (size_t T : {size_t(1), kMaxT}) {
+      for (size_t T : {size_t(1), size_t(8), size_t(16), kMaxT}) {
         std::vector<unsigned char> work(prepare_act_bytes(T, C) + 64);
         unsigned char* w = work.data() + (64 - reinterpret_cast<uintptr_t>(work.data()) % 64) % 64;
         double best[2] = {1e30, 1e30};

@@ -185,9 +185,15 @@ void product(const M& m, const QAct& a, float* Y, size_t ldy, size_t rows, size_
 // end). Results land as 16 consecutive floats: no reduction. Weights of one row group stay in L1/L2
 // across token tiles of kX16NT.
 constexpr size_t kX16NT = 8;
-// Bytes of weights prefetched ahead of the load: 256 against 1024 and none, alternating on this machine
-// (Mamba-130m q8 decode, one thread): 101-108 / 89-91 / 101-125 tok/s; RWKV-7 q4 no different.
-constexpr size_t kX16Ahead = 256;
+// Bytes of weights prefetched ahead of the load. One token (decode, bound by the weight stream): 256
+// against 1024 and none, alternating on this machine (Mamba-130m q8 decode, one thread): 101-108 /
+// 89-91 / 101-125 tok/s; RWKV-7 q4 no different. Several tokens (prefill, many streams): a 16-row
+// group's 512-byte column block then takes 8 times as long to compute, and 256 bytes ahead no longer
+// covers DRAM's latency: `rill_kernel_bench 50280 768` (a 130m model's head, out of cache), q8 at
+// 8 / 16 tokens, GMAC/s: 256 ahead 127 / 115, 1024 140 / 138, 2048 154 / 156, 4096 161 / 159;
+// 16 streams of Mamba 130m q8 565 -> 621 steps/s, RWKV-7 0.1B 577 -> 632 (2048; three rounds
+// alternating, one thread), prefill 512 +4 % on both.
+constexpr size_t kX16Ahead = 256, kX16AheadTokens = 2048;
 
 template <int NT, bool Int4>
 inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group, const QAct& a, size_t t0, float* Y,
@@ -205,7 +211,7 @@ inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group,
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(S) + (b / bpg) * 16)));
       const uint8_t* p = W + b * 256;
       for (int k = 0; k < 4; ++k) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + (NT > 1 ? kX16AheadTokens : kX16Ahead)), _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(p + 64 * k);
         u[2 * k] = _mm512_and_si512(v, low);                            // columns 8k..8k+3
         u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);  // columns 8k+4..8k+7
@@ -213,7 +219,7 @@ inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group,
     } else {
       const uint8_t* p = W + b * 512;
       for (int k = 0; k < 8; ++k) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + kX16Ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + (NT > 1 ? kX16AheadTokens : kX16Ahead)), _MM_HINT_T0);
         u[k] = _mm512_loadu_si512(p + 64 * k);
       }
     }
