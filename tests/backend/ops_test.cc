@@ -1021,8 +1021,8 @@ TEST_SUITE(RILL_OPS_SUITE) {
     }
   }
 
-  // Above kRowSplit elements the CPU's row ops take their rows (or channels) in ranges of the pool's
-  // threads. Every row's arithmetic is the same whoever runs it: the results equal one thread's bit for
+  // Above kRowSplit elements the CPU's row ops and elementwise ops take their rows (or channels,
+  // elements) in ranges of the pool's threads. Every row's arithmetic is the same whoever runs it: the results equal one thread's bit for
   // bit, with the reversed serial ParallelFor (3 slices, last first) and with pthreadpool's 2 threads.
   TEST_CASE("row ops split over a pool (above the split size) leave one thread's bits, on every CPU table") {
     std::mt19937 rng(71);
@@ -1074,6 +1074,13 @@ TEST_SUITE(RILL_OPS_SUITE) {
            Floats st(C, 0.25f), Y(n * C);
            x.backend->ops->rglru(x, state_of(&st), X.data(), X.data() + n * C, A.data(), c.data(), P.data(), Y.data(), n, C);
            return cat({&Y, &st}); }},
+        // The elementwise ops, split since they cost more than waking the pool at prefill sizes: an
+        // element a range skips or takes twice changes the result.
+        {"add", [&](const Exec& x) { Floats Y(A); x.backend->ops->add(x, Y.data(), X.data(), n * C - 3); return Y; }},
+        {"add_bias", [&](const Exec& x) { Floats Y(A); x.backend->ops->add_bias(x, Y.data(), c.data(), n, C); return Y; }},
+        {"scale", [&](const Exec& x) { Floats Y(A); x.backend->ops->scale(x, Y.data(), 1.7f, n * C - 3); return Y; }},
+        {"mul", [&](const Exec& x) { Floats Y(A); x.backend->ops->mul(x, Y.data(), X.data(), n * C - 3); return Y; }},
+        {"lerp", [&](const Exec& x) { Floats Y(A); x.backend->ops->lerp(x, Y.data(), X.data(), G.data(), n * C - 3); return Y; }},
         {"token_shift", [&](const Exec& x) {
            Floats st(C, 0.5f), Y(n * 2 * C);
            x.backend->ops->token_shift(x, state_of(&st), X.data(), mix.data(), D.data(), 2 * C, 2, Y.data(), 2 * C, n, C, true);
