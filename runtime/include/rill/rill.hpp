@@ -147,8 +147,8 @@ class Model {
 // every i in [0, n), on any threads, and return after all calls have returned. rill calls it inside
 // step, so it must not allocate, and to keep step's promise it must not make the caller wait for
 // anything but these tasks (a pool busy with another caller's work should run them on the calling
-// thread, as rill's does). Matrix products cut their rows into 4 `n_threads` contiguous slices, and row
-// ops their rows or heads likewise, so a pool that lets an idle thread take a slice another has not
+// thread, as rill's does). Matrix products cut their rows into 4 * `n_threads` contiguous slices, and
+// row ops their rows or heads likewise, so a pool that lets an idle thread take a slice another has not
 // started (pthreadpool does) evens out threads that run at different speeds; results are
 // bit-identical to one thread, whatever ran where. rill/extension.hpp's ThreadPool (pthreadpool)
 // is one; wrap any other pool the same way.

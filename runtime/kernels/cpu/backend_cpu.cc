@@ -124,10 +124,11 @@ void split(const Exec& x, size_t count, size_t unit, size_t work, size_t min_wor
     fn(size_t(0), count);
     return;
   }
+  const size_t slices = pool->n_threads * kSlicesPerThread;
   struct Ctx {
     Fn* fn;
     size_t count, unit, units, parts;
-  } ctx{&fn, count, unit, units, pool->n_threads * kSlicesPerThread < units ? pool->n_threads * kSlicesPerThread : units};
+  } ctx{&fn, count, unit, units, slices < units ? slices : units};
   pool->run(
       pool,
       [](void* c, size_t i) {
@@ -175,7 +176,8 @@ void slice_task(void* ctx, size_t i) {
 }
 
 // With a pool of several threads and at least 64 rows: kSlicesPerThread contiguous slices of rows per
-// thread, each streamed sequentially (a thread's run of slices is contiguous unless another takes one). Rows are independent, so results do not depend on the split.
+// thread, each streamed sequentially (a thread's run of slices is contiguous unless another takes one).
+// Rows are independent, so results do not depend on the split.
 // The 16-row layouts slice at multiples of 16 rows, and their kernels need only the int8 activations and
 // their block sums (group 0 to prepare_act), unless an int4 tail of rows goes to the row kernels.
 template <SliceFn Fn>

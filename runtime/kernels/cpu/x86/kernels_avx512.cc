@@ -199,6 +199,7 @@ template <int NT, bool Int4>
 inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group, const QAct& a, size_t t0, float* Y,
                      size_t ldy) {
   const size_t nb = cols / 32, lds = a.ldq / 32, bpg = Int4 ? group / 32 : nb;
+  const size_t ahead = NT > 1 ? kX16AheadTokens : kX16Ahead;
   const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -211,7 +212,7 @@ inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group,
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(S) + (b / bpg) * 16)));
       const uint8_t* p = W + b * 256;
       for (int k = 0; k < 4; ++k) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + (NT > 1 ? kX16AheadTokens : kX16Ahead)), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + ahead), _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(p + 64 * k);
         u[2 * k] = _mm512_and_si512(v, low);                            // columns 8k..8k+3
         u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);  // columns 8k+4..8k+7
@@ -219,7 +220,7 @@ inline void tile_x16(const uint8_t* W, const void* S, size_t cols, size_t group,
     } else {
       const uint8_t* p = W + b * 512;
       for (int k = 0; k < 8; ++k) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + (NT > 1 ? kX16AheadTokens : kX16Ahead)), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + 64 * k + ahead), _MM_HINT_T0);
         u[k] = _mm512_loadu_si512(p + 64 * k);
       }
     }
