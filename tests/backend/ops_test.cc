@@ -1022,8 +1022,9 @@ TEST_SUITE(RILL_OPS_SUITE) {
   }
 
   // Above kRowSplit elements the CPU's row ops and elementwise ops take their rows (or channels,
-  // elements) in ranges of the pool's threads. Every row's arithmetic is the same whoever runs it: the results equal one thread's bit for
-  // bit, with the reversed serial ParallelFor (3 slices, last first) and with pthreadpool's 2 threads.
+  // elements) in ranges of the pool's threads. Every row's arithmetic is the same whoever runs it: the
+  // results equal one thread's bit for bit, with the reversed serial ParallelFor (3 slices, last first)
+  // and with pthreadpool's 2 threads.
   TEST_CASE("row ops split over a pool (above the split size) leave one thread's bits, on every CPU table") {
     std::mt19937 rng(71);
     ReversedSerial reversed;

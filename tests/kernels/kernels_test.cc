@@ -22,13 +22,18 @@ namespace {
 const size_t kTokenCounts[] = {1, 2, 5, 8, 9, 17};
 constexpr size_t kMaxT = 17;
 
+// The first 64-byte aligned byte of `buf` (sized 64 bytes over what it must hold), as an arena gives.
+unsigned char* aligned64(std::vector<unsigned char>& buf) {
+  return buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+}
+
 // T rows of activations as table t's quantized kernels read them: int8 blocks prepared into `buf`
 // (64-byte aligned, as an arena gives) where the table has prepare_act, the floats otherwise.
 QAct prepare(const Table& t, const float* X, size_t ldx, size_t T, size_t cols, size_t group,
              std::vector<unsigned char>* buf) {
   if (!t.prepare_act) return float_act(X, ldx);
   buf->assign(prepare_act_bytes(T, cols) + 64, 0);
-  unsigned char* w = buf->data() + (64 - reinterpret_cast<uintptr_t>(buf->data()) % 64) % 64;
+  unsigned char* w = aligned64(*buf);
   QAct a;
   t.prepare_act(X, ldx, T, cols, group, w, &a, 0, T);
   return a;
@@ -626,8 +631,7 @@ TEST_SUITE("kernels") {
       for (size_t group : {size_t(0), size_t(32), size_t(64), size_t(128)}) {
         const size_t bytes = prepare_act_bytes(T, C);
         std::vector<unsigned char> whole(bytes + 64, 0xA5), parts(bytes + 64, 0xA5);
-        unsigned char* w1 = whole.data() + (64 - reinterpret_cast<uintptr_t>(whole.data()) % 64) % 64;
-        unsigned char* w2 = parts.data() + (64 - reinterpret_cast<uintptr_t>(parts.data()) % 64) % 64;
+        unsigned char *w1 = aligned64(whole), *w2 = aligned64(parts);
         QAct a1, a2, a3, a4;
         t.prepare_act(X.data(), ldx, T, C, group, w1, &a1, 0, T);
         t.prepare_act(X.data(), ldx, T, C, group, w2, &a2, 0, 5);

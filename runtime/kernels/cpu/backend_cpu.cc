@@ -467,10 +467,15 @@ void act(const Exec& x, Act kind, float* Y, size_t count) {
 
 // A few operations per element, bound by memory: split over the pool as the row ops are (above
 // kRowSplit elements: a prefill chunk, never a decode step, where waking the pool costs more).
-void add(const Exec& x, float* Y, const float* X, size_t count) {
+template <class F>
+void elementwise(const Exec& x, size_t count, F f) {
   split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) Y[i] += X[i];
+    for (size_t i = b; i < e; ++i) f(i);
   });
+}
+
+void add(const Exec& x, float* Y, const float* X, size_t count) {
+  elementwise(x, count, [&](size_t i) { Y[i] += X[i]; });
 }
 
 void add_bias(const Exec& x, float* Y, const float* b, size_t n, size_t d) {
@@ -481,21 +486,15 @@ void add_bias(const Exec& x, float* Y, const float* b, size_t n, size_t d) {
 }
 
 void scale(const Exec& x, float* Y, float s, size_t count) {
-  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) Y[i] *= s;
-  });
+  elementwise(x, count, [&](size_t i) { Y[i] *= s; });
 }
 
 void mul(const Exec& x, float* Y, const float* X, size_t count) {
-  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) Y[i] *= X[i];
-  });
+  elementwise(x, count, [&](size_t i) { Y[i] *= X[i]; });
 }
 
 void lerp(const Exec& x, float* Y, const float* X, const float* T, size_t count) {
-  split(x, count, 16, count, kRowSplit, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) Y[i] += (X[i] - Y[i]) * T[i];
-  });
+  elementwise(x, count, [&](size_t i) { Y[i] += (X[i] - Y[i]) * T[i]; });
 }
 
 // Row ops with square roots, exponentials or sigmoids per element: rows split over the pool above
