@@ -221,8 +221,9 @@ TEST_SUITE(RILL_OPS_SUITE) {
     // crosses the int8 kernels' column chunk.
     const Shape float_shapes[] = {{1, 1}, {3, 7}, {37, 40}, {80, 129}, {65, 255}};
     const Shape quant_shapes[] = {{1, 128}, {5, 256}, {70, 384}, {3, 4096 + 128}};
-    // The 16-row layouts: 208 rows split over 2 threads at 112 + 96; a tail of rows % 16 rows stored row
-    // by row (3, 21 and 70 rows; 70 split at 48 + 22).
+    // The 16-row layouts: 208 rows split over 2 threads in 8 slices of 16 or 32 rows; a tail of rows % 16
+    // rows stored row by row (3, 21 and 70 rows; 70 split at multiples of 16, its last slice the 6 tail
+    // rows alone).
     const Shape rows16_shapes[] = {{16, 128}, {48, 256}, {208, 384}, {16, 4096 + 128}, {3, 256}, {21, 128}, {70, 384}};
     struct Kind {
       DType dt;

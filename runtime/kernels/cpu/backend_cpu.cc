@@ -163,21 +163,9 @@ void slice_q8x16(const Product& p, size_t r0, size_t rows) {
   if (n16 < rows) slice_q8(p, r0 + n16, rows - n16);
 }
 
-struct Slices {
-  const Product* p;
-  SliceFn fn;
-  size_t tile, rows;
-};
-
-void slice_task(void* ctx, size_t i) {
-  const Slices& s = *static_cast<const Slices*>(ctx);
-  const size_t r0 = i * s.tile;
-  s.fn(*s.p, r0, s.rows - r0 < s.tile ? s.rows - r0 : s.tile);
-}
-
-// With a pool of several threads and at least 64 rows: kSlicesPerThread contiguous slices of rows per
-// thread, each streamed sequentially (a thread's run of slices is contiguous unless another takes one).
-// Rows are independent, so results do not depend on the split.
+// With a pool of several threads and at least 64 rows, the rows split as an op's (split: kSlicesPerThread
+// contiguous slices per thread, each streamed sequentially). Rows are independent, so results do not
+// depend on the split.
 // The 16-row layouts slice at multiples of 16 rows, and their kernels need only the int8 activations and
 // their block sums (group 0 to prepare_act), unless an int4 tail of rows goes to the row kernels.
 template <SliceFn Fn>
@@ -197,15 +185,7 @@ void matmul(const Exec& x, const TensorView& W, const float* X, size_t ldx, floa
   }
   const Product p{&t, &W, &a, Y, ldy, n};
   const size_t rows = W.rows();
-  const ParallelFor* pool = x.pool;
-  if (pool && pool->run && pool->n_threads > 1 && rows >= 64) {
-    const size_t parts = pool->n_threads * kSlicesPerThread;
-    const size_t tile = ((rows + parts - 1) / parts + unit - 1) / unit * unit;
-    Slices s{&p, fn, tile, rows};
-    pool->run(pool, slice_task, &s, (rows + tile - 1) / tile);
-    return;
-  }
-  fn(p, 0, rows);
+  split(x, rows, unit, rows, 64, [&](size_t r0, size_t r1) { fn(p, r0, r1 - r0); });
 }
 
 // Rows i..i+len-1 advance one state (a prefill chunk of one stream): the scans take them as one run.
